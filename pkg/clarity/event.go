@@ -1,0 +1,82 @@
+package clarity
+
+import (
+	"encoding/json"
+	"strconv"
+	"time"
+)
+
+// ContentType is the Content-Type header of every change event.
+const ContentType = "application/cloudevents+json"
+
+// Event is a change event: one CloudEvent 1.0 in structured JSON mode.
+type Event struct {
+	SpecVersion     string          `json:"specversion"`
+	ID              string          `json:"id"`
+	Source          string          `json:"source"`
+	Type            string          `json:"type"`
+	Subject         string          `json:"subject"`
+	Time            time.Time       `json:"time"`
+	DataContentType string          `json:"datacontenttype"`
+	Tenant          string          `json:"tenant"`
+	Connector       string          `json:"connector"`
+	Sequence        string          `json:"sequence"`
+	Data            json.RawMessage `json:"data"`
+}
+
+// Change operations, the last part of an event type.
+const (
+	OpCreated   = "created"
+	OpUpdated   = "updated"
+	OpDeleted   = "deleted"
+	OpStarted   = "started"
+	OpCompleted = "completed"
+	OpFailed    = "failed"
+)
+
+// NewEvent builds the change event with the given sequence. The id is the
+// same for every publication of the same change, so that JetStream and
+// consumers can drop redeliveries.
+func NewEvent(tenant, connector string, seq int64, kind, op, subject string, at time.Time, data json.RawMessage) Event {
+	s := strconv.FormatInt(seq, 10)
+	return Event{
+		SpecVersion:     "1.0",
+		ID:              tenant + "/" + connector + "/" + s,
+		Source:          "zoom/" + tenant + "/" + connector,
+		Type:            "clarity." + kind + "." + op,
+		Subject:         subject,
+		Time:            at.UTC().Truncate(time.Millisecond),
+		DataContentType: "application/json",
+		Tenant:          tenant,
+		Connector:       connector,
+		Sequence:        s,
+		Data:            data,
+	}
+}
+
+// SyncStats counts what a run changed.
+type SyncStats struct {
+	Created     int64 `json:"created"`
+	Updated     int64 `json:"updated"`
+	Deleted     int64 `json:"deleted"`
+	Unchanged   int64 `json:"unchanged"`
+	APIRequests int64 `json:"api_requests"`
+}
+
+// SyncData is the data of a sync event.
+type SyncData struct {
+	RunID      string    `json:"run_id"`
+	RequestID  string    `json:"request_id"`
+	RequestIDs []string  `json:"request_ids"`
+	Mode       string    `json:"mode"`
+	StartedAt  string    `json:"started_at"`
+	FinishedAt string    `json:"finished_at,omitempty"`
+	Stats      SyncStats `json:"stats"`
+	Error      string    `json:"error,omitempty"`
+}
+
+// Trigger is the body of a message on zoom.sync.<tenant>.<connector>.
+type Trigger struct {
+	Mode      string `json:"mode,omitempty"`
+	RequestID string `json:"request_id,omitempty"`
+}

@@ -1,0 +1,294 @@
+package natsx
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+)
+
+// Dead-letter headers, set on every message moved to a dead-letter subject.
+const (
+	HeaderDLQReason   = "Zoom-Dlq-Reason"
+	HeaderDLQStream   = "Zoom-Dlq-Stream"
+	HeaderDLQSequence = "Zoom-Dlq-Sequence"
+	HeaderDLQSubject  = "Zoom-Dlq-Subject"
+	HeaderDLQConsumer = "Zoom-Dlq-Consumer"
+	HeaderDLQAttempts = "Zoom-Dlq-Deliveries"
+)
+
+// ErrPermanent marks an error that no redelivery can cure (undecodable
+// input, say): the message goes to the dead-letter subject at once.
+var ErrPermanent = errors.New("permanent")
+
+// Permanent wraps err so that the consume loop dead-letters the message.
+func Permanent(err error) error { return fmt.Errorf("%w: %w", ErrPermanent, err) }
+
+// Handler handles one message. A nil error acks it; an error naks it with a
+// delay, or dead-letters it when permanent or out of deliveries. A handler
+// may ack, nak or term the message itself; the loop then does nothing more.
+type Handler func(ctx context.Context, msg jetstream.Msg) error
+
+// Observer is told the outcome of every message, for metrics.
+type Observer interface {
+	Handled(stream string, err error, d time.Duration)
+	DeadLettered(stream string)
+}
+
+// Consumer describes a durable pull consumer and how its messages are handled.
+type Consumer struct {
+	Stream  string
+	Durable string
+	// FilterSubjects limits the consumer to some subjects of the stream.
+	FilterSubjects []string
+	// AckWait is how long a message may stay unacknowledged before the
+	// server redelivers it; handlers that run longer call InProgress.
+	AckWait time.Duration
+	// MaxDeliver bounds the deliveries of one message before it is dead-lettered.
+	MaxDeliver int
+	// Concurrency is the number of messages handled at once.
+	Concurrency int
+	// Grace is how long in-flight handlers may run on after shutdown begins
+	// before their context is cancelled.
+	Grace time.Duration
+	// DeadLetter is the subject failed messages go to; empty disables it.
+	DeadLetter string
+	Log        zerolog.Logger
+	Observer   Observer
+}
+
+func (c *Consumer) defaults() {
+	if c.AckWait == 0 {
+		c.AckWait = 30 * time.Second
+	}
+	if c.MaxDeliver == 0 {
+		c.MaxDeliver = 8
+	}
+	if c.Concurrency <= 0 {
+		c.Concurrency = 1
+	}
+	if c.Grace == 0 {
+		c.Grace = 7 * time.Second
+	}
+}
+
+// Redelivery delay for the n-th failed delivery: 250ms doubling to 30s.
+func nakDelay(delivered uint64) time.Duration {
+	d := 250 * time.Millisecond
+	for i := uint64(1); i < delivered && d < 30*time.Second; i++ {
+		d *= 2
+	}
+	return min(d, 30*time.Second)
+}
+
+// Run consumes until ctx is cancelled, then stops fetching, lets in-flight
+// handlers finish within Grace and returns nil. Infrastructure errors (NATS
+// restarting, the consumer gone) are logged and retried, never returned.
+func (c Consumer) Run(ctx context.Context, js jetstream.JetStream, h Handler) error {
+	c.defaults()
+	// Handlers get their own context, cancelled Grace after ctx, so that a
+	// shutdown finishes in-flight work instead of abandoning it.
+	work, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelWork()
+	stop := context.AfterFunc(ctx, func() {
+		t := time.AfterFunc(c.Grace, cancelWork)
+		<-work.Done()
+		t.Stop()
+	})
+	defer stop()
+
+	slots := make(chan struct{}, c.Concurrency)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+
+	var cons jetstream.Consumer
+	retry := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		if cons == nil {
+			var err error
+			cons, err = js.CreateOrUpdateConsumer(ctx, c.Stream, jetstream.ConsumerConfig{
+				Durable:        c.Durable,
+				FilterSubjects: c.FilterSubjects,
+				AckPolicy:      jetstream.AckExplicitPolicy,
+				AckWait:        c.AckWait,
+				// The loop counts deliveries itself and dead-letters at
+				// MaxDeliver; the server may deliver once more so that the
+				// last attempt is seen.
+				MaxDeliver:    c.MaxDeliver + 1,
+				MaxAckPending: max(1000, c.Concurrency*4),
+			})
+			if err != nil {
+				if ctx.Err() == nil {
+					c.Log.Warn().Err(err).Str("stream", c.Stream).Msg("create consumer; retrying")
+				}
+				sleep(ctx, retry)
+				retry = min(retry*2, 5*time.Second)
+				continue
+			}
+		}
+		// Wait for at least one free slot, then fetch as many messages as
+		// there are free slots.
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			return nil
+		}
+		free := 1
+		for len(slots) < cap(slots) {
+			slots <- struct{}{}
+			free++
+		}
+		batch, err := cons.Fetch(free, jetstream.FetchMaxWait(time.Second))
+		if err != nil {
+			for range free {
+				<-slots
+			}
+			if ctx.Err() != nil {
+				return nil
+			}
+			if errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrStreamNotFound) {
+				cons = nil
+			}
+			c.Log.Warn().Err(err).Str("stream", c.Stream).Msg("fetch; retrying")
+			sleep(ctx, retry)
+			retry = min(retry*2, 5*time.Second)
+			continue
+		}
+		retry = 100 * time.Millisecond
+		used := 0
+		for msg := range batch.Messages() {
+			used++
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer func() { <-slots }()
+				c.handle(work, js, msg, h)
+			}()
+		}
+		for range free - used {
+			<-slots
+		}
+		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && ctx.Err() == nil {
+			if errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrConsumerDeleted) {
+				cons = nil
+			}
+			if !errors.Is(err, jetstream.ErrNoHeartbeat) {
+				c.Log.Debug().Err(err).Str("stream", c.Stream).Msg("fetch ended")
+			}
+		}
+	}
+	return nil
+}
+
+func (c Consumer) handle(ctx context.Context, js jetstream.JetStream, msg jetstream.Msg, h Handler) {
+	start := time.Now()
+	var delivered uint64 = 1
+	var streamSeq uint64
+	if md, err := msg.Metadata(); err == nil {
+		delivered = md.NumDelivered
+		streamSeq = md.Sequence.Stream
+	}
+	err := safeHandle(ctx, msg, h)
+	if c.Observer != nil {
+		c.Observer.Handled(c.Stream, err, time.Since(start))
+	}
+	if err == nil {
+		if aerr := msg.Ack(); aerr != nil && !errors.Is(aerr, jetstream.ErrMsgAlreadyAckd) {
+			c.Log.Warn().Err(aerr).Str("subject", msg.Subject()).Msg("ack")
+		}
+		return
+	}
+	log := c.Log.With().Err(err).Str("stream", c.Stream).Str("subject", msg.Subject()).
+		Uint64("stream_seq", streamSeq).Uint64("delivered", delivered).Logger()
+	if ctx.Err() != nil && !errors.Is(err, ErrPermanent) {
+		// Shutting down: hand the message back at once for another replica.
+		_ = msg.Nak()
+		log.Info().Msg("handed back on shutdown")
+		return
+	}
+	if !errors.Is(err, ErrPermanent) && int(delivered) < c.MaxDeliver {
+		delay := nakDelay(delivered)
+		log.Warn().Dur("retry_in", delay).Msg("message failed; will retry")
+		_ = msg.NakWithDelay(delay)
+		return
+	}
+	if c.DeadLetter == "" {
+		log.Error().Msg("message failed for good; dropped (no dead-letter subject)")
+		_ = msg.Term()
+		return
+	}
+	dl := nats.NewMsg(c.DeadLetter)
+	dl.Data = msg.Data()
+	for k, v := range msg.Headers() {
+		if k != jetstream.MsgIDHeader {
+			dl.Header[k] = v
+		}
+	}
+	dl.Header.Set(HeaderDLQReason, truncate(err.Error(), 1000))
+	dl.Header.Set(HeaderDLQStream, c.Stream)
+	dl.Header.Set(HeaderDLQSequence, strconv.FormatUint(streamSeq, 10))
+	dl.Header.Set(HeaderDLQSubject, msg.Subject())
+	dl.Header.Set(HeaderDLQConsumer, c.Durable)
+	dl.Header.Set(HeaderDLQAttempts, strconv.FormatUint(delivered, 10))
+	dl.Header.Set(jetstream.MsgIDHeader, "dlq/"+c.Stream+"/"+strconv.FormatUint(streamSeq, 10))
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if _, perr := js.PublishMsg(pctx, dl); perr != nil {
+		log.Error().AnErr("dlq_error", perr).Msg("dead-letter publish; will retry")
+		_ = msg.NakWithDelay(nakDelay(delivered))
+		return
+	}
+	if c.Observer != nil {
+		c.Observer.DeadLettered(c.Stream)
+	}
+	log.Error().Str("dead_letter", c.DeadLetter).Msg("message dead-lettered")
+	_ = msg.Ack()
+}
+
+// safeHandle turns a handler panic into a permanent error, so that one bad
+// message cannot take the service down with it.
+func safeHandle(ctx context.Context, msg jetstream.Msg, h Handler) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = Permanent(fmt.Errorf("handler panic: %v", r))
+		}
+	}()
+	return h(ctx, msg)
+}
+
+// KeepAlive tells the server every interval that msg is still being worked
+// on, until ctx ends. It is for handlers that run longer than AckWait.
+func KeepAlive(ctx context.Context, msg jetstream.Msg, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			_ = msg.InProgress()
+		}
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}

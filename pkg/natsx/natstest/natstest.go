@@ -1,0 +1,52 @@
+// Package natstest runs a real NATS server with JetStream in-process, for
+// tests and the dev stack.
+package natstest
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+)
+
+// Start runs a JetStream-enabled server on a free loopback port (or port
+// when non-zero) with its store in dir. The caller shuts it down.
+func Start(dir string, port int) (*server.Server, error) {
+	if port == 0 {
+		port = -1
+	}
+	opts := &server.Options{
+		Host:       "127.0.0.1",
+		Port:       port,
+		JetStream:  true,
+		StoreDir:   dir,
+		NoLog:      true,
+		NoSigs:     true,
+		MaxPayload: 8 << 20,
+	}
+	s, err := server.NewServer(opts)
+	if err != nil {
+		return nil, fmt.Errorf("nats server: %w", err)
+	}
+	go s.Start()
+	if !s.ReadyForConnections(10 * time.Second) {
+		s.Shutdown()
+		return nil, fmt.Errorf("nats server: not ready within 10s")
+	}
+	return s, nil
+}
+
+// Run starts a server for one test and stops it when the test ends.
+func Run(t testing.TB) *server.Server {
+	t.Helper()
+	s, err := Start(t.TempDir(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		s.Shutdown()
+		s.WaitForShutdown()
+	})
+	return s
+}

@@ -1,0 +1,78 @@
+// Package natsx is the connector's thin JetStream glue: connecting with
+// endless reconnects, creating streams idempotently, and the one consume loop
+// that decides ack, nak-with-delay or dead letter for every service.
+package natsx
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+)
+
+// Connect dials NATS and keeps reconnecting for as long as the process
+// lives: a restart of the NATS server must not stop a service.
+func Connect(ctx context.Context, url, name string, log zerolog.Logger) (*nats.Conn, jetstream.JetStream, error) {
+	nc, err := nats.Connect(url,
+		nats.Name(name),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(250*time.Millisecond),
+		nats.RetryOnFailedConnect(true),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil {
+				log.Warn().Err(err).Msg("nats disconnected")
+			}
+		}),
+		nats.ReconnectHandler(func(c *nats.Conn) {
+			log.Info().Str("url", c.ConnectedUrlRedacted()).Msg("nats reconnected")
+		}),
+		nats.ErrorHandler(func(_ *nats.Conn, s *nats.Subscription, err error) {
+			ev := log.Warn().Err(err)
+			if s != nil {
+				ev = ev.Str("subject", s.Subject)
+			}
+			ev.Msg("nats error")
+		}),
+	)
+	if err != nil {
+		return nil, nil, fmt.Errorf("connect to nats: %w", err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, nil, fmt.Errorf("jetstream: %w", err)
+	}
+	// RetryOnFailedConnect returns at once; wait a little for the first
+	// connection so that stream creation does not fail needlessly.
+	deadline := time.Now().Add(10 * time.Second)
+	for !nc.IsConnected() && time.Now().Before(deadline) && ctx.Err() == nil {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !nc.IsConnected() {
+		nc.Close()
+		return nil, nil, fmt.Errorf("connect to nats at %s: no connection within 10s", nc.Opts.Url)
+	}
+	return nc, js, nil
+}
+
+// EnsureStreams creates the streams, or updates them to the given
+// configuration, so that every service can start in any order.
+func EnsureStreams(ctx context.Context, js jetstream.JetStream, cfgs ...jetstream.StreamConfig) error {
+	for _, cfg := range cfgs {
+		if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
+			return fmt.Errorf("ensure stream %s: %w", cfg.Name, err)
+		}
+	}
+	return nil
+}
+
+// Ready reports whether the connection is up, for /readyz.
+func Ready(nc *nats.Conn) error {
+	if nc == nil || !nc.IsConnected() {
+		return fmt.Errorf("nats: not connected")
+	}
+	return nil
+}

@@ -1,0 +1,136 @@
+// Package postgres opens the connector's PostgreSQL pool and applies embedded
+// migrations.
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/rs/zerolog"
+)
+
+// Open parses url, opens a pool and waits (until ctx ends) for the database
+// to answer, so that a service started before its database still comes up.
+func Open(ctx context.Context, url string, maxConns int32, log zerolog.Logger) (*pgxpool.Pool, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		// The parse error may echo the URL, password included; say only what is wrong.
+		return nil, fmt.Errorf("parse DATABASE_URL: invalid connection string")
+	}
+	if maxConns > 0 {
+		cfg.MaxConns = maxConns
+	}
+	cfg.ConnConfig.Tracer = tracer{log: log}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("open database: %w", err)
+	}
+	wait := 100 * time.Millisecond
+	for {
+		err := pool.Ping(ctx)
+		if err == nil {
+			return pool, nil
+		}
+		log.Warn().Err(err).Msg("database not reachable; retrying")
+		select {
+		case <-ctx.Done():
+			pool.Close()
+			return nil, fmt.Errorf("open database: %w", err)
+		case <-time.After(wait):
+		}
+		wait = min(wait*2, 2*time.Second)
+	}
+}
+
+// tracer logs every query at trace level, and slow ones at debug level.
+type tracer struct{ log zerolog.Logger }
+
+type traceKey struct{}
+
+type traceStart struct {
+	sql string
+	at  time.Time
+}
+
+func (t tracer) TraceQueryStart(ctx context.Context, _ *pgx.Conn, data pgx.TraceQueryStartData) context.Context {
+	if t.log.GetLevel() > zerolog.DebugLevel {
+		return ctx
+	}
+	return context.WithValue(ctx, traceKey{}, traceStart{sql: data.SQL, at: time.Now()})
+}
+
+func (t tracer) TraceQueryEnd(ctx context.Context, _ *pgx.Conn, data pgx.TraceQueryEndData) {
+	s, ok := ctx.Value(traceKey{}).(traceStart)
+	if !ok {
+		return
+	}
+	d := time.Since(s.at)
+	ev := t.log.Trace()
+	if d > 200*time.Millisecond {
+		ev = t.log.Debug()
+	}
+	ev.Dur("took", d).Str("sql", oneLine(s.sql, 200)).AnErr("error", data.Err).Msg("query")
+}
+
+func oneLine(s string, n int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) > n {
+		return s[:n] + "…"
+	}
+	return s
+}
+
+// Migrate applies, in name order, every *.sql file of migrations that the
+// database has not seen yet, each in its own transaction. An advisory lock
+// keeps replicas that start together from applying the same file twice.
+func Migrate(ctx context.Context, pool *pgxpool.Pool, migrations fs.FS) error {
+	names, err := fs.Glob(migrations, "*.sql")
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	sort.Strings(names)
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	defer conn.Release()
+	const lockID = 7_466_021_337
+	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1)`, lockID); err != nil {
+		return fmt.Errorf("migrate: lock: %w", err)
+	}
+	defer conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, lockID) //nolint:errcheck
+	if _, err := conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	for _, name := range names {
+		var done bool
+		if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM schema_migrations WHERE name = $1)`, name).Scan(&done); err != nil {
+			return fmt.Errorf("migrate %s: %w", name, err)
+		}
+		if done {
+			continue
+		}
+		body, err := fs.ReadFile(migrations, name)
+		if err != nil {
+			return fmt.Errorf("migrate %s: %w", name, err)
+		}
+		err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, string(body)); err != nil {
+				return err
+			}
+			_, err := tx.Exec(ctx, `INSERT INTO schema_migrations (name) VALUES ($1)`, name)
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("migrate %s: %w", name, err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,157 @@
+// Package service holds what every binary of the connector does the same
+// way: configuration from the environment, the logger, the health, readiness
+// and metrics endpoints, and the run-until-signalled main.
+package service
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Env reads configuration from environment variables and collects every
+// problem, so that a service can report all of them in one line at start.
+type Env struct {
+	lookup func(string) (string, bool)
+	errs   []error
+}
+
+// NewEnv reads the process environment.
+func NewEnv() *Env { return &Env{lookup: os.LookupEnv} }
+
+// EnvFrom reads from a map, for tests.
+func EnvFrom(m map[string]string) *Env {
+	return &Env{lookup: func(k string) (string, bool) { v, ok := m[k]; return v, ok }}
+}
+
+func (e *Env) get(name string) (string, bool) {
+	v, ok := e.lookup(name)
+	if !ok || strings.TrimSpace(v) == "" {
+		return "", false
+	}
+	return strings.TrimSpace(v), true
+}
+
+// String returns the variable, or def when unset or empty.
+func (e *Env) String(name, def string) string {
+	if v, ok := e.get(name); ok {
+		return v
+	}
+	return def
+}
+
+// Required returns the variable and records an error when it is missing.
+func (e *Env) Required(name string) string {
+	v, ok := e.get(name)
+	if !ok {
+		e.errs = append(e.errs, fmt.Errorf("%s is required", name))
+	}
+	return v
+}
+
+// Int returns the variable as an integer, or def.
+func (e *Env) Int(name string, def int) int {
+	v, ok := e.get(name)
+	if !ok {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		e.errs = append(e.errs, fmt.Errorf("%s must be an integer, got %q", name, v))
+		return def
+	}
+	return n
+}
+
+// Float returns the variable as a number, or def.
+func (e *Env) Float(name string, def float64) float64 {
+	v, ok := e.get(name)
+	if !ok {
+		return def
+	}
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil {
+		e.errs = append(e.errs, fmt.Errorf("%s must be a number, got %q", name, v))
+		return def
+	}
+	return f
+}
+
+// Bool returns the variable as a boolean, or def.
+func (e *Env) Bool(name string, def bool) bool {
+	v, ok := e.get(name)
+	if !ok {
+		return def
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		e.errs = append(e.errs, fmt.Errorf("%s must be true or false, got %q", name, v))
+		return def
+	}
+	return b
+}
+
+// Duration returns the variable as a Go duration ("30s", "24h"), or def.
+func (e *Env) Duration(name string, def time.Duration) time.Duration {
+	v, ok := e.get(name)
+	if !ok {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		e.errs = append(e.errs, fmt.Errorf("%s must be a duration such as 30s or 24h, got %q", name, v))
+		return def
+	}
+	return d
+}
+
+// Check records err, if any, among the configuration problems.
+func (e *Env) Check(err error) {
+	if err != nil {
+		e.errs = append(e.errs, err)
+	}
+}
+
+// Err returns every problem found, joined, or nil.
+func (e *Env) Err() error {
+	if len(e.errs) == 0 {
+		return nil
+	}
+	msgs := make([]string, len(e.errs))
+	for i, err := range e.errs {
+		msgs[i] = err.Error()
+	}
+	return errors.New("configuration: " + strings.Join(msgs, "; "))
+}
+
+// Common is the configuration every service shares.
+type Common struct {
+	NATSURL     string
+	LogLevel    string
+	LogFormat   string
+	HTTPAddr    string
+	Tenant      string
+	ConnectorID string
+}
+
+// ReadCommon reads the shared variables; addrVar names the variable of the
+// service's own health and metrics address, with its default.
+func ReadCommon(e *Env, addrVar, addrDef string) Common {
+	c := Common{
+		NATSURL:     e.String("NATS_URL", "nats://127.0.0.1:4222"),
+		LogLevel:    e.String("LOG_LEVEL", "info"),
+		LogFormat:   e.String("LOG_FORMAT", "json"),
+		HTTPAddr:    e.String(addrVar, addrDef),
+		Tenant:      e.String("CLARITY_TENANT", "default"),
+		ConnectorID: e.String("CONNECTOR_ID", "zoom"),
+	}
+	switch c.LogFormat {
+	case "json", "console", "text":
+	default:
+		e.Check(fmt.Errorf("LOG_FORMAT must be json or console, got %q", c.LogFormat))
+	}
+	return c
+}

@@ -1,0 +1,166 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/claritysecurity/zoom-connector/pkg/clarity"
+	"github.com/claritysecurity/zoom-connector/pkg/pb"
+)
+
+// ApplyChange applies an incremental change (from a webhook, or from
+// re-reading one user) at the batch's Zoom time. Nothing in it overwrites or
+// deletes state newer than that time, so events may arrive late, twice or out
+// of order.
+func (s *Store) ApplyChange(ctx context.Context, tenant, connector string, b *pb.RecordBatch) error {
+	if b.VersionMs <= 0 {
+		return fmt.Errorf("%w: change without a Zoom time", ErrBadBatch)
+	}
+	w, err := s.begin(ctx, tenant, connector)
+	if err != nil {
+		return err
+	}
+	if err := w.applyChange(ctx, b); err != nil {
+		_ = w.tx.Rollback(ctx)
+		return err
+	}
+	return s.commit(ctx, w)
+}
+
+func (w *wtx) applyChange(ctx context.Context, b *pb.RecordBatch) error {
+	v := b.VersionMs
+	for _, d := range b.Deletes {
+		if err := w.deleteCascade(ctx, d, v); err != nil {
+			return err
+		}
+	}
+	if err := w.upsert(ctx, b.Records, v, 0); err != nil {
+		return err
+	}
+	if b.ReplaceUser != "" {
+		keep := []string{}
+		for _, r := range b.Records {
+			if r.UserKey == b.ReplaceUser && r.Kind != pb.Kind_KIND_SERVICE_USER {
+				keep = append(keep, r.Key)
+			}
+		}
+		// Group-admin grants come from the admin listing, not from the user.
+		if _, err := w.tombstone(ctx, v, `r.user_key = $3 AND r.kind IN (3, 4) AND r.version <= $2
+			AND r.key <> ALL($4::text[]) AND COALESCE(r.ent_key, '') NOT LIKE 'group_admin:%'`,
+			b.ReplaceUser, keep); err != nil {
+			return err
+		}
+	}
+	for _, ga := range b.AdminsRemoved {
+		if _, err := w.tx.Exec(ctx, `
+			UPDATE group_admins SET deleted = true, version = $4
+			WHERE connector_id = $1 AND group_id = $2 AND email = ANY($3::text[]) AND version <= $4`,
+			w.cid, ga.GroupId, ga.Emails, v); err != nil {
+			return fmt.Errorf("remove group admins: %w", err)
+		}
+		if _, err := w.tombstone(ctx, v, `r.kind = 3 AND r.ent_key = $3 AND r.version <= $2 AND r.user_key IN (
+			SELECT u.key FROM records u WHERE u.connector_id = $1 AND u.kind = 1 AND u.email = ANY($4::text[]))`,
+			clarity.GroupAdminKey(ga.GroupId), ga.Emails); err != nil {
+			return err
+		}
+	}
+	for _, ga := range b.AdminsAdded {
+		if _, err := w.tx.Exec(ctx, `
+			INSERT INTO group_admins AS g (connector_id, group_id, email, version)
+			SELECT $1, $2, e, $4 FROM unnest($3::text[]) AS e
+			ON CONFLICT (connector_id, group_id, email) DO UPDATE SET deleted = false, version = excluded.version
+			WHERE g.version <= excluded.version`,
+			w.cid, ga.GroupId, ga.Emails, v); err != nil {
+			return fmt.Errorf("add group admins: %w", err)
+		}
+	}
+	// New admins, and new users who are admins already, get their grants.
+	var emails []string
+	for _, ga := range b.AdminsAdded {
+		emails = append(emails, ga.Emails...)
+	}
+	for _, r := range b.Records {
+		if r.Kind == pb.Kind_KIND_SERVICE_USER && r.Email != "" {
+			emails = append(emails, r.Email)
+		}
+	}
+	if len(emails) == 0 {
+		return nil
+	}
+	grants, err := w.adminGrantsFor(ctx, emails)
+	if err != nil {
+		return err
+	}
+	return w.upsert(ctx, grants, v, 0)
+}
+
+// deleteCascade deletes a record and what depends on it: a user's grants and
+// attributes, an entitlement's grants.
+func (w *wtx) deleteCascade(ctx context.Context, d *pb.RecordRef, v int64) error {
+	if kindNames[d.Kind] == "" || d.Key == "" {
+		return fmt.Errorf("%w: delete of kind %v key %q", ErrBadBatch, d.Kind, d.Key)
+	}
+	var dependents string
+	switch d.Kind {
+	case pb.Kind_KIND_SERVICE_USER:
+		dependents = `r.user_key = $4`
+	case pb.Kind_KIND_ENTITLEMENT:
+		dependents = `r.ent_key = $4`
+	default:
+		dependents = `false`
+	}
+	// A record newer than the deletion stays; its dependents follow the
+	// same rule one by one.
+	_, err := w.tombstone(ctx, v, `r.version <= $2 AND ((r.kind = $3 AND r.key = $4) OR (r.kind IN (3, 4) AND `+dependents+`))`,
+		int16(d.Kind), d.Key)
+	if err != nil {
+		return err
+	}
+	if d.Kind == pb.Kind_KIND_ENTITLEMENT && strings.HasPrefix(d.Key, "group_admin:") {
+		if _, err := w.tx.Exec(ctx, `
+			UPDATE group_admins SET deleted = true, version = GREATEST(version, $3)
+			WHERE connector_id = $1 AND group_id = $2 AND version <= $3`,
+			w.cid, strings.TrimPrefix(d.Key, "group_admin:"), v); err != nil {
+			return fmt.Errorf("remove group admins: %w", err)
+		}
+	}
+	// A tombstone remembers the deletion time even for a record never seen,
+	// so that an older create arriving later stays dead.
+	if _, err := w.tx.Exec(ctx, `
+		INSERT INTO records (connector_id, kind, key, data, hash, version, deleted)
+		VALUES ($1, $2, $3, '{}', '\x'::bytea, $4, true)
+		ON CONFLICT (connector_id, kind, key) DO UPDATE SET version = GREATEST(records.version, excluded.version)
+		WHERE records.deleted`, w.cid, int16(d.Kind), d.Key, v); err != nil {
+		return fmt.Errorf("write tombstone: %w", err)
+	}
+	return nil
+}
+
+// adminGrantsFor derives the group-admin grants of the users with these
+// emails (of every user when emails is nil) from the live group admins,
+// matched to live users by lower-case email.
+func (w *wtx) adminGrantsFor(ctx context.Context, emails []string) ([]*pb.Record, error) {
+	rows, err := w.tx.Query(ctx, `
+		SELECT DISTINCT g.group_id, u.key
+		FROM group_admins g
+		JOIN records u ON u.connector_id = g.connector_id AND u.kind = 1 AND u.email = g.email AND NOT u.deleted
+		WHERE g.connector_id = $1 AND NOT g.deleted AND ($2::text[] IS NULL OR g.email = ANY($2::text[]))`, w.cid, emails)
+	if err != nil {
+		return nil, fmt.Errorf("derive admin grants: %w", err)
+	}
+	defer rows.Close()
+	var out []*pb.Record
+	for rows.Next() {
+		var group, user string
+		if err := rows.Scan(&group, &user); err != nil {
+			return nil, fmt.Errorf("derive admin grants: %w", err)
+		}
+		rec, err := grantRecord(user, clarity.GroupAdminKey(group))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, rec)
+	}
+	return out, rows.Err()
+}

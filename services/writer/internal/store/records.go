@@ -1,0 +1,214 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"sort"
+
+	"github.com/claritysecurity/zoom-connector/pkg/pb"
+)
+
+// existing is the stored state of a record that a batch touches.
+type existing struct {
+	hash    []byte
+	data    []byte
+	version int64
+	deleted bool
+	seenAt  int64
+}
+
+type rkey struct {
+	kind int16
+	key  string
+}
+
+// upsert applies records observed at version (Zoom time, ms). seenAt, when
+// non-zero, is the run generation that saw them. Each record is created,
+// updated, left as it is (same hash: only its seen mark moves), or skipped
+// when the store already holds a newer state.
+func (w *wtx) upsert(ctx context.Context, recs []*pb.Record, version, seenAt int64) error {
+	if len(recs) == 0 {
+		return nil
+	}
+	// Later duplicates in one batch win; one statement must not touch a row twice.
+	idx := make(map[rkey]int, len(recs))
+	uniq := recs[:0:0]
+	for _, r := range recs {
+		if kindNames[r.Kind] == "" || r.Key == "" || len(r.Data) == 0 {
+			return fmt.Errorf("%w: record kind %v key %q", ErrBadBatch, r.Kind, r.Key)
+		}
+		k := rkey{int16(r.Kind), r.Key}
+		if i, ok := idx[k]; ok {
+			uniq[i] = r
+			continue
+		}
+		idx[k] = len(uniq)
+		uniq = append(uniq, r)
+	}
+	kinds := make([]int16, len(uniq))
+	keys := make([]string, len(uniq))
+	for i, r := range uniq {
+		kinds[i], keys[i] = int16(r.Kind), r.Key
+	}
+	rows, err := w.tx.Query(ctx, `
+		SELECT r.kind, r.key, r.hash, r.data::text, r.version, r.deleted, r.seen_at
+		FROM unnest($2::smallint[], $3::text[]) AS i(kind, key)
+		JOIN records r ON r.connector_id = $1 AND r.kind = i.kind AND r.key = i.key
+		FOR UPDATE OF r`, w.cid, kinds, keys)
+	if err != nil {
+		return fmt.Errorf("read records: %w", err)
+	}
+	old := make(map[rkey]existing, len(uniq))
+	for rows.Next() {
+		var k rkey
+		var e existing
+		var data string
+		if err := rows.Scan(&k.kind, &k.key, &e.hash, &data, &e.version, &e.deleted, &e.seenAt); err != nil {
+			rows.Close()
+			return fmt.Errorf("read records: %w", err)
+		}
+		e.data = []byte(data)
+		old[k] = e
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read records: %w", err)
+	}
+
+	var write, touch []*pb.Record
+	for _, r := range uniq {
+		k := rkey{int16(r.Kind), r.Key}
+		e, found := old[k]
+		kind := kindNames[r.Kind]
+		switch {
+		case !found:
+			write = append(write, r)
+			w.emit(kind, "created", r.Key, r.Data)
+			w.stats.created++
+		case e.version > version:
+			// A newer event already shaped this record; the input is stale.
+			// A live record was still seen by the run; a tombstone stays dead.
+			if !e.deleted && seenAt > e.seenAt {
+				touch = append(touch, r)
+			}
+			w.stats.unchanged++
+		case e.deleted:
+			write = append(write, r)
+			w.emit(kind, "created", r.Key, r.Data)
+			w.stats.created++
+		case !bytes.Equal(e.hash, r.Hash):
+			write = append(write, r)
+			w.emit(kind, "updated", r.Key, r.Data)
+			w.stats.updated++
+		default:
+			if seenAt > e.seenAt {
+				touch = append(touch, r)
+			}
+			w.stats.unchanged++
+		}
+	}
+	if err := w.write(ctx, write, version, seenAt); err != nil {
+		return err
+	}
+	return w.touch(ctx, touch, seenAt)
+}
+
+// write stores records whole.
+func (w *wtx) write(ctx context.Context, recs []*pb.Record, version, seenAt int64) error {
+	if len(recs) == 0 {
+		return nil
+	}
+	n := len(recs)
+	kinds := make([]int16, n)
+	keys := make([]string, n)
+	datas := make([]string, n)
+	hashes := make([][]byte, n)
+	users := make([]string, n)
+	ents := make([]string, n)
+	emails := make([]string, n)
+	for i, r := range recs {
+		kinds[i], keys[i], datas[i], hashes[i] = int16(r.Kind), r.Key, string(r.Data), r.Hash
+		users[i], ents[i], emails[i] = r.UserKey, r.EntitlementKey, r.Email
+	}
+	_, err := w.tx.Exec(ctx, `
+		INSERT INTO records AS r (connector_id, kind, key, data, hash, user_key, ent_key, email, seen_at, version, deleted)
+		SELECT $1, k, key, d::json, h, NULLIF(u, ''), NULLIF(e, ''), NULLIF(m, ''), $9, $10, false
+		FROM unnest($2::smallint[], $3::text[], $4::text[], $5::bytea[], $6::text[], $7::text[], $8::text[])
+		     AS t(k, key, d, h, u, e, m)
+		ON CONFLICT (connector_id, kind, key) DO UPDATE SET
+			data = excluded.data, hash = excluded.hash, user_key = excluded.user_key,
+			ent_key = excluded.ent_key, email = excluded.email,
+			seen_at = GREATEST(r.seen_at, excluded.seen_at),
+			version = GREATEST(r.version, excluded.version), deleted = false`,
+		w.cid, kinds, keys, datas, hashes, users, ents, emails, seenAt, version)
+	if err != nil {
+		return fmt.Errorf("write records: %w", err)
+	}
+	return nil
+}
+
+// touch marks unchanged records as seen by the run.
+func (w *wtx) touch(ctx context.Context, recs []*pb.Record, seenAt int64) error {
+	if len(recs) == 0 || seenAt == 0 {
+		return nil
+	}
+	kinds := make([]int16, len(recs))
+	keys := make([]string, len(recs))
+	for i, r := range recs {
+		kinds[i], keys[i] = int16(r.Kind), r.Key
+	}
+	_, err := w.tx.Exec(ctx, `
+		UPDATE records r SET seen_at = $4
+		FROM unnest($2::smallint[], $3::text[]) AS i(kind, key)
+		WHERE r.connector_id = $1 AND r.kind = i.kind AND r.key = i.key AND r.seen_at < $4`,
+		w.cid, kinds, keys, seenAt)
+	if err != nil {
+		return fmt.Errorf("mark records seen: %w", err)
+	}
+	return nil
+}
+
+// tombstone deletes records matched by where (a condition on r with $1 the
+// connector id and further arguments), emitting a deleted event for each
+// with its last data. The rows stay as tombstones at version.
+func (w *wtx) tombstone(ctx context.Context, version int64, where string, args ...any) (int64, error) {
+	all := append([]any{w.cid, version}, args...)
+	rows, err := w.tx.Query(ctx, `
+		UPDATE records r SET deleted = true, version = GREATEST(r.version, $2)
+		WHERE r.connector_id = $1 AND NOT r.deleted AND (`+where+`)
+		RETURNING r.kind, r.key, r.data::text`, all...)
+	if err != nil {
+		return 0, fmt.Errorf("delete records: %w", err)
+	}
+	type gone struct {
+		kind      int16
+		key, data string
+	}
+	var deleted []gone
+	for rows.Next() {
+		var g gone
+		if err := rows.Scan(&g.kind, &g.key, &g.data); err != nil {
+			rows.Close()
+			return 0, fmt.Errorf("delete records: %w", err)
+		}
+		deleted = append(deleted, g)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, fmt.Errorf("delete records: %w", err)
+	}
+	// Dependents first: attributes and grants go before the users and
+	// entitlements they refer to, so no consumer sees a dangling grant.
+	sort.Slice(deleted, func(i, j int) bool {
+		if deleted[i].kind != deleted[j].kind {
+			return deleted[i].kind > deleted[j].kind
+		}
+		return deleted[i].key < deleted[j].key
+	})
+	for _, g := range deleted {
+		w.emit(KindName(g.kind), "deleted", g.key, []byte(g.data))
+	}
+	w.stats.deleted += int64(len(deleted))
+	return int64(len(deleted)), nil
+}

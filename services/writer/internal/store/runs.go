@@ -1,0 +1,390 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/claritysecurity/zoom-connector/pkg/clarity"
+	"github.com/claritysecurity/zoom-connector/pkg/pb"
+)
+
+// Run statuses.
+const (
+	RunRunning   = "running"
+	RunCompleted = "completed"
+	RunFailed    = "failed"
+)
+
+// tombstoneTTL is how long a deleted record is remembered, so that an event
+// older than its deletion cannot bring it back.
+const tombstoneTTL = 7 * 24 * time.Hour
+
+// runRow is the stored state of a run.
+type runRow struct {
+	status    string
+	startedMs int64
+	mode      string
+	requests  []string
+	fetched   bool
+	stats     stats
+	apiReqs   int64
+	err       string
+	startedAt time.Time
+}
+
+// ensureRun creates the run on first sight (emitting sync.started) and
+// returns its state, locked for the rest of the transaction.
+func (w *wtx) ensureRun(ctx context.Context, run *pb.Run) (runRow, error) {
+	if run == nil || run.RunId == "" || run.StartedAtMs <= 0 {
+		return runRow{}, fmt.Errorf("%w: run without id or start", ErrBadBatch)
+	}
+	mode := run.Mode
+	if mode == "" {
+		mode = "full"
+	}
+	requests := run.RequestIds
+	if requests == nil {
+		requests = []string{}
+	}
+	startedAt := time.UnixMilli(run.StartedAtMs).UTC()
+	tag, err := w.tx.Exec(ctx, `
+		INSERT INTO runs (connector_id, run_id, started_at_ms, mode, request_ids, started_at)
+		VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING`,
+		w.cid, run.RunId, run.StartedAtMs, mode, requests, startedAt)
+	if err != nil {
+		return runRow{}, fmt.Errorf("create run: %w", err)
+	}
+	r, err := w.loadRun(ctx, run.RunId)
+	if err != nil {
+		return r, err
+	}
+	if tag.RowsAffected() == 1 {
+		if err := w.emitSync(run.RunId, clarity.OpStarted, r, time.Time{}); err != nil {
+			return r, err
+		}
+	}
+	return r, nil
+}
+
+func (w *wtx) loadRun(ctx context.Context, runID string) (runRow, error) {
+	var r runRow
+	err := w.tx.QueryRow(ctx, `
+		SELECT status, started_at_ms, mode, request_ids, fetched, created, updated, deleted, unchanged,
+		       api_requests, error, started_at
+		FROM runs WHERE connector_id = $1 AND run_id = $2 FOR UPDATE`, w.cid, runID).
+		Scan(&r.status, &r.startedMs, &r.mode, &r.requests, &r.fetched, &r.stats.created, &r.stats.updated,
+			&r.stats.deleted, &r.stats.unchanged, &r.apiReqs, &r.err, &r.startedAt)
+	if err != nil {
+		return r, fmt.Errorf("load run %s: %w", runID, err)
+	}
+	return r, nil
+}
+
+func (w *wtx) emitSync(runID, op string, r runRow, finished time.Time) error {
+	d := clarity.SyncData{
+		RunID:      runID,
+		RequestIDs: r.requests,
+		Mode:       r.mode,
+		StartedAt:  r.startedAt.UTC().Format(time.RFC3339Nano),
+		Stats: clarity.SyncStats{
+			Created: r.stats.created, Updated: r.stats.updated, Deleted: r.stats.deleted,
+			Unchanged: r.stats.unchanged, APIRequests: r.apiReqs,
+		},
+		Error: r.err,
+	}
+	if d.RequestIDs == nil {
+		d.RequestIDs = []string{}
+	}
+	if len(d.RequestIDs) > 0 {
+		d.RequestID = d.RequestIDs[0]
+	}
+	if !finished.IsZero() {
+		d.FinishedAt = finished.UTC().Format(time.RFC3339Nano)
+	}
+	data, err := json.Marshal(d)
+	if err != nil {
+		return err
+	}
+	w.emit(clarity.KindSync, op, runID, data)
+	return nil
+}
+
+// StartRun records that a run began (emitting sync.started once).
+func (s *Store) StartRun(ctx context.Context, tenant, connector string, run *pb.Run) error {
+	w, err := s.begin(ctx, tenant, connector)
+	if err != nil {
+		return err
+	}
+	if _, err := w.ensureRun(ctx, run); err != nil {
+		_ = w.tx.Rollback(ctx)
+		return err
+	}
+	return s.commit(ctx, w)
+}
+
+// ApplyPage applies one page of a full sync. Pages of a run that already
+// ended are ignored: that run's outcome is published and final.
+func (s *Store) ApplyPage(ctx context.Context, tenant, connector string, b *pb.RecordBatch) error {
+	if b.Ref == nil {
+		return fmt.Errorf("%w: page without reference", ErrBadBatch)
+	}
+	w, err := s.begin(ctx, tenant, connector)
+	if err != nil {
+		return err
+	}
+	r, err := w.ensureRun(ctx, b.Run)
+	if err != nil {
+		_ = w.tx.Rollback(ctx)
+		return err
+	}
+	if r.status != RunRunning {
+		_ = w.tx.Rollback(ctx)
+		s.log.Debug().Str("run_id", b.Run.RunId).Str("status", r.status).Msg("page of an ended run ignored")
+		return nil
+	}
+	run := b.Run.StartedAtMs
+	if err := w.upsert(ctx, b.Records, b.VersionMs, run); err != nil {
+		_ = w.tx.Rollback(ctx)
+		return err
+	}
+	if ga := b.GroupAdmins; ga != nil {
+		if _, err := w.tx.Exec(ctx, `
+			INSERT INTO group_admins AS g (connector_id, group_id, email, seen_at, version)
+			SELECT $1, $2, e, $4, $5 FROM unnest($3::text[]) AS e
+			ON CONFLICT (connector_id, group_id, email) DO UPDATE SET
+				seen_at = GREATEST(g.seen_at, excluded.seen_at),
+				deleted = CASE WHEN g.version > excluded.version THEN g.deleted ELSE false END,
+				version = GREATEST(g.version, excluded.version)`,
+			w.cid, ga.GroupId, ga.Emails, run, b.VersionMs); err != nil {
+			_ = w.tx.Rollback(ctx)
+			return fmt.Errorf("write group admins: %w", err)
+		}
+	}
+	if _, err := w.tx.Exec(ctx, `
+		INSERT INTO run_pages (connector_id, run_id, listing, listing_key, page)
+		VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING`,
+		w.cid, b.Run.RunId, int16(b.Ref.Listing), b.Ref.ListingKey, b.Ref.Page); err != nil {
+		_ = w.tx.Rollback(ctx)
+		return fmt.Errorf("record page: %w", err)
+	}
+	if _, err := w.tx.Exec(ctx, `
+		UPDATE runs SET created = created + $3, updated = updated + $4, unchanged = unchanged + $5,
+		       progress_at = now()
+		WHERE connector_id = $1 AND run_id = $2`,
+		w.cid, b.Run.RunId, w.stats.created, w.stats.updated, w.stats.unchanged); err != nil {
+		_ = w.tx.Rollback(ctx)
+		return fmt.Errorf("count run: %w", err)
+	}
+	return s.commit(ctx, w)
+}
+
+// Fetched records that the fetcher published every page of the run, and
+// the final list of triggers the run serves.
+func (s *Store) Fetched(ctx context.Context, tenant, connector string, f *pb.RunFetched) error {
+	w, err := s.begin(ctx, tenant, connector)
+	if err != nil {
+		return err
+	}
+	r, err := w.ensureRun(ctx, f.Run)
+	if err != nil {
+		_ = w.tx.Rollback(ctx)
+		return err
+	}
+	if r.status != RunRunning {
+		_ = w.tx.Rollback(ctx)
+		return nil
+	}
+	n := len(f.Listings)
+	listings := make([]int16, n)
+	keys := make([]string, n)
+	pages := make([]int32, n)
+	for i, l := range f.Listings {
+		listings[i], keys[i], pages[i] = int16(l.Listing), l.ListingKey, l.Pages
+	}
+	requests := f.Run.RequestIds
+	if requests == nil {
+		requests = []string{}
+	}
+	if _, err := w.tx.Exec(ctx, `
+		UPDATE runs SET fetched = true, expected_listing = $3, expected_key = $4, expected_pages = $5,
+		       api_requests = $6, request_ids = $7, progress_at = now()
+		WHERE connector_id = $1 AND run_id = $2`,
+		w.cid, f.Run.RunId, listings, keys, pages, f.ApiRequests, requests); err != nil {
+		_ = w.tx.Rollback(ctx)
+		return fmt.Errorf("record fetched run: %w", err)
+	}
+	return s.commit(ctx, w)
+}
+
+// Fail ends a run as failed. It deletes nothing.
+func (s *Store) Fail(ctx context.Context, tenant, connector string, f *pb.RunFailed) error {
+	w, err := s.begin(ctx, tenant, connector)
+	if err != nil {
+		return err
+	}
+	r, err := w.ensureRun(ctx, f.Run)
+	if err != nil {
+		_ = w.tx.Rollback(ctx)
+		return err
+	}
+	if r.status != RunRunning {
+		_ = w.tx.Rollback(ctx)
+		return nil
+	}
+	if f.ApiRequests > r.apiReqs {
+		r.apiReqs = f.ApiRequests
+	}
+	if len(f.Run.RequestIds) > len(r.requests) {
+		r.requests = f.Run.RequestIds
+	}
+	if err := w.endRun(ctx, f.Run.RunId, RunFailed, f.Error, r); err != nil {
+		_ = w.tx.Rollback(ctx)
+		return err
+	}
+	return s.commit(ctx, w)
+}
+
+func (w *wtx) endRun(ctx context.Context, runID, status, msg string, r runRow) error {
+	now := time.Now()
+	r.err = msg
+	r.status = status
+	if _, err := w.tx.Exec(ctx, `
+		UPDATE runs SET status = $3, error = $4, finished_at = $5, api_requests = $6, request_ids = $7,
+		       deleted = $8
+		WHERE connector_id = $1 AND run_id = $2`,
+		w.cid, runID, status, msg, now, r.apiReqs, r.requests, r.stats.deleted); err != nil {
+		return fmt.Errorf("end run: %w", err)
+	}
+	op := clarity.OpCompleted
+	if status == RunFailed {
+		op = clarity.OpFailed
+	}
+	return w.emitSync(runID, op, r, now)
+}
+
+// Finalize completes the run when it is fetched and every page of it has
+// been applied: it derives group-admin grants, deletes every record the run
+// did not see, and emits sync.completed after all of them. It reports whether
+// the run completed now; calling it early, or twice, does nothing.
+func (s *Store) Finalize(ctx context.Context, tenant, connector, runID string) (bool, error) {
+	w, err := s.begin(ctx, tenant, connector)
+	if err != nil {
+		return false, err
+	}
+	defer w.tx.Rollback(ctx) //nolint:errcheck
+	r, err := w.loadRun(ctx, runID)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if r.status != RunRunning || !r.fetched {
+		return false, nil
+	}
+	var expected, present int64
+	err = w.tx.QueryRow(ctx, `
+		SELECT (SELECT COALESCE(sum(n), 0) FROM unnest(r.expected_pages) AS n),
+		       (SELECT count(*) FROM run_pages p
+		        JOIN unnest(r.expected_listing, r.expected_key, r.expected_pages) AS x(listing, key, pages)
+		          ON p.listing = x.listing AND p.listing_key = x.key AND p.page <= x.pages
+		        WHERE p.connector_id = r.connector_id AND p.run_id = r.run_id)
+		FROM runs r WHERE r.connector_id = $1 AND r.run_id = $2`, w.cid, runID).Scan(&expected, &present)
+	if err != nil {
+		return false, fmt.Errorf("count pages: %w", err)
+	}
+	missing := expected - present
+	if missing > 0 {
+		return false, nil
+	}
+	gen := r.startedMs
+	// Group admins the run did not list are gone.
+	if _, err := w.tx.Exec(ctx, `
+		UPDATE group_admins SET deleted = true
+		WHERE connector_id = $1 AND NOT deleted AND seen_at < $2 AND version < $2`, w.cid, gen); err != nil {
+		return false, fmt.Errorf("expire group admins: %w", err)
+	}
+	grants, err := w.adminGrantsFor(ctx, nil)
+	if err != nil {
+		return false, err
+	}
+	if err := w.upsert(ctx, grants, gen, gen); err != nil {
+		return false, err
+	}
+	// Everything neither this run nor a newer event touched is gone.
+	if _, err := w.tombstone(ctx, gen, `r.seen_at < $2 AND r.version < $2`); err != nil {
+		return false, err
+	}
+	if _, err := w.tx.Exec(ctx, `
+		DELETE FROM records WHERE connector_id = $1 AND deleted AND version < $2`,
+		w.cid, gen-tombstoneTTL.Milliseconds()); err != nil {
+		return false, fmt.Errorf("purge tombstones: %w", err)
+	}
+	if _, err := w.tx.Exec(ctx, `DELETE FROM run_pages WHERE connector_id = $1 AND run_id = $2`, w.cid, runID); err != nil {
+		return false, fmt.Errorf("purge run pages: %w", err)
+	}
+	r.stats.created += w.stats.created
+	r.stats.updated += w.stats.updated
+	r.stats.deleted += w.stats.deleted
+	if _, err := w.tx.Exec(ctx, `UPDATE runs SET created = $3, updated = $4 WHERE connector_id = $1 AND run_id = $2`,
+		w.cid, runID, r.stats.created, r.stats.updated); err != nil {
+		return false, fmt.Errorf("count run: %w", err)
+	}
+	if err := w.endRun(ctx, runID, RunCompleted, "", r); err != nil {
+		return false, err
+	}
+	if err := s.commit(ctx, w); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+func grantRecord(userKey, entKey string) (*pb.Record, error) {
+	data, err := clarity.Marshal(clarity.Grant{UserID: userKey, EntitlementID: entKey})
+	if err != nil {
+		return nil, err
+	}
+	return &pb.Record{
+		Kind: pb.Kind_KIND_SERVICE_USER_ENTITLEMENT, Key: clarity.GrantKey(userKey, entKey),
+		Data: data, Hash: clarity.Hash(data), UserKey: userKey, EntitlementKey: entKey,
+	}, nil
+}
+
+// FailStalled fails every run that made no progress for longer than idle,
+// so that a lost page or a vanished fetcher cannot leave a run open forever.
+func (s *Store) FailStalled(ctx context.Context, idle time.Duration) (int, error) {
+	rows, err := s.pool.Query(ctx, `
+		SELECT c.tenant, c.connector, r.run_id, r.started_at_ms, r.mode, r.request_ids
+		FROM runs r JOIN connectors c ON c.id = r.connector_id
+		WHERE r.status = 'running' AND r.progress_at < now() - make_interval(secs => $1)`,
+		idle.Seconds())
+	if err != nil {
+		return 0, fmt.Errorf("find stalled runs: %w", err)
+	}
+	type stalled struct {
+		tenant, connector string
+		run               *pb.Run
+	}
+	var list []stalled
+	for rows.Next() {
+		st := stalled{run: &pb.Run{}}
+		if err := rows.Scan(&st.tenant, &st.connector, &st.run.RunId, &st.run.StartedAtMs, &st.run.Mode, &st.run.RequestIds); err != nil {
+			rows.Close()
+			return 0, fmt.Errorf("find stalled runs: %w", err)
+		}
+		list = append(list, st)
+	}
+	rows.Close()
+	for _, st := range list {
+		msg := fmt.Sprintf("run stalled: no progress for %s (a page was lost or the fetcher stopped); trigger a new sync", idle)
+		if err := s.Fail(ctx, st.tenant, st.connector, &pb.RunFailed{Run: st.run, Error: msg}); err != nil {
+			return 0, err
+		}
+	}
+	return len(list), nil
+}

@@ -1,0 +1,154 @@
+// Package store is the writer's PostgreSQL side: it applies normalized record
+// batches idempotently, keeps the run bookkeeping of full syncs, deletes what
+// a complete run did not see, and writes every change to the outbox in the
+// same transaction as the record.
+package store
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/rs/zerolog"
+
+	"github.com/claritysecurity/zoom-connector/pkg/clarity"
+	"github.com/claritysecurity/zoom-connector/pkg/pb"
+	"github.com/claritysecurity/zoom-connector/pkg/postgres"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Migrations returns the schema migrations, for tests that prepare a template.
+func Migrations() fs.FS {
+	sub, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		panic(err) // the embedded directory is fixed at build time
+	}
+	return sub
+}
+
+// Migrate applies the writer's schema to the database at url.
+func Migrate(ctx context.Context, pool *pgxpool.Pool) error {
+	return postgres.Migrate(ctx, pool, Migrations())
+}
+
+// Store writes records, runs and outbox rows.
+type Store struct {
+	pool *pgxpool.Pool
+	log  zerolog.Logger
+	// committed is called after every transaction that added outbox rows,
+	// so that the relay publishes them without waiting for its next poll.
+	committed func()
+	now       func() time.Time
+}
+
+// New returns a Store on pool. committed may be nil.
+func New(pool *pgxpool.Pool, log zerolog.Logger, committed func()) *Store {
+	if committed == nil {
+		committed = func() {}
+	}
+	return &Store{pool: pool, log: log, committed: committed, now: time.Now}
+}
+
+// ErrBadBatch reports input no retry can apply.
+var ErrBadBatch = errors.New("store: invalid batch")
+
+// kindNames maps record kinds to their contract names.
+var kindNames = map[pb.Kind]string{
+	pb.Kind_KIND_SERVICE_USER:             clarity.KindServiceUser,
+	pb.Kind_KIND_ENTITLEMENT:              clarity.KindEntitlement,
+	pb.Kind_KIND_SERVICE_USER_ENTITLEMENT: clarity.KindServiceUserEntitlement,
+	pb.Kind_KIND_SERVICE_USER_ATTRIBUTE:   clarity.KindServiceUserAttribute,
+}
+
+// KindName returns the contract name of a record kind stored as a number.
+func KindName(k int16) string { return kindNames[pb.Kind(k)] }
+
+// change is one outbox row to be written.
+type change struct {
+	kind    string
+	op      string
+	subject string
+	data    []byte
+}
+
+// wtx is one write transaction of one connector. It holds the connector's
+// row lock from its first statement to commit, so that the sequences it hands
+// out follow commit order.
+type wtx struct {
+	tx        pgx.Tx
+	cid       int64
+	seq       int64
+	tenant    string
+	connector string
+	changes   []change
+	stats     stats
+}
+
+type stats struct {
+	created, updated, deleted, unchanged int64
+}
+
+func (s *Store) begin(ctx context.Context, tenant, connector string) (*wtx, error) {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	w := &wtx{tx: tx, tenant: tenant, connector: connector}
+	// ON CONFLICT DO UPDATE locks the existing row, creating it on first use.
+	err = tx.QueryRow(ctx, `
+		INSERT INTO connectors (tenant, connector) VALUES ($1, $2)
+		ON CONFLICT (tenant, connector) DO UPDATE SET seq = connectors.seq
+		RETURNING id, seq`, tenant, connector).Scan(&w.cid, &w.seq)
+	if err != nil {
+		_ = tx.Rollback(ctx)
+		return nil, fmt.Errorf("lock connector: %w", err)
+	}
+	return w, nil
+}
+
+func (w *wtx) emit(kind, op, subject string, data []byte) {
+	w.changes = append(w.changes, change{kind: kind, op: op, subject: subject, data: data})
+}
+
+// commit writes the outbox rows, advances the connector's sequence and commits.
+func (s *Store) commit(ctx context.Context, w *wtx) error {
+	defer w.tx.Rollback(ctx) //nolint:errcheck // a no-op after commit
+	if n := len(w.changes); n > 0 {
+		seqs := make([]int64, n)
+		kinds := make([]string, n)
+		ops := make([]string, n)
+		subjects := make([]string, n)
+		datas := make([]string, n)
+		for i, c := range w.changes {
+			seqs[i] = w.seq + int64(i) + 1
+			kinds[i], ops[i], subjects[i], datas[i] = c.kind, c.op, c.subject, string(c.data)
+		}
+		if _, err := w.tx.Exec(ctx, `
+			INSERT INTO outbox (connector_id, seq, kind, op, subject, data, at)
+			SELECT $1, s, k, o, sub, d::json, $7
+			FROM unnest($2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[]) AS t(s, k, o, sub, d)`,
+			w.cid, seqs, kinds, ops, subjects, datas, s.now().UTC()); err != nil {
+			return fmt.Errorf("write outbox: %w", err)
+		}
+		if _, err := w.tx.Exec(ctx, `UPDATE connectors SET seq = $2 WHERE id = $1`, w.cid, w.seq+int64(n)); err != nil {
+			return fmt.Errorf("advance sequence: %w", err)
+		}
+	}
+	if err := w.tx.Commit(ctx); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	if len(w.changes) > 0 {
+		s.committed()
+	}
+	return nil
+}
+
+// Ping checks the database, for /readyz.
+func (s *Store) Ping(ctx context.Context) error { return s.pool.Ping(ctx) }

@@ -1,0 +1,130 @@
+// Command writer persists normalized records idempotently in PostgreSQL,
+// completes full-sync runs, and relays the change events from its outbox to
+// clarity.entitlements.<tenant>.<connector>.<kind>.
+package main
+
+import (
+	"context"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/claritysecurity/zoom-connector/pkg/clarity"
+	"github.com/claritysecurity/zoom-connector/pkg/natsx"
+	"github.com/claritysecurity/zoom-connector/pkg/postgres"
+	"github.com/claritysecurity/zoom-connector/pkg/service"
+	"github.com/claritysecurity/zoom-connector/services/writer/internal/ingest"
+	"github.com/claritysecurity/zoom-connector/services/writer/internal/relay"
+	"github.com/claritysecurity/zoom-connector/services/writer/internal/store"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx); err != nil {
+		service.Fatal("writer", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context) error {
+	cfg, err := readConfig(service.NewEnv())
+	if err != nil {
+		return err
+	}
+	log, err := service.Logger(os.Stderr, "writer", cfg.LogLevel, cfg.LogFormat)
+	if err != nil {
+		return err
+	}
+	pool, err := postgres.Open(ctx, cfg.DatabaseURL, int32(cfg.MaxConns), log)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	if err := store.Migrate(ctx, pool); err != nil {
+		return err
+	}
+	nc, js, err := natsx.Connect(ctx, cfg.NATSURL, "writer", log)
+	if err != nil {
+		return err
+	}
+	defer nc.Drain() //nolint:errcheck
+	if err := natsx.EnsureStreams(ctx, js, clarity.Streams()...); err != nil {
+		return err
+	}
+
+	reg := service.NewRegistry()
+	metrics := newMetrics(reg)
+	rel := relay.New(pool, js, log, cfg.RelayBatch, cfg.RelayInterval, metrics)
+	st := store.New(pool, log, rel.Wake)
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		return service.Serve(gctx, cfg.HTTPAddr, service.OpsMux(reg, map[string]service.Check{
+			"nats":     func(context.Context) error { return natsx.Ready(nc) },
+			"postgres": st.Ping,
+		}))
+	})
+	g.Go(func() error {
+		return natsx.Consumer{
+			Stream:      clarity.StreamRecords,
+			Durable:     "writer",
+			AckWait:     60 * time.Second,
+			MaxDeliver:  cfg.MaxDeliver,
+			Concurrency: cfg.Concurrency,
+			DeadLetter:  clarity.DeadLetterSubject(clarity.StreamRecords),
+			Log:         log,
+			Observer:    service.NewConsumeMetrics(reg),
+		}.Run(gctx, js, ingest.Handler(st))
+	})
+	g.Go(func() error { return rel.Run(gctx) })
+	g.Go(func() error {
+		t := time.NewTicker(min(cfg.RunStallAfter/4, time.Minute))
+		defer t.Stop()
+		for {
+			select {
+			case <-gctx.Done():
+				return nil
+			case <-t.C:
+				if n, err := st.FailStalled(gctx, cfg.RunStallAfter); err != nil {
+					log.Warn().Err(err).Msg("fail stalled runs")
+				} else if n > 0 {
+					log.Warn().Int("runs", n).Msg("stalled runs failed")
+				}
+			}
+		}
+	})
+	log.Info().Str("addr", cfg.HTTPAddr).Msg("writer started")
+	err = g.Wait()
+	log.Info().Msg("writer stopped")
+	return err
+}
+
+// metrics are the writer's own Prometheus metrics.
+type metrics struct {
+	events *prometheus.CounterVec
+	lag    prometheus.Histogram
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		events: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "clarity_change_events_published_total",
+			Help: "Change events published, by kind and operation.",
+		}, []string{"kind", "op"}),
+		lag: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "zoom_outbox_lag_seconds",
+			Help:    "Age of the oldest outbox row of each relayed batch.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16),
+		}),
+	}
+	reg.MustRegister(m.events, m.lag)
+	return m
+}
+
+func (m *metrics) Published(kind, op string, n int) { m.events.WithLabelValues(kind, op).Add(float64(n)) }
+func (m *metrics) Lag(d time.Duration)              { m.lag.Observe(d.Seconds()) }
