@@ -390,8 +390,12 @@ type PageRef struct {
 	Listing    Listing                `protobuf:"varint,1,opt,name=listing,proto3,enum=zoomconnector.v1.Listing" json:"listing,omitempty"`
 	ListingKey string                 `protobuf:"bytes,2,opt,name=listing_key,json=listingKey,proto3" json:"listing_key,omitempty"`
 	// page counts from 1 within the listing.
-	Page          int32 `protobuf:"varint,3,opt,name=page,proto3" json:"page,omitempty"`
-	Last          bool  `protobuf:"varint,4,opt,name=last,proto3" json:"last,omitempty"`
+	Page int32 `protobuf:"varint,3,opt,name=page,proto3" json:"page,omitempty"`
+	Last bool  `protobuf:"varint,4,opt,name=last,proto3" json:"last,omitempty"`
+	// pass counts the restarts of the listing (0 for the first pass). A
+	// listing restarts from its first page when Zoom rejects an expired page
+	// token; only the pages of its last pass count towards completion.
+	Pass          int32 `protobuf:"varint,5,opt,name=pass,proto3" json:"pass,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -452,6 +456,13 @@ func (x *PageRef) GetLast() bool {
 		return x.Last
 	}
 	return false
+}
+
+func (x *PageRef) GetPass() int32 {
+	if x != nil {
+		return x.Pass
+	}
+	return 0
 }
 
 // RawPage is one Zoom response body, as Zoom sent it.
@@ -596,10 +607,12 @@ func (x *RunStarted) GetRun() *Run {
 
 // ListingCount is the number of pages one listing of a run had.
 type ListingCount struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Listing       Listing                `protobuf:"varint,1,opt,name=listing,proto3,enum=zoomconnector.v1.Listing" json:"listing,omitempty"`
-	ListingKey    string                 `protobuf:"bytes,2,opt,name=listing_key,json=listingKey,proto3" json:"listing_key,omitempty"`
-	Pages         int32                  `protobuf:"varint,3,opt,name=pages,proto3" json:"pages,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Listing    Listing                `protobuf:"varint,1,opt,name=listing,proto3,enum=zoomconnector.v1.Listing" json:"listing,omitempty"`
+	ListingKey string                 `protobuf:"bytes,2,opt,name=listing_key,json=listingKey,proto3" json:"listing_key,omitempty"`
+	Pages      int32                  `protobuf:"varint,3,opt,name=pages,proto3" json:"pages,omitempty"`
+	// pass is the listing's last pass, whose pages count.
+	Pass          int32 `protobuf:"varint,4,opt,name=pass,proto3" json:"pass,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -651,6 +664,13 @@ func (x *ListingCount) GetListingKey() string {
 func (x *ListingCount) GetPages() int32 {
 	if x != nil {
 		return x.Pages
+	}
+	return 0
+}
+
+func (x *ListingCount) GetPass() int32 {
+	if x != nil {
+		return x.Pass
 	}
 	return 0
 }
@@ -1274,13 +1294,14 @@ const file_pipeline_proto_rawDesc = "" +
 	"\rstarted_at_ms\x18\x02 \x01(\x03R\vstartedAtMs\x12\x12\n" +
 	"\x04mode\x18\x03 \x01(\tR\x04mode\x12\x1f\n" +
 	"\vrequest_ids\x18\x04 \x03(\tR\n" +
-	"requestIds\"\x87\x01\n" +
+	"requestIds\"\x9b\x01\n" +
 	"\aPageRef\x123\n" +
 	"\alisting\x18\x01 \x01(\x0e2\x19.zoomconnector.v1.ListingR\alisting\x12\x1f\n" +
 	"\vlisting_key\x18\x02 \x01(\tR\n" +
 	"listingKey\x12\x12\n" +
 	"\x04page\x18\x03 \x01(\x05R\x04page\x12\x12\n" +
-	"\x04last\x18\x04 \x01(\bR\x04last\"\xec\x01\n" +
+	"\x04last\x18\x04 \x01(\bR\x04last\x12\x12\n" +
+	"\x04pass\x18\x05 \x01(\x05R\x04pass\"\xec\x01\n" +
 	"\aRawPage\x12'\n" +
 	"\x03run\x18\x01 \x01(\v2\x15.zoomconnector.v1.RunR\x03run\x12+\n" +
 	"\x03ref\x18\x02 \x01(\v2\x19.zoomconnector.v1.PageRefR\x03ref\x12\"\n" +
@@ -1292,12 +1313,13 @@ const file_pipeline_proto_rawDesc = "" +
 	"\tnot_found\x18\a \x01(\bR\bnotFound\"5\n" +
 	"\n" +
 	"RunStarted\x12'\n" +
-	"\x03run\x18\x01 \x01(\v2\x15.zoomconnector.v1.RunR\x03run\"z\n" +
+	"\x03run\x18\x01 \x01(\v2\x15.zoomconnector.v1.RunR\x03run\"\x8e\x01\n" +
 	"\fListingCount\x123\n" +
 	"\alisting\x18\x01 \x01(\x0e2\x19.zoomconnector.v1.ListingR\alisting\x12\x1f\n" +
 	"\vlisting_key\x18\x02 \x01(\tR\n" +
 	"listingKey\x12\x14\n" +
-	"\x05pages\x18\x03 \x01(\x05R\x05pages\"\x94\x01\n" +
+	"\x05pages\x18\x03 \x01(\x05R\x05pages\x12\x12\n" +
+	"\x04pass\x18\x04 \x01(\x05R\x04pass\"\x94\x01\n" +
 	"\n" +
 	"RunFetched\x12'\n" +
 	"\x03run\x18\x01 \x01(\v2\x15.zoomconnector.v1.RunR\x03run\x12:\n" +

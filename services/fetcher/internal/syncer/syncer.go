@@ -1,0 +1,260 @@
+// Package syncer fetches one full-sync run: it walks every Zoom listing the
+// run needs and publishes each page, raw, to zoom.raw.<tenant>.<connector> as
+// it arrives, then reports the page count of every listing.
+package syncer
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+	"golang.org/x/sync/errgroup"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/claritysecurity/zoom-connector/pkg/clarity"
+	"github.com/claritysecurity/zoom-connector/pkg/pb"
+	"github.com/claritysecurity/zoom-connector/pkg/zoom"
+)
+
+// Zoom is what a run needs of the Zoom client.
+type Zoom interface {
+	Pages(ctx context.Context, l zoom.Listing, fn func(p zoom.RawPage) error) error
+	Requests() zoom.Stats
+}
+
+// Progress is told about every page published, for progress reports and
+// metrics.
+type Progress interface {
+	Page(tenant, connector string, l zoom.Listing, p zoom.RawPage)
+}
+
+// Syncer publishes the pages of runs.
+type Syncer struct {
+	js          jetstream.JetStream
+	concurrency int
+	log         zerolog.Logger
+	progress    Progress
+}
+
+// New returns a Syncer that walks up to concurrency listings at once.
+func New(js jetstream.JetStream, concurrency int, log zerolog.Logger, progress Progress) *Syncer {
+	return &Syncer{js: js, concurrency: max(1, concurrency), log: log, progress: progress}
+}
+
+// Result is what a complete fetch reports.
+type Result struct {
+	Listings    []*pb.ListingCount
+	APIRequests int64
+}
+
+// Publish sends one envelope and waits for JetStream to store it.
+func (s *Syncer) Publish(ctx context.Context, tenant, connector string, env *pb.Envelope, msgID string) error {
+	msg, err := envelopeMsg(tenant, connector, env, msgID)
+	if err != nil {
+		return err
+	}
+	if _, err := s.js.PublishMsg(ctx, msg); err != nil {
+		return fmt.Errorf("publish to %s: %w", msg.Subject, err)
+	}
+	return nil
+}
+
+func envelopeMsg(tenant, connector string, env *pb.Envelope, msgID string) (*nats.Msg, error) {
+	env.Tenant, env.Connector = tenant, connector
+	b, err := proto.Marshal(env)
+	if err != nil {
+		return nil, fmt.Errorf("encode envelope: %w", err)
+	}
+	msg := nats.NewMsg(clarity.RawSubject(tenant, connector))
+	msg.Data = b
+	if msgID != "" {
+		msg.Header.Set(jetstream.MsgIDHeader, msgID)
+	}
+	return msg, nil
+}
+
+var userListings = []struct {
+	status  string
+	listing pb.Listing
+}{
+	{zoom.UserStatusActive, pb.Listing_LISTING_USERS_ACTIVE},
+	{zoom.UserStatusInactive, pb.Listing_LISTING_USERS_INACTIVE},
+	{zoom.UserStatusPending, pb.Listing_LISTING_USERS_PENDING},
+}
+
+// Fetch walks every listing of a full sync and publishes its pages. It
+// returns only when every page is stored in JetStream, or with the first
+// error (Zoom refusing for good, or ctx ending).
+func (s *Syncer) Fetch(ctx context.Context, tenant, connector string, run *pb.Run, attempt int, z Zoom) (Result, error) {
+	before := z.Requests().Total
+	acks := newAckWaiter()
+	defer acks.stop()
+
+	g, gctx := errgroup.WithContext(ctx)
+	var mu sync.Mutex
+	var counts []*pb.ListingCount
+	walk := func(l zoom.Listing, pl pb.Listing, key string, onPage func(zoom.RawPage) error) error {
+		pass, pages := int32(0), int32(0)
+		err := z.Pages(gctx, l, func(p zoom.RawPage) error {
+			if p.Restarted {
+				pass++
+			}
+			pages = int32(p.Number)
+			env := &pb.Envelope{Body: &pb.Envelope_RawPage{RawPage: &pb.RawPage{
+				Run:         run,
+				Ref:         &pb.PageRef{Listing: pl, ListingKey: key, Page: int32(p.Number), Last: p.Last, Pass: pass},
+				FetchedAtMs: p.FetchedAt.UnixMilli(),
+				Body:        p.Body,
+			}}}
+			id := run.RunId + "/" + strconv.Itoa(attempt) + "/" + l.String() + "/" + strconv.Itoa(int(pass)) + "/" + strconv.Itoa(p.Number)
+			msg, err := envelopeMsg(tenant, connector, env, id)
+			if err != nil {
+				return err
+			}
+			f, err := s.js.PublishMsgAsync(msg)
+			if err != nil {
+				return fmt.Errorf("publish page: %w", err)
+			}
+			if err := acks.add(gctx, f); err != nil {
+				return err
+			}
+			if s.progress != nil {
+				s.progress.Page(tenant, connector, l, p)
+			}
+			if onPage != nil {
+				return onPage(p)
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("list %s: %w", l, err)
+		}
+		mu.Lock()
+		counts = append(counts, &pb.ListingCount{Listing: pl, ListingKey: key, Pages: pages, Pass: pass})
+		mu.Unlock()
+		return nil
+	}
+
+	// Listings run side by side up to the concurrency limit; a group's
+	// admins are listed as soon as the group's page arrives.
+	sem := make(chan struct{}, s.concurrency)
+	spawn := func(f func() error) {
+		g.Go(func() error {
+			select {
+			case sem <- struct{}{}:
+			case <-gctx.Done():
+				return gctx.Err()
+			}
+			defer func() { <-sem }()
+			return f()
+		})
+	}
+	spawn(func() error { return walk(zoom.RolesListing(), pb.Listing_LISTING_ROLES, "", nil) })
+	for _, u := range userListings {
+		spawn(func() error { return walk(zoom.UsersListing(u.status), u.listing, "", nil) })
+	}
+	seen := map[string]bool{}
+	spawn(func() error {
+		return walk(zoom.GroupsListing(), pb.Listing_LISTING_GROUPS, "", func(p zoom.RawPage) error {
+			var list struct {
+				Groups []struct {
+					ID string `json:"id"`
+				} `json:"groups"`
+			}
+			if err := json.Unmarshal(p.Body, &list); err != nil {
+				return fmt.Errorf("decode groups page: %w", err)
+			}
+			for _, gr := range list.Groups {
+				// A restarted listing repeats groups; list each group's admins once.
+				if gr.ID == "" || seen[gr.ID] {
+					continue
+				}
+				seen[gr.ID] = true
+				spawn(func() error {
+					return walk(zoom.GroupAdminsListing(gr.ID), pb.Listing_LISTING_GROUP_ADMINS, gr.ID, nil)
+				})
+			}
+			return nil
+		})
+	})
+	if err := g.Wait(); err != nil {
+		return Result{}, err
+	}
+	if err := acks.wait(ctx); err != nil {
+		return Result{}, err
+	}
+	return Result{Listings: counts, APIRequests: z.Requests().Total - before}, nil
+}
+
+// ackWaiter checks publish acknowledgements as they come, so that no page
+// body is held after JetStream has stored it.
+type ackWaiter struct {
+	futures chan jetstream.PubAckFuture
+	done    chan struct{}
+	mu      sync.Mutex
+	err     error
+	once    sync.Once
+}
+
+func newAckWaiter() *ackWaiter {
+	a := &ackWaiter{futures: make(chan jetstream.PubAckFuture, 512), done: make(chan struct{})}
+	go a.loop()
+	return a
+}
+
+func (a *ackWaiter) loop() {
+	defer close(a.done)
+	for f := range a.futures {
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			a.fail(fmt.Errorf("publish page: %w", err))
+		case <-time.After(30 * time.Second):
+			a.fail(fmt.Errorf("publish page: no acknowledgement within 30s"))
+		}
+	}
+}
+
+func (a *ackWaiter) fail(err error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.err == nil {
+		a.err = err
+	}
+}
+
+func (a *ackWaiter) add(ctx context.Context, f jetstream.PubAckFuture) error {
+	a.mu.Lock()
+	err := a.err
+	a.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	select {
+	case a.futures <- f:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (a *ackWaiter) stop() { a.once.Do(func() { close(a.futures) }) }
+
+// wait returns once every acknowledgement has arrived, with the first error.
+func (a *ackWaiter) wait(ctx context.Context) error {
+	a.stop()
+	select {
+	case <-a.done:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.err
+}

@@ -1,0 +1,290 @@
+package normalize
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/claritysecurity/zoom-connector/pkg/clarity"
+	"github.com/claritysecurity/zoom-connector/pkg/pb"
+	"github.com/claritysecurity/zoom-connector/pkg/zoom"
+)
+
+// Attribute names (CONTRACT.md section 4). A custom attribute is named
+// CustomPrefix and its Zoom key.
+const (
+	AttrDepartment        = "department"
+	AttrTimezone          = "timezone"
+	AttrLanguage          = "language"
+	AttrEmployeeUniqueID  = "employee_unique_id"
+	AttrLastClientVersion = "last_client_version"
+	AttrVerified          = "verified"
+	AttrLoginTypes        = "login_types"
+	CustomPrefix          = "custom."
+)
+
+// TimeLayout is the form of created_at and last_login_at: RFC 3339 in UTC to
+// the second, so that one instant always has one spelling whatever offset or
+// fraction Zoom wrote it with, and the record's hash does not change with it.
+const TimeLayout = "2006-01-02T15:04:05Z"
+
+// timeLayouts are the spellings of a time accepted from Zoom. Zoom documents
+// date-time (RFC 3339); the others cost nothing to accept, and a time without
+// zone is taken as UTC, the zone of every example time Zoom documents.
+// Fractions are accepted by time.Parse after the seconds in every layout.
+var timeLayouts = []string{
+	time.RFC3339,
+	"2006-01-02T15:04:05Z0700",
+	"2006-01-02T15:04:05",
+	"2006-01-02 15:04:05Z07:00",
+	"2006-01-02 15:04:05",
+}
+
+// FormatTime re-spells a Zoom time in TimeLayout, in UTC, truncated to the
+// second. It returns "" for an absent or unparsable time: a bad timestamp is
+// no reason to lose a whole page of users, and the contract omits times Zoom
+// does not have.
+func FormatTime(s string) string {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return ""
+	}
+	for _, l := range timeLayouts {
+		if t, err := time.Parse(l, s); err == nil {
+			return t.UTC().Format(TimeLayout)
+		}
+	}
+	return ""
+}
+
+// firstTime is the first of ts that FormatTime can spell: Zoom's
+// user_created_at, else its created_at. An unparsable user_created_at counts
+// as absent, like a missing one.
+func firstTime(ts ...string) string {
+	for _, t := range ts {
+		if f := FormatTime(t); f != "" {
+			return f
+		}
+	}
+	return ""
+}
+
+// listingStatus is the status of the users of a user listing. Zoom lists
+// users by status, so the listing is the authority: a user's own status field
+// (which Zoom may omit) is not consulted for these listings.
+func listingStatus(l pb.Listing) string {
+	switch l {
+	case pb.Listing_LISTING_USERS_INACTIVE:
+		return clarity.StatusInactive
+	case pb.Listing_LISTING_USERS_PENDING:
+		return clarity.StatusPending
+	}
+	return clarity.StatusActive
+}
+
+// normEmail is the form in which emails are compared: Zoom names group admins
+// by email only, in whatever case they were typed.
+func normEmail(s string) string {
+	return strings.ToLower(strings.TrimSpace(s))
+}
+
+// UserKey returns the key of u's service_user record given its status, and
+// the id its data carries; ok is false when u cannot be keyed (no id and no
+// email), and the caller skips it.
+//
+// A pending user is keyed "pending:<lower-case email>" with an empty id, even
+// when Zoom gives an id (GET /users/{id} may, the pending listing never does):
+// otherwise a user read after a webhook and the same user in the next full
+// sync would have two keys, and each would delete the other. A user of
+// another status that lacks an id (Zoom should not list one) is keyed by
+// email the same way rather than dropped; a pending user without email but
+// with an id keeps the id.
+func UserKey(u *zoom.User, status string) (key, id string, ok bool) {
+	id = u.ID
+	if status == clarity.StatusPending && normEmail(u.Email) != "" {
+		id = ""
+	}
+	if id == "" && normEmail(u.Email) == "" {
+		return "", "", false
+	}
+	return clarity.UserKey(id, u.Email), id, true
+}
+
+// AppendUser appends the records of one Zoom user with the given status to
+// dst: its service_user, its grants (each distinct group, its role, its
+// license when its type has one) and its non-empty attributes. It returns the
+// user's key, or false (and dst unchanged) when the user cannot be keyed.
+func AppendUser(dst []*pb.Record, u *zoom.User, status string) ([]*pb.Record, string, bool) {
+	key, id, ok := UserKey(u, status)
+	if !ok {
+		return dst, "", false
+	}
+	su := clarity.ServiceUser{
+		ID:          id,
+		Email:       u.Email,
+		FirstName:   u.FirstName,
+		LastName:    u.LastName,
+		DisplayName: u.DisplayName,
+		Status:      status,
+		License:     clarity.License(u.Type),
+		RoleID:      u.RoleID,
+		CreatedAt:   firstTime(u.UserCreatedAt, u.CreatedAt),
+		LastLoginAt: FormatTime(u.LastLoginTime),
+	}
+	dst = slices.Grow(dst, userRecords(u))
+	dst = append(dst, UserRecord(key, &su))
+
+	for i, g := range u.GroupIDs {
+		if g == "" || seen(u.GroupIDs[:i], g) {
+			continue
+		}
+		dst = append(dst, GrantRecord(key, clarity.GroupKey(g)))
+	}
+	if u.RoleID != "" {
+		dst = append(dst, GrantRecord(key, clarity.RoleKey(u.RoleID)))
+	}
+	if lk, ok := clarity.LicenseKey(u.Type); ok {
+		dst = append(dst, GrantRecord(key, lk))
+	}
+
+	dst = appendAttr(dst, key, AttrDepartment, u.Dept)
+	dst = appendAttr(dst, key, AttrTimezone, u.Timezone)
+	dst = appendAttr(dst, key, AttrLanguage, u.Language)
+	dst = appendAttr(dst, key, AttrEmployeeUniqueID, u.EmployeeUniqueID)
+	dst = appendAttr(dst, key, AttrLastClientVersion, u.LastClientVersion)
+	dst = appendAttr(dst, key, AttrVerified, verified(u.Verified))
+	dst = appendAttr(dst, key, AttrLoginTypes, loginTypes(u.LoginTypes))
+	for i, ca := range u.CustomAttributes {
+		// A key Zoom repeats would give two records with one key in one
+		// batch; the first non-empty value wins.
+		if ca.Key == "" || ca.Value == "" || seenCustom(u.CustomAttributes[:i], ca.Key) {
+			continue
+		}
+		dst = append(dst, AttributeRecord(key, CustomPrefix+ca.Key, ca.Value))
+	}
+	return dst, key, true
+}
+
+// userRecords is an upper bound of the number of records AppendUser makes
+// for u, so that a page's record slice is allocated once.
+func userRecords(u *zoom.User) int {
+	return 1 + len(u.GroupIDs) + 2 + 7 + len(u.CustomAttributes)
+}
+
+func appendAttr(dst []*pb.Record, userKey, name, value string) []*pb.Record {
+	if value == "" {
+		return dst
+	}
+	return append(dst, AttributeRecord(userKey, name, value))
+}
+
+// verified spells Zoom's verified flag: 1 is "true", 0 is "false". An absent
+// flag, or a value Zoom does not document, yields no attribute rather than a
+// guess.
+func verified(v *int) string {
+	if v == nil {
+		return ""
+	}
+	switch *v {
+	case 1:
+		return "true"
+	case 0:
+		return "false"
+	}
+	return ""
+}
+
+// loginTypes spells a user's login types as sorted, distinct, comma-separated
+// integers. They are a set; sorting keeps the attribute (and its hash) from
+// changing when Zoom merely lists them in another order.
+func loginTypes(ts []int) string {
+	switch len(ts) {
+	case 0:
+		return ""
+	case 1:
+		return strconv.Itoa(ts[0])
+	}
+	s := slices.Clone(ts)
+	slices.Sort(s)
+	s = slices.Compact(s)
+	b := make([]byte, 0, 4*len(s))
+	for i, t := range s {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendInt(b, int64(t), 10)
+	}
+	return string(b)
+}
+
+// seen reports whether v occurs in before. A user belongs to a handful of
+// groups, so a scan beats building a set.
+func seen(before []string, v string) bool {
+	return slices.Contains(before, v)
+}
+
+func seenCustom(before []zoom.CustomAttribute, k string) bool {
+	for _, ca := range before {
+		if ca.Key == k && ca.Value != "" {
+			return true
+		}
+	}
+	return false
+}
+
+// usersPage maps one page of GET /users listed with the given status.
+func usersPage(b *pb.RecordBatch, body []byte, status string) (Stats, error) {
+	var list zoom.UserList
+	if err := decode(body, "users page", &list); err != nil {
+		return Stats{}, err
+	}
+	st := Stats{Items: len(list.Users)}
+	n := 0
+	for i := range list.Users {
+		n += userRecords(&list.Users[i])
+	}
+	recs := make([]*pb.Record, 0, n)
+	for i := range list.Users {
+		var ok bool
+		if recs, _, ok = AppendUser(recs, &list.Users[i], status); !ok {
+			st.Skipped++
+		}
+	}
+	b.Records = recs
+	return st, nil
+}
+
+// userPage maps the answer to GET /users/{id}, read after a webhook hint. The
+// batch replaces the user's grants and attributes (ReplaceUser), since the
+// body is the user's whole current state. When Zoom answered that the user
+// does not exist, the batch deletes it instead.
+func userPage(b *pb.RecordBatch, p *pb.RawPage) (Stats, error) {
+	if p.GetNotFound() {
+		if p.GetUserId() == "" {
+			return Stats{}, fmt.Errorf("%w: user not found, but no user id", ErrBadPage)
+		}
+		b.Deletes = []*pb.RecordRef{{Kind: pb.Kind_KIND_SERVICE_USER, Key: p.GetUserId()}}
+		return Stats{Items: 1}, nil
+	}
+	var u zoom.User
+	if err := decode(p.GetBody(), "user", &u); err != nil {
+		return Stats{}, err
+	}
+	// A single user carries its own status, unlike a listed one. Zoom
+	// documents the field for GET /users/{id}; should a body lack it, active
+	// is the status the user most likely has (it was just read by id, which
+	// a pending user in a listing has not).
+	status := u.Status
+	if status == "" {
+		status = clarity.StatusActive
+	}
+	recs, key, ok := AppendUser(nil, &u, status)
+	if !ok {
+		return Stats{Items: 1, Skipped: 1}, fmt.Errorf("%w: user %q has neither id nor email", ErrBadPage, p.GetUserId())
+	}
+	b.Records = recs
+	b.ReplaceUser = key
+	return Stats{Items: 1}, nil
+}

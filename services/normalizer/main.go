@@ -1,0 +1,111 @@
+// Command normalizer turns raw Zoom pages (and, with webhooks, Zoom events)
+// into normalized Clarity record batches for the writer.
+package main
+
+import (
+	"context"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/claritysecurity/zoom-connector/pkg/clarity"
+	"github.com/claritysecurity/zoom-connector/pkg/natsx"
+	"github.com/claritysecurity/zoom-connector/pkg/pb"
+	"github.com/claritysecurity/zoom-connector/pkg/service"
+	"github.com/claritysecurity/zoom-connector/services/normalizer/internal/pipe"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx); err != nil {
+		service.Fatal("normalizer", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context) error {
+	cfg, err := readConfig(service.NewEnv())
+	if err != nil {
+		return err
+	}
+	log, err := service.Logger(os.Stderr, "normalizer", cfg.LogLevel, cfg.LogFormat)
+	if err != nil {
+		return err
+	}
+	nc, js, err := natsx.Connect(ctx, cfg.NATSURL, "normalizer", log)
+	if err != nil {
+		return err
+	}
+	defer nc.Drain() //nolint:errcheck
+	if err := natsx.EnsureStreams(ctx, js, clarity.Streams()...); err != nil {
+		return err
+	}
+	reg := service.NewRegistry()
+	p := pipe.New(js, log, newMetrics(reg))
+	consumeMetrics := service.NewConsumeMetrics(reg)
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		return service.Serve(gctx, cfg.HTTPAddr, service.OpsMux(reg, map[string]service.Check{
+			"nats": func(context.Context) error { return natsx.Ready(nc) },
+		}))
+	})
+	g.Go(func() error {
+		return natsx.Consumer{
+			Stream:      clarity.StreamRaw,
+			Durable:     "normalizer",
+			MaxDeliver:  cfg.MaxDeliver,
+			Concurrency: cfg.Concurrency,
+			DeadLetter:  clarity.DeadLetterSubject(clarity.StreamRaw),
+			Log:         log,
+			Observer:    consumeMetrics,
+		}.Run(gctx, js, p.HandleRaw)
+	})
+	log.Info().Str("addr", cfg.HTTPAddr).Msg("normalizer started")
+	err = g.Wait()
+	log.Info().Msg("normalizer stopped")
+	return err
+}
+
+// metrics count the records the normalizer produced.
+type metrics struct {
+	records *prometheus.CounterVec
+	skipped prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		records: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "zoom_records_normalized_total", Help: "Records produced from Zoom pages and events, by kind.",
+		}, []string{"kind"}),
+		skipped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "zoom_items_skipped_total", Help: "Zoom items that could not be keyed (no id and no email).",
+		}),
+	}
+	reg.MustRegister(m.records, m.skipped)
+	return m
+}
+
+func (m *metrics) Records(kind pb.Kind, n int) {
+	m.records.WithLabelValues(kindLabel(kind)).Add(float64(n))
+}
+
+func (m *metrics) Skipped(n int) { m.skipped.Add(float64(n)) }
+
+func kindLabel(k pb.Kind) string {
+	switch k {
+	case pb.Kind_KIND_SERVICE_USER:
+		return clarity.KindServiceUser
+	case pb.Kind_KIND_ENTITLEMENT:
+		return clarity.KindEntitlement
+	case pb.Kind_KIND_SERVICE_USER_ENTITLEMENT:
+		return clarity.KindServiceUserEntitlement
+	case pb.Kind_KIND_SERVICE_USER_ATTRIBUTE:
+		return clarity.KindServiceUserAttribute
+	}
+	return "unknown"
+}
