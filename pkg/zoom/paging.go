@@ -1,0 +1,260 @@
+package zoom
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+)
+
+// ListingKind says which Zoom listing a Listing walks.
+type ListingKind int
+
+// The listings of a full sync.
+const (
+	// ListingUsers is GET /users with one status.
+	ListingUsers ListingKind = iota + 1
+	// ListingGroups is GET /groups.
+	ListingGroups
+	// ListingGroupAdmins is GET /groups/{groupId}/admins.
+	ListingGroupAdmins
+	// ListingRoles is GET /roles, which Zoom does not page.
+	ListingRoles
+)
+
+// The user statuses GET /users lists, one per listing.
+const (
+	UserStatusActive   = "active"
+	UserStatusInactive = "inactive"
+	UserStatusPending  = "pending"
+)
+
+// Listing names one Zoom listing. Build it with UsersListing, GroupsListing,
+// GroupAdminsListing or RolesListing.
+type Listing struct {
+	// Kind is the listing.
+	Kind ListingKind
+	// Status is the user status of a ListingUsers: active, inactive or
+	// pending.
+	Status string
+	// GroupID is the group of a ListingGroupAdmins.
+	GroupID string
+}
+
+// UsersListing lists the users of one status (active, inactive or pending),
+// with their custom attributes.
+func UsersListing(status string) Listing { return Listing{Kind: ListingUsers, Status: status} }
+
+// GroupsListing lists the account's groups.
+func GroupsListing() Listing { return Listing{Kind: ListingGroups} }
+
+// GroupAdminsListing lists the admins of one group. Zoom names admins by email
+// and name only.
+func GroupAdminsListing(groupID string) Listing {
+	return Listing{Kind: ListingGroupAdmins, GroupID: groupID}
+}
+
+// RolesListing lists the account's roles.
+func RolesListing() Listing { return Listing{Kind: ListingRoles} }
+
+// String names the listing in errors and logs: "users/active", "groups",
+// "groups/<id>/admins", "roles".
+func (l Listing) String() string {
+	switch l.Kind {
+	case ListingUsers:
+		return "users/" + l.Status
+	case ListingGroups:
+		return "groups"
+	case ListingGroupAdmins:
+		return "groups/" + l.GroupID + "/admins"
+	case ListingRoles:
+		return "roles"
+	}
+	return "listing(" + strconv.Itoa(int(l.Kind)) + ")"
+}
+
+// Endpoint is the listing's endpoint template, as counted in Stats, such as
+// "GET /groups/{groupId}/admins".
+func (l Listing) Endpoint() string {
+	return http.MethodGet + " " + l.endpoint()
+}
+
+func (l Listing) endpoint() string {
+	switch l.Kind {
+	case ListingUsers:
+		return "/users"
+	case ListingGroups:
+		return "/groups"
+	case ListingGroupAdmins:
+		return "/groups/{groupId}/admins"
+	case ListingRoles:
+		return "/roles"
+	}
+	return ""
+}
+
+func (l Listing) validate() error {
+	switch l.Kind {
+	case ListingUsers:
+		switch l.Status {
+		case UserStatusActive, UserStatusInactive, UserStatusPending:
+			return nil
+		}
+		return fmt.Errorf("zoom: list users: status %q is not active, inactive or pending", l.Status)
+	case ListingGroups, ListingRoles:
+		return nil
+	case ListingGroupAdmins:
+		if l.GroupID == "" {
+			return errors.New("zoom: list group admins: empty group id")
+		}
+		return nil
+	}
+	return fmt.Errorf("zoom: unknown listing kind %d", l.Kind)
+}
+
+// request builds the request of one page. Every page re-sends the first
+// page's parameters, as Zoom requires along with next_page_token.
+func (l Listing) request(pageSize int, pageToken string) request {
+	q := url.Values{}
+	r := request{method: http.MethodGet, endpoint: l.endpoint(), path: l.endpoint(), query: q}
+	switch l.Kind {
+	case ListingUsers:
+		q.Set("status", l.Status)
+		q.Set("page_size", strconv.Itoa(pageSize))
+		q.Set("include_fields", "custom_attributes")
+	case ListingGroups:
+		q.Set("page_size", strconv.Itoa(pageSize))
+	case ListingGroupAdmins:
+		r.path = "/groups/" + url.PathEscape(l.GroupID) + "/admins"
+		q.Set("page_size", strconv.Itoa(pageSize))
+	case ListingRoles:
+		// GET /roles takes no paging parameters; type defaults to common.
+	}
+	if pageToken != "" {
+		q.Set("next_page_token", pageToken)
+	}
+	return r
+}
+
+// RawPage is one page of a listing, handed over as it arrives.
+type RawPage struct {
+	// Listing is the listing the page belongs to.
+	Listing Listing
+	// Number counts pages from 1 within the listing. After a restart it
+	// starts at 1 again.
+	Number int
+	// Body is the answer's body exactly as Zoom sent it.
+	Body []byte
+	// Last reports the listing's last page: Zoom sent no next_page_token.
+	Last bool
+	// TotalRecords is Zoom's total_records (0 when Zoom left it out).
+	TotalRecords int
+	// Items is the number of items (users, groups, admins, roles) on the
+	// page.
+	Items int
+	// FetchedAt is when the answer arrived.
+	FetchedAt time.Time
+	// Restarted marks the first page of a listing that started over because
+	// Zoom rejected an expired next_page_token (tokens live 15 minutes). The
+	// pages handed over before it came from an earlier pass: their content is
+	// still true, but the listing's pages are now counted again from this
+	// one, and only the new pass ends with a Last page.
+	Restarted bool
+}
+
+// pageProbe reads just what paging needs from a page; the items themselves
+// are skipped, not decoded.
+type pageProbe struct {
+	NextPageToken string     `json:"next_page_token"`
+	TotalRecords  int        `json:"total_records"`
+	Users         []struct{} `json:"users"`
+	Groups        []struct{} `json:"groups"`
+	Admins        []struct{} `json:"admins"`
+	Roles         []struct{} `json:"roles"`
+}
+
+func (p pageProbe) items(k ListingKind) int {
+	switch k {
+	case ListingUsers:
+		return len(p.Users)
+	case ListingGroups:
+		return len(p.Groups)
+	case ListingGroupAdmins:
+		return len(p.Admins)
+	case ListingRoles:
+		return len(p.Roles)
+	}
+	return 0
+}
+
+// Pages walks listing l to its last page and calls fn with each page as it
+// arrives, so that an organisation of any size passes through in constant
+// memory. An error from fn stops the walk and is returned as is.
+//
+// When Zoom rejects a next_page_token as invalid or expired (400 code 300),
+// the listing starts over from its first page, at most
+// Config.MaxListingRestarts times; the first page of the new pass has
+// Restarted set. GET /roles is one request, but a next_page_token on it is
+// followed all the same.
+func (c *Client) Pages(ctx context.Context, l Listing, fn func(p RawPage) error) error {
+	if err := l.validate(); err != nil {
+		return err
+	}
+	var (
+		pageToken string
+		number    int
+		restarts  int
+		restarted bool
+	)
+	for {
+		body, err := c.do(ctx, l.request(c.cfg.PageSize, pageToken))
+		if err != nil {
+			var api *APIError
+			if pageToken != "" && errors.As(err, &api) && api.pageTokenRejected() {
+				if restarts >= c.cfg.MaxListingRestarts {
+					return fmt.Errorf("list %s page %d: page token rejected after %d restarts: %w",
+						l, number+1, restarts, err)
+				}
+				restarts++
+				c.count.add(func(s *Stats) { s.Restarts++ })
+				c.log.Warn().Str("listing", l.String()).Int("page", number+1).Int("restart", restarts).
+					Msg("zoom: next_page_token rejected, restarting the listing")
+				pageToken, number, restarted = "", 0, true
+				continue
+			}
+			return fmt.Errorf("list %s page %d: %w", l, number+1, err)
+		}
+		fetched := c.now()
+		number++
+		var probe pageProbe
+		if err := json.Unmarshal(body, &probe); err != nil {
+			return fmt.Errorf("list %s page %d: decode: %w", l, number, err)
+		}
+		next := probe.NextPageToken
+		if next != "" && next == pageToken {
+			// Following it would ask for the same page forever.
+			return fmt.Errorf("list %s page %d: zoom sent the same next_page_token again", l, number)
+		}
+		p := RawPage{
+			Listing:      l,
+			Number:       number,
+			Body:         body,
+			Last:         next == "",
+			TotalRecords: probe.TotalRecords,
+			Items:        probe.items(l.Kind),
+			FetchedAt:    fetched,
+			Restarted:    restarted && number == 1,
+		}
+		if err := fn(p); err != nil {
+			return err
+		}
+		if p.Last {
+			return nil
+		}
+		pageToken = next
+	}
+}
