@@ -1,0 +1,314 @@
+// Package devstack runs the whole connector on one machine: an embedded NATS
+// JetStream server, the Zoom simulator, and the service binaries as child
+// processes against a PostgreSQL database. zoomctl dev and the end-to-end
+// tests use it.
+package devstack
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/claritysecurity/zoom-connector/pkg/clarity"
+	"github.com/claritysecurity/zoom-connector/pkg/natsx"
+	"github.com/claritysecurity/zoom-connector/pkg/natsx/natstest"
+	"github.com/claritysecurity/zoom-connector/pkg/zoom/zoomtest"
+)
+
+// Services are the long-running binaries, in start order.
+var Services = []string{"writer", "normalizer", "fetcher", "webhook"}
+
+// Config describes a stack.
+type Config struct {
+	// BinDir holds the service binaries.
+	BinDir string
+	// DatabaseURL is the writer's database.
+	DatabaseURL string
+	// Dir holds the NATS store and the service logs.
+	Dir       string
+	Tenant    string
+	Connector string
+	// Org is the simulator's organisation.
+	Org *zoomtest.Org
+	// Sim configures the simulator; credentials and the webhook secret are
+	// filled in when empty.
+	Sim zoomtest.Options
+	// Env adds variables to every service's environment.
+	Env map[string]string
+	// Log, when set, receives every service's log lines too.
+	Log io.Writer
+}
+
+// Stack is a running stack.
+type Stack struct {
+	cfg        Config
+	NATS       *server.Server
+	NATSURL    string
+	NC         *nats.Conn
+	JS         jetstream.JetStream
+	Sim        *zoomtest.Server
+	mu         sync.Mutex
+	procs      []*Proc
+	addrs      map[string]string
+	WebhookURL string
+}
+
+// Start starts NATS and the simulator; services are started with Run.
+func Start(ctx context.Context, cfg Config) (*Stack, error) {
+	if cfg.Tenant == "" {
+		cfg.Tenant = "default"
+	}
+	if cfg.Connector == "" {
+		cfg.Connector = "zoom"
+	}
+	if cfg.Sim.WebhookSecret == "" {
+		cfg.Sim.WebhookSecret = "dev-webhook-secret"
+	}
+	if err := os.MkdirAll(filepath.Join(cfg.Dir, "logs"), 0o755); err != nil {
+		return nil, err
+	}
+	s := &Stack{cfg: cfg, addrs: map[string]string{}}
+	ns, err := natstest.Start(filepath.Join(cfg.Dir, "nats"), 0)
+	if err != nil {
+		return nil, err
+	}
+	s.NATS, s.NATSURL = ns, ns.ClientURL()
+	s.NC, s.JS, err = natsx.Connect(ctx, s.NATSURL, "devstack", zerolog.Nop())
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	if err := natsx.EnsureStreams(ctx, s.JS, clarity.Streams()...); err != nil {
+		s.Close()
+		return nil, err
+	}
+	webhookAddr, err := freeAddr()
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	s.addrs["webhook"] = webhookAddr
+	s.WebhookURL = "http://" + webhookAddr + "/webhooks/zoom/" + cfg.Tenant + "/" + cfg.Connector
+	s.Sim = zoomtest.New(cfg.Org, cfg.Sim)
+	if _, err := s.Sim.Start("127.0.0.1:0"); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Config returns the stack's configuration.
+func (s *Stack) Config() Config { return s.cfg }
+
+// Env is the environment a service of the stack runs with.
+func (s *Stack) Env(name string) ([]string, error) {
+	addr, err := s.addr(name)
+	if err != nil {
+		return nil, err
+	}
+	env := map[string]string{
+		"NATS_URL":                  s.NATSURL,
+		"DATABASE_URL":              s.cfg.DatabaseURL,
+		"ZOOM_API_URL":              s.Sim.APIBase(),
+		"ZOOM_OAUTH_URL":            s.Sim.URL(),
+		"ZOOM_ACCOUNT_ID":           s.Sim.AccountID(),
+		"ZOOM_CLIENT_ID":            s.Sim.ClientID(),
+		"ZOOM_CLIENT_SECRET":        s.Sim.ClientSecret(),
+		"ZOOM_WEBHOOK_SECRET_TOKEN": s.cfg.Sim.WebhookSecret,
+		"ZOOM_PACING":               "false",
+		"CLARITY_TENANT":            s.cfg.Tenant,
+		"CONNECTOR_ID":              s.cfg.Connector,
+		"LOG_LEVEL":                 "info",
+		"LOG_FORMAT":                "json",
+		"RELAY_INTERVAL":            "50ms",
+	}
+	env[addrVar(name)] = addr
+	for k, v := range s.cfg.Env {
+		env[k] = v
+	}
+	out := os.Environ()
+	for k, v := range env {
+		out = append(out, k+"="+v)
+	}
+	return out, nil
+}
+
+func addrVar(name string) string {
+	switch name {
+	case "webhook":
+		return "WEBHOOK_ADDR"
+	case "fetcher":
+		return "FETCHER_ADDR"
+	case "normalizer":
+		return "NORMALIZER_ADDR"
+	case "writer":
+		return "WRITER_ADDR"
+	}
+	return "ADDR"
+}
+
+// addr returns the listen address of the named service replica; the webhook
+// keeps one address, so that the simulator's webhook URL stays valid.
+func (s *Stack) addr(name string) (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if name == "webhook" {
+		return s.addrs["webhook"], nil
+	}
+	return freeAddr()
+}
+
+// Proc is one running service process.
+type Proc struct {
+	Name string
+	Addr string
+	cmd  *exec.Cmd
+	done chan struct{}
+	err  error
+	log  *os.File
+}
+
+// Run starts one replica of a service.
+func (s *Stack) Run(name string) (*Proc, error) {
+	env, err := s.Env(name)
+	if err != nil {
+		return nil, err
+	}
+	var addr string
+	for _, kv := range env {
+		if len(kv) > len(addrVar(name)) && kv[:len(addrVar(name))+1] == addrVar(name)+"=" {
+			addr = kv[len(addrVar(name))+1:]
+		}
+	}
+	s.mu.Lock()
+	n := len(s.procs)
+	s.mu.Unlock()
+	logPath := filepath.Join(s.cfg.Dir, "logs", fmt.Sprintf("%s-%d.log", name, n))
+	lf, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(filepath.Join(s.cfg.BinDir, name))
+	cmd.Env = env
+	var w io.Writer = lf
+	if s.cfg.Log != nil {
+		w = io.MultiWriter(lf, s.cfg.Log)
+	}
+	cmd.Stdout, cmd.Stderr = w, w
+	if err := cmd.Start(); err != nil {
+		lf.Close()
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
+	p := &Proc{Name: name, Addr: addr, cmd: cmd, done: make(chan struct{}), log: lf}
+	go func() {
+		p.err = cmd.Wait()
+		lf.Close()
+		close(p.done)
+	}()
+	s.mu.Lock()
+	s.procs = append(s.procs, p)
+	s.mu.Unlock()
+	if err := waitHTTP(p, "http://"+addr+"/healthz", 20*time.Second); err != nil {
+		return p, fmt.Errorf("%s did not come up: %w (log: %s)", name, err, logPath)
+	}
+	return p, nil
+}
+
+// LogPath is where the process writes its log.
+func (p *Proc) LogPath() string { return p.log.Name() }
+
+// Stop sends SIGTERM and waits up to 10 seconds for the process to exit.
+// It returns the exit error (nil for status 0).
+func (p *Proc) Stop() error {
+	select {
+	case <-p.done:
+		return p.err
+	default:
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+		return p.err
+	case <-time.After(10 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-p.done
+		return fmt.Errorf("%s did not stop within 10s of SIGTERM", p.Name)
+	}
+}
+
+// Kill stops the process abruptly (SIGKILL), losing its in-flight work.
+func (p *Proc) Kill() {
+	_ = p.cmd.Process.Kill()
+	<-p.done
+}
+
+// Exited reports whether the process has ended.
+func (p *Proc) Exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// Close stops every process, the simulator and NATS.
+func (s *Stack) Close() {
+	s.mu.Lock()
+	procs := s.procs
+	s.procs = nil
+	s.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, p := range procs {
+		wg.Add(1)
+		go func() { defer wg.Done(); _ = p.Stop() }()
+	}
+	wg.Wait()
+	if s.Sim != nil {
+		s.Sim.Close()
+	}
+	if s.NC != nil {
+		s.NC.Close()
+	}
+	if s.NATS != nil {
+		s.NATS.Shutdown()
+		s.NATS.WaitForShutdown()
+	}
+}
+
+func freeAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return "127.0.0.1:" + strconv.Itoa(l.Addr().(*net.TCPAddr).Port), nil
+}
+
+func waitHTTP(p *Proc, url string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if p.Exited() {
+			return fmt.Errorf("exited: %v", p.err)
+		}
+		resp, err := httpGet(url)
+		if err == nil && resp == 200 {
+			return nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return fmt.Errorf("no answer on %s within %s", url, timeout)
+}
