@@ -126,5 +126,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	return m
 }
 
-func (m *metrics) Published(kind, op string, n int) { m.events.WithLabelValues(kind, op).Add(float64(n)) }
-func (m *metrics) Lag(d time.Duration)              { m.lag.Observe(d.Seconds()) }
+func (m *metrics) Published(kind, op string, n int) {
+	m.events.WithLabelValues(kind, op).Add(float64(n))
+}
+func (m *metrics) Lag(d time.Duration) { m.lag.Observe(d.Seconds()) }

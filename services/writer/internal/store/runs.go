@@ -168,7 +168,7 @@ func (s *Store) ApplyPage(ctx context.Context, tenant, connector string, b *pb.R
 	if _, err := w.tx.Exec(ctx, `
 		INSERT INTO run_pages (connector_id, run_id, listing, listing_key, page)
 		VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING`,
-		w.cid, b.Run.RunId, int16(b.Ref.Listing), b.Ref.ListingKey, b.Ref.Page); err != nil {
+		w.cid, b.Run.RunId, int16(b.Ref.Listing), passKey(b.Ref.ListingKey, b.Ref.Pass), b.Ref.Page); err != nil {
 		_ = w.tx.Rollback(ctx)
 		return fmt.Errorf("record page: %w", err)
 	}
@@ -204,7 +204,7 @@ func (s *Store) Fetched(ctx context.Context, tenant, connector string, f *pb.Run
 	keys := make([]string, n)
 	pages := make([]int32, n)
 	for i, l := range f.Listings {
-		listings[i], keys[i], pages[i] = int16(l.Listing), l.ListingKey, l.Pages
+		listings[i], keys[i], pages[i] = int16(l.Listing), passKey(l.ListingKey, l.Pass), l.Pages
 	}
 	requests := f.Run.RequestIds
 	if requests == nil {
@@ -342,6 +342,15 @@ func (s *Store) Finalize(ctx context.Context, tenant, connector, runID string) (
 		return false, err
 	}
 	return true, nil
+}
+
+// passKey names one pass of a listing in run_pages: pages of an abandoned
+// pass must not count towards the completion of the pass that replaced it.
+func passKey(key string, pass int32) string {
+	if pass == 0 {
+		return key
+	}
+	return fmt.Sprintf("%s#%d", key, pass)
 }
 
 func grantRecord(userKey, entKey string) (*pb.Record, error) {
