@@ -2,9 +2,280 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/claritysecurity/zoom-connector/pkg/clarity"
+	"github.com/claritysecurity/zoom-connector/pkg/zoom/zoomtest"
+	"github.com/claritysecurity/zoom-connector/services/zoomctl/internal/devstack"
 )
 
 func runDev(ctx context.Context, args []string, out, errw io.Writer) int {
-	return fail(errw, ExitUsage, "dev: not available in this build")
+	fs, tenant, connector := flags("dev", errw)
+	users := fs.Int("users", 5000, "users in the simulated organisation")
+	groups := fs.Int("groups", 0, "groups (default users/50)")
+	roles := fs.Int("roles", 10, "roles")
+	seed := fs.Int64("seed", 1, "seed of the generated organisation")
+	changes := fs.Int("changes", 5, "simulator changes made after the sync, sent as webhooks")
+	dir := fs.String("dir", "", "working directory for NATS, Postgres and logs (default: a temporary one, removed at exit)")
+	binDir := fs.String("bin", "", "directory of the service binaries (default: zoomctl's own)")
+	serve := fs.Bool("serve", false, "keep the stack running after the summary, until Ctrl-C")
+	verbose := fs.Bool("v", false, "show the services' logs")
+	if code, ok := parse(fs, args); !ok {
+		return code
+	}
+	if *groups == 0 {
+		*groups = max(1, *users/50)
+	}
+	if *binDir == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return fail(errw, ExitError, "find binaries: %v", err)
+		}
+		*binDir = filepath.Dir(exe)
+	}
+	for _, s := range devstack.Services {
+		if _, err := os.Stat(filepath.Join(*binDir, s)); err != nil {
+			return fail(errw, ExitUsage, "dev: %s not found in %s; run `make build` first or pass --bin", s, *binDir)
+		}
+	}
+	if *dir == "" {
+		d, err := os.MkdirTemp("", "zoom-dev-")
+		if err != nil {
+			return fail(errw, ExitError, "%v", err)
+		}
+		defer os.RemoveAll(d)
+		*dir = d
+	}
+	d := &dev{out: out, errw: errw, start: time.Now()}
+	if err := d.run(ctx, devOptions{
+		tenant: *tenant, connector: *connector, users: *users, groups: *groups, roles: *roles, seed: *seed,
+		changes: *changes, dir: *dir, binDir: *binDir, serve: *serve, verbose: *verbose,
+	}); err != nil {
+		if ctx.Err() != nil {
+			fmt.Fprintln(out, "\nstopped")
+			return ExitOK
+		}
+		return fail(errw, ExitError, "dev: %v", err)
+	}
+	return ExitOK
+}
+
+type devOptions struct {
+	tenant, connector             string
+	users, groups, roles, changes int
+	seed                          int64
+	dir, binDir                   string
+	serve, verbose                bool
+}
+
+type dev struct {
+	out, errw io.Writer
+	start     time.Time
+}
+
+func (d *dev) say(format string, args ...any) { fmt.Fprintf(d.out, format+"\n", args...) }
+
+func (d *dev) run(ctx context.Context, o devOptions) error {
+	dbURL := os.Getenv("DATABASE_URL")
+	if dbURL == "" {
+		d.say("• starting PostgreSQL in %s", filepath.Join(o.dir, "pg"))
+		pg, err := devstack.StartPostgres(filepath.Join(o.dir, "pg"))
+		if err != nil {
+			return err
+		}
+		defer pg.Stop() //nolint:errcheck
+		dbURL = pg.URL
+	}
+	d.say("• generating an organisation: %d users, %d groups, %d roles (seed %d)", o.users, o.groups, o.roles, o.seed)
+	org := zoomtest.Generate(o.seed, zoomtest.Size{Users: o.users, Groups: o.groups, Roles: o.roles})
+	var logw io.Writer
+	if o.verbose {
+		logw = d.errw
+	}
+	s, err := devstack.Start(ctx, devstack.Config{
+		BinDir: o.binDir, DatabaseURL: dbURL, Dir: o.dir, Tenant: o.tenant, Connector: o.connector, Org: org, Log: logw,
+	})
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	d.say("• NATS at %s, Zoom simulator at %s", s.NATSURL, s.Sim.URL())
+	for _, name := range devstack.Services {
+		p, err := s.Run(name)
+		if err != nil {
+			return err
+		}
+		d.say("• %-10s up, health and metrics on http://%s", name, p.Addr)
+	}
+
+	w, err := NewWatcher(ctx, s.JS, o.tenant, o.connector)
+	if err != nil {
+		return err
+	}
+	defer w.Stop()
+	id := NewRequestID()
+	if err := Trigger(ctx, s.JS, o.tenant, o.connector, id); err != nil {
+		return err
+	}
+	d.say("• full sync triggered (request_id %s)", id)
+	pagesWant := expectedPages(org)
+	bar := newBar(d.errw, pagesWant)
+	stop := make(chan struct{})
+	go func() {
+		t := time.NewTicker(150 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				bar.draw(s.Sim.TotalRequests())
+			}
+		}
+	}()
+	res, err := w.Wait(ctx, id, bar.event)
+	close(stop)
+	bar.draw(s.Sim.TotalRequests())
+	fmt.Fprintln(d.errw)
+	if err != nil {
+		return err
+	}
+	st := res.Data.Stats
+	d.say("• sync %s in %s: %d created, %d updated, %d deleted, %d unchanged, %d Zoom requests",
+		res.Op, time.Since(bar.start).Round(time.Millisecond), st.Created, st.Updated, st.Deleted, st.Unchanged, st.APIRequests)
+	if res.Op != clarity.OpCompleted {
+		return fmt.Errorf("sync failed: %s", res.Data.Error)
+	}
+
+	if o.changes > 0 {
+		s.Sim.SetWebhookURL(s.WebhookURL)
+		d.say("• making %d changes in Zoom; their webhooks flow to %s", o.changes, s.WebhookURL)
+		deliveries, err := s.Sim.RandomMutations(ctx, rand.New(rand.NewPCG(uint64(o.seed), 42)), o.changes)
+		if err != nil {
+			return err
+		}
+		for _, dl := range deliveries {
+			d.say("  zoom → %s (HTTP %d)", dl.Event, dl.Status)
+		}
+		d.say("• change events as they arrive:")
+		d.follow(ctx, w, 3*time.Second)
+	}
+	if err := d.summary(ctx, s, dbURL, o); err != nil {
+		return err
+	}
+	if o.serve {
+		d.say("• the stack keeps running; NATS_URL=%s DATABASE_URL=%s; Ctrl-C stops it", s.NATSURL, dbURL)
+		<-ctx.Done()
+	}
+	return nil
+}
+
+// follow prints change events until none arrived for quiet.
+func (d *dev) follow(ctx context.Context, w *Watcher, quiet time.Duration) {
+	t := time.NewTimer(quiet)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			return
+		case m := <-w.msgs:
+			var ev clarity.Event
+			if json.Unmarshal(m.Data(), &ev) == nil {
+				d.say("  %-8s %-48s %s", ev.Sequence, ev.Type, ev.Subject)
+			}
+			t.Reset(quiet)
+		}
+	}
+}
+
+func (d *dev) summary(ctx context.Context, s *devstack.Stack, dbURL string, o devOptions) error {
+	counts := map[string]int{}
+	if err := Snapshot(ctx, dbURL, o.tenant, o.connector, func(l SnapshotLine) error {
+		counts[l.Kind]++
+		return nil
+	}); err != nil {
+		return err
+	}
+	d.say("")
+	d.say("summary")
+	total := 0
+	for _, k := range clarity.Kinds {
+		d.say("  %-26s %8d", k, counts[k])
+		total += counts[k]
+	}
+	d.say("  %-26s %8d", "records", total)
+	reqs := s.Sim.Requests()
+	keys := make([]string, 0, len(reqs))
+	for k := range reqs {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	d.say("  Zoom requests              %8d (%s)", s.Sim.TotalRequests(), joinCounts(keys, reqs))
+	d.say("  time                       %8s", time.Since(d.start).Round(time.Millisecond))
+	return nil
+}
+
+func joinCounts(keys []string, m map[string]int) string {
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s: %d", k, m[k])
+	}
+	return strings.Join(parts, ", ")
+}
+
+// expectedPages estimates the requests of a full sync from Zoom's
+// total_records of each listing: one per page of 300, one per group's
+// admins, roles, and the token.
+func expectedPages(org *zoomtest.Org) int {
+	by := map[string]int{}
+	for _, u := range org.Users {
+		by[u.Status]++
+	}
+	pages := func(n int) int { return max(1, (n+299)/300) }
+	n := pages(by["active"]) + pages(by["inactive"]) + pages(by["pending"]) + pages(len(org.Groups)) + 2
+	for _, g := range org.Groups {
+		n += pages(len(g.Admins))
+	}
+	return n
+}
+
+// bar draws a live progress line: Zoom pages against the estimate, change
+// events and their rate.
+type bar struct {
+	w      io.Writer
+	want   int
+	events int
+	start  time.Time
+}
+
+func newBar(w io.Writer, want int) *bar { return &bar{w: w, want: want, start: time.Now()} }
+
+func (b *bar) event(ev clarity.Event) {
+	if !strings.HasPrefix(ev.Type, "clarity.sync.") {
+		b.events++
+	}
+}
+
+func (b *bar) draw(requests int) {
+	const width = 30
+	frac := min(1, float64(requests)/float64(max(1, b.want)))
+	filled := int(frac * width)
+	el := time.Since(b.start).Seconds()
+	eta := "—"
+	if frac > 0.02 && frac < 1 {
+		eta = (time.Duration(el/frac*(1-frac)) * time.Second).Round(time.Second).String()
+	}
+	fmt.Fprintf(b.w, "\r  [%s%s] %3.0f%%  Zoom requests %d/%d  records %d  %.0f/s  eta %s   ",
+		strings.Repeat("█", filled), strings.Repeat("░", width-filled), frac*100, requests, b.want,
+		b.events, float64(b.events)/max(el, 0.001), eta)
 }
