@@ -63,6 +63,8 @@ func startStack(t *testing.T, org *zoomtest.Org, sim zoomtest.Options, replicas 
 	ctx := context.Background()
 	s, err := devstack.Start(ctx, devstack.Config{
 		BinDir: binDir(t), DatabaseURL: db, Dir: t.TempDir(), Org: org, Sim: sim,
+		// A fetcher that dies is replaced quickly in tests.
+		Env: map[string]string{"TRIGGER_ACK_WAIT": "3s"},
 	})
 	if err != nil {
 		t.Fatal(err)
