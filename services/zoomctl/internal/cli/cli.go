@@ -29,6 +29,7 @@ func commands() []command {
 		{"sync", "trigger a full sync; with --wait, follow it to its end", runSync},
 		{"snapshot", "print the current records from Postgres, one JSON object per line", runSnapshot},
 		{"dev", "run the whole stack on this machine (embedded NATS, local Postgres, simulator)", runDev},
+		{"bench", "measure the whole pipeline against the simulator (make bench)", runBench},
 	}
 }
 

@@ -1,0 +1,296 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/claritysecurity/zoom-connector/pkg/clarity"
+	"github.com/claritysecurity/zoom-connector/pkg/zoom/zoomtest"
+	"github.com/claritysecurity/zoom-connector/services/zoomctl/internal/devstack"
+)
+
+// BenchResult is one row of zoomctl bench.
+type BenchResult struct {
+	Users            int              `json:"users"`
+	Records          int              `json:"records"`
+	FullSyncSeconds  float64          `json:"full_sync_seconds"`
+	RecordsPerSecond float64          `json:"records_per_second"`
+	ResyncSeconds    float64          `json:"noop_resync_seconds"`
+	ResyncChanges    int              `json:"noop_resync_change_events"`
+	ZoomRequests     int              `json:"zoom_requests"`
+	ProSeconds       float64          `json:"zoom_time_at_pro_limits_seconds"`
+	BusinessSeconds  float64          `json:"zoom_time_at_business_limits_seconds"`
+	CopySeconds      float64          `json:"copy_floor_seconds"`
+	FloorRatio       float64          `json:"full_sync_to_copy_ratio"`
+	WebhookEvents    int              `json:"webhook_events"`
+	WebhookP50Millis float64          `json:"webhook_latency_p50_ms"`
+	WebhookP99Millis float64          `json:"webhook_latency_p99_ms"`
+	PeakRSSMiB       map[string]int64 `json:"peak_rss_mib"`
+}
+
+func runBench(ctx context.Context, args []string, out, errw io.Writer) int {
+	fs, _, _ := flags("bench", errw)
+	sizes := fs.String("users", "10000,100000", "comma-separated organisation sizes")
+	webhooks := fs.Int("webhooks", 300, "webhook events for the latency figure")
+	jsonPath := fs.String("json", "bench-results/bench.json", "where to write the figures as JSON")
+	binDir := fs.String("bin", "", "directory of the service binaries (default: zoomctl's own)")
+	if code, ok := parse(fs, args); !ok {
+		return code
+	}
+	if *binDir == "" {
+		exe, _ := os.Executable()
+		*binDir = filepath.Dir(exe)
+	}
+	dbURL := os.Getenv("DATABASE_URL")
+	var results []BenchResult
+	for _, f := range strings.Split(*sizes, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 10 {
+			return fail(errw, ExitUsage, "bench: bad size %q", f)
+		}
+		fmt.Fprintf(errw, "bench: %d users…\n", n)
+		r, err := benchOne(ctx, n, *webhooks, *binDir, dbURL, errw)
+		if err != nil {
+			return fail(errw, ExitError, "bench %d users: %v", n, err)
+		}
+		results = append(results, r)
+	}
+	printBench(out, results)
+	if *jsonPath != "" {
+		_ = os.MkdirAll(filepath.Dir(*jsonPath), 0o755)
+		b, _ := json.MarshalIndent(results, "", "  ")
+		if err := os.WriteFile(*jsonPath, b, 0o644); err != nil {
+			return fail(errw, ExitError, "bench: %v", err)
+		}
+		fmt.Fprintf(out, "\nfigures written to %s\n", *jsonPath)
+	}
+	return ExitOK
+}
+
+func benchOne(ctx context.Context, users, webhooks int, binDir, dbURL string, errw io.Writer) (BenchResult, error) {
+	r := BenchResult{Users: users, PeakRSSMiB: map[string]int64{}}
+	dir, err := os.MkdirTemp("", "zoom-bench-")
+	if err != nil {
+		return r, err
+	}
+	defer os.RemoveAll(dir)
+	if dbURL == "" {
+		pg, err := devstack.StartPostgres(filepath.Join(dir, "pg"))
+		if err != nil {
+			return r, err
+		}
+		defer pg.Stop() //nolint:errcheck
+		dbURL = pg.URL
+	} else {
+		if dbURL, err = freshDatabase(ctx, dbURL); err != nil {
+			return r, err
+		}
+	}
+	org := zoomtest.Generate(int64(users), zoomtest.Size{Users: users, Groups: max(1, users/50), Roles: 20})
+	s, err := devstack.Start(ctx, devstack.Config{BinDir: binDir, DatabaseURL: dbURL, Dir: dir, Org: org,
+		Env: map[string]string{"LOG_LEVEL": "warn"}})
+	if err != nil {
+		return r, err
+	}
+	defer s.Close()
+	for _, name := range devstack.Services {
+		if _, err := s.Run(name); err != nil {
+			return r, err
+		}
+	}
+	cfg := s.Config()
+	w, err := NewWatcher(ctx, s.JS, cfg.Tenant, cfg.Connector)
+	if err != nil {
+		return r, err
+	}
+	defer w.Stop()
+
+	timed := func() (time.Duration, int, Result, error) {
+		id := NewRequestID()
+		events := 0
+		start := time.Now()
+		if err := Trigger(ctx, s.JS, cfg.Tenant, cfg.Connector, id); err != nil {
+			return 0, 0, Result{}, err
+		}
+		res, err := w.Wait(ctx, id, func(ev clarity.Event) {
+			if !strings.HasPrefix(ev.Type, "clarity.sync.") {
+				events++
+			}
+		})
+		return time.Since(start), events, res, err
+	}
+	d, events, res, err := timed()
+	if err != nil || res.Op != clarity.OpCompleted {
+		return r, fmt.Errorf("full sync: %v %s", err, res.Data.Error)
+	}
+	r.Records = events
+	r.FullSyncSeconds = d.Seconds()
+	r.RecordsPerSecond = float64(events) / d.Seconds()
+	r.ZoomRequests = s.Sim.TotalRequests()
+	// Every listing of a full sync is labelled MEDIUM: 20/s on Pro, 60/s on Business+.
+	r.ProSeconds = float64(r.ZoomRequests) / 20
+	r.BusinessSeconds = float64(r.ZoomRequests) / 60
+	fmt.Fprintf(errw, "  full sync %.1fs, %d records\n", r.FullSyncSeconds, r.Records)
+
+	d, events, res, err = timed()
+	if err != nil || res.Op != clarity.OpCompleted {
+		return r, fmt.Errorf("resync: %v %s", err, res.Data.Error)
+	}
+	r.ResyncSeconds, r.ResyncChanges = d.Seconds(), events
+	fmt.Fprintf(errw, "  no-op resync %.1fs\n", r.ResyncSeconds)
+
+	if r.CopySeconds, err = copyFloor(ctx, dbURL, r.Records); err != nil {
+		return r, err
+	}
+	r.FloorRatio = r.FullSyncSeconds / r.CopySeconds
+
+	if webhooks > 0 {
+		lat, err := webhookLatency(ctx, s, w, webhooks)
+		if err != nil {
+			return r, err
+		}
+		r.WebhookEvents = len(lat)
+		r.WebhookP50Millis = percentile(lat, 0.50)
+		r.WebhookP99Millis = percentile(lat, 0.99)
+	}
+	for _, p := range s.Procs() {
+		if mib := p.PeakRSS() >> 20; mib > r.PeakRSSMiB[p.Name] {
+			r.PeakRSSMiB[p.Name] = mib
+		}
+	}
+	return r, nil
+}
+
+// freshDatabase creates a new database next to the one dbURL names.
+func freshDatabase(ctx context.Context, dbURL string) (string, error) {
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close(ctx)
+	name := fmt.Sprintf("bench_%d", time.Now().UnixNano())
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		return "", err
+	}
+	cfg := conn.Config()
+	return fmt.Sprintf("postgres://%s@%s:%d/%s?sslmode=disable", cfg.User, cfg.Host, cfg.Port, name), nil
+}
+
+// copyFloor writes n rows shaped like the records table with one COPY into
+// a fresh table: the floor a sync's writes are compared with.
+func copyFloor(ctx context.Context, dbURL string, n int) (float64, error) {
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, `DROP TABLE IF EXISTS copy_floor;
+		CREATE TABLE copy_floor (connector_id bigint, kind smallint, key text, data json, hash bytea,
+			user_key text, ent_key text, email text, seen_at bigint, version bigint, deleted boolean,
+			PRIMARY KEY (connector_id, kind, key))`); err != nil {
+		return 0, err
+	}
+	data := `{"user_id":"KdYKjnimT4KPd8FFgQt9FQ","entitlement_id":"group:t-_-d56CSWG-7BF15LLrOw"}`
+	hash := make([]byte, 32)
+	start := time.Now()
+	i := 0
+	_, err = conn.CopyFrom(ctx, pgx.Identifier{"copy_floor"},
+		[]string{"connector_id", "kind", "key", "data", "hash", "user_key", "ent_key", "email", "seen_at", "version", "deleted"},
+		pgx.CopyFromFunc(func() ([]any, error) {
+			if i >= n {
+				return nil, nil
+			}
+			i++
+			return []any{int64(1), int16(3), "user" + strconv.Itoa(i) + "|group:x", data, hash, "user" + strconv.Itoa(i), "group:x", nil, int64(1), int64(1), false}, nil
+		}))
+	if err != nil {
+		return 0, err
+	}
+	return time.Since(start).Seconds(), nil
+}
+
+// webhookLatency makes n changes in the simulator, one after another, and
+// measures from the webhook's 200 to the change event.
+func webhookLatency(ctx context.Context, s *devstack.Stack, w *Watcher, n int) ([]float64, error) {
+	s.Sim.SetWebhookURL(s.WebhookURL)
+	defer s.Sim.SetWebhookURL("")
+	org := s.Sim.Org()
+	var lat []float64
+	for i := range n {
+		g := org.Groups[i%len(org.Groups)]
+		name := fmt.Sprintf("%s (renamed %d)", g.Name, i)
+		dl, err := s.Sim.RenameGroup(ctx, g.ID, name)
+		if err != nil {
+			return nil, err
+		}
+		sent := time.Now()
+		if dl.Status != 200 {
+			return nil, fmt.Errorf("webhook answered %d", dl.Status)
+		}
+		want := clarity.GroupKey(g.ID)
+		deadline := time.After(10 * time.Second)
+	wait:
+		for {
+			select {
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-deadline:
+				return nil, fmt.Errorf("no change event for %s within 10s", want)
+			case m := <-w.msgs:
+				var ev clarity.Event
+				if json.Unmarshal(m.Data(), &ev) == nil && ev.Subject == want && strings.Contains(string(ev.Data), fmt.Sprintf("(renamed %d)", i)) {
+					lat = append(lat, float64(time.Since(sent).Microseconds())/1000)
+					break wait
+				}
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return lat, nil
+}
+
+func percentile(v []float64, p float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	s := append([]float64(nil), v...)
+	sort.Float64s(s)
+	return s[min(len(s)-1, int(p*float64(len(s))))]
+}
+
+func printBench(out io.Writer, rs []BenchResult) {
+	row := func(name string, f func(r BenchResult) string) {
+		fmt.Fprintf(out, "| %-44s |", name)
+		for _, r := range rs {
+			fmt.Fprintf(out, " %18s |", f(r))
+		}
+		fmt.Fprintln(out)
+	}
+	row("figure", func(r BenchResult) string { return fmt.Sprintf("%d users", r.Users) })
+	fmt.Fprintf(out, "|%s|%s\n", strings.Repeat("-", 46), strings.Repeat(strings.Repeat("-", 20)+"|", len(rs)))
+	row("records", func(r BenchResult) string { return strconv.Itoa(r.Records) })
+	row("full sync (s)", func(r BenchResult) string { return fmt.Sprintf("%.2f", r.FullSyncSeconds) })
+	row("records per second", func(r BenchResult) string { return fmt.Sprintf("%.0f", r.RecordsPerSecond) })
+	row("no-op resync (s)", func(r BenchResult) string { return fmt.Sprintf("%.2f", r.ResyncSeconds) })
+	row("no-op resync change events", func(r BenchResult) string { return strconv.Itoa(r.ResyncChanges) })
+	row("Zoom requests", func(r BenchResult) string { return strconv.Itoa(r.ZoomRequests) })
+	row("  time at Pro limits (s)", func(r BenchResult) string { return fmt.Sprintf("%.1f", r.ProSeconds) })
+	row("  time at Business+ limits (s)", func(r BenchResult) string { return fmt.Sprintf("%.1f", r.BusinessSeconds) })
+	row("COPY floor (s)", func(r BenchResult) string { return fmt.Sprintf("%.2f", r.CopySeconds) })
+	row("full sync / COPY floor", func(r BenchResult) string { return fmt.Sprintf("%.1f×", r.FloorRatio) })
+	row("webhook → event p50 (ms)", func(r BenchResult) string { return fmt.Sprintf("%.1f", r.WebhookP50Millis) })
+	row("webhook → event p99 (ms)", func(r BenchResult) string { return fmt.Sprintf("%.1f", r.WebhookP99Millis) })
+	for _, name := range devstack.Services {
+		row("peak RSS "+name+" (MiB)", func(r BenchResult) string { return strconv.FormatInt(r.PeakRSSMiB[name], 10) })
+	}
+}
