@@ -1,0 +1,387 @@
+package zoomtest
+
+import (
+	"bytes"
+	"encoding/json"
+	"hash/fnv"
+	"net/http"
+	"strconv"
+	"strings"
+)
+
+// pageHeader writes the paging fields Zoom puts before the items of a
+// listing, in the order of its examples.
+func pageHeader(buf *bytes.Buffer, pi pageInfo, p pageParams) {
+	buf.WriteString(`{"page_count":`)
+	buf.WriteString(strconv.Itoa(pi.pageCount(p.size)))
+	buf.WriteString(`,"page_number":`)
+	buf.WriteString(strconv.Itoa(p.page))
+	buf.WriteString(`,"page_size":`)
+	buf.WriteString(strconv.Itoa(p.size))
+	buf.WriteString(`,"total_records":`)
+	buf.WriteString(strconv.Itoa(pi.total))
+	buf.WriteString(`,"next_page_token":"`)
+	buf.WriteString(pi.next) // base64url: nothing to escape
+	buf.WriteString(`"`)
+}
+
+func writeItems(buf *bytes.Buffer, name string, items []*suser, variant int) {
+	n := 0
+	for _, su := range items {
+		n += len(su.render(variant)) + 1
+	}
+	buf.Grow(n + len(name) + 8)
+	buf.WriteString(`,"`)
+	buf.WriteString(name)
+	buf.WriteString(`":[`)
+	for i, su := range items {
+		if i > 0 {
+			buf.WriteByte(',')
+		}
+		buf.Write(su.render(variant))
+	}
+	buf.WriteString("]}")
+}
+
+// listUsers serves GET /users: one status per call (active by default),
+// optionally one role, custom attributes only with
+// include_fields=custom_attributes, and no id for pending users.
+func (s *Server) listUsers(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	status := q.Get("status")
+	switch status {
+	case "":
+		status = StatusActive
+	case StatusActive, StatusInactive, StatusPending:
+	default:
+		writeValidation(w, "status", "Invalid field.")
+		return
+	}
+	variant := cacheList
+	switch q.Get("include_fields") {
+	case "", "host_key": // host keys are not simulated
+	case "custom_attributes":
+		variant = cacheListCustom
+	default:
+		writeValidation(w, "include_fields", "Invalid field.")
+		return
+	}
+	roleID := q.Get("role_id")
+	p, ok := s.parsePage(w, r, listingKey("GET /users", status, roleID), 2000)
+	if !ok {
+		return
+	}
+	buf := bytes.NewBuffer(make([]byte, 0, 512))
+	s.st.mu.RLock()
+	list := s.st.byStatus[status]
+	if roleID != "" {
+		var filtered []*suser
+		for _, su := range list {
+			if su.u.RoleID == roleID {
+				filtered = append(filtered, su)
+			}
+		}
+		list = filtered
+	}
+	pi := s.seqPage(p, len(list), func(i int) uint64 { return list[i].seq })
+	pageHeader(buf, pi, p)
+	writeItems(buf, "users", list[pi.start:pi.end], variant)
+	s.st.mu.RUnlock()
+	writeBody(w, http.StatusOK, buf.Bytes())
+}
+
+// userDetail is the body of GET /users/{userId}, with the field names of
+// Zoom's OpenAPI.
+type userDetail struct {
+	ID                 string            `json:"id"`
+	FirstName          string            `json:"first_name,omitempty"`
+	LastName           string            `json:"last_name,omitempty"`
+	DisplayName        string            `json:"display_name,omitempty"`
+	Email              string            `json:"email"`
+	Type               int               `json:"type"`
+	RoleName           string            `json:"role_name,omitempty"`
+	PMI                int64             `json:"pmi,omitempty"`
+	UsePMI             bool              `json:"use_pmi"`
+	PersonalMeetingURL string            `json:"personal_meeting_url,omitempty"`
+	Timezone           string            `json:"timezone,omitempty"`
+	Verified           int               `json:"verified"`
+	Dept               string            `json:"dept,omitempty"`
+	CreatedAt          string            `json:"created_at,omitempty"`
+	UserCreatedAt      string            `json:"user_created_at,omitempty"`
+	LastLoginTime      string            `json:"last_login_time,omitempty"`
+	LastClientVersion  string            `json:"last_client_version,omitempty"`
+	Language           string            `json:"language,omitempty"`
+	Status             string            `json:"status"`
+	RoleID             string            `json:"role_id,omitempty"`
+	AccountID          string            `json:"account_id"`
+	AccountNumber      int64             `json:"account_number"`
+	Cluster            string            `json:"cluster"`
+	GroupIDs           []string          `json:"group_ids,omitempty"`
+	EmployeeUniqueID   string            `json:"employee_unique_id,omitempty"`
+	JobTitle           string            `json:"job_title,omitempty"`
+	Company            string            `json:"company,omitempty"`
+	Location           string            `json:"location,omitempty"`
+	Manager            string            `json:"manager,omitempty"`
+	CostCenter         string            `json:"cost_center,omitempty"`
+	LoginTypes         []int             `json:"login_types,omitempty"`
+	CustomAttributes   []CustomAttribute `json:"custom_attributes,omitempty"`
+	JID                string            `json:"jid,omitempty"`
+}
+
+// getUser serves GET /users/{userId}, by id or email, or by
+// employee_unique_id with search_by_unique_id=true. Unlike the listing it
+// shows a pending user's id.
+func (s *Server) getUser(w http.ResponseWriter, r *http.Request) {
+	key := r.PathValue("userId")
+	s.st.mu.RLock()
+	var su *suser
+	if r.URL.Query().Get("search_by_unique_id") == "true" {
+		for _, x := range s.st.all {
+			if x.u.EmployeeUniqueID != "" && x.u.EmployeeUniqueID == key {
+				su = x
+				break
+			}
+		}
+	} else {
+		su = s.st.lookupUser(key)
+	}
+	if su == nil {
+		s.st.mu.RUnlock()
+		writeError(w, http.StatusNotFound, 1001, "User does not exist: "+key+".")
+		return
+	}
+	u := su.u.clone()
+	role, _ := s.st.role(u.RoleID)
+	s.st.mu.RUnlock()
+
+	d := userDetail{
+		ID: u.ID, FirstName: u.FirstName, LastName: u.LastName, DisplayName: u.DisplayName,
+		Email: u.Email, Type: u.Type, RoleName: role.Name, PMI: u.PMI, Timezone: u.Timezone,
+		Verified: u.Verified, Dept: u.Dept, CreatedAt: zoomTime(u.CreatedAt),
+		UserCreatedAt: zoomTime(u.UserCreatedAt), LastLoginTime: zoomTime(u.LastLoginTime),
+		LastClientVersion: u.LastClientVersion, Language: u.Language, Status: u.Status, RoleID: u.RoleID,
+		AccountID: s.opts.AccountID, AccountNumber: accountNumber(s.opts.AccountID), Cluster: "us06",
+		GroupIDs: u.GroupIDs, EmployeeUniqueID: u.EmployeeUniqueID, JobTitle: u.JobTitle,
+		Company: u.Company, Location: u.Location, Manager: u.Manager, CostCenter: u.CostCenter,
+		LoginTypes: u.LoginTypes, CustomAttributes: u.CustomAttributes,
+		JID: strings.ToLower(u.ID) + "@xmpp.zoom.us",
+	}
+	if u.PMI != 0 {
+		d.PersonalMeetingURL = "https://zoom.us/j/" + strconv.FormatInt(u.PMI, 10)
+	}
+	writeJSON(w, http.StatusOK, d)
+}
+
+func accountNumber(accountID string) int64 {
+	h := fnv.New32a()
+	h.Write([]byte(accountID))
+	return 10000000 + int64(h.Sum32()%89999999)
+}
+
+type groupItem struct {
+	ID           string `json:"id"`
+	Name         string `json:"name"`
+	TotalMembers int    `json:"total_members"`
+}
+
+// listGroups serves GET /groups: {groups, total_records, next_page_token},
+// the only fields its OpenAPI response has.
+func (s *Server) listGroups(w http.ResponseWriter, r *http.Request) {
+	p, ok := s.parsePage(w, r, listingKey("GET /groups"), 300)
+	if !ok {
+		return
+	}
+	s.st.mu.RLock()
+	groups := s.st.groups
+	pi := s.seqPage(p, len(groups), func(i int) uint64 { return groups[i].seq })
+	items := make([]groupItem, 0, pi.end-pi.start)
+	for _, sg := range groups[pi.start:pi.end] {
+		items = append(items, groupItem{sg.g.ID, sg.g.Name, len(s.st.groupMembers[sg.g.ID])})
+	}
+	s.st.mu.RUnlock()
+	writeJSON(w, http.StatusOK, struct {
+		Groups        []groupItem `json:"groups"`
+		TotalRecords  int         `json:"total_records"`
+		NextPageToken string      `json:"next_page_token"`
+	}{items, pi.total, pi.next})
+}
+
+func groupNotFound(w http.ResponseWriter, id string) {
+	writeError(w, http.StatusNotFound, 4130, "A group with this "+id+" does not exist.")
+}
+
+// getGroup serves GET /groups/{groupId}.
+func (s *Server) getGroup(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("groupId")
+	s.st.mu.RLock()
+	sg := s.st.groupByID[id]
+	var item groupItem
+	if sg != nil {
+		item = groupItem{sg.g.ID, sg.g.Name, len(s.st.groupMembers[id])}
+	}
+	s.st.mu.RUnlock()
+	if sg == nil {
+		groupNotFound(w, id)
+		return
+	}
+	writeJSON(w, http.StatusOK, item)
+}
+
+// listGroupMembers serves GET /groups/{groupId}/members (page_size up to
+// 2000 per the 2026 OpenAPI).
+func (s *Server) listGroupMembers(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("groupId")
+	p, ok := s.parsePage(w, r, listingKey("GET /groups/{groupId}/members", id), 2000)
+	if !ok {
+		return
+	}
+	buf := bytes.NewBuffer(make([]byte, 0, 512))
+	s.st.mu.RLock()
+	if s.st.groupByID[id] == nil {
+		s.st.mu.RUnlock()
+		groupNotFound(w, id)
+		return
+	}
+	list := s.st.groupMembers[id]
+	pi := s.seqPage(p, len(list), func(i int) uint64 { return list[i].seq })
+	pageHeader(buf, pi, p)
+	writeItems(buf, "members", list[pi.start:pi.end], cacheGroupMember)
+	s.st.mu.RUnlock()
+	writeBody(w, http.StatusOK, buf.Bytes())
+}
+
+type adminItem struct {
+	Email string `json:"email"`
+	Name  string `json:"name"`
+}
+
+// listGroupAdmins serves GET /groups/{groupId}/admins: admins by email and
+// name only, as entered (Zoom does not normalise their case). The name is the
+// matching user's display name, or the one recorded with the admin when no
+// user has that email.
+func (s *Server) listGroupAdmins(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("groupId")
+	p, ok := s.parsePage(w, r, listingKey("GET /groups/{groupId}/admins", id), 300)
+	if !ok {
+		return
+	}
+	s.st.mu.RLock()
+	sg := s.st.groupByID[id]
+	if sg == nil {
+		s.st.mu.RUnlock()
+		groupNotFound(w, id)
+		return
+	}
+	admins := sg.g.Admins
+	pi := s.offsetPage(p, len(admins))
+	items := make([]adminItem, 0, pi.end-pi.start)
+	for _, a := range admins[pi.start:pi.end] {
+		name := a.Name
+		if su := s.st.byEmail[strings.ToLower(a.Email)]; su != nil {
+			name = displayName(su.u)
+		}
+		items = append(items, adminItem{a.Email, name})
+	}
+	s.st.mu.RUnlock()
+	writeJSON(w, http.StatusOK, struct {
+		Admins        []adminItem `json:"admins"`
+		NextPageToken string      `json:"next_page_token"`
+		PageSize      int         `json:"page_size"`
+		TotalRecords  int         `json:"total_records"`
+	}{items, pi.next, p.size, pi.total})
+}
+
+func displayName(u User) string {
+	if u.DisplayName != "" {
+		return u.DisplayName
+	}
+	return strings.TrimSpace(u.FirstName + " " + u.LastName)
+}
+
+type roleItem struct {
+	ID           string `json:"id"`
+	Name         string `json:"name"`
+	Description  string `json:"description"`
+	Type         string `json:"type"`
+	TotalMembers int    `json:"total_members"`
+}
+
+// listRoles serves GET /roles, which is not paged: one role type per call,
+// "common" by default.
+func (s *Server) listRoles(w http.ResponseWriter, r *http.Request) {
+	typ := r.URL.Query().Get("type")
+	switch typ {
+	case "":
+		typ = "common"
+	case "common", "iq":
+	default:
+		writeValidation(w, "type", "Invalid field.")
+		return
+	}
+	s.st.mu.RLock()
+	items := []roleItem{}
+	for _, role := range s.st.roles {
+		if role.Type == typ {
+			items = append(items, roleItem{role.ID, role.Name, role.Description, role.Type, len(s.st.roleMembers[role.ID])})
+		}
+	}
+	s.st.mu.RUnlock()
+	writeJSON(w, http.StatusOK, struct {
+		Roles        []roleItem `json:"roles"`
+		TotalRecords int        `json:"total_records"`
+	}{items, len(items)})
+}
+
+func roleNotFound(w http.ResponseWriter) {
+	writeError(w, http.StatusBadRequest, 1034, "Provided role_id does not exist.")
+}
+
+// getRole serves GET /roles/{roleId}.
+func (s *Server) getRole(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("roleId")
+	s.st.mu.RLock()
+	role, ok := s.st.role(id)
+	n := len(s.st.roleMembers[id])
+	s.st.mu.RUnlock()
+	if !ok {
+		roleNotFound(w)
+		return
+	}
+	writeJSON(w, http.StatusOK, struct {
+		roleItem
+		Privileges []string `json:"privileges"`
+	}{roleItem{role.ID, role.Name, role.Description, role.Type, n}, []string{}})
+}
+
+// listRoleMembers serves GET /roles/{roleId}/members, whose items name the
+// department "department", not "dept".
+func (s *Server) listRoleMembers(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("roleId")
+	p, ok := s.parsePage(w, r, listingKey("GET /roles/{roleId}/members", id), 300)
+	if !ok {
+		return
+	}
+	buf := bytes.NewBuffer(make([]byte, 0, 512))
+	s.st.mu.RLock()
+	if _, ok := s.st.role(id); !ok {
+		s.st.mu.RUnlock()
+		roleNotFound(w)
+		return
+	}
+	list := s.st.roleMembers[id]
+	pi := s.seqPage(p, len(list), func(i int) uint64 { return list[i].seq })
+	pageHeader(buf, pi, p)
+	writeItems(buf, "members", list[pi.start:pi.end], cacheRoleMember)
+	s.st.mu.RUnlock()
+	writeBody(w, http.StatusOK, buf.Bytes())
+}
+
+// decodeBody reads a JSON request body, answering 400 code 300 when it is not
+// valid JSON.
+func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20)).Decode(v); err != nil {
+		writeError(w, http.StatusBadRequest, 300, "Request Body should be a valid JSON object.")
+		return false
+	}
+	return true
+}

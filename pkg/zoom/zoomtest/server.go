@@ -1,0 +1,421 @@
+package zoomtest
+
+import (
+	"context"
+	crand "crypto/rand"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// Default credentials of a simulated account.
+const (
+	DefaultAccountID    = "sim-account"
+	DefaultClientID     = "sim-client"
+	DefaultClientSecret = "sim-secret"
+)
+
+// DefaultScopes are the scopes a token gets unless Options.Scopes says
+// otherwise: the classic admin scopes of the users, groups and roles APIs.
+var DefaultScopes = []string{
+	"user:read:admin", "user:write:admin",
+	"group:read:admin", "group:write:admin",
+	"role:read:admin", "role:write:admin",
+}
+
+// Options configure a Server. The zero value is a fast, unlimited, faultless
+// simulator with the default credentials and scopes.
+type Options struct {
+	// Credentials the token endpoint accepts. Empty fields take
+	// DefaultAccountID (or the Org's AccountID when set), DefaultClientID and
+	// DefaultClientSecret.
+	AccountID    string
+	ClientID     string
+	ClientSecret string
+
+	// Scopes granted to access tokens, as Zoom spells them (classic or
+	// granular). Nil means DefaultScopes. SetScopes changes them for tokens
+	// issued later.
+	Scopes []string
+
+	// TokenTTL is the access token lifetime (default 1 hour, as Zoom's).
+	TokenTTL time.Duration
+	// PageTokenTTL is the next_page_token lifetime (default 15 minutes, as
+	// Zoom's).
+	PageTokenTTL time.Duration
+
+	// RateLimits are requests per second per rate-limit label; zero means
+	// unlimited, the default. SetRateLimits changes them at run time.
+	RateLimits RateLimits
+	// OmitRateLimitHeaders leaves the X-RateLimit-* and Retry-After headers
+	// out of responses, as Zoom sometimes does, to test clients that must
+	// then fall back to exponential backoff.
+	OmitRateLimitHeaders bool
+
+	// APIURL is the api_url field of token responses. Empty means the
+	// server's own base URL as the request reached it (scheme and host).
+	APIURL string
+
+	// WebhookURL receives a signed Zoom webhook notification for each
+	// mutation; empty sends none. SetWebhookURL changes it at run time.
+	WebhookURL string
+	// WebhookSecret is the app's Webhook Secret Token that signs
+	// notifications.
+	WebhookSecret string
+	// WebhookTimeout bounds one delivery (default 3 s, the time Zoom gives an
+	// endpoint to answer).
+	WebhookTimeout time.Duration
+	// RoleChangeWebhook makes a role change send user.updated with a "role"
+	// field. Off by default because no Zoom document says role changes fire
+	// any event (zoom-api.md §4): a connector must not rely on one.
+	RoleChangeWebhook bool
+
+	// Seed seeds the simulator's own randomness (fault fractions, the
+	// admin API's random mutations) so that runs can be repeated.
+	Seed int64
+
+	// Now is the clock for token and page-token expiry and for event times;
+	// nil means time.Now. Tests move it to expire tokens without sleeping.
+	Now func() time.Time
+}
+
+// Server simulates Zoom for one organisation. All its methods are safe for
+// concurrent use, including while it serves requests.
+type Server struct {
+	opts   Options
+	st     *state
+	now    func() time.Time
+	mux    *http.ServeMux
+	faults *Faults
+	limits *limiter
+	// rateHeaders says whether rate-limit headers are sent; it starts from
+	// !Options.OmitRateLimitHeaders and SetRateLimitHeaders changes it.
+	rateHeaders atomic.Bool
+
+	tokens    tokenStore
+	scopes    atomic.Pointer[[]string]
+	pageKey   []byte
+	pageEpoch atomic.Uint32
+
+	counter counter
+
+	webhookURL atomic.Pointer[string]
+	client     *http.Client
+	events     eventLog
+	wg         sync.WaitGroup // asynchronous webhook deliveries
+
+	rngMu sync.Mutex
+	rng   *rand.Rand // for the admin API's random mutations
+
+	httpMu  sync.Mutex
+	httpSrv *http.Server
+	testSrv *httptest.Server
+	baseURL string
+}
+
+// New returns a simulator serving a copy of org with the given options. A nil
+// org is an empty account.
+func New(org *Org, opts Options) *Server {
+	if org == nil {
+		org = &Org{}
+	}
+	if opts.AccountID == "" {
+		opts.AccountID = org.AccountID
+	}
+	if opts.AccountID == "" {
+		opts.AccountID = DefaultAccountID
+	}
+	if opts.ClientID == "" {
+		opts.ClientID = DefaultClientID
+	}
+	if opts.ClientSecret == "" {
+		opts.ClientSecret = DefaultClientSecret
+	}
+	if opts.Scopes == nil {
+		opts.Scopes = DefaultScopes
+	}
+	if opts.TokenTTL <= 0 {
+		opts.TokenTTL = time.Hour
+	}
+	if opts.PageTokenTTL <= 0 {
+		opts.PageTokenTTL = 15 * time.Minute
+	}
+	if opts.WebhookTimeout <= 0 {
+		opts.WebhookTimeout = 3 * time.Second
+	}
+	now := opts.Now
+	if now == nil {
+		now = time.Now
+	}
+	s := &Server{
+		opts:    opts,
+		st:      newState(org, opts.AccountID),
+		now:     now,
+		pageKey: make([]byte, 32),
+		client:  &http.Client{Timeout: opts.WebhookTimeout},
+		rng:     rand.New(rand.NewPCG(uint64(opts.Seed), 0x2a)),
+	}
+	_, _ = crand.Read(s.pageKey)
+	s.faults = newFaults(s, opts.Seed)
+	s.limits = newLimiter(opts.RateLimits, now)
+	s.rateHeaders.Store(!opts.OmitRateLimitHeaders)
+	s.tokens.tokens = map[string]accessToken{}
+	s.SetScopes(opts.Scopes)
+	s.SetWebhookURL(opts.WebhookURL)
+	s.counter.reset()
+	s.routes()
+	return s
+}
+
+// NewServer starts a simulator on a local port for the duration of a test and
+// closes it when the test ends.
+func NewServer(t testing.TB, org *Org, opts Options) *Server {
+	t.Helper()
+	s := New(org, opts)
+	ts := httptest.NewServer(s.Handler())
+	s.httpMu.Lock()
+	s.testSrv = ts
+	s.baseURL = ts.URL
+	s.httpMu.Unlock()
+	t.Cleanup(s.Close)
+	return s
+}
+
+// Start serves the simulator on addr (":0" picks a free port) in the
+// background and returns its base URL, such as "http://127.0.0.1:9090".
+func (s *Server) Start(addr string) (string, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return "", fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	url := "http://" + ln.Addr().String()
+	s.httpMu.Lock()
+	s.httpSrv = srv
+	s.baseURL = url
+	s.httpMu.Unlock()
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		_ = srv.Serve(ln) // ends with http.ErrServerClosed on Close
+	}()
+	return url, nil
+}
+
+// Close stops a server started by Start or NewServer and waits for webhook
+// deliveries in flight.
+func (s *Server) Close() {
+	s.httpMu.Lock()
+	srv, ts := s.httpSrv, s.testSrv
+	s.httpSrv, s.testSrv = nil, nil
+	s.httpMu.Unlock()
+	if srv != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = srv.Shutdown(ctx)
+		cancel()
+	}
+	if ts != nil {
+		ts.Close()
+	}
+	s.wg.Wait()
+}
+
+// URL is the base URL of a started server (empty before Start or NewServer).
+// The OAuth token endpoint is URL()+"/oauth/token" and the API base is
+// URL()+"/v2".
+func (s *Server) URL() string {
+	s.httpMu.Lock()
+	defer s.httpMu.Unlock()
+	return s.baseURL
+}
+
+// APIBase is URL()+"/v2", the simulator's counterpart of
+// https://api.zoom.us/v2.
+func (s *Server) APIBase() string { return s.URL() + "/v2" }
+
+// TokenURL is URL()+"/oauth/token".
+func (s *Server) TokenURL() string { return s.URL() + "/oauth/token" }
+
+// AccountID is the account id the token endpoint accepts.
+func (s *Server) AccountID() string { return s.opts.AccountID }
+
+// ClientID is the OAuth client id the token endpoint accepts.
+func (s *Server) ClientID() string { return s.opts.ClientID }
+
+// ClientSecret is the OAuth client secret the token endpoint accepts.
+func (s *Server) ClientSecret() string { return s.opts.ClientSecret }
+
+// Handler serves the Zoom API: POST /oauth/token and the /v2 routes.
+func (s *Server) Handler() http.Handler { return s.mux }
+
+// Org returns a snapshot of the current organisation, users and groups in
+// listing order.
+func (s *Server) Org() *Org {
+	s.st.mu.RLock()
+	defer s.st.mu.RUnlock()
+	return s.st.snapshot()
+}
+
+// Faults returns the fault injector of the server.
+func (s *Server) Faults() *Faults { return s.faults }
+
+// SetScopes sets the scopes granted to tokens issued from now on. Tokens
+// already issued keep theirs, as with Zoom, where a scope change takes effect
+// on the next token.
+func (s *Server) SetScopes(scopes []string) {
+	c := append([]string(nil), scopes...)
+	s.scopes.Store(&c)
+}
+
+// SetWebhookURL sets where webhook notifications go; empty stops them.
+func (s *Server) SetWebhookURL(url string) { s.webhookURL.Store(&url) }
+
+// SetRateLimits changes the per-label rate limits at run time.
+func (s *Server) SetRateLimits(l RateLimits) { s.limits.set(l) }
+
+// SetRateLimitHeaders turns the X-RateLimit-* and Retry-After headers on or
+// off at run time (see Options.OmitRateLimitHeaders).
+func (s *Server) SetRateLimitHeaders(on bool) { s.rateHeaders.Store(on) }
+
+// Category is a Zoom rate-limit label, spelled as in the
+// X-RateLimit-Category header.
+type Category string
+
+// Rate-limit labels.
+const (
+	Light  Category = "Light"
+	Medium Category = "Medium"
+	Heavy  Category = "Heavy"
+)
+
+// route is one API operation: its template, its rate-limit label and the
+// scopes that grant it, from Zoom's OpenAPI (x-macro-scopes and
+// x-granular-scopes).
+type route struct {
+	method, path string
+	category     Category
+	macro        []string // classic scopes that grant the operation
+	granular     []string // granular scopes that grant it; the :admin ones are named in 4711 errors
+	handle       func(s *Server, w http.ResponseWriter, r *http.Request)
+}
+
+func (rt route) template() string { return rt.method + " " + rt.path }
+
+var userRead = []string{"user:read", "user:write", "user:read:admin", "user:write:admin"}
+var userWrite = []string{"user:write:admin", "user:write"}
+var groupRead = []string{"group:read:admin", "group:write:admin"}
+var groupWrite = []string{"group:write:admin"}
+var roleRead = []string{"role:read:admin", "role:write:admin"}
+var roleWrite = []string{"role:write:admin"}
+
+var apiRoutes = []route{
+	{"GET", "/users", Medium, userRead, []string{"user:read:list_users:admin"}, (*Server).listUsers},
+	{"POST", "/users", Light, userWrite, []string{"user:write:user:admin"}, (*Server).createUser},
+	{"GET", "/users/{userId}", Light, append(slicesClone(userRead), "user_profile", "user_info:read"), []string{"user:read:user", "user:read:user:admin"}, (*Server).getUser},
+	{"PATCH", "/users/{userId}", Light, userWrite, []string{"user:update:user", "user:update:user:admin"}, (*Server).patchUser},
+	{"DELETE", "/users/{userId}", Light, userWrite, []string{"user:delete:user", "user:delete:user:admin"}, (*Server).deleteUser},
+	{"PUT", "/users/{userId}/status", Light, userWrite, []string{"user:update:status", "user:update:status:admin"}, (*Server).putUserStatus},
+	{"GET", "/groups", Medium, groupRead, []string{"group:read:list_groups:admin"}, (*Server).listGroups},
+	{"POST", "/groups", Light, groupWrite, []string{"group:write:group:admin"}, (*Server).createGroup},
+	{"GET", "/groups/{groupId}", Light, groupRead, []string{"group:read:group:admin"}, (*Server).getGroup},
+	{"PATCH", "/groups/{groupId}", Light, groupWrite, []string{"group:update:group:admin"}, (*Server).patchGroup},
+	{"DELETE", "/groups/{groupId}", Light, groupWrite, []string{"group:delete:group:admin"}, (*Server).deleteGroup},
+	{"GET", "/groups/{groupId}/members", Medium, groupRead, []string{"group:read:list_members:admin"}, (*Server).listGroupMembers},
+	{"POST", "/groups/{groupId}/members", Medium, groupWrite, []string{"group:write:member:admin"}, (*Server).addGroupMembers},
+	{"DELETE", "/groups/{groupId}/members/{memberId}", Light, groupWrite, []string{"group:delete:member:admin"}, (*Server).deleteGroupMember},
+	{"GET", "/groups/{groupId}/admins", Medium, groupRead, []string{"group:read:administrator:admin"}, (*Server).listGroupAdmins},
+	{"POST", "/groups/{groupId}/admins", Medium, groupWrite, []string{"group:write:administrator:admin"}, (*Server).addGroupAdmins},
+	{"DELETE", "/groups/{groupId}/admins/{userId}", Light, groupWrite, []string{"group:delete:administrator:admin"}, (*Server).deleteGroupAdmin},
+	{"GET", "/roles", Medium, roleRead, []string{"role:read:list_roles", "role:read:list_roles:admin"}, (*Server).listRoles},
+	{"GET", "/roles/{roleId}", Light, roleRead, []string{"role:read:role", "role:read:role:admin"}, (*Server).getRole},
+	{"GET", "/roles/{roleId}/members", Medium, roleRead, []string{"role:read:list_members", "role:read:list_members:admin"}, (*Server).listRoleMembers},
+	{"POST", "/roles/{roleId}/members", Medium, roleWrite, []string{"role:write:member", "role:write:member:admin"}, (*Server).addRoleMembers},
+	{"DELETE", "/roles/{roleId}/members/{memberId}", Light, roleWrite, []string{"role:delete:member", "role:delete:member:admin"}, (*Server).deleteRoleMember},
+}
+
+func slicesClone(s []string) []string { return append([]string(nil), s...) }
+
+// TokenRoute is the route template of the OAuth token endpoint in request
+// counts and fault rules.
+const TokenRoute = "POST /oauth/token"
+
+func (s *Server) routes() {
+	s.mux = http.NewServeMux()
+	s.mux.HandleFunc("POST /oauth/token", func(w http.ResponseWriter, r *http.Request) {
+		s.serve(w, r, TokenRoute, func(w http.ResponseWriter, r *http.Request) { s.token(w, r) })
+	})
+	for _, rt := range apiRoutes {
+		s.mux.HandleFunc(rt.method+" /v2"+rt.path, func(w http.ResponseWriter, r *http.Request) {
+			s.serve(w, r, rt.template(), func(w http.ResponseWriter, r *http.Request) { s.api(w, r, rt) })
+		})
+	}
+	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		s.serve(w, r, r.Method+" (unknown)", func(w http.ResponseWriter, r *http.Request) {
+			writeError(w, http.StatusNotFound, 2300, "This API endpoint is not recognized.")
+		})
+	})
+}
+
+// statusWriter remembers the status of a response for the request counter.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+// WriteHeader records the first status written.
+func (w *statusWriter) WriteHeader(status int) {
+	if w.status == 0 {
+		w.status = status
+	}
+	w.ResponseWriter.WriteHeader(status)
+}
+
+// Write records an implicit 200 when no status was written before.
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// serve runs what every request goes through: numbering, faults, then the
+// route's handler, then counting.
+func (s *Server) serve(w http.ResponseWriter, r *http.Request, template string, next http.HandlerFunc) {
+	n := s.counter.start()
+	sw := &statusWriter{ResponseWriter: w}
+	defer func() { s.counter.done(template, sw.status) }()
+	if s.faults.apply(sw, r, template, n, s.pageOf) {
+		return
+	}
+	next(sw, r)
+}
+
+// api checks the access token, the rate limit and the scopes, in that order:
+// Zoom needs to know the account (from the token) to apply its limit.
+func (s *Server) api(w http.ResponseWriter, r *http.Request, rt route) {
+	tok, ok := s.authenticate(w, r)
+	if !ok {
+		return
+	}
+	if !s.limits.allow(w, rt.category, s.rateHeaders.Load()) {
+		return
+	}
+	if !tok.grants(rt) {
+		var need []string
+		for _, g := range rt.granular {
+			if strings.HasSuffix(g, ":admin") {
+				need = append(need, g)
+			}
+		}
+		writeError(w, http.StatusBadRequest, 4711, "Invalid access token, does not contain scopes:["+strings.Join(need, ",")+"].")
+		return
+	}
+	rt.handle(s, w, r)
+}
