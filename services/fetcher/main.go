@@ -19,6 +19,7 @@ import (
 	"github.com/claritysecurity/zoom-connector/pkg/zoom"
 	"github.com/claritysecurity/zoom-connector/services/fetcher/internal/runner"
 	"github.com/claritysecurity/zoom-connector/services/fetcher/internal/runstate"
+	"github.com/claritysecurity/zoom-connector/services/fetcher/internal/schedule"
 	"github.com/claritysecurity/zoom-connector/services/fetcher/internal/syncer"
 )
 
@@ -97,6 +98,13 @@ func run(ctx context.Context) error {
 			Observer:    consumeMetrics,
 		}.Run(gctx, js, r.HandleHint)
 	})
+	if cfg.SyncInterval > 0 {
+		sched, err := schedule.New(ctx, js, cfg.SyncInterval, log)
+		if err != nil {
+			return err
+		}
+		g.Go(func() error { return sched.Run(gctx, [][2]string{{cfg.Tenant, cfg.ConnectorID}}) })
+	}
 	log.Info().Str("addr", cfg.HTTPAddr).Str("tenant", cfg.Tenant).Str("connector", cfg.ConnectorID).Msg("fetcher started")
 	err = g.Wait()
 	log.Info().Msg("fetcher stopped")

@@ -59,12 +59,22 @@ func binDir(t testing.TB) string {
 // fresh database.
 func startStack(t *testing.T, org *zoomtest.Org, sim zoomtest.Options, replicas map[string]int) *devstack.Stack {
 	t.Helper()
+	return startStackEnv(t, org, sim, replicas, nil)
+}
+
+// startStackEnv is startStack with more environment for the services.
+func startStackEnv(t *testing.T, org *zoomtest.Org, sim zoomtest.Options, replicas map[string]int, env map[string]string) *devstack.Stack {
+	t.Helper()
+	all := map[string]string{"TRIGGER_ACK_WAIT": "3s"}
+	for k, v := range env {
+		all[k] = v
+	}
 	db := pgtest.New(t, func(context.Context, string) error { return nil })
 	ctx := context.Background()
 	s, err := devstack.Start(ctx, devstack.Config{
 		BinDir: binDir(t), DatabaseURL: db, Dir: t.TempDir(), Org: org, Sim: sim,
 		// A fetcher that dies is replaced quickly in tests.
-		Env: map[string]string{"TRIGGER_ACK_WAIT": "3s"},
+		Env: all,
 	})
 	if err != nil {
 		t.Fatal(err)
