@@ -65,6 +65,17 @@ func run(ctx context.Context) error {
 			Observer:    consumeMetrics,
 		}.Run(gctx, js, p.HandleRaw)
 	})
+	g.Go(func() error {
+		return natsx.Consumer{
+			Stream:      clarity.StreamWebhook,
+			Durable:     "normalizer-webhook",
+			MaxDeliver:  cfg.MaxDeliver,
+			Concurrency: cfg.Concurrency,
+			DeadLetter:  clarity.DeadLetterSubject(clarity.StreamWebhook),
+			Log:         log,
+			Observer:    consumeMetrics,
+		}.Run(gctx, js, p.HandleWebhook)
+	})
 	log.Info().Str("addr", cfg.HTTPAddr).Msg("normalizer started")
 	err = g.Wait()
 	log.Info().Msg("normalizer stopped")
@@ -75,6 +86,7 @@ func run(ctx context.Context) error {
 type metrics struct {
 	records *prometheus.CounterVec
 	skipped prometheus.Counter
+	ignored *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -85,8 +97,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		skipped: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "zoom_items_skipped_total", Help: "Zoom items that could not be keyed (no id and no email).",
 		}),
+		ignored: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "zoom_webhook_events_ignored_total", Help: "Webhook events that change no record, by event name.",
+		}, []string{"event"}),
 	}
-	reg.MustRegister(m.records, m.skipped)
+	reg.MustRegister(m.records, m.skipped, m.ignored)
 	return m
 }
 
@@ -95,6 +110,9 @@ func (m *metrics) Records(kind pb.Kind, n int) {
 }
 
 func (m *metrics) Skipped(n int) { m.skipped.Add(float64(n)) }
+
+// WebhookIgnored counts one ignored webhook event (pipe.WebhookObserver).
+func (m *metrics) WebhookIgnored(event string) { m.ignored.WithLabelValues(event).Inc() }
 
 func kindLabel(k pb.Kind) string {
 	switch k {

@@ -1,0 +1,332 @@
+// Package receiver is the HTTP endpoint for Zoom webhook notifications
+// (CONTRACT.md section 6). It verifies each notification, answers Zoom's
+// endpoint validation, and stores every other verified notification in
+// JetStream before answering 200; everything that follows happens
+// asynchronously in the normalizer.
+//
+// A request is checked in this order, and the first check that fails decides
+// the answer:
+//
+//  1. method: anything but POST is 405 (bad_method);
+//  2. connector: a tenant or connector that is not a valid subject token or
+//     is not known is 404 (unknown_connector), before any of the body is read;
+//  3. size: a body over MaxBody is 413 (too_large); it is never read whole;
+//  4. signature: x-zm-signature must sign x-zm-request-timestamp and the raw
+//     body with the connector's secret, else 401 (bad_signature);
+//  5. timestamp: x-zm-request-timestamp must lie within MaxSkew of now, else
+//     401 (stale_timestamp); it is checked after the signature, so that the
+//     count of stale requests counts replays of genuine notifications only;
+//  6. JSON: the body must be a JSON object with a non-empty "event", else
+//     400 (bad_json); nothing is parsed before the signature verified, so an
+//     unauthenticated caller learns nothing about parsing;
+//  7. endpoint.url_validation is answered 200 with the encrypted token and
+//     not stored (url_validation);
+//  8. any other event is stored with a synchronous JetStream publish and
+//     answered 200 once acknowledged (accepted, or duplicate when JetStream
+//     already had that body); a publish that fails or outlasts
+//     PublishTimeout is 503 (unavailable), so that Zoom retries.
+package receiver
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/claritysecurity/zoom-connector/pkg/clarity"
+	"github.com/claritysecurity/zoom-connector/pkg/pb"
+)
+
+// Zoom's request headers.
+const (
+	HeaderSignature = "x-zm-signature"
+	HeaderTimestamp = "x-zm-request-timestamp"
+)
+
+// EventURLValidation is the event Zoom sends to validate the endpoint.
+const EventURLValidation = "endpoint.url_validation"
+
+// Defaults of Config.
+const (
+	// MaxBody is the largest body accepted. Zoom's notifications are a few
+	// kilobytes; the bound protects memory from anyone else.
+	MaxBody = 1 << 20
+	// MaxSkew is how far x-zm-request-timestamp may lie from now. Zoom
+	// documents no window; 5 minutes is the common practice.
+	MaxSkew = 5 * time.Minute
+	// PublishTimeout bounds the time from the request's arrival to the
+	// answer's decision: Zoom counts a delivery as failed after 3 seconds,
+	// and a 503 sent in time at least tells it to retry.
+	PublishTimeout = 2500 * time.Millisecond
+)
+
+// Publisher stores a message in JetStream; jetstream.JetStream is one.
+type Publisher interface {
+	PublishMsg(ctx context.Context, msg *nats.Msg, opts ...jetstream.PublishOpt) (*jetstream.PubAck, error)
+}
+
+// Config configures a Receiver.
+type Config struct {
+	// Connectors knows the connectors and their secrets.
+	Connectors Connectors
+	// DefaultTenant and DefaultConnector name the connector of the route
+	// without tenant and connector, POST /webhooks/zoom.
+	DefaultTenant    string
+	DefaultConnector string
+	// Publisher stores accepted notifications.
+	Publisher Publisher
+	Log       zerolog.Logger
+	// Metrics may be nil, for a receiver whose metrics nobody reads.
+	Metrics *Metrics
+	// Now is the clock timestamps are checked against; nil is time.Now.
+	Now func() time.Time
+	// PublishTimeout, MaxSkew and MaxBody default to the package's
+	// constants when zero.
+	PublishTimeout time.Duration
+	MaxSkew        time.Duration
+	MaxBody        int64
+}
+
+// Receiver is the http.Handler of the webhook routes.
+type Receiver struct {
+	cfg Config
+}
+
+// New returns a Receiver configured by cfg.
+func New(cfg Config) *Receiver {
+	if cfg.Metrics == nil {
+		cfg.Metrics = NewMetrics(prometheus.NewRegistry())
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.PublishTimeout <= 0 {
+		cfg.PublishTimeout = PublishTimeout
+	}
+	if cfg.MaxSkew <= 0 {
+		cfg.MaxSkew = MaxSkew
+	}
+	if cfg.MaxBody <= 0 {
+		cfg.MaxBody = MaxBody
+	}
+	return &Receiver{cfg: cfg}
+}
+
+// Register adds the webhook routes to mux: /webhooks/zoom/{tenant}/{connector}
+// and /webhooks/zoom for the default connector. The patterns take every
+// method, so that the receiver itself answers (and counts) a wrong one.
+func (rc *Receiver) Register(mux *http.ServeMux) {
+	mux.Handle("/webhooks/zoom", rc)
+	mux.Handle("/webhooks/zoom/{tenant}/{connector}", rc)
+}
+
+// notification is the part of a Zoom notification body the receiver reads.
+type notification struct {
+	Event   string          `json:"event"`
+	EventTS json.RawMessage `json:"event_ts"`
+	Payload json.RawMessage `json:"payload"`
+}
+
+// ServeHTTP handles one request to a webhook route, in the order the package
+// documentation gives.
+func (rc *Receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := rc.cfg.Now()
+	deadline := time.Now().Add(rc.cfg.PublishTimeout)
+	log := rc.cfg.Log.With().Str("remote", r.RemoteAddr).Logger()
+
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		rc.refuse(w, log, http.StatusMethodNotAllowed, ResultBadMethod, nil)
+		return
+	}
+
+	tenant, connector := r.PathValue("tenant"), r.PathValue("connector")
+	if tenant == "" && connector == "" {
+		tenant, connector = rc.cfg.DefaultTenant, rc.cfg.DefaultConnector
+	}
+	log = log.With().Str("tenant", tenant).Str("connector", connector).Logger()
+	conn, err := rc.lookup(r.Context(), tenant, connector)
+	switch {
+	case errors.Is(err, ErrUnknownConnector):
+		rc.refuse(w, log, http.StatusNotFound, ResultUnknownConnector, nil)
+		return
+	case err != nil:
+		rc.refuse(w, log, http.StatusServiceUnavailable, ResultUnavailable, fmt.Errorf("look up connector: %w", err))
+		return
+	}
+
+	if r.ContentLength > rc.cfg.MaxBody {
+		rc.refuse(w, log, http.StatusRequestEntityTooLarge, ResultTooLarge, nil)
+		return
+	}
+	// A body trickling in must not hold the answer past Zoom's 3 seconds;
+	// the deadline is the one the publish gets too. Recorders in tests do
+	// not support deadlines, which is harmless.
+	_ = http.NewResponseController(w).SetReadDeadline(deadline)
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, rc.cfg.MaxBody))
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			rc.refuse(w, log, http.StatusRequestEntityTooLarge, ResultTooLarge, nil)
+			return
+		}
+		rc.refuse(w, log, http.StatusBadRequest, ResultBadRequest, fmt.Errorf("read body: %w", err))
+		return
+	}
+
+	ts := r.Header.Get(HeaderTimestamp)
+	if !Verify(conn.Secret, ts, body, r.Header.Get(HeaderSignature)) {
+		rc.refuse(w, log, http.StatusUnauthorized, ResultBadSignature, nil)
+		return
+	}
+	if !Fresh(ts, start, rc.cfg.MaxSkew) {
+		rc.refuse(w, log, http.StatusUnauthorized, ResultStaleTimestamp, nil)
+		return
+	}
+
+	var n notification
+	if err := json.Unmarshal(body, &n); err != nil || n.Event == "" {
+		rc.refuse(w, log, http.StatusBadRequest, ResultBadJSON, nil)
+		return
+	}
+	log = log.With().Str("event", n.Event).Logger()
+
+	if n.Event == EventURLValidation {
+		rc.validate(w, log, conn.Secret, n)
+		return
+	}
+
+	ctx, cancel := context.WithDeadline(r.Context(), deadline)
+	defer cancel()
+	ack, err := rc.publish(ctx, conn, n, body, start)
+	if err != nil {
+		rc.refuse(w, log, http.StatusServiceUnavailable, ResultUnavailable, err)
+		return
+	}
+	result := ResultAccepted
+	if ack.Duplicate {
+		result = ResultDuplicate
+	}
+	rc.cfg.Metrics.request(result)
+	rc.cfg.Metrics.event(n.Event)
+	log.Debug().Str("result", result).Uint64("seq", ack.Sequence).Msg("notification stored")
+	writeJSON(w, map[string]string{"status": result})
+}
+
+// lookup finds the connector of a request. Names that cannot be subject
+// tokens are unknown without asking Connectors: they could never be
+// published under.
+func (rc *Receiver) lookup(ctx context.Context, tenant, connector string) (Connector, error) {
+	if clarity.CheckToken("tenant", tenant) != nil || clarity.CheckToken("connector", connector) != nil {
+		return Connector{}, ErrUnknownConnector
+	}
+	c, err := rc.cfg.Connectors.Lookup(ctx, tenant, connector)
+	if err != nil {
+		return Connector{}, err
+	}
+	return c, nil
+}
+
+// validate answers endpoint.url_validation.
+func (rc *Receiver) validate(w http.ResponseWriter, log zerolog.Logger, secret Secret, n notification) {
+	var p struct {
+		PlainToken string `json:"plainToken"`
+	}
+	if err := json.Unmarshal(n.Payload, &p); err != nil || p.PlainToken == "" {
+		rc.refuse(w, log, http.StatusBadRequest, ResultBadJSON, nil)
+		return
+	}
+	rc.cfg.Metrics.request(ResultURLValidation)
+	rc.cfg.Metrics.event(n.Event)
+	log.Info().Msg("endpoint url validated")
+	writeJSON(w, map[string]string{"plainToken": p.PlainToken, "encryptedToken": EncryptToken(secret, p.PlainToken)})
+}
+
+// publish stores the notification on the connector's webhook subject. The
+// message id is the hash of the raw body, so that JetStream drops a second
+// delivery of the same body (a Zoom retry or a replay) within the stream's
+// duplicate window.
+func (rc *Receiver) publish(ctx context.Context, c Connector, n notification, body []byte, received time.Time) (*jetstream.PubAck, error) {
+	env := &pb.Envelope{
+		Tenant:    c.Tenant,
+		Connector: c.ID,
+		Body: &pb.Envelope_Webhook{Webhook: &pb.WebhookEvent{
+			Event:        n.Event,
+			EventTsMs:    eventMillis(n.EventTS),
+			Body:         body,
+			ReceivedAtMs: received.UnixMilli(),
+		}},
+	}
+	data, err := proto.Marshal(env)
+	if err != nil {
+		return nil, fmt.Errorf("encode envelope: %w", err)
+	}
+	msg := nats.NewMsg(clarity.WebhookSubject(c.Tenant, c.ID))
+	msg.Data = data
+	msg.Header.Set(jetstream.MsgIDHeader, MsgID(c.Tenant, c.ID, body))
+	start := time.Now()
+	ack, err := rc.cfg.Publisher.PublishMsg(ctx, msg, jetstream.WithExpectStream(clarity.StreamWebhook))
+	rc.cfg.Metrics.publish.Observe(time.Since(start).Seconds())
+	if err != nil {
+		return nil, fmt.Errorf("publish notification: %w", err)
+	}
+	return ack, nil
+}
+
+// MsgID is the Nats-Msg-Id of a notification: the connector and the hex
+// SHA-256 of its raw body, so that a retried delivery is one event and two
+// connectors never drop each other's.
+func MsgID(tenant, connector string, body []byte) string {
+	h := sha256.Sum256(body)
+	return "wh/" + tenant + "/" + connector + "/" + hex.EncodeToString(h[:])
+}
+
+// eventMillis reads event_ts (epoch milliseconds). A missing or odd value
+// (null, a string, a negative number) is 0, and the normalizer falls back to
+// the payload's time_stamp or the time of receipt: a malformed time is no
+// reason to lose a genuine event.
+func eventMillis(raw json.RawMessage) int64 {
+	s := string(raw)
+	if v, err := strconv.ParseInt(s, 10, 64); err == nil && v > 0 {
+		return v
+	}
+	if f, err := strconv.ParseFloat(s, 64); err == nil && f > 0 && f < math.MaxInt64 {
+		return int64(f)
+	}
+	return 0
+}
+
+// refuse answers a request that is not accepted, counts it, and logs it with
+// err, the cause when there is one beyond the result itself. Refusals of the
+// caller's making are logged at debug level only, since anyone on the
+// internet can cause them; a 503 is ours, and a warning.
+func (rc *Receiver) refuse(w http.ResponseWriter, log zerolog.Logger, code int, result string, err error) {
+	rc.cfg.Metrics.request(result)
+	ev := log.Debug()
+	if code >= http.StatusInternalServerError {
+		ev = log.Warn()
+	}
+	ev.Err(err).Int("status", code).Str("result", result).Msg("webhook refused")
+	http.Error(w, http.StatusText(code), code)
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	// A map of strings always marshals (invalid UTF-8 is replaced).
+	b, _ := json.Marshal(v)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(b)
+}
