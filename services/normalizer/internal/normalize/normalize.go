@@ -43,8 +43,9 @@ func Page(p *pb.RawPage) (*pb.RecordBatch, error) {
 // page is done with once normalized). An error wraps ErrBadPage.
 //
 // VersionMs is the time Zoom was read (p.FetchedAtMs); for LISTING_USER it is
-// the time of the webhook that asked for the read (p.VersionMs), when known,
-// so that the writer can order it against other events of that user.
+// the later of that and the time of the webhook that asked for the read
+// (p.VersionMs), so that the writer can order it against other events of that
+// user.
 func PageStats(p *pb.RawPage) (*pb.RecordBatch, Stats, error) {
 	if p == nil || p.GetRef() == nil {
 		return nil, Stats{}, fmt.Errorf("%w: no page reference", ErrBadPage)
@@ -69,9 +70,9 @@ func PageStats(p *pb.RawPage) (*pb.RecordBatch, Stats, error) {
 	case pb.Listing_LISTING_ROLES:
 		st, err = rolesPage(b, p.GetBody())
 	case pb.Listing_LISTING_USER:
-		if v := p.GetVersionMs(); v != 0 {
-			b.VersionMs = v
-		}
+		// The body is Zoom's state when it was read, which is at least as
+		// new as the webhook that asked for it.
+		b.VersionMs = max(p.GetVersionMs(), p.GetFetchedAtMs())
 		st, err = userPage(b, p)
 	default:
 		err = fmt.Errorf("%w: unknown listing %v", ErrBadPage, l)

@@ -548,11 +548,11 @@ func TestSingleUser(t *testing.T) {
 		wantDeletes []*pb.RecordRef
 	}{
 		{
-			name:        "status from body, version from the webhook",
+			name:        "status from body, version from the read, later than the webhook",
 			page:        &pb.RawPage{Ref: &pb.PageRef{Listing: pb.Listing_LISTING_USER}, UserId: "u1", VersionMs: version, FetchedAtMs: fetchedAt, Body: []byte(`{"id":"u1","email":"a@b.c","type":2,"status":"inactive","group_ids":["g1"],"dept":"Ops","language":"en-US","login_types":[1]}`)},
 			wantKey:     "u1",
 			wantStatus:  "inactive",
-			wantVersion: version,
+			wantVersion: fetchedAt,
 		},
 		{
 			name:        "status absent means active, version falls back to fetch time",
@@ -571,7 +571,7 @@ func TestSingleUser(t *testing.T) {
 		{
 			name:        "not found deletes the user",
 			page:        &pb.RawPage{Ref: &pb.PageRef{Listing: pb.Listing_LISTING_USER}, UserId: "u9", VersionMs: version, FetchedAtMs: fetchedAt, NotFound: true},
-			wantVersion: version,
+			wantVersion: fetchedAt,
 			wantDeletes: []*pb.RecordRef{{Kind: pb.Kind_KIND_SERVICE_USER, Key: "u9"}},
 		},
 	}
@@ -592,6 +592,12 @@ func TestSingleUser(t *testing.T) {
 				t.Errorf("%s: records got %d, want none", tt.name, len(b.GetRecords()))
 			}
 			continue
+		}
+		// Fields the listings lack stay out, so both paths give one record set.
+		for _, r := range b.GetRecords() {
+			if strings.HasSuffix(r.GetKey(), "|language") || strings.HasSuffix(r.GetKey(), "|login_types") {
+				t.Errorf("%s: got attribute %s, which a full sync never sees", tt.name, r.GetKey())
+			}
 		}
 		users := ofKind(b, pb.Kind_KIND_SERVICE_USER)
 		if len(users) != 1 || users[0].GetKey() != tt.wantKey {

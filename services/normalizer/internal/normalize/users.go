@@ -280,6 +280,13 @@ func userPage(b *pb.RecordBatch, p *pb.RawPage) (Stats, error) {
 	if status == "" {
 		status = clarity.StatusActive
 	}
+	// GET /users/{id} also returns language and login types, which the
+	// listings of a full sync do not. Keeping them would make a user's
+	// records depend on the path that last read it, and every full sync would
+	// delete what every webhook re-read added. Enrichment from GET
+	// /users/{id} is an option for all users or none, off by default.
+	u.Language, u.LoginTypes = "", nil
+	u.JobTitle, u.Location, u.Company, u.Manager, u.CostCenter = "", "", "", "", ""
 	recs, key, ok := AppendUser(nil, &u, status)
 	if !ok {
 		return Stats{Items: 1, Skipped: 1}, fmt.Errorf("%w: user %q has neither id nor email", ErrBadPage, p.GetUserId())

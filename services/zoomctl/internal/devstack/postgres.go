@@ -32,6 +32,11 @@ func StartPostgres(dir string) (*Postgres, error) {
 		return nil, err
 	}
 	if os.Geteuid() == 0 {
+		// The postgres user must be able to reach dir; a temporary parent
+		// made by MkdirTemp is private to root.
+		if err := os.Chmod(filepath.Dir(dir), 0o755); err != nil {
+			return nil, err
+		}
 		if out, err := exec.Command("chown", "-R", "postgres", dir).CombinedOutput(); err != nil {
 			return nil, fmt.Errorf("chown %s to postgres: %v: %s", dir, err, out)
 		}
