@@ -132,38 +132,37 @@ func (c Consumer) Run(ctx context.Context, js jetstream.JetStream, h Handler) er
 				continue
 			}
 		}
-		// Wait for at least one free slot, then fetch as many messages as
-		// there are free slots.
-		select {
-		case slots <- struct{}{}:
-		case <-ctx.Done():
-			return nil
-		}
-		free := 1
-		for len(slots) < cap(slots) {
-			slots <- struct{}{}
-			free++
-		}
-		batch, err := cons.Fetch(free, jetstream.FetchMaxWait(time.Second))
+		// A continuous pull keeps up to Concurrency messages buffered, so
+		// a free worker never waits for a request round trip.
+		it, err := cons.Messages(jetstream.PullMaxMessages(c.Concurrency))
 		if err != nil {
-			for range free {
-				<-slots
-			}
-			if ctx.Err() != nil {
-				return nil
-			}
-			if errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrStreamNotFound) {
-				cons = nil
-			}
-			c.Log.Warn().Err(err).Str("stream", c.Stream).Msg("fetch; retrying")
+			c.Log.Warn().Err(err).Str("stream", c.Stream).Msg("pull; retrying")
+			cons = nil
 			sleep(ctx, retry)
 			retry = min(retry*2, 5*time.Second)
 			continue
 		}
 		retry = 100 * time.Millisecond
-		used := 0
-		for msg := range batch.Messages() {
-			used++
+		for ctx.Err() == nil {
+			select {
+			case slots <- struct{}{}:
+			case <-ctx.Done():
+				continue
+			}
+			msg, err := it.Next(jetstream.NextContext(ctx))
+			if err != nil {
+				<-slots
+				if ctx.Err() != nil {
+					break
+				}
+				if errors.Is(err, jetstream.ErrNoHeartbeat) {
+					continue // the iterator re-establishes the pull itself
+				}
+				c.Log.Warn().Err(err).Str("stream", c.Stream).Msg("pull ended; restarting")
+				cons = nil
+				sleep(ctx, retry)
+				break
+			}
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
@@ -171,17 +170,19 @@ func (c Consumer) Run(ctx context.Context, js jetstream.JetStream, h Handler) er
 				c.handle(work, js, msg, h)
 			}()
 		}
-		for range free - used {
-			<-slots
-		}
-		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && ctx.Err() == nil {
-			if errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrConsumerDeleted) {
-				cons = nil
+		if ctx.Err() != nil {
+			// Hand buffered, unstarted messages back at once rather than
+			// leave them to their ack wait.
+			it.Drain()
+			for {
+				msg, err := it.Next(jetstream.NextMaxWait(200 * time.Millisecond))
+				if err != nil {
+					break
+				}
+				_ = msg.Nak()
 			}
-			if !errors.Is(err, jetstream.ErrNoHeartbeat) {
-				c.Log.Debug().Err(err).Str("stream", c.Stream).Msg("fetch ended")
-			}
 		}
+		it.Stop()
 	}
 	return nil
 }

@@ -28,6 +28,10 @@ func commands() []command {
 	return []command{
 		{"sync", "trigger a full sync; with --wait, follow it to its end", runSync},
 		{"snapshot", "print the current records from Postgres, one JSON object per line", runSnapshot},
+		{"status", "show the recent sync runs of a connector from Postgres", runStatus},
+		{"events", "print the change events of CLARITY_ENTITLEMENTS; with --follow, new ones as they come", runEvents},
+		{"validate", "check the Zoom credentials: token, scopes and one API call", runValidate},
+		{"dlq", "list dead letters, or replay them to their original subject", runDLQ},
 		{"dev", "run the whole stack on this machine (embedded NATS, local Postgres, simulator)", runDev},
 		{"bench", "measure the whole pipeline against the simulator (make bench)", runBench},
 	}

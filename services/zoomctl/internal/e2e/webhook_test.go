@@ -97,7 +97,9 @@ func TestWebhookEvents(t *testing.T) {
 			_, d, err := s.Sim.AddGroup(ctx, "Webhook group")
 			return d, err
 		}},
-		{"group.updated", func() (zoomtest.Delivery, error) { return s.Sim.RenameGroup(ctx, org.Groups[0].ID, "Renamed by webhook") }},
+		{"group.updated", func() (zoomtest.Delivery, error) {
+			return s.Sim.RenameGroup(ctx, org.Groups[0].ID, "Renamed by webhook")
+		}},
 		{"group.member_added", func() (zoomtest.Delivery, error) { return s.Sim.AddGroupMember(ctx, org.Groups[1].ID, active[4].ID) }},
 		{"group.member_deleted", func() (zoomtest.Delivery, error) { return s.Sim.RemoveGroupMember(ctx, org.Groups[1].ID, active[4].ID) }},
 		{"group.admin_added", func() (zoomtest.Delivery, error) { return s.Sim.AddGroupAdmin(ctx, org.Groups[2].ID, active[5].Email) }},
