@@ -6,6 +6,7 @@ package syncer
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"sync"
@@ -177,7 +178,14 @@ func (s *Syncer) Fetch(ctx context.Context, tenant, connector string, run *pb.Ru
 				}
 				seen[gr.ID] = true
 				spawn(func() error {
-					return walk(zoom.GroupAdminsListing(gr.ID), pb.Listing_LISTING_GROUP_ADMINS, gr.ID, nil)
+					err := walk(zoom.GroupAdminsListing(gr.ID), pb.Listing_LISTING_GROUP_ADMINS, gr.ID, nil)
+					if groupGone(err) {
+						// Deleted since the groups page was read: it has no
+						// admins, and the run does not expect its listing.
+						s.log.Info().Str("group_id", gr.ID).Msg("group deleted during the sync; its admins are skipped")
+						return nil
+					}
+					return err
 				})
 			}
 			return nil
@@ -190,6 +198,16 @@ func (s *Syncer) Fetch(ctx context.Context, tenant, connector string, run *pb.Ru
 		return Result{}, err
 	}
 	return Result{Listings: counts, APIRequests: z.Requests().Total - before}, nil
+}
+
+// groupGone reports Zoom's answer for a group that no longer exists: 404
+// code 4130, or 400 code 1010 (not in this account).
+func groupGone(err error) bool {
+	var ae *zoom.APIError
+	if !errors.As(err, &ae) {
+		return false
+	}
+	return (ae.StatusCode == 404 && ae.Code == 4130) || (ae.StatusCode == 400 && ae.Code == 1010)
 }
 
 // ackWaiter checks publish acknowledgements as they come, so that no page

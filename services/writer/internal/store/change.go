@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/claritysecurity/zoom-connector/pkg/clarity"
@@ -56,12 +57,12 @@ func (w *wtx) applyChange(ctx context.Context, b *pb.RecordBatch) error {
 		if _, err := w.tx.Exec(ctx, `
 			UPDATE group_admins SET deleted = true, version = $4
 			WHERE connector_id = $1 AND group_id = $2 AND email = ANY($3::text[]) AND version <= $4`,
-			w.cid, ga.GroupId, ga.Emails, v); err != nil {
+			w.cid, ga.GroupId, lowerEmails(ga.Emails), v); err != nil {
 			return fmt.Errorf("remove group admins: %w", err)
 		}
 		if _, err := w.tombstone(ctx, v, `r.kind = 3 AND r.ent_key = $3 AND r.version <= $2 AND r.user_key IN (
 			SELECT u.key FROM records u WHERE u.connector_id = $1 AND u.kind = 1 AND u.email = ANY($4::text[]))`,
-			clarity.GroupAdminKey(ga.GroupId), ga.Emails); err != nil {
+			clarity.GroupAdminKey(ga.GroupId), lowerEmails(ga.Emails)); err != nil {
 			return err
 		}
 	}
@@ -71,7 +72,7 @@ func (w *wtx) applyChange(ctx context.Context, b *pb.RecordBatch) error {
 			SELECT $1, $2, e, $4 FROM unnest($3::text[]) AS e
 			ON CONFLICT (connector_id, group_id, email) DO UPDATE SET deleted = false, version = excluded.version
 			WHERE g.version <= excluded.version`,
-			w.cid, ga.GroupId, ga.Emails, v); err != nil {
+			w.cid, ga.GroupId, lowerEmails(ga.Emails), v); err != nil {
 			return fmt.Errorf("add group admins: %w", err)
 		}
 	}
@@ -88,7 +89,7 @@ func (w *wtx) applyChange(ctx context.Context, b *pb.RecordBatch) error {
 	if len(emails) == 0 {
 		return nil
 	}
-	grants, err := w.adminGrantsFor(ctx, emails)
+	grants, err := w.adminGrantsFor(ctx, lowerEmails(emails), 0)
 	if err != nil {
 		return err
 	}
@@ -139,13 +140,17 @@ func (w *wtx) deleteCascade(ctx context.Context, d *pb.RecordRef, v int64) error
 
 // adminGrantsFor derives the group-admin grants of the users with these
 // emails (of every user when emails is nil) from the live group admins,
-// matched to live users by lower-case email.
-func (w *wtx) adminGrantsFor(ctx context.Context, emails []string) ([]*pb.Record, error) {
+// matched to live users by lower-case email. Only users seen or changed at
+// or after liveSince count: a run's finalize passes its generation, so that
+// a user it is about to delete gets no grant.
+func (w *wtx) adminGrantsFor(ctx context.Context, emails []string, liveSince int64) ([]*pb.Record, error) {
 	rows, err := w.tx.Query(ctx, `
 		SELECT DISTINCT g.group_id, u.key
 		FROM group_admins g
 		JOIN records u ON u.connector_id = g.connector_id AND u.kind = 1 AND u.email = g.email AND NOT u.deleted
-		WHERE g.connector_id = $1 AND NOT g.deleted AND ($2::text[] IS NULL OR g.email = ANY($2::text[]))`, w.cid, emails)
+		  AND (u.seen_at >= $3 OR u.version >= $3)
+		WHERE g.connector_id = $1 AND NOT g.deleted AND ($2::text[] IS NULL OR g.email = ANY($2::text[]))`,
+		w.cid, emails, liveSince)
 	if err != nil {
 		return nil, fmt.Errorf("derive admin grants: %w", err)
 	}
@@ -163,4 +168,16 @@ func (w *wtx) adminGrantsFor(ctx context.Context, emails []string) ([]*pb.Record
 		out = append(out, rec)
 	}
 	return out, rows.Err()
+}
+
+// lowerEmails returns the emails in lower case, each once: emails are
+// compared in lower case, and one statement must not write a row twice.
+func lowerEmails(in []string) []string {
+	out := make([]string, 0, len(in))
+	for _, e := range in {
+		if e = strings.ToLower(e); !slices.Contains(out, e) {
+			out = append(out, e)
+		}
+	}
+	return out
 }

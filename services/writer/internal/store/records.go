@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strings"
 
 	"github.com/claritysecurity/zoom-connector/pkg/pb"
 )
@@ -92,7 +93,7 @@ func (w *wtx) upsert(ctx context.Context, recs []*pb.Record, version, seenAt int
 			if !e.deleted && seenAt > e.seenAt {
 				touch = append(touch, r)
 			}
-			w.stats.unchanged++
+			w.countUnchanged(e, seenAt)
 		case e.deleted:
 			write = append(write, r)
 			w.emit(kind, "created", r.Key, r.Data)
@@ -102,16 +103,26 @@ func (w *wtx) upsert(ctx context.Context, recs []*pb.Record, version, seenAt int
 			w.emit(kind, "updated", r.Key, r.Data)
 			w.stats.updated++
 		default:
-			if seenAt > e.seenAt {
+			// The same state at a newer time still moves the version, so
+			// that an event older than this confirmation cannot undo it.
+			if seenAt > e.seenAt || version > e.version {
 				touch = append(touch, r)
 			}
-			w.stats.unchanged++
+			w.countUnchanged(e, seenAt)
 		}
 	}
 	if err := w.write(ctx, write, version, seenAt); err != nil {
 		return err
 	}
-	return w.touch(ctx, touch, seenAt)
+	return w.touch(ctx, touch, version, seenAt)
+}
+
+// countUnchanged counts an unchanged record once per run: a redelivered page
+// sees records its first delivery already marked.
+func (w *wtx) countUnchanged(e existing, seenAt int64) {
+	if seenAt == 0 || seenAt > e.seenAt {
+		w.stats.unchanged++
+	}
 }
 
 // write stores records whole.
@@ -129,7 +140,7 @@ func (w *wtx) write(ctx context.Context, recs []*pb.Record, version, seenAt int6
 	emails := make([]string, n)
 	for i, r := range recs {
 		kinds[i], keys[i], datas[i], hashes[i] = int16(r.Kind), r.Key, string(r.Data), r.Hash
-		users[i], ents[i], emails[i] = r.UserKey, r.EntitlementKey, r.Email
+		users[i], ents[i], emails[i] = r.UserKey, r.EntitlementKey, strings.ToLower(r.Email)
 	}
 	_, err := w.tx.Exec(ctx, `
 		INSERT INTO records AS r (connector_id, kind, key, data, hash, user_key, ent_key, email, seen_at, version, deleted)
@@ -148,9 +159,10 @@ func (w *wtx) write(ctx context.Context, recs []*pb.Record, version, seenAt int6
 	return nil
 }
 
-// touch marks unchanged records as seen by the run.
-func (w *wtx) touch(ctx context.Context, recs []*pb.Record, seenAt int64) error {
-	if len(recs) == 0 || seenAt == 0 {
+// touch marks unchanged records as seen by the run (seenAt, when non-zero)
+// and as confirmed at version.
+func (w *wtx) touch(ctx context.Context, recs []*pb.Record, version, seenAt int64) error {
+	if len(recs) == 0 {
 		return nil
 	}
 	kinds := make([]int16, len(recs))
@@ -159,10 +171,11 @@ func (w *wtx) touch(ctx context.Context, recs []*pb.Record, seenAt int64) error 
 		kinds[i], keys[i] = int16(r.Kind), r.Key
 	}
 	_, err := w.tx.Exec(ctx, `
-		UPDATE records r SET seen_at = $4
+		UPDATE records r SET seen_at = GREATEST(r.seen_at, $4), version = GREATEST(r.version, $5)
 		FROM unnest($2::smallint[], $3::text[]) AS i(kind, key)
-		WHERE r.connector_id = $1 AND r.kind = i.kind AND r.key = i.key AND r.seen_at < $4`,
-		w.cid, kinds, keys, seenAt)
+		WHERE r.connector_id = $1 AND r.kind = i.kind AND r.key = i.key AND NOT r.deleted
+		  AND (r.seen_at < $4 OR r.version < $5)`,
+		w.cid, kinds, keys, seenAt, version)
 	if err != nil {
 		return fmt.Errorf("mark records seen: %w", err)
 	}

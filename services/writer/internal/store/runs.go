@@ -160,7 +160,7 @@ func (s *Store) ApplyPage(ctx context.Context, tenant, connector string, b *pb.R
 				seen_at = GREATEST(g.seen_at, excluded.seen_at),
 				deleted = CASE WHEN g.version > excluded.version THEN g.deleted ELSE false END,
 				version = GREATEST(g.version, excluded.version)`,
-			w.cid, ga.GroupId, ga.Emails, run, b.VersionMs); err != nil {
+			w.cid, ga.GroupId, lowerEmails(ga.Emails), run, b.VersionMs); err != nil {
 			_ = w.tx.Rollback(ctx)
 			return fmt.Errorf("write group admins: %w", err)
 		}
@@ -309,7 +309,7 @@ func (s *Store) Finalize(ctx context.Context, tenant, connector, runID string) (
 		WHERE connector_id = $1 AND NOT deleted AND seen_at < $2 AND version < $2`, w.cid, gen); err != nil {
 		return false, fmt.Errorf("expire group admins: %w", err)
 	}
-	grants, err := w.adminGrantsFor(ctx, nil)
+	grants, err := w.adminGrantsFor(ctx, nil, gen)
 	if err != nil {
 		return false, err
 	}
@@ -331,8 +331,9 @@ func (s *Store) Finalize(ctx context.Context, tenant, connector, runID string) (
 	r.stats.created += w.stats.created
 	r.stats.updated += w.stats.updated
 	r.stats.deleted += w.stats.deleted
-	if _, err := w.tx.Exec(ctx, `UPDATE runs SET created = $3, updated = $4 WHERE connector_id = $1 AND run_id = $2`,
-		w.cid, runID, r.stats.created, r.stats.updated); err != nil {
+	r.stats.unchanged += w.stats.unchanged
+	if _, err := w.tx.Exec(ctx, `UPDATE runs SET created = $3, updated = $4, unchanged = $5 WHERE connector_id = $1 AND run_id = $2`,
+		w.cid, runID, r.stats.created, r.stats.updated, r.stats.unchanged); err != nil {
 		return false, fmt.Errorf("count run: %w", err)
 	}
 	if err := w.endRun(ctx, runID, RunCompleted, "", r); err != nil {

@@ -1,0 +1,366 @@
+package natsx_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/claritysecurity/zoom-connector/pkg/natsx"
+	"github.com/claritysecurity/zoom-connector/pkg/natsx/natstest"
+)
+
+const (
+	workStream = "WORK"
+	dlqStream  = "DLQ"
+	deadLetter = "dlq.work"
+)
+
+// newJS starts a server with a work stream (work.>) and a dead-letter
+// stream (dlq.>) and returns a JetStream handle on it.
+func newJS(t testing.TB) jetstream.JetStream {
+	t.Helper()
+	srv := natstest.Run(t)
+	nc, err := nats.Connect(srv.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	err = natsx.EnsureStreams(ctx, js,
+		jetstream.StreamConfig{Name: workStream, Subjects: []string{"work.>"}, Retention: jetstream.WorkQueuePolicy, Storage: jetstream.MemoryStorage},
+		jetstream.StreamConfig{Name: dlqStream, Subjects: []string{"dlq.>"}, Storage: jetstream.MemoryStorage},
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js
+}
+
+func consumer(grace time.Duration) natsx.Consumer {
+	return natsx.Consumer{
+		Stream: workStream, Durable: "test", AckWait: 5 * time.Second, MaxDeliver: 3,
+		Concurrency: 1, Grace: grace, DeadLetter: deadLetter, Log: zerolog.Nop(),
+	}
+}
+
+// running is a consumer running in the background.
+type running struct {
+	cancel context.CancelFunc
+	done   chan struct{} // closed when Run has returned
+	err    error         // Run's result, once done is closed
+}
+
+// run runs c until the test ends or the returned consumer is cancelled.
+func run(t testing.TB, js jetstream.JetStream, c natsx.Consumer, h natsx.Handler) *running {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &running{cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(r.done)
+		r.err = c.Run(ctx, js, h)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-r.done:
+		case <-time.After(10 * time.Second):
+			t.Error("consumer did not stop within 10s")
+		}
+	})
+	return r
+}
+
+func publish(t testing.TB, js jetstream.JetStream, subject, body string, hdr map[string]string) {
+	t.Helper()
+	msg := nats.NewMsg(subject)
+	msg.Data = []byte(body)
+	for k, v := range hdr {
+		msg.Header.Set(k, v)
+	}
+	if _, err := js.PublishMsg(context.Background(), msg); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitFor polls cond every 10 ms until it holds or d passes.
+func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %s", what, d)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// deadLetters returns the messages of the dead-letter stream.
+func deadLetters(t testing.TB, js jetstream.JetStream) []*jetstream.RawStreamMsg {
+	t.Helper()
+	ctx := context.Background()
+	st, err := js.Stream(ctx, dlqStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []*jetstream.RawStreamMsg
+	for seq := uint64(1); seq <= info.State.LastSeq; seq++ {
+		m, err := st.GetMsg(ctx, seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// attempts counts the deliveries of each message body.
+type attempts struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (a *attempts) add(body string) int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.n == nil {
+		a.n = map[string]int{}
+	}
+	a.n[body]++
+	return a.n[body]
+}
+
+func (a *attempts) get(body string) int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.n[body]
+}
+
+func TestDeadLetter(t *testing.T) {
+	tests := []struct {
+		name           string
+		fail           func() error
+		wantAttempts   int
+		wantReason     []string
+		wantDeliveries string
+	}{
+		{
+			name:           "error retried up to MaxDeliver",
+			fail:           func() error { return errors.New("zoom is down") },
+			wantAttempts:   3,
+			wantReason:     []string{"zoom is down"},
+			wantDeliveries: "3",
+		},
+		{
+			name:           "permanent error",
+			fail:           func() error { return natsx.Permanent(errors.New("undecodable")) },
+			wantAttempts:   1,
+			wantReason:     []string{"permanent", "undecodable"},
+			wantDeliveries: "1",
+		},
+		{
+			name:           "panic",
+			fail:           func() error { panic("nil map") },
+			wantAttempts:   1,
+			wantReason:     []string{"panic", "nil map"},
+			wantDeliveries: "1",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			js := newJS(t)
+			var seen attempts
+			run(t, js, consumer(time.Second), func(_ context.Context, msg jetstream.Msg) error {
+				seen.add(string(msg.Data()))
+				if string(msg.Data()) == "bad" {
+					return tt.fail()
+				}
+				return nil
+			})
+			publish(t, js, "work.a", "bad", map[string]string{"X-Trace": "t1", jetstream.MsgIDHeader: "bad-1"})
+			publish(t, js, "work.b", "good", nil)
+			publish(t, js, "work.c", "after", nil)
+
+			waitFor(t, 10*time.Second, "dead letter", func() bool { return len(deadLetters(t, js)) > 0 })
+			waitFor(t, 5*time.Second, "messages behind the bad one handled", func() bool {
+				return seen.get("good") == 1 && seen.get("after") == 1
+			})
+			// Give a wrong extra delivery time to show up.
+			time.Sleep(300 * time.Millisecond)
+			if got := seen.get("bad"); got != tt.wantAttempts {
+				t.Errorf("got %d attempts, want %d", got, tt.wantAttempts)
+			}
+			dl := deadLetters(t, js)
+			if len(dl) != 1 {
+				t.Fatalf("got %d dead letters, want 1", len(dl))
+			}
+			m := dl[0]
+			if got := string(m.Data); got != "bad" {
+				t.Errorf("got dead letter body %q, want %q", got, "bad")
+			}
+			if m.Subject != deadLetter {
+				t.Errorf("got dead letter subject %q, want %q", m.Subject, deadLetter)
+			}
+			want := map[string]string{
+				natsx.HeaderDLQStream:   workStream,
+				natsx.HeaderDLQSequence: "1",
+				natsx.HeaderDLQSubject:  "work.a",
+				natsx.HeaderDLQConsumer: "test",
+				natsx.HeaderDLQAttempts: tt.wantDeliveries,
+				"X-Trace":               "t1",
+			}
+			for k, w := range want {
+				if got := m.Header.Get(k); got != w {
+					t.Errorf("got header %s %q, want %q", k, got, w)
+				}
+			}
+			reason := m.Header.Get(natsx.HeaderDLQReason)
+			for _, w := range tt.wantReason {
+				if !strings.Contains(reason, w) {
+					t.Errorf("got reason %q, want it to mention %q", reason, w)
+				}
+			}
+			if got := m.Header.Get(jetstream.MsgIDHeader); got == "bad-1" {
+				t.Errorf("got the original Nats-Msg-Id %q on the dead letter, want its own", got)
+			}
+			// The dead-lettered message is done with: nothing is pending.
+			waitFor(t, 5*time.Second, "work stream empty", func() bool {
+				st, err := js.Stream(context.Background(), workStream)
+				if err != nil {
+					t.Fatal(err)
+				}
+				info, err := st.Info(context.Background())
+				if err != nil {
+					t.Fatal(err)
+				}
+				return info.State.Msgs == 0
+			})
+		})
+	}
+}
+
+func TestDroppedWithoutDeadLetterSubject(t *testing.T) {
+	js := newJS(t)
+	var seen attempts
+	c := consumer(time.Second)
+	c.DeadLetter = ""
+	run(t, js, c, func(_ context.Context, msg jetstream.Msg) error {
+		seen.add(string(msg.Data()))
+		if string(msg.Data()) == "bad" {
+			return natsx.Permanent(errors.New("undecodable"))
+		}
+		return nil
+	})
+	publish(t, js, "work.a", "bad", nil)
+	publish(t, js, "work.b", "good", nil)
+	waitFor(t, 5*time.Second, "good handled", func() bool { return seen.get("good") == 1 })
+	time.Sleep(200 * time.Millisecond)
+	if got := seen.get("bad"); got != 1 {
+		t.Errorf("got %d attempts, want 1", got)
+	}
+	if got := len(deadLetters(t, js)); got != 0 {
+		t.Errorf("got %d dead letters, want none", got)
+	}
+}
+
+func TestShutdownGrace(t *testing.T) {
+	tests := []struct {
+		name string
+		// work is how long the handler runs unless its context ends first.
+		work, grace time.Duration
+		// wantCancelled: the handler's context ended before its work did.
+		wantCancelled bool
+	}{
+		{name: "handler finishes within grace", work: 400 * time.Millisecond, grace: 3 * time.Second},
+		{name: "handler outlives grace", work: time.Minute, grace: 300 * time.Millisecond, wantCancelled: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			js := newJS(t)
+			started := make(chan struct{}, 1)
+			type result struct {
+				err      error
+				finished time.Time
+			}
+			results := make(chan result, 2)
+			r := run(t, js, consumer(tt.grace), func(ctx context.Context, _ jetstream.Msg) error {
+				started <- struct{}{}
+				select {
+				case <-time.After(tt.work):
+					results <- result{nil, time.Now()}
+					return nil
+				case <-ctx.Done():
+					results <- result{ctx.Err(), time.Now()}
+					return ctx.Err()
+				}
+			})
+			publish(t, js, "work.a", "slow", nil)
+			select {
+			case <-started:
+			case <-time.After(5 * time.Second):
+				t.Fatal("handler not called within 5s")
+			}
+			cancelled := time.Now()
+			r.cancel()
+			var stopped time.Duration
+			select {
+			case <-r.done:
+				stopped = time.Since(cancelled)
+				if r.err != nil {
+					t.Errorf("run: got %v, want nil", r.err)
+				}
+			case <-time.After(tt.grace + 5*time.Second):
+				t.Fatalf("run did not return within grace %s and 5s", tt.grace)
+			}
+			var res result
+			select {
+			case res = <-results:
+			default:
+				t.Fatal("run returned before its handler did")
+			}
+			if got := res.err != nil; got != tt.wantCancelled {
+				t.Errorf("got handler context error %v, want cancelled %v", res.err, tt.wantCancelled)
+			}
+			if !tt.wantCancelled && stopped >= tt.grace {
+				t.Errorf("got run stopped %s after cancel, want within grace %s", stopped, tt.grace)
+			}
+			if tt.wantCancelled && (stopped < tt.grace || stopped > tt.grace+2*time.Second) {
+				t.Errorf("got run stopped %s after cancel, want about grace %s", stopped, tt.grace)
+			}
+
+			// A finished message was acknowledged; an abandoned one is
+			// handed back and delivered again to the next consumer.
+			var seen attempts
+			run(t, js, consumer(tt.grace), func(_ context.Context, msg jetstream.Msg) error {
+				seen.add(string(msg.Data()))
+				return nil
+			})
+			publish(t, js, "work.b", "marker", nil)
+			waitFor(t, 5*time.Second, "marker handled", func() bool { return seen.get("marker") == 1 })
+			want := 0
+			if tt.wantCancelled {
+				want = 1
+				waitFor(t, 5*time.Second, "abandoned message redelivered", func() bool { return seen.get("slow") == 1 })
+			}
+			if got := seen.get("slow"); got != want {
+				t.Errorf("got the message delivered %d times to the next consumer, want %d", got, want)
+			}
+		})
+	}
+}

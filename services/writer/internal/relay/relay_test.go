@@ -1,0 +1,384 @@
+package relay_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/claritysecurity/zoom-connector/pkg/clarity"
+	"github.com/claritysecurity/zoom-connector/pkg/natsx"
+	"github.com/claritysecurity/zoom-connector/pkg/natsx/natstest"
+	"github.com/claritysecurity/zoom-connector/pkg/pb"
+	"github.com/claritysecurity/zoom-connector/pkg/postgres"
+	"github.com/claritysecurity/zoom-connector/pkg/postgres/pgtest"
+	"github.com/claritysecurity/zoom-connector/services/writer/internal/relay"
+	"github.com/claritysecurity/zoom-connector/services/writer/internal/store"
+)
+
+func migrate(ctx context.Context, url string) error {
+	pool, err := postgres.Open(ctx, url, 2, zerolog.Nop())
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	return store.Migrate(ctx, pool)
+}
+
+// env is a fresh database and a JetStream server with the connector's streams.
+type env struct {
+	pool *pgxpool.Pool
+	js   jetstream.JetStream
+}
+
+func newEnv(t testing.TB) env {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	pool, err := postgres.Open(ctx, pgtest.New(t, migrate), 4, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	srv := natstest.Run(t)
+	nc, err := nats.Connect(srv.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := natsx.EnsureStreams(ctx, js, clarity.Streams()...); err != nil {
+		t.Fatal(err)
+	}
+	return env{pool: pool, js: js}
+}
+
+func record(t testing.TB, kind pb.Kind, key string, v any) *pb.Record {
+	t.Helper()
+	data, err := clarity.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &pb.Record{Kind: kind, Key: key, Data: data, Hash: clarity.Hash(data)}
+}
+
+// completeRun writes a whole run of one connector through the store: its
+// outbox then holds sync.started, one created per record, sync.completed.
+func completeRun(t testing.TB, s *store.Store, tenant, connector string, users ...string) {
+	t.Helper()
+	ctx := context.Background()
+	run := &pb.Run{RunId: "run-" + connector, StartedAtMs: time.Now().UnixMilli(), Mode: "full", RequestIds: []string{"req"}}
+	var recs []*pb.Record
+	for _, u := range users {
+		r := record(t, pb.Kind_KIND_SERVICE_USER, u, clarity.ServiceUser{ID: u, Email: u + "@example.com", FirstName: "R&D <" + u + ">", Status: clarity.StatusActive})
+		r.UserKey = u
+		recs = append(recs, r)
+	}
+	recs = append(recs, record(t, pb.Kind_KIND_ENTITLEMENT, "group:g1", clarity.Entitlement{ID: "group:g1", Type: clarity.EntitlementGroup, ZoomID: "g1", Name: "Sales"}))
+	b := &pb.RecordBatch{Run: run, Ref: &pb.PageRef{Listing: pb.Listing_LISTING_USERS_ACTIVE, Page: 1, Last: true}, VersionMs: run.StartedAtMs, Records: recs}
+	if err := s.ApplyPage(ctx, tenant, connector, b); err != nil {
+		t.Fatal(err)
+	}
+	f := &pb.RunFetched{Run: run, Listings: []*pb.ListingCount{{Listing: pb.Listing_LISTING_USERS_ACTIVE, Pages: 1}}}
+	if err := s.Fetched(ctx, tenant, connector, f); err != nil {
+		t.Fatal(err)
+	}
+	if done, err := s.Finalize(ctx, tenant, connector, run.RunId); err != nil || !done {
+		t.Fatalf("finalize: got %v, %v, want true, nil", done, err)
+	}
+}
+
+// outboxRow is one stored outbox row, enough to put it back.
+type outboxRow struct {
+	ConnectorID       int64
+	Seq               int64
+	Kind, Op, Subject string
+	Data              string
+	At                time.Time
+	Tenant, Connector string
+}
+
+func readOutbox(t testing.TB, pool *pgxpool.Pool) []outboxRow {
+	t.Helper()
+	rows, err := pool.Query(context.Background(), `
+		SELECT o.connector_id, o.seq, o.kind, o.op, o.subject, o.data::text, o.at, c.tenant, c.connector
+		FROM outbox o JOIN connectors c ON c.id = o.connector_id ORDER BY o.connector_id, o.seq`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []outboxRow
+	for rows.Next() {
+		var r outboxRow
+		if err := rows.Scan(&r.ConnectorID, &r.Seq, &r.Kind, &r.Op, &r.Subject, &r.Data, &r.At, &r.Tenant, &r.Connector); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// restore puts rows back in the outbox, as if the relay had crashed between
+// publishing them and deleting them.
+func restore(t testing.TB, pool *pgxpool.Pool, rows []outboxRow) {
+	t.Helper()
+	for _, r := range rows {
+		if _, err := pool.Exec(context.Background(), `
+			INSERT INTO outbox (connector_id, seq, kind, op, subject, data, at) VALUES ($1, $2, $3, $4, $5, $6::json, $7)`,
+			r.ConnectorID, r.Seq, r.Kind, r.Op, r.Subject, r.Data, r.At); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// drain runs the relay until the outbox is empty and returns how many rows
+// it published.
+func drain(t testing.TB, r *relay.Relay) int {
+	t.Helper()
+	total := 0
+	for range 100 {
+		n, err := r.Once(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			return total
+		}
+		total += n
+	}
+	t.Fatal("relay did not drain the outbox in 100 rounds")
+	return total
+}
+
+// streamMsgs returns every message of CLARITY_ENTITLEMENTS in stream order.
+func streamMsgs(t testing.TB, js jetstream.JetStream) []*jetstream.RawStreamMsg {
+	t.Helper()
+	ctx := context.Background()
+	st, err := js.Stream(ctx, clarity.StreamEntitlements)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []*jetstream.RawStreamMsg
+	for seq := info.State.FirstSeq; seq <= info.State.LastSeq && info.State.Msgs > 0; seq++ {
+		m, err := st.GetMsg(ctx, seq)
+		if err != nil {
+			t.Fatalf("get message %d: %v", seq, err)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+type counter struct {
+	mu        sync.Mutex
+	published int
+}
+
+func (c *counter) Published(_, _ string, n int) { c.mu.Lock(); c.published += n; c.mu.Unlock() }
+func (c *counter) Lag(time.Duration)            {}
+
+func TestPublishesOutboxAsCloudEvents(t *testing.T) {
+	e := newEnv(t)
+	s := store.New(e.pool, zerolog.Nop(), nil)
+	completeRun(t, s, "default", "zoom", "u1", "u2", "u3")
+	completeRun(t, s, "acme", "zoom2", "v1")
+	rows := readOutbox(t, e.pool)
+	if len(rows) != 10 {
+		t.Fatalf("got %d outbox rows, want 10", len(rows))
+	}
+
+	obs := &counter{}
+	// A batch smaller than the outbox makes the relay go round several times.
+	r := relay.New(e.pool, e.js, zerolog.Nop(), 2, time.Minute, obs)
+	if got := drain(t, r); got != len(rows) {
+		t.Errorf("got %d published, want %d", got, len(rows))
+	}
+	if obs.published != len(rows) {
+		t.Errorf("got %d reported to the observer, want %d", obs.published, len(rows))
+	}
+	if left := readOutbox(t, e.pool); len(left) != 0 {
+		t.Errorf("got %d rows left in the outbox, want none", len(left))
+	}
+
+	msgs := streamMsgs(t, e.js)
+	if len(msgs) != len(rows) {
+		t.Fatalf("got %d messages in %s, want %d", len(msgs), clarity.StreamEntitlements, len(rows))
+	}
+	byID := map[string]outboxRow{}
+	for _, r := range rows {
+		byID[fmt.Sprintf("%s/%s/%d", r.Tenant, r.Connector, r.Seq)] = r
+	}
+	last := map[string]int64{}
+	for _, m := range msgs {
+		var ev map[string]json.RawMessage
+		if err := json.Unmarshal(m.Data, &ev); err != nil {
+			t.Fatalf("message %d: not JSON: %v", m.Sequence, err)
+		}
+		str := func(name string) string {
+			var s string
+			if err := json.Unmarshal(ev[name], &s); err != nil {
+				t.Errorf("message %d: field %q is %s, want a string", m.Sequence, name, ev[name])
+			}
+			return s
+		}
+		id := str("id")
+		row, ok := byID[id]
+		if !ok {
+			t.Errorf("message %d: got id %q, want one of the outbox rows", m.Sequence, id)
+			continue
+		}
+		delete(byID, id)
+		want := map[string]string{
+			"specversion":     "1.0",
+			"id":              fmt.Sprintf("%s/%s/%d", row.Tenant, row.Connector, row.Seq),
+			"source":          "zoom/" + row.Tenant + "/" + row.Connector,
+			"type":            "clarity." + row.Kind + "." + row.Op,
+			"subject":         row.Subject,
+			"time":            row.At.UTC().Truncate(time.Millisecond).Format(time.RFC3339Nano),
+			"datacontenttype": "application/json",
+			"tenant":          row.Tenant,
+			"connector":       row.Connector,
+			"sequence":        strconv.FormatInt(row.Seq, 10),
+		}
+		for name, w := range want {
+			if got := str(name); got != w {
+				t.Errorf("event %s: got %s %q, want %q", id, name, got, w)
+			}
+		}
+		if len(ev) != len(want)+1 {
+			t.Errorf("event %s: got fields %v, want exactly those of CONTRACT §4", id, keys(ev))
+		}
+		var gotData, wantData any
+		if err := json.Unmarshal(ev["data"], &gotData); err != nil {
+			t.Errorf("event %s: data %s: %v", id, ev["data"], err)
+		}
+		if err := json.Unmarshal([]byte(row.Data), &wantData); err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(gotData, wantData) {
+			t.Errorf("event %s: got data %s, want %s", id, ev["data"], row.Data)
+		}
+		if got, w := m.Subject, clarity.EventSubject(row.Tenant, row.Connector, row.Kind); got != w {
+			t.Errorf("event %s: got subject %q, want %q", id, got, w)
+		}
+		if got := m.Header.Get("Content-Type"); got != "application/cloudevents+json" {
+			t.Errorf("event %s: got Content-Type %q, want application/cloudevents+json", id, got)
+		}
+		if got := m.Header.Get(jetstream.MsgIDHeader); got != id {
+			t.Errorf("event %s: got Nats-Msg-Id %q, want the event id", id, got)
+		}
+		// Each connector's events reach the stream in sequence order.
+		if row.Seq <= last[row.Connector] {
+			t.Errorf("event %s: got sequence %d after %d, want increasing", id, row.Seq, last[row.Connector])
+		}
+		last[row.Connector] = row.Seq
+	}
+	for id := range byID {
+		t.Errorf("outbox row %s: got no message", id)
+	}
+
+	// A crash between publishing and deleting leaves the rows to be published
+	// again: the stream's duplicate window drops them.
+	restore(t, e.pool, rows)
+	if got := drain(t, r); got != len(rows) {
+		t.Errorf("second pass: got %d published, want %d", got, len(rows))
+	}
+	if got := len(streamMsgs(t, e.js)); got != len(rows) {
+		t.Errorf("after publishing the same rows again: got %d messages, want %d", got, len(rows))
+	}
+	if left := readOutbox(t, e.pool); len(left) != 0 {
+		t.Errorf("got %d rows left in the outbox, want none", len(left))
+	}
+}
+
+func keys(m map[string]json.RawMessage) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
+
+func TestRunPublishesOnCommit(t *testing.T) {
+	e := newEnv(t)
+	// A poll interval longer than the test: only the wake-up can publish.
+	r := relay.New(e.pool, e.js, zerolog.Nop(), 100, time.Hour, nil)
+	s := store.New(e.pool, zerolog.Nop(), r.Wake)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("run: got %v, want nil", err)
+		}
+	})
+
+	completeRun(t, s, "default", "zoom", "u1")
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		msgs := streamMsgs(t, e.js)
+		if len(msgs) == 4 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("got %d messages within 5s, want 4", len(msgs))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestKeepsRowsWhenPublishFails(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	s := store.New(e.pool, zerolog.Nop(), nil)
+	completeRun(t, s, "default", "zoom", "u1", "u2")
+	rows := readOutbox(t, e.pool)
+	// Without the stream, JetStream acknowledges nothing.
+	if err := e.js.DeleteStream(ctx, clarity.StreamEntitlements); err != nil {
+		t.Fatal(err)
+	}
+	r := relay.New(e.pool, e.js, zerolog.Nop(), 100, time.Minute, nil)
+	short, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if n, err := r.Once(short); err == nil {
+		t.Errorf("got %d published and no error without a stream, want an error", n)
+	}
+	if got := len(readOutbox(t, e.pool)); got != len(rows) {
+		t.Fatalf("got %d rows in the outbox after a failed publish, want all %d", got, len(rows))
+	}
+	if err := natsx.EnsureStreams(ctx, e.js, clarity.Streams()...); err != nil {
+		t.Fatal(err)
+	}
+	if got := drain(t, r); got != len(rows) {
+		t.Errorf("got %d published once the stream is back, want %d", got, len(rows))
+	}
+	msgs := streamMsgs(t, e.js)
+	if len(msgs) != len(rows) {
+		t.Fatalf("got %d messages, want %d", len(msgs), len(rows))
+	}
+	for i, m := range msgs {
+		if want := fmt.Sprintf("default/zoom/%d", rows[i].Seq); m.Header.Get(jetstream.MsgIDHeader) != want {
+			t.Errorf("message %d: got id %q, want %q", i, m.Header.Get(jetstream.MsgIDHeader), want)
+		}
+	}
+}

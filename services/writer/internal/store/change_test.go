@@ -1,0 +1,211 @@
+package store_test
+
+import (
+	"testing"
+
+	"github.com/claritysecurity/zoom-connector/pkg/clarity"
+	"github.com/claritysecurity/zoom-connector/pkg/pb"
+)
+
+// del is a webhook batch deleting one record at Zoom time base+offset.
+func del(offset int64, kind pb.Kind, key string) *pb.RecordBatch {
+	return &pb.RecordBatch{VersionMs: base + offset, Deletes: []*pb.RecordRef{{Kind: kind, Key: key}}}
+}
+
+func TestApplyChangeVersions(t *testing.T) {
+	t.Parallel()
+	userKind := pb.Kind_KIND_SERVICE_USER
+	a := user(t, "u1", "alice@example.com", "A")
+	b := user(t, "u1", "alice@example.com", "B")
+	c := user(t, "u1", "alice@example.com", "C")
+	type step struct {
+		batch *pb.RecordBatch
+		want  []string
+	}
+	created, updated, deleted := ev("created", uk("u1")), ev("updated", uk("u1")), ev("deleted", uk("u1"))
+	tests := []struct {
+		name  string
+		steps []step
+		want  *pb.Record // alice's final data; nil when she is deleted
+	}{
+		{"newer updates", []step{{change(100, a), []string{created}}, {change(200, b), []string{updated}}, {change(300, c), []string{updated}}}, c},
+		{"older update after newer", []step{{change(100, a), []string{created}}, {change(300, c), []string{updated}}, {change(200, b), nil}}, c},
+		{"same event twice", []step{{change(100, a), []string{created}}, {change(100, a), nil}}, a},
+		{"same time, other data", []step{{change(100, a), []string{created}}, {change(100, b), []string{updated}}}, b},
+		{"tombstone blocks older create", []step{{del(200, userKind, "u1"), nil}, {change(100, a), nil}}, nil},
+		{"delete then older update", []step{{change(100, a), []string{created}}, {del(300, userKind, "u1"), []string{deleted}}, {change(200, b), nil}}, nil},
+		{"newer create revives", []step{{change(100, a), []string{created}}, {del(200, userKind, "u1"), []string{deleted}}, {change(300, c), []string{created}}}, c},
+		{"newer create revives a tombstone never seen", []step{{del(200, userKind, "u1"), nil}, {change(300, c), []string{created}}}, c},
+		{"older delete", []step{{change(300, a), []string{created}}, {del(200, userKind, "u1"), nil}}, a},
+		{"older delete after a newer confirmation", []step{{change(100, a), []string{created}}, {change(300, a), nil}, {del(200, userKind, "u1"), nil}}, a},
+		{"delete twice", []step{{change(100, a), []string{created}}, {del(200, userKind, "u1"), []string{deleted}}, {del(300, userKind, "u1"), nil}}, nil},
+	}
+	s, pool := newStore(t)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			reset(t, pool)
+			for i, st := range tt.steps {
+				applyChange(t, s, st.batch)
+				evs := take(t, pool)
+				t.Logf("step %d", i)
+				wantTypes(t, evs, st.want...)
+				for _, e := range evs {
+					if e.Op == clarity.OpDeleted && e.Data == "{}" {
+						t.Errorf("event %s: got empty data, want the last data", e)
+					}
+				}
+			}
+			got, ok := live(t, pool)[uk("u1")]
+			switch {
+			case tt.want == nil && ok:
+				t.Errorf("got alice %s, want her deleted", got)
+			case tt.want != nil && got != string(tt.want.Data):
+				t.Errorf("got alice %q, want %s", got, tt.want.Data)
+			}
+		})
+	}
+}
+
+func TestApplyChangeDeleteCascades(t *testing.T) {
+	t.Parallel()
+	alice := user(t, "u1", "alice@example.com", "Alice")
+	setup := []*pb.Record{
+		alice, user(t, "u2", "bob@example.com", "Bob"),
+		group(t, "g1", "Sales"), group(t, "g2", "Eng"),
+		grant(t, "u1", "group:g1"), grant(t, "u1", "group:g2"), grant(t, "u2", "group:g1"),
+		attr(t, "u1", "department", "Sales"), attr(t, "u2", "department", "Eng"),
+	}
+	everything := []string{
+		uk("u1"), uk("u2"), ek("group:g1"), ek("group:g2"),
+		gk("u1", "group:g1"), gk("u1", "group:g2"), gk("u2", "group:g1"),
+		ak("u1", "department"), ak("u2", "department"),
+	}
+	without := func(gone ...string) []string {
+		var out []string
+	next:
+		for _, k := range everything {
+			for _, g := range gone {
+				if k == g {
+					continue next
+				}
+			}
+			out = append(out, k)
+		}
+		return out
+	}
+	tests := []struct {
+		name  string
+		batch *pb.RecordBatch
+		want  []string // deleted, in event order
+	}{
+		{"user", del(200, pb.Kind_KIND_SERVICE_USER, "u1"),
+			[]string{ak("u1", "department"), gk("u1", "group:g1"), gk("u1", "group:g2"), uk("u1")}},
+		{"entitlement", del(200, pb.Kind_KIND_ENTITLEMENT, "group:g1"),
+			[]string{gk("u1", "group:g1"), gk("u2", "group:g1"), ek("group:g1")}},
+		{"grant", del(200, pb.Kind_KIND_SERVICE_USER_ENTITLEMENT, clarity.GrantKey("u1", "group:g1")),
+			[]string{gk("u1", "group:g1")}},
+		{"attribute", del(200, pb.Kind_KIND_SERVICE_USER_ATTRIBUTE, clarity.AttributeKey("u2", "department")),
+			[]string{ak("u2", "department")}},
+		{"unknown user", del(200, pb.Kind_KIND_SERVICE_USER, "u9"), nil},
+		{"older than the records", del(50, pb.Kind_KIND_SERVICE_USER, "u1"), nil},
+	}
+	s, pool := newStore(t)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			reset(t, pool)
+			applyChange(t, s, change(100, setup...))
+			before := live(t, pool)
+			take(t, pool)
+
+			applyChange(t, s, tt.batch)
+			evs := take(t, pool)
+			var want []string
+			for _, k := range tt.want {
+				want = append(want, ev("deleted", k))
+			}
+			wantTypes(t, evs, want...)
+			for _, e := range evs {
+				if k := e.Kind + " " + e.Subject; e.Data != before[k] {
+					t.Errorf("event %s: got data %s, want the last data %s", e, e.Data, before[k])
+				}
+			}
+			wantLive(t, pool, without(tt.want...)...)
+		})
+	}
+}
+
+func TestReplaceUser(t *testing.T) {
+	t.Parallel()
+	s, pool := newStore(t)
+	admin := clarity.GroupAdminKey("g1")
+	applyChange(t, s, change(100,
+		user(t, "u1", "alice@example.com", "Alice"), user(t, "u2", "bob@example.com", "Bob"),
+		group(t, "g1", "Sales"), group(t, "g2", "Eng"), groupAdmin(t, "g1", "Sales"), role(t, "r1", "Admin"),
+		grant(t, "u1", "group:g1"), grant(t, "u1", "group:g2"), grant(t, "u1", "role:r1"), grant(t, "u2", "group:g2"),
+		attr(t, "u1", "department", "Sales"), attr(t, "u1", "timezone", "UTC"), attr(t, "u2", "timezone", "UTC"),
+	))
+	applyChange(t, s, &pb.RecordBatch{VersionMs: base + 150, AdminsAdded: []*pb.GroupAdmins{{GroupId: "g1", Emails: []string{"alice@example.com"}}}})
+	take(t, pool)
+
+	// Alice as Zoom now has her: in g1 only, no role, another department.
+	dept := attr(t, "u1", "department", "Eng")
+	b := change(200, user(t, "u1", "alice@example.com", "Alice"), grant(t, "u1", "group:g1"), dept)
+	b.ReplaceUser = "u1"
+	applyChange(t, s, b)
+	evs := take(t, pool)
+	wantTypes(t, evs,
+		ev("updated", ak("u1", "department")),
+		ev("deleted", ak("u1", "timezone")),
+		ev("deleted", gk("u1", "group:g2")),
+		ev("deleted", gk("u1", "role:r1")),
+	)
+	wantLive(t, pool,
+		uk("u1"), uk("u2"), ek("group:g1"), ek("group:g2"), ek(admin), ek("role:r1"),
+		gk("u1", "group:g1"), gk("u1", admin), gk("u2", "group:g2"),
+		ak("u1", "department"), ak("u2", "timezone"))
+	if got := live(t, pool)[ak("u1", "department")]; got != string(dept.Data) {
+		t.Errorf("got department %s, want %s", got, dept.Data)
+	}
+
+	// An older replacement keeps what is newer than it.
+	b = change(180, user(t, "u1", "alice@example.com", "Alice"))
+	b.ReplaceUser = "u1"
+	applyChange(t, s, b)
+	wantTypes(t, take(t, pool))
+}
+
+func TestAdminsAddedRemoved(t *testing.T) {
+	t.Parallel()
+	s, pool := newStore(t)
+	admin := clarity.GroupAdminKey("g1")
+	applyChange(t, s, change(100, user(t, "u1", "alice@example.com", "Alice"), group(t, "g1", "Sales"), groupAdmin(t, "g1", "Sales")))
+	take(t, pool)
+	added := func(offset int64, emails ...string) *pb.RecordBatch {
+		return &pb.RecordBatch{VersionMs: base + offset, AdminsAdded: []*pb.GroupAdmins{{GroupId: "g1", Emails: emails}}}
+	}
+	removed := func(offset int64, emails ...string) *pb.RecordBatch {
+		return &pb.RecordBatch{VersionMs: base + offset, AdminsRemoved: []*pb.GroupAdmins{{GroupId: "g1", Emails: emails}}}
+	}
+	steps := []struct {
+		name  string
+		batch *pb.RecordBatch
+		want  []string
+	}{
+		{"added", added(200, "alice@example.com"), []string{ev("created", gk("u1", admin))}},
+		{"added again", added(200, "alice@example.com"), nil},
+		{"removed", removed(300, "alice@example.com"), []string{ev("deleted", gk("u1", admin))}},
+		{"older add after the removal", added(250, "alice@example.com"), nil},
+		{"added later, upper case", added(400, "ALICE@example.com"), []string{ev("created", gk("u1", admin))}},
+		{"older removal", removed(350, "alice@example.com"), nil},
+		{"removed, mixed case", removed(450, "Alice@Example.com"), []string{ev("deleted", gk("u1", admin))}},
+		{"admin with no user yet", added(500, "bob@example.com"), nil},
+		{"that user arrives", change(600, user(t, "u2", "Bob@example.com", "Bob")), []string{ev("created", uk("u2")), ev("created", gk("u2", admin))}},
+		{"unknown email removed", removed(700, "carol@example.com"), nil},
+	}
+	for _, st := range steps {
+		applyChange(t, s, st.batch)
+		t.Logf("step %q", st.name)
+		wantTypes(t, take(t, pool), st.want...)
+	}
+	wantLive(t, pool, uk("u1"), uk("u2"), ek("group:g1"), ek(admin), gk("u2", admin))
+}
