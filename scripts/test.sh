@@ -6,6 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 tmp=$(mktemp -d)
+# The cluster runs as the postgres user when this runs as root: it must reach $tmp.
+chmod 755 "$tmp"
 cleanup() {
 	scripts/pg.sh stop "$tmp/pg" || true
 	rm -rf "$tmp"
