@@ -51,6 +51,17 @@ func Streams() []jetstream.StreamConfig {
 	}
 }
 
+// Replicated sets the number of replicas of every stream: 3 on a 3-node
+// NATS cluster. Every service applies the same number at start.
+func Replicated(replicas int, cfgs []jetstream.StreamConfig) []jetstream.StreamConfig {
+	out := make([]jetstream.StreamConfig, len(cfgs))
+	for i, c := range cfgs {
+		c.Replicas = max(1, replicas)
+		out[i] = c
+	}
+	return out
+}
+
 // RunsBucket is the key-value bucket where fetchers coordinate runs, one key
 // per connector.
 const RunsBucket = "zoom_runs"

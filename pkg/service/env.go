@@ -135,18 +135,21 @@ type Common struct {
 	HTTPAddr    string
 	Tenant      string
 	ConnectorID string
+	// StreamReplicas is the replica count of every stream and bucket.
+	StreamReplicas int
 }
 
 // ReadCommon reads the shared variables; addrVar names the variable of the
 // service's own health and metrics address, with its default.
 func ReadCommon(e *Env, addrVar, addrDef string) Common {
 	c := Common{
-		NATSURL:     e.String("NATS_URL", "nats://127.0.0.1:4222"),
-		LogLevel:    e.String("LOG_LEVEL", "info"),
-		LogFormat:   e.String("LOG_FORMAT", "json"),
-		HTTPAddr:    e.String(addrVar, addrDef),
-		Tenant:      e.String("CLARITY_TENANT", "default"),
-		ConnectorID: e.String("CONNECTOR_ID", "zoom"),
+		NATSURL:        e.String("NATS_URL", "nats://127.0.0.1:4222"),
+		LogLevel:       e.String("LOG_LEVEL", "info"),
+		LogFormat:      e.String("LOG_FORMAT", "json"),
+		HTTPAddr:       e.String(addrVar, addrDef),
+		Tenant:         e.String("CLARITY_TENANT", "default"),
+		ConnectorID:    e.String("CONNECTOR_ID", "zoom"),
+		StreamReplicas: e.Int("NATS_STREAM_REPLICAS", 1),
 	}
 	switch c.LogFormat {
 	case "json", "console", "text":

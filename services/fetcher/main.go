@@ -56,10 +56,10 @@ func run(ctx context.Context) error {
 		return err
 	}
 	defer nc.Drain() //nolint:errcheck
-	if err := natsx.EnsureStreams(ctx, js, clarity.Streams()...); err != nil {
+	if err := natsx.EnsureStreams(ctx, js, clarity.Replicated(cfg.StreamReplicas, clarity.Streams())...); err != nil {
 		return err
 	}
-	runs, err := runstate.Open(ctx, js)
+	runs, err := runstate.Open(ctx, js, cfg.StreamReplicas)
 	if err != nil {
 		return err
 	}
@@ -99,7 +99,7 @@ func run(ctx context.Context) error {
 		}.Run(gctx, js, r.HandleHint)
 	})
 	if cfg.SyncInterval > 0 {
-		sched, err := schedule.New(ctx, js, cfg.SyncInterval, log)
+		sched, err := schedule.New(ctx, js, cfg.SyncInterval, cfg.StreamReplicas, log)
 		if err != nil {
 			return err
 		}

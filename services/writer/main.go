@@ -53,7 +53,7 @@ func run(ctx context.Context) error {
 		return err
 	}
 	defer nc.Drain() //nolint:errcheck
-	if err := natsx.EnsureStreams(ctx, js, clarity.Streams()...); err != nil {
+	if err := natsx.EnsureStreams(ctx, js, clarity.Replicated(cfg.StreamReplicas, clarity.Streams())...); err != nil {
 		return err
 	}
 

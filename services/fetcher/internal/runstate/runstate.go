@@ -41,12 +41,13 @@ type Store struct {
 }
 
 // Open creates the bucket if needed.
-func Open(ctx context.Context, js jetstream.JetStream) (*Store, error) {
+func Open(ctx context.Context, js jetstream.JetStream, replicas int) (*Store, error) {
 	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:      clarity.RunsBucket,
 		Description: "the active full-sync run of each connector",
 		History:     1,
 		Storage:     jetstream.FileStorage,
+		Replicas:    max(1, replicas),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open run state bucket: %w", err)

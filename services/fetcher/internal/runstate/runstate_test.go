@@ -33,7 +33,7 @@ func openStore(t testing.TB) *Store {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := Open(context.Background(), js)
+	s, err := Open(context.Background(), js, 1)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -34,7 +34,7 @@ type Scheduler struct {
 }
 
 // New opens the bucket. interval must be positive.
-func New(ctx context.Context, js jetstream.JetStream, interval time.Duration, log zerolog.Logger) (*Scheduler, error) {
+func New(ctx context.Context, js jetstream.JetStream, interval time.Duration, replicas int, log zerolog.Logger) (*Scheduler, error) {
 	if interval <= 0 {
 		return nil, fmt.Errorf("schedule: interval must be positive, got %s", interval)
 	}
@@ -43,6 +43,7 @@ func New(ctx context.Context, js jetstream.JetStream, interval time.Duration, lo
 		Description: "the last scheduled full-sync slot of each connector",
 		History:     1,
 		Storage:     jetstream.FileStorage,
+		Replicas:    max(1, replicas),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open schedule bucket: %w", err)

@@ -45,7 +45,7 @@ func runSync(ctx context.Context, args []string, out, errw io.Writer) int {
 	if err != nil {
 		return fail(errw, ExitError, "%v", err)
 	}
-	if err := natsx.EnsureStreams(ctx, js, clarity.Streams()...); err != nil {
+	if err := natsx.CreateMissingStreams(ctx, js, clarity.Streams()...); err != nil {
 		return fail(errw, ExitError, "%v", err)
 	}
 	var w *Watcher
