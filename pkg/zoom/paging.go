@@ -158,6 +158,11 @@ type RawPage struct {
 	Items int
 	// FetchedAt is when the answer arrived.
 	FetchedAt time.Time
+	// RequestedAt is when the request for the page was first made. Zoom's
+	// answer reflects its state at some moment after it, so RequestedAt is
+	// the safe time to order the page against events: a change that Zoom
+	// made while the answer was on its way may be missing from the page.
+	RequestedAt time.Time
 	// Restarted marks the first page of a listing that started over because
 	// Zoom rejected an expired next_page_token (tokens live 15 minutes). The
 	// pages handed over before it came from an earlier pass: their content is
@@ -211,6 +216,7 @@ func (c *Client) Pages(ctx context.Context, l Listing, fn func(p RawPage) error)
 		restarted bool
 	)
 	for {
+		requested := c.now()
 		body, err := c.do(ctx, l.request(c.cfg.PageSize, pageToken))
 		if err != nil {
 			var api *APIError
@@ -247,6 +253,7 @@ func (c *Client) Pages(ctx context.Context, l Listing, fn func(p RawPage) error)
 			TotalRecords: probe.TotalRecords,
 			Items:        probe.items(l.Kind),
 			FetchedAt:    fetched,
+			RequestedAt:  requested,
 			Restarted:    restarted && number == 1,
 		}
 		if err := fn(p); err != nil {

@@ -190,8 +190,10 @@ func (r *Runner) HandleHint(ctx context.Context, msg jetstream.Msg) error {
 		UserId:    h.UserId,
 		VersionMs: h.VersionMs,
 	}
-	body, err := client.GetUser(ctx, h.UserId)
+	// The read is ordered against other events by when it was asked for: a
+	// change Zoom made while the answer was on its way may be missing from it.
 	page.FetchedAtMs = r.now().UnixMilli()
+	body, err := client.GetUser(ctx, h.UserId)
 	switch {
 	case errors.Is(err, zoom.ErrUserNotFound):
 		page.NotFound = true

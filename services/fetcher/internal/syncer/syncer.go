@@ -110,7 +110,9 @@ func (s *Syncer) Fetch(ctx context.Context, tenant, connector string, run *pb.Ru
 			env := &pb.Envelope{Body: &pb.Envelope_RawPage{RawPage: &pb.RawPage{
 				Run:         run,
 				Ref:         &pb.PageRef{Listing: pl, ListingKey: key, Page: int32(p.Number), Last: p.Last, Pass: pass},
-				FetchedAtMs: p.FetchedAt.UnixMilli(),
+				// The page is ordered against webhooks by when it was asked
+				// for: Zoom may have changed while the answer was on its way.
+				FetchedAtMs: p.RequestedAt.UnixMilli(),
 				Body:        p.Body,
 			}}}
 			id := run.RunId + "/" + strconv.Itoa(attempt) + "/" + l.String() + "/" + strconv.Itoa(int(pass)) + "/" + strconv.Itoa(p.Number)

@@ -339,3 +339,20 @@ func (s *Stack) Procs() []*Proc {
 	defer s.mu.Unlock()
 	return append([]*Proc(nil), s.procs...)
 }
+
+// RestartNATS stops the NATS server and starts it again on the same port with
+// the same store, as an operator's restart would. down is how long it stays
+// away.
+func (s *Stack) RestartNATS(down time.Duration) error {
+	port := s.NATS.Addr().(*net.TCPAddr).Port
+	dir := filepath.Join(s.cfg.Dir, "nats")
+	s.NATS.Shutdown()
+	s.NATS.WaitForShutdown()
+	time.Sleep(down)
+	ns, err := natstest.Start(dir, port)
+	if err != nil {
+		return err
+	}
+	s.NATS = ns
+	return nil
+}
