@@ -108,8 +108,8 @@ func (s *Syncer) Fetch(ctx context.Context, tenant, connector string, run *pb.Ru
 			}
 			pages = int32(p.Number)
 			env := &pb.Envelope{Body: &pb.Envelope_RawPage{RawPage: &pb.RawPage{
-				Run:         run,
-				Ref:         &pb.PageRef{Listing: pl, ListingKey: key, Page: int32(p.Number), Last: p.Last, Pass: pass},
+				Run: run,
+				Ref: &pb.PageRef{Listing: pl, ListingKey: key, Page: int32(p.Number), Last: p.Last, Pass: pass},
 				// The page is ordered against webhooks by when it was asked
 				// for: Zoom may have changed while the answer was on its way.
 				FetchedAtMs: p.RequestedAt.UnixMilli(),
