@@ -86,14 +86,35 @@ func (w *wtx) applyChange(ctx context.Context, b *pb.RecordBatch) error {
 			emails = append(emails, r.Email)
 		}
 	}
-	if len(emails) == 0 {
+	if len(emails) > 0 {
+		grants, err := w.adminGrantsFor(ctx, lowerEmails(emails), 0)
+		if err != nil {
+			return err
+		}
+		if err := w.upsert(ctx, grants, v, 0); err != nil {
+			return err
+		}
+	}
+	return w.forgetDigests(ctx)
+}
+
+// forgetDigests drops the stored digest of every user whose records this
+// change touched: the next users page must compare them record by record,
+// since the digest no longer describes what is stored.
+func (w *wtx) forgetDigests(ctx context.Context) error {
+	if len(w.dirtyUsers) == 0 {
 		return nil
 	}
-	grants, err := w.adminGrantsFor(ctx, lowerEmails(emails), 0)
-	if err != nil {
-		return err
+	keys := make([]string, 0, len(w.dirtyUsers))
+	for k := range w.dirtyUsers {
+		keys = append(keys, k)
 	}
-	return w.upsert(ctx, grants, v, 0)
+	if _, err := w.tx.Exec(ctx, `
+		UPDATE records SET digest = NULL
+		WHERE connector_id = $1 AND kind = 1 AND key = ANY($2::text[]) AND digest IS NOT NULL`, w.cid, keys); err != nil {
+		return fmt.Errorf("forget user digests: %w", err)
+	}
+	return nil
 }
 
 // deleteCascade deletes a record and what depends on it: a user's grants and

@@ -13,7 +13,6 @@ import (
 // existing is the stored state of a record that a batch touches.
 type existing struct {
 	hash    []byte
-	data    []byte
 	version int64
 	deleted bool
 	seenAt  int64
@@ -27,7 +26,8 @@ type rkey struct {
 // upsert applies records observed at version (Zoom time, ms). seenAt, when
 // non-zero, is the run generation that saw them. Each record is created,
 // updated, left as it is (same hash: only its seen mark moves), or skipped
-// when the store already holds a newer state.
+// when the store already holds a newer state. The rows need no row locks:
+// every write transaction holds its connector's row lock (see begin).
 func (w *wtx) upsert(ctx context.Context, recs []*pb.Record, version, seenAt int64) error {
 	if len(recs) == 0 {
 		return nil
@@ -53,10 +53,9 @@ func (w *wtx) upsert(ctx context.Context, recs []*pb.Record, version, seenAt int
 		kinds[i], keys[i] = int16(r.Kind), r.Key
 	}
 	rows, err := w.tx.Query(ctx, `
-		SELECT r.kind, r.key, r.hash, r.data::text, r.version, r.deleted, r.seen_at
+		SELECT r.kind, r.key, r.hash, r.version, r.deleted, r.seen_at
 		FROM unnest($2::smallint[], $3::text[]) AS i(kind, key)
-		JOIN records r ON r.connector_id = $1 AND r.kind = i.kind AND r.key = i.key
-		FOR UPDATE OF r`, w.cid, kinds, keys)
+		JOIN records r ON r.connector_id = $1 AND r.kind = i.kind AND r.key = i.key`, w.cid, kinds, keys)
 	if err != nil {
 		return fmt.Errorf("read records: %w", err)
 	}
@@ -64,12 +63,10 @@ func (w *wtx) upsert(ctx context.Context, recs []*pb.Record, version, seenAt int
 	for rows.Next() {
 		var k rkey
 		var e existing
-		var data string
-		if err := rows.Scan(&k.kind, &k.key, &e.hash, &data, &e.version, &e.deleted, &e.seenAt); err != nil {
+		if err := rows.Scan(&k.kind, &k.key, &e.hash, &e.version, &e.deleted, &e.seenAt); err != nil {
 			rows.Close()
 			return fmt.Errorf("read records: %w", err)
 		}
-		e.data = []byte(data)
 		old[k] = e
 	}
 	rows.Close()
@@ -139,6 +136,7 @@ func (w *wtx) write(ctx context.Context, recs []*pb.Record, version, seenAt int6
 	ents := make([]string, n)
 	emails := make([]string, n)
 	for i, r := range recs {
+		w.dirty(r.UserKey)
 		kinds[i], keys[i], datas[i], hashes[i] = int16(r.Kind), r.Key, string(r.Data), r.Hash
 		users[i], ents[i], emails[i] = r.UserKey, r.EntitlementKey, strings.ToLower(r.Email)
 	}
@@ -190,18 +188,18 @@ func (w *wtx) tombstone(ctx context.Context, version int64, where string, args .
 	rows, err := w.tx.Query(ctx, `
 		UPDATE records r SET deleted = true, version = GREATEST(r.version, $2)
 		WHERE r.connector_id = $1 AND NOT r.deleted AND (`+where+`)
-		RETURNING r.kind, r.key, r.data::text`, all...)
+		RETURNING r.kind, r.key, r.data::text, COALESCE(r.user_key, '')`, all...)
 	if err != nil {
 		return 0, fmt.Errorf("delete records: %w", err)
 	}
 	type gone struct {
-		kind      int16
-		key, data string
+		kind            int16
+		key, data, user string
 	}
 	var deleted []gone
 	for rows.Next() {
 		var g gone
-		if err := rows.Scan(&g.kind, &g.key, &g.data); err != nil {
+		if err := rows.Scan(&g.kind, &g.key, &g.data, &g.user); err != nil {
 			rows.Close()
 			return 0, fmt.Errorf("delete records: %w", err)
 		}
@@ -221,6 +219,7 @@ func (w *wtx) tombstone(ctx context.Context, version int64, where string, args .
 	})
 	for _, g := range deleted {
 		w.emit(KindName(g.kind), "deleted", g.key, []byte(g.data))
+		w.dirty(g.user)
 	}
 	w.stats.deleted += int64(len(deleted))
 	return int64(len(deleted)), nil

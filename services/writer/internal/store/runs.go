@@ -148,7 +148,12 @@ func (s *Store) ApplyPage(ctx context.Context, tenant, connector string, b *pb.R
 		return nil
 	}
 	run := b.Run.StartedAtMs
-	if err := w.upsert(ctx, b.Records, b.VersionMs, run); err != nil {
+	apply := w.upsert
+	switch b.Ref.Listing {
+	case pb.Listing_LISTING_USERS_ACTIVE, pb.Listing_LISTING_USERS_INACTIVE, pb.Listing_LISTING_USERS_PENDING:
+		apply = w.applyUsers
+	}
+	if err := apply(ctx, b.Records, b.VersionMs, run); err != nil {
 		_ = w.tx.Rollback(ctx)
 		return err
 	}
@@ -316,8 +321,22 @@ func (s *Store) Finalize(ctx context.Context, tenant, connector, runID string) (
 	if err := w.upsert(ctx, grants, gen, gen); err != nil {
 		return false, err
 	}
-	// Everything neither this run nor a newer event touched is gone.
-	if _, err := w.tombstone(ctx, gen, `r.seen_at < $2 AND r.version < $2`); err != nil {
+	// What neither this run nor a newer event touched is gone: users and
+	// entitlements; group-admin grants not derived again; the grants and
+	// attributes a page no longer gave for a user it compared record by
+	// record (an unchanged user's records were not marked one by one); and
+	// the grants and attributes of every user and entitlement going now.
+	if _, err := w.tombstone(ctx, gen, `
+		(r.seen_at < $2 AND r.version < $2 AND (
+			r.kind IN (1, 2)
+			OR (r.kind = 3 AND r.ent_key LIKE 'group_admin:%')
+			OR (r.kind IN (3, 4) AND r.user_key = ANY(ARRAY(
+				SELECT u.key FROM records u WHERE u.connector_id = $1 AND u.kind = 1 AND u.diffed_at = $2)))))
+		OR (r.kind IN (3, 4) AND (
+			r.user_key = ANY(ARRAY(SELECT u.key FROM records u WHERE u.connector_id = $1 AND u.kind = 1
+				AND NOT u.deleted AND u.seen_at < $2 AND u.version < $2))
+			OR r.ent_key = ANY(ARRAY(SELECT e.key FROM records e WHERE e.connector_id = $1 AND e.kind = 2
+				AND NOT e.deleted AND e.seen_at < $2 AND e.version < $2))))`); err != nil {
 		return false, err
 	}
 	if _, err := w.tx.Exec(ctx, `

@@ -89,6 +89,19 @@ type wtx struct {
 	connector string
 	changes   []change
 	stats     stats
+	// dirtyUsers are the users whose records this transaction changed.
+	dirtyUsers map[string]bool
+}
+
+// dirty notes that a user's record set changed.
+func (w *wtx) dirty(userKey string) {
+	if userKey == "" {
+		return
+	}
+	if w.dirtyUsers == nil {
+		w.dirtyUsers = map[string]bool{}
+	}
+	w.dirtyUsers[userKey] = true
 }
 
 type stats struct {

@@ -1,0 +1,146 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"sort"
+
+	"github.com/claritysecurity/zoom-connector/pkg/pb"
+)
+
+// userGroup is one user of a users page with the records the page gives
+// for it.
+type userGroup struct {
+	key     string
+	records []*pb.Record
+	digest  []byte
+}
+
+// groupByUser splits a users page by owner. Records without an owner (none
+// are expected) belong to no group and always take the record-by-record path.
+func groupByUser(recs []*pb.Record) (groups []*userGroup) {
+	idx := map[string]*userGroup{}
+	for _, r := range recs {
+		if r.UserKey == "" {
+			continue
+		}
+		g := idx[r.UserKey]
+		if g == nil {
+			g = &userGroup{key: r.UserKey}
+			idx[r.UserKey] = g
+			groups = append(groups, g)
+		}
+		g.records = append(g.records, r)
+	}
+	for _, g := range groups {
+		g.digest = digest(g.records)
+	}
+	return groups
+}
+
+// digest identifies a user's whole record set: kinds, keys and data hashes,
+// in key order.
+func digest(recs []*pb.Record) []byte {
+	sorted := append([]*pb.Record(nil), recs...)
+	sort.Slice(sorted, func(i, j int) bool {
+		if sorted[i].Kind != sorted[j].Kind {
+			return sorted[i].Kind < sorted[j].Kind
+		}
+		return sorted[i].Key < sorted[j].Key
+	})
+	h := sha256.New()
+	for _, r := range sorted {
+		fmt.Fprintf(h, "%d\x00%s\x00", r.Kind, r.Key)
+		h.Write(r.Hash)
+	}
+	return h.Sum(nil)
+}
+
+// applyUsers applies a page of users. A user whose digest matches the one
+// stored is unchanged as a whole: only its row is marked as seen. Any other
+// user is compared record by record, all its records are marked as seen, and
+// the row remembers the new digest and that this run compared it, so that the
+// run's completion deletes the grants and attributes the page no longer gave.
+func (w *wtx) applyUsers(ctx context.Context, recs []*pb.Record, version, gen int64) error {
+	groups := groupByUser(recs)
+	keys := make([]string, len(groups))
+	for i, g := range groups {
+		keys[i] = g.key
+	}
+	type stored struct {
+		digest  []byte
+		version int64
+		seenAt  int64
+		deleted bool
+	}
+	have := make(map[string]stored, len(groups))
+	rows, err := w.tx.Query(ctx, `
+		SELECT key, digest, version, seen_at, deleted FROM records
+		WHERE connector_id = $1 AND kind = 1 AND key = ANY($2::text[])`, w.cid, keys)
+	if err != nil {
+		return fmt.Errorf("read users: %w", err)
+	}
+	for rows.Next() {
+		var k string
+		var s stored
+		if err := rows.Scan(&k, &s.digest, &s.version, &s.seenAt, &s.deleted); err != nil {
+			rows.Close()
+			return fmt.Errorf("read users: %w", err)
+		}
+		have[k] = s
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read users: %w", err)
+	}
+
+	var same []string
+	var diffKeys []string
+	var digests [][]byte
+	skip := map[string]bool{}
+	for _, g := range groups {
+		s, ok := have[g.key]
+		if ok && !s.deleted && s.version <= version && bytes.Equal(s.digest, g.digest) {
+			same = append(same, g.key)
+			skip[g.key] = true
+			if s.seenAt < gen {
+				w.stats.unchanged += int64(len(g.records))
+			}
+			continue
+		}
+		diffKeys = append(diffKeys, g.key)
+		digests = append(digests, g.digest)
+	}
+	// The rest keeps the page's order, so that events follow it.
+	diff := make([]*pb.Record, 0, len(recs))
+	for _, r := range recs {
+		if !skip[r.UserKey] {
+			diff = append(diff, r)
+		}
+	}
+	if err := w.upsert(ctx, diff, version, gen); err != nil {
+		return err
+	}
+	if len(same) > 0 {
+		if _, err := w.tx.Exec(ctx, `
+			UPDATE records SET seen_at = $3, version = GREATEST(version, $4)
+			WHERE connector_id = $1 AND kind = 1 AND key = ANY($2::text[]) AND (seen_at < $3 OR version < $4)`,
+			w.cid, same, gen, version); err != nil {
+			return fmt.Errorf("mark users seen: %w", err)
+		}
+	}
+	if len(diffKeys) > 0 {
+		// A user whose row is newer than the page keeps its digest: the
+		// page did not shape it.
+		if _, err := w.tx.Exec(ctx, `
+			UPDATE records r SET digest = d.digest, diffed_at = $4
+			FROM unnest($2::text[], $3::bytea[]) AS d(key, digest)
+			WHERE r.connector_id = $1 AND r.kind = 1 AND r.key = d.key AND r.version <= $5`,
+			w.cid, diffKeys, digests, gen, version); err != nil {
+			return fmt.Errorf("remember user digests: %w", err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,50 @@
+package store_test
+
+import (
+	"testing"
+
+	"github.com/claritysecurity/zoom-connector/pkg/clarity"
+	"github.com/claritysecurity/zoom-connector/pkg/pb"
+)
+
+// TestUserDigest covers the users-page shortcut: an unchanged user is only
+// marked as seen, yet everything it holds survives the run; a user that
+// lost a grant is compared record by record and the grant goes at the end of
+// the run; a webhook change makes the next page compare the user again.
+func TestUserDigest(t *testing.T) {
+	s, pool := newStore(t)
+	g1, g2 := clarity.GroupKey("g1"), clarity.GroupKey("g2")
+	first := syncRun(t, s, pool, newRun("r1", 0), nil,
+		user(t, "u1", "alice@example.com", "Alice"), attr(t, "u1", "department", "Sales"), grant(t, "u1", g1), grant(t, "u1", g2),
+		user(t, "u2", "bob@example.com", "Bob"), grant(t, "u2", g1))
+	if got, want := len(first), 8; got != want { // started, 6 created, completed
+		t.Fatalf("first run: got %d events, want %d: %v", got, want, first)
+	}
+
+	// Unchanged: nothing but the run's own events, every record still there.
+	second := syncRun(t, s, pool, newRun("r2", 1000), nil,
+		user(t, "u1", "alice@example.com", "Alice"), attr(t, "u1", "department", "Sales"), grant(t, "u1", g1), grant(t, "u1", g2),
+		user(t, "u2", "bob@example.com", "Bob"), grant(t, "u2", g1))
+	wantTypes(t, second, ev("started", "sync r2"), ev("completed", "sync r2"))
+	if d := syncData(t, second[1]); d.Stats.Unchanged != 6 {
+		t.Errorf("unchanged run: got %d unchanged, want 6", d.Stats.Unchanged)
+	}
+	wantLive(t, pool, uk("u1"), uk("u2"), gk("u1", g1), gk("u1", g2), gk("u2", g1), ak("u1", "department"))
+
+	// Alice left g2: only that grant goes, and only when the run completes.
+	third := syncRun(t, s, pool, newRun("r3", 2000), nil,
+		user(t, "u1", "alice@example.com", "Alice"), attr(t, "u1", "department", "Sales"), grant(t, "u1", g1),
+		user(t, "u2", "bob@example.com", "Bob"), grant(t, "u2", g1))
+	wantSet(t, third, ev("started", "sync r3"), "service_user_entitlement.deleted u1|"+g2, ev("completed", "sync r3"))
+
+	// A webhook removes Bob's grant; Zoom still lists it (the webhook was
+	// wrong or undone): the next page must compare Bob again and bring it back.
+	b := change(2500)
+	b.Deletes = []*pb.RecordRef{{Kind: pb.Kind_KIND_SERVICE_USER_ENTITLEMENT, Key: clarity.GrantKey("u2", g1)}}
+	applyChange(t, s, b)
+	take(t, pool)
+	fourth := syncRun(t, s, pool, newRun("r4", 3000), nil,
+		user(t, "u1", "alice@example.com", "Alice"), attr(t, "u1", "department", "Sales"), grant(t, "u1", g1),
+		user(t, "u2", "bob@example.com", "Bob"), grant(t, "u2", g1))
+	wantSet(t, fourth, ev("started", "sync r4"), "service_user_entitlement.created u2|"+g1, ev("completed", "sync r4"))
+}
