@@ -53,11 +53,8 @@ func handle(ctx context.Context, s Store, tenant, connector string, env *pb.Enve
 		if b.Records.Run == nil {
 			return s.ApplyChange(ctx, tenant, connector, b.Records)
 		}
-		if err := s.ApplyPage(ctx, tenant, connector, b.Records); err != nil {
-			return err
-		}
-		_, err := s.Finalize(ctx, tenant, connector, b.Records.Run.RunId)
-		return err
+		// A page completes its run itself when it is the last one missing.
+		return s.ApplyPage(ctx, tenant, connector, b.Records)
 	case *pb.Envelope_RunFetched:
 		if err := s.Fetched(ctx, tenant, connector, b.RunFetched); err != nil {
 			return err

@@ -3,7 +3,9 @@ package store
 import (
 	"bytes"
 	"context"
+
 	"fmt"
+	"github.com/jackc/pgx/v5"
 	"sort"
 	"strings"
 
@@ -74,14 +76,14 @@ func (w *wtx) upsert(ctx context.Context, recs []*pb.Record, version, seenAt int
 		return fmt.Errorf("read records: %w", err)
 	}
 
-	var write, touch []*pb.Record
+	var create, write, touch []*pb.Record
 	for _, r := range uniq {
 		k := rkey{int16(r.Kind), r.Key}
 		e, found := old[k]
 		kind := kindNames[r.Kind]
 		switch {
 		case !found:
-			write = append(write, r)
+			create = append(create, r)
 			w.emit(kind, "created", r.Key, r.Data)
 			w.stats.created++
 		case e.version > version:
@@ -108,6 +110,9 @@ func (w *wtx) upsert(ctx context.Context, recs []*pb.Record, version, seenAt int
 			w.countUnchanged(e, seenAt)
 		}
 	}
+	if err := w.create(ctx, create, version, seenAt); err != nil {
+		return err
+	}
 	if err := w.write(ctx, write, version, seenAt); err != nil {
 		return err
 	}
@@ -120,6 +125,35 @@ func (w *wtx) countUnchanged(e existing, seenAt int64) {
 	if seenAt == 0 || seenAt > e.seenAt {
 		w.stats.unchanged++
 	}
+}
+
+// create stores records that do not exist yet with one COPY. No other
+// transaction can add them meanwhile: every writer of the connector holds its
+// row lock (see begin).
+func (w *wtx) create(ctx context.Context, recs []*pb.Record, version, seenAt int64) error {
+	if len(recs) == 0 {
+		return nil
+	}
+	rows := make([][]any, len(recs))
+	for i, r := range recs {
+		w.dirty(r.UserKey)
+		rows[i] = []any{w.cid, int16(r.Kind), r.Key, r.Data, r.Hash, nullable(r.UserKey), nullable(r.EntitlementKey),
+			nullable(strings.ToLower(r.Email)), seenAt, version}
+	}
+	_, err := w.tx.CopyFrom(ctx, pgx.Identifier{"records"},
+		[]string{"connector_id", "kind", "key", "data", "hash", "user_key", "ent_key", "email", "seen_at", "version"},
+		pgx.CopyFromRows(rows))
+	if err != nil {
+		return fmt.Errorf("create records: %w", err)
+	}
+	return nil
+}
+
+func nullable(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
 }
 
 // write stores records whole.

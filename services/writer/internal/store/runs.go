@@ -185,6 +185,14 @@ func (s *Store) ApplyPage(ctx context.Context, tenant, connector string, b *pb.R
 		_ = w.tx.Rollback(ctx)
 		return fmt.Errorf("count run: %w", err)
 	}
+	// The page that completes a fetched run completes it in the same
+	// transaction; pages before the manifest cannot.
+	if r.fetched {
+		if _, err := w.finalize(ctx, b.Run.RunId, r); err != nil {
+			_ = w.tx.Rollback(ctx)
+			return err
+		}
+	}
 	return s.commit(ctx, w)
 }
 
@@ -292,8 +300,21 @@ func (s *Store) Finalize(ctx context.Context, tenant, connector, runID string) (
 	if r.status != RunRunning || !r.fetched {
 		return false, nil
 	}
+	done, err := w.finalize(ctx, runID, r)
+	if err != nil || !done {
+		return false, err
+	}
+	if err := s.commit(ctx, w); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// finalize completes the fetched run r within the transaction when every
+// page of its manifest has been applied, and reports whether it did.
+func (w *wtx) finalize(ctx context.Context, runID string, r runRow) (bool, error) {
 	var expected, present int64
-	err = w.tx.QueryRow(ctx, `
+	err := w.tx.QueryRow(ctx, `
 		SELECT (SELECT COALESCE(sum(n), 0) FROM unnest(r.expected_pages) AS n),
 		       (SELECT count(*) FROM run_pages p
 		        JOIN unnest(r.expected_listing, r.expected_key, r.expected_pages) AS x(listing, key, pages)
@@ -356,9 +377,6 @@ func (s *Store) Finalize(ctx context.Context, tenant, connector, runID string) (
 		return false, fmt.Errorf("count run: %w", err)
 	}
 	if err := w.endRun(ctx, runID, RunCompleted, "", r); err != nil {
-		return false, err
-	}
-	if err := s.commit(ctx, w); err != nil {
 		return false, err
 	}
 	return true, nil

@@ -214,9 +214,13 @@ func TestFinalize(t *testing.T) {
 		ak("u1", "department"), ak("u2", "department"))
 
 	carol := user(t, "u3", "carol@example.com", "Carol")
+	// The last page completes the fetched run itself; finalizing again does nothing.
 	applyPage(t, s, page(run, usersActive, 2, carol))
-	if !finalize(t, s, "r2") {
-		t.Fatal("finalize after every page and the manifest: got not completed, want completed")
+	if got := runStatus(t, pool, "r2"); got != store.RunCompleted {
+		t.Fatalf("after every page and the manifest: got run status %q, want %q", got, store.RunCompleted)
+	}
+	if finalize(t, s, "r2") {
+		t.Fatal("finalize of a completed run: got completed again, want nothing")
 	}
 	evs = take(t, pool)
 	wantTypes(t, evs,
@@ -376,8 +380,8 @@ func TestPasses(t *testing.T) {
 		t.Fatalf("got run status %q, want %q", got, store.RunRunning)
 	}
 	applyPage(t, s, pass(1, 2, bob))
-	if !finalize(t, s, "r1") {
-		t.Fatal("finalize after every page of pass 1: got not completed, want completed")
+	if got := runStatus(t, pool, "r1"); got != store.RunCompleted {
+		t.Fatalf("after every page of pass 1: got run status %q, want %q", got, store.RunCompleted)
 	}
 	evs := take(t, pool)
 	wantTypes(t, evs, "sync.started r1", ev("created", uk("u1")), ev("created", uk("u2")), "sync.completed r1")

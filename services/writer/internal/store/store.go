@@ -134,20 +134,13 @@ func (w *wtx) emit(kind, op, subject string, data []byte) {
 func (s *Store) commit(ctx context.Context, w *wtx) error {
 	defer w.tx.Rollback(ctx) //nolint:errcheck // a no-op after commit
 	if n := len(w.changes); n > 0 {
-		seqs := make([]int64, n)
-		kinds := make([]string, n)
-		ops := make([]string, n)
-		subjects := make([]string, n)
-		datas := make([]string, n)
+		at := s.now().UTC()
+		rows := make([][]any, n)
 		for i, c := range w.changes {
-			seqs[i] = w.seq + int64(i) + 1
-			kinds[i], ops[i], subjects[i], datas[i] = c.kind, c.op, c.subject, string(c.data)
+			rows[i] = []any{w.cid, w.seq + int64(i) + 1, c.kind, c.op, c.subject, c.data, at}
 		}
-		if _, err := w.tx.Exec(ctx, `
-			INSERT INTO outbox (connector_id, seq, kind, op, subject, data, at)
-			SELECT $1, s, k, o, sub, d::json, $7
-			FROM unnest($2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[]) AS t(s, k, o, sub, d)`,
-			w.cid, seqs, kinds, ops, subjects, datas, s.now().UTC()); err != nil {
+		if _, err := w.tx.CopyFrom(ctx, pgx.Identifier{"outbox"},
+			[]string{"connector_id", "seq", "kind", "op", "subject", "data", "at"}, pgx.CopyFromRows(rows)); err != nil {
 			return fmt.Errorf("write outbox: %w", err)
 		}
 		if _, err := w.tx.Exec(ctx, `UPDATE connectors SET seq = $2 WHERE id = $1`, w.cid, w.seq+int64(n)); err != nil {
