@@ -106,8 +106,11 @@ func run(ctx context.Context) error {
 
 // metrics are the writer's own Prometheus metrics.
 type metrics struct {
-	events *prometheus.CounterVec
-	lag    prometheus.Histogram
+	events   *prometheus.CounterVec
+	lag      prometheus.Histogram
+	runs     *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+	changes  *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -122,8 +125,32 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16),
 		}),
 	}
-	reg.MustRegister(m.events, m.lag)
+	m.runs = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "zoom_sync_runs_total", Help: "Full-sync runs ended, by tenant, connector and result (completed or failed).",
+	}, []string{"tenant", "connector", "result"})
+	m.duration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "zoom_sync_duration_seconds", Help: "Time from a run's start to its end, by result.",
+		Buckets: prometheus.ExponentialBuckets(0.5, 2, 14),
+	}, []string{"tenant", "connector", "result"})
+	m.changes = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "zoom_sync_records_total", Help: "Records of ended runs, by tenant, connector and outcome (created, updated, deleted, unchanged).",
+	}, []string{"tenant", "connector", "outcome"})
+	reg.MustRegister(m.events, m.lag, m.runs, m.duration, m.changes)
 	return m
+}
+
+// SyncEnded counts an ended run, its duration and its records.
+func (m *metrics) SyncEnded(tenant, connector, op string, d clarity.SyncData) {
+	m.runs.WithLabelValues(tenant, connector, op).Inc()
+	start, err1 := time.Parse(time.RFC3339Nano, d.StartedAt)
+	end, err2 := time.Parse(time.RFC3339Nano, d.FinishedAt)
+	if err1 == nil && err2 == nil {
+		m.duration.WithLabelValues(tenant, connector, op).Observe(end.Sub(start).Seconds())
+	}
+	for outcome, n := range map[string]int64{"created": d.Stats.Created, "updated": d.Stats.Updated,
+		"deleted": d.Stats.Deleted, "unchanged": d.Stats.Unchanged} {
+		m.changes.WithLabelValues(tenant, connector, outcome).Add(float64(n))
+	}
 }
 
 func (m *metrics) Published(kind, op string, n int) {

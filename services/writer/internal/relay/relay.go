@@ -26,6 +26,12 @@ type Observer interface {
 	Lag(d time.Duration)
 }
 
+// SyncObserver, when the Observer implements it, is told of every run's end
+// as it is published.
+type SyncObserver interface {
+	SyncEnded(tenant, connector, op string, d clarity.SyncData)
+}
+
 // Relay moves outbox rows to JetStream.
 type Relay struct {
 	pool     *pgxpool.Pool
@@ -195,8 +201,15 @@ func (r *Relay) connector(ctx context.Context, id int64) (int, error) {
 		return 0, fmt.Errorf("mark published: %w", err)
 	}
 	if r.obs != nil {
+		so, _ := r.obs.(SyncObserver)
 		for _, x := range list {
 			r.obs.Published(x.kind, x.op, 1)
+			if so != nil && x.kind == clarity.KindSync && x.op != clarity.OpStarted {
+				var d clarity.SyncData
+				if json.Unmarshal([]byte(x.data), &d) == nil {
+					so.SyncEnded(x.tenant, x.connector, x.op, d)
+				}
+			}
 		}
 		r.obs.Lag(time.Since(list[0].at))
 	}
