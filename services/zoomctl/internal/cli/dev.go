@@ -28,6 +28,7 @@ func runDev(ctx context.Context, args []string, out, errw io.Writer) int {
 	binDir := fs.String("bin", "", "directory of the service binaries (default: zoomctl's own)")
 	serve := fs.Bool("serve", false, "keep the stack running after the summary, until Ctrl-C")
 	verbose := fs.Bool("v", false, "show the services' logs")
+	dbURL := fs.String("database-url", os.Getenv("DATABASE_URL"), "PostgreSQL for the writer (default $DATABASE_URL; unset: a throwaway cluster in --dir)")
 	if code, ok := parse(fs, args); !ok {
 		return code
 	}
@@ -57,7 +58,7 @@ func runDev(ctx context.Context, args []string, out, errw io.Writer) int {
 	d := &dev{out: out, errw: errw, start: time.Now()}
 	if err := d.run(ctx, devOptions{
 		tenant: *tenant, connector: *connector, users: *users, groups: *groups, roles: *roles, seed: *seed,
-		changes: *changes, dir: *dir, binDir: *binDir, serve: *serve, verbose: *verbose,
+		changes: *changes, dir: *dir, binDir: *binDir, serve: *serve, verbose: *verbose, dbURL: *dbURL,
 	}); err != nil {
 		if ctx.Err() != nil {
 			fmt.Fprintln(out, "\nstopped")
@@ -72,7 +73,7 @@ type devOptions struct {
 	tenant, connector             string
 	users, groups, roles, changes int
 	seed                          int64
-	dir, binDir                   string
+	dir, binDir, dbURL            string
 	serve, verbose                bool
 }
 
@@ -84,7 +85,7 @@ type dev struct {
 func (d *dev) say(format string, args ...any) { fmt.Fprintf(d.out, format+"\n", args...) }
 
 func (d *dev) run(ctx context.Context, o devOptions) error {
-	dbURL := os.Getenv("DATABASE_URL")
+	dbURL := o.dbURL
 	if dbURL == "" {
 		d.say("• starting PostgreSQL in %s", filepath.Join(o.dir, "pg"))
 		pg, err := devstack.StartPostgres(filepath.Join(o.dir, "pg"))
