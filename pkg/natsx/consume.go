@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -227,7 +228,10 @@ func (c Consumer) handle(ctx context.Context, js jetstream.JetStream, msg jetstr
 	dl := nats.NewMsg(c.DeadLetter)
 	dl.Data = msg.Data()
 	for k, v := range msg.Headers() {
-		if k != jetstream.MsgIDHeader {
+		// Publish expectations (message id, expected stream or sequence)
+		// were about the original publication; on the dead letter they
+		// would be checked against the wrong stream.
+		if k != jetstream.MsgIDHeader && !strings.HasPrefix(k, "Nats-Expected") {
 			dl.Header[k] = v
 		}
 	}
