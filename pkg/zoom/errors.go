@@ -29,6 +29,10 @@ const (
 // answers 404 code 1001: the user was deleted or disassociated.
 var ErrUserNotFound = errors.New("zoom: user not found")
 
+// ErrNotAPage reports a successful answer that lacks the listing's item
+// array. It is never read as an empty listing.
+var ErrNotAPage = errors.New("zoom: answer is not a page of the listing (no item array)")
+
 // ErrRateLimited is matched (errors.Is) by every error that comes from a Zoom
 // 429 answer, whether the client gave up retrying or failed fast.
 var ErrRateLimited = errors.New("zoom: rate limited")
@@ -163,7 +167,7 @@ type TokenError struct {
 }
 
 // Error reads like "zoom: POST /oauth/token: 401 invalid_client: Invalid
-// client_id or client_secret (check Config.ClientID and Config.ClientSecret …)".
+// client_id or client_secret (check the Client ID and Client secret …)".
 func (e *TokenError) Error() string {
 	var b strings.Builder
 	b.WriteString("zoom: POST /oauth/token: ")
@@ -200,12 +204,12 @@ func (e *TokenError) Hint() string {
 		return "the credentials are not those of an activated Server-to-Server OAuth app; " +
 			"use the Account ID, Client ID and Client secret of a Server-to-Server OAuth app"
 	case strings.Contains(reason, "account"):
-		return "check Config.AccountID: it must be the Account ID shown on the Server-to-Server OAuth app"
+		return "check the Account ID: it must be the one shown on the Server-to-Server OAuth app"
 	case e.OAuthError == "invalid_client" || e.Code == 4702 || e.Code == 4704 || e.Code == 4706 ||
 		e.StatusCode == http.StatusUnauthorized || strings.Contains(reason, "client"):
-		return "check Config.ClientID and Config.ClientSecret: they must be the Server-to-Server OAuth app's Client ID and Client secret"
+		return "check the Client ID and Client secret: they must be those of the Server-to-Server OAuth app"
 	case e.OAuthError == "invalid_grant" || e.OAuthError == "invalid_request":
-		return "check Config.AccountID, Config.ClientID and Config.ClientSecret of the Server-to-Server OAuth app"
+		return "check the Account ID, Client ID and Client secret of the Server-to-Server OAuth app"
 	}
 	return ""
 }

@@ -174,24 +174,34 @@ type RawPage struct {
 // pageProbe reads just what paging needs from a page; the items themselves
 // are skipped, not decoded.
 type pageProbe struct {
-	NextPageToken string     `json:"next_page_token"`
-	TotalRecords  int        `json:"total_records"`
-	Users         []struct{} `json:"users"`
-	Groups        []struct{} `json:"groups"`
-	Admins        []struct{} `json:"admins"`
-	Roles         []struct{} `json:"roles"`
+	NextPageToken string      `json:"next_page_token"`
+	TotalRecords  int         `json:"total_records"`
+	Users         *[]struct{} `json:"users"`
+	Groups        *[]struct{} `json:"groups"`
+	Admins        *[]struct{} `json:"admins"`
+	Roles         *[]struct{} `json:"roles"`
+}
+
+// list returns the listing's item array, nil when the answer has none. A
+// 200 without it is not a page: taken as an empty listing, it would make the
+// run delete everything of that kind.
+func (p pageProbe) list(k ListingKind) *[]struct{} {
+	switch k {
+	case ListingUsers:
+		return p.Users
+	case ListingGroups:
+		return p.Groups
+	case ListingGroupAdmins:
+		return p.Admins
+	case ListingRoles:
+		return p.Roles
+	}
+	return nil
 }
 
 func (p pageProbe) items(k ListingKind) int {
-	switch k {
-	case ListingUsers:
-		return len(p.Users)
-	case ListingGroups:
-		return len(p.Groups)
-	case ListingGroupAdmins:
-		return len(p.Admins)
-	case ListingRoles:
-		return len(p.Roles)
+	if l := p.list(k); l != nil {
+		return len(*l)
 	}
 	return 0
 }
@@ -239,6 +249,9 @@ func (c *Client) Pages(ctx context.Context, l Listing, fn func(p RawPage) error)
 		var probe pageProbe
 		if err := json.Unmarshal(body, &probe); err != nil {
 			return fmt.Errorf("list %s page %d: decode: %w", l, number, err)
+		}
+		if probe.list(l.Kind) == nil {
+			return fmt.Errorf("list %s page %d: %w", l, number, ErrNotAPage)
 		}
 		next := probe.NextPageToken
 		if next != "" && next == pageToken {

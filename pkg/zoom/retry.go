@@ -27,8 +27,27 @@ var retryAfterLayouts = []string{
 // header says anything usable, and the caller backs off instead. Zoom's own
 // documents disagree on these headers, so every plausible form is read.
 func rateLimitReset(h http.Header, now time.Time) (time.Time, bool) {
+	t, ok := readReset(h, now)
+	if !ok {
+		return t, false
+	}
+	// Absurd values (a reset centuries away, or an overflow into the past)
+	// are clamped so that the caller fails fast instead of retrying at once.
+	if limit := now.Add(maxReset); t.After(limit) || t.Year() < 2000 {
+		return limit, true
+	}
+	return t, true
+}
+
+// maxReset bounds how far in the future a rate-limit reset is believed.
+const maxReset = 7 * 24 * time.Hour
+
+func readReset(h http.Header, now time.Time) (time.Time, bool) {
 	if v := strings.TrimSpace(h.Get("Retry-After")); v != "" {
 		if secs, err := strconv.ParseFloat(v, 64); err == nil && secs >= 0 && !math.IsInf(secs, 0) {
+			if secs > maxReset.Seconds() {
+				return now.Add(maxReset), true
+			}
 			return now.Add(time.Duration(secs * float64(time.Second))), true
 		}
 		for _, layout := range retryAfterLayouts {
@@ -40,6 +59,8 @@ func rateLimitReset(h http.Header, now time.Time) (time.Time, bool) {
 	if v := strings.TrimSpace(h.Get("X-RateLimit-Reset")); v != "" {
 		if n, err := strconv.ParseFloat(v, 64); err == nil && n >= 0 && !math.IsInf(n, 0) {
 			switch {
+			case n > 1e15: // beyond any plausible reset, in seconds or milliseconds
+				return now.Add(maxReset), true
 			case n > 1e12: // unix milliseconds
 				return time.UnixMilli(int64(n)), true
 			case n > 1e9: // unix seconds, as Zoom's references describe it

@@ -147,7 +147,7 @@ func TestTokenEndpointErrors(t *testing.T) {
 			name:          "wrong secret",
 			mod:           func(c *Config) { c.ClientSecret = testSecret + "-old" },
 			wantStatus:    401,
-			wantHint:      "ClientSecret",
+			wantHint:      "Client secret",
 			wantPermanent: true,
 		},
 		{
@@ -168,14 +168,14 @@ func TestTokenEndpointErrors(t *testing.T) {
 			name:          "wrong account",
 			mod:           func(c *Config) { c.AccountID = "other" },
 			wantStatus:    400,
-			wantHint:      "AccountID",
+			wantHint:      "Account ID",
 			wantPermanent: true,
 		},
 		{
 			name:          "endpoint echoes the secret",
 			fail:          answer(401, `{"reason":"bad secret `+testSecret+`","error":"invalid_client"}`),
 			wantStatus:    401,
-			wantHint:      "ClientSecret",
+			wantHint:      "Client secret",
 			wantPermanent: true,
 		},
 		{

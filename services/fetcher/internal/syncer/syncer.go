@@ -194,10 +194,10 @@ func (s *Syncer) Fetch(ctx context.Context, tenant, connector string, run *pb.Ru
 		})
 	})
 	if err := g.Wait(); err != nil {
-		return Result{}, err
+		return Result{APIRequests: z.Requests().Total - before}, err
 	}
 	if err := acks.wait(ctx); err != nil {
-		return Result{}, err
+		return Result{APIRequests: z.Requests().Total - before}, err
 	}
 	return Result{Listings: counts, APIRequests: z.Requests().Total - before}, nil
 }
