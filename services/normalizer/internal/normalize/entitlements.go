@@ -45,6 +45,11 @@ func groupsPage(b *pb.RecordBatch, body []byte) (Stats, error) {
 	if err := decode(body, "groups page", &list); err != nil {
 		return Stats{}, err
 	}
+	// encoding/json leaves the slice nil only when the field is missing or
+	// null: such an answer is no page, and must never read as an empty listing.
+	if list.Groups == nil {
+		return Stats{}, fmt.Errorf("%w: no groups array", ErrBadPage)
+	}
 	st := Stats{Items: len(list.Groups)}
 	recs := make([]*pb.Record, 0, 2*len(list.Groups))
 	for i := range list.Groups {
@@ -68,6 +73,11 @@ func rolesPage(b *pb.RecordBatch, body []byte) (Stats, error) {
 	var list zoom.RoleList
 	if err := decode(body, "roles", &list); err != nil {
 		return Stats{}, err
+	}
+	// encoding/json leaves the slice nil only when the field is missing or
+	// null: such an answer is no page, and must never read as an empty listing.
+	if list.Roles == nil {
+		return Stats{}, fmt.Errorf("%w: no roles array", ErrBadPage)
 	}
 	st := Stats{Items: len(list.Roles)}
 	recs := make([]*pb.Record, 0, len(list.Roles)+len(clarity.Licenses))
@@ -97,6 +107,11 @@ func groupAdminsPage(b *pb.RecordBatch, groupID string, body []byte) (Stats, err
 	var list zoom.GroupAdminList
 	if err := decode(body, "group admins page", &list); err != nil {
 		return Stats{}, err
+	}
+	// encoding/json leaves the slice nil only when the field is missing or
+	// null: such an answer is no page, and must never read as an empty listing.
+	if list.Admins == nil {
+		return Stats{}, fmt.Errorf("%w: no admins array", ErrBadPage)
 	}
 	st := Stats{Items: len(list.Admins)}
 	emails := make([]string, 0, len(list.Admins))

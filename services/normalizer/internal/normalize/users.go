@@ -240,6 +240,11 @@ func usersPage(b *pb.RecordBatch, body []byte, status string) (Stats, error) {
 	if err := decode(body, "users page", &list); err != nil {
 		return Stats{}, err
 	}
+	// encoding/json leaves the slice nil only when the field is missing or
+	// null: such an answer is no page, and must never read as an empty listing.
+	if list.Users == nil {
+		return Stats{}, fmt.Errorf("%w: no users array", ErrBadPage)
+	}
 	st := Stats{Items: len(list.Users)}
 	n := 0
 	for i := range list.Users {
