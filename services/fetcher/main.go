@@ -5,9 +5,7 @@ package main
 import (
 	"context"
 	"os"
-	"os/signal"
 	"strconv"
-	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -23,14 +21,7 @@ import (
 	"github.com/claritysecurity/zoom-connector/services/fetcher/internal/syncer"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx); err != nil {
-		service.Fatal("fetcher", err)
-		os.Exit(1)
-	}
-}
+func main() { service.Main("fetcher", run) }
 
 func run(ctx context.Context) error {
 	cfg, err := readConfig(service.NewEnv())
@@ -51,14 +42,11 @@ func run(ctx context.Context) error {
 		return err
 	}
 
-	nc, js, err := natsx.Connect(ctx, cfg.NATSURL, "fetcher", log)
+	nc, js, err := service.JetStream(ctx, cfg.Common, "fetcher", log)
 	if err != nil {
 		return err
 	}
 	defer nc.Drain() //nolint:errcheck
-	if err := natsx.EnsureStreams(ctx, js, clarity.Replicated(cfg.StreamReplicas, clarity.Streams())...); err != nil {
-		return err
-	}
 	runs, err := runstate.Open(ctx, js, cfg.StreamReplicas)
 	if err != nil {
 		return err

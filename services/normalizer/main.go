@@ -5,8 +5,6 @@ package main
 import (
 	"context"
 	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
@@ -18,14 +16,7 @@ import (
 	"github.com/claritysecurity/zoom-connector/services/normalizer/internal/pipe"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx); err != nil {
-		service.Fatal("normalizer", err)
-		os.Exit(1)
-	}
-}
+func main() { service.Main("normalizer", run) }
 
 func run(ctx context.Context) error {
 	cfg, err := readConfig(service.NewEnv())
@@ -36,14 +27,11 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	nc, js, err := natsx.Connect(ctx, cfg.NATSURL, "normalizer", log)
+	nc, js, err := service.JetStream(ctx, cfg.Common, "normalizer", log)
 	if err != nil {
 		return err
 	}
 	defer nc.Drain() //nolint:errcheck
-	if err := natsx.EnsureStreams(ctx, js, clarity.Replicated(cfg.StreamReplicas, clarity.Streams())...); err != nil {
-		return err
-	}
 	reg := service.NewRegistry()
 	p := pipe.New(js, log, newMetrics(reg))
 	consumeMetrics := service.NewConsumeMetrics(reg)

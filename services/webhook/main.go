@@ -6,23 +6,13 @@ package main
 import (
 	"context"
 	"os"
-	"os/signal"
-	"syscall"
 
-	"github.com/claritysecurity/zoom-connector/pkg/clarity"
 	"github.com/claritysecurity/zoom-connector/pkg/natsx"
 	"github.com/claritysecurity/zoom-connector/pkg/service"
 	"github.com/claritysecurity/zoom-connector/services/webhook/internal/receiver"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx); err != nil {
-		service.Fatal("webhook", err)
-		os.Exit(1)
-	}
-}
+func main() { service.Main("webhook", run) }
 
 func run(ctx context.Context) error {
 	cfg, err := readConfig(service.NewEnv())
@@ -33,14 +23,11 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	nc, js, err := natsx.Connect(ctx, cfg.NATSURL, "webhook", log)
+	nc, js, err := service.JetStream(ctx, cfg.Common, "webhook", log)
 	if err != nil {
 		return err
 	}
 	defer nc.Drain() //nolint:errcheck
-	if err := natsx.EnsureStreams(ctx, js, clarity.Replicated(cfg.StreamReplicas, clarity.Streams())...); err != nil {
-		return err
-	}
 	reg := service.NewRegistry()
 	mux := service.OpsMux(reg, map[string]service.Check{
 		"nats": func(context.Context) error { return natsx.Ready(nc) },

@@ -6,8 +6,6 @@ package main
 import (
 	"context"
 	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -22,14 +20,7 @@ import (
 	"github.com/claritysecurity/zoom-connector/services/writer/internal/store"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx); err != nil {
-		service.Fatal("writer", err)
-		os.Exit(1)
-	}
-}
+func main() { service.Main("writer", run) }
 
 func run(ctx context.Context) error {
 	cfg, err := readConfig(service.NewEnv())
@@ -48,14 +39,11 @@ func run(ctx context.Context) error {
 	if err := store.Migrate(ctx, pool); err != nil {
 		return err
 	}
-	nc, js, err := natsx.Connect(ctx, cfg.NATSURL, "writer", log)
+	nc, js, err := service.JetStream(ctx, cfg.Common, "writer", log)
 	if err != nil {
 		return err
 	}
 	defer nc.Drain() //nolint:errcheck
-	if err := natsx.EnsureStreams(ctx, js, clarity.Replicated(cfg.StreamReplicas, clarity.Streams())...); err != nil {
-		return err
-	}
 
 	reg := service.NewRegistry()
 	metrics := newMetrics(reg)

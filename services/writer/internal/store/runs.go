@@ -116,15 +116,7 @@ func (w *wtx) emitSync(runID, op string, r runRow, finished time.Time) error {
 
 // StartRun records that a run began (emitting sync.started once).
 func (s *Store) StartRun(ctx context.Context, tenant, connector string, run *pb.Run) error {
-	w, err := s.begin(ctx, tenant, connector)
-	if err != nil {
-		return err
-	}
-	if _, err := w.ensureRun(ctx, run); err != nil {
-		_ = w.tx.Rollback(ctx)
-		return err
-	}
-	return s.commit(ctx, w)
+	return s.whileRunning(ctx, tenant, connector, run, func(*wtx, runRow) error { return nil })
 }
 
 // ApplyPage applies one page of a full sync. Pages of a run that already
@@ -199,63 +191,54 @@ func (s *Store) ApplyPage(ctx context.Context, tenant, connector string, b *pb.R
 // Fetched records that the fetcher published every page of the run, and
 // the final list of triggers the run serves.
 func (s *Store) Fetched(ctx context.Context, tenant, connector string, f *pb.RunFetched) error {
-	w, err := s.begin(ctx, tenant, connector)
-	if err != nil {
-		return err
-	}
-	r, err := w.ensureRun(ctx, f.Run)
-	if err != nil {
-		_ = w.tx.Rollback(ctx)
-		return err
-	}
-	if r.status != RunRunning {
-		_ = w.tx.Rollback(ctx)
+	return s.whileRunning(ctx, tenant, connector, f.Run, func(w *wtx, _ runRow) error {
+		n := len(f.Listings)
+		listings := make([]int16, n)
+		keys := make([]string, n)
+		pages := make([]int32, n)
+		for i, l := range f.Listings {
+			listings[i], keys[i], pages[i] = int16(l.Listing), passKey(l.ListingKey, l.Pass), l.Pages
+		}
+		requests := f.Run.RequestIds
+		if requests == nil {
+			requests = []string{}
+		}
+		if _, err := w.tx.Exec(ctx, `
+			UPDATE runs SET fetched = true, expected_listing = $3, expected_key = $4, expected_pages = $5,
+			       api_requests = $6, request_ids = $7, progress_at = now()
+			WHERE connector_id = $1 AND run_id = $2`,
+			w.cid, f.Run.RunId, listings, keys, pages, f.ApiRequests, requests); err != nil {
+			return fmt.Errorf("record fetched run: %w", err)
+		}
 		return nil
-	}
-	n := len(f.Listings)
-	listings := make([]int16, n)
-	keys := make([]string, n)
-	pages := make([]int32, n)
-	for i, l := range f.Listings {
-		listings[i], keys[i], pages[i] = int16(l.Listing), passKey(l.ListingKey, l.Pass), l.Pages
-	}
-	requests := f.Run.RequestIds
-	if requests == nil {
-		requests = []string{}
-	}
-	if _, err := w.tx.Exec(ctx, `
-		UPDATE runs SET fetched = true, expected_listing = $3, expected_key = $4, expected_pages = $5,
-		       api_requests = $6, request_ids = $7, progress_at = now()
-		WHERE connector_id = $1 AND run_id = $2`,
-		w.cid, f.Run.RunId, listings, keys, pages, f.ApiRequests, requests); err != nil {
-		_ = w.tx.Rollback(ctx)
-		return fmt.Errorf("record fetched run: %w", err)
-	}
-	return s.commit(ctx, w)
+	})
 }
 
 // Fail ends a run as failed. It deletes nothing.
 func (s *Store) Fail(ctx context.Context, tenant, connector string, f *pb.RunFailed) error {
+	return s.whileRunning(ctx, tenant, connector, f.Run, func(w *wtx, r runRow) error {
+		if f.ApiRequests > r.apiReqs {
+			r.apiReqs = f.ApiRequests
+		}
+		if len(f.Run.RequestIds) > len(r.requests) {
+			r.requests = f.Run.RequestIds
+		}
+		return w.endRun(ctx, f.Run.RunId, RunFailed, f.Error, r)
+	})
+}
+
+// whileRunning runs fn in a write transaction on the run, creating it if
+// new, and commits; a run that has already ended is left as it is.
+func (s *Store) whileRunning(ctx context.Context, tenant, connector string, run *pb.Run, fn func(w *wtx, r runRow) error) error {
 	w, err := s.begin(ctx, tenant, connector)
 	if err != nil {
 		return err
 	}
-	r, err := w.ensureRun(ctx, f.Run)
-	if err != nil {
-		_ = w.tx.Rollback(ctx)
-		return err
+	r, err := w.ensureRun(ctx, run)
+	if err == nil && r.status == RunRunning {
+		err = fn(w, r)
 	}
-	if r.status != RunRunning {
-		_ = w.tx.Rollback(ctx)
-		return nil
-	}
-	if f.ApiRequests > r.apiReqs {
-		r.apiReqs = f.ApiRequests
-	}
-	if len(f.Run.RequestIds) > len(r.requests) {
-		r.requests = f.Run.RequestIds
-	}
-	if err := w.endRun(ctx, f.Run.RunId, RunFailed, f.Error, r); err != nil {
+	if err != nil || r.status != RunRunning {
 		_ = w.tx.Rollback(ctx)
 		return err
 	}
