@@ -110,8 +110,8 @@ func (w *wtx) forgetDigests(ctx context.Context) error {
 		keys = append(keys, k)
 	}
 	if _, err := w.tx.Exec(ctx, `
-		UPDATE records SET digest = NULL
-		WHERE connector_id = $1 AND kind = 1 AND key = ANY($2::text[]) AND digest IS NOT NULL`, w.cid, keys); err != nil {
+		UPDATE records r SET digest = NULL FROM unnest($2::text[]) AS u(key)
+		WHERE r.connector_id = $1 AND r.kind = 1 AND r.key = u.key AND r.digest IS NOT NULL`, w.cid, keys); err != nil {
 		return fmt.Errorf("forget user digests: %w", err)
 	}
 	return nil

@@ -76,9 +76,12 @@ func (w *wtx) applyUsers(ctx context.Context, recs []*pb.Record, version, gen in
 		deleted bool
 	}
 	have := make(map[string]stored, len(groups))
+	// Joined to unnest rather than "key = ANY": a generic plan for ANY scans
+	// every user of the connector for each page.
 	rows, err := w.tx.Query(ctx, `
-		SELECT key, digest, version, seen_at, deleted FROM records
-		WHERE connector_id = $1 AND kind = 1 AND key = ANY($2::text[])`, w.cid, keys)
+		SELECT r.key, r.digest, r.version, r.seen_at, r.deleted
+		FROM unnest($2::text[]) AS u(key)
+		JOIN records r ON r.connector_id = $1 AND r.kind = 1 AND r.key = u.key`, w.cid, keys)
 	if err != nil {
 		return fmt.Errorf("read users: %w", err)
 	}
@@ -125,8 +128,9 @@ func (w *wtx) applyUsers(ctx context.Context, recs []*pb.Record, version, gen in
 	}
 	if len(same) > 0 {
 		if _, err := w.tx.Exec(ctx, `
-			UPDATE records SET seen_at = $3, version = GREATEST(version, $4)
-			WHERE connector_id = $1 AND kind = 1 AND key = ANY($2::text[]) AND (seen_at < $3 OR version < $4)`,
+			UPDATE records r SET seen_at = $3, version = GREATEST(r.version, $4)
+			FROM unnest($2::text[]) AS u(key)
+			WHERE r.connector_id = $1 AND r.kind = 1 AND r.key = u.key AND (r.seen_at < $3 OR r.version < $4)`,
 			w.cid, same, gen, version); err != nil {
 			return fmt.Errorf("mark users seen: %w", err)
 		}
