@@ -249,6 +249,7 @@ func (w *wtx) endRun(ctx context.Context, runID, status, msg string, r runRow) e
 	now := time.Now()
 	r.err = msg
 	r.status = status
+	w.ended = &endedRun{id: runID, status: status, err: msg, stats: r.stats, took: now.Sub(r.startedAt)}
 	if _, err := w.tx.Exec(ctx, `
 		UPDATE runs SET status = $3, error = $4, finished_at = $5, api_requests = $6, request_ids = $7,
 		       deleted = $8

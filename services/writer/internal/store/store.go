@@ -91,6 +91,14 @@ type wtx struct {
 	stats     stats
 	// dirtyUsers are the users whose records this transaction changed.
 	dirtyUsers map[string]bool
+	// ended is the run this transaction ended, if any, for the log.
+	ended *endedRun
+}
+
+type endedRun struct {
+	id, status, err string
+	stats           stats
+	took            time.Duration
 }
 
 // dirty notes that a user's record set changed.
@@ -152,6 +160,15 @@ func (s *Store) commit(ctx context.Context, w *wtx) error {
 	}
 	if len(w.changes) > 0 {
 		s.committed()
+	}
+	if e := w.ended; e != nil {
+		ev := s.log.Info()
+		if e.status != RunCompleted {
+			ev = s.log.Warn().Str("error", e.err)
+		}
+		ev.Str("tenant", w.tenant).Str("connector", w.connector).Str("run_id", e.id).
+			Int64("created", e.stats.created).Int64("updated", e.stats.updated).Int64("deleted", e.stats.deleted).
+			Int64("unchanged", e.stats.unchanged).Dur("took", e.took).Msg("sync " + e.status)
 	}
 	return nil
 }
