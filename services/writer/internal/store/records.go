@@ -76,12 +76,21 @@ func (w *wtx) upsert(ctx context.Context, recs []*pb.Record, version, seenAt int
 		return fmt.Errorf("read records: %w", err)
 	}
 
+	gone, err := w.deletedOwners(ctx, uniq, old, version)
+	if err != nil {
+		return err
+	}
 	var create, write, touch []*pb.Record
 	for _, r := range uniq {
 		k := rkey{int16(r.Kind), r.Key}
 		e, found := old[k]
 		kind := kindNames[r.Kind]
 		switch {
+		case (!found || e.deleted) && (gone[r.UserKey] || gone[r.EntitlementKey]):
+			// The user or entitlement it belongs to was deleted after the
+			// input was read: it is stale, and must not come back as an
+			// orphan.
+			w.countUnchanged(e, seenAt)
 		case !found:
 			create = append(create, r)
 			w.emit(kind, "created", r.Key, r.Data)
@@ -125,6 +134,51 @@ func (w *wtx) countUnchanged(e existing, seenAt int64) {
 	if seenAt == 0 || seenAt > e.seenAt {
 		w.stats.unchanged++
 	}
+}
+
+// deletedOwners returns the users and entitlements, among the owners of the
+// grants and attributes that recs would create or revive, that were deleted
+// at a time after version.
+func (w *wtx) deletedOwners(ctx context.Context, recs []*pb.Record, old map[rkey]existing, version int64) (map[string]bool, error) {
+	var kinds []int16
+	var keys []string
+	seen := map[string]bool{}
+	add := func(kind pb.Kind, key string) {
+		if key != "" && !seen[key] {
+			seen[key] = true
+			kinds = append(kinds, int16(kind))
+			keys = append(keys, key)
+		}
+	}
+	for _, r := range recs {
+		if r.Kind != pb.Kind_KIND_SERVICE_USER_ENTITLEMENT && r.Kind != pb.Kind_KIND_SERVICE_USER_ATTRIBUTE {
+			continue
+		}
+		if e, found := old[rkey{int16(r.Kind), r.Key}]; found && !e.deleted {
+			continue
+		}
+		add(pb.Kind_KIND_SERVICE_USER, r.UserKey)
+		add(pb.Kind_KIND_ENTITLEMENT, r.EntitlementKey)
+	}
+	if len(keys) == 0 {
+		return nil, nil
+	}
+	rows, err := w.tx.Query(ctx, `
+		SELECT r.key FROM unnest($2::smallint[], $3::text[]) AS i(kind, key)
+		JOIN records r ON r.connector_id = $1 AND r.kind = i.kind AND r.key = i.key
+		WHERE r.deleted AND r.version > $4`, w.cid, kinds, keys, version)
+	if err != nil {
+		return nil, fmt.Errorf("read deleted owners: %w", err)
+	}
+	gone, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("read deleted owners: %w", err)
+	}
+	out := make(map[string]bool, len(gone))
+	for _, k := range gone {
+		out[k] = true
+	}
+	return out, nil
 }
 
 // create stores records that do not exist yet with one COPY. No other

@@ -48,3 +48,22 @@ func TestUserDigest(t *testing.T) {
 		user(t, "u2", "bob@example.com", "Bob"), grant(t, "u2", g1))
 	wantSet(t, fourth, ev("started", "sync r4"), "service_user_entitlement.created u2|"+g1, ev("completed", "sync r4"))
 }
+
+// TestStaleGrantOfDeletedEntitlement: a group deleted by a webhook while a
+// full sync runs must not get grants back from a page read before the
+// deletion, even for users who held none before.
+func TestStaleGrantOfDeletedEntitlement(t *testing.T) {
+	s, pool := newStore(t)
+	g1 := clarity.GroupKey("g1")
+	syncRun(t, s, pool, newRun("r1", 0), nil, group(t, "g1", "Sales"), user(t, "u1", "alice@example.com", "Alice"))
+
+	run := newRun("r2", 1000)
+	// The group is deleted at base+2000; the users page was read at
+	// base+1100 (page() reads 100 ms after the run's start) and still lists
+	// Alice in it.
+	del := change(2000)
+	del.Deletes = []*pb.RecordRef{{Kind: pb.Kind_KIND_ENTITLEMENT, Key: g1}}
+	applyChange(t, s, del)
+	applyPage(t, s, page(run, pb.Listing_LISTING_USERS_ACTIVE, 1, user(t, "u1", "alice@example.com", "Alice"), grant(t, "u1", g1)))
+	wantLive(t, pool, uk("u1"))
+}

@@ -184,8 +184,10 @@ func (c validateConfig) check() error {
 
 // configNames turns the pkg/zoom configuration names in token hints into
 // the environment variables an operator sets.
-var configNames = strings.NewReplacer("Config.AccountID", "ZOOM_ACCOUNT_ID",
-	"Config.ClientID", "ZOOM_CLIENT_ID", "Config.ClientSecret", "ZOOM_CLIENT_SECRET")
+var configNames = strings.NewReplacer(
+	"the Account ID, Client ID and Client secret", "ZOOM_ACCOUNT_ID, ZOOM_CLIENT_ID and ZOOM_CLIENT_SECRET",
+	"the Client ID and Client secret", "ZOOM_CLIENT_ID and ZOOM_CLIENT_SECRET",
+	"the Account ID", "ZOOM_ACCOUNT_ID")
 
 // checkLine prints one check as "  ok       what  detail".
 func checkLine(out io.Writer, state, what, detail string) {
