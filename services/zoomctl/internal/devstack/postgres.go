@@ -7,12 +7,14 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Postgres is a throwaway PostgreSQL cluster in a directory of its own.
 type Postgres struct {
 	dir   string
 	pgCtl string
+	port  int
 	URL   string
 }
 
@@ -51,13 +53,32 @@ func StartPostgres(dir string) (*Postgres, error) {
 	if err != nil {
 		return nil, err
 	}
-	port := addr[strings.LastIndexByte(addr, ':')+1:]
-	opts := "-p " + port + " -k " + dir + " -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c max_connections=200"
-	if out, err := asOwner(pgCtl, "-D", data, "-l", filepath.Join(dir, "server.log"), "-w", "-t", "30", "-o", opts, "start").CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("pg_ctl start: %v: %s", err, lastLines(out))
+	port, _ := strconv.Atoi(addr[strings.LastIndexByte(addr, ':')+1:])
+	p := &Postgres{dir: dir, pgCtl: pgCtl, port: port,
+		URL: fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", port)}
+	if err := p.start(); err != nil {
+		return nil, err
 	}
-	p, _ := strconv.Atoi(port)
-	return &Postgres{dir: dir, pgCtl: pgCtl, URL: fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", p)}, nil
+	return p, nil
+}
+
+func (p *Postgres) start() error {
+	opts := "-p " + strconv.Itoa(p.port) + " -k " + p.dir + " -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c max_connections=200"
+	if out, err := asOwner(p.pgCtl, "-D", filepath.Join(p.dir, "data"), "-l", filepath.Join(p.dir, "server.log"), "-w", "-t", "30", "-o", opts, "start").CombinedOutput(); err != nil {
+		return fmt.Errorf("pg_ctl start: %v: %s", err, lastLines(out))
+	}
+	return nil
+}
+
+// Restart stops the cluster (fast shutdown: open sessions are ended, as in
+// an operator's restart), waits down, and starts it again on the same port,
+// so that URL stays valid for every client.
+func (p *Postgres) Restart(down time.Duration) error {
+	if err := p.Stop(); err != nil {
+		return err
+	}
+	time.Sleep(down)
+	return p.start()
 }
 
 // Stop shuts the cluster down.
