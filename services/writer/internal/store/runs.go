@@ -326,22 +326,35 @@ func (w *wtx) finalize(ctx context.Context, runID string, r runRow) (bool, error
 	if err := w.upsert(ctx, grants, gen, gen); err != nil {
 		return false, err
 	}
+	// The generation of the last completed run before this one: users
+	// compared record by record since then, in this run or in one that
+	// failed, may hold grants and attributes their page no longer gave.
+	var prev int64
+	if err := w.tx.QueryRow(ctx, `
+		SELECT COALESCE(max(started_at_ms), 0) FROM runs
+		WHERE connector_id = $1 AND status = 'completed' AND started_at_ms < $2`, w.cid, gen).Scan(&prev); err != nil {
+		return false, fmt.Errorf("find the previous run: %w", err)
+	}
 	// What neither this run nor a newer event touched is gone: users and
 	// entitlements; group-admin grants not derived again; the grants and
-	// attributes a page no longer gave for a user it compared record by
-	// record (an unchanged user's records were not marked one by one); and
+	// attributes that the last page comparing their user record by record
+	// did not give (an unchanged user's records are not marked one by one,
+	// so a grant of such a user is stale only if older than that page); and
 	// the grants and attributes of every user and entitlement going now.
 	if _, err := w.tombstone(ctx, gen, `
 		(r.seen_at < $2 AND r.version < $2 AND (
 			r.kind IN (1, 2)
-			OR (r.kind = 3 AND r.ent_key LIKE 'group_admin:%')
-			OR (r.kind IN (3, 4) AND r.user_key = ANY(ARRAY(
-				SELECT u.key FROM records u WHERE u.connector_id = $1 AND u.kind = 1 AND u.diffed_at = $2)))))
+			OR (r.kind = 3 AND r.ent_key LIKE 'group_admin:%')))
+		OR (r.kind IN (3, 4) AND r.version < $2 AND COALESCE(r.ent_key, '') NOT LIKE 'group_admin:%'
+			AND r.user_key = ANY(ARRAY(
+				SELECT u.key FROM records u WHERE u.connector_id = $1 AND u.kind = 1 AND u.diffed_at > $3))
+			AND EXISTS (SELECT 1 FROM records u WHERE u.connector_id = $1 AND u.kind = 1
+				AND u.key = r.user_key AND r.seen_at < u.diffed_at))
 		OR (r.kind IN (3, 4) AND (
 			r.user_key = ANY(ARRAY(SELECT u.key FROM records u WHERE u.connector_id = $1 AND u.kind = 1
 				AND NOT u.deleted AND u.seen_at < $2 AND u.version < $2))
 			OR r.ent_key = ANY(ARRAY(SELECT e.key FROM records e WHERE e.connector_id = $1 AND e.kind = 2
-				AND NOT e.deleted AND e.seen_at < $2 AND e.version < $2))))`); err != nil {
+				AND NOT e.deleted AND e.seen_at < $2 AND e.version < $2))))`, prev); err != nil {
 		return false, err
 	}
 	if _, err := w.tx.Exec(ctx, `

@@ -1,6 +1,7 @@
 package store_test
 
 import (
+	"context"
 	"testing"
 
 	"github.com/claritysecurity/zoom-connector/pkg/clarity"
@@ -66,4 +67,28 @@ func TestStaleGrantOfDeletedEntitlement(t *testing.T) {
 	applyChange(t, s, del)
 	applyPage(t, s, page(run, pb.Listing_LISTING_USERS_ACTIVE, 1, user(t, "u1", "alice@example.com", "Alice"), grant(t, "u1", g1)))
 	wantLive(t, pool, uk("u1"))
+}
+
+// TestCompleteRunAfterFailedRun: a run that fails after comparing a user
+// deletes nothing, and the next complete run, which finds the user
+// unchanged since, still deletes what that user lost.
+func TestCompleteRunAfterFailedRun(t *testing.T) {
+	s, pool := newStore(t)
+	g1, g2 := clarity.GroupKey("g1"), clarity.GroupKey("g2")
+	syncRun(t, s, pool, newRun("r1", 0), nil,
+		user(t, "u1", "alice@example.com", "Alice"), grant(t, "u1", g1), grant(t, "u1", g2))
+
+	failed := newRun("r2", 1000)
+	applyPage(t, s, page(failed, pb.Listing_LISTING_USERS_ACTIVE, 1, user(t, "u1", "alice@example.com", "Alice"), grant(t, "u1", g1)))
+	if err := s.Fail(context.Background(), tenant, connector, &pb.RunFailed{Run: failed, Error: "zoom refused"}); err != nil {
+		t.Fatal(err)
+	}
+	evs := take(t, pool)
+	wantTypes(t, evs, ev("started", "sync r2"), ev("failed", "sync r2"))
+	wantLive(t, pool, uk("u1"), gk("u1", g1), gk("u1", g2))
+
+	done := syncRun(t, s, pool, newRun("r3", 2000), nil,
+		user(t, "u1", "alice@example.com", "Alice"), grant(t, "u1", g1))
+	wantSet(t, done, ev("started", "sync r3"), "service_user_entitlement.deleted u1|"+g2, ev("completed", "sync r3"))
+	wantLive(t, pool, uk("u1"), gk("u1", g1))
 }
