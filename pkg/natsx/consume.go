@@ -28,6 +28,11 @@ const (
 // input, say): the message goes to the dead-letter subject at once.
 var ErrPermanent = errors.New("permanent")
 
+// ErrAbandon tells the loop to neither ack nor nak the message: the
+// delivery is stale (a redelivery of it is being handled elsewhere), and
+// only the current delivery may settle it.
+var ErrAbandon = errors.New("abandoned delivery")
+
 // Permanent wraps err so that the consume loop dead-letters the message.
 func Permanent(err error) error { return fmt.Errorf("%w: %w", ErrPermanent, err) }
 
@@ -199,6 +204,9 @@ func (c Consumer) handle(ctx context.Context, js jetstream.JetStream, msg jetstr
 	err := safeHandle(ctx, msg, h)
 	if c.Observer != nil {
 		c.Observer.Handled(c.Stream, err, time.Since(start))
+	}
+	if errors.Is(err, ErrAbandon) {
+		return
 	}
 	if err == nil {
 		if aerr := msg.Ack(); aerr != nil && !errors.Is(aerr, jetstream.ErrMsgAlreadyAckd) {

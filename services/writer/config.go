@@ -16,6 +16,7 @@ type config struct {
 	RelayInterval time.Duration
 	RunStallAfter time.Duration
 	MaxDeliver    int
+	AckWait       time.Duration
 }
 
 func readConfig(e *service.Env) (config, error) {
@@ -28,6 +29,7 @@ func readConfig(e *service.Env) (config, error) {
 		RelayInterval: e.Duration("RELAY_INTERVAL", 200*time.Millisecond),
 		RunStallAfter: e.Duration("RUN_STALL_TIMEOUT", 10*time.Minute),
 		MaxDeliver:    e.Int("MAX_DELIVER", 8),
+		AckWait:       e.Duration("WRITER_ACK_WAIT", 30*time.Second),
 	}
 	return c, e.Err()
 }

@@ -61,7 +61,7 @@ func run(ctx context.Context) error {
 		return natsx.Consumer{
 			Stream:      clarity.StreamRecords,
 			Durable:     "writer",
-			AckWait:     60 * time.Second,
+			AckWait:     cfg.AckWait,
 			MaxDeliver:  cfg.MaxDeliver,
 			Concurrency: cfg.Concurrency,
 			DeadLetter:  clarity.DeadLetterSubject(clarity.StreamRecords),

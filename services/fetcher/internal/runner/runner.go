@@ -103,6 +103,11 @@ func (r *Runner) HandleTrigger(ctx context.Context, msg jetstream.Msg) error {
 				// Shutting down: hand the trigger back; the run resumes.
 				return ctx.Err()
 			}
+			if errors.Is(fetchErr, syncer.ErrPublish) {
+				// NATS, not Zoom, failed: hand the trigger back, and the
+				// run resumes on its redelivery.
+				return fetchErr
+			}
 		}
 		// The run's outcome goes out with the triggers joined so far; a
 		// trigger that joins after it starts the next run.
@@ -110,8 +115,12 @@ func (r *Runner) HandleTrigger(ctx context.Context, msg jetstream.Msg) error {
 		if err != nil {
 			return err
 		}
-		if cur.RunID != st.RunID {
-			return fmt.Errorf("run %s was replaced by %s while fetching", st.RunID, cur.RunID)
+		if cur.RunID != st.RunID || cur.Attempt != st.Attempt {
+			// The trigger was redelivered while this handler ran (its ack
+			// wait passed during a NATS outage) and another handler resumed
+			// the run: that one owns it now. This delivery is stale.
+			log.Warn().Str("now_run_id", cur.RunID).Int("now_attempt", cur.Attempt).Msg("run taken over; this fetch stops")
+			return natsx.ErrAbandon
 		}
 		run.RequestIds = cur.RequestIDs
 		var env *pb.Envelope
@@ -138,6 +147,9 @@ func (r *Runner) HandleTrigger(ctx context.Context, msg jetstream.Msg) error {
 		again, againRev, err := r.runs.Current(ctx, tenant, connector)
 		if err != nil {
 			return err
+		}
+		if again.RunID != st.RunID || again.Attempt != st.Attempt {
+			return natsx.ErrAbandon
 		}
 		var left []string
 		for _, id := range again.RequestIDs {

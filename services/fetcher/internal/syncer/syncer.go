@@ -48,6 +48,10 @@ func New(js jetstream.JetStream, concurrency int, log zerolog.Logger, progress P
 	return &Syncer{js: js, concurrency: max(1, concurrency), log: log, progress: progress}
 }
 
+// ErrPublish reports that pages could not be stored in JetStream (NATS away):
+// the run is not at fault and resumes once NATS is back.
+var ErrPublish = errors.New("publish page")
+
 // Result is what a complete fetch reports.
 type Result struct {
 	Listings    []*pb.ListingCount
@@ -122,7 +126,7 @@ func (s *Syncer) Fetch(ctx context.Context, tenant, connector string, run *pb.Ru
 			}
 			f, err := s.js.PublishMsgAsync(msg)
 			if err != nil {
-				return fmt.Errorf("publish page: %w", err)
+				return fmt.Errorf("%w: %w", ErrPublish, err)
 			}
 			if err := acks.add(gctx, f); err != nil {
 				return err
@@ -234,9 +238,9 @@ func (a *ackWaiter) loop() {
 		select {
 		case <-f.Ok():
 		case err := <-f.Err():
-			a.fail(fmt.Errorf("publish page: %w", err))
+			a.fail(fmt.Errorf("%w: %w", ErrPublish, err))
 		case <-time.After(30 * time.Second):
-			a.fail(fmt.Errorf("publish page: no acknowledgement within 30s"))
+			a.fail(fmt.Errorf("%w: no acknowledgement within 30s", ErrPublish))
 		}
 	}
 }
