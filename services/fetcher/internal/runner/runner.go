@@ -77,8 +77,12 @@ func (r *Runner) HandleTrigger(ctx context.Context, msg jetstream.Msg) error {
 	if err != nil {
 		return err
 	}
-	if decision == runstate.Coalesced {
+	switch decision {
+	case runstate.Coalesced:
 		log.Info().Str("run_id", st.RunID).Msg("trigger joined the running sync")
+		return nil
+	case runstate.Served:
+		log.Info().Str("run_id", st.RunID).Msg("trigger already served by its ended run")
 		return nil
 	}
 	kctx, stopKeepAlive := context.WithCancel(ctx)

@@ -68,6 +68,8 @@ const (
 	Start
 	// Resume: this trigger's run was interrupted; fetch it again.
 	Resume
+	// Served: a late redelivery of the trigger whose run has already ended.
+	Served
 )
 
 // Claim decides, atomically, what the trigger with stream sequence seq does.
@@ -90,6 +92,10 @@ func (s *Store) Claim(ctx context.Context, tenant, connector string, seq uint64,
 		case st.Active:
 			st.Attempt++
 			d = Resume
+		case st.TriggerSeq == seq && st.RunID != "":
+			// The run this trigger started has ended; the delivery is a
+			// leftover (handed back while another delivery finished it).
+			return Served, st, rev, nil
 		default:
 			started := s.now().UnixMilli()
 			if started <= st.StartedAtMs {

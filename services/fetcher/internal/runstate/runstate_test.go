@@ -227,3 +227,21 @@ func TestUnreadableStateIsReplaced(t *testing.T) {
 		t.Errorf("got %s, want Start", name(d))
 	}
 }
+
+// TestLateRedeliveryIsServed: a delivery of a trigger whose run has ended
+// (it was handed back while another delivery finished the run) starts no
+// second run; a new trigger does.
+func TestLateRedeliveryIsServed(t *testing.T) {
+	s := openStore(t)
+	ctx := context.Background()
+	_, st, rev := claim(t, s, 7, "a")
+	if err := s.Close(ctx, tenant, connector, st, rev); err != nil {
+		t.Fatal(err)
+	}
+	if d, _, _ := claim(t, s, 7, "a"); d != Served {
+		t.Errorf("late redelivery of trigger 7: got decision %v, want Served", d)
+	}
+	if d, next, _ := claim(t, s, 8, "b"); d != Start || next.RunID == st.RunID {
+		t.Errorf("new trigger 8: got decision %v run %s, want Start of a new run", d, next.RunID)
+	}
+}
