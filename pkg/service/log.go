@@ -21,8 +21,8 @@ func Logger(w io.Writer, name, level, format string) (zerolog.Logger, error) {
 	return zerolog.New(w).Level(lvl).With().Timestamp().Str("service", name).Logger(), nil
 }
 
-// Fatal prints one clear line for an error that stops the service at start,
-// in the configured log format when a logger exists.
+// Fatal prints one clear line, naming the binary, for an error that stops
+// the service (a missing variable, an unreachable dependency at start).
 func Fatal(name string, err error) {
 	fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
 }
