@@ -122,11 +122,20 @@ func (s *Store) begin(ctx context.Context, tenant, connector string) (*wtx, erro
 		return nil, err
 	}
 	w := &wtx{tx: tx, tenant: tenant, connector: connector}
-	// ON CONFLICT DO UPDATE locks the existing row, creating it on first use.
-	err = tx.QueryRow(ctx, `
-		INSERT INTO connectors (tenant, connector) VALUES ($1, $2)
-		ON CONFLICT (tenant, connector) DO UPDATE SET seq = connectors.seq
-		RETURNING id, seq`, tenant, connector).Scan(&w.cid, &w.seq)
+	// A row lock, not an update: a transaction that changes nothing writes
+	// nothing. The row is created on first use (ON CONFLICT waits for a
+	// writer creating it at the same moment).
+	lock := func() error {
+		return tx.QueryRow(ctx, `SELECT id, seq FROM connectors WHERE tenant = $1 AND connector = $2 FOR UPDATE`,
+			tenant, connector).Scan(&w.cid, &w.seq)
+	}
+	err = lock()
+	if errors.Is(err, pgx.ErrNoRows) {
+		if _, err = tx.Exec(ctx, `INSERT INTO connectors (tenant, connector) VALUES ($1, $2) ON CONFLICT DO NOTHING`,
+			tenant, connector); err == nil {
+			err = lock()
+		}
+	}
 	if err != nil {
 		_ = tx.Rollback(ctx)
 		return nil, fmt.Errorf("lock connector: %w", err)
