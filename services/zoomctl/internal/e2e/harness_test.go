@@ -65,16 +65,19 @@ func startStack(t *testing.T, org *zoomtest.Org, sim zoomtest.Options, replicas 
 // startStackEnv is startStack with more environment for the services.
 func startStackEnv(t *testing.T, org *zoomtest.Org, sim zoomtest.Options, replicas map[string]int, env map[string]string) *devstack.Stack {
 	t.Helper()
+	return startStackOn(t, org, sim, pgtest.New(t, func(context.Context, string) error { return nil }), replicas, env)
+}
+
+// startStackOn runs the stack against the database at dbURL.
+func startStackOn(t *testing.T, org *zoomtest.Org, sim zoomtest.Options, dbURL string, replicas map[string]int, env map[string]string) *devstack.Stack {
+	t.Helper()
+	// A fetcher that dies is replaced quickly in tests.
 	all := map[string]string{"TRIGGER_ACK_WAIT": "3s"}
 	for k, v := range env {
 		all[k] = v
 	}
-	db := pgtest.New(t, func(context.Context, string) error { return nil })
-	ctx := context.Background()
-	s, err := devstack.Start(ctx, devstack.Config{
-		BinDir: binDir(t), DatabaseURL: db, Dir: t.TempDir(), Org: org, Sim: sim,
-		// A fetcher that dies is replaced quickly in tests.
-		Env: all,
+	s, err := devstack.Start(context.Background(), devstack.Config{
+		BinDir: binDir(t), DatabaseURL: dbURL, Dir: t.TempDir(), Org: org, Sim: sim, Env: all,
 	})
 	if err != nil {
 		t.Fatal(err)

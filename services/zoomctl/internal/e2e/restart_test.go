@@ -130,7 +130,7 @@ func TestPostgresRestartDuringSync(t *testing.T) {
 		_ = pg.Stop()
 		_ = os.RemoveAll(dir)
 	})
-	s := startStackDB(t, restartOrg(32), pg.URL, map[string]int{"webhook": 0}, nil)
+	s := startStackOn(t, restartOrg(32), zoomtest.Options{}, pg.URL, map[string]int{"webhook": 0}, nil)
 	c := collect(t, s)
 	slowZoom(s)
 	k := newKiller(t, s)
@@ -329,40 +329,6 @@ func TestCompleteSyncAfterFailedSync(t *testing.T) {
 	checkSync(t, "a complete sync after a failed one", s, c, mark, before, want, d)
 	checkStream(t, c)
 	checkRuns(t, c)
-}
-
-// startStackDB is startStackEnv against the database at dbURL, for tests
-// that restart PostgreSQL and so need a cluster of their own.
-func startStackDB(t *testing.T, org *zoomtest.Org, dbURL string, replicas map[string]int, env map[string]string) *devstack.Stack {
-	t.Helper()
-	all := map[string]string{"TRIGGER_ACK_WAIT": "3s"}
-	for k, v := range env {
-		all[k] = v
-	}
-	s, err := devstack.Start(context.Background(), devstack.Config{
-		BinDir: binDir(t), DatabaseURL: dbURL, Dir: t.TempDir(), Org: org, Env: all,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		s.Close()
-		if t.Failed() {
-			dumpLogs(t, s)
-		}
-	})
-	for _, name := range devstack.Services {
-		n, ok := replicas[name]
-		if !ok {
-			n = 1
-		}
-		for range n {
-			if _, err := s.Run(name); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	return s
 }
 
 // triggerSync publishes a full-sync trigger and returns its request id.
