@@ -1270,6 +1270,127 @@ func (x *FetchUser) GetVersionMs() int64 {
 	return 0
 }
 
+// ChangeBatch is the writer's outbox entry: the changes one transaction
+// committed, in sequence order. It is stored in Postgres, never published as
+// such: the relay turns each change into one CloudEvent.
+type ChangeBatch struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Changes       []*Change              `protobuf:"bytes,1,rep,name=changes,proto3" json:"changes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ChangeBatch) Reset() {
+	*x = ChangeBatch{}
+	mi := &file_pipeline_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ChangeBatch) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ChangeBatch) ProtoMessage() {}
+
+func (x *ChangeBatch) ProtoReflect() protoreflect.Message {
+	mi := &file_pipeline_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ChangeBatch.ProtoReflect.Descriptor instead.
+func (*ChangeBatch) Descriptor() ([]byte, []int) {
+	return file_pipeline_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *ChangeBatch) GetChanges() []*Change {
+	if x != nil {
+		return x.Changes
+	}
+	return nil
+}
+
+// Change is one change to one record.
+type Change struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// kind is the contract's record kind (service_user, …, sync).
+	Kind string `protobuf:"bytes,1,opt,name=kind,proto3" json:"kind,omitempty"`
+	// op is created, updated or deleted (started, completed or failed for sync).
+	Op string `protobuf:"bytes,2,opt,name=op,proto3" json:"op,omitempty"`
+	// subject is the record's key (the run id for sync).
+	Subject string `protobuf:"bytes,3,opt,name=subject,proto3" json:"subject,omitempty"`
+	// data is the record's JSON state after the change (its last state for
+	// deleted).
+	Data          []byte `protobuf:"bytes,4,opt,name=data,proto3" json:"data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Change) Reset() {
+	*x = Change{}
+	mi := &file_pipeline_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Change) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Change) ProtoMessage() {}
+
+func (x *Change) ProtoReflect() protoreflect.Message {
+	mi := &file_pipeline_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Change.ProtoReflect.Descriptor instead.
+func (*Change) Descriptor() ([]byte, []int) {
+	return file_pipeline_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *Change) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *Change) GetOp() string {
+	if x != nil {
+		return x.Op
+	}
+	return ""
+}
+
+func (x *Change) GetSubject() string {
+	if x != nil {
+		return x.Subject
+	}
+	return ""
+}
+
+func (x *Change) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
 var File_pipeline_proto protoreflect.FileDescriptor
 
 const file_pipeline_proto_rawDesc = "" +
@@ -1366,7 +1487,14 @@ const file_pipeline_proto_rawDesc = "" +
 	"\tconnector\x18\x02 \x01(\tR\tconnector\x12\x17\n" +
 	"\auser_id\x18\x03 \x01(\tR\x06userId\x12\x1d\n" +
 	"\n" +
-	"version_ms\x18\x04 \x01(\x03R\tversionMs*\xc6\x01\n" +
+	"version_ms\x18\x04 \x01(\x03R\tversionMs\"A\n" +
+	"\vChangeBatch\x122\n" +
+	"\achanges\x18\x01 \x03(\v2\x18.zoomconnector.v1.ChangeR\achanges\"Z\n" +
+	"\x06Change\x12\x12\n" +
+	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x0e\n" +
+	"\x02op\x18\x02 \x01(\tR\x02op\x12\x18\n" +
+	"\asubject\x18\x03 \x01(\tR\asubject\x12\x12\n" +
+	"\x04data\x18\x04 \x01(\fR\x04data*\xc6\x01\n" +
 	"\aListing\x12\x17\n" +
 	"\x13LISTING_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14LISTING_USERS_ACTIVE\x10\x01\x12\x1a\n" +
@@ -1396,7 +1524,7 @@ func file_pipeline_proto_rawDescGZIP() []byte {
 }
 
 var file_pipeline_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_pipeline_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_pipeline_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_pipeline_proto_goTypes = []any{
 	(Listing)(0),         // 0: zoomconnector.v1.Listing
 	(Kind)(0),            // 1: zoomconnector.v1.Kind
@@ -1414,6 +1542,8 @@ var file_pipeline_proto_goTypes = []any{
 	(*RecordBatch)(nil),  // 13: zoomconnector.v1.RecordBatch
 	(*WebhookEvent)(nil), // 14: zoomconnector.v1.WebhookEvent
 	(*FetchUser)(nil),    // 15: zoomconnector.v1.FetchUser
+	(*ChangeBatch)(nil),  // 16: zoomconnector.v1.ChangeBatch
+	(*Change)(nil),       // 17: zoomconnector.v1.Change
 }
 var file_pipeline_proto_depIdxs = []int32{
 	5,  // 0: zoomconnector.v1.Envelope.raw_page:type_name -> zoomconnector.v1.RawPage
@@ -1439,11 +1569,12 @@ var file_pipeline_proto_depIdxs = []int32{
 	12, // 20: zoomconnector.v1.RecordBatch.deletes:type_name -> zoomconnector.v1.RecordRef
 	11, // 21: zoomconnector.v1.RecordBatch.admins_added:type_name -> zoomconnector.v1.GroupAdmins
 	11, // 22: zoomconnector.v1.RecordBatch.admins_removed:type_name -> zoomconnector.v1.GroupAdmins
-	23, // [23:23] is the sub-list for method output_type
-	23, // [23:23] is the sub-list for method input_type
-	23, // [23:23] is the sub-list for extension type_name
-	23, // [23:23] is the sub-list for extension extendee
-	0,  // [0:23] is the sub-list for field type_name
+	17, // 23: zoomconnector.v1.ChangeBatch.changes:type_name -> zoomconnector.v1.Change
+	24, // [24:24] is the sub-list for method output_type
+	24, // [24:24] is the sub-list for method input_type
+	24, // [24:24] is the sub-list for extension type_name
+	24, // [24:24] is the sub-list for extension extendee
+	0,  // [0:24] is the sub-list for field type_name
 }
 
 func init() { file_pipeline_proto_init() }
@@ -1465,7 +1596,7 @@ func file_pipeline_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pipeline_proto_rawDesc), len(file_pipeline_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   14,
+			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

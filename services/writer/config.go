@@ -25,7 +25,7 @@ func readConfig(e *service.Env) (config, error) {
 		DatabaseURL:   e.Required("DATABASE_URL"),
 		Concurrency:   e.Int("WRITER_CONCURRENCY", 4),
 		MaxConns:      e.Int("WRITER_DB_MAX_CONNS", 10),
-		RelayBatch:    e.Int("RELAY_BATCH", 1000),
+		RelayBatch:    e.Int("RELAY_BATCH", 10000),
 		RelayInterval: e.Duration("RELAY_INTERVAL", 200*time.Millisecond),
 		RunStallAfter: e.Duration("RUN_STALL_TIMEOUT", 10*time.Minute),
 		MaxDeliver:    e.Int("MAX_DELIVER", 8),

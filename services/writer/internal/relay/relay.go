@@ -16,8 +16,10 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/claritysecurity/zoom-connector/pkg/clarity"
+	"github.com/claritysecurity/zoom-connector/pkg/pb"
 )
 
 // Observer is told what the relay published, for metrics.
@@ -43,11 +45,11 @@ type Relay struct {
 	obs      Observer
 }
 
-// New returns a relay publishing up to batch rows per transaction and
+// New returns a relay publishing about batch changes per transaction and
 // polling every interval for rows other replicas committed.
 func New(pool *pgxpool.Pool, js jetstream.JetStream, log zerolog.Logger, batch int, interval time.Duration, obs Observer) *Relay {
 	if batch <= 0 {
-		batch = 1000
+		batch = 10000
 	}
 	if interval <= 0 {
 		interval = 200 * time.Millisecond
@@ -123,13 +125,27 @@ func (r *Relay) Once(ctx context.Context) (int, error) {
 // lockSpace keeps the relay's advisory locks apart from any other use.
 const lockSpace = 0x5a4f4f4d
 
-type row struct {
-	seq                     int64
-	kind, op, subject, data string
-	at                      time.Time
-	tenant, connector       string
+// maxPending bounds the publications awaiting their acknowledgement.
+const maxPending = 4096
+
+// rowsPerRound bounds the outbox rows one round reads. Each holds the
+// changes of one transaction (a page: a few thousand), so a handful make a
+// round of r.batch changes.
+const rowsPerRound = 16
+
+// ackTimeout bounds the wait for one window of acknowledgements.
+const ackTimeout = 30 * time.Second
+
+type batchRow struct {
+	first, last       int64
+	changes           []byte
+	at                time.Time
+	tenant, connector string
 }
 
+// connector publishes the oldest outbox rows of one connector, at least one
+// row and about r.batch changes, and deletes them once JetStream has
+// acknowledged every change.
 func (r *Relay) connector(ctx context.Context, id int64) (int, error) {
 	tx, err := r.pool.Begin(ctx)
 	if err != nil {
@@ -144,80 +160,137 @@ func (r *Relay) connector(ctx context.Context, id int64) (int, error) {
 	if !locked {
 		return 0, nil
 	}
-	q, err := tx.Query(ctx, `
-		SELECT o.seq, o.kind, o.op, o.subject, o.data::text, o.at, c.tenant, c.connector
-		FROM outbox o JOIN connectors c ON c.id = o.connector_id
-		WHERE o.connector_id = $1 ORDER BY o.seq LIMIT $2`, id, r.batch)
-	if err != nil {
-		return 0, fmt.Errorf("read outbox: %w", err)
+	list, err := r.read(ctx, tx, id)
+	if err != nil || len(list) == 0 {
+		return 0, err
 	}
-	var list []row
-	for q.Next() {
-		var x row
-		if err := q.Scan(&x.seq, &x.kind, &x.op, &x.subject, &x.data, &x.at, &x.tenant, &x.connector); err != nil {
-			q.Close()
-			return 0, fmt.Errorf("read outbox: %w", err)
+	p := publisher{js: r.js}
+	total := 0
+	type key struct{ kind, op string }
+	counts := map[key]int{}
+	var ended []syncEnd
+	for _, b := range list {
+		var batch pb.ChangeBatch
+		if err := proto.Unmarshal(b.changes, &batch); err != nil {
+			return 0, fmt.Errorf("decode outbox row %d: %w", b.first, err)
 		}
-		list = append(list, x)
-	}
-	q.Close()
-	if err := q.Err(); err != nil {
-		return 0, fmt.Errorf("read outbox: %w", err)
-	}
-	if len(list) == 0 {
-		return 0, nil
-	}
-	futures := make([]jetstream.PubAckFuture, 0, len(list))
-	for _, x := range list {
-		ev := clarity.NewEvent(x.tenant, x.connector, x.seq, x.kind, x.op, x.subject, x.at, json.RawMessage(x.data))
-		body, err := json.Marshal(ev)
-		if err != nil {
-			return 0, fmt.Errorf("encode event %s: %w", ev.ID, err)
+		if want := b.last - b.first + 1; int64(len(batch.Changes)) != want {
+			return 0, fmt.Errorf("outbox row %d: got %d changes, want %d", b.first, len(batch.Changes), want)
 		}
-		msg := nats.NewMsg(clarity.EventSubject(x.tenant, x.connector, x.kind))
-		msg.Data = body
-		msg.Header.Set("Content-Type", clarity.ContentType)
-		msg.Header.Set(jetstream.MsgIDHeader, ev.ID)
-		f, err := r.js.PublishMsgAsync(msg)
-		if err != nil {
-			return 0, fmt.Errorf("publish %s: %w", ev.ID, err)
+		for i, c := range batch.Changes {
+			ev := clarity.NewEvent(b.tenant, b.connector, b.first+int64(i), c.Kind, c.Op, c.Subject, b.at, c.Data)
+			msg := nats.NewMsg(clarity.EventSubject(b.tenant, b.connector, c.Kind))
+			msg.Data = ev.AppendJSON(make([]byte, 0, 256+len(c.Data)))
+			msg.Header.Set("Content-Type", clarity.ContentType)
+			msg.Header.Set(jetstream.MsgIDHeader, ev.ID)
+			if err := p.publish(ctx, msg); err != nil {
+				return 0, fmt.Errorf("publish %s: %w", ev.ID, err)
+			}
+			counts[key{c.Kind, c.Op}]++
+			if c.Kind == clarity.KindSync && c.Op != clarity.OpStarted {
+				ended = append(ended, syncEnd{b.tenant, b.connector, c.Op, c.Data})
+			}
 		}
-		futures = append(futures, f)
+		total += len(batch.Changes)
 	}
-	timeout := time.NewTimer(30 * time.Second)
-	defer timeout.Stop()
-	for _, f := range futures {
-		select {
-		case <-f.Ok():
-		case err := <-f.Err():
-			return 0, fmt.Errorf("publish: %w", err)
-		case <-timeout.C:
-			return 0, fmt.Errorf("publish: no acknowledgement within 30s")
-		case <-ctx.Done():
-			return 0, ctx.Err()
-		}
+	if err := p.wait(ctx); err != nil {
+		return 0, err
 	}
-	last := list[len(list)-1].seq
-	if _, err := tx.Exec(ctx, `DELETE FROM outbox WHERE connector_id = $1 AND seq <= $2`, id, last); err != nil {
+	if _, err := tx.Exec(ctx, `DELETE FROM outbox WHERE connector_id = $1 AND first_seq <= $2`, id, list[len(list)-1].first); err != nil {
 		return 0, fmt.Errorf("mark published: %w", err)
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return 0, fmt.Errorf("mark published: %w", err)
 	}
 	if r.obs != nil {
-		so, _ := r.obs.(SyncObserver)
-		for _, x := range list {
-			r.obs.Published(x.kind, x.op, 1)
-			if so != nil && x.kind == clarity.KindSync && x.op != clarity.OpStarted {
+		for k, n := range counts {
+			r.obs.Published(k.kind, k.op, n)
+		}
+		if so, ok := r.obs.(SyncObserver); ok {
+			for _, e := range ended {
 				var d clarity.SyncData
-				if json.Unmarshal([]byte(x.data), &d) == nil {
-					so.SyncEnded(x.tenant, x.connector, x.op, d)
+				if json.Unmarshal(e.data, &d) == nil {
+					so.SyncEnded(e.tenant, e.connector, e.op, d)
 				}
 			}
 		}
 		r.obs.Lag(time.Since(list[0].at))
 	}
-	return len(list), nil
+	return total, nil
+}
+
+type syncEnd struct {
+	tenant, connector, op string
+	data                  []byte
+}
+
+// read returns the oldest outbox rows of connector id: at least one, and no
+// more once they hold r.batch changes.
+func (r *Relay) read(ctx context.Context, tx pgx.Tx, id int64) ([]batchRow, error) {
+	q, err := tx.Query(ctx, `
+		SELECT o.first_seq, o.last_seq, o.changes, o.at, c.tenant, c.connector
+		FROM outbox o JOIN connectors c ON c.id = o.connector_id
+		WHERE o.connector_id = $1 ORDER BY o.first_seq LIMIT $2`, id, rowsPerRound)
+	if err != nil {
+		return nil, fmt.Errorf("read outbox: %w", err)
+	}
+	defer q.Close()
+	var list []batchRow
+	changes := int64(0)
+	for changes < int64(r.batch) && q.Next() {
+		var b batchRow
+		if err := q.Scan(&b.first, &b.last, &b.changes, &b.at, &b.tenant, &b.connector); err != nil {
+			return nil, fmt.Errorf("read outbox: %w", err)
+		}
+		list = append(list, b)
+		changes += b.last - b.first + 1
+	}
+	q.Close()
+	if err := q.Err(); err != nil {
+		return nil, fmt.Errorf("read outbox: %w", err)
+	}
+	return list, nil
+}
+
+// publisher publishes asynchronously with at most maxPending messages
+// awaiting their acknowledgement.
+type publisher struct {
+	js      jetstream.JetStream
+	pending []jetstream.PubAckFuture
+}
+
+func (p *publisher) publish(ctx context.Context, msg *nats.Msg) error {
+	if len(p.pending) >= maxPending {
+		if err := p.wait(ctx); err != nil {
+			return err
+		}
+	}
+	f, err := p.js.PublishMsgAsync(msg)
+	if err != nil {
+		return err
+	}
+	p.pending = append(p.pending, f)
+	return nil
+}
+
+// wait returns once every pending publication is acknowledged, or the
+// first error.
+func (p *publisher) wait(ctx context.Context) error {
+	timeout := time.NewTimer(ackTimeout)
+	defer timeout.Stop()
+	for _, f := range p.pending {
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			return fmt.Errorf("publish: %w", err)
+		case <-timeout.C:
+			return fmt.Errorf("publish: no acknowledgement within %s", ackTimeout)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	p.pending = p.pending[:0]
+	return nil
 }
 
 func sleep(ctx context.Context, d time.Duration) {

@@ -10,10 +10,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/claritysecurity/zoom-connector/pkg/clarity"
 	"github.com/claritysecurity/zoom-connector/pkg/natsx"
@@ -100,7 +102,7 @@ func completeRun(t testing.TB, s *store.Store, tenant, connector string, users .
 	}
 }
 
-// outboxRow is one stored outbox row, enough to put it back.
+// outboxRow is one change held by the outbox.
 type outboxRow struct {
 	ConnectorID       int64
 	Seq               int64
@@ -110,37 +112,72 @@ type outboxRow struct {
 	Tenant, Connector string
 }
 
-func readOutbox(t testing.TB, pool *pgxpool.Pool) []outboxRow {
+// storedBatch is one outbox row as stored: the changes of one transaction.
+type storedBatch struct {
+	ConnectorID, First, Last int64
+	Changes                  []byte
+	At                       time.Time
+}
+
+func readBatches(t testing.TB, pool *pgxpool.Pool) []storedBatch {
 	t.Helper()
 	rows, err := pool.Query(context.Background(), `
-		SELECT o.connector_id, o.seq, o.kind, o.op, o.subject, o.data::text, o.at, c.tenant, c.connector
-		FROM outbox o JOIN connectors c ON c.id = o.connector_id ORDER BY o.connector_id, o.seq`)
+		SELECT connector_id, first_seq, last_seq, changes, at FROM outbox ORDER BY connector_id, first_seq`)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer rows.Close()
-	var out []outboxRow
+	out, err := pgx.CollectRows(rows, pgx.RowToStructByPos[storedBatch])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// readOutbox returns every change the outbox holds, in sequence order.
+func readOutbox(t testing.TB, pool *pgxpool.Pool) []outboxRow {
+	t.Helper()
+	names := map[int64][2]string{}
+	rows, err := pool.Query(context.Background(), `SELECT id, tenant, connector FROM connectors`)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for rows.Next() {
-		var r outboxRow
-		if err := rows.Scan(&r.ConnectorID, &r.Seq, &r.Kind, &r.Op, &r.Subject, &r.Data, &r.At, &r.Tenant, &r.Connector); err != nil {
+		var id int64
+		var tenant, connector string
+		if err := rows.Scan(&id, &tenant, &connector); err != nil {
 			t.Fatal(err)
 		}
-		out = append(out, r)
+		names[id] = [2]string{tenant, connector}
 	}
 	if err := rows.Err(); err != nil {
 		t.Fatal(err)
+	}
+	var out []outboxRow
+	for _, b := range readBatches(t, pool) {
+		var batch pb.ChangeBatch
+		if err := proto.Unmarshal(b.Changes, &batch); err != nil {
+			t.Fatalf("outbox row %d: %v", b.First, err)
+		}
+		if got, want := int64(len(batch.Changes)), b.Last-b.First+1; got != want {
+			t.Fatalf("outbox row %d: got %d changes, want %d", b.First, got, want)
+		}
+		for i, c := range batch.Changes {
+			n := names[b.ConnectorID]
+			out = append(out, outboxRow{ConnectorID: b.ConnectorID, Seq: b.First + int64(i), Kind: c.Kind, Op: c.Op,
+				Subject: c.Subject, Data: string(c.Data), At: b.At, Tenant: n[0], Connector: n[1]})
+		}
 	}
 	return out
 }
 
 // restore puts rows back in the outbox, as if the relay had crashed between
 // publishing them and deleting them.
-func restore(t testing.TB, pool *pgxpool.Pool, rows []outboxRow) {
+func restore(t testing.TB, pool *pgxpool.Pool, rows []storedBatch) {
 	t.Helper()
 	for _, r := range rows {
 		if _, err := pool.Exec(context.Background(), `
-			INSERT INTO outbox (connector_id, seq, kind, op, subject, data, at) VALUES ($1, $2, $3, $4, $5, $6::json, $7)`,
-			r.ConnectorID, r.Seq, r.Kind, r.Op, r.Subject, r.Data, r.At); err != nil {
+			INSERT INTO outbox (connector_id, first_seq, last_seq, changes, at) VALUES ($1, $2, $3, $4, $5)`,
+			r.ConnectorID, r.First, r.Last, r.Changes, r.At); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -202,6 +239,7 @@ func TestPublishesOutboxAsCloudEvents(t *testing.T) {
 	completeRun(t, s, "default", "zoom", "u1", "u2", "u3")
 	completeRun(t, s, "acme", "zoom2", "v1")
 	rows := readOutbox(t, e.pool)
+	batches := readBatches(t, e.pool)
 	if len(rows) != 10 {
 		t.Fatalf("got %d outbox rows, want 10", len(rows))
 	}
@@ -298,7 +336,7 @@ func TestPublishesOutboxAsCloudEvents(t *testing.T) {
 
 	// A crash between publishing and deleting leaves the rows to be published
 	// again: the stream's duplicate window drops them.
-	restore(t, e.pool, rows)
+	restore(t, e.pool, batches)
 	if got := drain(t, r); got != len(rows) {
 		t.Errorf("second pass: got %d published, want %d", got, len(rows))
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/rs/zerolog"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/claritysecurity/zoom-connector/pkg/clarity"
 	"github.com/claritysecurity/zoom-connector/pkg/pb"
@@ -61,7 +62,7 @@ func reset(t testing.TB, pool *pgxpool.Pool) {
 	}
 }
 
-// event is one outbox row.
+// event is one change held by the outbox.
 type event struct {
 	Seq     int64
 	Kind    string
@@ -80,18 +81,28 @@ func (e event) typ() string { return e.Kind + "." + e.Op + " " + e.Subject }
 func take(t testing.TB, pool *pgxpool.Pool) []event {
 	t.Helper()
 	ctx := context.Background()
-	rows, err := pool.Query(ctx, `SELECT seq, kind, op, subject, data::text FROM outbox ORDER BY seq`)
+	rows, err := pool.Query(ctx, `SELECT first_seq, last_seq, changes FROM outbox ORDER BY first_seq`)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer rows.Close()
 	var out []event
 	for rows.Next() {
-		var e event
-		if err := rows.Scan(&e.Seq, &e.Kind, &e.Op, &e.Subject, &e.Data); err != nil {
+		var first, last int64
+		var body []byte
+		if err := rows.Scan(&first, &last, &body); err != nil {
 			t.Fatal(err)
 		}
-		out = append(out, e)
+		var batch pb.ChangeBatch
+		if err := proto.Unmarshal(body, &batch); err != nil {
+			t.Fatalf("outbox row %d: %v", first, err)
+		}
+		if got, want := int64(len(batch.Changes)), last-first+1; got != want {
+			t.Fatalf("outbox row %d: got %d changes, want %d", first, got, want)
+		}
+		for i, c := range batch.Changes {
+			out = append(out, event{Seq: first + int64(i), Kind: c.Kind, Op: c.Op, Subject: c.Subject, Data: string(c.Data)})
+		}
 	}
 	if err := rows.Err(); err != nil {
 		t.Fatal(err)

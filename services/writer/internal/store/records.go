@@ -191,11 +191,19 @@ func (w *wtx) create(ctx context.Context, recs []*pb.Record, version, seenAt int
 	rows := make([][]any, len(recs))
 	for i, r := range recs {
 		w.dirty(r.UserKey)
+		// A user created from a users page stores that page's digest at
+		// once (see applyUsers).
+		var dig []byte
+		var diffedAt int64
+		if d, ok := w.userDigests[r.Key]; ok && r.Kind == pb.Kind_KIND_SERVICE_USER {
+			dig, diffedAt = d, seenAt
+			delete(w.userDigests, r.Key)
+		}
 		rows[i] = []any{w.cid, int16(r.Kind), r.Key, r.Data, r.Hash, nullable(r.UserKey), nullable(r.EntitlementKey),
-			nullable(strings.ToLower(r.Email)), seenAt, version}
+			nullable(strings.ToLower(r.Email)), seenAt, version, dig, diffedAt}
 	}
 	_, err := w.tx.CopyFrom(ctx, pgx.Identifier{"records"},
-		[]string{"connector_id", "kind", "key", "data", "hash", "user_key", "ent_key", "email", "seen_at", "version"},
+		[]string{"connector_id", "kind", "key", "data", "hash", "user_key", "ent_key", "email", "seen_at", "version", "digest", "diffed_at"},
 		pgx.CopyFromRows(rows))
 	if err != nil {
 		return fmt.Errorf("create records: %w", err)

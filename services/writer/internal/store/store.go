@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/rs/zerolog"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/claritysecurity/zoom-connector/pkg/clarity"
 	"github.com/claritysecurity/zoom-connector/pkg/pb"
@@ -91,6 +92,9 @@ type wtx struct {
 	stats     stats
 	// dirtyUsers are the users whose records this transaction changed.
 	dirtyUsers map[string]bool
+	// userDigests, while a users page is applied, holds the digest of each
+	// user it compares record by record; create takes out those it stores.
+	userDigests map[string][]byte
 	// ended is the run this transaction ended, if any, for the log.
 	ended *endedRun
 }
@@ -147,17 +151,21 @@ func (w *wtx) emit(kind, op, subject string, data []byte) {
 	w.changes = append(w.changes, change{kind: kind, op: op, subject: subject, data: data})
 }
 
-// commit writes the outbox rows, advances the connector's sequence and commits.
+// commit writes the transaction's changes to the outbox as one row,
+// advances the connector's sequence and commits.
 func (s *Store) commit(ctx context.Context, w *wtx) error {
 	defer w.tx.Rollback(ctx) //nolint:errcheck // a no-op after commit
 	if n := len(w.changes); n > 0 {
-		at := s.now().UTC()
-		rows := make([][]any, n)
+		batch := &pb.ChangeBatch{Changes: make([]*pb.Change, n)}
 		for i, c := range w.changes {
-			rows[i] = []any{w.cid, w.seq + int64(i) + 1, c.kind, c.op, c.subject, c.data, at}
+			batch.Changes[i] = &pb.Change{Kind: c.kind, Op: c.op, Subject: c.subject, Data: c.data}
 		}
-		if _, err := w.tx.CopyFrom(ctx, pgx.Identifier{"outbox"},
-			[]string{"connector_id", "seq", "kind", "op", "subject", "data", "at"}, pgx.CopyFromRows(rows)); err != nil {
+		body, err := proto.Marshal(batch)
+		if err != nil {
+			return fmt.Errorf("encode outbox: %w", err)
+		}
+		if _, err := w.tx.Exec(ctx, `INSERT INTO outbox (connector_id, first_seq, last_seq, changes, at) VALUES ($1, $2, $3, $4, $5)`,
+			w.cid, w.seq+1, w.seq+int64(n), body, s.now().UTC()); err != nil {
 			return fmt.Errorf("write outbox: %w", err)
 		}
 		if _, err := w.tx.Exec(ctx, `UPDATE connectors SET seq = $2 WHERE id = $1`, w.cid, w.seq+int64(n)); err != nil {

@@ -123,8 +123,22 @@ func (w *wtx) applyUsers(ctx context.Context, recs []*pb.Record, version, gen in
 			diff = append(diff, r)
 		}
 	}
-	if err := w.upsert(ctx, diff, version, gen); err != nil {
+	// Users the upsert creates take their digest in the same COPY; the
+	// others are updated below.
+	w.userDigests = make(map[string][]byte, len(diffKeys))
+	for i, k := range diffKeys {
+		w.userDigests[k] = digests[i]
+	}
+	err = w.upsert(ctx, diff, version, gen)
+	left := w.userDigests
+	w.userDigests = nil
+	if err != nil {
 		return err
+	}
+	diffKeys, digests = diffKeys[:0], digests[:0]
+	for k, d := range left {
+		diffKeys = append(diffKeys, k)
+		digests = append(digests, d)
 	}
 	if len(same) > 0 {
 		if _, err := w.tx.Exec(ctx, `

@@ -102,6 +102,8 @@ func Trigger(ctx context.Context, js jetstream.JetStream, tenant, connector, req
 type Watcher struct {
 	cc   jetstream.ConsumeContext
 	msgs chan jetstream.Msg
+	// Changes counts the change events (all but sync events) Wait has seen.
+	Changes int
 }
 
 // NewWatcher starts following new events of the connector.
@@ -138,6 +140,14 @@ func (w *Watcher) Wait(ctx context.Context, requestID string, onEvent func(clari
 		case <-ctx.Done():
 			return Result{}, ctx.Err()
 		case m := <-w.msgs:
+			// Without onEvent only sync events need decoding: a full sync
+			// of a large account brings a million others.
+			if !strings.HasSuffix(m.Subject(), "."+clarity.KindSync) {
+				w.Changes++
+				if onEvent == nil {
+					continue
+				}
+			}
 			var ev clarity.Event
 			if err := json.Unmarshal(m.Data(), &ev); err != nil {
 				continue

@@ -608,7 +608,7 @@ func (k *killer) killWriter(moments []func() bool) {
 			k.point("writer", "idle (between transactions, outbox empty)")
 			where = append(where, "idle")
 		}
-		k.t.Logf("killed the writer (%s): %d transactions open, outbox seq %d–%d (%d rows), stream at seq %d",
+		k.t.Logf("killed the writer (%s): %d transactions open, outbox seq %d–%d (%d changes), stream at seq %d",
 			strings.Join(where, ", "), apply+relay+finalize, minSeq, maxSeq, rows, last)
 		if err := k.restart("writer"); err != nil {
 			k.t.Error(err)
@@ -670,12 +670,15 @@ func (k *killer) openTransactions(ctx context.Context) (apply, relay, finalize i
 	return apply, relay, finalize, nil
 }
 
-func (k *killer) outbox(ctx context.Context) (rows, minSeq, maxSeq int64, err error) {
-	err = k.db.QueryRow(ctx, `SELECT count(*), COALESCE(min(seq), 0), COALESCE(max(seq), 0) FROM outbox`).Scan(&rows, &minSeq, &maxSeq)
+// outbox returns the changes the outbox holds and their lowest and highest
+// sequences.
+func (k *killer) outbox(ctx context.Context) (changes, minSeq, maxSeq int64, err error) {
+	err = k.db.QueryRow(ctx, `SELECT COALESCE(sum(last_seq - first_seq + 1), 0), COALESCE(min(first_seq), 0), COALESCE(max(last_seq), 0) FROM outbox`).
+		Scan(&changes, &minSeq, &maxSeq)
 	if err != nil {
 		return 0, 0, 0, fmt.Errorf("read outbox: %w", err)
 	}
-	return rows, minSeq, maxSeq, nil
+	return changes, minSeq, maxSeq, nil
 }
 
 // ackPending is the number of messages a consumer delivered that are not
