@@ -18,7 +18,7 @@ func (s *Store) ApplyChange(ctx context.Context, tenant, connector string, b *pb
 	if b.VersionMs <= 0 {
 		return fmt.Errorf("%w: change without a Zoom time", ErrBadBatch)
 	}
-	w, err := s.begin(ctx, tenant, connector)
+	w, err := s.begin(ctx, tenant, connector, exclusive)
 	if err != nil {
 		return err
 	}

@@ -57,7 +57,7 @@ func newStore(t testing.TB) (*store.Store, *pgxpool.Pool) {
 func reset(t testing.TB, pool *pgxpool.Pool) {
 	t.Helper()
 	if _, err := pool.Exec(context.Background(),
-		`TRUNCATE records, group_admins, runs, run_pages, outbox, connectors RESTART IDENTITY`); err != nil {
+		`TRUNCATE records, group_admins, runs, run_pages, outbox, sequences, connectors RESTART IDENTITY`); err != nil {
 		t.Fatal(err)
 	}
 }

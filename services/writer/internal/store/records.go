@@ -2,12 +2,14 @@ package store
 
 import (
 	"bytes"
+	"cmp"
 	"context"
-
 	"fmt"
-	"github.com/jackc/pgx/v5"
+	"slices"
 	"sort"
 	"strings"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/claritysecurity/zoom-connector/pkg/pb"
 )
@@ -49,15 +51,11 @@ func (w *wtx) upsert(ctx context.Context, recs []*pb.Record, version, seenAt int
 		idx[k] = len(uniq)
 		uniq = append(uniq, r)
 	}
-	kinds := make([]int16, len(uniq))
-	keys := make([]string, len(uniq))
-	for i, r := range uniq {
-		kinds[i], keys[i] = int16(r.Kind), r.Key
-	}
+	kinds, keys := w.lockOrder(uniq)
 	rows, err := w.tx.Query(ctx, `
 		SELECT r.kind, r.key, r.hash, r.version, r.deleted, r.seen_at
 		FROM unnest($2::smallint[], $3::text[]) AS i(kind, key)
-		JOIN records r ON r.connector_id = $1 AND r.kind = i.kind AND r.key = i.key`, w.cid, kinds, keys)
+		JOIN records r ON r.connector_id = $1 AND r.kind = i.kind AND r.key = i.key`+w.forUpdate(), w.cid, kinds, keys)
 	if err != nil {
 		return fmt.Errorf("read records: %w", err)
 	}
@@ -126,6 +124,37 @@ func (w *wtx) upsert(ctx context.Context, recs []*pb.Record, version, seenAt int
 		return err
 	}
 	return w.touch(ctx, touch, version, seenAt)
+}
+
+// lockOrder returns the kinds and keys of recs, sorted in a shared
+// transaction so that transactions lock the rows they share in one order.
+func (w *wtx) lockOrder(recs []*pb.Record) ([]int16, []string) {
+	if w.mode == shared {
+		recs = slices.Clone(recs)
+		slices.SortFunc(recs, func(a, b *pb.Record) int {
+			if c := cmp.Compare(a.Kind, b.Kind); c != 0 {
+				return c
+			}
+			return strings.Compare(a.Key, b.Key)
+		})
+	}
+	kinds := make([]int16, len(recs))
+	keys := make([]string, len(recs))
+	for i, r := range recs {
+		kinds[i], keys[i] = int16(r.Kind), r.Key
+	}
+	return kinds, keys
+}
+
+// forUpdate is the locking clause of a read of records the transaction may
+// then change. A shared transaction locks them, so that of two transactions
+// touching one record the second decides on the first's result; an
+// exclusive transaction has no concurrent writer.
+func (w *wtx) forUpdate() string {
+	if w.mode == shared {
+		return " FOR UPDATE OF r"
+	}
+	return ""
 }
 
 // countUnchanged counts an unchanged record once per run: a redelivered page

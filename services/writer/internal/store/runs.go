@@ -73,10 +73,15 @@ func (w *wtx) ensureRun(ctx context.Context, run *pb.Run) (runRow, error) {
 
 func (w *wtx) loadRun(ctx context.Context, runID string) (runRow, error) {
 	var r runRow
-	err := w.tx.QueryRow(ctx, `
-		SELECT status, started_at_ms, mode, request_ids, fetched, created, updated, deleted, unchanged,
+	q := `SELECT status, started_at_ms, mode, request_ids, fetched, created, updated, deleted, unchanged,
 		       api_requests, error, started_at
-		FROM runs WHERE connector_id = $1 AND run_id = $2 FOR UPDATE`, w.cid, runID).
+		FROM runs WHERE connector_id = $1 AND run_id = $2`
+	// A shared transaction reads its run unlocked: only exclusive
+	// transactions change a run's status, and they wait for it to end.
+	if w.mode == exclusive {
+		q += " FOR UPDATE"
+	}
+	err := w.tx.QueryRow(ctx, q, w.cid, runID).
 		Scan(&r.status, &r.startedMs, &r.mode, &r.requests, &r.fetched, &r.stats.created, &r.stats.updated,
 			&r.stats.deleted, &r.stats.unchanged, &r.apiReqs, &r.err, &r.startedAt)
 	if err != nil {
@@ -120,24 +125,47 @@ func (s *Store) StartRun(ctx context.Context, tenant, connector string, run *pb.
 }
 
 // ApplyPage applies one page of a full sync. Pages of a run that already
-// ended are ignored: that run's outcome is published and final.
+// ended are ignored: that run's outcome is published and final. Pages apply
+// in parallel; the page that turns out to be the last one missing of a run
+// whose manifest has arrived completes the run.
 func (s *Store) ApplyPage(ctx context.Context, tenant, connector string, b *pb.RecordBatch) error {
 	if b.Ref == nil {
 		return fmt.Errorf("%w: page without reference", ErrBadBatch)
 	}
-	w, err := s.begin(ctx, tenant, connector)
-	if err != nil {
+	var fetched bool
+	err := retry(ctx, func() error {
+		var err error
+		fetched, err = s.applyPage(ctx, tenant, connector, b)
+		return err
+	})
+	if err != nil || !fetched {
 		return err
 	}
+	// Every page commits before it looks, so the last one to commit sees
+	// them all.
+	complete, err := s.complete(ctx, tenant, connector, b.Run.RunId)
+	if err != nil || !complete {
+		return err
+	}
+	_, err = s.Finalize(ctx, tenant, connector, b.Run.RunId)
+	return err
+}
+
+// applyPage applies a page in a shared transaction and reports whether the
+// run's manifest had arrived.
+func (s *Store) applyPage(ctx context.Context, tenant, connector string, b *pb.RecordBatch) (bool, error) {
+	w, err := s.begin(ctx, tenant, connector, shared)
+	if err != nil {
+		return false, err
+	}
+	defer w.tx.Rollback(ctx) //nolint:errcheck // a no-op after commit
 	r, err := w.ensureRun(ctx, b.Run)
 	if err != nil {
-		_ = w.tx.Rollback(ctx)
-		return err
+		return false, err
 	}
 	if r.status != RunRunning {
-		_ = w.tx.Rollback(ctx)
 		s.log.Debug().Str("run_id", b.Run.RunId).Str("status", r.status).Msg("page of an ended run ignored")
-		return nil
+		return false, nil
 	}
 	run := b.Run.StartedAtMs
 	apply := w.upsert
@@ -146,8 +174,7 @@ func (s *Store) ApplyPage(ctx context.Context, tenant, connector string, b *pb.R
 		apply = w.applyUsers
 	}
 	if err := apply(ctx, b.Records, b.VersionMs, run); err != nil {
-		_ = w.tx.Rollback(ctx)
-		return err
+		return false, err
 	}
 	if ga := b.GroupAdmins; ga != nil {
 		if _, err := w.tx.Exec(ctx, `
@@ -158,35 +185,55 @@ func (s *Store) ApplyPage(ctx context.Context, tenant, connector string, b *pb.R
 				deleted = CASE WHEN g.version > excluded.version THEN g.deleted ELSE false END,
 				version = GREATEST(g.version, excluded.version)`,
 			w.cid, ga.GroupId, lowerEmails(ga.Emails), run, b.VersionMs); err != nil {
-			_ = w.tx.Rollback(ctx)
-			return fmt.Errorf("write group admins: %w", err)
+			return false, fmt.Errorf("write group admins: %w", err)
 		}
 	}
 	if _, err := w.tx.Exec(ctx, `
 		INSERT INTO run_pages (connector_id, run_id, listing, listing_key, page)
 		VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING`,
 		w.cid, b.Run.RunId, int16(b.Ref.Listing), passKey(b.Ref.ListingKey, b.Ref.Pass), b.Ref.Page); err != nil {
-		_ = w.tx.Rollback(ctx)
-		return fmt.Errorf("record page: %w", err)
+		return false, fmt.Errorf("record page: %w", err)
 	}
-	if _, err := w.tx.Exec(ctx, `
-		UPDATE runs SET created = created + $3, updated = updated + $4, unchanged = unchanged + $5,
-		       progress_at = now()
-		WHERE connector_id = $1 AND run_id = $2`,
-		w.cid, b.Run.RunId, w.stats.created, w.stats.updated, w.stats.unchanged); err != nil {
-		_ = w.tx.Rollback(ctx)
-		return fmt.Errorf("count run: %w", err)
-	}
-	// The page that completes a fetched run completes it in the same
-	// transaction; pages before the manifest cannot.
-	if r.fetched {
-		if _, err := w.finalize(ctx, b.Run.RunId, r); err != nil {
-			_ = w.tx.Rollback(ctx)
-			return err
+	// The run's counters are shared by every page: updated under the
+	// sequence lock, at the very end.
+	w.final = func(ctx context.Context) error {
+		if _, err := w.tx.Exec(ctx, `
+			UPDATE runs SET created = created + $3, updated = updated + $4, unchanged = unchanged + $5,
+			       progress_at = now()
+			WHERE connector_id = $1 AND run_id = $2`,
+			w.cid, b.Run.RunId, w.stats.created, w.stats.updated, w.stats.unchanged); err != nil {
+			return fmt.Errorf("count run: %w", err)
 		}
+		return nil
 	}
-	return s.commit(ctx, w)
+	return r.fetched, s.commit(ctx, w)
 }
+
+// complete reports whether every page of the run's manifest has been
+// applied (false for a run without one).
+func (s *Store) complete(ctx context.Context, tenant, connector, runID string) (bool, error) {
+	var missing int64
+	err := s.pool.QueryRow(ctx, `
+		SELECT `+missingPages+`
+		FROM runs r JOIN connectors c ON c.id = r.connector_id
+		WHERE c.tenant = $1 AND c.connector = $2 AND r.run_id = $3 AND r.fetched`, tenant, connector, runID).Scan(&missing)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("count pages: %w", err)
+	}
+	return missing == 0, nil
+}
+
+// missingPages counts, for the run r, the pages of its manifest not yet
+// applied.
+const missingPages = `
+	(SELECT COALESCE(sum(n), 0) FROM unnest(r.expected_pages) AS n) -
+	(SELECT count(*) FROM run_pages p
+	 JOIN unnest(r.expected_listing, r.expected_key, r.expected_pages) AS x(listing, key, pages)
+	   ON p.listing = x.listing AND p.listing_key = x.key AND p.page <= x.pages
+	 WHERE p.connector_id = r.connector_id AND p.run_id = r.run_id)`
 
 // Fetched records that the fetcher published every page of the run, and
 // the final list of triggers the run serves.
@@ -230,7 +277,7 @@ func (s *Store) Fail(ctx context.Context, tenant, connector string, f *pb.RunFai
 // whileRunning runs fn in a write transaction on the run, creating it if
 // new, and commits; a run that has already ended is left as it is.
 func (s *Store) whileRunning(ctx context.Context, tenant, connector string, run *pb.Run, fn func(w *wtx, r runRow) error) error {
-	w, err := s.begin(ctx, tenant, connector)
+	w, err := s.begin(ctx, tenant, connector, exclusive)
 	if err != nil {
 		return err
 	}
@@ -269,7 +316,7 @@ func (w *wtx) endRun(ctx context.Context, runID, status, msg string, r runRow) e
 // did not see, and emits sync.completed after all of them. It reports whether
 // the run completed now; calling it early, or twice, does nothing.
 func (s *Store) Finalize(ctx context.Context, tenant, connector, runID string) (bool, error) {
-	w, err := s.begin(ctx, tenant, connector)
+	w, err := s.begin(ctx, tenant, connector, exclusive)
 	if err != nil {
 		return false, err
 	}
@@ -297,18 +344,12 @@ func (s *Store) Finalize(ctx context.Context, tenant, connector, runID string) (
 // finalize completes the fetched run r within the transaction when every
 // page of its manifest has been applied, and reports whether it did.
 func (w *wtx) finalize(ctx context.Context, runID string, r runRow) (bool, error) {
-	var expected, present int64
-	err := w.tx.QueryRow(ctx, `
-		SELECT (SELECT COALESCE(sum(n), 0) FROM unnest(r.expected_pages) AS n),
-		       (SELECT count(*) FROM run_pages p
-		        JOIN unnest(r.expected_listing, r.expected_key, r.expected_pages) AS x(listing, key, pages)
-		          ON p.listing = x.listing AND p.listing_key = x.key AND p.page <= x.pages
-		        WHERE p.connector_id = r.connector_id AND p.run_id = r.run_id)
-		FROM runs r WHERE r.connector_id = $1 AND r.run_id = $2`, w.cid, runID).Scan(&expected, &present)
+	var missing int64
+	err := w.tx.QueryRow(ctx, `SELECT `+missingPages+` FROM runs r WHERE r.connector_id = $1 AND r.run_id = $2`,
+		w.cid, runID).Scan(&missing)
 	if err != nil {
 		return false, fmt.Errorf("count pages: %w", err)
 	}
-	missing := expected - present
 	if missing > 0 {
 		return false, nil
 	}

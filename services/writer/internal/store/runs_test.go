@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -97,7 +98,7 @@ func snapshot(t testing.TB, pool *pgxpool.Pool) []string {
 		out = append(out, s)
 	}
 	var seq int64
-	if err := pool.QueryRow(context.Background(), `SELECT COALESCE(max(seq), 0) FROM connectors`).Scan(&seq); err != nil {
+	if err := pool.QueryRow(context.Background(), `SELECT COALESCE(max(seq), 0) FROM sequences`).Scan(&seq); err != nil {
 		t.Fatal(err)
 	}
 	return append(out, fmt.Sprintf("seq=%d", seq))
@@ -588,7 +589,7 @@ func TestConcurrentPagesGetGaplessSequences(t *testing.T) {
 		subjects[e.typ()] = true
 	}
 	var seq int64
-	if err := pool.QueryRow(context.Background(), `SELECT seq FROM connectors`).Scan(&seq); err != nil {
+	if err := pool.QueryRow(context.Background(), `SELECT seq FROM sequences`).Scan(&seq); err != nil {
 		t.Fatal(err)
 	}
 	if want := int64(len(evs)); seq != want {
@@ -678,5 +679,94 @@ func TestBadInput(t *testing.T) {
 		if err := tt.apply(); !errors.Is(err, store.ErrBadBatch) {
 			t.Errorf("%s: got error %v, want ErrBadBatch", tt.name, err)
 		}
+	}
+}
+
+// Pages of one run apply side by side. When they overlap (a user listed on
+// several pages, a page delivered twice), the newest page wins whatever the
+// order, every record is created once, and the page that is the last one
+// missing completes the run, exactly once.
+func TestConcurrentOverlappingPagesCompleteTheRun(t *testing.T) {
+	t.Parallel()
+	s, pool := newStore(t)
+	run := newRun("r1", 0)
+	const workers, pages, users = 4, 24, 200
+	markFetched(t, s, fetched(run, 1, listing{l: pb.Listing_LISTING_USERS_ACTIVE, pages: pages}))
+	batches := make(chan *pb.RecordBatch, 2*pages)
+	for p := range int32(pages) {
+		var recs []*pb.Record
+		for i := range users {
+			id := fmt.Sprintf("u%d", i)
+			recs = append(recs, user(t, id, id+"@example.com", fmt.Sprintf("%s on page %d", id, p+1)),
+				grant(t, id, "group:g1"), attr(t, id, "department", fmt.Sprintf("d%d", p+1)))
+		}
+		b := page(run, pb.Listing_LISTING_USERS_ACTIVE, p+1, recs...)
+		b.VersionMs += int64(p) // later pages are newer
+		batches <- b
+		batches <- b // and each is delivered twice
+	}
+	close(batches)
+	var wg sync.WaitGroup
+	errs := make(chan error, 2*pages)
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for b := range batches {
+				if err := s.ApplyPage(context.Background(), tenant, connector, b); err != nil {
+					errs <- err
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Errorf("apply page: %v", err)
+	}
+	if got := runStatus(t, pool, run.RunId); got != store.RunCompleted {
+		t.Fatalf("got run status %q, want %q", got, store.RunCompleted)
+	}
+	evs := take(t, pool)
+	wantSeqs(t, evs, 1)
+	if got := evs[len(evs)-1].typ(); got != "sync.completed r1" {
+		t.Errorf("got last event %s, want sync.completed r1", got)
+	}
+	created := map[string]int{}
+	lastData := map[string]string{}
+	ends := 0
+	for _, e := range evs {
+		if e.Kind == clarity.KindSync {
+			if e.Op != clarity.OpStarted {
+				ends++
+			}
+			continue
+		}
+		k := e.Kind + " " + e.Subject
+		if e.Op == clarity.OpCreated {
+			created[k]++
+		}
+		lastData[k] = e.Data
+	}
+	if ends != 1 {
+		t.Errorf("got %d run ends, want 1", ends)
+	}
+	stored := live(t, pool)
+	if len(stored) != users*3 { // users, grants, attributes
+		t.Errorf("got %d live records, want %d", len(stored), users*3)
+	}
+	for k, data := range stored {
+		if created[k] != 1 {
+			t.Errorf("%s: got %d created events, want 1", k, created[k])
+		}
+		if lastData[k] != data {
+			t.Errorf("%s: got last event data %s, want the stored %s", k, lastData[k], data)
+		}
+	}
+	if got, want := stored[uk("u0")], fmt.Sprintf("u0 on page %d", pages); !strings.Contains(got, want) {
+		t.Errorf("got u0 %s, want the newest page's (%q)", got, want)
+	}
+	if got, want := stored[ak("u0", "department")], fmt.Sprintf(`"d%d"`, pages); !strings.Contains(got, want) {
+		t.Errorf("got u0's department %s, want the newest page's (%s)", got, want)
 	}
 }

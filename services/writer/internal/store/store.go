@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/rs/zerolog"
 	"google.golang.org/protobuf/proto"
@@ -79,17 +80,36 @@ type change struct {
 	data    []byte
 }
 
+// lockMode says how a write transaction holds its connector.
+type lockMode int
+
+const (
+	// exclusive transactions (webhook changes, run bookkeeping, run
+	// completion) run alone: they may delete, and deletions must see every
+	// record a concurrent transaction could add.
+	exclusive lockMode = iota
+	// shared transactions (the pages of a full sync) run side by side. They
+	// only create and update records, lock the rows they read, and are
+	// retried when two of them race to create the same record.
+	shared
+)
+
 // wtx is one write transaction of one connector. It holds the connector's
-// row lock from its first statement to commit, so that the sequences it hands
-// out follow commit order.
+// row lock, shared or exclusive, from its first statement to commit, and
+// the connector's sequence lock from the moment it numbers its changes to
+// commit, so that sequences follow commit order.
 type wtx struct {
 	tx        pgx.Tx
+	mode      lockMode
 	cid       int64
-	seq       int64
 	tenant    string
 	connector string
 	changes   []change
 	stats     stats
+	// final runs at commit, after the sequence lock is taken: bookkeeping
+	// that concurrent page transactions share (the run's counters) is
+	// updated there, one transaction at a time.
+	final func(ctx context.Context) error
 	// dirtyUsers are the users whose records this transaction changed.
 	dirtyUsers map[string]bool
 	// userDigests, while a users page is applied, holds the digest of each
@@ -120,22 +140,25 @@ type stats struct {
 	created, updated, deleted, unchanged int64
 }
 
-func (s *Store) begin(ctx context.Context, tenant, connector string) (*wtx, error) {
+func (s *Store) begin(ctx context.Context, tenant, connector string, mode lockMode) (*wtx, error) {
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
 		return nil, err
 	}
-	w := &wtx{tx: tx, tenant: tenant, connector: connector}
+	w := &wtx{tx: tx, mode: mode, tenant: tenant, connector: connector}
 	// A row lock, not an update: a transaction that changes nothing writes
 	// nothing. The row is created on first use (ON CONFLICT waits for a
 	// writer creating it at the same moment).
-	lock := func() error {
-		return tx.QueryRow(ctx, `SELECT id, seq FROM connectors WHERE tenant = $1 AND connector = $2 FOR UPDATE`,
-			tenant, connector).Scan(&w.cid, &w.seq)
+	q := `SELECT id FROM connectors WHERE tenant = $1 AND connector = $2 FOR UPDATE`
+	if mode == shared {
+		q = `SELECT id FROM connectors WHERE tenant = $1 AND connector = $2 FOR KEY SHARE`
 	}
+	lock := func() error { return tx.QueryRow(ctx, q, tenant, connector).Scan(&w.cid) }
 	err = lock()
 	if errors.Is(err, pgx.ErrNoRows) {
-		if _, err = tx.Exec(ctx, `INSERT INTO connectors (tenant, connector) VALUES ($1, $2) ON CONFLICT DO NOTHING`,
+		if _, err = tx.Exec(ctx, `
+			WITH c AS (INSERT INTO connectors (tenant, connector) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING id)
+			INSERT INTO sequences (connector_id) SELECT id FROM c`,
 			tenant, connector); err == nil {
 			err = lock()
 		}
@@ -147,15 +170,69 @@ func (s *Store) begin(ctx context.Context, tenant, connector string) (*wtx, erro
 	return w, nil
 }
 
+// retryable reports errors of a shared transaction that a new attempt
+// resolves: two transactions creating the same record, a deadlock.
+func retryable(err error) bool {
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) {
+		return false
+	}
+	switch pe.Code {
+	case "23505", "40P01", "40001": // unique_violation, deadlock_detected, serialization_failure
+		return true
+	}
+	return false
+}
+
+// attempts bounds the tries of a shared transaction.
+const attempts = 5
+
+// retry runs fn until it succeeds, fails for good, or has been tried
+// attempts times.
+func retry(ctx context.Context, fn func() error) error {
+	var err error
+	for i := range attempts {
+		if err = fn(); err == nil || !retryable(err) || ctx.Err() != nil {
+			return err
+		}
+		sleep(ctx, time.Duration(i+1)*10*time.Millisecond)
+	}
+	return err
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
 func (w *wtx) emit(kind, op, subject string, data []byte) {
 	w.changes = append(w.changes, change{kind: kind, op: op, subject: subject, data: data})
 }
 
-// commit writes the transaction's changes to the outbox as one row,
-// advances the connector's sequence and commits.
+// commit numbers the transaction's changes, writes them to the outbox as
+// one row, and commits.
 func (s *Store) commit(ctx context.Context, w *wtx) error {
 	defer w.tx.Rollback(ctx) //nolint:errcheck // a no-op after commit
-	if n := len(w.changes); n > 0 {
+	n := len(w.changes)
+	if n == 0 && w.final == nil {
+		return w.tx.Commit(ctx)
+	}
+	// From here to commit no other transaction of the connector can number
+	// changes: sequences follow commit order.
+	var seq int64
+	if err := w.tx.QueryRow(ctx, `SELECT seq FROM sequences WHERE connector_id = $1 FOR UPDATE`, w.cid).Scan(&seq); err != nil {
+		return fmt.Errorf("lock sequence: %w", err)
+	}
+	if w.final != nil {
+		if err := w.final(ctx); err != nil {
+			return err
+		}
+	}
+	if n > 0 {
 		batch := &pb.ChangeBatch{Changes: make([]*pb.Change, n)}
 		for i, c := range w.changes {
 			batch.Changes[i] = &pb.Change{Kind: c.kind, Op: c.op, Subject: c.subject, Data: c.data}
@@ -165,10 +242,10 @@ func (s *Store) commit(ctx context.Context, w *wtx) error {
 			return fmt.Errorf("encode outbox: %w", err)
 		}
 		if _, err := w.tx.Exec(ctx, `INSERT INTO outbox (connector_id, first_seq, last_seq, changes, at) VALUES ($1, $2, $3, $4, $5)`,
-			w.cid, w.seq+1, w.seq+int64(n), body, s.now().UTC()); err != nil {
+			w.cid, seq+1, seq+int64(n), body, s.now().UTC()); err != nil {
 			return fmt.Errorf("write outbox: %w", err)
 		}
-		if _, err := w.tx.Exec(ctx, `UPDATE connectors SET seq = $2 WHERE id = $1`, w.cid, w.seq+int64(n)); err != nil {
+		if _, err := w.tx.Exec(ctx, `UPDATE sequences SET seq = $2 WHERE connector_id = $1`, w.cid, seq+int64(n)); err != nil {
 			return fmt.Errorf("advance sequence: %w", err)
 		}
 	}

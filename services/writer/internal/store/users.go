@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
+	"slices"
 	"sort"
 
 	"github.com/claritysecurity/zoom-connector/pkg/pb"
@@ -78,10 +79,13 @@ func (w *wtx) applyUsers(ctx context.Context, recs []*pb.Record, version, gen in
 	have := make(map[string]stored, len(groups))
 	// Joined to unnest rather than "key = ANY": a generic plan for ANY scans
 	// every user of the connector for each page.
+	if w.mode == shared {
+		slices.Sort(keys) // the lock order, see lockOrder
+	}
 	rows, err := w.tx.Query(ctx, `
 		SELECT r.key, r.digest, r.version, r.seen_at, r.deleted
 		FROM unnest($2::text[]) AS u(key)
-		JOIN records r ON r.connector_id = $1 AND r.kind = 1 AND r.key = u.key`, w.cid, keys)
+		JOIN records r ON r.connector_id = $1 AND r.kind = 1 AND r.key = u.key`+w.forUpdate(), w.cid, keys)
 	if err != nil {
 		return fmt.Errorf("read users: %w", err)
 	}

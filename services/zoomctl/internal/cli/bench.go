@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"sort"
 	"strconv"
 	"strings"
@@ -46,6 +47,19 @@ func runBench(ctx context.Context, args []string, out, errw io.Writer) int {
 	binDir := fs.String("bin", "", "directory of the service binaries (default: zoomctl's own)")
 	if code, ok := parse(fs, args); !ok {
 		return code
+	}
+	if path := os.Getenv("BENCH_CPUPROFILE"); path != "" {
+		// zoomctl hosts the embedded NATS server and the simulator: their
+		// share of the machine is part of what the bench measures.
+		f, err := os.Create(path)
+		if err != nil {
+			return fail(errw, ExitError, "bench: %v", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fail(errw, ExitError, "bench: %v", err)
+		}
+		defer pprof.StopCPUProfile()
 	}
 	if *binDir == "" {
 		exe, _ := os.Executable()
