@@ -111,7 +111,8 @@ func (w *wtx) forgetDigests(ctx context.Context) error {
 	}
 	if _, err := w.tx.Exec(ctx, `
 		UPDATE records r SET digest = NULL FROM unnest($2::text[]) AS u(key)
-		WHERE r.connector_id = $1 AND r.kind = 1 AND r.key = u.key AND r.digest IS NOT NULL`, w.cid, keys); err != nil {
+		CROSS JOIN LATERAL (`+probe(`r.ctid AS rid`, `1`, `u.key`, "")+`) t
+		WHERE r.ctid = t.rid AND r.digest IS NOT NULL`, w.cid, keys); err != nil {
 		return fmt.Errorf("forget user digests: %w", err)
 	}
 	return nil

@@ -55,7 +55,8 @@ func (w *wtx) upsert(ctx context.Context, recs []*pb.Record, version, seenAt int
 	rows, err := w.tx.Query(ctx, `
 		SELECT r.kind, r.key, r.hash, r.version, r.deleted, r.seen_at
 		FROM unnest($2::smallint[], $3::text[]) AS i(kind, key)
-		JOIN records r ON r.connector_id = $1 AND r.kind = i.kind AND r.key = i.key`+w.forUpdate(), w.cid, kinds, keys)
+		CROSS JOIN LATERAL (`+probe(`r.kind, r.key, r.hash, r.version, r.deleted, r.seen_at`, `i.kind`, `i.key`, w.forUpdate())+`) r`,
+		w.cid, kinds, keys)
 	if err != nil {
 		return fmt.Errorf("read records: %w", err)
 	}
@@ -126,6 +127,20 @@ func (w *wtx) upsert(ctx context.Context, recs []*pb.Record, version, seenAt int
 	return w.touch(ctx, touch, version, seenAt)
 }
 
+// probe is a subquery for LATERAL: the columns cols of the record of
+// connector $1 with the given kind and key, looked up through the primary
+// key, then locked by the clause lock (may be empty). Joining unnest to
+// records directly leaves the plan to the planner, which right after a bulk
+// load has no statistics and may scan every record of the connector for
+// each batch; a LATERAL subquery with LIMIT 1 is one index probe per key.
+// A statement updating the rows it finds joins on their ctid: they cannot
+// move meanwhile, being locked by this transaction (shared) or written by
+// no other (exclusive).
+func probe(cols, kind, key, lock string) string {
+	return `SELECT ` + cols + ` FROM records r WHERE r.connector_id = $1 AND r.kind = ` + kind +
+		` AND r.key = ` + key + ` LIMIT 1` + lock
+}
+
 // lockOrder returns the kinds and keys of recs, sorted in a shared
 // transaction so that transactions lock the rows they share in one order.
 func (w *wtx) lockOrder(recs []*pb.Record) ([]int16, []string) {
@@ -152,7 +167,7 @@ func (w *wtx) lockOrder(recs []*pb.Record) ([]int16, []string) {
 // exclusive transaction has no concurrent writer.
 func (w *wtx) forUpdate() string {
 	if w.mode == shared {
-		return " FOR UPDATE OF r"
+		return " FOR UPDATE"
 	}
 	return ""
 }
@@ -194,7 +209,7 @@ func (w *wtx) deletedOwners(ctx context.Context, recs []*pb.Record, old map[rkey
 	}
 	rows, err := w.tx.Query(ctx, `
 		SELECT r.key FROM unnest($2::smallint[], $3::text[]) AS i(kind, key)
-		JOIN records r ON r.connector_id = $1 AND r.kind = i.kind AND r.key = i.key
+		CROSS JOIN LATERAL (`+probe(`r.key, r.deleted, r.version`, `i.kind`, `i.key`, "")+`) r
 		WHERE r.deleted AND r.version > $4`, w.cid, kinds, keys, version)
 	if err != nil {
 		return nil, fmt.Errorf("read deleted owners: %w", err)
@@ -296,8 +311,8 @@ func (w *wtx) touch(ctx context.Context, recs []*pb.Record, version, seenAt int6
 	_, err := w.tx.Exec(ctx, `
 		UPDATE records r SET seen_at = GREATEST(r.seen_at, $4), version = GREATEST(r.version, $5)
 		FROM unnest($2::smallint[], $3::text[]) AS i(kind, key)
-		WHERE r.connector_id = $1 AND r.kind = i.kind AND r.key = i.key AND NOT r.deleted
-		  AND (r.seen_at < $4 OR r.version < $5)`,
+		CROSS JOIN LATERAL (`+probe(`r.ctid AS rid`, `i.kind`, `i.key`, "")+`) t
+		WHERE r.ctid = t.rid AND NOT r.deleted AND (r.seen_at < $4 OR r.version < $5)`,
 		w.cid, kinds, keys, seenAt, version)
 	if err != nil {
 		return fmt.Errorf("mark records seen: %w", err)

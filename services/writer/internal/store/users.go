@@ -85,7 +85,8 @@ func (w *wtx) applyUsers(ctx context.Context, recs []*pb.Record, version, gen in
 	rows, err := w.tx.Query(ctx, `
 		SELECT r.key, r.digest, r.version, r.seen_at, r.deleted
 		FROM unnest($2::text[]) AS u(key)
-		JOIN records r ON r.connector_id = $1 AND r.kind = 1 AND r.key = u.key`+w.forUpdate(), w.cid, keys)
+		CROSS JOIN LATERAL (`+probe(`r.key, r.digest, r.version, r.seen_at, r.deleted`, `1`, `u.key`, w.forUpdate())+`) r`,
+		w.cid, keys)
 	if err != nil {
 		return fmt.Errorf("read users: %w", err)
 	}
@@ -148,7 +149,8 @@ func (w *wtx) applyUsers(ctx context.Context, recs []*pb.Record, version, gen in
 		if _, err := w.tx.Exec(ctx, `
 			UPDATE records r SET seen_at = $3, version = GREATEST(r.version, $4)
 			FROM unnest($2::text[]) AS u(key)
-			WHERE r.connector_id = $1 AND r.kind = 1 AND r.key = u.key AND (r.seen_at < $3 OR r.version < $4)`,
+			CROSS JOIN LATERAL (`+probe(`r.ctid AS rid`, `1`, `u.key`, "")+`) t
+			WHERE r.ctid = t.rid AND (r.seen_at < $3 OR r.version < $4)`,
 			w.cid, same, gen, version); err != nil {
 			return fmt.Errorf("mark users seen: %w", err)
 		}
@@ -159,7 +161,8 @@ func (w *wtx) applyUsers(ctx context.Context, recs []*pb.Record, version, gen in
 		if _, err := w.tx.Exec(ctx, `
 			UPDATE records r SET digest = d.digest, diffed_at = $4
 			FROM unnest($2::text[], $3::bytea[]) AS d(key, digest)
-			WHERE r.connector_id = $1 AND r.kind = 1 AND r.key = d.key AND r.version <= $5`,
+			CROSS JOIN LATERAL (`+probe(`r.ctid AS rid`, `1`, `d.key`, "")+`) t
+			WHERE r.ctid = t.rid AND r.version <= $5`,
 			w.cid, diffKeys, digests, gen, version); err != nil {
 			return fmt.Errorf("remember user digests: %w", err)
 		}

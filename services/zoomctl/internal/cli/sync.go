@@ -102,14 +102,22 @@ func Trigger(ctx context.Context, js jetstream.JetStream, tenant, connector, req
 type Watcher struct {
 	cc   jetstream.ConsumeContext
 	msgs chan jetstream.Msg
-	// Changes counts the change events (all but sync events) Wait has seen.
-	Changes int
 }
 
 // NewWatcher starts following new events of the connector.
 func NewWatcher(ctx context.Context, js jetstream.JetStream, tenant, connector string) (*Watcher, error) {
+	return watch(ctx, js, clarity.EventSubject(tenant, connector, ">"))
+}
+
+// NewSyncWatcher starts following new sync events of the connector only:
+// enough for Wait, without a million change events to read.
+func NewSyncWatcher(ctx context.Context, js jetstream.JetStream, tenant, connector string) (*Watcher, error) {
+	return watch(ctx, js, clarity.EventSubject(tenant, connector, clarity.KindSync))
+}
+
+func watch(ctx context.Context, js jetstream.JetStream, subject string) (*Watcher, error) {
 	cons, err := js.OrderedConsumer(ctx, clarity.StreamEntitlements, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{clarity.EventSubject(tenant, connector, ">")},
+		FilterSubjects: []string{subject},
 		DeliverPolicy:  jetstream.DeliverNewPolicy,
 	})
 	if err != nil {
@@ -142,11 +150,8 @@ func (w *Watcher) Wait(ctx context.Context, requestID string, onEvent func(clari
 		case m := <-w.msgs:
 			// Without onEvent only sync events need decoding: a full sync
 			// of a large account brings a million others.
-			if !strings.HasSuffix(m.Subject(), "."+clarity.KindSync) {
-				w.Changes++
-				if onEvent == nil {
-					continue
-				}
+			if onEvent == nil && !strings.HasSuffix(m.Subject(), "."+clarity.KindSync) {
+				continue
 			}
 			var ev clarity.Event
 			if err := json.Unmarshal(m.Data(), &ev); err != nil {
