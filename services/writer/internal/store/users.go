@@ -5,8 +5,9 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
-	"slices"
 	"sort"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/claritysecurity/zoom-connector/pkg/pb"
 )
@@ -64,6 +65,11 @@ func digest(recs []*pb.Record) []byte {
 // user is compared record by record, all its records are marked as seen, and
 // the row remembers the new digest and that this run compared it, so that the
 // run's completion deletes the grants and attributes the page no longer gave.
+//
+// The users are read without a lock: marking an unchanged user as seen
+// checks the digest again in the same statement, and a user whose row
+// changed meanwhile is compared record by record (under the locks upsert
+// takes) instead. A no-op resync thus writes each user row once.
 func (w *wtx) applyUsers(ctx context.Context, recs []*pb.Record, version, gen int64) error {
 	groups := groupByUser(recs)
 	keys := make([]string, len(groups))
@@ -77,15 +83,10 @@ func (w *wtx) applyUsers(ctx context.Context, recs []*pb.Record, version, gen in
 		deleted bool
 	}
 	have := make(map[string]stored, len(groups))
-	// Joined to unnest rather than "key = ANY": a generic plan for ANY scans
-	// every user of the connector for each page.
-	if w.mode == shared {
-		slices.Sort(keys) // the lock order, see lockOrder
-	}
 	rows, err := w.tx.Query(ctx, `
 		SELECT r.key, r.digest, r.version, r.seen_at, r.deleted
 		FROM unnest($2::text[]) AS u(key)
-		CROSS JOIN LATERAL (`+probe(`r.key, r.digest, r.version, r.seen_at, r.deleted`, `1`, `u.key`, w.forUpdate())+`) r`,
+		CROSS JOIN LATERAL (`+probe(`r.key, r.digest, r.version, r.seen_at, r.deleted`, `1`, `u.key`, "")+`) r`,
 		w.cid, keys)
 	if err != nil {
 		return fmt.Errorf("read users: %w", err)
@@ -104,16 +105,40 @@ func (w *wtx) applyUsers(ctx context.Context, recs []*pb.Record, version, gen in
 		return fmt.Errorf("read users: %w", err)
 	}
 
-	var same []string
-	var diffKeys []string
-	var digests [][]byte
-	skip := map[string]bool{}
+	var sameKeys []string
+	var sameDigests [][]byte
 	for _, g := range groups {
 		s, ok := have[g.key]
 		if ok && !s.deleted && s.version <= version && bytes.Equal(s.digest, g.digest) {
-			same = append(same, g.key)
-			skip[g.key] = true
-			if s.seenAt < gen {
+			sameKeys = append(sameKeys, g.key)
+			sameDigests = append(sameDigests, g.digest)
+		}
+	}
+	same := map[string]bool{}
+	if len(sameKeys) > 0 {
+		rows, err := w.tx.Query(ctx, `
+			UPDATE records r SET seen_at = GREATEST(r.seen_at, $4), version = GREATEST(r.version, $5)
+			FROM unnest($2::text[], $3::bytea[]) AS d(key, digest)
+			CROSS JOIN LATERAL (`+probe(`r.ctid AS rid`, `1`, `d.key`, "")+`) t
+			WHERE r.ctid = t.rid AND r.digest = d.digest AND NOT r.deleted AND r.version <= $5
+			RETURNING r.key`,
+			w.cid, sameKeys, sameDigests, gen, version)
+		if err != nil {
+			return fmt.Errorf("mark users seen: %w", err)
+		}
+		marked, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			return fmt.Errorf("mark users seen: %w", err)
+		}
+		for _, k := range marked {
+			same[k] = true
+		}
+	}
+	var diffKeys []string
+	var digests [][]byte
+	for _, g := range groups {
+		if same[g.key] {
+			if have[g.key].seenAt < gen {
 				w.stats.unchanged += int64(len(g.records))
 			}
 			continue
@@ -124,7 +149,7 @@ func (w *wtx) applyUsers(ctx context.Context, recs []*pb.Record, version, gen in
 	// The rest keeps the page's order, so that events follow it.
 	diff := make([]*pb.Record, 0, len(recs))
 	for _, r := range recs {
-		if !skip[r.UserKey] {
+		if !same[r.UserKey] {
 			diff = append(diff, r)
 		}
 	}
@@ -140,22 +165,12 @@ func (w *wtx) applyUsers(ctx context.Context, recs []*pb.Record, version, gen in
 	if err != nil {
 		return err
 	}
-	diffKeys, digests = diffKeys[:0], digests[:0]
-	for k, d := range left {
-		diffKeys = append(diffKeys, k)
-		digests = append(digests, d)
-	}
-	if len(same) > 0 {
-		if _, err := w.tx.Exec(ctx, `
-			UPDATE records r SET seen_at = $3, version = GREATEST(r.version, $4)
-			FROM unnest($2::text[]) AS u(key)
-			CROSS JOIN LATERAL (`+probe(`r.ctid AS rid`, `1`, `u.key`, "")+`) t
-			WHERE r.ctid = t.rid AND (r.seen_at < $3 OR r.version < $4)`,
-			w.cid, same, gen, version); err != nil {
-			return fmt.Errorf("mark users seen: %w", err)
+	if len(left) > 0 {
+		diffKeys, digests = diffKeys[:0], digests[:0]
+		for k, d := range left {
+			diffKeys = append(diffKeys, k)
+			digests = append(digests, d)
 		}
-	}
-	if len(diffKeys) > 0 {
 		// A user whose row is newer than the page keeps its digest: the
 		// page did not shape it.
 		if _, err := w.tx.Exec(ctx, `
