@@ -201,7 +201,12 @@ func (c Consumer) handle(ctx context.Context, js jetstream.JetStream, msg jetstr
 		delivered = md.NumDelivered
 		streamSeq = md.Sequence.Stream
 	}
-	err := safeHandle(ctx, msg, h)
+	var err error
+	if data, derr := Decode(msg.Headers(), msg.Data()); derr != nil {
+		err = Permanent(derr)
+	} else {
+		err = safeHandle(ctx, decoded{Msg: msg, data: data}, h)
+	}
 	if c.Observer != nil {
 		c.Observer.Handled(c.Stream, err, time.Since(start))
 	}

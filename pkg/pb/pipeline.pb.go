@@ -806,7 +806,8 @@ type Record struct {
 	Key   string                 `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
 	// data is the record's canonical JSON (the CloudEvent data).
 	Data []byte `protobuf:"bytes,3,opt,name=data,proto3" json:"data,omitempty"`
-	// hash is the SHA-256 of data.
+	// hash is the SHA-256 of data. The normalizer leaves it empty (it would
+	// be a large, incompressible share of a batch); the writer computes it.
 	Hash []byte `protobuf:"bytes,4,opt,name=hash,proto3" json:"hash,omitempty"`
 	// user_key is the owning user's key (users, grants, attributes).
 	UserKey string `protobuf:"bytes,5,opt,name=user_key,json=userKey,proto3" json:"user_key,omitempty"`

@@ -19,6 +19,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/claritysecurity/zoom-connector/pkg/clarity"
+	"github.com/claritysecurity/zoom-connector/pkg/natsx"
 	"github.com/claritysecurity/zoom-connector/pkg/pb"
 	"github.com/claritysecurity/zoom-connector/pkg/zoom"
 )
@@ -78,6 +79,7 @@ func envelopeMsg(tenant, connector string, env *pb.Envelope, msgID string) (*nat
 	}
 	msg := nats.NewMsg(clarity.RawSubject(tenant, connector))
 	msg.Data = b
+	natsx.Compress(msg)
 	if msgID != "" {
 		msg.Header.Set(jetstream.MsgIDHeader, msgID)
 	}

@@ -2,7 +2,6 @@ package normalize
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"encoding/json"
 	"unicode/utf8"
 
@@ -57,7 +56,9 @@ func Canonical(v any) ([]byte, error) {
 }
 
 // NewRecord builds a record of any kind from its data value: Data is the
-// canonical JSON of v and Hash its SHA-256. The caller sets UserKey,
+// canonical JSON of v. Hash is left to the writer: 32 random bytes per
+// record are a large, incompressible share of a record batch. The caller
+// sets UserKey,
 // EntitlementKey and Email where the kind has them; the typed constructors
 // (UserRecord, EntitlementRecord, GrantRecord, AttributeRecord) do that and
 // cannot fail.
@@ -70,8 +71,7 @@ func NewRecord(kind pb.Kind, key string, v any) (*pb.Record, error) {
 }
 
 func newRecord(kind pb.Kind, key string, data []byte) *pb.Record {
-	h := sha256.Sum256(data)
-	return &pb.Record{Kind: kind, Key: key, Data: data, Hash: h[:]}
+	return &pb.Record{Kind: kind, Key: key, Data: data}
 }
 
 // UserRecord is the service_user record of u under key. Its Email is the

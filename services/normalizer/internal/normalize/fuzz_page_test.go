@@ -83,7 +83,7 @@ func listingIndex(l pb.Listing) uint8 { return uint8(slices.Index(fuzzListings, 
 // FuzzPage feeds Page arbitrary bodies for every listing: it must never
 // panic; an error always wraps ErrBadPage and comes without a batch; a batch
 // carries the page's run and reference, and records whose key is set, whose
-// data is JSON and whose hash is the SHA-256 of the data (checkRecords). The
+// data is JSON and which carry no hash (checkRecords). The
 // same page always gives the same batch.
 func FuzzPage(f *testing.F) {
 	for l, bodies := range simPages(f) {

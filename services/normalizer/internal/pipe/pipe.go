@@ -100,6 +100,7 @@ func (p *Pipe) forward(ctx context.Context, env *pb.Envelope, in jetstream.Msg) 
 	}
 	out := nats.NewMsg(clarity.RecordsSubject(env.Tenant, env.Connector))
 	out.Data = b
+	natsx.Compress(out)
 	if md, err := in.Metadata(); err == nil {
 		out.Header.Set(jetstream.MsgIDHeader, md.Stream+"/"+strconv.FormatUint(md.Sequence.Stream, 10))
 	}

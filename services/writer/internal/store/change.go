@@ -18,6 +18,7 @@ func (s *Store) ApplyChange(ctx context.Context, tenant, connector string, b *pb
 	if b.VersionMs <= 0 {
 		return fmt.Errorf("%w: change without a Zoom time", ErrBadBatch)
 	}
+	hashRecords(b.Records)
 	w, err := s.begin(ctx, tenant, connector, exclusive)
 	if err != nil {
 		return err
@@ -169,12 +170,8 @@ func (w *wtx) adminGrantsFor(ctx context.Context, emails []string, liveSince int
 	rows, err := w.tx.Query(ctx, `
 		SELECT DISTINCT g.group_id, u.key
 		FROM group_admins g
-		CROSS JOIN LATERAL (
-			-- OFFSET 0 keeps this a probe of the email index per admin (see probe).
-			SELECT u.key FROM records u
-			WHERE u.connector_id = g.connector_id AND u.email = g.email AND u.kind = 1 AND NOT u.deleted
-			  AND (u.seen_at >= $3 OR u.version >= $3)
-			OFFSET 0) u
+		JOIN records u ON u.connector_id = g.connector_id AND u.kind = 1 AND u.email = g.email AND NOT u.deleted
+		  AND (u.seen_at >= $3 OR u.version >= $3)
 		WHERE g.connector_id = $1 AND NOT g.deleted AND ($2::text[] IS NULL OR g.email = ANY($2::text[]))`,
 		w.cid, emails, liveSince)
 	if err != nil {

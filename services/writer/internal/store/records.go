@@ -30,8 +30,9 @@ type rkey struct {
 // upsert applies records observed at version (Zoom time, ms). seenAt, when
 // non-zero, is the run generation that saw them. Each record is created,
 // updated, left as it is (same hash: only its seen mark moves), or skipped
-// when the store already holds a newer state. The rows need no row locks:
-// every write transaction holds its connector's row lock (see begin).
+// when the store already holds a newer state. A shared transaction locks
+// the rows it reads (see forUpdate). Records of a user in w.fresh are not
+// looked up: nothing is stored for that user.
 func (w *wtx) upsert(ctx context.Context, recs []*pb.Record, version, seenAt int64) error {
 	if len(recs) == 0 {
 		return nil
@@ -51,7 +52,16 @@ func (w *wtx) upsert(ctx context.Context, recs []*pb.Record, version, seenAt int
 		idx[k] = len(uniq)
 		uniq = append(uniq, r)
 	}
-	kinds, keys := w.lockOrder(uniq)
+	lookup := uniq
+	if len(w.fresh) > 0 {
+		lookup = make([]*pb.Record, 0, len(uniq))
+		for _, r := range uniq {
+			if !w.fresh[r.UserKey] {
+				lookup = append(lookup, r)
+			}
+		}
+	}
+	kinds, keys := w.lockOrder(lookup)
 	rows, err := w.tx.Query(ctx, `
 		SELECT r.kind, r.key, r.hash, r.version, r.deleted, r.seen_at
 		FROM unnest($2::smallint[], $3::text[]) AS i(kind, key)
@@ -132,13 +142,15 @@ func (w *wtx) upsert(ctx context.Context, recs []*pb.Record, version, seenAt int
 // key, then locked by the clause lock (may be empty). Joining unnest to
 // records directly leaves the plan to the planner, which right after a bulk
 // load has no statistics and may scan every record of the connector for
-// each batch; a LATERAL subquery with LIMIT 1 is one index probe per key.
+// each batch; a LATERAL subquery is one index probe per key. OFFSET 0 keeps
+// the planner from folding it into a join; LIMIT 1 would too, but invites a
+// plan that walks some other index hoping for an early match.
 // A statement updating the rows it finds joins on their ctid: they cannot
 // move meanwhile, being locked by this transaction (shared) or written by
 // no other (exclusive).
 func probe(cols, kind, key, lock string) string {
 	return `SELECT ` + cols + ` FROM records r WHERE r.connector_id = $1 AND r.kind = ` + kind +
-		` AND r.key = ` + key + ` LIMIT 1` + lock
+		` AND r.key = ` + key + ` OFFSET 0` + lock
 }
 
 // lockOrder returns the kinds and keys of recs, sorted in a shared
@@ -201,7 +213,9 @@ func (w *wtx) deletedOwners(ctx context.Context, recs []*pb.Record, old map[rkey
 		if e, found := old[rkey{int16(r.Kind), r.Key}]; found && !e.deleted {
 			continue
 		}
-		add(pb.Kind_KIND_SERVICE_USER, r.UserKey)
+		if !w.fresh[r.UserKey] { // a fresh user has no tombstone either
+			add(pb.Kind_KIND_SERVICE_USER, r.UserKey)
+		}
 		add(pb.Kind_KIND_ENTITLEMENT, r.EntitlementKey)
 	}
 	if len(keys) == 0 {
@@ -324,33 +338,52 @@ func (w *wtx) touch(ctx context.Context, recs []*pb.Record, version, seenAt int6
 // connector id and further arguments), emitting a deleted event for each
 // with its last data. The rows stay as tombstones at version.
 func (w *wtx) tombstone(ctx context.Context, version int64, where string, args ...any) (int64, error) {
-	all := append([]any{w.cid, version}, args...)
-	rows, err := w.tx.Query(ctx, `
+	deleted, err := w.expire(ctx, `
 		UPDATE records r SET deleted = true, version = GREATEST(r.version, $2)
 		WHERE r.connector_id = $1 AND NOT r.deleted AND (`+where+`)
-		RETURNING r.kind, r.key, r.data::text, COALESCE(r.user_key, '')`, all...)
+		RETURNING `+goneColumns, append([]any{w.cid, version}, args...)...)
 	if err != nil {
-		return 0, fmt.Errorf("delete records: %w", err)
+		return 0, err
 	}
-	type gone struct {
-		kind            int16
-		key, data, user string
+	w.emitGone(deleted)
+	return int64(len(deleted)), nil
+}
+
+// gone is a record an UPDATE turned into a tombstone.
+type gone struct {
+	kind            int16
+	key, data, user string
+}
+
+// goneColumns is the RETURNING list of a statement run by expire.
+const goneColumns = `r.kind, r.key, r.data::text, COALESCE(r.user_key, '')`
+
+// expire runs an UPDATE that turns records into tombstones, RETURNING
+// goneColumns, and returns them; emitGone publishes them.
+func (w *wtx) expire(ctx context.Context, sql string, args ...any) ([]gone, error) {
+	rows, err := w.tx.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, fmt.Errorf("delete records: %w", err)
 	}
+	defer rows.Close()
 	var deleted []gone
 	for rows.Next() {
 		var g gone
 		if err := rows.Scan(&g.kind, &g.key, &g.data, &g.user); err != nil {
-			rows.Close()
-			return 0, fmt.Errorf("delete records: %w", err)
+			return nil, fmt.Errorf("delete records: %w", err)
 		}
 		deleted = append(deleted, g)
 	}
-	rows.Close()
 	if err := rows.Err(); err != nil {
-		return 0, fmt.Errorf("delete records: %w", err)
+		return nil, fmt.Errorf("delete records: %w", err)
 	}
-	// Dependents first: attributes and grants go before the users and
-	// entitlements they refer to, so no consumer sees a dangling grant.
+	return deleted, nil
+}
+
+// emitGone emits a deleted event for each record, dependents first:
+// attributes and grants go before the users and entitlements they refer
+// to, so no consumer sees a dangling grant.
+func (w *wtx) emitGone(deleted []gone) {
 	sort.Slice(deleted, func(i, j int) bool {
 		if deleted[i].kind != deleted[j].kind {
 			return deleted[i].kind > deleted[j].kind
@@ -362,5 +395,4 @@ func (w *wtx) tombstone(ctx context.Context, version int64, where string, args .
 		w.dirty(g.user)
 	}
 	w.stats.deleted += int64(len(deleted))
-	return int64(len(deleted)), nil
 }

@@ -6,6 +6,7 @@ package store
 
 import (
 	"context"
+	"crypto/sha256"
 	"embed"
 	"errors"
 	"fmt"
@@ -56,6 +57,16 @@ func New(pool *pgxpool.Pool, log zerolog.Logger, committed func()) *Store {
 		committed = func() {}
 	}
 	return &Store{pool: pool, log: log, committed: committed, now: time.Now}
+}
+
+// hashRecords sets the Hash of every record that arrived without one.
+func hashRecords(recs []*pb.Record) {
+	for _, r := range recs {
+		if len(r.Hash) == 0 {
+			h := sha256.Sum256(r.Data)
+			r.Hash = h[:]
+		}
+	}
 }
 
 // ErrBadBatch reports input no retry can apply.
@@ -115,6 +126,9 @@ type wtx struct {
 	// userDigests, while a users page is applied, holds the digest of each
 	// user it compares record by record; create takes out those it stores.
 	userDigests map[string][]byte
+	// fresh, while a users page is applied, holds its users of whom nothing
+	// is stored: their records need no lookup (see applyUsers).
+	fresh map[string]bool
 	// ended is the run this transaction ended, if any, for the log.
 	ended *endedRun
 }

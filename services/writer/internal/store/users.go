@@ -105,6 +105,36 @@ func (w *wtx) applyUsers(ctx context.Context, recs []*pb.Record, version, gen in
 		return fmt.Errorf("read users: %w", err)
 	}
 
+	// A user without a row may still have records (a webhook may have
+	// given a grant before the user was seen); one that has none at all,
+	// as every user of a first sync, has records that need no lookup.
+	var unknown []string
+	for _, g := range groups {
+		if _, ok := have[g.key]; !ok {
+			unknown = append(unknown, g.key)
+		}
+	}
+	fresh := map[string]bool{}
+	if len(unknown) > 0 {
+		// count(*), not EXISTS or LIMIT 1: the planner then probes the
+		// user_key index rather than walking the primary key hoping for an
+		// early match.
+		rows, err := w.tx.Query(ctx, `
+			SELECT u.key FROM unnest($2::text[]) AS u(key)
+			CROSS JOIN LATERAL (SELECT count(*) AS n FROM records r WHERE r.connector_id = $1 AND r.user_key = u.key) c
+			WHERE c.n = 0`, w.cid, unknown)
+		if err != nil {
+			return fmt.Errorf("find new users: %w", err)
+		}
+		keys, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			return fmt.Errorf("find new users: %w", err)
+		}
+		for _, k := range keys {
+			fresh[k] = true
+		}
+	}
+
 	var sameKeys []string
 	var sameDigests [][]byte
 	for _, g := range groups {
@@ -159,9 +189,10 @@ func (w *wtx) applyUsers(ctx context.Context, recs []*pb.Record, version, gen in
 	for i, k := range diffKeys {
 		w.userDigests[k] = digests[i]
 	}
+	w.fresh = fresh
 	err = w.upsert(ctx, diff, version, gen)
 	left := w.userDigests
-	w.userDigests = nil
+	w.userDigests, w.fresh = nil, nil
 	if err != nil {
 		return err
 	}

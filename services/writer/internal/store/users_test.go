@@ -92,3 +92,24 @@ func TestCompleteRunAfterFailedRun(t *testing.T) {
 	wantSet(t, done, ev("started", "sync r3"), "service_user_entitlement.deleted u1|"+g2, ev("completed", "sync r3"))
 	wantLive(t, pool, uk("u1"), gk("u1", g1))
 }
+
+// TestRecordsBeforeTheirUser: a webhook may store a grant and an attribute
+// of a user no page has listed yet. The user's first page then finds them:
+// what it gives again is unchanged, what it no longer gives goes at the
+// run's completion, and nothing is created twice.
+func TestRecordsBeforeTheirUser(t *testing.T) {
+	s, pool := newStore(t)
+	g1, g2 := clarity.GroupKey("g1"), clarity.GroupKey("g2")
+	applyChange(t, s, change(-5000, grant(t, "u1", g1), grant(t, "u1", g2), attr(t, "u1", "department", "Sales")))
+	take(t, pool)
+
+	evs := syncRun(t, s, pool, newRun("r1", 0), nil,
+		user(t, "u1", "alice@example.com", "Alice"), grant(t, "u1", g1), attr(t, "u1", "department", "Sales"),
+		user(t, "u2", "bob@example.com", "Bob"), grant(t, "u2", g1))
+	wantTypes(t, evs, "sync.started r1",
+		ev("created", uk("u1")),
+		ev("created", uk("u2")), ev("created", gk("u2", g1)),
+		ev("deleted", gk("u1", g2)),
+		"sync.completed r1")
+	wantLive(t, pool, ak("u1", "department"), gk("u1", g1), gk("u2", g1), uk("u1"), uk("u2"))
+}
