@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"strconv"
 	"time"
-	"unicode/utf8"
 )
 
 // ContentType is the Content-Type header of every change event.
@@ -87,25 +86,25 @@ type Trigger struct {
 // is), without reflection: the relay encodes every change this way.
 func (e *Event) AppendJSON(b []byte) []byte {
 	b = append(b, `{"specversion":`...)
-	b = appendString(b, e.SpecVersion)
+	b = AppendJSONString(b, e.SpecVersion, true)
 	b = append(b, `,"id":`...)
-	b = appendString(b, e.ID)
+	b = AppendJSONString(b, e.ID, true)
 	b = append(b, `,"source":`...)
-	b = appendString(b, e.Source)
+	b = AppendJSONString(b, e.Source, true)
 	b = append(b, `,"type":`...)
-	b = appendString(b, e.Type)
+	b = AppendJSONString(b, e.Type, true)
 	b = append(b, `,"subject":`...)
-	b = appendString(b, e.Subject)
+	b = AppendJSONString(b, e.Subject, true)
 	b = append(b, `,"time":"`...)
 	b = e.Time.AppendFormat(b, time.RFC3339Nano)
 	b = append(b, `","datacontenttype":`...)
-	b = appendString(b, e.DataContentType)
+	b = AppendJSONString(b, e.DataContentType, true)
 	b = append(b, `,"tenant":`...)
-	b = appendString(b, e.Tenant)
+	b = AppendJSONString(b, e.Tenant, true)
 	b = append(b, `,"connector":`...)
-	b = appendString(b, e.Connector)
+	b = AppendJSONString(b, e.Connector, true)
 	b = append(b, `,"sequence":`...)
-	b = appendString(b, e.Sequence)
+	b = AppendJSONString(b, e.Sequence, true)
 	b = append(b, `,"data":`...)
 	if len(e.Data) == 0 {
 		b = append(b, "null"...)
@@ -113,59 +112,4 @@ func (e *Event) AppendJSON(b []byte) []byte {
 		b = append(b, e.Data...)
 	}
 	return append(b, '}')
-}
-
-const hexDigits = "0123456789abcdef"
-
-// appendString appends s as a JSON string with encoding/json's escaping
-// (HTML-safe, invalid UTF-8 replaced, U+2028 and U+2029 escaped).
-func appendString(b []byte, s string) []byte {
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		if c := s[i]; c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				b = append(b, '\\', c)
-			case '\b':
-				b = append(b, '\\', 'b')
-			case '\f':
-				b = append(b, '\\', 'f')
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-			i += size
-			start = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' {
-			b = append(b, s[start:i]...)
-			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
 }

@@ -209,18 +209,13 @@ func retry(ctx context.Context, fn func() error) error {
 		if err = fn(); err == nil || !retryable(err) || ctx.Err() != nil {
 			return err
 		}
-		sleep(ctx, time.Duration(i+1)*10*time.Millisecond)
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(time.Duration(i+1) * 10 * time.Millisecond):
+		}
 	}
 	return err
-}
-
-func sleep(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
 }
 
 func (w *wtx) emit(kind, op, subject string, data []byte) {

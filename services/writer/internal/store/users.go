@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"sort"
+	"strconv"
 
 	"github.com/jackc/pgx/v5"
 
@@ -53,9 +54,14 @@ func digest(recs []*pb.Record) []byte {
 		return sorted[i].Key < sorted[j].Key
 	})
 	h := sha256.New()
+	var buf []byte
 	for _, r := range sorted {
-		fmt.Fprintf(h, "%d\x00%s\x00", r.Kind, r.Key)
-		h.Write(r.Hash)
+		buf = strconv.AppendInt(buf[:0], int64(r.Kind), 10)
+		buf = append(buf, 0)
+		buf = append(buf, r.Key...)
+		buf = append(buf, 0)
+		buf = append(buf, r.Hash...)
+		h.Write(buf)
 	}
 	return h.Sum(nil)
 }
