@@ -76,7 +76,7 @@ start)
 	port=$(free_port)
 	# Settings for a throwaway cluster: durability is not wanted, speed is.
 	as_owner "$pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 30 \
-		-o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300 -c shared_buffers=256MB" \
+		-o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300 -c shared_buffers=1GB" \
 		start >&2 || { cat "$dir/server.log" >&2; exit 1; }
 	echo "$port" >"$dir/port"
 	echo "postgres://postgres@127.0.0.1:$port/postgres?sslmode=disable"

@@ -201,6 +201,18 @@ func (s *Store) applyPage(ctx context.Context, tenant, connector string, b *pb.R
 		w.cid, b.Run.RunId, int16(b.Ref.Listing), passKey(b.Ref.ListingKey, b.Ref.Pass), b.Ref.Page); err != nil {
 		return false, fmt.Errorf("record page: %w", err)
 	}
+	if w.stats == (stats{}) && len(w.changes) == 0 {
+		// Nothing to count or publish (a group's admins, say): the run only
+		// learns that it is alive, at most once a second, without waiting
+		// for the sequence lock.
+		if _, err := w.tx.Exec(ctx, `
+			UPDATE runs SET progress_at = now()
+			WHERE connector_id = $1 AND run_id = $2 AND progress_at < now() - interval '1 second'`,
+			w.cid, b.Run.RunId); err != nil {
+			return false, fmt.Errorf("record progress: %w", err)
+		}
+		return r.fetched, s.commit(ctx, w)
+	}
 	// The run's counters are shared by every page: updated under the
 	// sequence lock, at the very end.
 	w.final = func(ctx context.Context) error {
@@ -432,11 +444,51 @@ func (w *wtx) finalize(ctx context.Context, runID string, r runRow) (bool, error
 // arrays of keys was quadratic under some plans.)
 func (w *wtx) expireUnseen(ctx context.Context, gen, prev int64) error {
 	const set = `UPDATE records r SET deleted = true, version = GREATEST(r.version, $2)`
-	owners, err := w.expire(ctx, set+`
-		WHERE r.connector_id = $1 AND r.kind IN (1, 2) AND NOT r.deleted AND r.seen_at < $2 AND r.version < $2
-		RETURNING `+goneColumns, w.cid, gen)
+	// One pass over the users and entitlements finds both those going and
+	// the users compared record by record since the last completed run.
+	rows, err := w.tx.Query(ctx, `
+		SELECT r.kind, r.key, r.diffed_at, NOT r.deleted AND r.seen_at < $2 AND r.version < $2
+		FROM records r
+		WHERE r.connector_id = $1 AND r.kind IN (1, 2)
+		  AND ((NOT r.deleted AND r.seen_at < $2 AND r.version < $2) OR (r.kind = 1 AND r.diffed_at > $3))`,
+		w.cid, gen, prev)
 	if err != nil {
-		return err
+		return fmt.Errorf("find unseen records: %w", err)
+	}
+	var goingKinds []int16
+	var goingKeys, diffed []string
+	var diffedAt []int64
+	for rows.Next() {
+		var kind int16
+		var key string
+		var at int64
+		var going bool
+		if err := rows.Scan(&kind, &key, &at, &going); err != nil {
+			rows.Close()
+			return fmt.Errorf("find unseen records: %w", err)
+		}
+		if going {
+			goingKinds = append(goingKinds, kind)
+			goingKeys = append(goingKeys, key)
+		}
+		if kind == int16(pb.Kind_KIND_SERVICE_USER) && at > prev {
+			diffed = append(diffed, key)
+			diffedAt = append(diffedAt, at)
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("find unseen records: %w", err)
+	}
+	var owners []gone
+	if len(goingKeys) > 0 {
+		if owners, err = w.expire(ctx, set+`
+			FROM unnest($3::smallint[], $4::text[]) AS i(kind, key)
+			CROSS JOIN LATERAL (`+probe(`r.ctid AS rid`, `i.kind`, `i.key`, "")+`) t
+			WHERE r.ctid = t.rid
+			RETURNING `+goneColumns, w.cid, gen, goingKinds, goingKeys); err != nil {
+			return err
+		}
 	}
 	var users, ents []string
 	for _, g := range owners {
@@ -446,57 +498,63 @@ func (w *wtx) expireUnseen(ctx context.Context, gen, prev int64) error {
 			ents = append(ents, g.key)
 		}
 	}
-	// Every group-admin grant derives from a group_admins row.
+	// Every group-admin grant derives from a group_admins row: one probe of
+	// the ent_key index per group.
 	admins, err := w.expire(ctx, set+`
 		FROM (SELECT DISTINCT 'group_admin:' || g.group_id AS key FROM group_admins g WHERE g.connector_id = $1) e
-		WHERE r.connector_id = $1 AND r.kind = 3 AND r.ent_key = e.key AND NOT r.deleted
-		  AND r.seen_at < $2 AND r.version < $2
+		CROSS JOIN LATERAL (
+			SELECT d.ctid AS rid FROM records d
+			WHERE d.connector_id = $1 AND d.ent_key = e.key AND d.kind = 3 AND NOT d.deleted
+			  AND d.seen_at < $2 AND d.version < $2
+			OFFSET 0) t
+		WHERE r.ctid = t.rid
 		RETURNING `+goneColumns, w.cid, gen)
 	if err != nil {
 		return err
 	}
-	stale, err := w.expire(ctx, set+`
-		FROM records u
-		WHERE u.connector_id = $1 AND u.kind = 1 AND u.diffed_at > $3
-		  AND r.connector_id = $1 AND r.user_key = u.key AND r.kind IN (3, 4) AND NOT r.deleted
-		  AND r.version < $2 AND r.seen_at < u.diffed_at AND COALESCE(r.ent_key, '') NOT LIKE 'group_admin:%'
-		RETURNING `+goneColumns, w.cid, gen, prev)
-	if err != nil {
-		return err
-	}
-	var orphans []gone
-	if len(users)+len(ents) > 0 {
-		orphans, err = w.expire(ctx, set+`
-			FROM (SELECT k FROM unnest($3::text[]) AS k) u
-			WHERE r.connector_id = $1 AND r.user_key = u.k AND r.kind IN (3, 4) AND NOT r.deleted
-			RETURNING `+goneColumns, w.cid, gen, users)
-		if err != nil {
+	var stale []gone
+	if len(diffed) > 0 {
+		if stale, err = w.expire(ctx, set+`
+			FROM unnest($3::text[], $4::bigint[]) AS u(key, diffed_at)
+			WHERE r.connector_id = $1 AND r.user_key = u.key AND r.kind IN (3, 4) AND NOT r.deleted
+			  AND r.version < $2 AND r.seen_at < u.diffed_at AND COALESCE(r.ent_key, '') NOT LIKE 'group_admin:%'
+			RETURNING `+goneColumns, w.cid, gen, diffed, diffedAt); err != nil {
 			return err
 		}
+	}
+	var orphans []gone
+	if len(users) > 0 {
+		if orphans, err = w.expire(ctx, set+`
+			FROM unnest($3::text[]) AS u(key)
+			WHERE r.connector_id = $1 AND r.user_key = u.key AND r.kind IN (3, 4) AND NOT r.deleted
+			RETURNING `+goneColumns, w.cid, gen, users); err != nil {
+			return err
+		}
+	}
+	if len(ents) > 0 {
 		more, err := w.expire(ctx, set+`
-			FROM (SELECT k FROM unnest($3::text[]) AS k) e
-			WHERE r.connector_id = $1 AND r.ent_key = e.k AND r.kind IN (3, 4) AND NOT r.deleted
+			FROM unnest($3::text[]) AS e(key)
+			WHERE r.connector_id = $1 AND r.ent_key = e.key AND r.kind IN (3, 4) AND NOT r.deleted
 			RETURNING `+goneColumns, w.cid, gen, ents)
 		if err != nil {
 			return err
 		}
 		orphans = append(orphans, more...)
 	}
-	all := slices.Concat(owners, admins, stale, orphans)
-	w.emitGone(all)
+	w.emitGone(slices.Concat(owners, admins, stale, orphans))
 	return nil
 }
 
 // analyzeIfStale refreshes the planner's statistics of the records table
-// when a tenth of it changed since they were taken, the threshold at which
-// autovacuum would soon do the same. The queries that complete a run join
+// when a fifth of it changed since they were taken (a no-op resync, which
+// marks every user as seen, changes about a ninth). The queries that complete a run join
 // records with itself and with group_admins; right after the bulk load of a
 // first sync, without statistics, the planner may choose to scan every user
 // for each admin.
 func (w *wtx) analyzeIfStale(ctx context.Context) error {
 	var stale bool
 	err := w.tx.QueryRow(ctx, `
-		SELECT s.n_mod_since_analyze > 0.1 * greatest(c.reltuples, 1000)
+		SELECT s.n_mod_since_analyze > 0.2 * greatest(c.reltuples, 1000)
 		FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid
 		WHERE s.relid = 'records'::regclass`).Scan(&stale)
 	if errors.Is(err, pgx.ErrNoRows) {

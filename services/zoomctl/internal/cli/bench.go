@@ -37,12 +37,56 @@ type BenchResult struct {
 	WebhookP50Millis float64          `json:"webhook_latency_p50_ms"`
 	WebhookP99Millis float64          `json:"webhook_latency_p99_ms"`
 	PeakRSSMiB       map[string]int64 `json:"peak_rss_mib"`
+	// Repeats is how many times the size was measured; the timings above
+	// are the medians, the peak RSS the highest, and Runs holds each.
+	Repeats int           `json:"repeats"`
+	Runs    []BenchResult `json:"runs,omitempty"`
+}
+
+// median combines repeated measurements of one size: the median of every
+// timing (shared machines are noisy), the highest peak RSS.
+func median(runs []BenchResult) BenchResult {
+	if len(runs) == 1 {
+		r := runs[0]
+		r.Repeats = 1
+		return r
+	}
+	mid := func(f func(BenchResult) float64) float64 {
+		v := make([]float64, len(runs))
+		for i, r := range runs {
+			v[i] = f(r)
+		}
+		sort.Float64s(v)
+		if n := len(v); n%2 == 0 {
+			return (v[n/2-1] + v[n/2]) / 2
+		}
+		return v[len(v)/2]
+	}
+	out := runs[0]
+	out.Runs = runs
+	out.Repeats = len(runs)
+	out.FullSyncSeconds = mid(func(r BenchResult) float64 { return r.FullSyncSeconds })
+	out.RecordsPerSecond = float64(out.Records) / out.FullSyncSeconds
+	out.ResyncSeconds = mid(func(r BenchResult) float64 { return r.ResyncSeconds })
+	out.CopySeconds = mid(func(r BenchResult) float64 { return r.CopySeconds })
+	out.FloorRatio = out.FullSyncSeconds / out.CopySeconds
+	out.WebhookP50Millis = mid(func(r BenchResult) float64 { return r.WebhookP50Millis })
+	out.WebhookP99Millis = mid(func(r BenchResult) float64 { return r.WebhookP99Millis })
+	out.PeakRSSMiB = map[string]int64{}
+	for _, r := range runs {
+		out.ResyncChanges = max(out.ResyncChanges, r.ResyncChanges)
+		for name, mib := range r.PeakRSSMiB {
+			out.PeakRSSMiB[name] = max(out.PeakRSSMiB[name], mib)
+		}
+	}
+	return out
 }
 
 func runBench(ctx context.Context, args []string, out, errw io.Writer) int {
 	fs, _, _ := flags("bench", errw)
 	sizes := fs.String("users", "10000,100000", "comma-separated organisation sizes")
 	webhooks := fs.Int("webhooks", 300, "webhook events for the latency figure")
+	repeat := fs.Int("repeat", 1, "measurements of each size; the table shows their medians")
 	jsonPath := fs.String("json", "bench-results/bench.json", "where to write the figures as JSON")
 	binDir := fs.String("bin", "", "directory of the service binaries (default: zoomctl's own)")
 	if code, ok := parse(fs, args); !ok {
@@ -73,11 +117,18 @@ func runBench(ctx context.Context, args []string, out, errw io.Writer) int {
 			return fail(errw, ExitUsage, "bench: bad size %q", f)
 		}
 		fmt.Fprintf(errw, "bench: %d users…\n", n)
-		r, err := benchOne(ctx, n, *webhooks, *binDir, dbURL, errw)
-		if err != nil {
-			return fail(errw, ExitError, "bench %d users: %v", n, err)
+		var runs []BenchResult
+		for i := range max(1, *repeat) {
+			if *repeat > 1 {
+				fmt.Fprintf(errw, "  run %d of %d\n", i+1, *repeat)
+			}
+			r, err := benchOne(ctx, n, *webhooks, *binDir, dbURL, errw)
+			if err != nil {
+				return fail(errw, ExitError, "bench %d users: %v", n, err)
+			}
+			runs = append(runs, r)
 		}
-		results = append(results, r)
+		results = append(results, median(runs))
 	}
 	printBench(out, results)
 	if *jsonPath != "" {
@@ -106,9 +157,11 @@ func benchOne(ctx context.Context, users, webhooks int, binDir, dbURL string, er
 		defer pg.Stop() //nolint:errcheck
 		dbURL = pg.URL
 	} else {
-		if dbURL, err = freshDatabase(ctx, dbURL); err != nil {
+		var drop func()
+		if dbURL, drop, err = freshDatabase(ctx, dbURL); err != nil {
 			return r, err
 		}
+		defer drop() // runs after s.Close below: deferred calls run last first
 	}
 	org := zoomtest.Generate(int64(users), zoomtest.Size{Users: users, Groups: max(1, users/50), Roles: 20})
 	s, err := devstack.Start(ctx, devstack.Config{BinDir: binDir, DatabaseURL: dbURL, Dir: dir, Org: org,
@@ -209,19 +262,28 @@ func benchOne(ctx context.Context, users, webhooks int, binDir, dbURL string, er
 	return r, nil
 }
 
-// freshDatabase creates a new database next to the one dbURL names.
-func freshDatabase(ctx context.Context, dbURL string) (string, error) {
+// freshDatabase creates a new database next to the one dbURL names, and
+// returns its URL and a function that drops it.
+func freshDatabase(ctx context.Context, dbURL string) (string, func(), error) {
 	conn, err := pgx.Connect(ctx, dbURL)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	defer conn.Close(ctx)
 	name := fmt.Sprintf("bench_%d", time.Now().UnixNano())
 	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
-		return "", err
+		return "", nil, err
 	}
 	cfg := conn.Config()
-	return fmt.Sprintf("postgres://%s@%s:%d/%s?sslmode=disable", cfg.User, cfg.Host, cfg.Port, name), nil
+	drop := func() {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		if c, err := pgx.Connect(ctx, dbURL); err == nil {
+			_, _ = c.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
+			_ = c.Close(ctx)
+		}
+	}
+	return fmt.Sprintf("postgres://%s@%s:%d/%s?sslmode=disable", cfg.User, cfg.Host, cfg.Port, name), drop, nil
 }
 
 // copyFloor writes n rows shaped like the records table with one COPY into
@@ -314,7 +376,9 @@ func printBench(out io.Writer, rs []BenchResult) {
 		}
 		fmt.Fprintln(out)
 	}
-	row("figure", func(r BenchResult) string { return fmt.Sprintf("%d users", r.Users) })
+	row("figure (median of the runs)", func(r BenchResult) string {
+		return fmt.Sprintf("%d users, %d run%s", r.Users, r.Repeats, map[bool]string{true: "s"}[r.Repeats > 1])
+	})
 	fmt.Fprintf(out, "|%s|%s\n", strings.Repeat("-", 46), strings.Repeat(strings.Repeat("-", 20)+"|", len(rs)))
 	row("records", func(r BenchResult) string { return strconv.Itoa(r.Records) })
 	row("full sync (s)", func(r BenchResult) string { return fmt.Sprintf("%.2f", r.FullSyncSeconds) })

@@ -63,7 +63,7 @@ func StartPostgres(dir string) (*Postgres, error) {
 }
 
 func (p *Postgres) start() error {
-	opts := "-p " + strconv.Itoa(p.port) + " -k " + p.dir + " -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c max_connections=200"
+	opts := "-p " + strconv.Itoa(p.port) + " -k " + p.dir + " -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200 -c shared_buffers=1GB"
 	if out, err := asOwner(p.pgCtl, "-D", filepath.Join(p.dir, "data"), "-l", filepath.Join(p.dir, "server.log"), "-w", "-t", "30", "-o", opts, "start").CombinedOutput(); err != nil {
 		return fmt.Errorf("pg_ctl start: %v: %s", err, lastLines(out))
 	}
