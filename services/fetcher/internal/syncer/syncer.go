@@ -168,8 +168,39 @@ func (s *Syncer) Fetch(ctx context.Context, tenant, connector string, run *pb.Ru
 	for _, u := range userListings {
 		spawn(func() error { return walk(zoom.UsersListing(u.status), u.listing, "", nil) })
 	}
+	// A group's admins are listed as soon as its page arrives, by a fixed
+	// set of workers: a goroutine per group waiting for a slot would cost
+	// memory in proportion to the account.
+	groups := &idQueue{ready: make(chan struct{}, 1)}
+	for range s.concurrency {
+		g.Go(func() error {
+			for {
+				id, ok, err := groups.pop(gctx)
+				if err != nil || !ok {
+					return err
+				}
+				select {
+				case sem <- struct{}{}:
+				case <-gctx.Done():
+					return gctx.Err()
+				}
+				err = walk(zoom.GroupAdminsListing(id), pb.Listing_LISTING_GROUP_ADMINS, id, nil)
+				<-sem
+				if groupGone(err) {
+					// Deleted since the groups page was read: it has no
+					// admins, and the run does not expect its listing.
+					s.log.Info().Str("group_id", id).Msg("group deleted during the sync; its admins are skipped")
+					err = nil
+				}
+				if err != nil {
+					return err
+				}
+			}
+		})
+	}
 	seen := map[string]bool{}
 	spawn(func() error {
+		defer groups.close()
 		return walk(zoom.GroupsListing(), pb.Listing_LISTING_GROUPS, "", func(p zoom.RawPage) error {
 			var list struct {
 				Groups []struct {
@@ -185,16 +216,7 @@ func (s *Syncer) Fetch(ctx context.Context, tenant, connector string, run *pb.Ru
 					continue
 				}
 				seen[gr.ID] = true
-				spawn(func() error {
-					err := walk(zoom.GroupAdminsListing(gr.ID), pb.Listing_LISTING_GROUP_ADMINS, gr.ID, nil)
-					if groupGone(err) {
-						// Deleted since the groups page was read: it has no
-						// admins, and the run does not expect its listing.
-						s.log.Info().Str("group_id", gr.ID).Msg("group deleted during the sync; its admins are skipped")
-						return nil
-					}
-					return err
-				})
+				groups.push(gr.ID)
 			}
 			return nil
 		})
@@ -206,6 +228,63 @@ func (s *Syncer) Fetch(ctx context.Context, tenant, connector string, run *pb.Ru
 		return Result{APIRequests: z.Requests().Total - before}, err
 	}
 	return Result{Listings: counts, APIRequests: z.Requests().Total - before}, nil
+}
+
+// idQueue is an unbounded queue of ids with one producer, closed when the
+// producer is done.
+type idQueue struct {
+	mu     sync.Mutex
+	ids    []string
+	closed bool
+	ready  chan struct{} // signalled when ids or closed change
+}
+
+func (q *idQueue) push(id string) {
+	q.mu.Lock()
+	q.ids = append(q.ids, id)
+	q.mu.Unlock()
+	q.signal()
+}
+
+func (q *idQueue) close() {
+	q.mu.Lock()
+	q.closed = true
+	q.mu.Unlock()
+	q.signal()
+}
+
+func (q *idQueue) signal() {
+	select {
+	case q.ready <- struct{}{}:
+	default:
+	}
+}
+
+// pop returns the next id, or ok false once the queue is closed and empty.
+func (q *idQueue) pop(ctx context.Context) (id string, ok bool, err error) {
+	for {
+		q.mu.Lock()
+		if len(q.ids) > 0 {
+			id, q.ids = q.ids[0], q.ids[1:]
+			more := len(q.ids) > 0 || q.closed
+			q.mu.Unlock()
+			if more {
+				q.signal() // wake another worker
+			}
+			return id, true, nil
+		}
+		closed := q.closed
+		q.mu.Unlock()
+		if closed {
+			q.signal()
+			return "", false, nil
+		}
+		select {
+		case <-q.ready:
+		case <-ctx.Done():
+			return "", false, ctx.Err()
+		}
+	}
 }
 
 // groupGone reports Zoom's answer for a group that no longer exists: 404

@@ -1,7 +1,6 @@
 package store
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"fmt"
@@ -72,39 +71,57 @@ func digest(recs []*pb.Record) []byte {
 // the row remembers the new digest and that this run compared it, so that the
 // run's completion deletes the grants and attributes the page no longer gave.
 //
-// The users are read without a lock: marking an unchanged user as seen
-// checks the digest again in the same statement, and a user whose row
-// changed meanwhile is compared record by record (under the locks upsert
-// takes) instead. A no-op resync thus writes each user row once.
+// One statement reads the users, without a lock, and marks the unchanged
+// ones as seen; a user whose row another transaction changed meanwhile is
+// compared record by record (under the locks upsert takes) instead. A no-op
+// resync thus reads and writes each user row once.
 func (w *wtx) applyUsers(ctx context.Context, recs []*pb.Record, version, gen int64) error {
 	groups := groupByUser(recs)
 	keys := make([]string, len(groups))
+	pageDigests := make([][]byte, len(groups))
 	for i, g := range groups {
-		keys[i] = g.key
+		keys[i], pageDigests[i] = g.key, g.digest
 	}
 	type stored struct {
-		digest  []byte
 		version int64
 		seenAt  int64
 		deleted bool
 	}
 	have := make(map[string]stored, len(groups))
+	same := map[string]bool{}
+	// One statement reads the page's users and marks as seen those whose
+	// stored digest is the page's. It joins the rows it marks on the ctid it
+	// read: a row another transaction changed meanwhile no longer joins, is
+	// not marked, and is compared record by record below.
 	rows, err := w.tx.Query(ctx, `
-		SELECT r.key, r.digest, r.version, r.seen_at, r.deleted
-		FROM unnest($2::text[]) AS u(key)
-		CROSS JOIN LATERAL (`+probe(`r.key, r.digest, r.version, r.seen_at, r.deleted`, `1`, `u.key`, "")+`) r`,
-		w.cid, keys)
+		WITH old AS (
+			SELECT d.key, d.digest AS page_digest, r.rid, r.digest, r.version, r.seen_at, r.deleted
+			FROM unnest($2::text[], $3::bytea[]) AS d(key, digest)
+			CROSS JOIN LATERAL (`+probe(`r.ctid AS rid, r.digest, r.version, r.seen_at, r.deleted`, `1`, `d.key`, "")+`) r
+		), marked AS (
+			UPDATE records r SET seen_at = GREATEST(r.seen_at, $4), version = GREATEST(r.version, $5)
+			FROM old
+			WHERE r.ctid = old.rid AND old.digest = old.page_digest AND NOT old.deleted AND old.version <= $5
+			RETURNING r.key
+		)
+		SELECT old.key, old.version, old.seen_at, old.deleted, marked.key IS NOT NULL
+		FROM old LEFT JOIN marked ON marked.key = old.key`,
+		w.cid, keys, pageDigests, gen, version)
 	if err != nil {
 		return fmt.Errorf("read users: %w", err)
 	}
 	for rows.Next() {
 		var k string
 		var s stored
-		if err := rows.Scan(&k, &s.digest, &s.version, &s.seenAt, &s.deleted); err != nil {
+		var marked bool
+		if err := rows.Scan(&k, &s.version, &s.seenAt, &s.deleted, &marked); err != nil {
 			rows.Close()
 			return fmt.Errorf("read users: %w", err)
 		}
 		have[k] = s
+		if marked {
+			same[k] = true
+		}
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
@@ -141,35 +158,6 @@ func (w *wtx) applyUsers(ctx context.Context, recs []*pb.Record, version, gen in
 		}
 	}
 
-	var sameKeys []string
-	var sameDigests [][]byte
-	for _, g := range groups {
-		s, ok := have[g.key]
-		if ok && !s.deleted && s.version <= version && bytes.Equal(s.digest, g.digest) {
-			sameKeys = append(sameKeys, g.key)
-			sameDigests = append(sameDigests, g.digest)
-		}
-	}
-	same := map[string]bool{}
-	if len(sameKeys) > 0 {
-		rows, err := w.tx.Query(ctx, `
-			UPDATE records r SET seen_at = GREATEST(r.seen_at, $4), version = GREATEST(r.version, $5)
-			FROM unnest($2::text[], $3::bytea[]) AS d(key, digest)
-			CROSS JOIN LATERAL (`+probe(`r.ctid AS rid`, `1`, `d.key`, "")+`) t
-			WHERE r.ctid = t.rid AND r.digest = d.digest AND NOT r.deleted AND r.version <= $5
-			RETURNING r.key`,
-			w.cid, sameKeys, sameDigests, gen, version)
-		if err != nil {
-			return fmt.Errorf("mark users seen: %w", err)
-		}
-		marked, err := pgx.CollectRows(rows, pgx.RowTo[string])
-		if err != nil {
-			return fmt.Errorf("mark users seen: %w", err)
-		}
-		for _, k := range marked {
-			same[k] = true
-		}
-	}
 	var diffKeys []string
 	var digests [][]byte
 	for _, g := range groups {
