@@ -15,12 +15,13 @@ import (
 )
 
 // Connect dials NATS and keeps reconnecting for as long as the process
-// lives: a restart of the NATS server must not stop a service.
-func Connect(ctx context.Context, url, name string, log zerolog.Logger) (*nats.Conn, jetstream.JetStream, error) {
-	nc, err := nats.Connect(url,
+// lives: a restart of the NATS server must not stop a service. opts come
+// after the defaults and may override them.
+func Connect(ctx context.Context, url, name string, log zerolog.Logger, opts ...nats.Option) (*nats.Conn, jetstream.JetStream, error) {
+	nc, err := nats.Connect(url, append([]nats.Option{
 		nats.Name(name),
 		nats.MaxReconnects(-1),
-		nats.ReconnectWait(250*time.Millisecond),
+		nats.ReconnectWait(250 * time.Millisecond),
 		nats.RetryOnFailedConnect(true),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil {
@@ -37,7 +38,7 @@ func Connect(ctx context.Context, url, name string, log zerolog.Logger) (*nats.C
 			}
 			ev.Msg("nats error")
 		}),
-	)
+	}, opts...)...)
 	if err != nil {
 		return nil, nil, fmt.Errorf("connect to nats: %w", err)
 	}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
@@ -44,16 +45,30 @@ func run(ctx context.Context) error {
 		return err
 	}
 	defer nc.Drain() //nolint:errcheck
+	// The relay publishes on a connection of its own that never buffers
+	// publications while reconnecting: a buffered event, flushed after a
+	// reconnection, would reach the stream ahead of events lost with the
+	// old connection (see relay.Relay.connector).
+	rnc, rjs, err := natsx.Connect(ctx, cfg.NATSURL, "writer-relay", log, nats.ReconnectBufSize(-1))
+	if err != nil {
+		return err
+	}
+	defer rnc.Drain() //nolint:errcheck
 
 	reg := service.NewRegistry()
 	metrics := newMetrics(reg)
-	rel := relay.New(pool, js, log, cfg.RelayBatch, cfg.RelayInterval, metrics)
+	rel := relay.New(pool, rjs, log, cfg.RelayBatch, cfg.RelayInterval, metrics)
 	st := store.New(pool, log, rel.Wake)
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		return service.Serve(gctx, cfg.HTTPAddr, service.OpsMux(reg, map[string]service.Check{
-			"nats":     func(context.Context) error { return natsx.Ready(nc) },
+			"nats": func(context.Context) error {
+				if err := natsx.Ready(nc); err != nil {
+					return err
+				}
+				return natsx.Ready(rnc)
+			},
 			"postgres": st.Ping,
 		}))
 	})

@@ -8,6 +8,7 @@ package relay
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -164,7 +165,14 @@ func (r *Relay) connector(ctx context.Context, id int64) (int, error) {
 	if err != nil || len(list) == 0 {
 		return 0, err
 	}
-	p := publisher{js: r.js}
+	// Publications are asynchronous: should the connection drop, those on
+	// the wire may be lost while later ones, sent after a reconnection,
+	// would be stored, out of sequence order. So the round stops at the
+	// first sign of a lost connection (its publications fail at once: the
+	// connection buffers none while reconnecting) and the next round
+	// publishes again from its first row; JetStream drops what it has.
+	p := publisher{js: r.js, nc: r.js.Conn()}
+	p.reconnects = p.nc.Stats().Reconnects
 	total := 0
 	type key struct{ kind, op string }
 	counts := map[key]int{}
@@ -253,13 +261,22 @@ func (r *Relay) read(ctx context.Context, tx pgx.Tx, id int64) ([]batchRow, erro
 }
 
 // publisher publishes asynchronously with at most maxPending messages
-// awaiting their acknowledgement.
+// awaiting their acknowledgement, on one connection that must not drop
+// meanwhile.
 type publisher struct {
-	js      jetstream.JetStream
-	pending []jetstream.PubAckFuture
+	js         jetstream.JetStream
+	nc         *nats.Conn
+	reconnects uint64
+	pending    []jetstream.PubAckFuture
 }
 
+// errConnectionLost stops a round whose connection dropped.
+var errConnectionLost = errors.New("relay: NATS connection lost during the round")
+
 func (p *publisher) publish(ctx context.Context, msg *nats.Msg) error {
+	if !p.nc.IsConnected() || p.nc.Stats().Reconnects != p.reconnects {
+		return errConnectionLost
+	}
 	if len(p.pending) >= maxPending {
 		if err := p.wait(ctx); err != nil {
 			return err
