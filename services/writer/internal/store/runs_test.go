@@ -770,3 +770,17 @@ func TestConcurrentOverlappingPagesCompleteTheRun(t *testing.T) {
 		t.Errorf("got u0's department %s, want the newest page's (%s)", got, want)
 	}
 }
+
+// A connector row without its sequence row (made by hand, say) gets one
+// at its first change, and its events are numbered from 1.
+func TestConnectorWithoutSequenceRow(t *testing.T) {
+	t.Parallel()
+	s, pool := newStore(t)
+	if _, err := pool.Exec(context.Background(), `INSERT INTO connectors (tenant, connector) VALUES ($1, $2)`, tenant, connector); err != nil {
+		t.Fatal(err)
+	}
+	applyChange(t, s, change(0, user(t, "u1", "alice@example.com", "Alice")))
+	evs := take(t, pool)
+	wantTypes(t, evs, ev("created", uk("u1")))
+	wantSeqs(t, evs, 1)
+}

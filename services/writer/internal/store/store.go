@@ -233,7 +233,18 @@ func (s *Store) commit(ctx context.Context, w *wtx) error {
 	// From here to commit no other transaction of the connector can number
 	// changes: sequences follow commit order.
 	var seq int64
-	if err := w.tx.QueryRow(ctx, `SELECT seq FROM sequences WHERE connector_id = $1 FOR UPDATE`, w.cid).Scan(&seq); err != nil {
+	lock := func() error {
+		return w.tx.QueryRow(ctx, `SELECT seq FROM sequences WHERE connector_id = $1 FOR UPDATE`, w.cid).Scan(&seq)
+	}
+	err := lock()
+	if errors.Is(err, pgx.ErrNoRows) {
+		// A connector row made without its sequence row (begin makes both;
+		// an operator may not) starts one now.
+		if _, err = w.tx.Exec(ctx, `INSERT INTO sequences (connector_id) VALUES ($1) ON CONFLICT DO NOTHING`, w.cid); err == nil {
+			err = lock()
+		}
+	}
+	if err != nil {
 		return fmt.Errorf("lock sequence: %w", err)
 	}
 	if w.final != nil {
