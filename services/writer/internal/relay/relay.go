@@ -126,8 +126,10 @@ func (r *Relay) Once(ctx context.Context) (int, error) {
 // lockSpace keeps the relay's advisory locks apart from any other use.
 const lockSpace = 0x5a4f4f4d
 
-// maxPending bounds the publications awaiting their acknowledgement.
-const maxPending = 4096
+// maxPending bounds the publications awaiting their acknowledgement. It
+// stays under the nats.go JetStream client's own bound (4,000), which fails
+// a publication that would exceed it after a short stall.
+const maxPending = 2048
 
 // rowsPerRound bounds the outbox rows one round reads. Each holds the
 // changes of one transaction (a page: a few thousand), so a handful make a
@@ -278,7 +280,9 @@ func (p *publisher) publish(ctx context.Context, msg *nats.Msg) error {
 		return errConnectionLost
 	}
 	if len(p.pending) >= maxPending {
-		if err := p.wait(ctx); err != nil {
+		// Wait for the older half only, so that publishing goes on while
+		// the newer half is being stored.
+		if err := p.waitFor(ctx, maxPending/2); err != nil {
 			return err
 		}
 	}
@@ -292,10 +296,14 @@ func (p *publisher) publish(ctx context.Context, msg *nats.Msg) error {
 
 // wait returns once every pending publication is acknowledged, or the
 // first error.
-func (p *publisher) wait(ctx context.Context) error {
+func (p *publisher) wait(ctx context.Context) error { return p.waitFor(ctx, len(p.pending)) }
+
+// waitFor returns once the n oldest pending publications are acknowledged,
+// or the first error.
+func (p *publisher) waitFor(ctx context.Context, n int) error {
 	timeout := time.NewTimer(ackTimeout)
 	defer timeout.Stop()
-	for _, f := range p.pending {
+	for _, f := range p.pending[:n] {
 		select {
 		case <-f.Ok():
 		case err := <-f.Err():
@@ -306,7 +314,7 @@ func (p *publisher) wait(ctx context.Context) error {
 			return ctx.Err()
 		}
 	}
-	p.pending = p.pending[:0]
+	p.pending = append(p.pending[:0], p.pending[n:]...)
 	return nil
 }
 

@@ -420,3 +420,29 @@ func TestKeepsRowsWhenPublishFails(t *testing.T) {
 		}
 	}
 }
+
+// A round of more changes than may await acknowledgement at once keeps
+// publishing while the older ones are acknowledged, in sequence order.
+func TestPublishesBeyondThePendingBound(t *testing.T) {
+	e := newEnv(t)
+	s := store.New(e.pool, zerolog.Nop(), nil)
+	users := make([]string, 5000)
+	for i := range users {
+		users[i] = fmt.Sprintf("u%05d", i)
+	}
+	completeRun(t, s, "default", "zoom", users...)
+	want := len(users) + 3 // the users, the group, sync.started and sync.completed
+	r := relay.New(e.pool, e.js, zerolog.Nop(), 10000, time.Minute, nil)
+	if got := drain(t, r); got != want {
+		t.Fatalf("got %d published, want %d", got, want)
+	}
+	msgs := streamMsgs(t, e.js)
+	if len(msgs) != want {
+		t.Fatalf("got %d messages, want %d", len(msgs), want)
+	}
+	for i, m := range msgs {
+		if got, w := m.Header.Get(jetstream.MsgIDHeader), fmt.Sprintf("default/zoom/%d", i+1); got != w {
+			t.Fatalf("message %d: got id %q, want %q", i, got, w)
+		}
+	}
+}
