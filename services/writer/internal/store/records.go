@@ -61,28 +61,9 @@ func (w *wtx) upsert(ctx context.Context, recs []*pb.Record, version, seenAt int
 			}
 		}
 	}
-	kinds, keys := w.lockOrder(lookup)
-	rows, err := w.tx.Query(ctx, `
-		SELECT r.kind, r.key, r.hash, r.version, r.deleted, r.seen_at
-		FROM unnest($2::smallint[], $3::text[]) AS i(kind, key)
-		CROSS JOIN LATERAL (`+probe(`r.kind, r.key, r.hash, r.version, r.deleted, r.seen_at`, `i.kind`, `i.key`, w.forUpdate())+`) r`,
-		w.cid, kinds, keys)
+	old, err := w.lookup(ctx, lookup)
 	if err != nil {
-		return fmt.Errorf("read records: %w", err)
-	}
-	old := make(map[rkey]existing, len(uniq))
-	for rows.Next() {
-		var k rkey
-		var e existing
-		if err := rows.Scan(&k.kind, &k.key, &e.hash, &e.version, &e.deleted, &e.seenAt); err != nil {
-			rows.Close()
-			return fmt.Errorf("read records: %w", err)
-		}
-		old[k] = e
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("read records: %w", err)
+		return err
 	}
 
 	gone, err := w.deletedOwners(ctx, uniq, old, version)
@@ -135,6 +116,37 @@ func (w *wtx) upsert(ctx context.Context, recs []*pb.Record, version, seenAt int
 		return err
 	}
 	return w.touch(ctx, touch, version, seenAt)
+}
+
+// lookup returns the stored state of recs that exist, locked in a shared
+// transaction. A first sync's users pages have nothing to look up.
+func (w *wtx) lookup(ctx context.Context, recs []*pb.Record) (map[rkey]existing, error) {
+	old := make(map[rkey]existing, len(recs))
+	if len(recs) == 0 {
+		return old, nil
+	}
+	kinds, keys := w.lockOrder(recs)
+	rows, err := w.tx.Query(ctx, `
+		SELECT r.kind, r.key, r.hash, r.version, r.deleted, r.seen_at
+		FROM unnest($2::smallint[], $3::text[]) AS i(kind, key)
+		CROSS JOIN LATERAL (`+probe(`r.kind, r.key, r.hash, r.version, r.deleted, r.seen_at`, `i.kind`, `i.key`, w.forUpdate())+`) r`,
+		w.cid, kinds, keys)
+	if err != nil {
+		return nil, fmt.Errorf("read records: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var k rkey
+		var e existing
+		if err := rows.Scan(&k.kind, &k.key, &e.hash, &e.version, &e.deleted, &e.seenAt); err != nil {
+			return nil, fmt.Errorf("read records: %w", err)
+		}
+		old[k] = e
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read records: %w", err)
+	}
+	return old, nil
 }
 
 // probe is a subquery for LATERAL: the columns cols of the record of

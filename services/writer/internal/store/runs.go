@@ -44,6 +44,12 @@ func (w *wtx) ensureRun(ctx context.Context, run *pb.Run) (runRow, error) {
 	if run == nil || run.RunId == "" || run.StartedAtMs <= 0 {
 		return runRow{}, fmt.Errorf("%w: run without id or start", ErrBadBatch)
 	}
+	// Every page of a run comes here: most find their run, and read it
+	// without trying to insert it again.
+	r, err := w.loadRun(ctx, run.RunId)
+	if err == nil || !errors.Is(err, pgx.ErrNoRows) {
+		return r, err
+	}
 	mode := run.Mode
 	if mode == "" {
 		mode = "full"
@@ -53,12 +59,6 @@ func (w *wtx) ensureRun(ctx context.Context, run *pb.Run) (runRow, error) {
 		requests = []string{}
 	}
 	startedAt := time.UnixMilli(run.StartedAtMs).UTC()
-	// Every page of a run comes here: most find their run, and read it
-	// without trying to insert it again.
-	r, err := w.loadRun(ctx, run.RunId)
-	if err == nil || !errors.Is(err, pgx.ErrNoRows) {
-		return r, err
-	}
 	tag, err := w.tx.Exec(ctx, `
 		INSERT INTO runs (connector_id, run_id, started_at_ms, mode, request_ids, started_at)
 		VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING`,
