@@ -31,8 +31,8 @@ type interruption struct {
 	name string
 	// when reports whether the sync that began with mark has reached the
 	// moment of the outage; changes is the number of change events the
-	// sync implies.
-	when func(mark, changes int) bool
+	// sync implies, requests the Zoom requests it has made so far.
+	when func(mark, changes, requests int) bool
 }
 
 // TestNATSRestartDuringSync restarts the NATS server (same port and store,
@@ -49,59 +49,20 @@ func TestNATSRestartDuringSync(t *testing.T) {
 	c := collect(t, s)
 	slowZoom(s)
 	k := newKiller(t, s)
-	var base int
 	steps := []interruption{
 		// The first sync creates every record: the writer is still busy
 		// after the listing ended.
-		{"after the listing, while changes are being written and published", func(mark, changes int) bool {
+		{"after the listing, while changes are being written and published", func(mark, _, _ int) bool {
 			return !k.runActive() && c.mark() > mark
 		}},
-		{"while Zoom is being listed", func(int, int) bool { return s.Sim.TotalRequests()-base >= 60 }},
+		{"while Zoom is being listed", func(_, _, requests int) bool { return requests >= 60 }},
 	}
-	ctx := context.Background()
-	rng := rand.New(rand.NewPCG(31, 31))
-	before := map[string]json.RawMessage{}
-	for i, step := range steps {
-		if i > 0 {
-			if _, err := s.Sim.RandomMutations(ctx, rng, 300); err != nil {
-				t.Fatal(err)
-			}
-		}
-		want := expected(s)
-		mark := c.mark()
-		base = s.Sim.TotalRequests()
-		id := triggerSync(t, s)
-		changes := len(implied(before, want))
-		waitFor(t, time.Minute, func() bool { return step.when(mark, changes) })
-
-		t.Logf("NATS restart %s: %d of %d changes published, %d Zoom requests made", step.name, c.mark()-mark, changes, s.Sim.TotalRequests()-base)
-		procs := k.running()
-		seen, err := watchReady(procs, func() error { return s.RestartNATS(3 * time.Second) })
-		if err != nil {
-			t.Fatalf("restart NATS: %v", err)
-		}
-		for _, p := range procs {
-			if seen[p.Name][http.StatusServiceUnavailable] == 0 {
-				t.Errorf("NATS restart %s: %s /readyz never answered 503 while NATS was down (answers: %v)", step.name, p.Name, seen[p.Name])
-			}
-		}
-		for _, p := range procs {
-			waitReady(t, p, 30*time.Second)
-			if p.Exited() {
-				t.Errorf("NATS restart %s: %s exited (log %s)", step.name, p.Name, p.LogPath())
-			}
-		}
-		t.Logf("NATS restart %s: /readyz answers during the outage: %v", step.name, seen)
-
-		back := time.Now()
-		d, runs := finishSync(t, s, c, id, step.name)
-		t.Logf("NATS restart %s: the sync ended %s after the restart", step.name, time.Since(back).Round(time.Millisecond))
-		res := checkSync(t, "sync with a NATS restart "+step.name, s, c, mark, before, want, d)
-		t.Logf("NATS restart %s: %d triggers, runs ended %v, %d change events checked", step.name, runs, res.runs, res.changes)
-		before = want
-	}
-	checkStream(t, c)
-	checkRuns(t, c)
+	restartDuringSyncs(t, s, c, k, outage{
+		what: "NATS", seed: 31, steps: steps,
+		restart: func() error { return s.RestartNATS(3 * time.Second) },
+		// Every service uses NATS.
+		unready: func(string) bool { return true },
+	})
 }
 
 // TestPostgresRestartDuringSync restarts PostgreSQL (a cluster of the
@@ -135,13 +96,38 @@ func TestPostgresRestartDuringSync(t *testing.T) {
 	slowZoom(s)
 	k := newKiller(t, s)
 	steps := []interruption{
-		{"while pages are being applied", func(mark, changes int) bool { return c.mark()-mark >= changes/5 }},
-		{"while the run is being completed", func(int, int) bool { return k.finalizing() }},
+		{"while pages are being applied", func(mark, changes, _ int) bool { return c.mark()-mark >= changes/5 }},
+		{"while the run is being completed", func(_, _, _ int) bool { return k.finalizing() }},
 	}
+	restartDuringSyncs(t, s, c, k, outage{
+		what: "PostgreSQL", seed: 32, steps: steps,
+		restart: func() error { return pg.Restart(3 * time.Second) },
+		// Only the writer uses the database.
+		unready: func(name string) bool { return name == "writer" },
+	})
+}
+
+// outage is a dependency restarted in the middle of full syncs.
+type outage struct {
+	what    string // the dependency, for messages
+	seed    uint64 // of the random changes between the syncs
+	steps   []interruption
+	restart func() error
+	// unready reports whether the named service must answer 503 on
+	// /readyz during the outage; the others must not.
+	unready func(name string) bool
+}
+
+// restartDuringSyncs runs one full sync per step of o, with random changes
+// between them, and restarts o's dependency when the step's moment comes.
+// Every service is ready again by itself after the outage, and each sync
+// ends with exactly the organisation's records and changes.
+func restartDuringSyncs(t *testing.T, s *devstack.Stack, c *collector, k *killer, o outage) {
+	t.Helper()
 	ctx := context.Background()
-	rng := rand.New(rand.NewPCG(32, 32))
+	rng := rand.New(rand.NewPCG(o.seed, o.seed))
 	before := map[string]json.RawMessage{}
-	for i, step := range steps {
+	for i, step := range o.steps {
 		if i > 0 {
 			if _, err := s.Sim.RandomMutations(ctx, rng, 300); err != nil {
 				t.Fatal(err)
@@ -149,37 +135,41 @@ func TestPostgresRestartDuringSync(t *testing.T) {
 		}
 		want := expected(s)
 		mark := c.mark()
+		base := s.Sim.TotalRequests()
 		id := triggerSync(t, s)
 		changes := len(implied(before, want))
-		waitFor(t, time.Minute, func() bool { return step.when(mark, changes) })
+		waitFor(t, time.Minute, func() bool { return step.when(mark, changes, s.Sim.TotalRequests()-base) })
 
-		t.Logf("PostgreSQL restart %s: %d of %d changes published", step.name, c.mark()-mark, changes)
+		t.Logf("%s restart %s: %d of %d changes published, %d Zoom requests made",
+			o.what, step.name, c.mark()-mark, changes, s.Sim.TotalRequests()-base)
 		procs := k.running()
-		seen, err := watchReady(procs, func() error { return pg.Restart(3 * time.Second) })
+		seen, err := watchReady(procs, o.restart)
 		if err != nil {
-			t.Fatalf("restart PostgreSQL: %v", err)
+			t.Fatalf("restart %s: %v", o.what, err)
 		}
 		for _, p := range procs {
 			switch n := seen[p.Name][http.StatusServiceUnavailable]; {
-			case p.Name == "writer" && n == 0:
-				t.Errorf("PostgreSQL restart %s: writer /readyz never answered 503 while PostgreSQL was down (answers: %v)", step.name, seen[p.Name])
-			case p.Name != "writer" && n > 0:
-				t.Errorf("PostgreSQL restart %s: %s, which uses no database, answered 503 (answers: %v)", step.name, p.Name, seen[p.Name])
+			case o.unready(p.Name) && n == 0:
+				t.Errorf("%s restart %s: %s /readyz never answered 503 while %s was down (answers: %v)",
+					o.what, step.name, p.Name, o.what, seen[p.Name])
+			case !o.unready(p.Name) && n > 0:
+				t.Errorf("%s restart %s: %s, which does not use %s, answered 503 (answers: %v)",
+					o.what, step.name, p.Name, o.what, seen[p.Name])
 			}
 		}
 		for _, p := range procs {
 			waitReady(t, p, 30*time.Second)
 			if p.Exited() {
-				t.Errorf("PostgreSQL restart %s: %s exited (log %s)", step.name, p.Name, p.LogPath())
+				t.Errorf("%s restart %s: %s exited (log %s)", o.what, step.name, p.Name, p.LogPath())
 			}
 		}
-		t.Logf("PostgreSQL restart %s: /readyz answers during the outage: %v", step.name, seen)
+		t.Logf("%s restart %s: /readyz answers during the outage: %v", o.what, step.name, seen)
 
 		back := time.Now()
 		d, runs := finishSync(t, s, c, id, step.name)
-		t.Logf("PostgreSQL restart %s: the sync ended %s after the restart", step.name, time.Since(back).Round(time.Millisecond))
-		res := checkSync(t, "sync with a PostgreSQL restart "+step.name, s, c, mark, before, want, d)
-		t.Logf("PostgreSQL restart %s: %d triggers, runs ended %v, %d change events checked", step.name, runs, res.runs, res.changes)
+		t.Logf("%s restart %s: the sync ended %s after the restart", o.what, step.name, time.Since(back).Round(time.Millisecond))
+		res := checkSync(t, "sync with a "+o.what+" restart "+step.name, s, c, mark, before, want, d)
+		t.Logf("%s restart %s: %d triggers, runs ended %v, %d change events checked", o.what, step.name, runs, res.runs, res.changes)
 		before = want
 	}
 	checkStream(t, c)
