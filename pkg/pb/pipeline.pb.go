@@ -163,6 +163,8 @@ type Envelope struct {
 	//	*Envelope_RunFetched
 	//	*Envelope_RunFailed
 	//	*Envelope_Webhook
+	//	*Envelope_RawPages
+	//	*Envelope_RecordBatches
 	Body          isEnvelope_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -273,6 +275,24 @@ func (x *Envelope) GetWebhook() *WebhookEvent {
 	return nil
 }
 
+func (x *Envelope) GetRawPages() *RawPages {
+	if x != nil {
+		if x, ok := x.Body.(*Envelope_RawPages); ok {
+			return x.RawPages
+		}
+	}
+	return nil
+}
+
+func (x *Envelope) GetRecordBatches() *RecordBatches {
+	if x != nil {
+		if x, ok := x.Body.(*Envelope_RecordBatches); ok {
+			return x.RecordBatches
+		}
+	}
+	return nil
+}
+
 type isEnvelope_Body interface {
 	isEnvelope_Body()
 }
@@ -301,6 +321,18 @@ type Envelope_Webhook struct {
 	Webhook *WebhookEvent `protobuf:"bytes,15,opt,name=webhook,proto3,oneof"`
 }
 
+type Envelope_RawPages struct {
+	// Several pages of one run in one message: the fetcher bundles the
+	// many small group-admin listings, and the normalizer passes the
+	// bundle on as one message of record batches, which the writer applies
+	// in one transaction.
+	RawPages *RawPages `protobuf:"bytes,16,opt,name=raw_pages,json=rawPages,proto3,oneof"`
+}
+
+type Envelope_RecordBatches struct {
+	RecordBatches *RecordBatches `protobuf:"bytes,17,opt,name=record_batches,json=recordBatches,proto3,oneof"`
+}
+
 func (*Envelope_RawPage) isEnvelope_Body() {}
 
 func (*Envelope_Records) isEnvelope_Body() {}
@@ -312,6 +344,10 @@ func (*Envelope_RunFetched) isEnvelope_Body() {}
 func (*Envelope_RunFailed) isEnvelope_Body() {}
 
 func (*Envelope_Webhook) isEnvelope_Body() {}
+
+func (*Envelope_RawPages) isEnvelope_Body() {}
+
+func (*Envelope_RecordBatches) isEnvelope_Body() {}
 
 // Run identifies one full sync and the triggers it serves.
 type Run struct {
@@ -560,6 +596,51 @@ func (x *RawPage) GetNotFound() bool {
 	return false
 }
 
+// RawPages is a bundle of raw pages of one run.
+type RawPages struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Pages         []*RawPage             `protobuf:"bytes,1,rep,name=pages,proto3" json:"pages,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RawPages) Reset() {
+	*x = RawPages{}
+	mi := &file_pipeline_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RawPages) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RawPages) ProtoMessage() {}
+
+func (x *RawPages) ProtoReflect() protoreflect.Message {
+	mi := &file_pipeline_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RawPages.ProtoReflect.Descriptor instead.
+func (*RawPages) Descriptor() ([]byte, []int) {
+	return file_pipeline_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *RawPages) GetPages() []*RawPage {
+	if x != nil {
+		return x.Pages
+	}
+	return nil
+}
+
 // RunStarted announces a run before any of its pages.
 type RunStarted struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -570,7 +651,7 @@ type RunStarted struct {
 
 func (x *RunStarted) Reset() {
 	*x = RunStarted{}
-	mi := &file_pipeline_proto_msgTypes[4]
+	mi := &file_pipeline_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -582,7 +663,7 @@ func (x *RunStarted) String() string {
 func (*RunStarted) ProtoMessage() {}
 
 func (x *RunStarted) ProtoReflect() protoreflect.Message {
-	mi := &file_pipeline_proto_msgTypes[4]
+	mi := &file_pipeline_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -595,7 +676,7 @@ func (x *RunStarted) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RunStarted.ProtoReflect.Descriptor instead.
 func (*RunStarted) Descriptor() ([]byte, []int) {
-	return file_pipeline_proto_rawDescGZIP(), []int{4}
+	return file_pipeline_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *RunStarted) GetRun() *Run {
@@ -619,7 +700,7 @@ type ListingCount struct {
 
 func (x *ListingCount) Reset() {
 	*x = ListingCount{}
-	mi := &file_pipeline_proto_msgTypes[5]
+	mi := &file_pipeline_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -631,7 +712,7 @@ func (x *ListingCount) String() string {
 func (*ListingCount) ProtoMessage() {}
 
 func (x *ListingCount) ProtoReflect() protoreflect.Message {
-	mi := &file_pipeline_proto_msgTypes[5]
+	mi := &file_pipeline_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -644,7 +725,7 @@ func (x *ListingCount) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListingCount.ProtoReflect.Descriptor instead.
 func (*ListingCount) Descriptor() ([]byte, []int) {
-	return file_pipeline_proto_rawDescGZIP(), []int{5}
+	return file_pipeline_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ListingCount) GetListing() Listing {
@@ -689,7 +770,7 @@ type RunFetched struct {
 
 func (x *RunFetched) Reset() {
 	*x = RunFetched{}
-	mi := &file_pipeline_proto_msgTypes[6]
+	mi := &file_pipeline_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -701,7 +782,7 @@ func (x *RunFetched) String() string {
 func (*RunFetched) ProtoMessage() {}
 
 func (x *RunFetched) ProtoReflect() protoreflect.Message {
-	mi := &file_pipeline_proto_msgTypes[6]
+	mi := &file_pipeline_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -714,7 +795,7 @@ func (x *RunFetched) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RunFetched.ProtoReflect.Descriptor instead.
 func (*RunFetched) Descriptor() ([]byte, []int) {
-	return file_pipeline_proto_rawDescGZIP(), []int{6}
+	return file_pipeline_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *RunFetched) GetRun() *Run {
@@ -750,7 +831,7 @@ type RunFailed struct {
 
 func (x *RunFailed) Reset() {
 	*x = RunFailed{}
-	mi := &file_pipeline_proto_msgTypes[7]
+	mi := &file_pipeline_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -762,7 +843,7 @@ func (x *RunFailed) String() string {
 func (*RunFailed) ProtoMessage() {}
 
 func (x *RunFailed) ProtoReflect() protoreflect.Message {
-	mi := &file_pipeline_proto_msgTypes[7]
+	mi := &file_pipeline_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -775,7 +856,7 @@ func (x *RunFailed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RunFailed.ProtoReflect.Descriptor instead.
 func (*RunFailed) Descriptor() ([]byte, []int) {
-	return file_pipeline_proto_rawDescGZIP(), []int{7}
+	return file_pipeline_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *RunFailed) GetRun() *Run {
@@ -822,7 +903,7 @@ type Record struct {
 
 func (x *Record) Reset() {
 	*x = Record{}
-	mi := &file_pipeline_proto_msgTypes[8]
+	mi := &file_pipeline_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -834,7 +915,7 @@ func (x *Record) String() string {
 func (*Record) ProtoMessage() {}
 
 func (x *Record) ProtoReflect() protoreflect.Message {
-	mi := &file_pipeline_proto_msgTypes[8]
+	mi := &file_pipeline_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -847,7 +928,7 @@ func (x *Record) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Record.ProtoReflect.Descriptor instead.
 func (*Record) Descriptor() ([]byte, []int) {
-	return file_pipeline_proto_rawDescGZIP(), []int{8}
+	return file_pipeline_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Record) GetKind() Kind {
@@ -910,7 +991,7 @@ type GroupAdmins struct {
 
 func (x *GroupAdmins) Reset() {
 	*x = GroupAdmins{}
-	mi := &file_pipeline_proto_msgTypes[9]
+	mi := &file_pipeline_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -922,7 +1003,7 @@ func (x *GroupAdmins) String() string {
 func (*GroupAdmins) ProtoMessage() {}
 
 func (x *GroupAdmins) ProtoReflect() protoreflect.Message {
-	mi := &file_pipeline_proto_msgTypes[9]
+	mi := &file_pipeline_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -935,7 +1016,7 @@ func (x *GroupAdmins) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupAdmins.ProtoReflect.Descriptor instead.
 func (*GroupAdmins) Descriptor() ([]byte, []int) {
-	return file_pipeline_proto_rawDescGZIP(), []int{9}
+	return file_pipeline_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *GroupAdmins) GetGroupId() string {
@@ -963,7 +1044,7 @@ type RecordRef struct {
 
 func (x *RecordRef) Reset() {
 	*x = RecordRef{}
-	mi := &file_pipeline_proto_msgTypes[10]
+	mi := &file_pipeline_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -975,7 +1056,7 @@ func (x *RecordRef) String() string {
 func (*RecordRef) ProtoMessage() {}
 
 func (x *RecordRef) ProtoReflect() protoreflect.Message {
-	mi := &file_pipeline_proto_msgTypes[10]
+	mi := &file_pipeline_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -988,7 +1069,7 @@ func (x *RecordRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecordRef.ProtoReflect.Descriptor instead.
 func (*RecordRef) Descriptor() ([]byte, []int) {
-	return file_pipeline_proto_rawDescGZIP(), []int{10}
+	return file_pipeline_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *RecordRef) GetKind() Kind {
@@ -1034,7 +1115,7 @@ type RecordBatch struct {
 
 func (x *RecordBatch) Reset() {
 	*x = RecordBatch{}
-	mi := &file_pipeline_proto_msgTypes[11]
+	mi := &file_pipeline_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1046,7 +1127,7 @@ func (x *RecordBatch) String() string {
 func (*RecordBatch) ProtoMessage() {}
 
 func (x *RecordBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_pipeline_proto_msgTypes[11]
+	mi := &file_pipeline_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1059,7 +1140,7 @@ func (x *RecordBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecordBatch.ProtoReflect.Descriptor instead.
 func (*RecordBatch) Descriptor() ([]byte, []int) {
-	return file_pipeline_proto_rawDescGZIP(), []int{11}
+	return file_pipeline_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *RecordBatch) GetRun() *Run {
@@ -1132,6 +1213,52 @@ func (x *RecordBatch) GetSource() string {
 	return ""
 }
 
+// RecordBatches is the normalized content of a RawPages bundle: one batch per
+// page, in the same order.
+type RecordBatches struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Batches       []*RecordBatch         `protobuf:"bytes,1,rep,name=batches,proto3" json:"batches,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RecordBatches) Reset() {
+	*x = RecordBatches{}
+	mi := &file_pipeline_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RecordBatches) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RecordBatches) ProtoMessage() {}
+
+func (x *RecordBatches) ProtoReflect() protoreflect.Message {
+	mi := &file_pipeline_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RecordBatches.ProtoReflect.Descriptor instead.
+func (*RecordBatches) Descriptor() ([]byte, []int) {
+	return file_pipeline_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *RecordBatches) GetBatches() []*RecordBatch {
+	if x != nil {
+		return x.Batches
+	}
+	return nil
+}
+
 // WebhookEvent is one verified Zoom event notification.
 type WebhookEvent struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
@@ -1146,7 +1273,7 @@ type WebhookEvent struct {
 
 func (x *WebhookEvent) Reset() {
 	*x = WebhookEvent{}
-	mi := &file_pipeline_proto_msgTypes[12]
+	mi := &file_pipeline_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1158,7 +1285,7 @@ func (x *WebhookEvent) String() string {
 func (*WebhookEvent) ProtoMessage() {}
 
 func (x *WebhookEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_pipeline_proto_msgTypes[12]
+	mi := &file_pipeline_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1171,7 +1298,7 @@ func (x *WebhookEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WebhookEvent.ProtoReflect.Descriptor instead.
 func (*WebhookEvent) Descriptor() ([]byte, []int) {
-	return file_pipeline_proto_rawDescGZIP(), []int{12}
+	return file_pipeline_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *WebhookEvent) GetEvent() string {
@@ -1215,7 +1342,7 @@ type FetchUser struct {
 
 func (x *FetchUser) Reset() {
 	*x = FetchUser{}
-	mi := &file_pipeline_proto_msgTypes[13]
+	mi := &file_pipeline_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1227,7 +1354,7 @@ func (x *FetchUser) String() string {
 func (*FetchUser) ProtoMessage() {}
 
 func (x *FetchUser) ProtoReflect() protoreflect.Message {
-	mi := &file_pipeline_proto_msgTypes[13]
+	mi := &file_pipeline_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1240,7 +1367,7 @@ func (x *FetchUser) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchUser.ProtoReflect.Descriptor instead.
 func (*FetchUser) Descriptor() ([]byte, []int) {
-	return file_pipeline_proto_rawDescGZIP(), []int{13}
+	return file_pipeline_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *FetchUser) GetTenant() string {
@@ -1283,7 +1410,7 @@ type ChangeBatch struct {
 
 func (x *ChangeBatch) Reset() {
 	*x = ChangeBatch{}
-	mi := &file_pipeline_proto_msgTypes[14]
+	mi := &file_pipeline_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1295,7 +1422,7 @@ func (x *ChangeBatch) String() string {
 func (*ChangeBatch) ProtoMessage() {}
 
 func (x *ChangeBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_pipeline_proto_msgTypes[14]
+	mi := &file_pipeline_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1308,7 +1435,7 @@ func (x *ChangeBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangeBatch.ProtoReflect.Descriptor instead.
 func (*ChangeBatch) Descriptor() ([]byte, []int) {
-	return file_pipeline_proto_rawDescGZIP(), []int{14}
+	return file_pipeline_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ChangeBatch) GetChanges() []*Change {
@@ -1336,7 +1463,7 @@ type Change struct {
 
 func (x *Change) Reset() {
 	*x = Change{}
-	mi := &file_pipeline_proto_msgTypes[15]
+	mi := &file_pipeline_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1348,7 +1475,7 @@ func (x *Change) String() string {
 func (*Change) ProtoMessage() {}
 
 func (x *Change) ProtoReflect() protoreflect.Message {
-	mi := &file_pipeline_proto_msgTypes[15]
+	mi := &file_pipeline_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1361,7 +1488,7 @@ func (x *Change) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Change.ProtoReflect.Descriptor instead.
 func (*Change) Descriptor() ([]byte, []int) {
-	return file_pipeline_proto_rawDescGZIP(), []int{15}
+	return file_pipeline_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Change) GetKind() string {
@@ -1396,7 +1523,7 @@ var File_pipeline_proto protoreflect.FileDescriptor
 
 const file_pipeline_proto_rawDesc = "" +
 	"\n" +
-	"\x0epipeline.proto\x12\x10zoomconnector.v1\"\xb7\x03\n" +
+	"\x0epipeline.proto\x12\x10zoomconnector.v1\"\xbc\x04\n" +
 	"\bEnvelope\x12\x16\n" +
 	"\x06tenant\x18\x01 \x01(\tR\x06tenant\x12\x1c\n" +
 	"\tconnector\x18\x02 \x01(\tR\tconnector\x126\n" +
@@ -1409,7 +1536,9 @@ const file_pipeline_proto_rawDesc = "" +
 	"runFetched\x12<\n" +
 	"\n" +
 	"run_failed\x18\x0e \x01(\v2\x1b.zoomconnector.v1.RunFailedH\x00R\trunFailed\x12:\n" +
-	"\awebhook\x18\x0f \x01(\v2\x1e.zoomconnector.v1.WebhookEventH\x00R\awebhookB\x06\n" +
+	"\awebhook\x18\x0f \x01(\v2\x1e.zoomconnector.v1.WebhookEventH\x00R\awebhook\x129\n" +
+	"\traw_pages\x18\x10 \x01(\v2\x1a.zoomconnector.v1.RawPagesH\x00R\brawPages\x12H\n" +
+	"\x0erecord_batches\x18\x11 \x01(\v2\x1f.zoomconnector.v1.RecordBatchesH\x00R\rrecordBatchesB\x06\n" +
 	"\x04body\"u\n" +
 	"\x03Run\x12\x15\n" +
 	"\x06run_id\x18\x01 \x01(\tR\x05runId\x12\"\n" +
@@ -1432,7 +1561,9 @@ const file_pipeline_proto_rawDesc = "" +
 	"\auser_id\x18\x05 \x01(\tR\x06userId\x12\x1d\n" +
 	"\n" +
 	"version_ms\x18\x06 \x01(\x03R\tversionMs\x12\x1b\n" +
-	"\tnot_found\x18\a \x01(\bR\bnotFound\"5\n" +
+	"\tnot_found\x18\a \x01(\bR\bnotFound\";\n" +
+	"\bRawPages\x12/\n" +
+	"\x05pages\x18\x01 \x03(\v2\x19.zoomconnector.v1.RawPageR\x05pages\"5\n" +
 	"\n" +
 	"RunStarted\x12'\n" +
 	"\x03run\x18\x01 \x01(\v2\x15.zoomconnector.v1.RunR\x03run\"\x8e\x01\n" +
@@ -1477,7 +1608,9 @@ const file_pipeline_proto_rawDesc = "" +
 	"\fadmins_added\x18\b \x03(\v2\x1d.zoomconnector.v1.GroupAdminsR\vadminsAdded\x12D\n" +
 	"\x0eadmins_removed\x18\t \x03(\v2\x1d.zoomconnector.v1.GroupAdminsR\radminsRemoved\x12\x16\n" +
 	"\x06source\x18\n" +
-	" \x01(\tR\x06source\"~\n" +
+	" \x01(\tR\x06source\"H\n" +
+	"\rRecordBatches\x127\n" +
+	"\abatches\x18\x01 \x03(\v2\x1d.zoomconnector.v1.RecordBatchR\abatches\"~\n" +
 	"\fWebhookEvent\x12\x14\n" +
 	"\x05event\x18\x01 \x01(\tR\x05event\x12\x1e\n" +
 	"\vevent_ts_ms\x18\x02 \x01(\x03R\teventTsMs\x12\x12\n" +
@@ -1525,57 +1658,63 @@ func file_pipeline_proto_rawDescGZIP() []byte {
 }
 
 var file_pipeline_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_pipeline_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_pipeline_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_pipeline_proto_goTypes = []any{
-	(Listing)(0),         // 0: zoomconnector.v1.Listing
-	(Kind)(0),            // 1: zoomconnector.v1.Kind
-	(*Envelope)(nil),     // 2: zoomconnector.v1.Envelope
-	(*Run)(nil),          // 3: zoomconnector.v1.Run
-	(*PageRef)(nil),      // 4: zoomconnector.v1.PageRef
-	(*RawPage)(nil),      // 5: zoomconnector.v1.RawPage
-	(*RunStarted)(nil),   // 6: zoomconnector.v1.RunStarted
-	(*ListingCount)(nil), // 7: zoomconnector.v1.ListingCount
-	(*RunFetched)(nil),   // 8: zoomconnector.v1.RunFetched
-	(*RunFailed)(nil),    // 9: zoomconnector.v1.RunFailed
-	(*Record)(nil),       // 10: zoomconnector.v1.Record
-	(*GroupAdmins)(nil),  // 11: zoomconnector.v1.GroupAdmins
-	(*RecordRef)(nil),    // 12: zoomconnector.v1.RecordRef
-	(*RecordBatch)(nil),  // 13: zoomconnector.v1.RecordBatch
-	(*WebhookEvent)(nil), // 14: zoomconnector.v1.WebhookEvent
-	(*FetchUser)(nil),    // 15: zoomconnector.v1.FetchUser
-	(*ChangeBatch)(nil),  // 16: zoomconnector.v1.ChangeBatch
-	(*Change)(nil),       // 17: zoomconnector.v1.Change
+	(Listing)(0),          // 0: zoomconnector.v1.Listing
+	(Kind)(0),             // 1: zoomconnector.v1.Kind
+	(*Envelope)(nil),      // 2: zoomconnector.v1.Envelope
+	(*Run)(nil),           // 3: zoomconnector.v1.Run
+	(*PageRef)(nil),       // 4: zoomconnector.v1.PageRef
+	(*RawPage)(nil),       // 5: zoomconnector.v1.RawPage
+	(*RawPages)(nil),      // 6: zoomconnector.v1.RawPages
+	(*RunStarted)(nil),    // 7: zoomconnector.v1.RunStarted
+	(*ListingCount)(nil),  // 8: zoomconnector.v1.ListingCount
+	(*RunFetched)(nil),    // 9: zoomconnector.v1.RunFetched
+	(*RunFailed)(nil),     // 10: zoomconnector.v1.RunFailed
+	(*Record)(nil),        // 11: zoomconnector.v1.Record
+	(*GroupAdmins)(nil),   // 12: zoomconnector.v1.GroupAdmins
+	(*RecordRef)(nil),     // 13: zoomconnector.v1.RecordRef
+	(*RecordBatch)(nil),   // 14: zoomconnector.v1.RecordBatch
+	(*RecordBatches)(nil), // 15: zoomconnector.v1.RecordBatches
+	(*WebhookEvent)(nil),  // 16: zoomconnector.v1.WebhookEvent
+	(*FetchUser)(nil),     // 17: zoomconnector.v1.FetchUser
+	(*ChangeBatch)(nil),   // 18: zoomconnector.v1.ChangeBatch
+	(*Change)(nil),        // 19: zoomconnector.v1.Change
 }
 var file_pipeline_proto_depIdxs = []int32{
 	5,  // 0: zoomconnector.v1.Envelope.raw_page:type_name -> zoomconnector.v1.RawPage
-	13, // 1: zoomconnector.v1.Envelope.records:type_name -> zoomconnector.v1.RecordBatch
-	6,  // 2: zoomconnector.v1.Envelope.run_started:type_name -> zoomconnector.v1.RunStarted
-	8,  // 3: zoomconnector.v1.Envelope.run_fetched:type_name -> zoomconnector.v1.RunFetched
-	9,  // 4: zoomconnector.v1.Envelope.run_failed:type_name -> zoomconnector.v1.RunFailed
-	14, // 5: zoomconnector.v1.Envelope.webhook:type_name -> zoomconnector.v1.WebhookEvent
-	0,  // 6: zoomconnector.v1.PageRef.listing:type_name -> zoomconnector.v1.Listing
-	3,  // 7: zoomconnector.v1.RawPage.run:type_name -> zoomconnector.v1.Run
-	4,  // 8: zoomconnector.v1.RawPage.ref:type_name -> zoomconnector.v1.PageRef
-	3,  // 9: zoomconnector.v1.RunStarted.run:type_name -> zoomconnector.v1.Run
-	0,  // 10: zoomconnector.v1.ListingCount.listing:type_name -> zoomconnector.v1.Listing
-	3,  // 11: zoomconnector.v1.RunFetched.run:type_name -> zoomconnector.v1.Run
-	7,  // 12: zoomconnector.v1.RunFetched.listings:type_name -> zoomconnector.v1.ListingCount
-	3,  // 13: zoomconnector.v1.RunFailed.run:type_name -> zoomconnector.v1.Run
-	1,  // 14: zoomconnector.v1.Record.kind:type_name -> zoomconnector.v1.Kind
-	1,  // 15: zoomconnector.v1.RecordRef.kind:type_name -> zoomconnector.v1.Kind
-	3,  // 16: zoomconnector.v1.RecordBatch.run:type_name -> zoomconnector.v1.Run
-	4,  // 17: zoomconnector.v1.RecordBatch.ref:type_name -> zoomconnector.v1.PageRef
-	10, // 18: zoomconnector.v1.RecordBatch.records:type_name -> zoomconnector.v1.Record
-	11, // 19: zoomconnector.v1.RecordBatch.group_admins:type_name -> zoomconnector.v1.GroupAdmins
-	12, // 20: zoomconnector.v1.RecordBatch.deletes:type_name -> zoomconnector.v1.RecordRef
-	11, // 21: zoomconnector.v1.RecordBatch.admins_added:type_name -> zoomconnector.v1.GroupAdmins
-	11, // 22: zoomconnector.v1.RecordBatch.admins_removed:type_name -> zoomconnector.v1.GroupAdmins
-	17, // 23: zoomconnector.v1.ChangeBatch.changes:type_name -> zoomconnector.v1.Change
-	24, // [24:24] is the sub-list for method output_type
-	24, // [24:24] is the sub-list for method input_type
-	24, // [24:24] is the sub-list for extension type_name
-	24, // [24:24] is the sub-list for extension extendee
-	0,  // [0:24] is the sub-list for field type_name
+	14, // 1: zoomconnector.v1.Envelope.records:type_name -> zoomconnector.v1.RecordBatch
+	7,  // 2: zoomconnector.v1.Envelope.run_started:type_name -> zoomconnector.v1.RunStarted
+	9,  // 3: zoomconnector.v1.Envelope.run_fetched:type_name -> zoomconnector.v1.RunFetched
+	10, // 4: zoomconnector.v1.Envelope.run_failed:type_name -> zoomconnector.v1.RunFailed
+	16, // 5: zoomconnector.v1.Envelope.webhook:type_name -> zoomconnector.v1.WebhookEvent
+	6,  // 6: zoomconnector.v1.Envelope.raw_pages:type_name -> zoomconnector.v1.RawPages
+	15, // 7: zoomconnector.v1.Envelope.record_batches:type_name -> zoomconnector.v1.RecordBatches
+	0,  // 8: zoomconnector.v1.PageRef.listing:type_name -> zoomconnector.v1.Listing
+	3,  // 9: zoomconnector.v1.RawPage.run:type_name -> zoomconnector.v1.Run
+	4,  // 10: zoomconnector.v1.RawPage.ref:type_name -> zoomconnector.v1.PageRef
+	5,  // 11: zoomconnector.v1.RawPages.pages:type_name -> zoomconnector.v1.RawPage
+	3,  // 12: zoomconnector.v1.RunStarted.run:type_name -> zoomconnector.v1.Run
+	0,  // 13: zoomconnector.v1.ListingCount.listing:type_name -> zoomconnector.v1.Listing
+	3,  // 14: zoomconnector.v1.RunFetched.run:type_name -> zoomconnector.v1.Run
+	8,  // 15: zoomconnector.v1.RunFetched.listings:type_name -> zoomconnector.v1.ListingCount
+	3,  // 16: zoomconnector.v1.RunFailed.run:type_name -> zoomconnector.v1.Run
+	1,  // 17: zoomconnector.v1.Record.kind:type_name -> zoomconnector.v1.Kind
+	1,  // 18: zoomconnector.v1.RecordRef.kind:type_name -> zoomconnector.v1.Kind
+	3,  // 19: zoomconnector.v1.RecordBatch.run:type_name -> zoomconnector.v1.Run
+	4,  // 20: zoomconnector.v1.RecordBatch.ref:type_name -> zoomconnector.v1.PageRef
+	11, // 21: zoomconnector.v1.RecordBatch.records:type_name -> zoomconnector.v1.Record
+	12, // 22: zoomconnector.v1.RecordBatch.group_admins:type_name -> zoomconnector.v1.GroupAdmins
+	13, // 23: zoomconnector.v1.RecordBatch.deletes:type_name -> zoomconnector.v1.RecordRef
+	12, // 24: zoomconnector.v1.RecordBatch.admins_added:type_name -> zoomconnector.v1.GroupAdmins
+	12, // 25: zoomconnector.v1.RecordBatch.admins_removed:type_name -> zoomconnector.v1.GroupAdmins
+	14, // 26: zoomconnector.v1.RecordBatches.batches:type_name -> zoomconnector.v1.RecordBatch
+	19, // 27: zoomconnector.v1.ChangeBatch.changes:type_name -> zoomconnector.v1.Change
+	28, // [28:28] is the sub-list for method output_type
+	28, // [28:28] is the sub-list for method input_type
+	28, // [28:28] is the sub-list for extension type_name
+	28, // [28:28] is the sub-list for extension extendee
+	0,  // [0:28] is the sub-list for field type_name
 }
 
 func init() { file_pipeline_proto_init() }
@@ -1590,6 +1729,8 @@ func file_pipeline_proto_init() {
 		(*Envelope_RunFetched)(nil),
 		(*Envelope_RunFailed)(nil),
 		(*Envelope_Webhook)(nil),
+		(*Envelope_RawPages)(nil),
+		(*Envelope_RecordBatches)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1597,7 +1738,7 @@ func file_pipeline_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pipeline_proto_rawDesc), len(file_pipeline_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   16,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

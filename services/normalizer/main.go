@@ -5,6 +5,7 @@ package main
 import (
 	"context"
 	"os"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
@@ -73,6 +74,7 @@ func run(ctx context.Context) error {
 // metrics count the records the normalizer produced.
 type metrics struct {
 	records *prometheus.CounterVec
+	pages   *prometheus.CounterVec
 	skipped prometheus.Counter
 	ignored *prometheus.CounterVec
 }
@@ -82,6 +84,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		records: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "zoom_records_normalized_total", Help: "Records produced from Zoom pages and events, by kind.",
 		}, []string{"kind"}),
+		pages: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "zoom_pages_normalized_total", Help: "Zoom pages normalized, by listing (several may travel in one message).",
+		}, []string{"listing"}),
 		skipped: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "zoom_items_skipped_total", Help: "Zoom items that could not be keyed (no id and no email).",
 		}),
@@ -89,7 +94,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "zoom_webhook_events_ignored_total", Help: "Webhook events that change no record, by event name.",
 		}, []string{"event"}),
 	}
-	reg.MustRegister(m.records, m.skipped, m.ignored)
+	reg.MustRegister(m.records, m.pages, m.skipped, m.ignored)
 	return m
 }
 
@@ -98,6 +103,11 @@ func (m *metrics) Records(kind pb.Kind, n int) {
 }
 
 func (m *metrics) Skipped(n int) { m.skipped.Add(float64(n)) }
+
+// Page counts one normalized page of listing l.
+func (m *metrics) Page(l pb.Listing) {
+	m.pages.WithLabelValues(strings.ToLower(strings.TrimPrefix(l.String(), "LISTING_"))).Inc()
+}
 
 // WebhookIgnored counts one ignored webhook event (pipe.WebhookObserver).
 func (m *metrics) WebhookIgnored(event string) { m.ignored.WithLabelValues(event).Inc() }

@@ -106,31 +106,40 @@ func (s *Syncer) Fetch(ctx context.Context, tenant, connector string, run *pb.Ru
 	g, gctx := errgroup.WithContext(ctx)
 	var mu sync.Mutex
 	var counts []*pb.ListingCount
-	walk := func(l zoom.Listing, pl pb.Listing, key string, onPage func(zoom.RawPage) error) error {
+	// publish stores one message asynchronously; acks checks its
+	// acknowledgement.
+	publish := func(env *pb.Envelope, id string) error {
+		msg, err := envelopeMsg(tenant, connector, env, id)
+		if err != nil {
+			return err
+		}
+		f, err := s.js.PublishMsgAsync(msg)
+		if err != nil {
+			return fmt.Errorf("%w: %w", ErrPublish, err)
+		}
+		return acks.add(gctx, f)
+	}
+	single := func(p *pb.RawPage, id string) error {
+		return publish(&pb.Envelope{Body: &pb.Envelope_RawPage{RawPage: p}}, id)
+	}
+	// walk lists l and hands each page to send, with the page's message id.
+	walk := func(l zoom.Listing, pl pb.Listing, key string, send func(*pb.RawPage, string) error, onPage func(zoom.RawPage) error) error {
 		pass, pages := int32(0), int32(0)
 		err := z.Pages(gctx, l, func(p zoom.RawPage) error {
 			if p.Restarted {
 				pass++
 			}
 			pages = int32(p.Number)
-			env := &pb.Envelope{Body: &pb.Envelope_RawPage{RawPage: &pb.RawPage{
+			page := &pb.RawPage{
 				Run: run,
 				Ref: &pb.PageRef{Listing: pl, ListingKey: key, Page: int32(p.Number), Last: p.Last, Pass: pass},
 				// The page is ordered against webhooks by when it was asked
 				// for: Zoom may have changed while the answer was on its way.
 				FetchedAtMs: p.RequestedAt.UnixMilli(),
 				Body:        p.Body,
-			}}}
+			}
 			id := run.RunId + "/" + strconv.Itoa(attempt) + "/" + l.String() + "/" + strconv.Itoa(int(pass)) + "/" + strconv.Itoa(p.Number)
-			msg, err := envelopeMsg(tenant, connector, env, id)
-			if err != nil {
-				return err
-			}
-			f, err := s.js.PublishMsgAsync(msg)
-			if err != nil {
-				return fmt.Errorf("%w: %w", ErrPublish, err)
-			}
-			if err := acks.add(gctx, f); err != nil {
+			if err := send(page, id); err != nil {
 				return err
 			}
 			if s.progress != nil {
@@ -164,27 +173,41 @@ func (s *Syncer) Fetch(ctx context.Context, tenant, connector string, run *pb.Ru
 			return f()
 		})
 	}
-	spawn(func() error { return walk(zoom.RolesListing(), pb.Listing_LISTING_ROLES, "", nil) })
+	spawn(func() error { return walk(zoom.RolesListing(), pb.Listing_LISTING_ROLES, "", single, nil) })
 	for _, u := range userListings {
-		spawn(func() error { return walk(zoom.UsersListing(u.status), u.listing, "", nil) })
+		spawn(func() error { return walk(zoom.UsersListing(u.status), u.listing, "", single, nil) })
 	}
 	// A group's admins are listed as soon as its page arrives, by a fixed
 	// set of workers: a goroutine per group waiting for a slot would cost
-	// memory in proportion to the account.
+	// memory in proportion to the account. An account has a group for every
+	// fifty users or so, and most groups' admins fit one small page: each
+	// worker bundles its pages, so that the rest of the pipeline handles
+	// one message and one transaction per bundle instead of per group.
 	groups := &idQueue{ready: make(chan struct{}, 1)}
 	for range s.concurrency {
 		g.Go(func() error {
+			b := &bundle{}
+			send := func(p *pb.RawPage, id string) error {
+				b.add(p, id)
+				if !b.full() {
+					return nil
+				}
+				return b.flush(publish)
+			}
 			for {
 				id, ok, err := groups.pop(gctx)
-				if err != nil || !ok {
+				if err != nil {
 					return err
+				}
+				if !ok {
+					return b.flush(publish)
 				}
 				select {
 				case sem <- struct{}{}:
 				case <-gctx.Done():
 					return gctx.Err()
 				}
-				err = walk(zoom.GroupAdminsListing(id), pb.Listing_LISTING_GROUP_ADMINS, id, nil)
+				err = walk(zoom.GroupAdminsListing(id), pb.Listing_LISTING_GROUP_ADMINS, id, send, nil)
 				<-sem
 				if groupGone(err) {
 					// Deleted since the groups page was read: it has no
@@ -201,7 +224,7 @@ func (s *Syncer) Fetch(ctx context.Context, tenant, connector string, run *pb.Ru
 	seen := map[string]bool{}
 	spawn(func() error {
 		defer groups.close()
-		return walk(zoom.GroupsListing(), pb.Listing_LISTING_GROUPS, "", func(p zoom.RawPage) error {
+		return walk(zoom.GroupsListing(), pb.Listing_LISTING_GROUPS, "", single, func(p zoom.RawPage) error {
 			var list struct {
 				Groups []struct {
 					ID string `json:"id"`
@@ -228,6 +251,51 @@ func (s *Syncer) Fetch(ctx context.Context, tenant, connector string, run *pb.Ru
 		return Result{APIRequests: z.Requests().Total - before}, err
 	}
 	return Result{Listings: counts, APIRequests: z.Requests().Total - before}, nil
+}
+
+// Bundles of group-admin pages are published when they reach either
+// bound.
+const (
+	bundlePages = 64
+	bundleBytes = 256 << 10
+)
+
+// bundle gathers pages to publish as one RawPages message.
+type bundle struct {
+	pages []*pb.RawPage
+	id    string // the message id of the first page
+	bytes int
+}
+
+func (b *bundle) add(p *pb.RawPage, id string) {
+	if len(b.pages) == 0 {
+		b.id = id
+	}
+	b.pages = append(b.pages, p)
+	b.bytes += len(p.Body)
+}
+
+func (b *bundle) full() bool { return len(b.pages) >= bundlePages || b.bytes >= bundleBytes }
+
+// flush publishes the bundle, if any, and empties it. A bundle of one page
+// goes as that page. A bundle's message id is its first page's id and its
+// size: each page is in one bundle per attempt.
+func (b *bundle) flush(publish func(*pb.Envelope, string) error) error {
+	var env *pb.Envelope
+	id := b.id
+	switch len(b.pages) {
+	case 0:
+		return nil
+	case 1:
+		env = &pb.Envelope{Body: &pb.Envelope_RawPage{RawPage: b.pages[0]}}
+	default:
+		env = &pb.Envelope{Body: &pb.Envelope_RawPages{RawPages: &pb.RawPages{Pages: b.pages}}}
+		id += "+" + strconv.Itoa(len(b.pages))
+	}
+	err := publish(env, id) // encodes the pages before it returns
+	clear(b.pages)
+	*b = bundle{pages: b.pages[:0]}
+	return err
 }
 
 // idQueue is an unbounded queue of ids with one producer, closed when the

@@ -28,6 +28,7 @@ type Publisher interface {
 type Observer interface {
 	Records(kind pb.Kind, n int)
 	Skipped(n int)
+	Page(l pb.Listing)
 }
 
 // Pipe converts messages.
@@ -52,25 +53,53 @@ func (p *Pipe) HandleRaw(ctx context.Context, msg jetstream.Msg) error {
 		return natsx.Permanent(fmt.Errorf("envelope names no valid tenant and connector"))
 	}
 	out := &env
-	if raw, ok := env.Body.(*pb.Envelope_RawPage); ok {
-		batch, stats, err := normalize.PageStats(raw.RawPage)
+	switch raw := env.Body.(type) {
+	case *pb.Envelope_RawPage:
+		batch, err := p.page(&env, raw.RawPage)
 		if err != nil {
-			if errors.Is(err, normalize.ErrBadPage) {
-				return natsx.Permanent(err)
-			}
 			return err
 		}
-		if stats.Skipped > 0 {
-			p.log.Warn().Str("tenant", env.Tenant).Str("connector", env.Connector).
-				Str("listing", raw.RawPage.GetRef().GetListing().String()).Int("skipped", stats.Skipped).
-				Msg("items without id or email skipped")
-		}
-		if p.obs != nil {
-			p.count(batch, stats.Skipped)
-		}
 		out = &pb.Envelope{Tenant: env.Tenant, Connector: env.Connector, Body: &pb.Envelope_Records{Records: batch}}
+	case *pb.Envelope_RawPages:
+		// A bundle goes on as one message: a page that cannot be read
+		// fails the whole bundle, as it would fail its run anyway.
+		pages := raw.RawPages.GetPages()
+		if len(pages) == 0 {
+			return natsx.Permanent(fmt.Errorf("%w: empty bundle of pages", normalize.ErrBadPage))
+		}
+		batches := make([]*pb.RecordBatch, len(pages))
+		for i, pg := range pages {
+			b, err := p.page(&env, pg)
+			if err != nil {
+				return err
+			}
+			batches[i] = b
+		}
+		out = &pb.Envelope{Tenant: env.Tenant, Connector: env.Connector,
+			Body: &pb.Envelope_RecordBatches{RecordBatches: &pb.RecordBatches{Batches: batches}}}
 	}
 	return p.forward(ctx, out, msg)
+}
+
+// page normalizes one raw page of env.
+func (p *Pipe) page(env *pb.Envelope, raw *pb.RawPage) (*pb.RecordBatch, error) {
+	batch, stats, err := normalize.PageStats(raw)
+	if err != nil {
+		if errors.Is(err, normalize.ErrBadPage) {
+			return nil, natsx.Permanent(err)
+		}
+		return nil, err
+	}
+	if stats.Skipped > 0 {
+		p.log.Warn().Str("tenant", env.Tenant).Str("connector", env.Connector).
+			Str("listing", raw.GetRef().GetListing().String()).Int("skipped", stats.Skipped).
+			Msg("items without id or email skipped")
+	}
+	if p.obs != nil {
+		p.obs.Page(raw.GetRef().GetListing())
+		p.count(batch, stats.Skipped)
+	}
+	return batch, nil
 }
 
 func (p *Pipe) count(b *pb.RecordBatch, skipped int) {

@@ -39,6 +39,8 @@ func (o *observer) Records(kind pb.Kind, n int) {
 
 func (o *observer) Skipped(int) {}
 
+func (o *observer) Page(pb.Listing) {}
+
 func (o *observer) WebhookIgnored(event string) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
@@ -49,6 +51,29 @@ func (o *observer) WebhookIgnored(event string) {
 type output struct {
 	id   string
 	data []byte
+}
+
+// setup starts NATS with the connector's streams and returns a consumer of
+// stream.
+func setup(t *testing.T, stream string) (jetstream.JetStream, jetstream.Consumer) {
+	t.Helper()
+	ctx := context.Background()
+	srv := natstest.Run(t)
+	nc, js, err := natsx.Connect(ctx, srv.ClientURL(), "test", zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	if err := natsx.EnsureStreams(ctx, js, clarity.Streams()...); err != nil {
+		t.Fatal(err)
+	}
+	cons, err := js.CreateOrUpdateConsumer(ctx, stream, jetstream.ConsumerConfig{
+		Durable: "test", AckPolicy: jetstream.AckExplicitPolicy,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js, cons
 }
 
 func webhookEnvelope(tb testing.TB, tenant, event, body string) []byte {
@@ -64,21 +89,7 @@ func webhookEnvelope(tb testing.TB, tenant, event, body string) []byte {
 
 func TestHandleWebhook(t *testing.T) {
 	ctx := context.Background()
-	srv := natstest.Run(t)
-	nc, js, err := natsx.Connect(ctx, srv.ClientURL(), "test", zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	if err := natsx.EnsureStreams(ctx, js, clarity.Streams()...); err != nil {
-		t.Fatal(err)
-	}
-	cons, err := js.CreateOrUpdateConsumer(ctx, clarity.StreamWebhook, jetstream.ConsumerConfig{
-		Durable: "test", AckPolicy: jetstream.AckExplicitPolicy,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	js, cons := setup(t, clarity.StreamWebhook)
 	obs := &observer{records: map[pb.Kind]int{}, ignored: map[string]int{}}
 	p := New(js, zerolog.Nop(), obs)
 

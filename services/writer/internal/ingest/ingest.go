@@ -20,6 +20,7 @@ import (
 type Store interface {
 	StartRun(ctx context.Context, tenant, connector string, run *pb.Run) error
 	ApplyPage(ctx context.Context, tenant, connector string, b *pb.RecordBatch) error
+	ApplyPages(ctx context.Context, tenant, connector string, bs []*pb.RecordBatch) error
 	ApplyChange(ctx context.Context, tenant, connector string, b *pb.RecordBatch) error
 	Fetched(ctx context.Context, tenant, connector string, f *pb.RunFetched) error
 	Fail(ctx context.Context, tenant, connector string, f *pb.RunFailed) error
@@ -55,6 +56,9 @@ func handle(ctx context.Context, s Store, tenant, connector string, env *pb.Enve
 		}
 		// A page completes its run itself when it is the last one missing.
 		return s.ApplyPage(ctx, tenant, connector, b.Records)
+	case *pb.Envelope_RecordBatches:
+		// A bundle of pages of one run, applied in one transaction.
+		return s.ApplyPages(ctx, tenant, connector, b.RecordBatches.Batches)
 	case *pb.Envelope_RunFetched:
 		if err := s.Fetched(ctx, tenant, connector, b.RunFetched); err != nil {
 			return err

@@ -1,11 +1,14 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -135,14 +138,29 @@ func (s *Store) StartRun(ctx context.Context, tenant, connector string, run *pb.
 // in parallel; the page that turns out to be the last one missing of a run
 // whose manifest has arrived completes the run.
 func (s *Store) ApplyPage(ctx context.Context, tenant, connector string, b *pb.RecordBatch) error {
-	if b.Ref == nil {
-		return fmt.Errorf("%w: page without reference", ErrBadBatch)
+	return s.ApplyPages(ctx, tenant, connector, []*pb.RecordBatch{b})
+}
+
+// ApplyPages applies pages of one run in one transaction, as ApplyPage
+// applies one.
+func (s *Store) ApplyPages(ctx context.Context, tenant, connector string, bs []*pb.RecordBatch) error {
+	if len(bs) == 0 {
+		return fmt.Errorf("%w: no pages", ErrBadBatch)
 	}
-	hashRecords(b.Records)
+	run := bs[0].GetRun()
+	for _, b := range bs {
+		if b.Ref == nil || b.Run == nil {
+			return fmt.Errorf("%w: page without reference", ErrBadBatch)
+		}
+		if b.Run.RunId != run.RunId || b.Run.StartedAtMs != run.StartedAtMs {
+			return fmt.Errorf("%w: pages of runs %s and %s in one bundle", ErrBadBatch, run.RunId, b.Run.RunId)
+		}
+		hashRecords(b.Records)
+	}
 	var fetched bool
 	err := retry(ctx, func() error {
 		var err error
-		fetched, err = s.applyPage(ctx, tenant, connector, b)
+		fetched, err = s.applyPages(ctx, tenant, connector, run, bs)
 		return err
 	})
 	if err != nil || !fetched {
@@ -150,55 +168,79 @@ func (s *Store) ApplyPage(ctx context.Context, tenant, connector string, b *pb.R
 	}
 	// Every page commits before it looks, so the last one to commit sees
 	// them all.
-	complete, err := s.complete(ctx, tenant, connector, b.Run.RunId)
+	complete, err := s.complete(ctx, tenant, connector, run.RunId)
 	if err != nil || !complete {
 		return err
 	}
-	_, err = s.Finalize(ctx, tenant, connector, b.Run.RunId)
+	_, err = s.Finalize(ctx, tenant, connector, run.RunId)
 	return err
 }
 
-// applyPage applies a page in a shared transaction and reports whether the
+// applyPages applies pages in a shared transaction and reports whether the
 // run's manifest had arrived.
-func (s *Store) applyPage(ctx context.Context, tenant, connector string, b *pb.RecordBatch) (bool, error) {
+func (s *Store) applyPages(ctx context.Context, tenant, connector string, run *pb.Run, bs []*pb.RecordBatch) (bool, error) {
 	w, err := s.begin(ctx, tenant, connector, shared)
 	if err != nil {
 		return false, err
 	}
 	defer w.tx.Rollback(ctx) //nolint:errcheck // a no-op after commit
-	r, err := w.ensureRun(ctx, b.Run)
+	r, err := w.ensureRun(ctx, run)
 	if err != nil {
 		return false, err
 	}
 	if r.status != RunRunning {
-		s.log.Debug().Str("run_id", b.Run.RunId).Str("status", r.status).Msg("page of an ended run ignored")
+		s.log.Debug().Str("run_id", run.RunId).Str("status", r.status).Msg("page of an ended run ignored")
 		return false, nil
 	}
-	run := b.Run.StartedAtMs
-	apply := w.upsert
-	switch b.Ref.Listing {
-	case pb.Listing_LISTING_USERS_ACTIVE, pb.Listing_LISTING_USERS_INACTIVE, pb.Listing_LISTING_USERS_PENDING:
-		apply = w.applyUsers
+	gen := run.StartedAtMs
+	n := len(bs)
+	listings, keys, numbers := make([]int16, n), make([]string, n), make([]int32, n)
+	admins := map[[2]string]int64{} // group id and email: the newest version
+	for i, b := range bs {
+		apply := w.upsert
+		switch b.Ref.Listing {
+		case pb.Listing_LISTING_USERS_ACTIVE, pb.Listing_LISTING_USERS_INACTIVE, pb.Listing_LISTING_USERS_PENDING:
+			apply = w.applyUsers
+		}
+		if err := apply(ctx, b.Records, b.VersionMs, gen); err != nil {
+			return false, err
+		}
+		if ga := b.GroupAdmins; ga != nil {
+			for _, e := range lowerEmails(ga.Emails) {
+				k := [2]string{ga.GroupId, e}
+				admins[k] = max(admins[k], b.VersionMs)
+			}
+		}
+		listings[i], keys[i], numbers[i] = int16(b.Ref.Listing), passKey(b.Ref.ListingKey, b.Ref.Pass), b.Ref.Page
 	}
-	if err := apply(ctx, b.Records, b.VersionMs, run); err != nil {
-		return false, err
-	}
-	if ga := b.GroupAdmins; ga != nil {
+	if len(admins) > 0 {
+		// One row per group and email: a statement may not update a row
+		// twice.
+		// twice. In key order, so that concurrent pages lock rows in the same
+		// order.
+		pairs := slices.SortedFunc(maps.Keys(admins), func(a, b [2]string) int {
+			return cmp.Or(strings.Compare(a[0], b[0]), strings.Compare(a[1], b[1]))
+		})
+		groups, emails, versions := make([]string, len(pairs)), make([]string, len(pairs)), make([]int64, len(pairs))
+		for i, k := range pairs {
+			groups[i], emails[i], versions[i] = k[0], k[1], admins[k]
+		}
 		if _, err := w.tx.Exec(ctx, `
 			INSERT INTO group_admins AS g (connector_id, group_id, email, seen_at, version)
-			SELECT $1, $2, e, $4, $5 FROM unnest($3::text[]) AS e
+			SELECT $1, x.g, x.e, $5, x.v FROM unnest($2::text[], $3::text[], $4::bigint[]) AS x(g, e, v)
 			ON CONFLICT (connector_id, group_id, email) DO UPDATE SET
 				seen_at = GREATEST(g.seen_at, excluded.seen_at),
 				deleted = CASE WHEN g.version > excluded.version THEN g.deleted ELSE false END,
 				version = GREATEST(g.version, excluded.version)`,
-			w.cid, ga.GroupId, lowerEmails(ga.Emails), run, b.VersionMs); err != nil {
+			w.cid, groups, emails, versions, gen); err != nil {
 			return false, fmt.Errorf("write group admins: %w", err)
 		}
 	}
 	if _, err := w.tx.Exec(ctx, `
 		INSERT INTO run_pages (connector_id, run_id, listing, listing_key, page)
-		VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING`,
-		w.cid, b.Run.RunId, int16(b.Ref.Listing), passKey(b.Ref.ListingKey, b.Ref.Pass), b.Ref.Page); err != nil {
+		SELECT $1, $2, x.l, x.k, x.p FROM unnest($3::smallint[], $4::text[], $5::int[]) AS x(l, k, p)
+		ON CONFLICT DO NOTHING`,
+		w.cid, run.RunId, listings, keys, numbers); err != nil {
 		return false, fmt.Errorf("record page: %w", err)
 	}
 	if w.stats == (stats{}) && len(w.changes) == 0 {
@@ -208,7 +250,7 @@ func (s *Store) applyPage(ctx context.Context, tenant, connector string, b *pb.R
 		if _, err := w.tx.Exec(ctx, `
 			UPDATE runs SET progress_at = now()
 			WHERE connector_id = $1 AND run_id = $2 AND progress_at < now() - interval '1 second'`,
-			w.cid, b.Run.RunId); err != nil {
+			w.cid, run.RunId); err != nil {
 			return false, fmt.Errorf("record progress: %w", err)
 		}
 		return r.fetched, s.commit(ctx, w)
@@ -220,7 +262,7 @@ func (s *Store) applyPage(ctx context.Context, tenant, connector string, b *pb.R
 			UPDATE runs SET created = created + $3, updated = updated + $4, unchanged = unchanged + $5,
 			       progress_at = now()
 			WHERE connector_id = $1 AND run_id = $2`,
-			w.cid, b.Run.RunId, w.stats.created, w.stats.updated, w.stats.unchanged); err != nil {
+			w.cid, run.RunId, w.stats.created, w.stats.updated, w.stats.unchanged); err != nil {
 			return fmt.Errorf("count run: %w", err)
 		}
 		return nil

@@ -784,3 +784,68 @@ func TestConnectorWithoutSequenceRow(t *testing.T) {
 	wantTypes(t, evs, ev("created", uk("u1")))
 	wantSeqs(t, evs, 1)
 }
+
+// TestBundledPages applies the group-admin pages of a run as one bundle: one
+// transaction records every page, the same admin listed on two pages of a
+// group counts once, and the bundle that completes the manifest completes
+// the run.
+func TestBundledPages(t *testing.T) {
+	t.Parallel()
+	s, pool := newStore(t)
+	ctx := context.Background()
+	run := newRun("r1", 0)
+	var ents []*pb.Record
+	for _, g := range []string{"g1", "g2", "g3"} {
+		ents = append(ents, group(t, g, "Group "+g), groupAdmin(t, g, "Group "+g))
+	}
+	applyPage(t, s, page(run, pb.Listing_LISTING_USERS_ACTIVE, 1, append([]*pb.Record{
+		user(t, "u1", "alice@example.com", "Alice"), user(t, "u2", "bob@example.com", "Bob"),
+		user(t, "u3", "carol@example.com", "Carol")}, ents...)...))
+	markFetched(t, s, fetched(run, 5,
+		listing{l: pb.Listing_LISTING_USERS_ACTIVE, pages: 1},
+		listing{l: pb.Listing_LISTING_GROUP_ADMINS, key: "g1", pages: 1},
+		listing{l: pb.Listing_LISTING_GROUP_ADMINS, key: "g2", pages: 1},
+		listing{l: pb.Listing_LISTING_GROUP_ADMINS, key: "g3", pages: 2}))
+	take(t, pool)
+
+	other := adminsPage(newRun("r0", -1), "g1", "bob@example.com")
+	if err := s.ApplyPages(ctx, tenant, connector, []*pb.RecordBatch{adminsPage(run, "g1", "bob@example.com"), other}); !errors.Is(err, store.ErrBadBatch) {
+		t.Fatalf("bundle of two runs: got %v, want ErrBadBatch", err)
+	}
+	if err := s.ApplyPages(ctx, tenant, connector, nil); !errors.Is(err, store.ErrBadBatch) {
+		t.Fatalf("empty bundle: got %v, want ErrBadBatch", err)
+	}
+	if got := runStatus(t, pool, "r1"); got != store.RunRunning {
+		t.Fatalf("after refused bundles: got run status %q, want %q", got, store.RunRunning)
+	}
+
+	g3p2 := adminsPage(run, "g3", "CAROL@example.com")
+	g3p2.Ref.Page = 2
+	bundle := []*pb.RecordBatch{
+		adminsPage(run, "g1", "alice@example.com"),
+		adminsPage(run, "g2", "bob@example.com", "Alice@Example.com"),
+		adminsPage(run, "g3", "carol@example.com"),
+		g3p2,
+	}
+	if err := s.ApplyPages(ctx, tenant, connector, bundle); err != nil {
+		t.Fatalf("apply bundle: %v", err)
+	}
+	if got := runStatus(t, pool, "r1"); got != store.RunCompleted {
+		t.Fatalf("after the bundle: got run status %q, want %q", got, store.RunCompleted)
+	}
+	evs := take(t, pool)
+	var grants []event
+	for _, e := range evs {
+		if e.Kind == clarity.KindServiceUserEntitlement {
+			grants = append(grants, e)
+		}
+	}
+	wantSet(t, grants,
+		ev("created", gk("u1", clarity.GroupAdminKey("g1"))),
+		ev("created", gk("u2", clarity.GroupAdminKey("g2"))),
+		ev("created", gk("u1", clarity.GroupAdminKey("g2"))),
+		ev("created", gk("u3", clarity.GroupAdminKey("g3"))))
+	if last := evs[len(evs)-1]; last.typ() != "sync.completed r1" {
+		t.Fatalf("last event: got %s, want sync.completed r1", last)
+	}
+}
