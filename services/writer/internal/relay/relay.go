@@ -17,10 +17,9 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/claritysecurity/zoom-connector/pkg/clarity"
-	"github.com/claritysecurity/zoom-connector/pkg/pb"
+	"github.com/claritysecurity/zoom-connector/services/writer/internal/store"
 )
 
 // Observer is told what the relay published, for metrics.
@@ -142,6 +141,7 @@ const ackTimeout = 30 * time.Second
 type batchRow struct {
 	first, last       int64
 	changes           []byte
+	encoding          string
 	at                time.Time
 	tenant, connector string
 }
@@ -180,9 +180,9 @@ func (r *Relay) connector(ctx context.Context, id int64) (int, error) {
 	counts := map[key]int{}
 	var ended []syncEnd
 	for _, b := range list {
-		var batch pb.ChangeBatch
-		if err := proto.Unmarshal(b.changes, &batch); err != nil {
-			return 0, fmt.Errorf("decode outbox row %d: %w", b.first, err)
+		batch, err := store.DecodeChanges(b.changes, b.encoding)
+		if err != nil {
+			return 0, fmt.Errorf("outbox row %d: %w", b.first, err)
 		}
 		if want := b.last - b.first + 1; int64(len(batch.Changes)) != want {
 			return 0, fmt.Errorf("outbox row %d: got %d changes, want %d", b.first, len(batch.Changes), want)
@@ -235,12 +235,16 @@ type syncEnd struct {
 }
 
 // read returns the oldest outbox rows of connector id: at least one, and no
-// more once they hold r.batch changes.
+// more once they hold r.batch changes. Rows hold consecutive sequences, so
+// those that start within r.batch of the oldest are all a round needs: the
+// database reads and sends no row's changes in vain.
 func (r *Relay) read(ctx context.Context, tx pgx.Tx, id int64) ([]batchRow, error) {
 	q, err := tx.Query(ctx, `
-		SELECT o.first_seq, o.last_seq, o.changes, o.at, c.tenant, c.connector
+		SELECT o.first_seq, o.last_seq, o.changes, o.encoding, o.at, c.tenant, c.connector
 		FROM outbox o JOIN connectors c ON c.id = o.connector_id
-		WHERE o.connector_id = $1 ORDER BY o.first_seq LIMIT $2`, id, rowsPerRound)
+		WHERE o.connector_id = $1
+		  AND o.first_seq <= (SELECT min(first_seq) FROM outbox WHERE connector_id = $1) + $3
+		ORDER BY o.first_seq LIMIT $2`, id, rowsPerRound, r.batch)
 	if err != nil {
 		return nil, fmt.Errorf("read outbox: %w", err)
 	}
@@ -249,7 +253,7 @@ func (r *Relay) read(ctx context.Context, tx pgx.Tx, id int64) ([]batchRow, erro
 	changes := int64(0)
 	for changes < int64(r.batch) && q.Next() {
 		var b batchRow
-		if err := q.Scan(&b.first, &b.last, &b.changes, &b.at, &b.tenant, &b.connector); err != nil {
+		if err := q.Scan(&b.first, &b.last, &b.changes, &b.encoding, &b.at, &b.tenant, &b.connector); err != nil {
 			return nil, fmt.Errorf("read outbox: %w", err)
 		}
 		list = append(list, b)

@@ -15,7 +15,6 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/claritysecurity/zoom-connector/pkg/clarity"
 	"github.com/claritysecurity/zoom-connector/pkg/natsx"
@@ -116,13 +115,14 @@ type outboxRow struct {
 type storedBatch struct {
 	ConnectorID, First, Last int64
 	Changes                  []byte
+	Encoding                 string
 	At                       time.Time
 }
 
 func readBatches(t testing.TB, pool *pgxpool.Pool) []storedBatch {
 	t.Helper()
 	rows, err := pool.Query(context.Background(), `
-		SELECT connector_id, first_seq, last_seq, changes, at FROM outbox ORDER BY connector_id, first_seq`)
+		SELECT connector_id, first_seq, last_seq, changes, encoding, at FROM outbox ORDER BY connector_id, first_seq`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,8 +154,8 @@ func readOutbox(t testing.TB, pool *pgxpool.Pool) []outboxRow {
 	}
 	var out []outboxRow
 	for _, b := range readBatches(t, pool) {
-		var batch pb.ChangeBatch
-		if err := proto.Unmarshal(b.Changes, &batch); err != nil {
+		batch, err := store.DecodeChanges(b.Changes, b.Encoding)
+		if err != nil {
 			t.Fatalf("outbox row %d: %v", b.First, err)
 		}
 		if got, want := int64(len(batch.Changes)), b.Last-b.First+1; got != want {
@@ -176,8 +176,8 @@ func restore(t testing.TB, pool *pgxpool.Pool, rows []storedBatch) {
 	t.Helper()
 	for _, r := range rows {
 		if _, err := pool.Exec(context.Background(), `
-			INSERT INTO outbox (connector_id, first_seq, last_seq, changes, at) VALUES ($1, $2, $3, $4, $5)`,
-			r.ConnectorID, r.First, r.Last, r.Changes, r.At); err != nil {
+			INSERT INTO outbox (connector_id, first_seq, last_seq, changes, encoding, at) VALUES ($1, $2, $3, $4, $5, $6)`,
+			r.ConnectorID, r.First, r.Last, r.Changes, r.Encoding, r.At); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -11,7 +11,6 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/rs/zerolog"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/claritysecurity/zoom-connector/pkg/clarity"
 	"github.com/claritysecurity/zoom-connector/pkg/pb"
@@ -81,7 +80,7 @@ func (e event) typ() string { return e.Kind + "." + e.Op + " " + e.Subject }
 func take(t testing.TB, pool *pgxpool.Pool) []event {
 	t.Helper()
 	ctx := context.Background()
-	rows, err := pool.Query(ctx, `SELECT first_seq, last_seq, changes FROM outbox ORDER BY first_seq`)
+	rows, err := pool.Query(ctx, `SELECT first_seq, last_seq, changes, encoding FROM outbox ORDER BY first_seq`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,11 +89,12 @@ func take(t testing.TB, pool *pgxpool.Pool) []event {
 	for rows.Next() {
 		var first, last int64
 		var body []byte
-		if err := rows.Scan(&first, &last, &body); err != nil {
+		var encoding string
+		if err := rows.Scan(&first, &last, &body, &encoding); err != nil {
 			t.Fatal(err)
 		}
-		var batch pb.ChangeBatch
-		if err := proto.Unmarshal(body, &batch); err != nil {
+		batch, err := store.DecodeChanges(body, encoding)
+		if err != nil {
 			t.Fatalf("outbox row %d: %v", first, err)
 		}
 		if got, want := int64(len(batch.Changes)), last-first+1; got != want {

@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/klauspost/compress/s2"
 	"github.com/rs/zerolog"
 	"google.golang.org/protobuf/proto"
 
@@ -230,6 +231,20 @@ func (s *Store) commit(ctx context.Context, w *wtx) error {
 	if n == 0 && w.final == nil {
 		return w.tx.Commit(ctx)
 	}
+	// The changes are encoded before the sequence is locked: other
+	// transactions wait on that lock.
+	var body []byte
+	var encoding string
+	if n > 0 {
+		batch := &pb.ChangeBatch{Changes: make([]*pb.Change, n)}
+		for i, c := range w.changes {
+			batch.Changes[i] = &pb.Change{Kind: c.kind, Op: c.op, Subject: c.subject, Data: c.data}
+		}
+		var err error
+		if body, encoding, err = EncodeChanges(batch); err != nil {
+			return err
+		}
+	}
 	// From here to commit no other transaction of the connector can number
 	// changes: sequences follow commit order.
 	var seq int64
@@ -253,16 +268,8 @@ func (s *Store) commit(ctx context.Context, w *wtx) error {
 		}
 	}
 	if n > 0 {
-		batch := &pb.ChangeBatch{Changes: make([]*pb.Change, n)}
-		for i, c := range w.changes {
-			batch.Changes[i] = &pb.Change{Kind: c.kind, Op: c.op, Subject: c.subject, Data: c.data}
-		}
-		body, err := proto.Marshal(batch)
-		if err != nil {
-			return fmt.Errorf("encode outbox: %w", err)
-		}
-		if _, err := w.tx.Exec(ctx, `INSERT INTO outbox (connector_id, first_seq, last_seq, changes, at) VALUES ($1, $2, $3, $4, $5)`,
-			w.cid, seq+1, seq+int64(n), body, s.now().UTC()); err != nil {
+		if _, err := w.tx.Exec(ctx, `INSERT INTO outbox (connector_id, first_seq, last_seq, changes, encoding, at) VALUES ($1, $2, $3, $4, $5, $6)`,
+			w.cid, seq+1, seq+int64(n), body, encoding, s.now().UTC()); err != nil {
 			return fmt.Errorf("write outbox: %w", err)
 		}
 		if _, err := w.tx.Exec(ctx, `UPDATE sequences SET seq = $2 WHERE connector_id = $1`, w.cid, seq+int64(n)); err != nil {
@@ -285,6 +292,48 @@ func (s *Store) commit(ctx context.Context, w *wtx) error {
 			Int64("unchanged", e.stats.unchanged).Dur("took", e.took).Msg("sync " + e.status)
 	}
 	return nil
+}
+
+// EncodingS2 marks an outbox row whose changes are S2-compressed.
+const EncodingS2 = "s2"
+
+// compressAbove is the size of encoded changes from which they are
+// compressed.
+const compressAbove = 4 << 10
+
+// EncodeChanges encodes an outbox row's changes, S2-compressed when that
+// pays, and returns the encoding for the row's encoding column.
+func EncodeChanges(b *pb.ChangeBatch) ([]byte, string, error) {
+	body, err := proto.Marshal(b)
+	if err != nil {
+		return nil, "", fmt.Errorf("encode outbox: %w", err)
+	}
+	if len(body) < compressAbove {
+		return body, "", nil
+	}
+	if enc := s2.Encode(nil, body); len(enc) < len(body) {
+		return enc, EncodingS2, nil
+	}
+	return body, "", nil
+}
+
+// DecodeChanges decodes what EncodeChanges encoded.
+func DecodeChanges(body []byte, encoding string) (*pb.ChangeBatch, error) {
+	switch encoding {
+	case "":
+	case EncodingS2:
+		var err error
+		if body, err = s2.Decode(nil, body); err != nil {
+			return nil, fmt.Errorf("decompress changes: %w", err)
+		}
+	default:
+		return nil, fmt.Errorf("unknown encoding %q", encoding)
+	}
+	var b pb.ChangeBatch
+	if err := proto.Unmarshal(body, &b); err != nil {
+		return nil, fmt.Errorf("decode changes: %w", err)
+	}
+	return &b, nil
 }
 
 // Ping checks the database, for /readyz.
