@@ -8,7 +8,6 @@ package relay
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
 
@@ -43,6 +42,7 @@ type Relay struct {
 	batch    int
 	interval time.Duration
 	obs      Observer
+	pub      *publisher // made at the first round
 }
 
 // New returns a relay publishing about batch changes per transaction and
@@ -125,9 +125,7 @@ func (r *Relay) Once(ctx context.Context) (int, error) {
 // lockSpace keeps the relay's advisory locks apart from any other use.
 const lockSpace = 0x5a4f4f4d
 
-// maxPending bounds the publications awaiting their acknowledgement. It
-// stays under the nats.go JetStream client's own bound (4,000), which fails
-// a publication that would exceed it after a short stall.
+// maxPending bounds the publications awaiting their acknowledgement.
 const maxPending = 2048
 
 // rowsPerRound bounds the outbox rows one round reads. Each holds the
@@ -173,8 +171,16 @@ func (r *Relay) connector(ctx context.Context, id int64) (int, error) {
 	// first sign of a lost connection (its publications fail at once: the
 	// connection buffers none while reconnecting) and the next round
 	// publishes again from its first row; JetStream drops what it has.
-	p := publisher{js: r.js, nc: r.js.Conn()}
-	p.reconnects = p.nc.Stats().Reconnects
+	if r.pub == nil {
+		var err error
+		if r.pub, err = newPublisher(r.js.Conn()); err != nil {
+			return 0, err
+		}
+	}
+	p := r.pub
+	p.begin()
+	msg := nats.NewMsg("")
+	var buf []byte
 	total := 0
 	type key struct{ kind, op string }
 	counts := map[key]int{}
@@ -189,8 +195,10 @@ func (r *Relay) connector(ctx context.Context, id int64) (int, error) {
 		}
 		for i, c := range batch.Changes {
 			ev := clarity.NewEvent(b.tenant, b.connector, b.first+int64(i), c.Kind, c.Op, c.Subject, b.at, c.Data)
-			msg := nats.NewMsg(clarity.EventSubject(b.tenant, b.connector, c.Kind))
-			msg.Data = ev.AppendJSON(make([]byte, 0, 256+len(c.Data)))
+			// One message and one buffer serve every event: a publication
+			// copies them before it returns.
+			buf = ev.AppendJSON(buf[:0])
+			msg.Subject, msg.Data = clarity.EventSubject(b.tenant, b.connector, c.Kind), buf
 			msg.Header.Set("Content-Type", clarity.ContentType)
 			msg.Header.Set(jetstream.MsgIDHeader, ev.ID)
 			if err := p.publish(ctx, msg); err != nil {
@@ -264,62 +272,6 @@ func (r *Relay) read(ctx context.Context, tx pgx.Tx, id int64) ([]batchRow, erro
 		return nil, fmt.Errorf("read outbox: %w", err)
 	}
 	return list, nil
-}
-
-// publisher publishes asynchronously with at most maxPending messages
-// awaiting their acknowledgement, on one connection that must not drop
-// meanwhile.
-type publisher struct {
-	js         jetstream.JetStream
-	nc         *nats.Conn
-	reconnects uint64
-	pending    []jetstream.PubAckFuture
-}
-
-// errConnectionLost stops a round whose connection dropped.
-var errConnectionLost = errors.New("relay: NATS connection lost during the round")
-
-func (p *publisher) publish(ctx context.Context, msg *nats.Msg) error {
-	if !p.nc.IsConnected() || p.nc.Stats().Reconnects != p.reconnects {
-		return errConnectionLost
-	}
-	if len(p.pending) >= maxPending {
-		// Wait for the older half only, so that publishing goes on while
-		// the newer half is being stored.
-		if err := p.waitFor(ctx, maxPending/2); err != nil {
-			return err
-		}
-	}
-	f, err := p.js.PublishMsgAsync(msg)
-	if err != nil {
-		return err
-	}
-	p.pending = append(p.pending, f)
-	return nil
-}
-
-// wait returns once every pending publication is acknowledged, or the
-// first error.
-func (p *publisher) wait(ctx context.Context) error { return p.waitFor(ctx, len(p.pending)) }
-
-// waitFor returns once the n oldest pending publications are acknowledged,
-// or the first error.
-func (p *publisher) waitFor(ctx context.Context, n int) error {
-	timeout := time.NewTimer(ackTimeout)
-	defer timeout.Stop()
-	for _, f := range p.pending[:n] {
-		select {
-		case <-f.Ok():
-		case err := <-f.Err():
-			return fmt.Errorf("publish: %w", err)
-		case <-timeout.C:
-			return fmt.Errorf("publish: no acknowledgement within %s", ackTimeout)
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-	p.pending = append(p.pending[:0], p.pending[n:]...)
-	return nil
 }
 
 func sleep(ctx context.Context, d time.Duration) {
