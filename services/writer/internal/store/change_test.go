@@ -209,3 +209,46 @@ func TestAdminsAddedRemoved(t *testing.T) {
 	}
 	wantLive(t, pool, uk("u1"), uk("u2"), ek("group:g1"), ek(admin), gk("u2", admin))
 }
+
+// TestDependentsOfAUserWhoseKeyExtendsAnother: a user's grants and
+// attributes are a range of keys "<user key>|…", which also holds those of
+// a user keyed "<user key>|…" itself. Deleting, replacing or expiring one
+// user touches its own dependents only.
+func TestDependentsOfAUserWhoseKeyExtendsAnother(t *testing.T) {
+	t.Parallel()
+	s, pool := newStore(t)
+	const short, long = "pending:a@example.com", "pending:a@example.com|b"
+	records := func(keys ...string) []*pb.Record {
+		recs := []*pb.Record{group(t, "g1", "Sales")}
+		for _, k := range keys {
+			u := user(t, k, k+".mail", k)
+			u.Key, u.UserKey = k, k
+			recs = append(recs, u, grant(t, k, "group:g1"), attr(t, k, "department", "Sales"))
+		}
+		return recs
+	}
+	dependentsOf := func(k string) []string {
+		return []string{gk(k, "group:g1"), ak(k, "department")}
+	}
+
+	// A run without the long-keyed user expires it and its dependents only.
+	syncRun(t, s, pool, newRun("r1", 0), nil, records(short, long)...)
+	evs := syncRun(t, s, pool, newRun("r2", 1000), nil, records(short)...)
+	wantTypes(t, evs, "sync.started r2", ev("deleted", ak(long, "department")), ev("deleted", gk(long, "group:g1")),
+		ev("deleted", uk(long)), "sync.completed r2")
+	wantLive(t, pool, append([]string{uk(short), ek("group:g1")}, dependentsOf(short)...)...)
+
+	// Replacing the short-keyed user's records keeps the long-keyed one's.
+	syncRun(t, s, pool, newRun("r3", 2000), nil, records(short, long)...)
+	u := user(t, short, short+".mail", short)
+	u.Key, u.UserKey = short, short
+	applyChange(t, s, &pb.RecordBatch{VersionMs: base + 3000, Records: []*pb.Record{u}, ReplaceUser: short, Source: "test"})
+	wantSet(t, take(t, pool), ev("deleted", gk(short, "group:g1")), ev("deleted", ak(short, "department")))
+	wantLive(t, pool, append([]string{uk(short), uk(long), ek("group:g1")}, dependentsOf(long)...)...)
+
+	// Deleting the short-keyed user deletes its records only.
+	syncRun(t, s, pool, newRun("r4", 4000), nil, records(short, long)...)
+	applyChange(t, s, del(5000, pb.Kind_KIND_SERVICE_USER, short))
+	wantSet(t, take(t, pool), ev("deleted", gk(short, "group:g1")), ev("deleted", ak(short, "department")), ev("deleted", uk(short)))
+	wantLive(t, pool, append([]string{uk(long), ek("group:g1")}, dependentsOf(long)...)...)
+}
