@@ -292,10 +292,8 @@ func (b *bundle) flush(publish func(*pb.Envelope, string) error) error {
 		env = &pb.Envelope{Body: &pb.Envelope_RawPages{RawPages: &pb.RawPages{Pages: b.pages}}}
 		id += "+" + strconv.Itoa(len(b.pages))
 	}
-	err := publish(env, id) // encodes the pages before it returns
-	clear(b.pages)
-	*b = bundle{pages: b.pages[:0]}
-	return err
+	*b = bundle{} // the envelope keeps the pages; the next bundle starts anew
+	return publish(env, id)
 }
 
 // idQueue is an unbounded queue of ids with one producer, closed when the
