@@ -37,6 +37,10 @@ type BenchResult struct {
 	WebhookP50Millis float64          `json:"webhook_latency_p50_ms"`
 	WebhookP99Millis float64          `json:"webhook_latency_p99_ms"`
 	PeakRSSMiB       map[string]int64 `json:"peak_rss_mib"`
+	// FullSyncCPU and ResyncCPU are the CPU seconds each process spent
+	// during the full sync and the resync (see cpuMeter).
+	FullSyncCPU map[string]float64 `json:"full_sync_cpu_seconds,omitempty"`
+	ResyncCPU   map[string]float64 `json:"noop_resync_cpu_seconds,omitempty"`
 	// Repeats is how many times the size was measured; the timings above
 	// are the medians, the peak RSS the highest, and Runs holds each.
 	Repeats int           `json:"repeats"`
@@ -72,6 +76,11 @@ func median(runs []BenchResult) BenchResult {
 	out.FloorRatio = out.FullSyncSeconds / out.CopySeconds
 	out.WebhookP50Millis = mid(func(r BenchResult) float64 { return r.WebhookP50Millis })
 	out.WebhookP99Millis = mid(func(r BenchResult) float64 { return r.WebhookP99Millis })
+	var full, resync []map[string]float64
+	for _, r := range runs {
+		full, resync = append(full, r.FullSyncCPU), append(resync, r.ResyncCPU)
+	}
+	out.FullSyncCPU, out.ResyncCPU = medianCPU(full), medianCPU(resync)
 	out.PeakRSSMiB = map[string]int64{}
 	for _, r := range runs {
 		out.ResyncChanges = max(out.ResyncChanges, r.ResyncChanges)
@@ -195,18 +204,22 @@ func benchOne(ctx context.Context, users, webhooks int, binDir, dbURL string, er
 		return info.State.LastSeq, nil
 	}
 
+	meter := cpuMeter{procs: s.Procs, postmaster: findPostmaster(ctx, dbURL)}
+	var cpu map[string]float64 // of the last timed sync
 	timed := func() (time.Duration, int, Result, error) {
 		id := NewRequestID()
 		before, err := lastSeq()
 		if err != nil {
 			return 0, 0, Result{}, err
 		}
+		cpuBefore := meter.sample()
 		start := time.Now()
 		if err := Trigger(ctx, s.JS, cfg.Tenant, cfg.Connector, id); err != nil {
 			return 0, 0, Result{}, err
 		}
 		res, err := w.Wait(ctx, id, nil)
 		d := time.Since(start)
+		cpu = cpuSince(cpuBefore, meter.sample())
 		if err != nil {
 			return d, 0, res, err
 		}
@@ -221,6 +234,7 @@ func benchOne(ctx context.Context, users, webhooks int, binDir, dbURL string, er
 	}
 	r.Records = events
 	r.FullSyncSeconds = d.Seconds()
+	r.FullSyncCPU = cpu
 	r.RecordsPerSecond = float64(events) / d.Seconds()
 	r.ZoomRequests = s.Sim.TotalRequests()
 	// Every listing of a full sync is labelled MEDIUM: 20/s on Pro, 60/s on Business+.
@@ -233,6 +247,7 @@ func benchOne(ctx context.Context, users, webhooks int, binDir, dbURL string, er
 		return r, fmt.Errorf("resync: %v %s", err, res.Data.Error)
 	}
 	r.ResyncSeconds, r.ResyncChanges = d.Seconds(), events
+	r.ResyncCPU = cpu
 	fmt.Fprintf(errw, "  no-op resync %.1fs\n", r.ResyncSeconds)
 
 	if r.CopySeconds, err = copyFloor(ctx, dbURL, r.Records); err != nil {
@@ -395,4 +410,37 @@ func printBench(out io.Writer, rs []BenchResult) {
 	for _, name := range devstack.Services {
 		row("peak RSS "+name+" (MiB)", func(r BenchResult) string { return strconv.FormatInt(r.PeakRSSMiB[name], 10) })
 	}
+	// Where the time went: CPU seconds of each process, full sync / resync.
+	cpuRow := func(label string, f func(map[string]float64) (float64, bool)) {
+		shown := false
+		for _, r := range rs {
+			_, ok := f(r.FullSyncCPU)
+			shown = shown || ok
+		}
+		if !shown {
+			return
+		}
+		row(label, func(r BenchResult) string {
+			full, _ := f(r.FullSyncCPU)
+			resync, _ := f(r.ResyncCPU)
+			return fmt.Sprintf("%.1f / %.1f", full, resync)
+		})
+	}
+	for _, name := range cpuOrder {
+		label := name
+		if name == cpuZoomctl {
+			label = "zoomctl (NATS, sim)"
+		}
+		cpuRow("CPU s, full / resync: "+label, func(m map[string]float64) (float64, bool) {
+			v, ok := m[name]
+			return v, ok
+		})
+	}
+	cpuRow("CPU s, full / resync: all", func(m map[string]float64) (float64, bool) {
+		total := 0.0
+		for _, v := range m {
+			total += v
+		}
+		return total, len(m) > 0
+	})
 }

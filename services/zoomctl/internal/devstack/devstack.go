@@ -314,6 +314,9 @@ func waitHTTP(p *Proc, url string, timeout time.Duration) error {
 	return fmt.Errorf("no answer on %s within %s", url, timeout)
 }
 
+// Pid returns the process id.
+func (p *Proc) Pid() int { return p.cmd.Process.Pid }
+
 // PeakRSS returns the process's peak resident set size in bytes (VmHWM), or
 // 0 when it cannot be read.
 func (p *Proc) PeakRSS() int64 {
