@@ -214,10 +214,9 @@ func (s *Store) applyPages(ctx context.Context, tenant, connector string, run *p
 		listings[i], keys[i], numbers[i] = int16(b.Ref.Listing), passKey(b.Ref.ListingKey, b.Ref.Pass), b.Ref.Page
 	}
 	if len(admins) > 0 {
-		// One row per group and email: a statement may not update a row
-		// twice.
-		// twice. In key order, so that concurrent pages lock rows in the same
-		// order.
+		// One row per group and email, as a statement may not update a row
+		// twice; in key order, so that concurrent pages lock rows in the
+		// same order.
 		pairs := slices.SortedFunc(maps.Keys(admins), func(a, b [2]string) int {
 			return cmp.Or(strings.Compare(a[0], b[0]), strings.Compare(a[1], b[1]))
 		})
