@@ -485,37 +485,36 @@ func (w *wtx) finalize(ctx context.Context, runID string, r runRow) (bool, error
 // arrays of keys was quadratic under some plans.)
 func (w *wtx) expireUnseen(ctx context.Context, gen, prev int64) error {
 	const set = `UPDATE records r SET deleted = true, version = GREATEST(r.version, $2)`
-	// One pass over the users and entitlements finds both those going and
-	// the users compared record by record since the last completed run.
+	// One pass over the users and entitlements finds those going, and
+	// whether any user was compared record by record since the last
+	// completed run. Those users are not held here: a first sync compares
+	// every user of the account.
+	const going = `NOT r.deleted AND r.seen_at < $2 AND r.version < $2`
+	const diffed = `r.kind = 1 AND r.diffed_at > $3`
 	rows, err := w.tx.Query(ctx, `
-		SELECT r.kind, r.key, r.diffed_at, NOT r.deleted AND r.seen_at < $2 AND r.version < $2
+		SELECT r.kind, CASE WHEN `+going+` THEN r.key ELSE '' END, `+going+`, `+diffed+`
 		FROM records r
-		WHERE r.connector_id = $1 AND r.kind IN (1, 2)
-		  AND ((NOT r.deleted AND r.seen_at < $2 AND r.version < $2) OR (r.kind = 1 AND r.diffed_at > $3))`,
+		WHERE r.connector_id = $1 AND r.kind IN (1, 2) AND ((`+going+`) OR (`+diffed+`))`,
 		w.cid, gen, prev)
 	if err != nil {
 		return fmt.Errorf("find unseen records: %w", err)
 	}
 	var goingKinds []int16
-	var goingKeys, diffed []string
-	var diffedAt []int64
+	var goingKeys []string
+	anyDiffed := false
 	for rows.Next() {
 		var kind int16
 		var key string
-		var at int64
-		var going bool
-		if err := rows.Scan(&kind, &key, &at, &going); err != nil {
+		var isGoing, isDiffed bool
+		if err := rows.Scan(&kind, &key, &isGoing, &isDiffed); err != nil {
 			rows.Close()
 			return fmt.Errorf("find unseen records: %w", err)
 		}
-		if going {
+		if isGoing {
 			goingKinds = append(goingKinds, kind)
 			goingKeys = append(goingKeys, key)
 		}
-		if kind == int16(pb.Kind_KIND_SERVICE_USER) && at > prev {
-			diffed = append(diffed, key)
-			diffedAt = append(diffedAt, at)
-		}
+		anyDiffed = anyDiffed || isDiffed
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
@@ -554,12 +553,16 @@ func (w *wtx) expireUnseen(ctx context.Context, gen, prev int64) error {
 		return err
 	}
 	var stale []gone
-	if len(diffed) > 0 {
+	if anyDiffed {
+		// The users compared record by record come from the table: a join
+		// the planner hashes when they are many (a first sync) and probes
+		// when they are few.
 		if stale, err = w.expire(ctx, set+`
-			FROM unnest($3::text[], $4::bigint[]) AS u(key, diffed_at)
-			WHERE r.connector_id = $1 AND r.user_key = u.key AND r.kind IN (3, 4) AND NOT r.deleted
+			FROM records u
+			WHERE u.connector_id = $1 AND u.kind = 1 AND u.diffed_at > $3
+			  AND r.connector_id = $1 AND r.user_key = u.key AND r.kind IN (3, 4) AND NOT r.deleted
 			  AND r.version < $2 AND r.seen_at < u.diffed_at AND COALESCE(r.ent_key, '') NOT LIKE 'group_admin:%'
-			RETURNING `+goneColumns, w.cid, gen, diffed, diffedAt); err != nil {
+			RETURNING `+goneColumns, w.cid, gen, prev); err != nil {
 			return err
 		}
 	}
