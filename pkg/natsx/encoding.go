@@ -15,32 +15,27 @@ const HeaderEncoding = "Zoom-Encoding"
 // EncodingS2 is S2 block compression (github.com/klauspost/compress/s2).
 const EncodingS2 = "s2"
 
-// compressAbove is the size from which Compress compresses: raw Zoom pages
-// and record batches (hundreds of kilobytes of JSON and keys) shrink several
-// times, and every byte saved is a byte JetStream copies, stores and sends
-// less; small control messages are left as they are.
+// compressAbove is the size from which Encode compresses: raw Zoom pages,
+// record batches and outbox rows (hundreds of kilobytes of JSON and keys)
+// shrink several times, and every byte saved is a byte JetStream or
+// PostgreSQL copies, stores and sends less; small ones are left as they are.
 const compressAbove = 4 << 10
 
-// Compress replaces a large msg.Data by its S2 encoding and marks it so;
-// Consumer.Run hands handlers the data decoded.
-func Compress(msg *nats.Msg) {
-	if len(msg.Data) < compressAbove {
-		return
+// Encode returns data S2-compressed and EncodingS2 when data is large and
+// compression pays, else data itself and "".
+func Encode(data []byte) ([]byte, string) {
+	if len(data) < compressAbove {
+		return data, ""
 	}
-	enc := s2.Encode(nil, msg.Data)
-	if len(enc) >= len(msg.Data) {
-		return
+	if enc := s2.Encode(nil, data); len(enc) < len(data) {
+		return enc, EncodingS2
 	}
-	if msg.Header == nil {
-		msg.Header = nats.Header{}
-	}
-	msg.Data = enc
-	msg.Header.Set(HeaderEncoding, EncodingS2)
+	return data, ""
 }
 
-// Decode returns the data of a message as it was before Compress.
-func Decode(h nats.Header, data []byte) ([]byte, error) {
-	switch enc := h.Get(HeaderEncoding); enc {
+// DecodeData returns data as it was before Encode gave it encoding enc.
+func DecodeData(enc string, data []byte) ([]byte, error) {
+	switch enc {
 	case "":
 		return data, nil
 	case EncodingS2:
@@ -52,6 +47,25 @@ func Decode(h nats.Header, data []byte) ([]byte, error) {
 	default:
 		return nil, fmt.Errorf("unknown data encoding %q", enc)
 	}
+}
+
+// Compress replaces a large msg.Data by its S2 encoding and marks it so;
+// Consumer.Run hands handlers the data decoded.
+func Compress(msg *nats.Msg) {
+	data, enc := Encode(msg.Data)
+	if enc == "" {
+		return
+	}
+	if msg.Header == nil {
+		msg.Header = nats.Header{}
+	}
+	msg.Data = data
+	msg.Header.Set(HeaderEncoding, enc)
+}
+
+// Decode returns the data of a message as it was before Compress.
+func Decode(h nats.Header, data []byte) ([]byte, error) {
+	return DecodeData(h.Get(HeaderEncoding), data)
 }
 
 // decoded is a message whose Data is decoded.

@@ -7,6 +7,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/claritysecurity/zoom-connector/pkg/natsx"
 	"github.com/claritysecurity/zoom-connector/pkg/pb"
 	"github.com/claritysecurity/zoom-connector/services/writer/internal/store"
 )
@@ -33,7 +34,7 @@ func TestEncodeChanges(t *testing.T) {
 		wantEncoding string
 	}{
 		{"small stays as is", batch(3, jsonData), ""},
-		{"large JSON is compressed", batch(500, jsonData), store.EncodingS2},
+		{"large JSON is compressed", batch(500, jsonData), natsx.EncodingS2},
 		{"large noise is not", batch(20, randomData), ""},
 	}
 	for _, tt := range tests {
@@ -46,7 +47,7 @@ func TestEncodeChanges(t *testing.T) {
 				t.Errorf("got encoding %q, want %q", encoding, tt.wantEncoding)
 			}
 			plain, _ := proto.Marshal(tt.batch)
-			if encoding == store.EncodingS2 && len(body)*2 > len(plain) {
+			if encoding == natsx.EncodingS2 && len(body)*2 > len(plain) {
 				t.Errorf("compressed to %d bytes of %d, want at most half", len(body), len(plain))
 			}
 			got, err := store.DecodeChanges(body, encoding)
@@ -62,7 +63,7 @@ func TestEncodeChanges(t *testing.T) {
 	if _, err := store.DecodeChanges(body, "zstd"); err == nil {
 		t.Error("unknown encoding: got no error")
 	}
-	if _, err := store.DecodeChanges(body[:len(body)/2], store.EncodingS2); err == nil {
+	if _, err := store.DecodeChanges(body[:len(body)/2], natsx.EncodingS2); err == nil {
 		t.Error("truncated S2 data: got no error")
 	}
 }

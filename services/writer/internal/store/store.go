@@ -16,11 +16,11 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/klauspost/compress/s2"
 	"github.com/rs/zerolog"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/claritysecurity/zoom-connector/pkg/clarity"
+	"github.com/claritysecurity/zoom-connector/pkg/natsx"
 	"github.com/claritysecurity/zoom-connector/pkg/pb"
 	"github.com/claritysecurity/zoom-connector/pkg/postgres"
 )
@@ -294,40 +294,23 @@ func (s *Store) commit(ctx context.Context, w *wtx) error {
 	return nil
 }
 
-// EncodingS2 marks an outbox row whose changes are S2-compressed.
-const EncodingS2 = "s2"
-
-// compressAbove is the size of encoded changes from which they are
-// compressed.
-const compressAbove = 4 << 10
-
 // EncodeChanges encodes an outbox row's changes, S2-compressed when that
-// pays, and returns the encoding for the row's encoding column.
+// pays (natsx.Encode), and returns the encoding for the row's encoding
+// column.
 func EncodeChanges(b *pb.ChangeBatch) ([]byte, string, error) {
 	body, err := proto.Marshal(b)
 	if err != nil {
 		return nil, "", fmt.Errorf("encode outbox: %w", err)
 	}
-	if len(body) < compressAbove {
-		return body, "", nil
-	}
-	if enc := s2.Encode(nil, body); len(enc) < len(body) {
-		return enc, EncodingS2, nil
-	}
-	return body, "", nil
+	body, enc := natsx.Encode(body)
+	return body, enc, nil
 }
 
 // DecodeChanges decodes what EncodeChanges encoded.
 func DecodeChanges(body []byte, encoding string) (*pb.ChangeBatch, error) {
-	switch encoding {
-	case "":
-	case EncodingS2:
-		var err error
-		if body, err = s2.Decode(nil, body); err != nil {
-			return nil, fmt.Errorf("decompress changes: %w", err)
-		}
-	default:
-		return nil, fmt.Errorf("unknown encoding %q", encoding)
+	body, err := natsx.DecodeData(encoding, body)
+	if err != nil {
+		return nil, fmt.Errorf("decompress changes: %w", err)
 	}
 	var b pb.ChangeBatch
 	if err := proto.Unmarshal(body, &b); err != nil {
