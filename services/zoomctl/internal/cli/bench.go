@@ -60,11 +60,7 @@ func median(runs []BenchResult) BenchResult {
 		for i, r := range runs {
 			v[i] = f(r)
 		}
-		sort.Float64s(v)
-		if n := len(v); n%2 == 0 {
-			return (v[n/2-1] + v[n/2]) / 2
-		}
-		return v[len(v)/2]
+		return medianOf(v)
 	}
 	out := runs[0]
 	out.Runs = runs
@@ -89,6 +85,15 @@ func median(runs []BenchResult) BenchResult {
 		}
 	}
 	return out
+}
+
+// medianOf returns the median of v, which it sorts.
+func medianOf(v []float64) float64 {
+	sort.Float64s(v)
+	if n := len(v); n%2 == 0 {
+		return (v[n/2-1] + v[n/2]) / 2
+	}
+	return v[len(v)/2]
 }
 
 func runBench(ctx context.Context, args []string, out, errw io.Writer) int {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math"
 	"os"
-	"sort"
 	"strconv"
 	"strings"
 
@@ -152,12 +151,7 @@ func medianCPU(runs []map[string]float64) map[string]float64 {
 	}
 	out := map[string]float64{}
 	for name, v := range values {
-		sort.Float64s(v)
-		if n := len(v); n%2 == 0 {
-			out[name] = (v[n/2-1] + v[n/2]) / 2
-		} else {
-			out[name] = v[n/2]
-		}
+		out[name] = medianOf(v)
 	}
 	return out
 }
