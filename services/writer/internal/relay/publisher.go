@@ -52,15 +52,17 @@ func newPublisher(nc *nats.Conn) (*publisher, error) {
 	return p, nil
 }
 
-// begin starts a round.
-func (p *publisher) begin() {
+// begin starts a round and returns the reply subject its publications
+// name.
+func (p *publisher) begin() string {
 	p.mu.Lock()
+	defer p.mu.Unlock()
 	p.round++
 	p.reply = p.inbox + "." + strconv.FormatUint(p.round, 10)
 	p.acked, p.err = 0, nil
-	p.mu.Unlock()
 	p.sent = 0
 	p.reconnects = p.nc.Stats().Reconnects
+	return p.reply
 }
 
 // handle counts one acknowledgement.
@@ -118,6 +120,7 @@ func (p *publisher) lost() bool {
 	return !p.nc.IsConnected() || p.nc.Stats().Reconnects != p.reconnects
 }
 
+// publish publishes msg, whose Reply is the round's subject (begin).
 func (p *publisher) publish(ctx context.Context, msg *nats.Msg) error {
 	if p.lost() {
 		return errConnectionLost
@@ -129,9 +132,6 @@ func (p *publisher) publish(ctx context.Context, msg *nats.Msg) error {
 			return err
 		}
 	}
-	p.mu.Lock()
-	msg.Reply = p.reply
-	p.mu.Unlock()
 	if err := p.nc.PublishMsg(msg); err != nil {
 		return err
 	}

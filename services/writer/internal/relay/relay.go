@@ -178,8 +178,8 @@ func (r *Relay) connector(ctx context.Context, id int64) (int, error) {
 		}
 	}
 	p := r.pub
-	p.begin()
 	msg := nats.NewMsg("")
+	msg.Reply = p.begin()
 	var buf []byte
 	total := 0
 	type key struct{ kind, op string }
