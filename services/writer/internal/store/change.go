@@ -23,6 +23,7 @@ func (s *Store) ApplyChange(ctx context.Context, tenant, connector string, b *pb
 	if err != nil {
 		return err
 	}
+	w.trackDirty = true
 	if err := w.applyChange(ctx, b); err != nil {
 		_ = w.tx.Rollback(ctx)
 		return err
@@ -128,17 +129,18 @@ func (w *wtx) deleteCascade(ctx context.Context, d *pb.RecordRef, v int64) error
 	var dependents string
 	switch d.Kind {
 	case pb.Kind_KIND_SERVICE_USER:
-		dependents = `r.user_key = $4`
+		dependents = `r.user_key = $3`
 	case pb.Kind_KIND_ENTITLEMENT:
-		dependents = `r.ent_key = $4`
-	default:
-		dependents = `false`
+		dependents = `r.ent_key = $3`
 	}
 	// A record newer than the deletion stays; its dependents follow the
-	// same rule one by one.
-	_, err := w.tombstone(ctx, v, `r.version <= $2 AND ((r.kind = $3 AND r.key = $4) OR (r.kind IN (3, 4) AND `+dependents+`))`,
-		int16(d.Kind), d.Key)
-	if err != nil {
+	// same rule one by one, and go first.
+	if dependents != "" {
+		if _, err := w.tombstone(ctx, v, `r.version <= $2 AND r.kind IN (3, 4) AND `+dependents, d.Key); err != nil {
+			return err
+		}
+	}
+	if _, err := w.tombstone(ctx, v, `r.version <= $2 AND r.kind = $3 AND r.key = $4`, int16(d.Kind), d.Key); err != nil {
 		return err
 	}
 	if d.Kind == pb.Kind_KIND_ENTITLEMENT && strings.HasPrefix(d.Key, "group_admin:") {

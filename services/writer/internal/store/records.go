@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -348,17 +349,27 @@ func (w *wtx) touch(ctx context.Context, recs []*pb.Record, version, seenAt int6
 
 // tombstone deletes records matched by where (a condition on r with $1 the
 // connector id and further arguments), emitting a deleted event for each
-// with its last data. The rows stay as tombstones at version.
+// with its last data. The rows stay as tombstones at version. It deletes
+// spillAt records per statement, and spills their events to the outbox
+// between statements: one entitlement may have any number of grants.
 func (w *wtx) tombstone(ctx context.Context, version int64, where string, args ...any) (int64, error) {
-	deleted, err := w.expire(ctx, `
-		UPDATE records r SET deleted = true, version = GREATEST(r.version, $2)
-		WHERE r.connector_id = $1 AND NOT r.deleted AND (`+where+`)
-		RETURNING `+goneColumns, append([]any{w.cid, version}, args...)...)
-	if err != nil {
-		return 0, err
+	var n int64
+	for {
+		deleted, err := w.expire(ctx, `
+			UPDATE records r SET deleted = true, version = GREATEST(r.version, $2)
+			FROM (SELECT r.ctid AS rid FROM records r
+			      WHERE r.connector_id = $1 AND NOT r.deleted AND (`+where+`)
+			      LIMIT `+strconv.Itoa(spillAt)+`) t
+			WHERE r.ctid = t.rid
+			RETURNING `+goneColumns, append([]any{w.cid, version}, args...)...)
+		if err != nil {
+			return n, err
+		}
+		n += int64(len(deleted))
+		if err := w.expired(ctx, deleted); err != nil || len(deleted) < spillAt {
+			return n, err
+		}
 	}
-	w.emitGone(deleted)
-	return int64(len(deleted)), nil
 }
 
 // gone is a record an UPDATE turned into a tombstone.

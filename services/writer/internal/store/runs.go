@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -479,114 +480,254 @@ func (w *wtx) finalize(ctx context.Context, runID string, r runRow) (bool, error
 // page; prev is the generation of the last completed run before this one);
 // and the grants and attributes of every user and entitlement going now.
 //
-// Each is one statement joining records to the set that selects them: the
-// planner may hash it or probe an index, and either stays linear in the
-// size of the account. (A single statement testing every record against
-// arrays of keys was quadratic under some plans.)
+// It works through the account in chunks, in key order: a run may delete
+// most of an account, and the writer holds one chunk's deleted records at
+// a time (spill writes them to the outbox). Each record is deleted after
+// the records that depend on it, and its event follows theirs, so no
+// consumer sees a dangling grant.
 func (w *wtx) expireUnseen(ctx context.Context, gen, prev int64) error {
-	const set = `UPDATE records r SET deleted = true, version = GREATEST(r.version, $2)`
-	// One pass over the users and entitlements finds those going, and
-	// whether any user was compared record by record since the last
-	// completed run. Those users are not held here: a first sync compares
-	// every user of the account.
-	const going = `NOT r.deleted AND r.seen_at < $2 AND r.version < $2`
-	const diffed = `r.kind = 1 AND r.diffed_at > $3`
-	rows, err := w.tx.Query(ctx, `
-		SELECT r.kind, CASE WHEN `+going+` THEN r.key ELSE '' END, `+going+`, `+diffed+`
+	// One pass over the users and entitlements finds whether any is going,
+	// and whether any user was compared record by record since the last
+	// completed run (a first sync compares every user; a no-op resync
+	// none).
+	var usersGoing, entsGoing, anyDiffed bool
+	if err := w.tx.QueryRow(ctx, `
+		SELECT COALESCE(bool_or(r.kind = 1 AND `+goingNow+`), false),
+		       COALESCE(bool_or(r.kind = 2 AND `+goingNow+`), false),
+		       COALESCE(bool_or(r.kind = 1 AND r.diffed_at > $3), false)
 		FROM records r
-		WHERE r.connector_id = $1 AND r.kind IN (1, 2) AND ((`+going+`) OR (`+diffed+`))`,
-		w.cid, gen, prev)
-	if err != nil {
+		WHERE r.connector_id = $1 AND r.kind IN (1, 2) AND ((`+goingNow+`) OR (r.kind = 1 AND r.diffed_at > $3))`,
+		w.cid, gen, prev).Scan(&usersGoing, &entsGoing, &anyDiffed); err != nil {
 		return fmt.Errorf("find unseen records: %w", err)
 	}
-	var goingKinds []int16
-	var goingKeys []string
-	anyDiffed := false
-	for rows.Next() {
-		var kind int16
-		var key string
-		var isGoing, isDiffed bool
-		if err := rows.Scan(&kind, &key, &isGoing, &isDiffed); err != nil {
-			rows.Close()
-			return fmt.Errorf("find unseen records: %w", err)
-		}
-		if isGoing {
-			goingKinds = append(goingKinds, kind)
-			goingKeys = append(goingKeys, key)
-		}
-		anyDiffed = anyDiffed || isDiffed
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("find unseen records: %w", err)
-	}
-	var owners []gone
-	if len(goingKeys) > 0 {
-		if owners, err = w.expire(ctx, set+`
-			FROM unnest($3::smallint[], $4::text[]) AS i(kind, key)
-			CROSS JOIN LATERAL (`+probe(`r.ctid AS rid`, `i.kind`, `i.key`, "")+`) t
-			WHERE r.ctid = t.rid
-			RETURNING `+goneColumns, w.cid, gen, goingKinds, goingKeys); err != nil {
-			return err
-		}
-	}
-	var users, ents []string
-	for _, g := range owners {
-		if g.kind == int16(pb.Kind_KIND_SERVICE_USER) {
-			users = append(users, g.key)
-		} else {
-			ents = append(ents, g.key)
-		}
-	}
-	// Every group-admin grant derives from a group_admins row: one probe of
-	// the ent_key index per group.
-	admins, err := w.expire(ctx, set+`
-		FROM (SELECT DISTINCT 'group_admin:' || g.group_id AS key FROM group_admins g WHERE g.connector_id = $1) e
-		CROSS JOIN LATERAL (
-			SELECT d.ctid AS rid FROM records d
-			WHERE d.connector_id = $1 AND d.ent_key = e.key AND d.kind = 3 AND NOT d.deleted
-			  AND d.seen_at < $2 AND d.version < $2
-			OFFSET 0) t
-		WHERE r.ctid = t.rid
-		RETURNING `+goneColumns, w.cid, gen)
-	if err != nil {
+	if err := w.expireAdminGrants(ctx, gen); err != nil {
 		return err
 	}
-	var stale []gone
 	if anyDiffed {
-		// The users compared record by record come from the table: a join
-		// the planner hashes when they are many (a first sync) and probes
-		// when they are few.
-		if stale, err = w.expire(ctx, set+`
-			FROM records u
-			WHERE u.connector_id = $1 AND u.kind = 1 AND u.diffed_at > $3
-			  AND r.connector_id = $1 AND r.user_key = u.key AND r.kind IN (3, 4) AND NOT r.deleted
-			  AND r.version < $2 AND r.seen_at < u.diffed_at AND COALESCE(r.ent_key, '') NOT LIKE 'group_admin:%'
-			RETURNING `+goneColumns, w.cid, gen, prev); err != nil {
-			return err
-		}
-	}
-	var orphans []gone
-	if len(users) > 0 {
-		if orphans, err = w.expire(ctx, set+`
-			FROM unnest($3::text[]) AS u(key)
-			WHERE r.connector_id = $1 AND r.user_key = u.key AND r.kind IN (3, 4) AND NOT r.deleted
-			RETURNING `+goneColumns, w.cid, gen, users); err != nil {
-			return err
-		}
-	}
-	if len(ents) > 0 {
-		more, err := w.expire(ctx, set+`
-			FROM unnest($3::text[]) AS e(key)
-			WHERE r.connector_id = $1 AND r.ent_key = e.key AND r.kind IN (3, 4) AND NOT r.deleted
-			RETURNING `+goneColumns, w.cid, gen, ents)
+		// Stale records are few but for a change of Zoom's data that
+		// affects most users: one statement joining records with the users
+		// compared (hashed when they are many, as in a first sync) finds
+		// up to spillAt of them; more go user by user.
+		stale, err := w.expire(ctx, `
+			WITH s AS MATERIALIZED (
+				SELECT d.ctid AS rid
+				FROM records u JOIN records d ON d.connector_id = $1 AND d.user_key = u.key
+				WHERE u.connector_id = $1 AND u.kind = 1 AND u.diffed_at > $3
+				  AND d.kind IN (3, 4) AND NOT d.deleted AND d.version < $2 AND d.seen_at < u.diffed_at
+				  AND COALESCE(d.ent_key, '') NOT LIKE 'group_admin:%')
+			`+setDeleted+`
+			FROM (SELECT rid FROM s LIMIT $4) t
+			WHERE r.ctid = t.rid
+			RETURNING `+goneColumns, w.cid, gen, prev, spillAt)
 		if err != nil {
 			return err
 		}
-		orphans = append(orphans, more...)
+		if err := w.expired(ctx, stale); err != nil {
+			return err
+		}
+		if len(stale) == spillAt {
+			if err := w.expireUsers(ctx, gen, prev); err != nil {
+				return err
+			}
+			usersGoing = false // done too
+		}
 	}
-	w.emitGone(slices.Concat(owners, admins, stale, orphans))
+	if usersGoing {
+		if err := w.expireUsers(ctx, gen, math.MaxInt64); err != nil {
+			return err
+		}
+	}
+	if entsGoing {
+		return w.expireEntitlements(ctx, gen)
+	}
 	return nil
+}
+
+// The chunks of expireUnseen: users and entitlements per statement, and
+// dependents per statement when one entitlement may have any number.
+var (
+	userChunk        = 1000
+	entitlementChunk = 100
+)
+
+const (
+	setDeleted = `UPDATE records r SET deleted = true, version = GREATEST(r.version, $2)`
+	// goingNow selects the records of generation $2's run that it did not
+	// see and that no newer event touched.
+	goingNow = `NOT r.deleted AND r.seen_at < $2 AND r.version < $2`
+)
+
+// expireAdminGrants deletes the group-admin grants the run did not derive
+// again. Every one derives from a group_admins row: one probe of the
+// ent_key index per group.
+func (w *wtx) expireAdminGrants(ctx context.Context, gen int64) error {
+	for {
+		gone, err := w.expire(ctx, setDeleted+`
+			FROM (
+				SELECT t.rid
+				FROM (SELECT DISTINCT 'group_admin:' || g.group_id AS key FROM group_admins g WHERE g.connector_id = $1) e
+				CROSS JOIN LATERAL (
+					SELECT d.ctid AS rid FROM records d
+					WHERE d.connector_id = $1 AND d.ent_key = e.key AND d.kind = 3 AND NOT d.deleted
+					  AND d.seen_at < $2 AND d.version < $2
+					OFFSET 0) t
+				LIMIT $3) t
+			WHERE r.ctid = t.rid
+			RETURNING `+goneColumns, w.cid, gen, spillAt)
+		if err != nil {
+			return err
+		}
+		if err := w.expired(ctx, gone); err != nil || len(gone) < spillAt {
+			return err
+		}
+	}
+}
+
+// expireUsers deletes the users going, with their grants and attributes,
+// and the stale grants and attributes of the users compared record by
+// record since the generation prev (diffed_at > prev; none when prev is
+// math.MaxInt64), userChunk users at a time.
+func (w *wtx) expireUsers(ctx context.Context, gen, prev int64) error {
+	last := ""
+	for {
+		rows, err := w.tx.Query(ctx, `
+			SELECT r.key, `+goingNow+`, r.diffed_at
+			FROM records r
+			WHERE r.connector_id = $1 AND r.kind = 1 AND r.key > $4
+			  AND ((`+goingNow+`) OR r.diffed_at > $3)
+			ORDER BY r.key LIMIT $5`, w.cid, gen, prev, last, userChunk)
+		if err != nil {
+			return fmt.Errorf("find unseen users: %w", err)
+		}
+		var going, diffed []string
+		var diffedAt []int64
+		n := 0
+		for rows.Next() {
+			var key string
+			var isGoing bool
+			var at int64
+			if err := rows.Scan(&key, &isGoing, &at); err != nil {
+				rows.Close()
+				return fmt.Errorf("find unseen users: %w", err)
+			}
+			if isGoing {
+				going = append(going, key)
+			}
+			if at > prev {
+				diffed = append(diffed, key)
+				diffedAt = append(diffedAt, at)
+			}
+			last = key
+			n++
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("find unseen users: %w", err)
+		}
+		var gone []gone
+		if len(diffed) > 0 {
+			stale, err := w.expire(ctx, setDeleted+`
+				FROM unnest($3::text[], $4::bigint[]) AS u(key, at)
+				WHERE r.connector_id = $1 AND r.user_key = u.key AND r.kind IN (3, 4) AND NOT r.deleted
+				  AND r.version < $2 AND r.seen_at < u.at AND COALESCE(r.ent_key, '') NOT LIKE 'group_admin:%'
+				RETURNING `+goneColumns, w.cid, gen, diffed, diffedAt)
+			if err != nil {
+				return err
+			}
+			gone = stale
+		}
+		if len(going) > 0 {
+			deps, err := w.expire(ctx, setDeleted+`
+				FROM unnest($3::text[]) AS u(key)
+				WHERE r.connector_id = $1 AND r.user_key = u.key AND r.kind IN (3, 4) AND NOT r.deleted
+				RETURNING `+goneColumns, w.cid, gen, going)
+			if err != nil {
+				return err
+			}
+			users, err := w.expireKeys(ctx, pb.Kind_KIND_SERVICE_USER, gen, going)
+			if err != nil {
+				return err
+			}
+			gone = slices.Concat(gone, deps, users)
+		}
+		if err := w.expired(ctx, gone); err != nil {
+			return err
+		}
+		if n < userChunk {
+			return nil
+		}
+	}
+}
+
+// expireEntitlements deletes the entitlements going, after their grants,
+// entitlementChunk entitlements at a time; their grants, of which one
+// entitlement may have any number, go spillAt at a time.
+func (w *wtx) expireEntitlements(ctx context.Context, gen int64) error {
+	last := ""
+	for {
+		rows, err := w.tx.Query(ctx, `
+			SELECT r.key FROM records r
+			WHERE r.connector_id = $1 AND r.kind = 2 AND r.key > $3 AND `+goingNow+`
+			ORDER BY r.key LIMIT $4`, w.cid, gen, last, entitlementChunk)
+		if err != nil {
+			return fmt.Errorf("find unseen entitlements: %w", err)
+		}
+		keys, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			return fmt.Errorf("find unseen entitlements: %w", err)
+		}
+		if len(keys) == 0 {
+			return nil
+		}
+		for {
+			deps, err := w.expire(ctx, setDeleted+`
+				FROM (
+					SELECT t.rid FROM unnest($3::text[]) AS e(key)
+					CROSS JOIN LATERAL (
+						SELECT d.ctid AS rid FROM records d
+						WHERE d.connector_id = $1 AND d.ent_key = e.key AND d.kind IN (3, 4) AND NOT d.deleted
+						OFFSET 0) t
+					LIMIT $4) t
+				WHERE r.ctid = t.rid
+				RETURNING `+goneColumns, w.cid, gen, keys, spillAt)
+			if err != nil {
+				return err
+			}
+			if err := w.expired(ctx, deps); err != nil {
+				return err
+			}
+			if len(deps) < spillAt {
+				break
+			}
+		}
+		ents, err := w.expireKeys(ctx, pb.Kind_KIND_ENTITLEMENT, gen, keys)
+		if err != nil {
+			return err
+		}
+		if err := w.expired(ctx, ents); err != nil {
+			return err
+		}
+		if len(keys) < entitlementChunk {
+			return nil
+		}
+		last = keys[len(keys)-1]
+	}
+}
+
+// expireKeys deletes the records of kind with these keys.
+func (w *wtx) expireKeys(ctx context.Context, kind pb.Kind, gen int64, keys []string) ([]gone, error) {
+	return w.expire(ctx, setDeleted+`
+		FROM unnest($3::text[]) AS k(key)
+		CROSS JOIN LATERAL (`+probe(`r.ctid AS rid`, `$4`, `k.key`, "")+`) t
+		WHERE r.ctid = t.rid
+		RETURNING `+goneColumns, w.cid, gen, keys, int16(kind))
+}
+
+// expired emits the deleted events of one chunk and spills them to the
+// outbox when enough are held.
+func (w *wtx) expired(ctx context.Context, gone []gone) error {
+	w.emitGone(gone)
+	return w.spill(ctx)
 }
 
 // analyzeIfStale refreshes the planner's statistics of the records table

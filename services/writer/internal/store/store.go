@@ -118,11 +118,21 @@ type wtx struct {
 	connector string
 	changes   []change
 	stats     stats
+	now       func() time.Time
+	// seqLocked says the transaction holds the sequence lock; seq is then
+	// the last sequence it numbered, and written how many changes it
+	// wrote to the outbox.
+	seqLocked bool
+	seq       int64
+	written   int
 	// final runs at commit, after the sequence lock is taken: bookkeeping
 	// that concurrent page transactions share (the run's counters) is
 	// updated there, one transaction at a time.
 	final func(ctx context.Context) error
-	// dirtyUsers are the users whose records this transaction changed.
+	// dirtyUsers are the users whose records this transaction changed,
+	// kept when trackDirty is set (by an incremental change, whose users'
+	// digests must be forgotten).
+	trackDirty bool
 	dirtyUsers map[string]bool
 	// userDigests, while a users page is applied, holds the digest of each
 	// user it compares record by record; create takes out those it stores.
@@ -142,7 +152,7 @@ type endedRun struct {
 
 // dirty notes that a user's record set changed.
 func (w *wtx) dirty(userKey string) {
-	if userKey == "" {
+	if userKey == "" || !w.trackDirty {
 		return
 	}
 	if w.dirtyUsers == nil {
@@ -160,7 +170,7 @@ func (s *Store) begin(ctx context.Context, tenant, connector string, mode lockMo
 	if err != nil {
 		return nil, err
 	}
-	w := &wtx{tx: tx, mode: mode, tenant: tenant, connector: connector}
+	w := &wtx{tx: tx, mode: mode, tenant: tenant, connector: connector, now: s.now}
 	// A row lock, not an update: a transaction that changes nothing writes
 	// nothing. The row is created on first use (ON CONFLICT waits for a
 	// writer creating it at the same moment).
@@ -223,33 +233,33 @@ func (w *wtx) emit(kind, op, subject string, data []byte) {
 	w.changes = append(w.changes, change{kind: kind, op: op, subject: subject, data: data})
 }
 
-// commit numbers the transaction's changes, writes them to the outbox as
-// one row, and commits.
-func (s *Store) commit(ctx context.Context, w *wtx) error {
-	defer w.tx.Rollback(ctx) //nolint:errcheck // a no-op after commit
-	n := len(w.changes)
-	if n == 0 && w.final == nil {
-		return w.tx.Commit(ctx)
+// spillAt is how many changes an exclusive transaction holds before it
+// writes them to the outbox ahead of its commit (see spill).
+var spillAt = 10000
+
+// spill writes the changes held so far to the outbox when they are
+// spillAt or more, so that a transaction making many changes (a run
+// completion deleting much of an account) holds a bounded number at a
+// time. Only an exclusive transaction spills: it holds the sequence lock
+// from its first spill to commit, which no concurrent transaction of the
+// connector is waiting for.
+func (w *wtx) spill(ctx context.Context) error {
+	if w.mode != exclusive || len(w.changes) < spillAt {
+		return nil
 	}
-	// The changes are encoded before the sequence is locked: other
-	// transactions wait on that lock.
-	var body []byte
-	var encoding string
-	if n > 0 {
-		batch := &pb.ChangeBatch{Changes: make([]*pb.Change, n)}
-		for i, c := range w.changes {
-			batch.Changes[i] = &pb.Change{Kind: c.kind, Op: c.op, Subject: c.subject, Data: c.data}
-		}
-		var err error
-		if body, encoding, err = EncodeChanges(batch); err != nil {
-			return err
-		}
+	return w.writeChanges(ctx)
+}
+
+// lockSequence takes the connector's sequence lock, once per transaction,
+// and reads the sequence into w.seq. From then to commit no other
+// transaction of the connector can number changes: sequences follow
+// commit order.
+func (w *wtx) lockSequence(ctx context.Context) error {
+	if w.seqLocked {
+		return nil
 	}
-	// From here to commit no other transaction of the connector can number
-	// changes: sequences follow commit order.
-	var seq int64
 	lock := func() error {
-		return w.tx.QueryRow(ctx, `SELECT seq FROM sequences WHERE connector_id = $1 FOR UPDATE`, w.cid).Scan(&seq)
+		return w.tx.QueryRow(ctx, `SELECT seq FROM sequences WHERE connector_id = $1 FOR UPDATE`, w.cid).Scan(&w.seq)
 	}
 	err := lock()
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -262,24 +272,68 @@ func (s *Store) commit(ctx context.Context, w *wtx) error {
 	if err != nil {
 		return fmt.Errorf("lock sequence: %w", err)
 	}
+	w.seqLocked = true
+	return nil
+}
+
+// writeChanges numbers the changes held and writes them to the outbox as
+// one row. They are encoded before the sequence is locked: other
+// transactions wait on that lock.
+func (w *wtx) writeChanges(ctx context.Context) error {
+	n := len(w.changes)
+	if n == 0 {
+		return nil
+	}
+	batch := &pb.ChangeBatch{Changes: make([]*pb.Change, n)}
+	for i, c := range w.changes {
+		batch.Changes[i] = &pb.Change{Kind: c.kind, Op: c.op, Subject: c.subject, Data: c.data}
+	}
+	body, encoding, err := EncodeChanges(batch)
+	if err != nil {
+		return err
+	}
+	if err := w.lockSequence(ctx); err != nil {
+		return err
+	}
+	if _, err := w.tx.Exec(ctx, `INSERT INTO outbox (connector_id, first_seq, last_seq, changes, encoding, at) VALUES ($1, $2, $3, $4, $5, $6)`,
+		w.cid, w.seq+1, w.seq+int64(n), body, encoding, w.now().UTC()); err != nil {
+		return fmt.Errorf("write outbox: %w", err)
+	}
+	w.seq += int64(n)
+	w.written += n
+	clear(w.changes) // the data of the changes written can go
+	w.changes = w.changes[:0]
+	return nil
+}
+
+// commit writes the transaction's remaining changes to the outbox, runs
+// its final bookkeeping under the sequence lock, advances the sequence
+// and commits.
+func (s *Store) commit(ctx context.Context, w *wtx) error {
+	defer w.tx.Rollback(ctx) //nolint:errcheck // a no-op after commit
+	if len(w.changes) == 0 && w.final == nil && w.written == 0 {
+		return w.tx.Commit(ctx)
+	}
+	if err := w.writeChanges(ctx); err != nil {
+		return err
+	}
 	if w.final != nil {
+		if err := w.lockSequence(ctx); err != nil {
+			return err
+		}
 		if err := w.final(ctx); err != nil {
 			return err
 		}
 	}
-	if n > 0 {
-		if _, err := w.tx.Exec(ctx, `INSERT INTO outbox (connector_id, first_seq, last_seq, changes, encoding, at) VALUES ($1, $2, $3, $4, $5, $6)`,
-			w.cid, seq+1, seq+int64(n), body, encoding, s.now().UTC()); err != nil {
-			return fmt.Errorf("write outbox: %w", err)
-		}
-		if _, err := w.tx.Exec(ctx, `UPDATE sequences SET seq = $2 WHERE connector_id = $1`, w.cid, seq+int64(n)); err != nil {
+	if w.written > 0 {
+		if _, err := w.tx.Exec(ctx, `UPDATE sequences SET seq = $2 WHERE connector_id = $1`, w.cid, w.seq); err != nil {
 			return fmt.Errorf("advance sequence: %w", err)
 		}
 	}
 	if err := w.tx.Commit(ctx); err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
-	if len(w.changes) > 0 {
+	if w.written > 0 {
 		s.committed()
 	}
 	if e := w.ended; e != nil {
