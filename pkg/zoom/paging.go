@@ -2,7 +2,6 @@ package zoom
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -247,7 +246,7 @@ func (c *Client) Pages(ctx context.Context, l Listing, fn func(p RawPage) error)
 		fetched := c.now()
 		number++
 		var probe pageProbe
-		if err := json.Unmarshal(body, &probe); err != nil {
+		if err := Decode(body, &probe); err != nil {
 			return fmt.Errorf("list %s page %d: decode: %w", l, number, err)
 		}
 		if probe.list(l.Kind) == nil {

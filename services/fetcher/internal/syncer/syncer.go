@@ -5,7 +5,6 @@ package syncer
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -230,7 +229,7 @@ func (s *Syncer) Fetch(ctx context.Context, tenant, connector string, run *pb.Ru
 					ID string `json:"id"`
 				} `json:"groups"`
 			}
-			if err := json.Unmarshal(p.Body, &list); err != nil {
+			if err := zoom.Decode(p.Body, &list); err != nil {
 				return fmt.Errorf("decode groups page: %w", err)
 			}
 			for _, gr := range list.Groups {

@@ -5,11 +5,11 @@
 package normalize
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 
 	"github.com/claritysecurity/zoom-connector/pkg/pb"
+	"github.com/claritysecurity/zoom-connector/pkg/zoom"
 )
 
 // ErrBadPage marks a page that can never be normalized: malformed JSON, an
@@ -85,7 +85,7 @@ func PageStats(p *pb.RawPage) (*pb.RecordBatch, Stats, error) {
 
 // decode unmarshals a page body, classifying any failure as ErrBadPage.
 func decode(body []byte, what string, v any) error {
-	if err := json.Unmarshal(body, v); err != nil {
+	if err := zoom.Decode(body, v); err != nil {
 		return fmt.Errorf("%w: decode %s: %w", ErrBadPage, what, err)
 	}
 	return nil
