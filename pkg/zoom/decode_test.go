@@ -24,6 +24,14 @@ func TestDecode(t *testing.T) {
 	if got.Dept != "Sa\uFFFDles" {
 		t.Errorf("got dept %q, want invalid UTF-8 replaced", got.Dept)
 	}
+	// Names match as Zoom documents them, not in another case.
+	var p pageProbe
+	if err := Decode([]byte(`{"Users":[{}],"NEXT_PAGE_TOKEN":"x"}`), &p); err != nil {
+		t.Fatal(err)
+	}
+	if p.Users != nil || p.NextPageToken != "" {
+		t.Errorf("got %+v from miscased names, want nothing matched", p)
+	}
 	for _, bad := range []string{``, `{`, `{"users":[}`, `{"users":1}`, `{} {}`, `{"users":[{"type":"1"}]}`} {
 		if err := Decode([]byte(bad), &u); err == nil {
 			t.Errorf("Decode(%q): got no error", bad)

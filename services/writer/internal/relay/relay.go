@@ -129,7 +129,8 @@ const lockSpace = 0x5a4f4f4d
 const maxPending = 2048
 
 // rowsPerRound bounds the outbox rows one round reads. Each holds the
-// changes of one transaction (a page: a few thousand), so a handful make a
+// changes of one transaction (a page: a few thousand) or, for a transaction
+// that makes many, of a part of it (10,000 to 20,000), so a handful make a
 // round of r.batch changes.
 const rowsPerRound = 16
 

@@ -23,6 +23,19 @@ func outboxRows(t testing.TB, pool *pgxpool.Pool) (rows, most int) {
 	return rows, most
 }
 
+// wantSequence checks that the connector's sequence stands at the last of
+// evs: the next transaction numbers its changes after them.
+func wantSequence(t testing.TB, pool *pgxpool.Pool, evs []event) {
+	t.Helper()
+	var seq int64
+	if err := pool.QueryRow(context.Background(), `SELECT seq FROM sequences`).Scan(&seq); err != nil {
+		t.Fatal(err)
+	}
+	if len(evs) > 0 && seq != evs[len(evs)-1].Seq {
+		t.Errorf("got sequence %d, want %d, the last event's", seq, evs[len(evs)-1].Seq)
+	}
+}
+
 // wantDependentsFirst checks that every deleted grant and attribute comes
 // before the deletion of its user or entitlement, when that is deleted too.
 func wantDependentsFirst(t testing.TB, evs []event) {
@@ -114,14 +127,15 @@ func TestDeletionsInChunks(t *testing.T) {
 		t.Errorf("got last event %s, want sync.completed r2", evs[len(evs)-1])
 	}
 	// The run's own transactions: its start, its page, then the completion
-	// in several rows, none much above the spill threshold (one chunk of
-	// users with their dependents may come on top).
+	// in several rows, each written once it holds spill changes or more, a
+	// round of at most spill deletions at a time.
 	if rows < 3 {
 		t.Errorf("got %d outbox rows for %d changes, want the completion spread over several", rows, len(evs))
 	}
-	if limit := spill + users*4; most > limit {
+	if limit := 2*spill - 1; most > limit {
 		t.Errorf("got an outbox row of %d changes, want at most %d", most, limit)
 	}
+	wantSequence(t, pool, evs)
 	wantLive(t, pool, uk("u00"), ek("group:g1"), ek("group_admin:g1"), ek("group:big"), ek("group_admin:big"),
 		gk("u00", "group:g1"), ak("u00", "department"), gk("u00", "group_admin:g1"))
 
@@ -132,7 +146,8 @@ func TestDeletionsInChunks(t *testing.T) {
 		many = append(many, user(t, id, id+"@example.com", id), grant(t, id, "group:big"))
 	}
 	applyChange(t, s, change(20_000, many...))
-	take(t, pool)
+	created := take(t, pool)
+	wantSeqs(t, created, evs[len(evs)-1].Seq+1)
 	b := change(30_000)
 	b.Deletes = []*pb.RecordRef{{Kind: pb.Kind_KIND_ENTITLEMENT, Key: "group:big"}}
 	applyChange(t, s, b)
@@ -143,6 +158,8 @@ func TestDeletionsInChunks(t *testing.T) {
 		want = append(want, ev("deleted", gk(fmt.Sprintf("m%03d", i), "group:big")))
 	}
 	wantSet(t, evs, want...)
+	wantSeqs(t, evs, created[len(created)-1].Seq+1)
+	wantSequence(t, pool, evs)
 	wantDependentsFirst(t, evs)
 	if len(evs) > 0 && evs[len(evs)-1].typ() != ev("deleted", ek("group:big")) {
 		t.Errorf("got last event %s, want the entitlement's deletion", evs[len(evs)-1])
@@ -172,8 +189,26 @@ func TestStaleRecordsInChunks(t *testing.T) {
 	}
 	g1 := group(t, "g1", "G1")
 	first := syncRun(t, s, pool, newRun("r1", 0, "a"), nil, append(before, g1)...)
-	evs := syncRun(t, s, pool, newRun("r2", 10_000, "b"), nil, append(after, g1)...)
-	wantSet(t, evs, append(want, "sync.started r2", "sync.completed r2")...)
-	wantSeqs(t, evs, first[len(first)-1].Seq+1)
+	run := newRun("r2", 10_000, "b")
+	applyPage(t, s, page(run, usersActive, 1, append(after, g1)...))
+	take(t, pool) // the run's start and the page's updates
+	markFetched(t, s, fetched(run, 3, listing{l: usersActive, pages: 1}))
+	if !finalize(t, s, "r2") {
+		t.Fatal("finalize r2: got not completed, want completed")
+	}
+	rows, most := outboxRows(t, pool)
+	evs := take(t, pool)
+	var deleted []string
+	for _, w := range want {
+		if strings.Contains(w, ".deleted ") {
+			deleted = append(deleted, w)
+		}
+	}
+	wantSet(t, evs, append(deleted, "sync.completed r2")...)
+	wantSeqs(t, evs, first[len(first)-1].Seq+1+n+1) // after r1, r2's start and its n updates
+	wantSequence(t, pool, evs)
+	if rows < 3 || most > 2*spill-1 {
+		t.Errorf("got the completion in %d outbox rows of at most %d changes, want at least 3 of at most %d", rows, most, 2*spill-1)
+	}
 	wantLive(t, pool, append(live, ek("group:g1"))...)
 }

@@ -353,23 +353,13 @@ func (w *wtx) touch(ctx context.Context, recs []*pb.Record, version, seenAt int6
 // spillAt records per statement, and spills their events to the outbox
 // between statements: one entitlement may have any number of grants.
 func (w *wtx) tombstone(ctx context.Context, version int64, where string, args ...any) (int64, error) {
-	var n int64
-	for {
-		deleted, err := w.expire(ctx, `
-			UPDATE records r SET deleted = true, version = GREATEST(r.version, $2)
-			FROM (SELECT r.ctid AS rid FROM records r
-			      WHERE r.connector_id = $1 AND NOT r.deleted AND (`+where+`)
-			      LIMIT `+strconv.Itoa(spillAt)+`) t
-			WHERE r.ctid = t.rid
-			RETURNING `+goneColumns, append([]any{w.cid, version}, args...)...)
-		if err != nil {
-			return n, err
-		}
-		n += int64(len(deleted))
-		if err := w.expired(ctx, deleted); err != nil || len(deleted) < spillAt {
-			return n, err
-		}
-	}
+	return w.expireAll(ctx, `
+		UPDATE records r SET deleted = true, version = GREATEST(r.version, $2)
+		WHERE r.ctid = ANY(ARRAY(
+			SELECT r.ctid FROM records r
+			WHERE r.connector_id = $1 AND NOT r.deleted AND (`+where+`)
+			LIMIT $`+strconv.Itoa(len(args)+3)+`))
+		RETURNING `+goneColumns, append([]any{w.cid, version}, args...)...)
 }
 
 // gone is a record an UPDATE turned into a tombstone.

@@ -524,8 +524,7 @@ func (w *wtx) expireUnseen(ctx context.Context, gen, prev int64) error {
 				  AND d.kind IN (3, 4) AND NOT d.deleted AND d.version < $2 AND d.seen_at < u.diffed_at
 				  AND COALESCE(d.ent_key, '') NOT LIKE 'group_admin:%')
 			`+setDeleted+`
-			FROM (SELECT rid FROM s LIMIT $4) t
-			WHERE r.ctid = t.rid
+			WHERE r.ctid = ANY(ARRAY(SELECT rid FROM s LIMIT $4))
 			RETURNING `+goneColumns, w.cid, gen, prev, spillAt)
 		if err != nil {
 			return err
@@ -569,26 +568,18 @@ const (
 // again. Every one derives from a group_admins row: one probe of the
 // ent_key index per group.
 func (w *wtx) expireAdminGrants(ctx context.Context, gen int64) error {
-	for {
-		gone, err := w.expire(ctx, setDeleted+`
-			FROM (
-				SELECT t.rid
-				FROM (SELECT DISTINCT 'group_admin:' || g.group_id AS key FROM group_admins g WHERE g.connector_id = $1) e
-				CROSS JOIN LATERAL (
-					SELECT d.ctid AS rid FROM records d
-					WHERE d.connector_id = $1 AND d.ent_key = e.key AND d.kind = 3 AND NOT d.deleted
-					  AND d.seen_at < $2 AND d.version < $2
-					OFFSET 0) t
-				LIMIT $3) t
-			WHERE r.ctid = t.rid
-			RETURNING `+goneColumns, w.cid, gen, spillAt)
-		if err != nil {
-			return err
-		}
-		if err := w.expired(ctx, gone); err != nil || len(gone) < spillAt {
-			return err
-		}
-	}
+	_, err := w.expireAll(ctx, setDeleted+`
+		WHERE r.ctid = ANY(ARRAY(
+			SELECT t.rid
+			FROM (SELECT DISTINCT 'group_admin:' || g.group_id AS key FROM group_admins g WHERE g.connector_id = $1) e
+			CROSS JOIN LATERAL (
+				SELECT d.ctid AS rid FROM records d
+				WHERE d.connector_id = $1 AND d.ent_key = e.key AND d.kind = 3 AND NOT d.deleted
+				  AND d.seen_at < $2 AND d.version < $2
+				OFFSET 0) t
+			LIMIT $3))
+		RETURNING `+goneColumns, w.cid, gen)
+	return err
 }
 
 // expireUsers deletes the users going, with their grants and attributes,
@@ -632,34 +623,35 @@ func (w *wtx) expireUsers(ctx context.Context, gen, prev int64) error {
 		if err := rows.Err(); err != nil {
 			return fmt.Errorf("find unseen users: %w", err)
 		}
-		var gone []gone
 		if len(diffed) > 0 {
-			stale, err := w.expire(ctx, setDeleted+`
-				FROM unnest($3::text[], $4::bigint[]) AS u(key, at)
-				WHERE r.connector_id = $1 AND r.user_key = u.key AND r.kind IN (3, 4) AND NOT r.deleted
-				  AND r.version < $2 AND r.seen_at < u.at AND COALESCE(r.ent_key, '') NOT LIKE 'group_admin:%'
-				RETURNING `+goneColumns, w.cid, gen, diffed, diffedAt)
-			if err != nil {
+			if _, err := w.expireAll(ctx, setDeleted+`
+				WHERE r.ctid = ANY(ARRAY(
+					SELECT d.ctid FROM unnest($3::text[], $4::bigint[]) AS u(key, at)
+					JOIN records d ON d.connector_id = $1 AND d.user_key = u.key
+					WHERE d.kind IN (3, 4) AND NOT d.deleted AND d.version < $2 AND d.seen_at < u.at
+					  AND COALESCE(d.ent_key, '') NOT LIKE 'group_admin:%'
+					LIMIT $5))
+				RETURNING `+goneColumns, w.cid, gen, diffed, diffedAt); err != nil {
 				return err
 			}
-			gone = stale
 		}
 		if len(going) > 0 {
-			deps, err := w.expire(ctx, setDeleted+`
-				FROM unnest($3::text[]) AS u(key)
-				WHERE r.connector_id = $1 AND r.user_key = u.key AND r.kind IN (3, 4) AND NOT r.deleted
-				RETURNING `+goneColumns, w.cid, gen, going)
-			if err != nil {
+			if _, err := w.expireAll(ctx, setDeleted+`
+				WHERE r.ctid = ANY(ARRAY(
+					SELECT d.ctid FROM unnest($3::text[]) AS u(key)
+					JOIN records d ON d.connector_id = $1 AND d.user_key = u.key
+					WHERE d.kind IN (3, 4) AND NOT d.deleted
+					LIMIT $4))
+				RETURNING `+goneColumns, w.cid, gen, going); err != nil {
 				return err
 			}
 			users, err := w.expireKeys(ctx, pb.Kind_KIND_SERVICE_USER, gen, going)
 			if err != nil {
 				return err
 			}
-			gone = slices.Concat(gone, deps, users)
-		}
-		if err := w.expired(ctx, gone); err != nil {
-			return err
+			if err := w.expired(ctx, users); err != nil {
+				return err
+			}
 		}
 		if n < userChunk {
 			return nil
@@ -687,26 +679,16 @@ func (w *wtx) expireEntitlements(ctx context.Context, gen int64) error {
 		if len(keys) == 0 {
 			return nil
 		}
-		for {
-			deps, err := w.expire(ctx, setDeleted+`
-				FROM (
-					SELECT t.rid FROM unnest($3::text[]) AS e(key)
-					CROSS JOIN LATERAL (
-						SELECT d.ctid AS rid FROM records d
-						WHERE d.connector_id = $1 AND d.ent_key = e.key AND d.kind IN (3, 4) AND NOT d.deleted
-						OFFSET 0) t
-					LIMIT $4) t
-				WHERE r.ctid = t.rid
-				RETURNING `+goneColumns, w.cid, gen, keys, spillAt)
-			if err != nil {
-				return err
-			}
-			if err := w.expired(ctx, deps); err != nil {
-				return err
-			}
-			if len(deps) < spillAt {
-				break
-			}
+		if _, err := w.expireAll(ctx, setDeleted+`
+			WHERE r.ctid = ANY(ARRAY(
+				SELECT t.rid FROM unnest($3::text[]) AS e(key)
+				CROSS JOIN LATERAL (
+					SELECT d.ctid AS rid FROM records d
+					WHERE d.connector_id = $1 AND d.ent_key = e.key AND d.kind IN (3, 4) AND NOT d.deleted
+					OFFSET 0) t
+				LIMIT $4))
+			RETURNING `+goneColumns, w.cid, gen, keys); err != nil {
+			return err
 		}
 		ents, err := w.expireKeys(ctx, pb.Kind_KIND_ENTITLEMENT, gen, keys)
 		if err != nil {
@@ -729,6 +711,30 @@ func (w *wtx) expireKeys(ctx context.Context, kind pb.Kind, gen int64, keys []st
 		CROSS JOIN LATERAL (`+probe(`r.ctid AS rid`, `$4`, `k.key`, "")+`) t
 		WHERE r.ctid = t.rid
 		RETURNING `+goneColumns, w.cid, gen, keys, int16(kind))
+}
+
+// expireAll runs an UPDATE that deletes at most spillAt records, given as
+// its last argument, until it deletes fewer, and emits and spills the
+// deletions of each round. It returns how many it deleted.
+//
+// Such an UPDATE names its rows as r.ctid = ANY(ARRAY(SELECT … LIMIT n)),
+// a TID scan. Joined to the subquery instead (FROM (…) t WHERE r.ctid =
+// t.rid), the rows were found by hashing every row of the table: 175 ms
+// instead of 113 for a chunk of 1,000 users in a 160,000-record table,
+// and growing with the table.
+func (w *wtx) expireAll(ctx context.Context, sql string, args ...any) (int64, error) {
+	args = append(args, spillAt)
+	var n int64
+	for {
+		gone, err := w.expire(ctx, sql, args...)
+		if err != nil {
+			return n, err
+		}
+		n += int64(len(gone))
+		if err := w.expired(ctx, gone); err != nil || len(gone) < spillAt {
+			return n, err
+		}
+	}
 }
 
 // expired emits the deleted events of one chunk and spills them to the

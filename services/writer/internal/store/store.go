@@ -234,7 +234,9 @@ func (w *wtx) emit(kind, op, subject string, data []byte) {
 }
 
 // spillAt is how many changes an exclusive transaction holds before it
-// writes them to the outbox ahead of its commit (see spill).
+// writes them to the outbox ahead of its commit (see spill), and how many
+// records one of its deleting statements deletes at most (see expireAll):
+// an outbox row it writes holds fewer than twice as many changes.
 var spillAt = 10000
 
 // spill writes the changes held so far to the outbox when they are
