@@ -520,9 +520,7 @@ func (w *wtx) expireUnseen(ctx context.Context, gen, prev int64) error {
 			WITH s AS MATERIALIZED (
 				SELECT d.ctid AS rid
 				FROM records u JOIN records d ON d.connector_id = $1 AND d.user_key = u.key
-				WHERE u.connector_id = $1 AND u.kind = 1 AND u.diffed_at > $3
-				  AND d.kind IN (3, 4) AND NOT d.deleted AND d.version < $2 AND d.seen_at < u.diffed_at
-				  AND COALESCE(d.ent_key, '') NOT LIKE 'group_admin:%')
+				WHERE u.connector_id = $1 AND u.kind = 1 AND u.diffed_at > $3 AND `+staleOfUser+`)
 			`+setDeleted+`
 			WHERE r.ctid = ANY(ARRAY(SELECT rid FROM s LIMIT $4))
 			RETURNING `+goneColumns, w.cid, gen, prev, spillAt)
@@ -562,6 +560,12 @@ const (
 	// goingNow selects the records of generation $2's run that it did not
 	// see and that no newer event touched.
 	goingNow = `NOT r.deleted AND r.seen_at < $2 AND r.version < $2`
+	// staleOfUser selects the grants and attributes d of a user u compared
+	// record by record at u.diffed_at that its page no longer gave, and
+	// that no event of generation $2 or newer touched. Group-admin grants
+	// come from the admin listings instead.
+	staleOfUser = `d.kind IN (3, 4) AND NOT d.deleted AND d.version < $2 AND d.seen_at < u.diffed_at
+		AND COALESCE(d.ent_key, '') NOT LIKE 'group_admin:%'`
 )
 
 // expireAdminGrants deletes the group-admin grants the run did not derive
@@ -626,10 +630,9 @@ func (w *wtx) expireUsers(ctx context.Context, gen, prev int64) error {
 		if len(diffed) > 0 {
 			if _, err := w.expireAll(ctx, setDeleted+`
 				WHERE r.ctid = ANY(ARRAY(
-					SELECT d.ctid FROM unnest($3::text[], $4::bigint[]) AS u(key, at)
+					SELECT d.ctid FROM unnest($3::text[], $4::bigint[]) AS u(key, diffed_at)
 					JOIN records d ON d.connector_id = $1 AND d.user_key = u.key
-					WHERE d.kind IN (3, 4) AND NOT d.deleted AND d.version < $2 AND d.seen_at < u.at
-					  AND COALESCE(d.ent_key, '') NOT LIKE 'group_admin:%'
+					WHERE `+staleOfUser+`
 					LIMIT $5))
 				RETURNING `+goneColumns, w.cid, gen, diffed, diffedAt); err != nil {
 				return err
