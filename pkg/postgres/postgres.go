@@ -27,6 +27,13 @@ func Open(ctx context.Context, url string, maxConns int32, log zerolog.Logger) (
 		cfg.MaxConns = maxConns
 	}
 	cfg.ConnConfig.Tracer = tracer{log: log}
+	// The connector's statements are short; compiling one with JIT takes
+	// longer than running it, and the planner, which cannot estimate a
+	// range of keys bounded by another row's key, would often do so. The
+	// URL may still turn it on (jit=on).
+	if _, ok := cfg.ConnConfig.RuntimeParams["jit"]; !ok {
+		cfg.ConnConfig.RuntimeParams["jit"] = "off"
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("open database: %w", err)

@@ -49,7 +49,7 @@ func (w *wtx) applyChange(ctx context.Context, b *pb.RecordBatch) error {
 			}
 		}
 		// Group-admin grants come from the admin listing, not from the user.
-		if _, err := w.tombstone(ctx, v, `r.user_key = $3 AND r.kind IN (3, 4) AND r.version <= $2
+		if _, err := w.tombstone(ctx, v, dependentsOf("r", "$3")+` AND r.version <= $2
 			AND r.key <> ALL($4::text[]) AND COALESCE(r.ent_key, '') NOT LIKE 'group_admin:%'`,
 			b.ReplaceUser, keep); err != nil {
 			return err
@@ -129,7 +129,7 @@ func (w *wtx) deleteCascade(ctx context.Context, d *pb.RecordRef, v int64) error
 	var dependents string
 	switch d.Kind {
 	case pb.Kind_KIND_SERVICE_USER:
-		dependents = `r.user_key = $3`
+		dependents = dependentsOf("r", "$3")
 	case pb.Kind_KIND_ENTITLEMENT:
 		dependents = `r.ent_key = $3`
 	}

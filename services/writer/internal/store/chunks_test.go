@@ -170,14 +170,24 @@ func TestDeletionsInChunks(t *testing.T) {
 }
 
 // A run after which many users lost attributes deletes those stale
-// attributes in several chunks, and keeps what it saw.
+// attributes in several chunks, and keeps what it saw, whether it probes
+// each user's records or hashes them.
 func TestStaleRecordsInChunks(t *testing.T) {
 	// Not parallel: it shrinks the package's chunk sizes.
 	const spill = 20
 	defer store.SetChunks(spill, 3, 2)()
+	for name, probe := range map[string]int64{"probed": 1000, "hashed": 1} {
+		t.Run(name, func(t *testing.T) {
+			defer store.SetProbeUsers(probe)()
+			staleRecordsInChunks(t, spill)
+		})
+	}
+}
+
+func staleRecordsInChunks(t *testing.T, spill int) {
 	s, pool := newStore(t)
 
-	const n = 3 * spill
+	n := 3 * spill
 	var before, after []*pb.Record
 	var want, live []string
 	for i := range n {
@@ -205,7 +215,7 @@ func TestStaleRecordsInChunks(t *testing.T) {
 		}
 	}
 	wantSet(t, evs, append(deleted, "sync.completed r2")...)
-	wantSeqs(t, evs, first[len(first)-1].Seq+1+n+1) // after r1, r2's start and its n updates
+	wantSeqs(t, evs, first[len(first)-1].Seq+1+int64(n)+1) // after r1, r2's start and its n updates
 	wantSequence(t, pool, evs)
 	if rows < 3 || most > 2*spill-1 {
 		t.Errorf("got the completion in %d outbox rows of at most %d changes, want at least 3 of at most %d", rows, most, 2*spill-1)

@@ -166,6 +166,15 @@ func probe(cols, kind, key, lock string) string {
 		` AND r.key = ` + key + ` OFFSET 0` + lock
 }
 
+// dependentsOf is the condition that d is a grant or attribute of the user
+// whose key is the text expression user. Their keys are "<user key>|…", a
+// range of the primary key in byte order (the key column collates "C"); the
+// user_key test makes it exact should a user key itself hold a "|".
+func dependentsOf(d, user string) string {
+	return d + `.kind IN (3, 4) AND ` + d + `.key >= (` + user + `)::text || '|' AND ` +
+		d + `.key < (` + user + `)::text || '}' AND ` + d + `.user_key = ` + user
+}
+
 // lockOrder returns the kinds and keys of recs, sorted in a shared
 // transaction so that transactions lock the rows they share in one order.
 func (w *wtx) lockOrder(recs []*pb.Record) ([]int16, []string) {
@@ -259,6 +268,12 @@ func (w *wtx) create(ctx context.Context, recs []*pb.Record, version, seenAt int
 	if len(recs) == 0 {
 		return nil
 	}
+	// Rows go in by kind, users first: the users of a page then share a
+	// few heap pages rather than one in each page of their records, and a
+	// pass over the users (a resync marking them seen, a run's completion)
+	// reads a fraction of the table.
+	recs = slices.Clone(recs)
+	slices.SortStableFunc(recs, func(a, b *pb.Record) int { return cmp.Compare(a.Kind, b.Kind) })
 	rows := make([][]any, len(recs))
 	for i, r := range recs {
 		w.dirty(r.UserKey)

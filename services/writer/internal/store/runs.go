@@ -495,32 +495,37 @@ func (w *wtx) finalize(ctx context.Context, runID string, r runRow) (bool, error
 // consumer sees a dangling grant.
 func (w *wtx) expireUnseen(ctx context.Context, gen, prev int64) error {
 	// One pass over the users and entitlements finds whether any is going,
-	// and whether any user was compared record by record since the last
+	// and how many users were compared record by record since the last
 	// completed run (a first sync compares every user; a no-op resync
 	// none).
-	var usersGoing, entsGoing, anyDiffed bool
+	var usersGoing, entsGoing bool
+	var diffed int64
 	if err := w.tx.QueryRow(ctx, `
 		SELECT COALESCE(bool_or(r.kind = 1 AND `+goingNow+`), false),
 		       COALESCE(bool_or(r.kind = 2 AND `+goingNow+`), false),
-		       COALESCE(bool_or(r.kind = 1 AND r.diffed_at > $3), false)
+		       count(*) FILTER (WHERE r.kind = 1 AND r.diffed_at > $3)
 		FROM records r
 		WHERE r.connector_id = $1 AND r.kind IN (1, 2) AND ((`+goingNow+`) OR (r.kind = 1 AND r.diffed_at > $3))`,
-		w.cid, gen, prev).Scan(&usersGoing, &entsGoing, &anyDiffed); err != nil {
+		w.cid, gen, prev).Scan(&usersGoing, &entsGoing, &diffed); err != nil {
 		return fmt.Errorf("find unseen records: %w", err)
 	}
 	if err := w.expireAdminGrants(ctx, gen); err != nil {
 		return err
 	}
-	if anyDiffed {
+	if diffed > 0 {
 		// Stale records are few but for a change of Zoom's data that
 		// affects most users: one statement joining records with the users
-		// compared (hashed when they are many, as in a first sync) finds
-		// up to spillAt of them; more go user by user.
+		// compared finds up to spillAt of them; more go user by user. The
+		// join hashes the records on their user when the users are many,
+		// as in a first sync; a few users' records are probed for.
+		find := `SELECT d.ctid AS rid FROM records u JOIN records d ON d.connector_id = $1 AND d.user_key = u.key
+				WHERE u.connector_id = $1 AND u.kind = 1 AND u.diffed_at > $3 AND ` + staleOfUser
+		if diffed <= probeUsers {
+			find = `SELECT t.rid FROM records u ` + dependents("u", staleOfUser) + `
+				WHERE u.connector_id = $1 AND u.kind = 1 AND u.diffed_at > $3`
+		}
 		stale, err := w.expire(ctx, `
-			WITH s AS MATERIALIZED (
-				SELECT d.ctid AS rid
-				FROM records u JOIN records d ON d.connector_id = $1 AND d.user_key = u.key
-				WHERE u.connector_id = $1 AND u.kind = 1 AND u.diffed_at > $3 AND `+staleOfUser+`)
+			WITH s AS MATERIALIZED (`+find+`)
 			`+setDeleted+`
 			WHERE r.ctid = ANY(ARRAY(SELECT rid FROM s LIMIT $4))
 			RETURNING `+goneColumns, w.cid, gen, prev, spillAt)
@@ -554,6 +559,21 @@ var (
 	userChunk        = 1000
 	entitlementChunk = 100
 )
+
+// probeUsers is how many users' records at most a statement probes for,
+// one key range each, rather than hashing the records of the connector on
+// their user: about what one pass over 100,000 users' records costs.
+var probeUsers int64 = 10000
+
+// dependents is a LATERAL join to the grants and attributes d of each user
+// u (a relation with a key column) that meet cond, probed for in the
+// user's key range: their ctid as t.rid. OFFSET 0 keeps the planner from
+// turning the probes into a pass over every record, which it would choose
+// for want of an estimate of a key range.
+func dependents(u, cond string) string {
+	return `CROSS JOIN LATERAL (SELECT d.ctid AS rid FROM records d
+					WHERE d.connector_id = $1 AND ` + dependentsOf("d", u+".key") + ` AND ` + cond + ` OFFSET 0) t`
+}
 
 const (
 	setDeleted = `UPDATE records r SET deleted = true, version = GREATEST(r.version, $2)`
@@ -630,9 +650,8 @@ func (w *wtx) expireUsers(ctx context.Context, gen, prev int64) error {
 		if len(diffed) > 0 {
 			if _, err := w.expireAll(ctx, setDeleted+`
 				WHERE r.ctid = ANY(ARRAY(
-					SELECT d.ctid FROM unnest($3::text[], $4::bigint[]) AS u(key, diffed_at)
-					JOIN records d ON d.connector_id = $1 AND d.user_key = u.key
-					WHERE `+staleOfUser+`
+					SELECT t.rid FROM unnest($3::text[], $4::bigint[]) AS u(key, diffed_at)
+					`+dependents("u", staleOfUser)+`
 					LIMIT $5))
 				RETURNING `+goneColumns, w.cid, gen, diffed, diffedAt); err != nil {
 				return err
@@ -641,9 +660,8 @@ func (w *wtx) expireUsers(ctx context.Context, gen, prev int64) error {
 		if len(going) > 0 {
 			if _, err := w.expireAll(ctx, setDeleted+`
 				WHERE r.ctid = ANY(ARRAY(
-					SELECT d.ctid FROM unnest($3::text[]) AS u(key)
-					JOIN records d ON d.connector_id = $1 AND d.user_key = u.key
-					WHERE d.kind IN (3, 4) AND NOT d.deleted
+					SELECT t.rid FROM unnest($3::text[]) AS u(key)
+					`+dependents("u", `NOT d.deleted`)+`
 					LIMIT $4))
 				RETURNING `+goneColumns, w.cid, gen, going); err != nil {
 				return err

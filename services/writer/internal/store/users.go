@@ -3,11 +3,13 @@ package store
 import (
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
+	"maps"
 	"sort"
 	"strconv"
 
-	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/claritysecurity/zoom-connector/pkg/pb"
 )
@@ -128,33 +130,12 @@ func (w *wtx) applyUsers(ctx context.Context, recs []*pb.Record, version, gen in
 		return fmt.Errorf("read users: %w", err)
 	}
 
-	// A user without a row may still have records (a webhook may have
-	// given a grant before the user was seen); one that has none at all,
-	// as every user of a first sync, has records that need no lookup.
-	var unknown []string
+	// A user without a row, as every user of a first sync, has nothing
+	// stored as a rule: its records are created without a lookup.
+	fresh := map[string]bool{}
 	for _, g := range groups {
 		if _, ok := have[g.key]; !ok {
-			unknown = append(unknown, g.key)
-		}
-	}
-	fresh := map[string]bool{}
-	if len(unknown) > 0 {
-		// count(*), not EXISTS or LIMIT 1: the planner then probes the
-		// user_key index rather than walking the primary key hoping for an
-		// early match.
-		rows, err := w.tx.Query(ctx, `
-			SELECT u.key FROM unnest($2::text[]) AS u(key)
-			CROSS JOIN LATERAL (SELECT count(*) AS n FROM records r WHERE r.connector_id = $1 AND r.user_key = u.key) c
-			WHERE c.n = 0`, w.cid, unknown)
-		if err != nil {
-			return fmt.Errorf("find new users: %w", err)
-		}
-		keys, err := pgx.CollectRows(rows, pgx.RowTo[string])
-		if err != nil {
-			return fmt.Errorf("find new users: %w", err)
-		}
-		for _, k := range keys {
-			fresh[k] = true
+			fresh[g.key] = true
 		}
 	}
 
@@ -183,10 +164,9 @@ func (w *wtx) applyUsers(ctx context.Context, recs []*pb.Record, version, gen in
 	for i, k := range diffKeys {
 		w.userDigests[k] = digests[i]
 	}
-	w.fresh = fresh
-	err = w.upsert(ctx, diff, version, gen)
+	err = w.upsertFresh(ctx, diff, version, gen, fresh)
 	left := w.userDigests
-	w.userDigests, w.fresh = nil, nil
+	w.userDigests = nil
 	if err != nil {
 		return err
 	}
@@ -206,6 +186,38 @@ func (w *wtx) applyUsers(ctx context.Context, recs []*pb.Record, version, gen in
 			w.cid, diffKeys, digests, gen, version); err != nil {
 			return fmt.Errorf("remember user digests: %w", err)
 		}
+	}
+	return nil
+}
+
+// upsertFresh applies recs as upsert does, taking the users in fresh to have
+// nothing stored: their records are created without being looked up. Such
+// a user may have records all the same (a webhook may have given a grant
+// before the user was first seen); creating one breaks the primary key's
+// uniqueness, and the records are then applied again, each looked up.
+func (w *wtx) upsertFresh(ctx context.Context, recs []*pb.Record, version, seenAt int64, fresh map[string]bool) error {
+	if len(fresh) == 0 {
+		return w.upsert(ctx, recs, version, seenAt)
+	}
+	if _, err := w.tx.Exec(ctx, `SAVEPOINT fresh`); err != nil {
+		return fmt.Errorf("create records: %w", err)
+	}
+	changes, stats, digests := len(w.changes), w.stats, maps.Clone(w.userDigests)
+	w.fresh = fresh
+	err := w.upsert(ctx, recs, version, seenAt)
+	w.fresh = nil
+	if pe := (*pgconn.PgError)(nil); errors.As(err, &pe) && pe.Code == "23505" { // unique_violation
+		if _, err := w.tx.Exec(ctx, `ROLLBACK TO SAVEPOINT fresh`); err != nil {
+			return fmt.Errorf("create records: %w", err)
+		}
+		w.changes, w.stats, w.userDigests = w.changes[:changes], stats, digests
+		return w.upsert(ctx, recs, version, seenAt)
+	}
+	if err != nil {
+		return err
+	}
+	if _, err := w.tx.Exec(ctx, `RELEASE SAVEPOINT fresh`); err != nil {
+		return fmt.Errorf("create records: %w", err)
 	}
 	return nil
 }

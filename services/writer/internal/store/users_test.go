@@ -113,3 +113,26 @@ func TestRecordsBeforeTheirUser(t *testing.T) {
 		"sync.completed r1")
 	wantLive(t, pool, ak("u1", "department"), gk("u1", g1), gk("u2", g1), uk("u1"), uk("u2"))
 }
+
+// TestRecordsOfUsersNotYetSeen: a webhook may give or delete records of a
+// user no run has seen yet. The first page that lists the user creates it
+// and leaves those records as the webhook left them: once, with the run's
+// counts and events saying so.
+func TestRecordsOfUsersNotYetSeen(t *testing.T) {
+	s, pool := newStore(t)
+	g1 := clarity.GroupKey("g1")
+	applyChange(t, s, change(500, grant(t, "u1", g1), attr(t, "u1", "department", "Sales")))
+	applyChange(t, s, del(2000, pb.Kind_KIND_SERVICE_USER_ENTITLEMENT, clarity.GrantKey("u2", g1)))
+	wantSet(t, take(t, pool), ev("created", gk("u1", g1)), ev("created", ak("u1", "department")))
+
+	evs := syncRun(t, s, pool, newRun("r1", 1000), nil, group(t, "g1", "Sales"),
+		user(t, "u1", "alice@example.com", "Alice"), grant(t, "u1", g1), attr(t, "u1", "department", "Sales"),
+		user(t, "u2", "bob@example.com", "Bob"), grant(t, "u2", g1),
+		user(t, "u3", "carol@example.com", "Carol"), grant(t, "u3", g1))
+	wantSet(t, evs, ev("started", "sync r1"), ev("created", ek(g1)), ev("created", uk("u1")), ev("created", uk("u2")),
+		ev("created", uk("u3")), ev("created", gk("u3", g1)), ev("completed", "sync r1"))
+	if d := syncData(t, evs[len(evs)-1]); d.Stats.Created != 5 || d.Stats.Unchanged != 3 {
+		t.Errorf("run: got %d created, %d unchanged, want 5 and 3", d.Stats.Created, d.Stats.Unchanged)
+	}
+	wantLive(t, pool, ek(g1), uk("u1"), uk("u2"), uk("u3"), gk("u1", g1), ak("u1", "department"), gk("u3", g1))
+}
