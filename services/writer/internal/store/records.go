@@ -268,12 +268,19 @@ func (w *wtx) create(ctx context.Context, recs []*pb.Record, version, seenAt int
 	if len(recs) == 0 {
 		return nil
 	}
-	// Rows go in by kind, users first: the users of a page then share a
-	// few heap pages rather than one in each page of their records, and a
-	// pass over the users (a resync marking them seen, a run's completion)
-	// reads a fraction of the table.
+	// Rows go in in key order, users first: the users of a page then share
+	// a few heap pages rather than one in each page of their records, so
+	// that a pass over the users (a resync marking them seen, a run's
+	// completion) reads a fraction of the table; and each insert into the
+	// primary key lands next to the previous one, which in a random order
+	// costs an eighth more.
 	recs = slices.Clone(recs)
-	slices.SortStableFunc(recs, func(a, b *pb.Record) int { return cmp.Compare(a.Kind, b.Kind) })
+	slices.SortFunc(recs, func(a, b *pb.Record) int {
+		if c := cmp.Compare(a.Kind, b.Kind); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Key, b.Key)
+	})
 	rows := make([][]any, len(recs))
 	for i, r := range recs {
 		w.dirty(r.UserKey)
