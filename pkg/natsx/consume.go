@@ -84,6 +84,14 @@ func (c *Consumer) defaults() {
 	}
 }
 
+// pullExpiry is how long one pull request lasts before the iterator makes
+// a new one; the server's heartbeats come at half of it. A pull request the
+// server no longer holds (lost in a reconnect, or counted wrongly by either
+// side) is noticed when two heartbeats are missed: after 5 s rather than
+// the 30 s of nats.go's default expiry, during which the consumer would
+// receive nothing.
+const pullExpiry = 5 * time.Second
+
 // Redelivery delay for the n-th failed delivery: 250ms doubling to 30s.
 func nakDelay(delivered uint64) time.Duration {
 	d := 250 * time.Millisecond
@@ -140,7 +148,7 @@ func (c Consumer) Run(ctx context.Context, js jetstream.JetStream, h Handler) er
 		}
 		// A continuous pull keeps up to Concurrency messages buffered, so
 		// a free worker never waits for a request round trip.
-		it, err := cons.Messages(jetstream.PullMaxMessages(c.Concurrency))
+		it, err := cons.Messages(jetstream.PullMaxMessages(c.Concurrency), jetstream.PullExpiry(pullExpiry))
 		if err != nil {
 			c.Log.Warn().Err(err).Str("stream", c.Stream).Msg("pull; retrying")
 			cons = nil
