@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
 	"sort"
 	"strconv"
@@ -246,6 +247,11 @@ func benchOne(ctx context.Context, users, webhooks int, binDir, dbURL string, er
 	r.ProSeconds = float64(r.ZoomRequests) / 20
 	r.BusinessSeconds = float64(r.ZoomRequests) / 60
 	fmt.Fprintf(errw, "  full sync %.1fs, %d records\n", r.FullSyncSeconds, r.Records)
+	if path := os.Getenv("BENCH_MEMPROFILE"); path != "" {
+		if err := writeHeapProfile(fmt.Sprintf("%s.%d", path, users)); err != nil {
+			return r, err
+		}
+	}
 
 	d, events, res, err = timed()
 	if err != nil || res.Op != clarity.OpCompleted {
@@ -448,4 +454,19 @@ func printBench(out io.Writer, rs []BenchResult) {
 		}
 		return total, len(m) > 0
 	})
+}
+
+// writeHeapProfile writes a heap profile of zoomctl (the embedded NATS
+// server and the simulator) to path, after a collection.
+func writeHeapProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("heap profile: %w", err)
+	}
+	defer f.Close()
+	runtime.GC()
+	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+		return fmt.Errorf("heap profile: %w", err)
+	}
+	return f.Close()
 }
