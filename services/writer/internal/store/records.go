@@ -268,18 +268,18 @@ func (w *wtx) create(ctx context.Context, recs []*pb.Record, version, seenAt int
 	if len(recs) == 0 {
 		return nil
 	}
-	// Rows go in in key order, users first: the users of a page then share
-	// a few heap pages rather than one in each page of their records, so
-	// that a pass over the users (a resync marking them seen, a run's
-	// completion) reads a fraction of the table; and each insert into the
-	// primary key lands next to the previous one, which in a random order
-	// costs an eighth more.
+	// Rows go in in key order: each insert into the primary key lands next
+	// to the previous one of its kind, which in a random order costs an
+	// eighth more. A user's grants and attributes ("<user key>|…") follow
+	// it, so users stay spread one or two to a heap page: a resync marks
+	// every user as seen, and only with room left in its page is that a
+	// heap-only update (with users packed together, half of them were not).
 	recs = slices.Clone(recs)
 	slices.SortFunc(recs, func(a, b *pb.Record) int {
-		if c := cmp.Compare(a.Kind, b.Kind); c != 0 {
+		if c := strings.Compare(a.Key, b.Key); c != 0 {
 			return c
 		}
-		return strings.Compare(a.Key, b.Key)
+		return cmp.Compare(a.Kind, b.Kind)
 	})
 	rows := make([][]any, len(recs))
 	for i, r := range recs {
