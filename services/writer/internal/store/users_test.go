@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 
 	"github.com/claritysecurity/zoom-connector/pkg/clarity"
@@ -135,4 +136,52 @@ func TestRecordsOfUsersNotYetSeen(t *testing.T) {
 		t.Errorf("run: got %d created, %d unchanged, want 5 and 3", d.Stats.Created, d.Stats.Unchanged)
 	}
 	wantLive(t, pool, ek(g1), uk("u1"), uk("u2"), uk("u3"), gk("u1", g1), ak("u1", "department"), gk("u3", g1))
+}
+
+// TestResyncUpdatesUsersInPlace: a no-op resync marks every user as seen.
+// That must be a heap-only update, which keeps the row in its page and
+// writes no index entry: the page a user is created in must keep room for
+// it, which it does when users are spread among their records.
+func TestResyncUpdatesUsersInPlace(t *testing.T) {
+	t.Parallel()
+	s, pool := newStore(t)
+	var recs []*pb.Record
+	for i := range 300 {
+		id := fmt.Sprintf("u%03d", i)
+		recs = append(recs, user(t, id, id+"@example.com", "User "+id),
+			grant(t, id, clarity.GroupKey("g1")), grant(t, id, clarity.GroupKey("g2")), grant(t, id, clarity.RoleKey("r1")),
+			attr(t, id, "department", "Sales"), attr(t, id, "timezone", "Europe/Paris"))
+	}
+	pages := func() map[string]string {
+		rows, err := pool.Query(context.Background(),
+			`SELECT key, (ctid::text::point)[0]::text FROM records WHERE kind = 1`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := map[string]string{}
+		for rows.Next() {
+			var k, p string
+			if err := rows.Scan(&k, &p); err != nil {
+				t.Fatal(err)
+			}
+			m[k] = p
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	syncRun(t, s, pool, newRun("r1", 0), nil, recs...)
+	before := pages()
+	evs := syncRun(t, s, pool, newRun("r2", 1000), nil, recs...)
+	wantTypes(t, evs, ev("started", "sync r2"), ev("completed", "sync r2"))
+	moved := 0
+	for k, p := range pages() {
+		if before[k] != p {
+			moved++
+		}
+	}
+	if moved > len(before)/20 {
+		t.Errorf("resync moved %d of %d users to another page, want at most 5%%", moved, len(before))
+	}
 }
