@@ -575,6 +575,14 @@ func dependents(u, cond string) string {
 					WHERE d.connector_id = $1 AND ` + dependentsOf("d", u+".key") + ` AND ` + cond + ` OFFSET 0) t`
 }
 
+// holders is a LATERAL join to the grants d of each entitlement e (a
+// relation with a key column) that meet cond, probed for in the ent_key
+// index: their ctid as t.rid.
+func holders(e, cond string) string {
+	return `CROSS JOIN LATERAL (SELECT d.ctid AS rid FROM records d
+					WHERE d.connector_id = $1 AND d.ent_key = ` + e + `.key AND d.kind = 3 AND ` + cond + ` OFFSET 0) t`
+}
+
 const (
 	setDeleted = `UPDATE records r SET deleted = true, version = GREATEST(r.version, $2)`
 	// goingNow selects the records of generation $2's run that it did not
@@ -596,11 +604,7 @@ func (w *wtx) expireAdminGrants(ctx context.Context, gen int64) error {
 		WHERE r.ctid = ANY(ARRAY(
 			SELECT t.rid
 			FROM (SELECT DISTINCT 'group_admin:' || g.group_id AS key FROM group_admins g WHERE g.connector_id = $1) e
-			CROSS JOIN LATERAL (
-				SELECT d.ctid AS rid FROM records d
-				WHERE d.connector_id = $1 AND d.ent_key = e.key AND d.kind = 3 AND NOT d.deleted
-				  AND d.seen_at < $2 AND d.version < $2
-				OFFSET 0) t
+			`+holders("e", `NOT d.deleted AND d.seen_at < $2 AND d.version < $2`)+`
 			LIMIT $3))
 		RETURNING `+goneColumns, w.cid, gen)
 	return err
@@ -658,19 +662,7 @@ func (w *wtx) expireUsers(ctx context.Context, gen, prev int64) error {
 			}
 		}
 		if len(going) > 0 {
-			if _, err := w.expireAll(ctx, setDeleted+`
-				WHERE r.ctid = ANY(ARRAY(
-					SELECT t.rid FROM unnest($3::text[]) AS u(key)
-					`+dependents("u", `NOT d.deleted`)+`
-					LIMIT $4))
-				RETURNING `+goneColumns, w.cid, gen, going); err != nil {
-				return err
-			}
-			users, err := w.expireKeys(ctx, pb.Kind_KIND_SERVICE_USER, gen, going)
-			if err != nil {
-				return err
-			}
-			if err := w.expired(ctx, users); err != nil {
+			if err := w.expireOwners(ctx, pb.Kind_KIND_SERVICE_USER, gen, going, dependents("k", `NOT d.deleted`)); err != nil {
 				return err
 			}
 		}
@@ -700,22 +692,7 @@ func (w *wtx) expireEntitlements(ctx context.Context, gen int64) error {
 		if len(keys) == 0 {
 			return nil
 		}
-		if _, err := w.expireAll(ctx, setDeleted+`
-			WHERE r.ctid = ANY(ARRAY(
-				SELECT t.rid FROM unnest($3::text[]) AS e(key)
-				CROSS JOIN LATERAL (
-					SELECT d.ctid AS rid FROM records d
-					WHERE d.connector_id = $1 AND d.ent_key = e.key AND d.kind IN (3, 4) AND NOT d.deleted
-					OFFSET 0) t
-				LIMIT $4))
-			RETURNING `+goneColumns, w.cid, gen, keys); err != nil {
-			return err
-		}
-		ents, err := w.expireKeys(ctx, pb.Kind_KIND_ENTITLEMENT, gen, keys)
-		if err != nil {
-			return err
-		}
-		if err := w.expired(ctx, ents); err != nil {
+		if err := w.expireOwners(ctx, pb.Kind_KIND_ENTITLEMENT, gen, keys, holders("k", `NOT d.deleted`)); err != nil {
 			return err
 		}
 		if len(keys) < entitlementChunk {
@@ -723,6 +700,24 @@ func (w *wtx) expireEntitlements(ctx context.Context, gen int64) error {
 		}
 		last = keys[len(keys)-1]
 	}
+}
+
+// expireOwners deletes the users or entitlements (kind) with these keys,
+// after the records that depend on them, which lateral (a LATERAL join from
+// k(key) giving t.rid) finds.
+func (w *wtx) expireOwners(ctx context.Context, kind pb.Kind, gen int64, keys []string, lateral string) error {
+	if _, err := w.expireAll(ctx, setDeleted+`
+		WHERE r.ctid = ANY(ARRAY(
+			SELECT t.rid FROM unnest($3::text[]) AS k(key) `+lateral+`
+			LIMIT $4))
+		RETURNING `+goneColumns, w.cid, gen, keys); err != nil {
+		return err
+	}
+	owners, err := w.expireKeys(ctx, kind, gen, keys)
+	if err != nil {
+		return err
+	}
+	return w.expired(ctx, owners)
 }
 
 // expireKeys deletes the records of kind with these keys.
