@@ -23,17 +23,22 @@ import (
 
 // BenchResult is one row of zoomctl bench.
 type BenchResult struct {
-	Users            int              `json:"users"`
-	Records          int              `json:"records"`
-	FullSyncSeconds  float64          `json:"full_sync_seconds"`
-	RecordsPerSecond float64          `json:"records_per_second"`
-	ResyncSeconds    float64          `json:"noop_resync_seconds"`
-	ResyncChanges    int              `json:"noop_resync_change_events"`
-	ZoomRequests     int              `json:"zoom_requests"`
-	ProSeconds       float64          `json:"zoom_time_at_pro_limits_seconds"`
-	BusinessSeconds  float64          `json:"zoom_time_at_business_limits_seconds"`
-	CopySeconds      float64          `json:"copy_floor_seconds"`
-	FloorRatio       float64          `json:"full_sync_to_copy_ratio"`
+	Users            int     `json:"users"`
+	Records          int     `json:"records"`
+	FullSyncSeconds  float64 `json:"full_sync_seconds"`
+	RecordsPerSecond float64 `json:"records_per_second"`
+	ResyncSeconds    float64 `json:"noop_resync_seconds"`
+	ResyncChanges    int     `json:"noop_resync_change_events"`
+	ZoomRequests     int     `json:"zoom_requests"`
+	ProSeconds       float64 `json:"zoom_time_at_pro_limits_seconds"`
+	BusinessSeconds  float64 `json:"zoom_time_at_business_limits_seconds"`
+	CopySeconds      float64 `json:"copy_floor_seconds"`
+	FloorRatio       float64 `json:"full_sync_to_copy_ratio"`
+	// JetStreamSeconds is the JetStream floor (see jetStreamFloor), and
+	// FloorsRatio the full sync against both floors one after the other.
+	JetStreamSeconds float64          `json:"jetstream_floor_seconds"`
+	FloorsRatio      float64          `json:"full_sync_to_floors_ratio"`
+	JetStreamCPU     float64          `json:"jetstream_floor_cpu_seconds"`
 	WebhookEvents    int              `json:"webhook_events"`
 	WebhookP50Millis float64          `json:"webhook_latency_p50_ms"`
 	WebhookP99Millis float64          `json:"webhook_latency_p99_ms"`
@@ -71,6 +76,9 @@ func median(runs []BenchResult) BenchResult {
 	out.ResyncSeconds = mid(func(r BenchResult) float64 { return r.ResyncSeconds })
 	out.CopySeconds = mid(func(r BenchResult) float64 { return r.CopySeconds })
 	out.FloorRatio = out.FullSyncSeconds / out.CopySeconds
+	out.JetStreamSeconds = mid(func(r BenchResult) float64 { return r.JetStreamSeconds })
+	out.FloorsRatio = out.FullSyncSeconds / (out.CopySeconds + out.JetStreamSeconds)
+	out.JetStreamCPU = mid(func(r BenchResult) float64 { return r.JetStreamCPU })
 	out.WebhookP50Millis = mid(func(r BenchResult) float64 { return r.WebhookP50Millis })
 	out.WebhookP99Millis = mid(func(r BenchResult) float64 { return r.WebhookP99Millis })
 	var full, resync []map[string]float64
@@ -211,7 +219,8 @@ func benchOne(ctx context.Context, users, webhooks int, binDir, dbURL string, er
 	}
 
 	meter := cpuMeter{procs: s.Procs, postmaster: findPostmaster(ctx, dbURL)}
-	var cpu map[string]float64 // of the last timed sync
+	var cpu map[string]float64       // of the last timed sync
+	var firstEvent, lastEvent uint64 // stream sequences of the last timed sync
 	timed := func() (time.Duration, int, Result, error) {
 		id := NewRequestID()
 		before, err := lastSeq()
@@ -232,6 +241,7 @@ func benchOne(ctx context.Context, users, webhooks int, binDir, dbURL string, er
 		// sync.completed comes after every change of the run; nothing else
 		// publishes meanwhile. Two of the new events are the run's own.
 		after, err := lastSeq()
+		firstEvent, lastEvent = before+1, after
 		return d, int(after-before) - 2, res, err
 	}
 	d, events, res, err := timed()
@@ -247,6 +257,10 @@ func benchOne(ctx context.Context, users, webhooks int, binDir, dbURL string, er
 	r.ProSeconds = float64(r.ZoomRequests) / 20
 	r.BusinessSeconds = float64(r.ZoomRequests) / 60
 	fmt.Fprintf(errw, "  full sync %.1fs, %d records\n", r.FullSyncSeconds, r.Records)
+	samples, err := sampleEvents(ctx, stream, firstEvent, lastEvent, floorSamples)
+	if err != nil {
+		return r, err
+	}
 	if path := os.Getenv("BENCH_MEMPROFILE"); path != "" {
 		if err := writeHeapProfile(fmt.Sprintf("%s.%d", path, users)); err != nil {
 			return r, err
@@ -265,6 +279,15 @@ func benchOne(ctx context.Context, users, webhooks int, binDir, dbURL string, er
 		return r, err
 	}
 	r.FloorRatio = r.FullSyncSeconds / r.CopySeconds
+	cpuBefore := meter.sample()
+	r.JetStreamSeconds, err = jetStreamFloor(ctx, s.NC, s.JS, samples, r.Records)
+	for _, v := range cpuSince(cpuBefore, meter.sample()) {
+		r.JetStreamCPU += v
+	}
+	if err != nil {
+		return r, fmt.Errorf("JetStream floor: %w", err)
+	}
+	r.FloorsRatio = r.FullSyncSeconds / (r.CopySeconds + r.JetStreamSeconds)
 
 	if webhooks > 0 {
 		all, err := NewWatcher(ctx, s.JS, cfg.Tenant, cfg.Connector)
@@ -416,6 +439,9 @@ func printBench(out io.Writer, rs []BenchResult) {
 	row("  time at Business+ limits (s)", func(r BenchResult) string { return fmt.Sprintf("%.1f", r.BusinessSeconds) })
 	row("COPY floor (s)", func(r BenchResult) string { return fmt.Sprintf("%.2f", r.CopySeconds) })
 	row("full sync / COPY floor", func(r BenchResult) string { return fmt.Sprintf("%.1f×", r.FloorRatio) })
+	row("JetStream floor (s)", func(r BenchResult) string { return fmt.Sprintf("%.2f", r.JetStreamSeconds) })
+	row("  its CPU s, all processes", func(r BenchResult) string { return fmt.Sprintf("%.1f", r.JetStreamCPU) })
+	row("full sync / (COPY + JetStream floors)", func(r BenchResult) string { return fmt.Sprintf("%.1f×", r.FloorsRatio) })
 	row("webhook → event p50 (ms)", func(r BenchResult) string { return fmt.Sprintf("%.1f", r.WebhookP50Millis) })
 	row("webhook → event p99 (ms)", func(r BenchResult) string { return fmt.Sprintf("%.1f", r.WebhookP99Millis) })
 	for _, name := range devstack.Services {
