@@ -82,6 +82,7 @@ func (w *wtx) upsert(ctx context.Context, recs []*pb.Record, version, seenAt int
 			// input was read: it is stale, and must not come back as an
 			// orphan.
 			w.countUnchanged(e, seenAt)
+			w.unshaped(r.UserKey)
 		case !found:
 			create = append(create, r)
 			w.emit(kind, "created", r.Key, r.Data)
@@ -93,6 +94,7 @@ func (w *wtx) upsert(ctx context.Context, recs []*pb.Record, version, seenAt int
 				touch = append(touch, r)
 			}
 			w.countUnchanged(e, seenAt)
+			w.unshaped(r.UserKey)
 		case e.deleted:
 			write = append(write, r)
 			w.emit(kind, "created", r.Key, r.Data)
@@ -261,9 +263,11 @@ func (w *wtx) deletedOwners(ctx context.Context, recs []*pb.Record, old map[rkey
 	return out, nil
 }
 
-// create stores records that do not exist yet with one COPY. No other
-// transaction can add them meanwhile: every writer of the connector holds its
-// row lock (see begin).
+// create stores records that do not exist yet with one COPY. Should another
+// transaction have added one meanwhile (a run's pages are applied in
+// parallel), the COPY breaks the primary key's uniqueness: a users page
+// then applies its records again, each looked up (see upsertFresh), and any
+// other transaction is retried.
 func (w *wtx) create(ctx context.Context, recs []*pb.Record, version, seenAt int64) error {
 	if len(recs) == 0 {
 		return nil

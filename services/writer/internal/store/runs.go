@@ -518,16 +518,29 @@ func (w *wtx) expireUnseen(ctx context.Context, gen, prev int64) error {
 		// compared finds up to spillAt of them; more go user by user. The
 		// join hashes the records on their user when the users are many,
 		// as in a first sync; a few users' records are probed for.
-		find := `SELECT d.ctid AS rid FROM records u JOIN records d ON d.connector_id = $1 AND d.user_key = u.key
-				WHERE u.connector_id = $1 AND u.kind = 1 AND u.diffed_at > $3 AND ` + staleOfUser
+		//
+		// The same pass finds the records a user's page did not give that
+		// stay all the same, because an event newer than the run's start
+		// gave them: what is stored for the user is then not what its page
+		// gave, and the user's digest goes, so that the next run compares
+		// the user again.
+		find := `SELECT d.ctid AS rid, u.ctid AS uid, d.version >= $2 AS kept
+				FROM records u JOIN records d ON d.connector_id = $1 AND d.user_key = u.key
+				WHERE u.connector_id = $1 AND u.kind = 1 AND u.diffed_at > $3 AND ` + unseenOfUser
 		if diffed <= probeUsers {
-			find = `SELECT t.rid FROM records u ` + dependents("u", staleOfUser) + `
+			find = `SELECT t.rid, u.ctid AS uid, t.kept FROM records u
+				CROSS JOIN LATERAL (SELECT d.ctid AS rid, d.version >= $2 AS kept FROM records d
+					WHERE d.connector_id = $1 AND ` + dependentsOf("d", "u.key") + ` AND ` + unseenOfUser + ` OFFSET 0) t
 				WHERE u.connector_id = $1 AND u.kind = 1 AND u.diffed_at > $3`
 		}
 		stale, err := w.expire(ctx, `
-			WITH s AS MATERIALIZED (`+find+`)
+			WITH s AS MATERIALIZED (`+find+`),
+			undigested AS (
+				UPDATE records u SET digest = NULL
+				WHERE u.ctid = ANY(ARRAY(SELECT DISTINCT uid FROM s WHERE kept)) AND u.digest IS NOT NULL
+			)
 			`+setDeleted+`
-			WHERE r.ctid = ANY(ARRAY(SELECT rid FROM s LIMIT $4))
+			WHERE r.ctid = ANY(ARRAY(SELECT rid FROM s WHERE NOT kept LIMIT $4))
 			RETURNING `+goneColumns, w.cid, gen, prev, spillAt)
 		if err != nil {
 			return err
@@ -592,7 +605,10 @@ const (
 	// record by record at u.diffed_at that its page no longer gave, and
 	// that no event of generation $2 or newer touched. Group-admin grants
 	// come from the admin listings instead.
-	staleOfUser = `d.kind IN (3, 4) AND NOT d.deleted AND d.version < $2 AND d.seen_at < u.diffed_at
+	staleOfUser = `d.version < $2 AND ` + unseenOfUser
+	// unseenOfUser selects the live grants and attributes d of a user u
+	// compared record by record at u.diffed_at that its page did not give.
+	unseenOfUser = `d.kind IN (3, 4) AND NOT d.deleted AND d.seen_at < u.diffed_at
 		AND COALESCE(d.ent_key, '') NOT LIKE 'group_admin:%'`
 )
 

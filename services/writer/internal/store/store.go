@@ -136,6 +136,7 @@ type wtx struct {
 	dirtyUsers map[string]bool
 	// userDigests, while a users page is applied, holds the digest of each
 	// user it compares record by record; create takes out those it stores.
+	// A nil digest is stored as none (see unshaped).
 	userDigests map[string][]byte
 	// fresh, while a users page is applied, holds its users of whom nothing
 	// is stored: their records need no lookup (see applyUsers).

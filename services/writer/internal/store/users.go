@@ -85,9 +85,10 @@ func (w *wtx) applyUsers(ctx context.Context, recs []*pb.Record, version, gen in
 		keys[i], pageDigests[i] = g.key, g.digest
 	}
 	type stored struct {
-		version int64
-		seenAt  int64
-		deleted bool
+		version  int64
+		seenAt   int64
+		diffedAt int64
+		deleted  bool
 	}
 	have := make(map[string]stored, len(groups))
 	same := map[string]bool{}
@@ -97,16 +98,16 @@ func (w *wtx) applyUsers(ctx context.Context, recs []*pb.Record, version, gen in
 	// not marked, and is compared record by record below.
 	rows, err := w.tx.Query(ctx, `
 		WITH old AS (
-			SELECT d.key, d.digest AS page_digest, r.rid, r.digest, r.version, r.seen_at, r.deleted
+			SELECT d.key, d.digest AS page_digest, r.rid, r.digest, r.version, r.seen_at, r.diffed_at, r.deleted
 			FROM unnest($2::text[], $3::bytea[]) AS d(key, digest)
-			CROSS JOIN LATERAL (`+probe(`r.ctid AS rid, r.digest, r.version, r.seen_at, r.deleted`, `1`, `d.key`, "")+`) r
+			CROSS JOIN LATERAL (`+probe(`r.ctid AS rid, r.digest, r.version, r.seen_at, r.diffed_at, r.deleted`, `1`, `d.key`, "")+`) r
 		), marked AS (
 			UPDATE records r SET seen_at = GREATEST(r.seen_at, $4), version = GREATEST(r.version, $5)
 			FROM old
 			WHERE r.ctid = old.rid AND old.digest = old.page_digest AND NOT old.deleted AND old.version <= $5
 			RETURNING r.key
 		)
-		SELECT old.key, old.version, old.seen_at, old.deleted, marked.key IS NOT NULL
+		SELECT old.key, old.version, old.seen_at, old.diffed_at, old.deleted, marked.key IS NOT NULL
 		FROM old LEFT JOIN marked ON marked.key = old.key`,
 		w.cid, keys, pageDigests, gen, version)
 	if err != nil {
@@ -116,7 +117,7 @@ func (w *wtx) applyUsers(ctx context.Context, recs []*pb.Record, version, gen in
 		var k string
 		var s stored
 		var marked bool
-		if err := rows.Scan(&k, &s.version, &s.seenAt, &s.deleted, &marked); err != nil {
+		if err := rows.Scan(&k, &s.version, &s.seenAt, &s.diffedAt, &s.deleted, &marked); err != nil {
 			rows.Close()
 			return fmt.Errorf("read users: %w", err)
 		}
@@ -149,7 +150,14 @@ func (w *wtx) applyUsers(ctx context.Context, recs []*pb.Record, version, gen in
 			continue
 		}
 		diffKeys = append(diffKeys, g.key)
-		digests = append(digests, g.digest)
+		if have[g.key].diffedAt == gen {
+			// Another page of this run compared the user (its status
+			// changed while the run read the listings): the records that
+			// page gave stay, and this page's digest does not cover them.
+			digests = append(digests, nil)
+		} else {
+			digests = append(digests, g.digest)
+		}
 	}
 	// The rest keeps the page's order, so that events follow it.
 	diff := make([]*pb.Record, 0, len(recs))
@@ -176,18 +184,28 @@ func (w *wtx) applyUsers(ctx context.Context, recs []*pb.Record, version, gen in
 			diffKeys = append(diffKeys, k)
 			digests = append(digests, d)
 		}
-		// A user whose row is newer than the page keeps its digest: the
-		// page did not shape it.
+		// A user whose row is newer than the page has no digest left:
+		// upsert found its record newer (see unshaped).
 		if _, err := w.tx.Exec(ctx, `
 			UPDATE records r SET digest = d.digest, diffed_at = $4
 			FROM unnest($2::text[], $3::bytea[]) AS d(key, digest)
 			CROSS JOIN LATERAL (`+probe(`r.ctid AS rid`, `1`, `d.key`, "")+`) t
-			WHERE r.ctid = t.rid AND r.version <= $5`,
-			w.cid, diffKeys, digests, gen, version); err != nil {
+			WHERE r.ctid = t.rid`,
+			w.cid, diffKeys, digests, gen); err != nil {
 			return fmt.Errorf("remember user digests: %w", err)
 		}
 	}
 	return nil
+}
+
+// unshaped drops the page's digest of a user one of whose records the page
+// did not set (a newer event shaped it, or its owner is gone): the user's
+// records are then not what the page gave, and a later page giving the
+// same must compare them again. Outside a users page it does nothing.
+func (w *wtx) unshaped(userKey string) {
+	if _, ok := w.userDigests[userKey]; ok {
+		w.userDigests[userKey] = nil
+	}
 }
 
 // upsertFresh applies recs as upsert does, taking the users in fresh to have
@@ -211,11 +229,13 @@ func (w *wtx) upsertFresh(ctx context.Context, recs []*pb.Record, version, seenA
 			return fmt.Errorf("create records: %w", err)
 		}
 		w.changes, w.stats, w.userDigests = w.changes[:changes], stats, digests
-		return w.upsert(ctx, recs, version, seenAt)
+		err = w.upsert(ctx, recs, version, seenAt)
 	}
 	if err != nil {
 		return err
 	}
+	// Released, the savepoint's work joins the transaction's: savepoints
+	// kept open pile up as the transaction's pages go on.
 	if _, err := w.tx.Exec(ctx, `RELEASE SAVEPOINT fresh`); err != nil {
 		return fmt.Errorf("create records: %w", err)
 	}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/claritysecurity/zoom-connector/pkg/clarity"
 	"github.com/claritysecurity/zoom-connector/pkg/pb"
+	"github.com/claritysecurity/zoom-connector/services/writer/internal/store"
 )
 
 // TestUserDigest covers the users-page shortcut: an unchanged user is only
@@ -183,5 +184,107 @@ func TestResyncUpdatesUsersInPlace(t *testing.T) {
 	}
 	if moved > len(before)/20 {
 		t.Errorf("resync moved %d of %d users to another page, want at most 5%%", moved, len(before))
+	}
+}
+
+// TestDigestOfAPageOlderThanItsUsersRecords: a users page read before a
+// webhook changed one of its user's records does not describe what is
+// stored for that user afterwards, so it must not let a later identical page
+// skip the comparison: Zoom may have undone the webhook's change since, with
+// that webhook lost, and only the full sync can set the record right.
+func TestDigestOfAPageOlderThanItsUsersRecords(t *testing.T) {
+	g1 := clarity.GroupKey("g1")
+	alice := func() *pb.Record { return user(t, "u1", "alice@example.com", "Alice") }
+
+	t.Run("a grant the webhook deleted", func(t *testing.T) {
+		s, pool := newStore(t)
+		syncRun(t, s, pool, newRun("r1", 0), nil, alice(), grant(t, "u1", g1))
+		// Run r2's page is read at 1100 and still lists the grant that a
+		// webhook deletes at 1500, before the page is applied.
+		applyChange(t, s, del(1500, pb.Kind_KIND_SERVICE_USER_ENTITLEMENT, clarity.GrantKey("u1", g1)))
+		take(t, pool)
+		syncRun(t, s, pool, newRun("r2", 1000), nil, alice(), grant(t, "u1", g1))
+		wantLive(t, pool, uk("u1"))
+		// Alice is back in g1, and that webhook was lost.
+		evs := syncRun(t, s, pool, newRun("r3", 3000), nil, alice(), grant(t, "u1", g1))
+		wantSet(t, evs, ev("started", "sync r3"), ev("created", gk("u1", g1)), ev("completed", "sync r3"))
+	})
+
+	t.Run("an attribute the webhook changed", func(t *testing.T) {
+		s, pool := newStore(t)
+		syncRun(t, s, pool, newRun("r1", 0), nil, alice(), attr(t, "u1", "department", "Sales"))
+		applyChange(t, s, change(1500, attr(t, "u1", "department", "Engineering")))
+		take(t, pool)
+		syncRun(t, s, pool, newRun("r2", 1000), nil, alice(), attr(t, "u1", "department", "Sales"))
+		// Alice went back to Sales, and that webhook was lost.
+		evs := syncRun(t, s, pool, newRun("r3", 3000), nil, alice(), attr(t, "u1", "department", "Sales"))
+		wantSet(t, evs, ev("started", "sync r3"), ev("updated", ak("u1", "department")), ev("completed", "sync r3"))
+	})
+
+	// Run completion finds such a grant among the user's records: probed
+	// for when few users were compared, hashed on their user otherwise.
+	for _, c := range []struct {
+		seen  bool
+		probe int64
+	}{{true, 1000}, {true, 0}, {false, 1000}, {false, 0}} {
+		name := "a grant the webhook gave a user seen before"
+		if !c.seen {
+			name = "a grant the webhook gave a user not yet seen"
+		}
+		name += map[bool]string{true: ", probed", false: ", hashed"}[c.probe > 0]
+		seen := c.seen
+		t.Run(name, func(t *testing.T) {
+			defer store.SetProbeUsers(c.probe)()
+			s, pool := newStore(t)
+			if seen {
+				syncRun(t, s, pool, newRun("r1", 0), nil, alice())
+			}
+			// The grant comes at 1500; the page, read at 1100, lacks it.
+			applyChange(t, s, change(1500, grant(t, "u1", g1)))
+			take(t, pool)
+			syncRun(t, s, pool, newRun("r2", 1000), nil, alice())
+			wantLive(t, pool, uk("u1"), gk("u1", g1))
+			// Alice left g1 again, and that webhook was lost.
+			evs := syncRun(t, s, pool, newRun("r3", 3000), nil, alice())
+			wantSet(t, evs, ev("started", "sync r3"), ev("deleted", gk("u1", g1)), ev("completed", "sync r3"))
+		})
+	}
+}
+
+// TestDigestOfAUserListedTwice: a user whose status changes while a run
+// reads the listings appears in two of them. Neither page describes all
+// that is then stored for the user (the records the other page gave stay
+// until the next run), so neither may let a later identical page skip the
+// comparison, whichever is applied last.
+func TestDigestOfAUserListedTwice(t *testing.T) {
+	g1 := clarity.GroupKey("g1")
+	for _, newerLast := range []bool{true, false} {
+		t.Run(map[bool]string{true: "the newer page applied last", false: "the older page applied last"}[newerLast], func(t *testing.T) {
+			s, pool := newStore(t)
+			syncRun(t, s, pool, newRun("r1", 0), nil, user(t, "u1", "alice@example.com", "Alice"))
+
+			// Alice joins g1, is deactivated and leaves g1 while r2 runs:
+			// the active listing, read at 1100, lists her in g1; the
+			// inactive one, read at 1200, lists her in no group.
+			run := newRun("r2", 1000)
+			active := page(run, pb.Listing_LISTING_USERS_ACTIVE, 1, user(t, "u1", "alice@example.com", "Alice"), grant(t, "u1", g1))
+			inactive := page(run, pb.Listing_LISTING_USERS_INACTIVE, 1, user(t, "u1", "alice@example.com", "Alice (left)"))
+			inactive.VersionMs = run.StartedAtMs + 200
+			if newerLast {
+				applyPage(t, s, active)
+				applyPage(t, s, inactive)
+			} else {
+				applyPage(t, s, inactive)
+				applyPage(t, s, active)
+			}
+			markFetched(t, s, fetched(run, 3, listing{l: pb.Listing_LISTING_USERS_ACTIVE, pages: 1}, listing{l: pb.Listing_LISTING_USERS_INACTIVE, pages: 1}))
+			if !finalize(t, s, "r2") {
+				t.Fatal("r2 did not complete")
+			}
+			take(t, pool)
+
+			evs := syncRun(t, s, pool, newRun("r3", 3000), nil, user(t, "u1", "alice@example.com", "Alice (left)"))
+			wantSet(t, evs, ev("started", "sync r3"), ev("deleted", gk("u1", g1)), ev("completed", "sync r3"))
+		})
 	}
 }
