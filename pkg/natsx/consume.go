@@ -36,6 +36,22 @@ var ErrAbandon = errors.New("abandoned delivery")
 // Permanent wraps err so that the consume loop dead-letters the message.
 func Permanent(err error) error { return fmt.Errorf("%w: %w", ErrPermanent, err) }
 
+// ErrUnavailable marks an error saying that something the handler needs (its
+// database, say) cannot be reached: the message is not at fault. The loop
+// keeps the message and handles it again, after a delay growing to
+// unavailableDelay, for as long as the error lasts; such failures do not
+// count towards MaxDeliver, so that an outage of any length dead-letters
+// nothing.
+var ErrUnavailable = errors.New("unavailable")
+
+// Unavailable wraps err so that the consume loop retries the message in
+// place (see ErrUnavailable).
+func Unavailable(err error) error { return fmt.Errorf("%w: %w", ErrUnavailable, err) }
+
+// unavailableDelay is the longest wait between two attempts at a message
+// whose handler found a dependency unavailable.
+var unavailableDelay = 10 * time.Second
+
 // Handler handles one message. A nil error acks it; an error naks it with a
 // delay, or dead-letters it when permanent or out of deliveries. A handler
 // may ack, nak or term the message itself; the loop then does nothing more.
@@ -214,6 +230,9 @@ func (c Consumer) handle(ctx context.Context, js jetstream.JetStream, msg jetstr
 		err = Permanent(derr)
 	} else {
 		err = safeHandle(ctx, decoded{Msg: msg, data: data}, h)
+		if errors.Is(err, ErrUnavailable) {
+			err = c.untilAvailable(ctx, decoded{Msg: msg, data: data}, h, err)
+		}
 	}
 	if c.Observer != nil {
 		c.Observer.Handled(c.Stream, err, time.Since(start))
@@ -275,6 +294,32 @@ func (c Consumer) handle(ctx context.Context, js jetstream.JetStream, msg jetstr
 	}
 	log.Error().Str("dead_letter", c.DeadLetter).Msg("message dead-lettered")
 	_ = msg.Ack()
+}
+
+// untilAvailable handles msg again, with growing delays, while the handler
+// finds a dependency unavailable, and returns the first other outcome. The
+// message is kept meanwhile (the server is told it is in progress), so that
+// it is neither redelivered nor counted as failing. When ctx ends it
+// returns the last error, and the message is handed back.
+func (c Consumer) untilAvailable(ctx context.Context, msg jetstream.Msg, h Handler, err error) error {
+	kctx, stop := context.WithCancel(ctx)
+	defer stop()
+	go KeepAlive(kctx, msg, max(c.AckWait/3, 100*time.Millisecond))
+	delay := 250 * time.Millisecond
+	for n := 1; errors.Is(err, ErrUnavailable); n++ {
+		if n == 1 || n%10 == 0 {
+			c.Log.Warn().Err(err).Str("stream", c.Stream).Str("subject", msg.Subject()).Int("attempts", n).
+				Msg("a dependency is unavailable; the message is kept and retried")
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(delay):
+		}
+		delay = min(delay*2, unavailableDelay)
+		err = safeHandle(ctx, msg, h)
+	}
+	return err
 }
 
 // safeHandle turns a handler panic into a permanent error, so that one bad

@@ -105,6 +105,21 @@ func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
 	}
 }
 
+// workStreamEmpty reports whether the work stream holds no message.
+func workStreamEmpty(t testing.TB, js jetstream.JetStream) func() bool {
+	return func() bool {
+		st, err := js.Stream(context.Background(), workStream)
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, err := st.Info(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return info.State.Msgs == 0
+	}
+}
+
 // deadLetters returns the messages of the dead-letter stream.
 func deadLetters(t testing.TB, js jetstream.JetStream) []*jetstream.RawStreamMsg {
 	t.Helper()
@@ -239,17 +254,7 @@ func TestDeadLetter(t *testing.T) {
 				t.Errorf("got the original Nats-Msg-Id %q on the dead letter, want its own", got)
 			}
 			// The dead-lettered message is done with: nothing is pending.
-			waitFor(t, 5*time.Second, "work stream empty", func() bool {
-				st, err := js.Stream(context.Background(), workStream)
-				if err != nil {
-					t.Fatal(err)
-				}
-				info, err := st.Info(context.Background())
-				if err != nil {
-					t.Fatal(err)
-				}
-				return info.State.Msgs == 0
-			})
+			waitFor(t, 5*time.Second, "work stream empty", workStreamEmpty(t, js))
 		})
 	}
 }
@@ -362,5 +367,49 @@ func TestShutdownGrace(t *testing.T) {
 				t.Errorf("got the message delivered %d times to the next consumer, want %d", got, want)
 			}
 		})
+	}
+}
+
+// TestUnavailableKeepsTheMessage: a handler whose database is down for
+// longer than MaxDeliver attempts allow loses nothing: the message is kept,
+// handled again until the database is back, never redelivered, and never
+// dead-lettered.
+func TestUnavailableKeepsTheMessage(t *testing.T) {
+	defer natsx.SetUnavailableDelay(200 * time.Millisecond)()
+	js := newJS(t)
+	c := consumer(time.Second)
+	c.AckWait = time.Second // the outage outlasts it: the message must be kept alive
+	c.Concurrency = 2       // a free worker would take a redelivery
+	var mu sync.Mutex
+	var deliveries []uint64
+	run(t, js, c, func(_ context.Context, msg jetstream.Msg) error {
+		md, err := msg.Metadata()
+		if err != nil {
+			return err
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		deliveries = append(deliveries, md.NumDelivered)
+		if len(deliveries) <= 15 { // c.MaxDeliver is 3; about 3 s, three ack waits
+			return natsx.Unavailable(errors.New("connect: connection refused"))
+		}
+		return nil
+	})
+	publish(t, js, "work.a", "page", nil)
+
+	waitFor(t, 15*time.Second, "work stream empty", workStreamEmpty(t, js))
+	time.Sleep(300 * time.Millisecond) // a wrong redelivery would show up
+	mu.Lock()
+	defer mu.Unlock()
+	if len(deliveries) != 16 {
+		t.Errorf("handled %d times, want 16", len(deliveries))
+	}
+	for i, d := range deliveries {
+		if d != 1 {
+			t.Errorf("attempt %d came with delivery %d, want 1: the message was redelivered", i+1, d)
+		}
+	}
+	if dl := deadLetters(t, js); len(dl) != 0 {
+		t.Errorf("got %d dead letters, want none", len(dl))
 	}
 }

@@ -2,9 +2,15 @@ package postgres_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"io"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/rs/zerolog"
 
 	"github.com/claritysecurity/zoom-connector/pkg/postgres"
@@ -32,6 +38,36 @@ func TestOpenTurnsJITOff(t *testing.T) {
 		}
 		if got != want {
 			t.Errorf("jit with URL options %q: got %s, want %s", strings.TrimPrefix(url, base), got, want)
+		}
+	}
+}
+
+func TestUnavailable(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	// Nothing listens on port 1.
+	_, refused := pgx.Connect(ctx, "postgres://postgres@127.0.0.1:1/postgres?sslmode=disable&connect_timeout=5")
+	if refused == nil {
+		t.Fatal("connecting to a closed port succeeded")
+	}
+	tests := []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"connection refused", refused, true},
+		{"wrapped connection refused", fmt.Errorf("apply page: %w", refused), true},
+		{"server shutting down", &pgconn.PgError{Code: "57P01"}, true},
+		{"connection exception", &pgconn.PgError{Code: "08006"}, true},
+		{"connection cut mid-statement", fmt.Errorf("read: %w", io.ErrUnexpectedEOF), true},
+		{"syntax error", &pgconn.PgError{Code: "42601"}, false},
+		{"unique violation", fmt.Errorf("create: %w", &pgconn.PgError{Code: "23505"}), false},
+		{"other error", errors.New("bad batch"), false},
+		{"no error", nil, false},
+	}
+	for _, tt := range tests {
+		if got := postgres.Unavailable(tt.err); got != tt.want {
+			t.Errorf("%s: got %v, want %v (%v)", tt.name, got, tt.want, tt.err)
 		}
 	}
 }

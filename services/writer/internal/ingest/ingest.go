@@ -13,6 +13,7 @@ import (
 	"github.com/claritysecurity/zoom-connector/pkg/clarity"
 	"github.com/claritysecurity/zoom-connector/pkg/natsx"
 	"github.com/claritysecurity/zoom-connector/pkg/pb"
+	"github.com/claritysecurity/zoom-connector/pkg/postgres"
 	"github.com/claritysecurity/zoom-connector/services/writer/internal/store"
 )
 
@@ -39,8 +40,13 @@ func Handler(s Store) natsx.Handler {
 			return natsx.Permanent(fmt.Errorf("envelope names no valid tenant and connector"))
 		}
 		err := handle(ctx, s, tenant, connector, &env)
-		if errors.Is(err, store.ErrBadBatch) {
+		switch {
+		case errors.Is(err, store.ErrBadBatch):
 			return natsx.Permanent(err)
+		case postgres.Unavailable(err) && ctx.Err() == nil:
+			// The database is away: the message waits for it rather than
+			// run out of deliveries.
+			return natsx.Unavailable(err)
 		}
 		return err
 	}
