@@ -93,3 +93,28 @@ func Ready(nc *nats.Conn) error {
 	}
 	return nil
 }
+
+// drainTimeout bounds Drain: nats.go's own drain timeout is 30 s.
+const drainTimeout = 10 * time.Second
+
+// Drain drains nc and returns once it is closed, so that the last
+// acknowledgements and publications reach the server before the process
+// exits (nats.Conn.Drain only starts draining). After drainTimeout it
+// closes nc and says so.
+func Drain(nc *nats.Conn) error {
+	if err := nc.Drain(); err != nil {
+		if errors.Is(err, nats.ErrConnectionClosed) {
+			return nil
+		}
+		return err
+	}
+	deadline := time.Now().Add(drainTimeout)
+	for !nc.IsClosed() {
+		if time.Now().After(deadline) {
+			nc.Close()
+			return fmt.Errorf("NATS connection not drained within %s; closed", drainTimeout)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return nil
+}

@@ -46,7 +46,7 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	defer nc.Drain() //nolint:errcheck
+	defer natsx.Drain(nc) //nolint:errcheck
 	runs, err := runstate.Open(ctx, js, cfg.StreamReplicas)
 	if err != nil {
 		return err

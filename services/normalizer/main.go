@@ -32,7 +32,7 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	defer nc.Drain() //nolint:errcheck
+	defer natsx.Drain(nc) //nolint:errcheck
 	reg := service.NewRegistry()
 	p := pipe.New(js, log, newMetrics(reg))
 	consumeMetrics := service.NewConsumeMetrics(reg)

@@ -27,7 +27,7 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	defer nc.Drain() //nolint:errcheck
+	defer natsx.Drain(nc) //nolint:errcheck
 	reg := service.NewRegistry()
 	mux := service.OpsMux(reg, map[string]service.Check{
 		"nats": func(context.Context) error { return natsx.Ready(nc) },

@@ -44,7 +44,7 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	defer nc.Drain() //nolint:errcheck
+	defer natsx.Drain(nc) //nolint:errcheck
 	// The relay publishes on a connection of its own that never buffers
 	// publications while reconnecting: a buffered event, flushed after a
 	// reconnection, would reach the stream ahead of events lost with the
@@ -53,7 +53,7 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	defer rnc.Drain() //nolint:errcheck
+	defer natsx.Drain(rnc) //nolint:errcheck
 
 	reg := service.NewRegistry()
 	metrics := newMetrics(reg)

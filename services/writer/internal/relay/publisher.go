@@ -125,6 +125,11 @@ func (p *publisher) publish(ctx context.Context, msg *nats.Msg) error {
 	if p.lost() {
 		return errConnectionLost
 	}
+	// A failed publication ends the round: those after it, stored, would
+	// precede it in the stream once the next round publishes it again.
+	if err := p.failed(); err != nil {
+		return fmt.Errorf("publish: %w", err)
+	}
 	if p.sent-p.acknowledged() >= maxPending {
 		// Wait for the older half only, so that publishing goes on while
 		// the newer half is being stored.
@@ -137,6 +142,13 @@ func (p *publisher) publish(ctx context.Context, msg *nats.Msg) error {
 	}
 	p.sent++
 	return nil
+}
+
+// failed returns the round's first failed acknowledgement, if any.
+func (p *publisher) failed() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.err
 }
 
 func (p *publisher) acknowledged() int {

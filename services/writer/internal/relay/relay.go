@@ -8,6 +8,7 @@ package relay
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -83,6 +84,11 @@ func (r *Relay) Run(ctx context.Context) error {
 			if err != nil {
 				if ctx.Err() == nil {
 					r.log.Warn().Err(err).Msg("relay outbox; retrying")
+				}
+				if n > 0 {
+					continue // other connectors are still publishing
+				}
+				if ctx.Err() == nil {
 					sleep(ctx, backoff)
 					backoff = min(backoff*2, 5*time.Second)
 				}
@@ -97,13 +103,16 @@ func (r *Relay) Run(ctx context.Context) error {
 }
 
 // Once publishes one batch of every connector whose outbox holds rows, and
-// returns how many rows it published.
+// returns how many changes it published. A connector that fails (its rows
+// cannot be published now) does not hold back the others: its error is
+// returned with theirs once every connector has had its turn.
 func (r *Relay) Once(ctx context.Context) (int, error) {
 	// One index probe per connector: the outbox churns through every change,
 	// and a scan of it would also read the dead rows vacuum has not reclaimed.
 	rows, err := r.pool.Query(ctx, `
 		SELECT c.id FROM connectors c
-		WHERE EXISTS (SELECT 1 FROM outbox o WHERE o.connector_id = c.id)`)
+		WHERE EXISTS (SELECT 1 FROM outbox o WHERE o.connector_id = c.id)
+		ORDER BY c.id`)
 	if err != nil {
 		return 0, fmt.Errorf("list outbox: %w", err)
 	}
@@ -112,14 +121,18 @@ func (r *Relay) Once(ctx context.Context) (int, error) {
 		return 0, fmt.Errorf("list outbox: %w", err)
 	}
 	total := 0
+	var errs []error
 	for _, id := range ids {
 		n, err := r.connector(ctx, id)
 		total += n
 		if err != nil {
-			return total, err
+			if ctx.Err() != nil {
+				return total, err
+			}
+			errs = append(errs, fmt.Errorf("connector %d: %w", id, err))
 		}
 	}
-	return total, nil
+	return total, errors.Join(errs...)
 }
 
 // lockSpace keeps the relay's advisory locks apart from any other use.

@@ -447,3 +447,58 @@ func TestPublishesBeyondThePendingBound(t *testing.T) {
 		}
 	}
 }
+
+// A connector whose outbox cannot be published does not hold back the
+// others: they are published, and its failure is reported.
+func TestOneConnectorFailingHoldsBackNoOther(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	s := store.New(e.pool, zerolog.Nop(), nil)
+	completeRun(t, s, "default", "broken", "u1") // the first connector the relay visits
+	completeRun(t, s, "default", "zoom", "u1", "u2")
+	if _, err := e.pool.Exec(ctx, `UPDATE outbox SET changes = '\x00ff'::bytea
+		WHERE connector_id = (SELECT id FROM connectors WHERE connector = 'broken')`); err != nil {
+		t.Fatal(err)
+	}
+	r := relay.New(e.pool, e.js, zerolog.Nop(), 100, time.Minute, nil)
+	total := 0
+	var lastErr error
+	for range 10 {
+		n, err := r.Once(ctx)
+		total += n
+		lastErr = err
+		if n == 0 {
+			break
+		}
+	}
+	if lastErr == nil || !strings.Contains(lastErr.Error(), "outbox row") {
+		t.Errorf("got error %v, want the broken connector's outbox row reported", lastErr)
+	}
+	if want := 2 + 3; total != want { // the users, the group, sync.started and sync.completed
+		t.Errorf("published %d changes of the healthy connector, want %d", total, want)
+	}
+	for _, m := range streamMsgs(t, e.js) {
+		if !strings.HasPrefix(m.Subject, "clarity.entitlements.default.zoom.") {
+			t.Errorf("published %s", m.Subject)
+		}
+	}
+	left := map[string]int{}
+	rows, err := e.pool.Query(ctx, `SELECT c.connector, count(*) FROM outbox o JOIN connectors c ON c.id = o.connector_id GROUP BY 1`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var name string
+		var n int
+		if err := rows.Scan(&name, &n); err != nil {
+			t.Fatal(err)
+		}
+		left[name] = n
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if left["zoom"] != 0 || left["broken"] == 0 {
+		t.Errorf("outbox rows left per connector: %v, want the broken connector's only", left)
+	}
+}
