@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -56,9 +57,13 @@ func (w *wtx) applyChange(ctx context.Context, b *pb.RecordBatch) error {
 		}
 	}
 	for _, ga := range b.AdminsRemoved {
+		// A removal is remembered even for an admin not known yet, so that
+		// an older add arriving later stays undone.
 		if _, err := w.tx.Exec(ctx, `
-			UPDATE group_admins SET deleted = true, version = $4
-			WHERE connector_id = $1 AND group_id = $2 AND email = ANY($3::text[]) AND version <= $4`,
+			INSERT INTO group_admins AS g (connector_id, group_id, email, version, deleted)
+			SELECT $1, $2, e, $4, true FROM unnest($3::text[]) AS e
+			ON CONFLICT (connector_id, group_id, email) DO UPDATE SET deleted = true, version = excluded.version
+			WHERE g.version <= excluded.version`,
 			w.cid, ga.GroupId, lowerEmails(ga.Emails), v); err != nil {
 			return fmt.Errorf("remove group admins: %w", err)
 		}
@@ -89,12 +94,21 @@ func (w *wtx) applyChange(ctx context.Context, b *pb.RecordBatch) error {
 		}
 	}
 	if len(emails) > 0 {
-		grants, err := w.adminGrantsFor(ctx, lowerEmails(emails), 0)
+		grants, versions, err := w.adminGrantsFor(ctx, lowerEmails(emails), 0)
 		if err != nil {
 			return err
 		}
-		if err := w.upsert(ctx, grants, v, 0); err != nil {
-			return err
+		// A grant is as new as the admin row it derives from, not as the
+		// change that led to it (a re-read user, say): an older removal
+		// of the admin arriving later must still take it away.
+		byVersion := map[int64][]*pb.Record{}
+		for i, g := range grants {
+			byVersion[versions[i]] = append(byVersion[versions[i]], g)
+		}
+		for _, at := range slices.Sorted(maps.Keys(byVersion)) {
+			if err := w.upsert(ctx, byVersion[at], at, 0); err != nil {
+				return err
+			}
 		}
 	}
 	return w.forgetDigests(ctx)
@@ -165,34 +179,39 @@ func (w *wtx) deleteCascade(ctx context.Context, d *pb.RecordRef, v int64) error
 
 // adminGrantsFor derives the group-admin grants of the users with these
 // emails (of every user when emails is nil) from the live group admins,
-// matched to live users by lower-case email. Only users seen or changed at
-// or after liveSince count: a run's finalize passes its generation, so that
-// a user it is about to delete gets no grant.
-func (w *wtx) adminGrantsFor(ctx context.Context, emails []string, liveSince int64) ([]*pb.Record, error) {
+// matched to live users by lower-case email, with the version of the admin
+// row each derives from. Only users seen or changed at or after liveSince
+// count: a run's finalize passes its generation, so that a user it is
+// about to delete gets no grant.
+func (w *wtx) adminGrantsFor(ctx context.Context, emails []string, liveSince int64) ([]*pb.Record, []int64, error) {
 	rows, err := w.tx.Query(ctx, `
-		SELECT DISTINCT g.group_id, u.key
+		SELECT g.group_id, u.key, max(g.version)
 		FROM group_admins g
 		JOIN records u ON u.connector_id = g.connector_id AND u.kind = 1 AND u.email = g.email AND NOT u.deleted
 		  AND (u.seen_at >= $3 OR u.version >= $3)
-		WHERE g.connector_id = $1 AND NOT g.deleted AND ($2::text[] IS NULL OR g.email = ANY($2::text[]))`,
+		WHERE g.connector_id = $1 AND NOT g.deleted AND ($2::text[] IS NULL OR g.email = ANY($2::text[]))
+		GROUP BY g.group_id, u.key`,
 		w.cid, emails, liveSince)
 	if err != nil {
-		return nil, fmt.Errorf("derive admin grants: %w", err)
+		return nil, nil, fmt.Errorf("derive admin grants: %w", err)
 	}
 	defer rows.Close()
 	var out []*pb.Record
+	var versions []int64
 	for rows.Next() {
 		var group, user string
-		if err := rows.Scan(&group, &user); err != nil {
-			return nil, fmt.Errorf("derive admin grants: %w", err)
+		var version int64
+		if err := rows.Scan(&group, &user, &version); err != nil {
+			return nil, nil, fmt.Errorf("derive admin grants: %w", err)
 		}
 		rec, err := grantRecord(user, clarity.GroupAdminKey(group))
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		out = append(out, rec)
+		versions = append(versions, version)
 	}
-	return out, rows.Err()
+	return out, versions, rows.Err()
 }
 
 // lowerEmails returns the emails in lower case, each once: emails are

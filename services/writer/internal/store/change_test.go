@@ -1,10 +1,14 @@
 package store_test
 
 import (
+	"context"
 	"testing"
+
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/claritysecurity/zoom-connector/pkg/clarity"
 	"github.com/claritysecurity/zoom-connector/pkg/pb"
+	"github.com/claritysecurity/zoom-connector/services/writer/internal/store"
 )
 
 // del is a webhook batch deleting one record at Zoom time base+offset.
@@ -251,4 +255,85 @@ func TestDependentsOfAUserWhoseKeyExtendsAnother(t *testing.T) {
 	applyChange(t, s, del(5000, pb.Kind_KIND_SERVICE_USER, short))
 	wantSet(t, take(t, pool), ev("deleted", gk(short, "group:g1")), ev("deleted", ak(short, "department")), ev("deleted", uk(short)))
 	wantLive(t, pool, append([]string{uk(long), ek("group:g1")}, dependentsOf(long)...)...)
+}
+
+// TestGroupAdminEventsOutOfOrder: group-admin grants derive from the admin
+// rows, which follow the same rule as records: an older event never undoes
+// a newer one, whatever order they arrive in.
+func TestGroupAdminEventsOutOfOrder(t *testing.T) {
+	t.Parallel()
+	admin := clarity.GroupAdminKey("g1")
+	added := func(offset int64, emails ...string) *pb.RecordBatch {
+		return &pb.RecordBatch{VersionMs: base + offset, AdminsAdded: []*pb.GroupAdmins{{GroupId: "g1", Emails: emails}}}
+	}
+	removed := func(offset int64, emails ...string) *pb.RecordBatch {
+		return &pb.RecordBatch{VersionMs: base + offset, AdminsRemoved: []*pb.GroupAdmins{{GroupId: "g1", Emails: emails}}}
+	}
+	setup := func(t *testing.T) (*store.Store, *pgxpool.Pool) {
+		s, pool := newStore(t)
+		applyChange(t, s, change(100, user(t, "u1", "alice@example.com", "Alice"), group(t, "g1", "Sales"), groupAdmin(t, "g1", "Sales")))
+		take(t, pool)
+		return s, pool
+	}
+
+	t.Run("a removal before its add", func(t *testing.T) {
+		s, pool := setup(t)
+		applyChange(t, s, removed(300, "alice@example.com"))
+		applyChange(t, s, added(200, "alice@example.com")) // delayed by Zoom's retries
+		wantTypes(t, take(t, pool))
+		wantLive(t, pool, uk("u1"), ek("group:g1"), ek(admin))
+	})
+
+	t.Run("a re-read of the user between a removal and its event", func(t *testing.T) {
+		s, pool := setup(t)
+		applyChange(t, s, added(200, "alice@example.com"))
+		wantTypes(t, take(t, pool), ev("created", gk("u1", admin)))
+		// Alice stops being an admin at 300; her profile changes at 400,
+		// and that event comes first.
+		applyChange(t, s, change(400, user(t, "u1", "alice@example.com", "Alice B")))
+		applyChange(t, s, removed(300, "alice@example.com"))
+		wantSet(t, take(t, pool), ev("updated", uk("u1")), ev("deleted", gk("u1", admin)))
+		// Made an admin again at 350, after the removal: the grant comes
+		// back.
+		applyChange(t, s, added(350, "alice@example.com"))
+		wantTypes(t, take(t, pool), ev("created", gk("u1", admin)))
+	})
+
+	t.Run("an add after its group's deletion", func(t *testing.T) {
+		s, pool := setup(t)
+		applyChange(t, s, del(300, pb.Kind_KIND_ENTITLEMENT, admin))
+		applyChange(t, s, del(300, pb.Kind_KIND_ENTITLEMENT, "group:g1"))
+		take(t, pool)
+		applyChange(t, s, added(200, "alice@example.com")) // delayed
+		applyChange(t, s, change(400, user(t, "u1", "alice@example.com", "Alice B")))
+		wantTypes(t, take(t, pool), ev("updated", uk("u1")))
+		wantLive(t, pool, uk("u1"))
+	})
+}
+
+// TestGroupAdminExpiredByARun: an admin a full sync no longer listed stays
+// gone when an older add arrives after the run.
+func TestGroupAdminExpiredByARun(t *testing.T) {
+	t.Parallel()
+	s, pool := newStore(t)
+	admin := clarity.GroupAdminKey("g1")
+	syncRun(t, s, pool, newRun("r1", 0), map[string][]string{"g1": {"alice@example.com"}},
+		user(t, "u1", "alice@example.com", "Alice"), group(t, "g1", "Sales"), groupAdmin(t, "g1", "Sales"))
+	wantLive(t, pool, uk("u1"), ek("group:g1"), ek(admin), gk("u1", admin))
+	evs := syncRun(t, s, pool, newRun("r2", 1000), map[string][]string{"g1": {}},
+		user(t, "u1", "alice@example.com", "Alice"), group(t, "g1", "Sales"), groupAdmin(t, "g1", "Sales"))
+	wantSet(t, evs, ev("started", "sync r2"), ev("deleted", gk("u1", admin)), ev("completed", "sync r2"))
+	// Alice was made an admin at 500, before r2 began, and removed again
+	// before r2 read the admins; the add arrives only now.
+	applyChange(t, s, &pb.RecordBatch{VersionMs: base + 500, AdminsAdded: []*pb.GroupAdmins{{GroupId: "g1", Emails: []string{"alice@example.com"}}}})
+	applyChange(t, s, change(2000, user(t, "u1", "alice@example.com", "Alice B")))
+	wantTypes(t, take(t, pool), ev("updated", uk("u1")))
+	wantLive(t, pool, uk("u1"), ek("group:g1"), ek(admin))
+	var deleted bool
+	if err := pool.QueryRow(context.Background(), `SELECT deleted FROM group_admins WHERE group_id = 'g1' AND email = 'alice@example.com'`).Scan(&deleted); err != nil {
+		t.Fatal(err)
+	}
+	if !deleted {
+		t.Error("the late add brought back the admin the run expired")
+	}
 }

@@ -433,13 +433,14 @@ func (w *wtx) finalize(ctx context.Context, runID string, r runRow) (bool, error
 	if err := w.analyzeIfStale(ctx); err != nil {
 		return false, err
 	}
-	// Group admins the run did not list are gone.
+	// Group admins the run did not list are gone, as of the run: an older
+	// add arriving later leaves them gone.
 	if _, err := w.tx.Exec(ctx, `
-		UPDATE group_admins SET deleted = true
+		UPDATE group_admins SET deleted = true, version = $2
 		WHERE connector_id = $1 AND NOT deleted AND seen_at < $2 AND version < $2`, w.cid, gen); err != nil {
 		return false, fmt.Errorf("expire group admins: %w", err)
 	}
-	grants, err := w.adminGrantsFor(ctx, nil, gen)
+	grants, _, err := w.adminGrantsFor(ctx, nil, gen)
 	if err != nil {
 		return false, err
 	}
