@@ -223,6 +223,9 @@ func (c *Client) Pages(ctx context.Context, l Listing, fn func(p RawPage) error)
 		number    int
 		restarts  int
 		restarted bool
+		// The tokens of this pass: one seen again would lead through the
+		// same pages forever.
+		seen = map[string]bool{}
 	)
 	for {
 		requested := c.now()
@@ -239,6 +242,7 @@ func (c *Client) Pages(ctx context.Context, l Listing, fn func(p RawPage) error)
 				c.log.Warn().Str("listing", l.String()).Int("page", number+1).Int("restart", restarts).
 					Msg("zoom: next_page_token rejected, restarting the listing")
 				pageToken, number, restarted = "", 0, true
+				clear(seen)
 				continue
 			}
 			return fmt.Errorf("list %s page %d: %w", l, number+1, err)
@@ -253,10 +257,10 @@ func (c *Client) Pages(ctx context.Context, l Listing, fn func(p RawPage) error)
 			return fmt.Errorf("list %s page %d: %w", l, number, ErrNotAPage)
 		}
 		next := probe.NextPageToken
-		if next != "" && next == pageToken {
-			// Following it would ask for the same page forever.
-			return fmt.Errorf("list %s page %d: zoom sent the same next_page_token again", l, number)
+		if next != "" && (next == pageToken || seen[next]) {
+			return fmt.Errorf("list %s page %d: zoom sent a next_page_token it had sent before", l, number)
 		}
+		seen[next] = true
 		p := RawPage{
 			Listing:      l,
 			Number:       number,

@@ -300,6 +300,16 @@ func TestPagesRepeatedTokenIsAnError(t *testing.T) {
 	if _, _, err := collect(t, env.c, GroupsListing()); err == nil {
 		t.Error("Pages = nil, want an error for a token that repeats")
 	}
+	// Tokens that come back after others lead round in a circle too.
+	api = &pagedAPI{t: t, path: "/v2/groups", wantQuery: url.Values{"page_size": {"300"}}, pages: map[string]string{
+		"":  `{"groups":[],"next_page_token":"a"}`,
+		"a": `{"groups":[],"next_page_token":"b"}`,
+		"b": `{"groups":[],"next_page_token":"a"}`,
+	}}
+	env = newTestEnv(t, api)
+	if _, _, err := collect(t, env.c, GroupsListing()); err == nil || !strings.Contains(err.Error(), "sent before") {
+		t.Errorf("Pages = %v, want an error for tokens that come round again", err)
+	}
 }
 
 func TestPageSizeConfig(t *testing.T) {
