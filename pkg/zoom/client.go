@@ -37,6 +37,10 @@ const (
 	DefaultHTTPTimeout          = 30 * time.Second
 )
 
+// MaxListingRestartsLimit bounds Config.MaxListingRestarts: the passes of a
+// listing are numbered within room for this many.
+const MaxListingRestartsLimit = 100
+
 // maxPageSize is the largest page_size every listing accepts. Zoom's 2026
 // spec allows 2000 on /users but older documents say 300, and /groups and
 // /groups/{groupId}/admins cap at 300.
@@ -214,6 +218,9 @@ func (cfg Config) withDefaults() (Config, error) {
 		if *d.v < 0 {
 			problems = append(problems, fmt.Sprintf("%s %s is negative", d.name, *d.v))
 		}
+	}
+	if cfg.MaxListingRestarts > MaxListingRestartsLimit {
+		problems = append(problems, fmt.Sprintf("MaxListingRestarts %d is over %d", cfg.MaxListingRestarts, MaxListingRestartsLimit))
 	}
 	if cfg.HTTPClient == nil {
 		cfg.HTTPClient = &http.Client{Timeout: DefaultHTTPTimeout}

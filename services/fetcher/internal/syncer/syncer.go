@@ -123,7 +123,7 @@ func (s *Syncer) Fetch(ctx context.Context, tenant, connector string, run *pb.Ru
 	}
 	// walk lists l and hands each page to send, with the page's message id.
 	walk := func(l zoom.Listing, pl pb.Listing, key string, send func(*pb.RawPage, string) error, onPage func(zoom.RawPage) error) error {
-		pass, pages := int32(0), int32(0)
+		pass, pages := firstPass(attempt), int32(0)
 		err := z.Pages(gctx, l, func(p zoom.RawPage) error {
 			if p.Restarted {
 				pass++
@@ -250,6 +250,20 @@ func (s *Syncer) Fetch(ctx context.Context, tenant, connector string, run *pb.Ru
 		return Result{APIRequests: z.Requests().Total - before}, err
 	}
 	return Result{Listings: counts, APIRequests: z.Requests().Total - before}, nil
+}
+
+// passesPerAttempt is the room each attempt at a run has for the passes of
+// a listing (a pass per restart of it; the Zoom client allows a few).
+const passesPerAttempt = 1000
+
+// firstPass is the pass of every listing's first pass in an attempt at a
+// run. Attempts number their passes apart: the writer counts a run's pages
+// by listing, pass and number, and a page of an earlier attempt, applied
+// before a crash, must not stand in for the page of the same number that
+// the attempt completing the run publishes (the listing may have moved
+// since: its users on other pages).
+func firstPass(attempt int) int32 {
+	return int32(max(attempt, 1)-1) * passesPerAttempt
 }
 
 // Bundles of group-admin pages are published when they reach either
