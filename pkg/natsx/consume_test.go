@@ -26,25 +26,10 @@ const (
 // stream (dlq.>) and returns a JetStream handle on it.
 func newJS(t testing.TB) jetstream.JetStream {
 	t.Helper()
-	srv := natstest.Run(t)
-	nc, err := nats.Connect(srv.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	err = natsx.EnsureStreams(ctx, js,
+	return natstest.JetStream(t,
 		jetstream.StreamConfig{Name: workStream, Subjects: []string{"work.>"}, Retention: jetstream.WorkQueuePolicy, Storage: jetstream.MemoryStorage},
 		jetstream.StreamConfig{Name: dlqStream, Subjects: []string{"dlq.>"}, Storage: jetstream.MemoryStorage},
 	)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return js
 }
 
 func consumer(grace time.Duration) natsx.Consumer {

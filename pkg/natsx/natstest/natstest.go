@@ -3,11 +3,14 @@
 package natstest
 
 import (
+	"context"
 	"fmt"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // Start runs a JetStream-enabled server on a free loopback port (or port
@@ -49,4 +52,26 @@ func Run(t testing.TB) *server.Server {
 		s.WaitForShutdown()
 	})
 	return s
+}
+
+// JetStream starts a server for one test, as Run does, connects to it and
+// creates the given streams; the connection closes when the test ends.
+func JetStream(t testing.TB, streams ...jetstream.StreamConfig) jetstream.JetStream {
+	t.Helper()
+	s := Run(t)
+	nc, err := nats.Connect(s.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, cfg := range streams {
+		if _, err := js.CreateOrUpdateStream(context.Background(), cfg); err != nil {
+			t.Fatalf("stream %s: %v", cfg.Name, err)
+		}
+	}
+	return js
 }

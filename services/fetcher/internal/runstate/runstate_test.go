@@ -9,9 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/claritysecurity/zoom-connector/pkg/natsx/natstest"
 )
 
@@ -23,17 +20,7 @@ const (
 // openStore starts a JetStream server and opens the run-state bucket on it.
 func openStore(t testing.TB) *Store {
 	t.Helper()
-	srv := natstest.Run(t)
-	nc, err := nats.Connect(srv.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := Open(context.Background(), js, 1)
+	s, err := Open(context.Background(), natstest.JetStream(t), 1)
 	if err != nil {
 		t.Fatal(err)
 	}

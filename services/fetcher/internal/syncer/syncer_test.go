@@ -4,7 +4,6 @@ import (
 	"context"
 	"testing"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 	"google.golang.org/protobuf/proto"
@@ -24,19 +23,7 @@ import (
 // each attempt numbers its passes apart, in its pages and in the manifest.
 func TestAttemptsNumberTheirPassesApart(t *testing.T) {
 	ctx := context.Background()
-	srv := natstest.Run(t)
-	nc, err := nats.Connect(srv.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := natsx.EnsureStreams(ctx, js, clarity.Streams()...); err != nil {
-		t.Fatal(err)
-	}
+	js := natstest.JetStream(t, clarity.Streams()...)
 	org := zoomtest.Generate(3, zoomtest.Size{Users: 40, Groups: 3, Roles: 2})
 	sim := zoomtest.NewServer(t, org, zoomtest.Options{})
 	z, err := zoom.New(zoom.Config{

@@ -13,7 +13,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
@@ -51,20 +50,7 @@ func newEnv(t testing.TB) env {
 		t.Fatal(err)
 	}
 	t.Cleanup(pool.Close)
-	srv := natstest.Run(t)
-	nc, err := nats.Connect(srv.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := natsx.EnsureStreams(ctx, js, clarity.Streams()...); err != nil {
-		t.Fatal(err)
-	}
-	return env{pool: pool, js: js}
+	return env{pool: pool, js: natstest.JetStream(t, clarity.Streams()...)}
 }
 
 func record(t testing.TB, kind pb.Kind, key string, v any) *pb.Record {

@@ -13,7 +13,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/claritysecurity/zoom-connector/pkg/clarity"
-	"github.com/claritysecurity/zoom-connector/pkg/natsx"
 	"github.com/claritysecurity/zoom-connector/pkg/natsx/natstest"
 )
 
@@ -21,22 +20,12 @@ import (
 // unless bare, and returns its URL and a JetStream handle on it.
 func newNATS(t testing.TB, bare bool) (string, jetstream.JetStream) {
 	t.Helper()
-	srv := natstest.Run(t)
-	nc, err := nats.Connect(srv.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	var streams []jetstream.StreamConfig
 	if !bare {
-		if err := natsx.EnsureStreams(context.Background(), js, clarity.Streams()...); err != nil {
-			t.Fatal(err)
-		}
+		streams = clarity.Streams()
 	}
-	return srv.ClientURL(), js
+	js := natstest.JetStream(t, streams...)
+	return js.Conn().ConnectedUrl(), js
 }
 
 // publishEvent publishes a change event as the writer's relay does.
