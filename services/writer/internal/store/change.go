@@ -147,10 +147,14 @@ func (w *wtx) deleteCascade(ctx context.Context, d *pb.RecordRef, v int64) error
 	case pb.Kind_KIND_ENTITLEMENT:
 		dependents = `r.ent_key = $3`
 	}
-	// A record newer than the deletion stays; its dependents follow the
-	// same rule one by one, and go first.
+	// A record newer than the deletion stays, and so do its dependents: a
+	// full sync that found a user unchanged confirmed its records with it,
+	// without raising their versions one by one. Otherwise its dependents
+	// follow the same rule one by one, and go first.
 	if dependents != "" {
-		if _, err := w.tombstone(ctx, v, `r.version <= $2 AND r.kind IN (3, 4) AND `+dependents, d.Key); err != nil {
+		if _, err := w.tombstone(ctx, v, `r.version <= $2 AND r.kind IN (3, 4) AND `+dependents+`
+			AND NOT EXISTS (SELECT 1 FROM records o WHERE o.connector_id = $1 AND o.kind = $4 AND o.key = $3 AND o.version > $2)`,
+			d.Key, int16(d.Kind)); err != nil {
 			return err
 		}
 	}

@@ -337,3 +337,21 @@ func TestGroupAdminExpiredByARun(t *testing.T) {
 		t.Error("the late add brought back the admin the run expired")
 	}
 }
+
+// TestLateDeletionOfAConfirmedUser: a deletion older than a full sync that
+// found the user unchanged (its records confirmed as a whole, by digest)
+// changes nothing: neither the user nor what it holds.
+func TestLateDeletionOfAConfirmedUser(t *testing.T) {
+	t.Parallel()
+	s, pool := newStore(t)
+	g1 := clarity.GroupKey("g1")
+	recs := func() []*pb.Record {
+		return []*pb.Record{user(t, "u1", "alice@example.com", "Alice"), grant(t, "u1", g1), attr(t, "u1", "department", "Sales"), group(t, "g1", "Sales")}
+	}
+	syncRun(t, s, pool, newRun("r1", 0), nil, recs()...)
+	syncRun(t, s, pool, newRun("r2", 2000), nil, recs()...)
+	applyChange(t, s, del(1500, pb.Kind_KIND_SERVICE_USER, "u1")) // delayed
+	applyChange(t, s, del(1500, pb.Kind_KIND_ENTITLEMENT, g1))    // delayed
+	wantTypes(t, take(t, pool))
+	wantLive(t, pool, uk("u1"), gk("u1", g1), ak("u1", "department"), ek(g1))
+}
