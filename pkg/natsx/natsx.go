@@ -7,6 +7,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	neturl "net/url"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -55,7 +57,7 @@ func Connect(ctx context.Context, url, name string, log zerolog.Logger, opts ...
 	}
 	if !nc.IsConnected() {
 		nc.Close()
-		return nil, nil, fmt.Errorf("connect to nats at %s: no connection within 10s", nc.Opts.Url)
+		return nil, nil, fmt.Errorf("connect to nats at %s: no connection within 10s", RedactURL(url))
 	}
 	return nc, js, nil
 }
@@ -117,4 +119,24 @@ func Drain(nc *nats.Conn) error {
 		time.Sleep(10 * time.Millisecond)
 	}
 	return nil
+}
+
+// RedactURL returns the NATS server URLs in s (comma-separated) without the
+// user names, passwords or tokens they may carry, for logs and errors.
+func RedactURL(s string) string {
+	parts := strings.Split(s, ",")
+	for i, p := range parts {
+		p = strings.TrimSpace(p)
+		u, err := neturl.Parse(p)
+		switch {
+		case err != nil:
+			parts[i] = "(unparsable URL)"
+		case u.User != nil:
+			u.User = neturl.User("redacted")
+			parts[i] = u.String()
+		default:
+			parts[i] = p
+		}
+	}
+	return strings.Join(parts, ",")
 }

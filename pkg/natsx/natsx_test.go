@@ -54,3 +54,16 @@ func TestDrain(t *testing.T) {
 		t.Fatalf("drain a closed connection: %v", err)
 	}
 }
+
+func TestRedactURL(t *testing.T) {
+	for in, want := range map[string]string{
+		"nats://127.0.0.1:4222":                     "nats://127.0.0.1:4222",
+		"nats://alice:s3cret@nats:4222":             "nats://redacted@nats:4222",
+		"nats://t0ken@a:4222, nats://bob:pw@b:4222": "nats://redacted@a:4222,nats://redacted@b:4222",
+		"tls://nats.example.com:4222,nats://c:4222": "tls://nats.example.com:4222,nats://c:4222",
+	} {
+		if got := natsx.RedactURL(in); got != want {
+			t.Errorf("RedactURL(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

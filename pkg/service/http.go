@@ -50,8 +50,13 @@ func OpsMux(reg *prometheus.Registry, checks map[string]Check) *http.ServeMux {
 		_ = json.NewEncoder(w).Encode(status)
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-	// Profiles, for finding where the time goes; the ops address is not the
-	// public one (the webhook's public routes are only /webhooks/…).
+	return mux
+}
+
+// Profiling adds Go's profiles under /debug/pprof/ to mux, for finding
+// where the time goes. Only for an address the public cannot reach: the
+// webhook's, which Zoom must reach, has none.
+func Profiling(mux *http.ServeMux) *http.ServeMux {
 	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
 	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
@@ -67,9 +72,11 @@ func Serve(ctx context.Context, addr string, h http.Handler) error {
 	return ServeListener(ctx, ln, h)
 }
 
-// ServeListener is Serve on a listener the caller opened.
+// ServeListener is Serve on a listener the caller opened. A request must
+// arrive whole within 10 seconds, and an idle connection closes after a
+// minute. Requests still running 3 seconds into the shutdown are cut off.
 func ServeListener(ctx context.Context, ln net.Listener, h http.Handler) error {
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, IdleTimeout: time.Minute}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
@@ -80,6 +87,11 @@ func ServeListener(ctx context.Context, ln net.Listener, h http.Handler) error {
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*time.Second)
 	defer cancel()
 	err := srv.Shutdown(sctx)
+	if errors.Is(err, context.DeadlineExceeded) {
+		// A connection that sent nothing yet, or a long profile, is no
+		// reason to fail the shutdown.
+		err = srv.Close()
+	}
 	if e := <-errc; e != nil && !errors.Is(e, http.ErrServerClosed) {
 		return e
 	}

@@ -57,9 +57,9 @@ func run(ctx context.Context) error {
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
-		return service.Serve(gctx, cfg.HTTPAddr, service.OpsMux(reg, map[string]service.Check{
+		return service.Serve(gctx, cfg.HTTPAddr, service.Profiling(service.OpsMux(reg, map[string]service.Check{
 			"nats": func(context.Context) error { return natsx.Ready(nc) },
-		}))
+		})))
 	})
 	g.Go(func() error {
 		return natsx.Consumer{

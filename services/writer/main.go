@@ -62,7 +62,7 @@ func run(ctx context.Context) error {
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
-		return service.Serve(gctx, cfg.HTTPAddr, service.OpsMux(reg, map[string]service.Check{
+		return service.Serve(gctx, cfg.HTTPAddr, service.Profiling(service.OpsMux(reg, map[string]service.Check{
 			"nats": func(context.Context) error {
 				if err := natsx.Ready(nc); err != nil {
 					return err
@@ -70,7 +70,7 @@ func run(ctx context.Context) error {
 				return natsx.Ready(rnc)
 			},
 			"postgres": st.Ping,
-		}))
+		})))
 	})
 	g.Go(func() error {
 		return natsx.Consumer{

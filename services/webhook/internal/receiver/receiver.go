@@ -62,8 +62,11 @@ const EventURLValidation = "endpoint.url_validation"
 // Defaults of Config.
 const (
 	// MaxBody is the largest body accepted. Zoom's notifications are a few
-	// kilobytes; the bound protects memory from anyone else.
-	MaxBody = 1 << 20
+	// kilobytes; the bound protects memory from anyone else, and leaves
+	// room for the envelope and headers of the stored message within
+	// JetStream's default largest message (1 MiB): a body accepted must be
+	// storable, or every retry of it would get a 503.
+	MaxBody = 1<<20 - 64<<10
 	// MaxSkew is how far x-zm-request-timestamp may lie from now. Zoom
 	// documents no window; 5 minutes is the common practice.
 	MaxSkew = 5 * time.Minute

@@ -54,7 +54,7 @@ func TestRefused(t *testing.T) {
 		{"unknown tenant", http.MethodPost, "/webhooks/zoom/other/zoom", testTS, Sign(testSecret, testTS, valid), valid, http.StatusNotFound, ResultUnknownConnector},
 		{"unknown connector", http.MethodPost, "/webhooks/zoom/default/nope", testTS, Sign(testSecret, testTS, valid), valid, http.StatusNotFound, ResultUnknownConnector},
 		{"connector not a token", http.MethodPost, "/webhooks/zoom/default/zo%2Aom", testTS, Sign(testSecret, testTS, valid), valid, http.StatusNotFound, ResultUnknownConnector},
-		{"over 1 MiB", http.MethodPost, "/webhooks/zoom", testTS, Sign(testSecret, testTS, big), big, http.StatusRequestEntityTooLarge, ResultTooLarge},
+		{"over MaxBody", http.MethodPost, "/webhooks/zoom", testTS, Sign(testSecret, testTS, big), big, http.StatusRequestEntityTooLarge, ResultTooLarge},
 		{"no signature", http.MethodPost, "/webhooks/zoom", testTS, "", valid, http.StatusUnauthorized, ResultBadSignature},
 		{"no timestamp", http.MethodPost, "/webhooks/zoom", "", Sign(testSecret, testTS, valid), valid, http.StatusUnauthorized, ResultBadSignature},
 		{"wrong secret", http.MethodPost, "/webhooks/zoom", testTS, Sign("another secret", testTS, valid), valid, http.StatusUnauthorized, ResultBadSignature},
