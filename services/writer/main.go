@@ -5,7 +5,9 @@ package main
 
 import (
 	"context"
+	"errors"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -32,46 +34,76 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	pool, err := postgres.Open(ctx, cfg.DatabaseURL, int32(cfg.MaxConns), log)
-	if err != nil {
+	// The ops address serves from the start: while the writer waits for
+	// its database (or migrates it) it is alive, only not ready, and a
+	// liveness probe must not restart it.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	g, gctx := errgroup.WithContext(ctx)
+	reg := service.NewRegistry()
+	var (
+		started atomic.Pointer[store.Store]
+		conns   atomic.Pointer[[2]*nats.Conn]
+	)
+	errStarting := errors.New("starting")
+	g.Go(func() error {
+		return service.Serve(gctx, cfg.HTTPAddr, service.Profiling(service.OpsMux(reg, map[string]service.Check{
+			"nats": func(context.Context) error {
+				c := conns.Load()
+				if c == nil {
+					return errStarting
+				}
+				if err := natsx.Ready(c[0]); err != nil {
+					return err
+				}
+				return natsx.Ready(c[1])
+			},
+			"postgres": func(ctx context.Context) error {
+				st := started.Load()
+				if st == nil {
+					return errStarting
+				}
+				return st.Ping(ctx)
+			},
+		})))
+	})
+	fail := func(err error) error {
+		cancel()
+		if werr := g.Wait(); werr != nil {
+			return werr // the ops address failing stopped the start
+		}
 		return err
+	}
+
+	pool, err := postgres.Open(gctx, cfg.DatabaseURL, int32(cfg.MaxConns), log)
+	if err != nil {
+		return fail(err)
 	}
 	defer pool.Close()
-	if err := store.Migrate(ctx, pool); err != nil {
-		return err
+	if err := store.Migrate(gctx, pool); err != nil {
+		return fail(err)
 	}
-	nc, js, err := service.JetStream(ctx, cfg.Common, "writer", log)
+	nc, js, err := service.JetStream(gctx, cfg.Common, "writer", log)
 	if err != nil {
-		return err
+		return fail(err)
 	}
 	defer natsx.Drain(nc) //nolint:errcheck
 	// The relay publishes on a connection of its own that never buffers
 	// publications while reconnecting: a buffered event, flushed after a
 	// reconnection, would reach the stream ahead of events lost with the
 	// old connection (see relay.Relay.connector).
-	rnc, rjs, err := natsx.Connect(ctx, cfg.NATSURL, "writer-relay", log, nats.ReconnectBufSize(-1))
+	rnc, rjs, err := natsx.Connect(gctx, cfg.NATSURL, "writer-relay", log, nats.ReconnectBufSize(-1))
 	if err != nil {
-		return err
+		return fail(err)
 	}
 	defer natsx.Drain(rnc) //nolint:errcheck
 
-	reg := service.NewRegistry()
 	metrics := newMetrics(reg)
 	rel := relay.New(pool, rjs, log, cfg.RelayBatch, cfg.RelayInterval, metrics)
 	st := store.New(pool, log, rel.Wake)
+	conns.Store(&[2]*nats.Conn{nc, rnc})
+	started.Store(st)
 
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error {
-		return service.Serve(gctx, cfg.HTTPAddr, service.Profiling(service.OpsMux(reg, map[string]service.Check{
-			"nats": func(context.Context) error {
-				if err := natsx.Ready(nc); err != nil {
-					return err
-				}
-				return natsx.Ready(rnc)
-			},
-			"postgres": st.Ping,
-		})))
-	})
 	g.Go(func() error {
 		return natsx.Consumer{
 			Stream:      clarity.StreamRecords,

@@ -314,7 +314,7 @@ func benchOne(ctx context.Context, users, webhooks int, binDir, dbURL string, er
 // freshDatabase creates a new database next to the one dbURL names, and
 // returns its URL and a function that drops it.
 func freshDatabase(ctx context.Context, dbURL string) (string, func(), error) {
-	conn, err := pgx.Connect(ctx, dbURL)
+	conn, err := connectDB(ctx, dbURL)
 	if err != nil {
 		return "", nil, err
 	}
@@ -327,7 +327,7 @@ func freshDatabase(ctx context.Context, dbURL string) (string, func(), error) {
 	drop := func() {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		defer cancel()
-		if c, err := pgx.Connect(ctx, dbURL); err == nil {
+		if c, err := connectDB(ctx, dbURL); err == nil {
 			_, _ = c.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
 			_ = c.Close(ctx)
 		}
@@ -338,7 +338,7 @@ func freshDatabase(ctx context.Context, dbURL string) (string, func(), error) {
 // copyFloor writes n rows shaped like the records table with one COPY into
 // a fresh table: the floor a sync's writes are compared with.
 func copyFloor(ctx context.Context, dbURL string, n int) (float64, error) {
-	conn, err := pgx.Connect(ctx, dbURL)
+	conn, err := connectDB(ctx, dbURL)
 	if err != nil {
 		return 0, err
 	}

@@ -9,8 +9,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/claritysecurity/zoom-connector/services/zoomctl/internal/devstack"
 )
 
@@ -78,7 +76,7 @@ type cpuMeter struct {
 // findPostmaster returns the pid of the PostgreSQL server dbURL names, when
 // it runs on this machine, else 0: the parent of the connection's backend.
 func findPostmaster(ctx context.Context, dbURL string) int {
-	conn, err := pgx.Connect(ctx, dbURL)
+	conn, err := connectDB(ctx, dbURL)
 	if err != nil {
 		return 0
 	}

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -84,7 +85,7 @@ type dev struct {
 
 func (d *dev) say(format string, args ...any) { fmt.Fprintf(d.out, format+"\n", args...) }
 
-func (d *dev) run(ctx context.Context, o devOptions) error {
+func (d *dev) run(ctx context.Context, o devOptions) (err error) {
 	dbURL := o.dbURL
 	if dbURL == "" {
 		d.say("• starting PostgreSQL in %s", filepath.Join(o.dir, "pg"))
@@ -116,6 +117,16 @@ func (d *dev) run(ctx context.Context, o devOptions) error {
 		}
 		d.say("• %-10s up, health and metrics on http://%s", name, p.Addr)
 	}
+	// A service that dies ends the run, saying which and where its log is,
+	// rather than leave the progress bar (or --serve) waiting for ever.
+	ctx, died := context.WithCancelCause(ctx)
+	defer died(nil)
+	go watchProcs(ctx, s.Procs, died)
+	defer func() {
+		if cause := context.Cause(ctx); err != nil && errors.Is(cause, errServiceDied) {
+			err = cause
+		}
+	}()
 
 	w, err := NewWatcher(ctx, s.JS, o.tenant, o.connector)
 	if err != nil {
@@ -175,8 +186,34 @@ func (d *dev) run(ctx context.Context, o devOptions) error {
 	if o.serve {
 		d.say("• the stack keeps running; NATS_URL=%s DATABASE_URL=%s; Ctrl-C stops it", s.NATSURL, dbURL)
 		<-ctx.Done()
+		if cause := context.Cause(ctx); errors.Is(cause, errServiceDied) {
+			return cause
+		}
 	}
 	return nil
+}
+
+// errServiceDied is the cause of a dev run's end when one of its services
+// exited.
+var errServiceDied = errors.New("a service exited")
+
+// watchProcs ends ctx, through died, when one of the processes exits.
+func watchProcs(ctx context.Context, procs func() []*devstack.Proc, died context.CancelCauseFunc) {
+	t := time.NewTicker(200 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			for _, p := range procs() {
+				if p.Exited() {
+					died(fmt.Errorf("%w: %s (its log: %s)", errServiceDied, p.Name, p.LogPath()))
+					return
+				}
+			}
+		}
+	}
 }
 
 // follow prints change events until none arrived for quiet.

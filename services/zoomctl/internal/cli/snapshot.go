@@ -7,8 +7,6 @@ import (
 	"io"
 	"os"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/claritysecurity/zoom-connector/pkg/clarity"
 )
 
@@ -45,7 +43,7 @@ func runSnapshot(ctx context.Context, args []string, out, errw io.Writer) int {
 
 // Snapshot streams the live records of a connector, ordered by kind and key.
 func Snapshot(ctx context.Context, dbURL, tenant, connector string, fn func(SnapshotLine) error) error {
-	conn, err := pgx.Connect(ctx, dbURL)
+	conn, err := connectDB(ctx, dbURL)
 	if err != nil {
 		return err
 	}

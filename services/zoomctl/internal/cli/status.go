@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -84,12 +85,8 @@ func runStatus(ctx context.Context, args []string, out, errw io.Writer) int {
 // Runs returns the newest limit runs of each connector, connectors in name
 // order and runs newest first. An empty tenant or connector matches any.
 func Runs(ctx context.Context, dbURL, tenant, connector string, limit int) ([]RunStatus, error) {
-	conn, err := pgx.Connect(ctx, dbURL)
+	conn, err := connectDB(ctx, dbURL)
 	if err != nil {
-		// The error of a bad URL may echo it, password included.
-		if _, perr := pgx.ParseConfig(dbURL); perr != nil {
-			return nil, fmt.Errorf("parse DATABASE_URL: invalid connection string")
-		}
 		return nil, err
 	}
 	defer conn.Close(ctx)
@@ -167,4 +164,13 @@ func printRuns(out io.Writer, runs []RunStatus, now time.Time) {
 			strconv.FormatInt(r.Stats.Deleted, 10), strconv.FormatInt(r.Stats.Unchanged, 10),
 			strconv.FormatInt(r.Stats.APIRequests, 10), ids, errText)
 	}
+}
+
+// connectDB connects to the database dbURL names. The error of a URL that
+// does not parse may echo it, password included: it is reported without it.
+func connectDB(ctx context.Context, dbURL string) (*pgx.Conn, error) {
+	if _, err := pgx.ParseConfig(dbURL); err != nil {
+		return nil, errors.New("parse DATABASE_URL: invalid connection string")
+	}
+	return pgx.Connect(ctx, dbURL)
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -182,20 +183,27 @@ func TestStatusDatabaseErrors(t *testing.T) {
 		wantErr  string
 	}{
 		{"no url", "", ExitUsage, "zoomctl: DATABASE_URL is required"},
-		{"unreachable", "postgres://nobody:hunter2@127.0.0.1:1/x?sslmode=disable&connect_timeout=2", ExitError, "zoomctl: status: "},
+		{"unreachable", "postgres://nobody:hunter2@127.0.0.1:1/x?sslmode=disable&connect_timeout=2", ExitError, "zoomctl: %s: "},
+		{"malformed", "postgres://nobody:hunter2@127.0.0.1:port/x", ExitError, "zoomctl: %s: parse DATABASE_URL"},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			code, _, errw := zoomctl(t, context.Background(), "status", "--database-url="+tt.url)
-			if code != tt.wantCode || !strings.HasPrefix(errw, tt.wantErr) {
-				t.Errorf("got exit %d, stderr %q; want exit %d, stderr starting %q", code, errw, tt.wantCode, tt.wantErr)
-			}
-			if strings.Contains(errw, "hunter2") {
-				t.Errorf("stderr shows the password: %q", errw)
-			}
-			if strings.Count(errw, "\n") != 1 {
-				t.Errorf("stderr is not one line: %q", errw)
-			}
-		})
+	for _, cmd := range []string{"status", "snapshot"} {
+		for _, tt := range tests {
+			t.Run(cmd+" "+tt.name, func(t *testing.T) {
+				code, _, errw := zoomctl(t, context.Background(), cmd, "--database-url="+tt.url)
+				wantErr := tt.wantErr
+				if strings.Contains(wantErr, "%s") {
+					wantErr = fmt.Sprintf(wantErr, cmd)
+				}
+				if code != tt.wantCode || !strings.HasPrefix(errw, wantErr) {
+					t.Errorf("got exit %d, stderr %q; want exit %d, stderr starting %q", code, errw, tt.wantCode, wantErr)
+				}
+				if strings.Contains(errw, "hunter2") {
+					t.Errorf("stderr shows the password: %q", errw)
+				}
+				if strings.Count(errw, "\n") != 1 {
+					t.Errorf("stderr is not one line: %q", errw)
+				}
+			})
+		}
 	}
 }
