@@ -148,9 +148,11 @@ func (c Consumer) Run(ctx context.Context, js jetstream.JetStream, h Handler) er
 				AckPolicy:      jetstream.AckExplicitPolicy,
 				AckWait:        c.AckWait,
 				// The loop counts deliveries itself and dead-letters at
-				// MaxDeliver; the server may deliver once more so that the
-				// last attempt is seen.
-				MaxDeliver:    c.MaxDeliver + 1,
+				// MaxDeliver. The server redelivers without a bound, so
+				// that a message whose dead-lettering failed (the
+				// dead-letter stream away) comes back to be dead-lettered
+				// again rather than stay unacknowledged for good.
+				MaxDeliver:    -1,
 				MaxAckPending: max(1000, c.Concurrency*4),
 			})
 			if err != nil {

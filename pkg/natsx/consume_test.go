@@ -398,3 +398,30 @@ func TestUnavailableKeepsTheMessage(t *testing.T) {
 		t.Errorf("got %d dead letters, want none", len(dl))
 	}
 }
+
+// TestDeadLetterStreamAway: a message out of deliveries while its
+// dead-letter stream is away keeps coming back, and is dead-lettered once
+// the stream is back: it is never left unacknowledged for good.
+func TestDeadLetterStreamAway(t *testing.T) {
+	js := newJS(t)
+	ctx := context.Background()
+	if err := js.DeleteStream(ctx, dlqStream); err != nil {
+		t.Fatal(err)
+	}
+	c := consumer(time.Second)
+	c.MaxDeliver = 2
+	var seen attempts
+	run(t, js, c, func(_ context.Context, msg jetstream.Msg) error {
+		seen.add(string(msg.Data()))
+		return errors.New("always fails")
+	})
+	publish(t, js, "work.a", "bad", nil)
+	// Past MaxDeliver, and past the one more delivery the server used to
+	// allow: every dead-lettering so far failed.
+	waitFor(t, 15*time.Second, "deliveries past the bound", func() bool { return seen.get("bad") >= 4 })
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: dlqStream, Subjects: []string{"dlq.>"}, Storage: jetstream.MemoryStorage}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "dead letter", func() bool { return len(deadLetters(t, js)) == 1 })
+	waitFor(t, 5*time.Second, "work stream empty", workStreamEmpty(t, js))
+}
