@@ -45,8 +45,11 @@ func Streams() []jetstream.StreamConfig {
 			Retention:   jetstream.LimitsPolicy,
 			Storage:     jetstream.FileStorage,
 			// The outbox relay may publish a change again after a crash
-			// between publish and mark; the window drops such repeats.
-			Duplicates: 10 * time.Minute,
+			// between publish and mark, or once its database is back; the
+			// window drops such repeats. It costs the server memory for
+			// the ids it holds, not more at a sync's peak (a sync ends
+			// well within it), only for longer.
+			Duplicates: time.Hour,
 		},
 	}
 }
