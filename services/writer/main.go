@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
@@ -125,6 +126,12 @@ func run(ctx context.Context) error {
 			case <-gctx.Done():
 				return nil
 			case <-t.C:
+				if busy, err := pipelineBusy(gctx, js); err != nil || busy {
+					// Pages may be waiting in a queue (the database or a
+					// service was away): a run is stalled only when
+					// nothing is on its way.
+					continue
+				}
 				if n, err := st.FailStalled(gctx, cfg.RunStallAfter); err != nil {
 					log.Warn().Err(err).Msg("fail stalled runs")
 				} else if n > 0 {
@@ -137,6 +144,26 @@ func run(ctx context.Context) error {
 	err = g.Wait()
 	log.Info().Msg("writer stopped")
 	return err
+}
+
+// pipelineBusy reports whether pages or run messages wait in the streams
+// between the fetcher and the writer (work queues: what they hold is not
+// yet handled).
+func pipelineBusy(ctx context.Context, js jetstream.JetStream) (bool, error) {
+	for _, name := range []string{clarity.StreamRaw, clarity.StreamRecords} {
+		stream, err := js.Stream(ctx, name)
+		if err != nil {
+			return false, err
+		}
+		info, err := stream.Info(ctx)
+		if err != nil {
+			return false, err
+		}
+		if info.State.Msgs > 0 {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // metrics are the writer's own Prometheus metrics.

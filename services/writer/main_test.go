@@ -6,6 +6,9 @@ import (
 	"net/http"
 	"testing"
 	"time"
+
+	"github.com/claritysecurity/zoom-connector/pkg/clarity"
+	"github.com/claritysecurity/zoom-connector/pkg/natsx/natstest"
 )
 
 // TestAliveWhileTheDatabaseIsAway: a writer waiting for its database (or
@@ -51,5 +54,34 @@ func TestAliveWhileTheDatabaseIsAway(t *testing.T) {
 	case <-done:
 	case <-time.After(10 * time.Second):
 		t.Fatal("the writer did not stop")
+	}
+}
+
+// TestPipelineBusy: stalled runs are failed only when no page or run
+// message waits between the fetcher and the writer.
+func TestPipelineBusy(t *testing.T) {
+	ctx := context.Background()
+	js := natstest.JetStream(t, clarity.Streams()...)
+	if busy, err := pipelineBusy(ctx, js); err != nil || busy {
+		t.Fatalf("empty pipeline: busy %v, error %v", busy, err)
+	}
+	for _, subject := range []string{clarity.RawSubject("t1", "zoom"), clarity.RecordsSubject("t1", "zoom")} {
+		if _, err := js.Publish(ctx, subject, []byte("page")); err != nil {
+			t.Fatal(err)
+		}
+		if busy, err := pipelineBusy(ctx, js); err != nil || !busy {
+			t.Errorf("a message on %s: busy %v, error %v", subject, busy, err)
+		}
+		stream, err := js.StreamNameBySubject(ctx, subject)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := js.Stream(ctx, stream)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Purge(ctx); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

@@ -148,25 +148,36 @@ func (r *Runner) HandleTrigger(ctx context.Context, msg jetstream.Msg) error {
 			return err
 		}
 		// Triggers joined between reading and closing: run again for them.
-		again, againRev, err := r.runs.Current(ctx, tenant, connector)
-		if err != nil {
-			return err
-		}
-		if again.RunID != st.RunID || again.Attempt != st.Attempt {
-			return natsx.ErrAbandon
-		}
-		var left []string
-		for _, id := range again.RequestIDs {
-			if !slices.Contains(cur.RequestIDs, id) {
-				left = append(left, id)
+		// Yet another may join meanwhile: the follow-up run is claimed by
+		// compare-and-set until it holds every trigger this run did not
+		// serve (returning the conflict would hand the trigger back, and
+		// its redelivery would resume this run, already ended).
+		for {
+			again, againRev, err := r.runs.Current(ctx, tenant, connector)
+			if err != nil {
+				return err
 			}
+			if again.RunID != st.RunID || again.Attempt != st.Attempt {
+				return natsx.ErrAbandon
+			}
+			var left []string
+			for _, id := range again.RequestIDs {
+				if !slices.Contains(cur.RequestIDs, id) {
+					left = append(left, id)
+				}
+			}
+			next := runstate.State{RunID: runstate.NewRunID(), StartedAtMs: max(r.now().UnixMilli(), again.StartedAtMs+1),
+				Mode: "full", RequestIDs: left, Active: true, TriggerSeq: md.Sequence.Stream, Attempt: 1}
+			_, err = r.runs.Update(ctx, tenant, connector, next, againRev)
+			if errors.Is(err, runstate.ErrConflict) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			st = next
+			break
 		}
-		next := runstate.State{RunID: runstate.NewRunID(), StartedAtMs: max(r.now().UnixMilli(), again.StartedAtMs+1),
-			Mode: "full", RequestIDs: left, Active: true, TriggerSeq: md.Sequence.Stream, Attempt: 1}
-		if _, err := r.runs.Update(ctx, tenant, connector, next, againRev); err != nil {
-			return err
-		}
-		st = next
 	}
 }
 
