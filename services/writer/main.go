@@ -38,6 +38,7 @@ func run(ctx context.Context) error {
 	// The ops address serves from the start: while the writer waits for
 	// its database (or migrates it) it is alive, only not ready, and a
 	// liveness probe must not restart it.
+	stopping := ctx // ends on SIGTERM
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	g, gctx := errgroup.WithContext(ctx)
@@ -72,6 +73,9 @@ func run(ctx context.Context) error {
 		cancel()
 		if werr := g.Wait(); werr != nil {
 			return werr // the ops address failing stopped the start
+		}
+		if stopping.Err() != nil {
+			return nil // asked to stop while starting: a clean stop
 		}
 		return err
 	}

@@ -51,7 +51,10 @@ func TestAliveWhileTheDatabaseIsAway(t *testing.T) {
 	}
 	cancel()
 	select {
-	case <-done:
+	case err := <-done:
+		if err != nil {
+			t.Errorf("stopped while starting: %v, want a clean stop", err)
+		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("the writer did not stop")
 	}
