@@ -37,6 +37,7 @@ type State struct {
 // Store reads and writes run states.
 type Store struct {
 	kv  jetstream.KeyValue
+	js  jetstream.JetStream
 	now func() time.Time
 }
 
@@ -52,7 +53,7 @@ func Open(ctx context.Context, js jetstream.JetStream, replicas int) (*Store, er
 	if err != nil {
 		return nil, fmt.Errorf("open run state bucket: %w", err)
 	}
-	return &Store{kv: kv, now: time.Now}, nil
+	return &Store{kv: kv, js: js, now: time.Now}, nil
 }
 
 func key(tenant, connector string) string { return tenant + "." + connector }
@@ -82,14 +83,20 @@ func (s *Store) Claim(ctx context.Context, tenant, connector string, seq uint64,
 			return 0, st, 0, err
 		}
 		var d Decision
+		orphan := false
+		if st.Active && st.TriggerSeq != seq {
+			if orphan, err = s.driverGone(ctx, st.TriggerSeq); err != nil {
+				return 0, st, 0, err
+			}
+		}
 		switch {
-		case st.Active && st.TriggerSeq != seq:
+		case st.Active && st.TriggerSeq != seq && !orphan:
 			if requestID == "" || slices.Contains(st.RequestIDs, requestID) {
 				return Coalesced, st, rev, nil
 			}
 			st.RequestIDs = append(st.RequestIDs, requestID)
 			d = Coalesced
-		case st.Active:
+		case st.Active && !orphan:
 			st.Attempt++
 			d = Resume
 		case st.TriggerSeq == seq && st.RunID != "":
@@ -97,6 +104,8 @@ func (s *Store) Claim(ctx context.Context, tenant, connector string, seq uint64,
 			// leftover (handed back while another delivery finished it).
 			return Served, st, rev, nil
 		default:
+			// No run, or an orphan: a new run for this trigger. (The
+			// writer fails an orphaned run once it makes no progress.)
 			started := s.now().UnixMilli()
 			if started <= st.StartedAtMs {
 				// Generations must grow even if clocks step back.
@@ -117,6 +126,28 @@ func (s *Store) Claim(ctx context.Context, tenant, connector string, seq uint64,
 		}
 		return d, st, newRev, nil
 	}
+}
+
+// driverGone reports whether the trigger with stream sequence seq, whose
+// handler drives the active run, has left the trigger stream (a work
+// queue) without the run being closed: its handler settled it for good
+// (dead-lettered after a panic, or out of deliveries). Nobody drives that
+// run any more, and without this test every later trigger would join it.
+func (s *Store) driverGone(ctx context.Context, seq uint64) (bool, error) {
+	stream, err := s.js.Stream(ctx, clarity.StreamSync)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return false, nil // not this deployment's (tests without streams)
+	}
+	if err != nil {
+		return false, fmt.Errorf("read trigger stream: %w", err)
+	}
+	if _, err := stream.GetMsg(ctx, seq); err != nil {
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			return true, nil
+		}
+		return false, fmt.Errorf("read the run's trigger: %w", err)
+	}
+	return false, nil
 }
 
 // Current returns the connector's state and its revision.

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/claritysecurity/zoom-connector/pkg/clarity"
 	"github.com/claritysecurity/zoom-connector/pkg/natsx/natstest"
 )
 
@@ -230,5 +231,46 @@ func TestLateRedeliveryIsServed(t *testing.T) {
 	}
 	if d, next, _ := claim(t, s, 8, "b"); d != Start || next.RunID == st.RunID {
 		t.Errorf("new trigger 8: got decision %v run %s, want Start of a new run", d, next.RunID)
+	}
+}
+
+// TestOrphanedRun: a run whose trigger left the trigger stream without the
+// run being closed (its handler dead-lettered it) is driven by nobody: the
+// next trigger starts a new run instead of joining it for good. While the
+// trigger is still there, triggers join the run as before.
+func TestOrphanedRun(t *testing.T) {
+	ctx := context.Background()
+	js := natstest.JetStream(t, clarity.Streams()...)
+	s, err := Open(ctx, js, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	trigger := func() uint64 {
+		ack, err := js.Publish(ctx, clarity.SyncSubject(tenant, connector), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ack.Sequence
+	}
+	first := trigger()
+	d, run, _ := claim(t, s, first, "a")
+	if d != Start {
+		t.Fatalf("first trigger: got %s, want Start", name(d))
+	}
+	if d, st, _ := claim(t, s, trigger(), "b"); d != Coalesced || st.RunID != run.RunID {
+		t.Fatalf("a trigger while the run's own is pending: got %s of run %s, want Coalesced into %s", name(d), st.RunID, run.RunID)
+	}
+
+	// The run's trigger is dead-lettered: acknowledged and gone.
+	stream, err := js.Stream(ctx, clarity.StreamSync)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.DeleteMsg(ctx, first); err != nil {
+		t.Fatal(err)
+	}
+	d, next, _ := claim(t, s, trigger(), "c")
+	if d != Start || next.RunID == run.RunID || !next.Active || !slices.Equal(next.RequestIDs, []string{"c"}) {
+		t.Fatalf("a trigger after the run's own left: got %s, state %+v; want Start of a new run for c", name(d), next)
 	}
 }
