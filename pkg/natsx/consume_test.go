@@ -108,24 +108,7 @@ func workStreamEmpty(t testing.TB, js jetstream.JetStream) func() bool {
 // deadLetters returns the messages of the dead-letter stream.
 func deadLetters(t testing.TB, js jetstream.JetStream) []*jetstream.RawStreamMsg {
 	t.Helper()
-	ctx := context.Background()
-	st, err := js.Stream(ctx, dlqStream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := st.Info(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []*jetstream.RawStreamMsg
-	for seq := uint64(1); seq <= info.State.LastSeq; seq++ {
-		m, err := st.GetMsg(ctx, seq)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, m)
-	}
-	return out
+	return natstest.StreamMsgs(t, js, dlqStream)
 }
 
 // attempts counts the deliveries of each message body.

@@ -91,30 +91,55 @@ func (r *Runner) HandleTrigger(ctx context.Context, msg jetstream.Msg) error {
 
 	for {
 		log := log.With().Str("run_id", st.RunID).Int("attempt", st.Attempt).Logger()
-		run := &pb.Run{RunId: st.RunID, StartedAtMs: st.StartedAtMs, Mode: st.Mode, RequestIds: st.RequestIDs}
-		var fetchErr error
-		var res syncer.Result
-		if st.Attempt > r.maxAttempts {
-			fetchErr = fmt.Errorf("the run was interrupted %d times (fetcher stopped or crashed); giving up", st.Attempt-1)
-		} else {
-			log.Info().Msg("sync started")
-			if err := r.syncer.Publish(ctx, tenant, connector, &pb.Envelope{Body: &pb.Envelope_RunStarted{RunStarted: &pb.RunStarted{Run: run}}},
-				run.RunId+"/started"); err != nil {
+		if !st.Ended {
+			if err := r.fetchAndEnd(ctx, log, tenant, connector, st, client); err != nil {
 				return err
 			}
-			res, fetchErr = r.syncer.Fetch(ctx, tenant, connector, run, st.Attempt, client)
-			if ctx.Err() != nil {
-				// Shutting down: hand the trigger back; the run resumes.
-				return ctx.Err()
-			}
-			if errors.Is(fetchErr, syncer.ErrPublish) {
-				// NATS, not Zoom, failed: hand the trigger back, and the
-				// run resumes on its redelivery.
-				return fetchErr
-			}
+		} else {
+			// A resumed run whose end was about to go out, or went out:
+			// fetching it again would change nothing the writer takes
+			// (a run ends once). Should the crash have come just before
+			// the end was published, the writer fails the run once it
+			// makes no progress.
+			log.Warn().Msg("run resumed after its end; not fetched again")
 		}
-		// The run's outcome goes out with the triggers joined so far; a
-		// trigger that joins after it starts the next run.
+		next, err := r.closeRun(ctx, tenant, connector, st, md.Sequence.Stream)
+		if err != nil || next == nil {
+			return err
+		}
+		st = *next
+	}
+}
+
+// fetchAndEnd fetches the run st and publishes its end: its manifest, or
+// why it failed. Before the end goes out, the run state records it, with
+// the request ids it names.
+func (r *Runner) fetchAndEnd(ctx context.Context, log zerolog.Logger, tenant, connector string, st runstate.State, client syncer.Zoom) error {
+	run := &pb.Run{RunId: st.RunID, StartedAtMs: st.StartedAtMs, Mode: st.Mode, RequestIds: st.RequestIDs}
+	var fetchErr error
+	var res syncer.Result
+	if st.Attempt > r.maxAttempts {
+		fetchErr = fmt.Errorf("the run was interrupted %d times (fetcher stopped or crashed); giving up", st.Attempt-1)
+	} else {
+		log.Info().Msg("sync started")
+		if err := r.syncer.Publish(ctx, tenant, connector, &pb.Envelope{Body: &pb.Envelope_RunStarted{RunStarted: &pb.RunStarted{Run: run}}},
+			run.RunId+"/started"); err != nil {
+			return err
+		}
+		res, fetchErr = r.syncer.Fetch(ctx, tenant, connector, run, st.Attempt, client)
+		if ctx.Err() != nil {
+			// Shutting down: hand the trigger back; the run resumes.
+			return ctx.Err()
+		}
+		if errors.Is(fetchErr, syncer.ErrPublish) {
+			// NATS, not Zoom, failed: hand the trigger back, and the
+			// run resumes on its redelivery.
+			return fetchErr
+		}
+	}
+	// The run's end goes out with the triggers joined so far; a trigger
+	// that joins after it starts the next run.
+	for {
 		cur, curRev, err := r.runs.Current(ctx, tenant, connector)
 		if err != nil {
 			return err
@@ -126,58 +151,62 @@ func (r *Runner) HandleTrigger(ctx context.Context, msg jetstream.Msg) error {
 			log.Warn().Str("now_run_id", cur.RunID).Int("now_attempt", cur.Attempt).Msg("run taken over; this fetch stops")
 			return natsx.ErrAbandon
 		}
-		run.RequestIds = cur.RequestIDs
-		var env *pb.Envelope
-		if fetchErr != nil {
-			log.Warn().Err(fetchErr).Msg("sync failed")
-			env = &pb.Envelope{Body: &pb.Envelope_RunFailed{RunFailed: &pb.RunFailed{
-				Run: run, Error: fetchErr.Error(), ApiRequests: res.APIRequests}}}
-		} else {
-			log.Info().Int64("api_requests", res.APIRequests).Int("listings", len(res.Listings)).Msg("sync fetched")
-			env = &pb.Envelope{Body: &pb.Envelope_RunFetched{RunFetched: &pb.RunFetched{
-				Run: run, Listings: res.Listings, ApiRequests: res.APIRequests}}}
-		}
-		if err := r.syncer.Publish(ctx, tenant, connector, env, fmt.Sprintf("%s/end/%d", run.RunId, st.Attempt)); err != nil {
+		cur.Ended, cur.EndedFor = true, slices.Clone(cur.RequestIDs)
+		if _, err := r.runs.Update(ctx, tenant, connector, cur, curRev); errors.Is(err, runstate.ErrConflict) {
+			continue // a trigger joined: the end names it too
+		} else if err != nil {
 			return err
 		}
-		err = r.runs.Close(ctx, tenant, connector, cur, curRev)
-		if err == nil {
-			return nil
+		run.RequestIds = cur.EndedFor
+		break
+	}
+	var env *pb.Envelope
+	if fetchErr != nil {
+		log.Warn().Err(fetchErr).Msg("sync failed")
+		env = &pb.Envelope{Body: &pb.Envelope_RunFailed{RunFailed: &pb.RunFailed{
+			Run: run, Error: fetchErr.Error(), ApiRequests: res.APIRequests}}}
+	} else {
+		log.Info().Int64("api_requests", res.APIRequests).Int("listings", len(res.Listings)).Msg("sync fetched")
+		env = &pb.Envelope{Body: &pb.Envelope_RunFetched{RunFetched: &pb.RunFetched{
+			Run: run, Listings: res.Listings, ApiRequests: res.APIRequests}}}
+	}
+	return r.syncer.Publish(ctx, tenant, connector, env, fmt.Sprintf("%s/end/%d", run.RunId, st.Attempt))
+}
+
+// closeRun closes the ended run st, or, when triggers joined after its end
+// went out, claims the next run for them (by compare-and-set, again should
+// yet another join meanwhile) and returns it; trigger is the stream
+// sequence of the trigger whose handler runs them.
+func (r *Runner) closeRun(ctx context.Context, tenant, connector string, st runstate.State, trigger uint64) (*runstate.State, error) {
+	for {
+		cur, rev, err := r.runs.Current(ctx, tenant, connector)
+		if err != nil {
+			return nil, err
 		}
-		if !errors.Is(err, runstate.ErrConflict) {
-			return err
+		if cur.RunID != st.RunID || cur.Attempt != st.Attempt {
+			return nil, natsx.ErrAbandon
 		}
-		// Triggers joined between reading and closing: run again for them.
-		// Yet another may join meanwhile: the follow-up run is claimed by
-		// compare-and-set until it holds every trigger this run did not
-		// serve (returning the conflict would hand the trigger back, and
-		// its redelivery would resume this run, already ended).
-		for {
-			again, againRev, err := r.runs.Current(ctx, tenant, connector)
-			if err != nil {
-				return err
+		var left []string
+		for _, id := range cur.RequestIDs {
+			if !slices.Contains(cur.EndedFor, id) {
+				left = append(left, id)
 			}
-			if again.RunID != st.RunID || again.Attempt != st.Attempt {
-				return natsx.ErrAbandon
-			}
-			var left []string
-			for _, id := range again.RequestIDs {
-				if !slices.Contains(cur.RequestIDs, id) {
-					left = append(left, id)
-				}
-			}
-			next := runstate.State{RunID: runstate.NewRunID(), StartedAtMs: max(r.now().UnixMilli(), again.StartedAtMs+1),
-				Mode: "full", RequestIDs: left, Active: true, TriggerSeq: md.Sequence.Stream, Attempt: 1}
-			_, err = r.runs.Update(ctx, tenant, connector, next, againRev)
+		}
+		if len(left) == 0 {
+			err := r.runs.Close(ctx, tenant, connector, cur, rev)
 			if errors.Is(err, runstate.ErrConflict) {
 				continue
 			}
-			if err != nil {
-				return err
-			}
-			st = next
-			break
+			return nil, err
 		}
+		next := runstate.State{RunID: runstate.NewRunID(), StartedAtMs: max(r.now().UnixMilli(), cur.StartedAtMs+1),
+			Mode: "full", RequestIDs: left, Active: true, TriggerSeq: trigger, Attempt: 1}
+		if _, err := r.runs.Update(ctx, tenant, connector, next, rev); errors.Is(err, runstate.ErrConflict) {
+			continue
+		} else if err != nil {
+			return nil, err
+		}
+		return &next, nil
 	}
 }
 

@@ -32,6 +32,12 @@ type State struct {
 	// Attempt counts the fetches of this run (resumes after a crash or a
 	// shutdown).
 	Attempt int `json:"attempt"`
+	// Ended is set just before the run's end (its manifest, or its
+	// failure) is published, with the request ids it names: a resumed
+	// run whose end may be out already does not fetch again, and the
+	// triggers that joined after it get a run of their own.
+	Ended    bool     `json:"ended,omitempty"`
+	EndedFor []string `json:"ended_for,omitempty"`
 }
 
 // Store reads and writes run states.

@@ -68,21 +68,8 @@ func TestAttemptsNumberTheirPassesApart(t *testing.T) {
 // rawPages takes every page published on the raw stream, bundles opened.
 func rawPages(t *testing.T, js jetstream.JetStream) []*pb.RawPage {
 	t.Helper()
-	ctx := context.Background()
-	st, err := js.Stream(ctx, clarity.StreamRaw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := st.Info(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var out []*pb.RawPage
-	for seq := info.State.FirstSeq; info.State.Msgs > 0 && seq <= info.State.LastSeq; seq++ {
-		m, err := st.GetMsg(ctx, seq)
-		if err != nil {
-			t.Fatal(err)
-		}
+	for _, m := range natstest.StreamMsgs(t, js, clarity.StreamRaw) {
 		data, err := natsx.Decode(m.Header, m.Data)
 		if err != nil {
 			t.Fatal(err)
@@ -98,7 +85,11 @@ func rawPages(t *testing.T, js jetstream.JetStream) []*pb.RawPage {
 			out = append(out, b.RawPages.Pages...)
 		}
 	}
-	if err := st.Purge(ctx); err != nil {
+	st, err := js.Stream(context.Background(), clarity.StreamRaw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Purge(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	return out
