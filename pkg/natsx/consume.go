@@ -81,6 +81,12 @@ type Consumer struct {
 	Grace time.Duration
 	// DeadLetter is the subject failed messages go to; empty disables it.
 	DeadLetter string
+	// KeepAlive tells the server, every third of AckWait, that each
+	// message being handled is in progress: for handlers that may wait
+	// longer than AckWait (on a database lock, say) without having failed.
+	// A message is then redelivered only when its handler's process is
+	// gone.
+	KeepAlive bool
 	Log        zerolog.Logger
 	Observer   Observer
 }
@@ -227,6 +233,11 @@ func (c Consumer) handle(ctx context.Context, js jetstream.JetStream, msg jetstr
 		delivered = md.NumDelivered
 		streamSeq = md.Sequence.Stream
 	}
+	if c.KeepAlive {
+		kctx, stop := context.WithCancel(ctx)
+		defer stop()
+		go KeepAlive(kctx, msg, max(c.AckWait/3, 100*time.Millisecond))
+	}
 	var err error
 	if data, derr := Decode(msg.Headers(), msg.Data()); derr != nil {
 		err = Permanent(derr)
@@ -304,9 +315,11 @@ func (c Consumer) handle(ctx context.Context, js jetstream.JetStream, msg jetstr
 // it is neither redelivered nor counted as failing. When ctx ends it
 // returns the last error, and the message is handed back.
 func (c Consumer) untilAvailable(ctx context.Context, msg jetstream.Msg, h Handler, err error) error {
-	kctx, stop := context.WithCancel(ctx)
-	defer stop()
-	go KeepAlive(kctx, msg, max(c.AckWait/3, 100*time.Millisecond))
+	if !c.KeepAlive { // else handle keeps it alive already
+		kctx, stop := context.WithCancel(ctx)
+		defer stop()
+		go KeepAlive(kctx, msg, max(c.AckWait/3, 100*time.Millisecond))
+	}
 	delay := 250 * time.Millisecond
 	for n := 1; errors.Is(err, ErrUnavailable); n++ {
 		if n == 1 || n%10 == 0 {

@@ -408,3 +408,37 @@ func TestDeadLetterStreamAway(t *testing.T) {
 	waitFor(t, 30*time.Second, "dead letter", func() bool { return len(deadLetters(t, js)) == 1 })
 	waitFor(t, 5*time.Second, "work stream empty", workStreamEmpty(t, js))
 }
+
+// TestKeepAlive: with KeepAlive, a handler that runs longer than AckWait
+// keeps its message: it is not redelivered meanwhile.
+func TestKeepAlive(t *testing.T) {
+	js := newJS(t)
+	c := consumer(time.Second)
+	c.AckWait = time.Second
+	c.Concurrency = 2 // a free worker would take a redelivery
+	c.KeepAlive = true
+	var mu sync.Mutex
+	var deliveries []uint64
+	run(t, js, c, func(ctx context.Context, msg jetstream.Msg) error {
+		md, err := msg.Metadata()
+		if err != nil {
+			return err
+		}
+		mu.Lock()
+		deliveries = append(deliveries, md.NumDelivered)
+		mu.Unlock()
+		select { // waits on a lock, say
+		case <-time.After(3 * time.Second):
+		case <-ctx.Done():
+		}
+		return nil
+	})
+	publish(t, js, "work.a", "slow", nil)
+	waitFor(t, 15*time.Second, "work stream empty", workStreamEmpty(t, js))
+	time.Sleep(300 * time.Millisecond)
+	mu.Lock()
+	defer mu.Unlock()
+	if len(deliveries) != 1 || deliveries[0] != 1 {
+		t.Errorf("deliveries %v, want one, the first", deliveries)
+	}
+}

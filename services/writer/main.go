@@ -117,8 +117,11 @@ func run(ctx context.Context) error {
 			MaxDeliver:  cfg.MaxDeliver,
 			Concurrency: cfg.Concurrency,
 			DeadLetter:  clarity.DeadLetterSubject(clarity.StreamRecords),
-			Log:         log,
-			Observer:    service.NewConsumeMetrics(reg),
+			// A page may wait on a run's completion, which holds the
+			// connector for as long as the account takes.
+			KeepAlive: true,
+			Log:       log,
+			Observer:  service.NewConsumeMetrics(reg),
 		}.Run(gctx, js, ingest.Handler(st))
 	})
 	g.Go(func() error { return rel.Run(gctx) })
