@@ -87,8 +87,8 @@ type Consumer struct {
 	// A message is then redelivered only when its handler's process is
 	// gone.
 	KeepAlive bool
-	Log        zerolog.Logger
-	Observer   Observer
+	Log       zerolog.Logger
+	Observer  Observer
 }
 
 func (c *Consumer) defaults() {
