@@ -170,7 +170,22 @@ func (r *Runner) fetchAndEnd(ctx context.Context, log zerolog.Logger, tenant, co
 		env = &pb.Envelope{Body: &pb.Envelope_RunFetched{RunFetched: &pb.RunFetched{
 			Run: run, Listings: res.Listings, ApiRequests: res.APIRequests}}}
 	}
-	return r.syncer.Publish(ctx, tenant, connector, env, fmt.Sprintf("%s/end/%d", run.RunId, st.Attempt))
+	// The state says the end is out: it must get out. A publication that
+	// fails (NATS away) is tried again, under the same message id, until
+	// it is stored or the fetcher stops.
+	id := fmt.Sprintf("%s/end/%d", run.RunId, st.Attempt)
+	for wait := 250 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
+		err := r.syncer.Publish(ctx, tenant, connector, env, id)
+		if err == nil || ctx.Err() != nil {
+			return err
+		}
+		log.Warn().Err(err).Dur("retry_in", wait).Msg("publish the run's end; retrying")
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+	}
 }
 
 // closeRun closes the ended run st, or, when triggers joined after its end
