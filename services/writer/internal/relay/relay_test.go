@@ -192,24 +192,7 @@ func drain(t testing.TB, r *relay.Relay) int {
 // streamMsgs returns every message of CLARITY_ENTITLEMENTS in stream order.
 func streamMsgs(t testing.TB, js jetstream.JetStream) []*jetstream.RawStreamMsg {
 	t.Helper()
-	ctx := context.Background()
-	st, err := js.Stream(ctx, clarity.StreamEntitlements)
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := st.Info(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []*jetstream.RawStreamMsg
-	for seq := info.State.FirstSeq; seq <= info.State.LastSeq && info.State.Msgs > 0; seq++ {
-		m, err := st.GetMsg(ctx, seq)
-		if err != nil {
-			t.Fatalf("get message %d: %v", seq, err)
-		}
-		out = append(out, m)
-	}
-	return out
+	return natstest.StreamMsgs(t, js, clarity.StreamEntitlements)
 }
 
 type counter struct {

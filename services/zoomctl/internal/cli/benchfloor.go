@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"strconv"
 	"strings"
 	"sync"
@@ -73,10 +74,8 @@ func jetStreamFloor(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, 
 	msgs := make([]*nats.Msg, len(samples))
 	for i, s := range samples {
 		kind := s.Subject[strings.LastIndexByte(s.Subject, '.')+1:]
-		msgs[i] = &nats.Msg{Subject: floorSubject + "." + kind, Header: nats.Header{}, Data: s.Data}
-		for k, v := range s.Header {
-			msgs[i].Header[k] = v
-		}
+		// Each publication clones these headers before it sets its id.
+		msgs[i] = &nats.Msg{Subject: floorSubject + "." + kind, Header: s.Header, Data: s.Data}
 	}
 
 	var (
@@ -141,10 +140,7 @@ func jetStreamFloor(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, 
 			}
 		}
 		src := msgs[i%len(msgs)]
-		m := &nats.Msg{Subject: src.Subject, Reply: inbox, Header: make(nats.Header, len(src.Header)), Data: src.Data}
-		for k, v := range src.Header {
-			m.Header[k] = v
-		}
+		m := &nats.Msg{Subject: src.Subject, Reply: inbox, Header: maps.Clone(src.Header), Data: src.Data}
 		m.Header.Set(jetstream.MsgIDHeader, "floor/"+strconv.Itoa(i))
 		if err := nc.PublishMsg(m); err != nil {
 			return 0, err
