@@ -14,6 +14,12 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
+// MaxPayload is the largest message the server takes: NATS's default of
+// 1 MiB, which the deployment's server runs with too (deploy/). Tests and the
+// dev stack use the same limit, so that a message too big for production
+// fails here as well.
+const MaxPayload = 1 << 20
+
 // Start runs a JetStream-enabled server on a free loopback port (or port
 // when non-zero) with its store in dir. The caller shuts it down.
 func Start(dir string, port int) (*server.Server, error) {
@@ -27,7 +33,7 @@ func Start(dir string, port int) (*server.Server, error) {
 		StoreDir:   dir,
 		NoLog:      true,
 		NoSigs:     true,
-		MaxPayload: 8 << 20,
+		MaxPayload: MaxPayload,
 	}
 	s, err := server.NewServer(opts)
 	if err != nil {
