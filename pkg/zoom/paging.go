@@ -174,7 +174,7 @@ type RawPage struct {
 // are skipped, not decoded.
 type pageProbe struct {
 	NextPageToken string      `json:"next_page_token"`
-	TotalRecords  int         `json:"total_records"`
+	TotalRecords  *int        `json:"total_records"`
 	Users         *[]struct{} `json:"users"`
 	Groups        *[]struct{} `json:"groups"`
 	Admins        *[]struct{} `json:"admins"`
@@ -205,6 +205,44 @@ func (p pageProbe) items(k ListingKind) int {
 	return 0
 }
 
+// ErrShortListing reports a listing whose last page came before it had
+// handed over as many items as Zoom said it holds (total_records). Taken as
+// complete, it would make the run delete every record it did not list.
+var ErrShortListing = errors.New("zoom: the listing ended before all of its records were listed")
+
+// tally counts the items of one pass over a listing against the
+// total_records of its pages.
+type tally struct {
+	items int
+	// known reports whether any page carried total_records; low and high
+	// are the least and greatest it gave.
+	known     bool
+	low, high int
+}
+
+func (t *tally) add(items int, total *int) {
+	t.items += items
+	if total == nil {
+		return
+	}
+	if !t.known || *total < t.low {
+		t.low = *total
+	}
+	if !t.known || *total > t.high {
+		t.high = *total
+	}
+	t.known = true
+}
+
+// short reports whether the pass listed fewer items than Zoom's totals
+// allow. Users created or deleted while a listing pages change its
+// total_records from page to page, and each such change can shift one item
+// past a page boundary in either direction: the spread of the totals seen
+// is the slack allowed. A listing without total_records is not checked.
+func (t *tally) short() bool {
+	return t.known && t.items < t.low-(t.high-t.low)
+}
+
 // Pages walks listing l to its last page and calls fn with each page as it
 // arrives, so that an organisation of any size passes through in constant
 // memory. An error from fn stops the walk and is returned as is.
@@ -226,6 +264,9 @@ func (c *Client) Pages(ctx context.Context, l Listing, fn func(p RawPage) error)
 		// The tokens of this pass: one seen again would lead through the
 		// same pages forever.
 		seen = map[string]bool{}
+		// What this pass has listed, checked against total_records
+		// before its last page is handed over.
+		count tally
 	)
 	for {
 		requested := c.now()
@@ -243,6 +284,7 @@ func (c *Client) Pages(ctx context.Context, l Listing, fn func(p RawPage) error)
 					Msg("zoom: next_page_token rejected, restarting the listing")
 				pageToken, number, restarted = "", 0, true
 				clear(seen)
+				count = tally{}
 				continue
 			}
 			return fmt.Errorf("list %s page %d: %w", l, number+1, err)
@@ -261,13 +303,23 @@ func (c *Client) Pages(ctx context.Context, l Listing, fn func(p RawPage) error)
 			return fmt.Errorf("list %s page %d: zoom sent a next_page_token it had sent before", l, number)
 		}
 		seen[next] = true
+		items := probe.items(l.Kind)
+		count.add(items, probe.TotalRecords)
+		if next == "" && count.short() {
+			return fmt.Errorf("list %s page %d: %d items listed, but zoom counts %d (total_records): %w",
+				l, number, count.items, count.low, ErrShortListing)
+		}
+		total := 0
+		if probe.TotalRecords != nil {
+			total = *probe.TotalRecords
+		}
 		p := RawPage{
 			Listing:      l,
 			Number:       number,
 			Body:         body,
 			Last:         next == "",
-			TotalRecords: probe.TotalRecords,
-			Items:        probe.items(l.Kind),
+			TotalRecords: total,
+			Items:        items,
 			FetchedAt:    fetched,
 			RequestedAt:  requested,
 			Restarted:    restarted && number == 1,

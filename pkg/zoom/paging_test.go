@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -318,5 +319,69 @@ func TestPageSizeConfig(t *testing.T) {
 	env := newTestEnv(t, api, func(c *Config) { c.PageSize = 50 })
 	if _, _, err := collect(t, env.c, GroupsListing()); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestPagesShortListingIsAnError(t *testing.T) {
+	users := func(n int) string {
+		items := make([]string, n)
+		for i := range items {
+			items[i] = `{"id":"u` + strconv.Itoa(i) + `"}`
+		}
+		return "[" + strings.Join(items, ",") + "]"
+	}
+	for _, tc := range []struct {
+		name  string
+		pages map[string]string
+		short bool
+	}{
+		{"an empty page that counts 5000", map[string]string{
+			"": `{"total_records":5000,"users":[]}`,
+		}, true},
+		{"cut short after the first page", map[string]string{
+			"":   `{"total_records":6,"next_page_token":"t2","users":` + users(3) + `}`,
+			"t2": `{"total_records":6,"users":[]}`,
+		}, true},
+		{"every item listed", map[string]string{
+			"":   `{"total_records":6,"next_page_token":"t2","users":` + users(3) + `}`,
+			"t2": `{"total_records":6,"users":` + users(3) + `}`,
+		}, false},
+		{"users deleted while it paged", map[string]string{
+			"":   `{"total_records":6,"next_page_token":"t2","users":` + users(3) + `}`,
+			"t2": `{"total_records":4,"users":` + users(1) + `}`,
+		}, false},
+		{"users created while it paged, one shifted past the cursor", map[string]string{
+			"":   `{"total_records":6,"next_page_token":"t2","users":` + users(3) + `}`,
+			"t2": `{"total_records":7,"users":` + users(3) + `}`,
+		}, false},
+		{"more missing than the totals moved", map[string]string{
+			"":   `{"total_records":100,"next_page_token":"t2","users":` + users(3) + `}`,
+			"t2": `{"total_records":98,"users":` + users(3) + `}`,
+		}, true},
+		{"no total_records", map[string]string{
+			"": `{"users":[]}`,
+		}, false},
+		{"an empty account", map[string]string{
+			"": `{"total_records":0,"users":[]}`,
+		}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			api := &pagedAPI{t: t, path: "/v2/users", pages: tc.pages,
+				wantQuery: url.Values{"status": {"active"}, "page_size": {"300"}, "include_fields": {"custom_attributes"}}}
+			env := newTestEnv(t, api)
+			sums, _, err := collect(t, env.c, UsersListing(UserStatusActive))
+			if got := errors.Is(err, ErrShortListing); got != tc.short {
+				t.Fatalf("Pages = %v, want ErrShortListing %v", err, tc.short)
+			}
+			if tc.short {
+				// The last page is never handed over: nothing may take
+				// the listing for complete.
+				for _, s := range sums {
+					if s.last {
+						t.Errorf("page %d handed over as the last of a short listing", s.number)
+					}
+				}
+			}
+		})
 	}
 }

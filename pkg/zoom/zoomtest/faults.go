@@ -27,6 +27,8 @@ import (
 //	    Fault{Route: "GET /users", Query: map[string]string{"status": "inactive"}, AfterPage: 2, Status: 500}
 //	everything under one group:       Fault{PathPrefix: "/v2/groups/abc", Status: 502}
 //	token endpoint down:              Fault{Route: TokenRoute, Status: 503}
+//	active users cut short on page 3: Fault{Route: "GET /users", Query: map[string]string{"status": "active"},
+//	                                        AfterPage: 2, Body: `{"total_records":5000,"users":[]}`}
 //
 // Faults apply before authentication and rate limiting, as a failing Zoom
 // front end would, and to the token endpoint too unless Route excludes it.
@@ -66,6 +68,10 @@ type Fault struct {
 	// the status and its text.
 	Code    int    `json:"code,omitempty"`
 	Message string `json:"message,omitempty"`
+	// Body, when set, is the answer's body exactly, sent with Status (200
+	// when zero: Add sets it) instead of an error: a listing Zoom cuts short, say,
+	// {"total_records":5000,"users":[]}.
+	Body string `json:"body,omitempty"`
 }
 
 type faultJSON Fault
@@ -118,7 +124,10 @@ func newFaults(s *Server, seed int64) *Faults {
 
 // Add installs a rule and returns its id.
 func (f *Faults) Add(rule Fault) int {
-	if rule.Status == 0 && rule.Latency == 0 {
+	switch {
+	case rule.Status == 0 && rule.Body != "":
+		rule.Status = http.StatusOK
+	case rule.Status == 0 && rule.Latency == 0:
 		rule.Status = http.StatusInternalServerError
 	}
 	f.mu.Lock()
@@ -248,6 +257,10 @@ func (f *Faults) apply(w http.ResponseWriter, r *http.Request, template string, 
 	}
 	if fail == nil {
 		return false
+	}
+	if fail.Body != "" {
+		writeBody(w, fail.Status, []byte(fail.Body))
+		return true
 	}
 	code, msg := fail.Code, fail.Message
 	if code == 0 {

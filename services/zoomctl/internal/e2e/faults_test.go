@@ -530,6 +530,35 @@ func TestZoomFaults(t *testing.T) {
 		requireCompleted(t, s, c, faultSync(t, s, c, nil, nil))
 	})
 
+	t.Run("users listing cut short mid-sync", func(t *testing.T) {
+		// Zoom ends the active users' listing on its second page: no
+		// next_page_token, no users, but a total that says hundreds are
+		// missing. Read as complete, the run would delete every active
+		// user it did not reach, and their deletions drive
+		// deprovisioning downstream.
+		u := activeUser(t, s.Sim, 5)
+		if _, err := s.Sim.RemoveUser(ctx, u.ID, "delete"); err != nil {
+			t.Fatal(err)
+		}
+		before := snapshot(t, s)
+		r := faultSync(t, s, c, func() {
+			s.Sim.Faults().Add(zoomtest.Fault{Route: "GET /users", Query: map[string]string{"status": "active"}, AfterPage: 1,
+				Body: `{"page_size":300,"total_records":699,"next_page_token":"","users":[]}`})
+		}, nil)
+		if r.op != clarity.OpFailed {
+			t.Fatalf("sync of a listing cut short: got %s, want failed", r.op)
+		}
+		if !strings.Contains(r.data.Error, "users/active") || !strings.Contains(r.data.Error, "ended before all of its records were listed") {
+			t.Errorf("sync.failed error %q does not say which listing ended early", r.data.Error)
+		}
+		requireNothingDeleted(t, s, c, r, before)
+		if _, ok := snapshot(t, s)["service_user|"+u.ID]; !ok {
+			t.Errorf("user %s, removed from Zoom, was deleted by a sync that failed", u.ID)
+		}
+		// The listing whole again, the next sync deletes the user.
+		requireCompleted(t, s, c, faultSync(t, s, c, nil, nil))
+	})
+
 	if dup := c.duplicates(); len(dup) > 0 {
 		t.Errorf("event ids delivered more than once: %v", dup[:min(10, len(dup))])
 	}
