@@ -73,6 +73,18 @@ type SyncData struct {
 	FinishedAt string    `json:"finished_at,omitempty"`
 	Stats      SyncStats `json:"stats"`
 	Error      string    `json:"error,omitempty"`
+	// Deletions is "held" when the accidental-deletion guard kept the
+	// users and entitlements a completed run did not see; Held counts
+	// them. They stay until an operator confirms the run's deletions or a
+	// later full sync, with the guard's threshold lifted, deletes them.
+	Deletions string      `json:"deletions,omitempty"`
+	Held      *HeldCounts `json:"held,omitempty"`
+}
+
+// HeldCounts counts, per record kind, the records whose deletion a run held.
+type HeldCounts struct {
+	ServiceUser int64 `json:"service_user"`
+	Entitlement int64 `json:"entitlement"`
 }
 
 // Trigger is the body of a message on zoom.sync.<tenant>.<connector>.

@@ -1,6 +1,9 @@
 package main
 
 import (
+	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/claritysecurity/zoom-connector/pkg/service"
@@ -17,6 +20,9 @@ type config struct {
 	RunStallAfter time.Duration
 	MaxDeliver    int
 	AckWait       time.Duration
+	// DeleteThreshold is the accidental-deletion guard's fraction (see
+	// store.Options).
+	DeleteThreshold float64
 }
 
 func readConfig(e *service.Env) (config, error) {
@@ -31,5 +37,22 @@ func readConfig(e *service.Env) (config, error) {
 		MaxDeliver:    e.Int("MAX_DELIVER", 8),
 		AckWait:       e.Duration("WRITER_ACK_WAIT", 30*time.Second),
 	}
+	var err error
+	c.DeleteThreshold, err = parseThreshold(e.String("DELETE_THRESHOLD", "20%"))
+	e.Check(err)
 	return c, e.Err()
+}
+
+// parseThreshold reads DELETE_THRESHOLD: a percentage ("20%") or a fraction
+// ("0.2") from 0 (the guard off) to 100%.
+func parseThreshold(v string) (float64, error) {
+	s, percent := strings.CutSuffix(strings.TrimSpace(v), "%")
+	f, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
+	if err == nil && percent {
+		f /= 100
+	}
+	if err != nil || f < 0 || f > 1 || f != f {
+		return 0, fmt.Errorf("DELETE_THRESHOLD must be a percentage from 0%% to 100%% (\"20%%\") or a fraction from 0 to 1, got %q", v)
+	}
+	return f, nil
 }

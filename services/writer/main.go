@@ -105,7 +105,7 @@ func run(ctx context.Context) error {
 
 	metrics := newMetrics(reg)
 	rel := relay.New(pool, rjs, log, cfg.RelayBatch, cfg.RelayInterval, metrics)
-	st := store.New(pool, log, rel.Wake)
+	st := store.New(pool, log, store.Options{Committed: rel.Wake, DeleteThreshold: cfg.DeleteThreshold})
 	conns.Store(&[2]*nats.Conn{nc, rnc})
 	started.Store(st)
 

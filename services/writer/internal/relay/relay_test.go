@@ -205,7 +205,7 @@ func (c *counter) Lag(time.Duration)            {}
 
 func TestPublishesOutboxAsCloudEvents(t *testing.T) {
 	e := newEnv(t)
-	s := store.New(e.pool, zerolog.Nop(), nil)
+	s := store.New(e.pool, zerolog.Nop(), store.Options{})
 	completeRun(t, s, "default", "zoom", "u1", "u2", "u3")
 	completeRun(t, s, "acme", "zoom2", "v1")
 	rows := readOutbox(t, e.pool)
@@ -330,7 +330,7 @@ func TestRunPublishesOnCommit(t *testing.T) {
 	e := newEnv(t)
 	// A poll interval longer than the test: only the wake-up can publish.
 	r := relay.New(e.pool, e.js, zerolog.Nop(), 100, time.Hour, nil)
-	s := store.New(e.pool, zerolog.Nop(), r.Wake)
+	s := store.New(e.pool, zerolog.Nop(), store.Options{Committed: r.Wake})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- r.Run(ctx) }()
@@ -358,7 +358,7 @@ func TestRunPublishesOnCommit(t *testing.T) {
 func TestKeepsRowsWhenPublishFails(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
-	s := store.New(e.pool, zerolog.Nop(), nil)
+	s := store.New(e.pool, zerolog.Nop(), store.Options{})
 	completeRun(t, s, "default", "zoom", "u1", "u2")
 	rows := readOutbox(t, e.pool)
 	// Without the stream, JetStream acknowledges nothing.
@@ -395,7 +395,7 @@ func TestKeepsRowsWhenPublishFails(t *testing.T) {
 // publishing while the older ones are acknowledged, in sequence order.
 func TestPublishesBeyondThePendingBound(t *testing.T) {
 	e := newEnv(t)
-	s := store.New(e.pool, zerolog.Nop(), nil)
+	s := store.New(e.pool, zerolog.Nop(), store.Options{})
 	users := make([]string, 5000)
 	for i := range users {
 		users[i] = fmt.Sprintf("u%05d", i)
@@ -422,7 +422,7 @@ func TestPublishesBeyondThePendingBound(t *testing.T) {
 func TestOneConnectorFailingHoldsBackNoOther(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
-	s := store.New(e.pool, zerolog.Nop(), nil)
+	s := store.New(e.pool, zerolog.Nop(), store.Options{})
 	completeRun(t, s, "default", "broken", "u1") // the first connector the relay visits
 	completeRun(t, s, "default", "zoom", "u1", "u2")
 	if _, err := e.pool.Exec(ctx, `UPDATE outbox SET changes = '\x00ff'::bytea

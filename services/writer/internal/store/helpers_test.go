@@ -37,8 +37,9 @@ func migrate(ctx context.Context, url string) error {
 	return store.Migrate(ctx, pool)
 }
 
-// newStore returns a store on a fresh, migrated database and a pool on it.
-func newStore(t testing.TB) (*store.Store, *pgxpool.Pool) {
+// newStore returns a store on a fresh, migrated database and a pool on it,
+// with the options given (none: the zero Options).
+func newStore(t testing.TB, opts ...store.Options) (*store.Store, *pgxpool.Pool) {
 	t.Helper()
 	url := pgtest.New(t, migrate)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -48,7 +49,11 @@ func newStore(t testing.TB) (*store.Store, *pgxpool.Pool) {
 		t.Fatal(err)
 	}
 	t.Cleanup(pool.Close)
-	return store.New(pool, zerolog.Nop(), nil), pool
+	var o store.Options
+	if len(opts) > 0 {
+		o = opts[0]
+	}
+	return store.New(pool, zerolog.Nop(), o), pool
 }
 
 // reset empties every table, so that the cases of a table-driven test can

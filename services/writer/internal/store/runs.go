@@ -40,6 +40,11 @@ type runRow struct {
 	apiReqs   int64
 	err       string
 	startedAt time.Time
+	// held counts the users and entitlements whose deletion the
+	// accidental-deletion guard held; deletions is "" or a Deletions
+	// value.
+	held      heldCounts
+	deletions string
 }
 
 // ensureRun creates the run on first sight (emitting sync.started) and
@@ -84,7 +89,7 @@ func (w *wtx) ensureRun(ctx context.Context, run *pb.Run) (runRow, error) {
 func (w *wtx) loadRun(ctx context.Context, runID string) (runRow, error) {
 	var r runRow
 	q := `SELECT status, started_at_ms, mode, request_ids, fetched, created, updated, deleted, unchanged,
-		       api_requests, error, started_at
+		       api_requests, error, started_at, held_users, held_entitlements, deletions
 		FROM runs WHERE connector_id = $1 AND run_id = $2`
 	// A shared transaction reads its run unlocked: only exclusive
 	// transactions change a run's status, and they wait for it to end.
@@ -93,7 +98,8 @@ func (w *wtx) loadRun(ctx context.Context, runID string) (runRow, error) {
 	}
 	err := w.tx.QueryRow(ctx, q, w.cid, runID).
 		Scan(&r.status, &r.startedMs, &r.mode, &r.requests, &r.fetched, &r.stats.created, &r.stats.updated,
-			&r.stats.deleted, &r.stats.unchanged, &r.apiReqs, &r.err, &r.startedAt)
+			&r.stats.deleted, &r.stats.unchanged, &r.apiReqs, &r.err, &r.startedAt,
+			&r.held.users, &r.held.entitlements, &r.deletions)
 	if err != nil {
 		return r, fmt.Errorf("load run %s: %w", runID, err)
 	}
@@ -111,6 +117,10 @@ func (w *wtx) emitSync(runID, op string, r runRow, finished time.Time) error {
 			Unchanged: r.stats.unchanged, APIRequests: r.apiReqs,
 		},
 		Error: r.err,
+	}
+	if r.deletions == DeletionsHeld {
+		d.Deletions = DeletionsHeld
+		d.Held = &clarity.HeldCounts{ServiceUser: r.held.users, Entitlement: r.held.entitlements}
 	}
 	if d.RequestIDs == nil {
 		d.RequestIDs = []string{}
@@ -364,12 +374,13 @@ func (w *wtx) endRun(ctx context.Context, runID, status, msg string, r runRow) e
 	now := time.Now()
 	r.err = msg
 	r.status = status
-	w.ended = &endedRun{id: runID, status: status, err: msg, stats: r.stats, took: now.Sub(r.startedAt)}
+	w.ended = &endedRun{id: runID, status: status, err: msg, stats: r.stats, held: r.held, took: now.Sub(r.startedAt)}
 	if _, err := w.tx.Exec(ctx, `
 		UPDATE runs SET status = $3, error = $4, finished_at = $5, api_requests = $6, request_ids = $7,
-		       deleted = $8
+		       deleted = $8, held_users = $9, held_entitlements = $10, deletions = $11
 		WHERE connector_id = $1 AND run_id = $2`,
-		w.cid, runID, status, msg, now, r.apiReqs, r.requests, r.stats.deleted); err != nil {
+		w.cid, runID, status, msg, now, r.apiReqs, r.requests, r.stats.deleted,
+		r.held.users, r.held.entitlements, r.deletions); err != nil {
 		return fmt.Errorf("end run: %w", err)
 	}
 	op := clarity.OpCompleted
@@ -399,7 +410,7 @@ func (s *Store) Finalize(ctx context.Context, tenant, connector, runID string) (
 	if r.status != RunRunning || !r.fetched {
 		return false, nil
 	}
-	done, err := w.finalize(ctx, runID, r)
+	done, err := w.finalize(ctx, runID, r, s.deleteThreshold)
 	if err != nil || !done {
 		return false, err
 	}
@@ -410,8 +421,10 @@ func (s *Store) Finalize(ctx context.Context, tenant, connector, runID string) (
 }
 
 // finalize completes the fetched run r within the transaction when every
-// page of its manifest has been applied, and reports whether it did.
-func (w *wtx) finalize(ctx context.Context, runID string, r runRow) (bool, error) {
+// page of its manifest has been applied, and reports whether it did. A run
+// that would delete more than threshold (a fraction; 0 is no limit) of the
+// connector's users or entitlements holds those deletions (see guard).
+func (w *wtx) finalize(ctx context.Context, runID string, r runRow, threshold float64) (bool, error) {
 	var missing int64
 	err := w.tx.QueryRow(ctx, `SELECT `+missingPages+` FROM runs r WHERE r.connector_id = $1 AND r.run_id = $2`,
 		w.cid, runID).Scan(&missing)
@@ -456,8 +469,12 @@ func (w *wtx) finalize(ctx context.Context, runID string, r runRow) (bool, error
 		WHERE connector_id = $1 AND status = 'completed' AND started_at_ms < $2`, w.cid, gen).Scan(&prev); err != nil {
 		return false, fmt.Errorf("find the previous run: %w", err)
 	}
-	if err := w.expireUnseen(ctx, gen, prev); err != nil {
+	held, err := w.expireUnseen(ctx, gen, prev, threshold)
+	if err != nil {
 		return false, err
+	}
+	if held != (heldCounts{}) {
+		r.held, r.deletions = held, DeletionsHeld
 	}
 	if _, err := w.tx.Exec(ctx, `
 		DELETE FROM records WHERE connector_id = $1 AND deleted AND version < $2`,
@@ -494,22 +511,39 @@ func (w *wtx) finalize(ctx context.Context, runID string, r runRow) (bool, error
 // a time (spill writes them to the outbox). Each record is deleted after
 // the records that depend on it, and its event follows theirs, so no
 // consumer sees a dangling grant.
-func (w *wtx) expireUnseen(ctx context.Context, gen, prev int64) error {
-	// One pass over the users and entitlements finds whether any is going,
-	// and how many users were compared record by record since the last
-	// completed run (a first sync compares every user; a no-op resync
-	// none).
-	var usersGoing, entsGoing bool
+//
+// When the users or the entitlements going are more than threshold (a
+// fraction of those stored; 0 is no limit) the users and entitlements stay,
+// with their grants and attributes, and expireUnseen returns how many it
+// held; the rest expires as usual.
+func (w *wtx) expireUnseen(ctx context.Context, gen, prev int64, threshold float64) (heldCounts, error) {
+	// One pass over the users and entitlements counts those going, and
+	// the users compared record by record since the last completed run (a
+	// first sync compares every user; a no-op resync none).
+	var going heldCounts
 	var diffed int64
 	if err := w.tx.QueryRow(ctx, `
-		SELECT COALESCE(bool_or(r.kind = 1 AND `+goingNow+`), false),
-		       COALESCE(bool_or(r.kind = 2 AND `+goingNow+`), false),
-		       count(*) FILTER (WHERE r.kind = 1 AND r.diffed_at > $3)
+		SELECT count(*) FILTER (WHERE r.kind = $4 AND `+goingNow+`),
+		       count(*) FILTER (WHERE r.kind = $5 AND `+goingNow+`),
+		       count(*) FILTER (WHERE r.kind = $4 AND r.diffed_at > $3)
 		FROM records r
-		WHERE r.connector_id = $1 AND r.kind IN (1, 2) AND ((`+goingNow+`) OR (r.kind = 1 AND r.diffed_at > $3))`,
-		w.cid, gen, prev).Scan(&usersGoing, &entsGoing, &diffed); err != nil {
-		return fmt.Errorf("find unseen records: %w", err)
+		WHERE r.connector_id = $1 AND r.kind IN ($4, $5) AND ((`+goingNow+`) OR (r.kind = $4 AND r.diffed_at > $3))`,
+		w.cid, gen, prev, pb.Kind_KIND_SERVICE_USER, pb.Kind_KIND_ENTITLEMENT).
+		Scan(&going.users, &going.entitlements, &diffed); err != nil {
+		return heldCounts{}, fmt.Errorf("find unseen records: %w", err)
 	}
+	held, err := w.guard(ctx, going, threshold)
+	if err != nil {
+		return heldCounts{}, err
+	}
+	owners := held == (heldCounts{})
+	usersGoing, entsGoing := owners && going.users > 0, owners && going.entitlements > 0
+	return held, w.expireRest(ctx, gen, prev, diffed, owners, usersGoing, entsGoing)
+}
+
+// expireRest is expireUnseen past the guard: owners says whether users and
+// entitlements may go, and usersGoing and entsGoing whether any do.
+func (w *wtx) expireRest(ctx context.Context, gen, prev, diffed int64, owners, usersGoing, entsGoing bool) error {
 	if err := w.expireAdminGrants(ctx, gen); err != nil {
 		return err
 	}
@@ -550,14 +584,14 @@ func (w *wtx) expireUnseen(ctx context.Context, gen, prev int64) error {
 			return err
 		}
 		if len(stale) == spillAt {
-			if err := w.expireUsers(ctx, gen, prev); err != nil {
+			if err := w.expireUsers(ctx, gen, prev, owners); err != nil {
 				return err
 			}
 			usersGoing = false // done too
 		}
 	}
 	if usersGoing {
-		if err := w.expireUsers(ctx, gen, math.MaxInt64); err != nil {
+		if err := w.expireUsers(ctx, gen, math.MaxInt64, true); err != nil {
 			return err
 		}
 	}
@@ -627,11 +661,11 @@ func (w *wtx) expireAdminGrants(ctx context.Context, gen int64) error {
 	return err
 }
 
-// expireUsers deletes the users going, with their grants and attributes,
-// and the stale grants and attributes of the users compared record by
-// record since the generation prev (diffed_at > prev; none when prev is
-// math.MaxInt64), userChunk users at a time.
-func (w *wtx) expireUsers(ctx context.Context, gen, prev int64) error {
+// expireUsers deletes the users going (when owners is set), with their
+// grants and attributes, and the stale grants and attributes of the users
+// compared record by record since the generation prev (diffed_at > prev;
+// none when prev is math.MaxInt64), userChunk users at a time.
+func (w *wtx) expireUsers(ctx context.Context, gen, prev int64, owners bool) error {
 	last := ""
 	for {
 		rows, err := w.tx.Query(ctx, `
@@ -654,7 +688,7 @@ func (w *wtx) expireUsers(ctx context.Context, gen, prev int64) error {
 				rows.Close()
 				return fmt.Errorf("find unseen users: %w", err)
 			}
-			if isGoing {
+			if isGoing && owners {
 				going = append(going, key)
 			}
 			if at > prev {

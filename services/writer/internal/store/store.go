@@ -50,14 +50,30 @@ type Store struct {
 	// so that the relay publishes them without waiting for its next poll.
 	committed func()
 	now       func() time.Time
+	// deleteThreshold is Options.DeleteThreshold.
+	deleteThreshold float64
 }
 
-// New returns a Store on pool. committed may be nil.
-func New(pool *pgxpool.Pool, log zerolog.Logger, committed func()) *Store {
+// Options tunes a Store.
+type Options struct {
+	// Committed is called after every transaction that added outbox rows,
+	// so that the relay publishes them without waiting for its next poll.
+	// It may be nil.
+	Committed func()
+	// DeleteThreshold is the accidental-deletion guard: a full sync that
+	// would delete more than this fraction of a connector's users, or of
+	// its entitlements, holds those deletions until they are confirmed
+	// (ConfirmDeletions). Zero turns the guard off.
+	DeleteThreshold float64
+}
+
+// New returns a Store on pool.
+func New(pool *pgxpool.Pool, log zerolog.Logger, opts Options) *Store {
+	committed := opts.Committed
 	if committed == nil {
 		committed = func() {}
 	}
-	return &Store{pool: pool, log: log, committed: committed, now: time.Now}
+	return &Store{pool: pool, log: log, committed: committed, now: time.Now, deleteThreshold: opts.DeleteThreshold}
 }
 
 // hashRecords sets the Hash of every record that arrived without one.
@@ -148,6 +164,7 @@ type wtx struct {
 type endedRun struct {
 	id, status, err string
 	stats           stats
+	held            heldCounts
 	took            time.Duration
 }
 
@@ -343,6 +360,10 @@ func (s *Store) commit(ctx context.Context, w *wtx) error {
 		ev := s.log.Info()
 		if e.status != RunCompleted {
 			ev = s.log.Warn().Str("error", e.err)
+		}
+		if e.held != (heldCounts{}) {
+			ev = s.log.Warn().Str("deletions", DeletionsHeld).
+				Int64("held_users", e.held.users).Int64("held_entitlements", e.held.entitlements)
 		}
 		ev.Str("tenant", w.tenant).Str("connector", w.connector).Str("run_id", e.id).
 			Int64("created", e.stats.created).Int64("updated", e.stats.updated).Int64("deleted", e.stats.deleted).
