@@ -57,7 +57,6 @@ func lastSync(t testing.TB, evs []event) clarity.SyncData {
 	return clarity.SyncData{}
 }
 
-
 func TestDeletionGuard(t *testing.T) {
 	for _, tc := range []struct {
 		name      string
