@@ -19,6 +19,7 @@ import (
 	"github.com/claritysecurity/zoom-connector/pkg/natsx"
 	"github.com/claritysecurity/zoom-connector/pkg/postgres"
 	"github.com/claritysecurity/zoom-connector/pkg/service"
+	"github.com/claritysecurity/zoom-connector/services/writer/internal/admin"
 	"github.com/claritysecurity/zoom-connector/services/writer/internal/ingest"
 	"github.com/claritysecurity/zoom-connector/services/writer/internal/relay"
 	"github.com/claritysecurity/zoom-connector/services/writer/internal/store"
@@ -125,6 +126,7 @@ func run(ctx context.Context) error {
 		}.Run(gctx, js, ingest.Handler(st))
 	})
 	g.Go(func() error { return rel.Run(gctx) })
+	g.Go(func() error { return admin.Serve(gctx, nc, st, log) })
 	g.Go(func() error {
 		t := time.NewTicker(min(cfg.RunStallAfter/4, time.Minute))
 		defer t.Stop()

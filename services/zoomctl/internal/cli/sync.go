@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
@@ -25,6 +26,7 @@ func runSync(ctx context.Context, args []string, out, errw io.Writer) int {
 	timeout := fs.Duration("timeout", 0, "with --wait, give up after this long (exit 3); 0 waits for ever")
 	natsURL := fs.String("nats-url", envOr("NATS_URL", "nats://127.0.0.1:4222"), "NATS server URL")
 	requestID := fs.String("request-id", "", "request id of the trigger (default: a new random id)")
+	confirm := fs.String("confirm-deletions", "", "apply the deletions that the completed run `RUN_ID` held (the accidental-deletion guard) instead of triggering a sync")
 	if code, ok := parse(fs, args); !ok {
 		return code
 	}
@@ -32,6 +34,9 @@ func runSync(ctx context.Context, args []string, out, errw io.Writer) int {
 		if err := clarity.CheckToken(what, v); err != nil {
 			return fail(errw, ExitUsage, "%v", err)
 		}
+	}
+	if *confirm != "" {
+		return confirmDeletions(ctx, *natsURL, *tenant, *connector, *confirm, out, errw)
 	}
 	if *requestID == "" {
 		*requestID = NewRequestID()
@@ -75,6 +80,11 @@ func runSync(ctx context.Context, args []string, out, errw io.Writer) int {
 	s := res.Data.Stats
 	fmt.Fprintf(out, "sync %s: run %s, %d created, %d updated, %d deleted, %d unchanged, %d Zoom requests\n",
 		res.Op, res.Data.RunID, s.Created, s.Updated, s.Deleted, s.Unchanged, s.APIRequests)
+	if h := res.Data.Held; res.Data.Deletions == "held" && h != nil {
+		fmt.Fprintf(out, "deletions held: %d users and %d entitlements are no longer in Zoom but were kept (DELETE_THRESHOLD); "+
+			"to delete them: zoomctl sync --tenant %s --connector %s --confirm-deletions %s\n",
+			h.ServiceUser, h.Entitlement, *tenant, *connector, res.Data.RunID)
+	}
 	if res.Op == clarity.OpFailed {
 		fmt.Fprintf(out, "error: %s\n", res.Data.Error)
 		return ExitFailed
@@ -219,4 +229,53 @@ func (p *progress) done() {
 		p.print()
 		fmt.Fprintln(p.w)
 	}
+}
+
+// confirmDeletions asks the writers, through the admin API, to apply the
+// deletions that run runID held, and prints what they did.
+func confirmDeletions(ctx context.Context, natsURL, tenant, connector, runID string, out, errw io.Writer) int {
+	nc, _, err := natsx.Connect(ctx, natsURL, "zoomctl", zerolog.Nop())
+	if err != nil {
+		return fail(errw, ExitError, "%v", err)
+	}
+	defer nc.Close()
+	reply, err := ConfirmDeletions(ctx, nc, tenant, connector, runID)
+	if err != nil {
+		return fail(errw, ExitError, "%v", err)
+	}
+	held := clarity.HeldCounts{}
+	if reply.Held != nil {
+		held = *reply.Held
+	}
+	fmt.Fprintf(out, "deletions of run %s confirmed: %d users and %d entitlements were held; %d records deleted now\n",
+		runID, held.ServiceUser, held.Entitlement, reply.Deleted)
+	return ExitOK
+}
+
+// ConfirmDeletions sends the admin request that applies the deletions run
+// runID held, and returns the writer's answer; a refusal is an error.
+func ConfirmDeletions(ctx context.Context, nc *nats.Conn, tenant, connector, runID string) (clarity.ConfirmDeletionsReply, error) {
+	body, err := json.Marshal(clarity.ConfirmDeletionsRequest{RunID: runID})
+	if err != nil {
+		return clarity.ConfirmDeletionsReply{}, err
+	}
+	// Confirming waits for the connector's other writes, a run's
+	// completion among them.
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	msg, err := nc.RequestWithContext(ctx, clarity.AdminSubject(tenant, connector, clarity.AdminConfirmDeletions), body)
+	if errors.Is(err, nats.ErrNoResponders) {
+		return clarity.ConfirmDeletionsReply{}, errors.New("confirm deletions: no writer is running to answer")
+	}
+	if err != nil {
+		return clarity.ConfirmDeletionsReply{}, fmt.Errorf("confirm deletions: %w", err)
+	}
+	var reply clarity.ConfirmDeletionsReply
+	if err := json.Unmarshal(msg.Data, &reply); err != nil {
+		return reply, fmt.Errorf("confirm deletions: the answer is not JSON: %w", err)
+	}
+	if reply.Error != "" {
+		return reply, fmt.Errorf("confirm deletions: %s", reply.Error)
+	}
+	return reply, nil
 }

@@ -1,0 +1,87 @@
+// Package admin answers the writer's part of the admin API: NATS requests on
+// zoom.admin.<tenant>.<connector>.<op> for operations on a connector's
+// stored records.
+package admin
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/rs/zerolog"
+
+	"github.com/claritysecurity/zoom-connector/pkg/clarity"
+	"github.com/claritysecurity/zoom-connector/services/writer/internal/store"
+)
+
+// Store is what the admin API needs of the writer's store.
+type Store interface {
+	ConfirmDeletions(ctx context.Context, tenant, connector, runID string) (store.Confirmation, error)
+}
+
+// maxRequest bounds a request body: a run id and a little JSON.
+const maxRequest = 4 << 10
+
+// timeout bounds one operation: confirming deletions waits for the
+// connector's other transactions (a run's completion among them).
+const timeout = 5 * time.Minute
+
+// Serve answers admin requests until ctx ends; replicas share them (a queue
+// group).
+func Serve(ctx context.Context, nc *nats.Conn, st Store, log zerolog.Logger) error {
+	subject := clarity.AdminSubject("*", "*", clarity.AdminConfirmDeletions)
+	sub, err := nc.QueueSubscribe(subject, "writer", func(m *nats.Msg) {
+		reply := confirm(ctx, st, m)
+		if reply.Error != "" {
+			log.Warn().Str("subject", m.Subject).Str("error", reply.Error).Msg("admin request refused")
+		}
+		b, err := json.Marshal(reply)
+		if err == nil {
+			err = m.Respond(b)
+		}
+		if err != nil && !errors.Is(err, nats.ErrMsgNoReply) {
+			log.Warn().Err(err).Str("subject", m.Subject).Msg("admin reply")
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("subscribe %s: %w", subject, err)
+	}
+	<-ctx.Done()
+	return sub.Drain()
+}
+
+func confirm(ctx context.Context, st Store, m *nats.Msg) clarity.ConfirmDeletionsReply {
+	var req clarity.ConfirmDeletionsRequest
+	tenant, connector, err := clarity.SplitSubject(m.Subject)
+	if err == nil {
+		err = errors.Join(clarity.CheckName("tenant", tenant), clarity.CheckName("connector", connector))
+	}
+	if err != nil {
+		return clarity.ConfirmDeletionsReply{Error: err.Error()}
+	}
+	if len(m.Data) > maxRequest {
+		return clarity.ConfirmDeletionsReply{Error: fmt.Sprintf("request of %d bytes: at most %d", len(m.Data), maxRequest)}
+	}
+	if err := json.Unmarshal(m.Data, &req); err != nil || req.RunID == "" || len(req.RunID) > 128 {
+		return clarity.ConfirmDeletionsReply{Error: `request must be {"run_id":"…"} with the id of a completed run`}
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	c, err := st.ConfirmDeletions(ctx, tenant, connector, req.RunID)
+	switch {
+	case errors.Is(err, store.ErrUnknownRun):
+		return clarity.ConfirmDeletionsReply{RunID: req.RunID, Error: fmt.Sprintf("connector %s/%s has no run %s", tenant, connector, req.RunID)}
+	case errors.Is(err, store.ErrNoHeldDeletions):
+		return clarity.ConfirmDeletionsReply{RunID: req.RunID, Error: fmt.Sprintf("run %s held no deletions, or they were confirmed already", req.RunID)}
+	case err != nil:
+		return clarity.ConfirmDeletionsReply{RunID: req.RunID, Error: "confirm deletions: " + err.Error()}
+	}
+	return clarity.ConfirmDeletionsReply{
+		RunID:   req.RunID,
+		Held:    &clarity.HeldCounts{ServiceUser: c.HeldUsers, Entitlement: c.HeldEntitlements},
+		Deleted: c.Deleted,
+	}
+}
