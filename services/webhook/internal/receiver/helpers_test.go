@@ -1,8 +1,12 @@
 package receiver
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -65,8 +69,9 @@ func (p *countingPublisher) PublishMsg(ctx context.Context, msg *nats.Msg, opts 
 	return p.Publisher.PublishMsg(ctx, msg, opts...)
 }
 
-// harness is a receiver on a real embedded NATS server, behind the same mux
-// main builds, served over real HTTP.
+// harness is a receiver on a real embedded NATS server, served over real
+// HTTP behind its concurrency limit. Its mux holds the ops routes as well,
+// metrics among them, which main serves on another address.
 type harness struct {
 	srv  *server.Server
 	nc   *nats.Conn
@@ -111,7 +116,7 @@ func newHarness(tb testing.TB, modify func(*Config)) *harness {
 		"nats": func(context.Context) error { return natsx.Ready(h.nc) },
 	})
 	h.rc.Register(h.mux)
-	h.http = httptest.NewServer(h.mux)
+	h.http = httptest.NewServer(h.rc.Limit(h.mux))
 	tb.Cleanup(h.http.Close)
 	return h
 }
@@ -181,4 +186,86 @@ func (h *harness) counter(tb testing.TB, name, label, value string) float64 {
 		}
 	}
 	return 0
+}
+
+// gauge reads one unlabelled gauge from the registry; 0 when absent.
+func (h *harness) gauge(tb testing.TB, name string) float64 {
+	tb.Helper()
+	mfs, err := h.reg.Gather()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
+			return mf.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	return 0
+}
+
+// waitInFlight waits until exactly n requests are being served, and fails
+// the test when that does not happen within 10 seconds.
+func (h *harness) waitInFlight(tb testing.TB, n int) {
+	tb.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for h.gauge(tb, "zoom_webhook_requests_in_flight") != float64(n) {
+		if time.Now().After(deadline) {
+			tb.Fatalf("requests in flight got %v, want %d within 10s", h.gauge(tb, "zoom_webhook_requests_in_flight"), n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// rawPost opens a connection of its own to the harness and sends a POST of
+// body to path, signed with the test secret, that declares the whole body's
+// length but sends only its first sent bytes: a client that stops in the
+// middle of its body, or at its very start. The connection closes when the
+// test ends.
+func (h *harness) rawPost(tb testing.TB, path string, body []byte, sent int) net.Conn {
+	tb.Helper()
+	conn, err := net.Dial("tcp", h.http.Listener.Addr().String())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { conn.Close() })
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "POST %s HTTP/1.1\r\nHost: webhook\r\nContent-Type: application/json\r\nContent-Length: %d\r\n", path, len(body))
+	fmt.Fprintf(&b, "%s: %s\r\n%s: %s\r\n\r\n", HeaderTimestamp, testTS, HeaderSignature, Sign(testSecret, testTS, body))
+	b.Write(body[:sent])
+	if _, err := conn.Write(b.Bytes()); err != nil {
+		tb.Fatal(err)
+	}
+	return conn
+}
+
+// readResponse reads the answer to the request sent on conn. It gives up
+// after 5 seconds, so that a request the server holds fails the test
+// instead of hanging it.
+func readResponse(conn net.Conn) (*http.Response, error) {
+	if err := conn.SetReadDeadline(time.Now().Add(5 * time.Second)); err != nil {
+		return nil, err
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		return nil, err
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp, nil
+}
+
+// blockingPublisher holds every publish until release is closed (or the
+// request's context ends), like a JetStream that is slow to acknowledge.
+type blockingPublisher struct {
+	Publisher
+	release chan struct{}
+}
+
+func (p *blockingPublisher) PublishMsg(ctx context.Context, msg *nats.Msg, opts ...jetstream.PublishOpt) (*jetstream.PubAck, error) {
+	select {
+	case <-p.release:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	return p.Publisher.PublishMsg(ctx, msg, opts...)
 }

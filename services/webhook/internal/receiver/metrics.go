@@ -16,11 +16,16 @@ const (
 	ResultStaleTimestamp   = "stale_timestamp"
 	ResultBadJSON          = "bad_json"
 	ResultUnavailable      = "unavailable"
+	// ResultOverloaded is a request shed because MaxConcurrent requests
+	// were already being served; it counts every route of the public
+	// address, not the webhook routes alone.
+	ResultOverloaded = "overloaded"
 )
 
 var results = []string{
 	ResultAccepted, ResultDuplicate, ResultURLValidation, ResultBadMethod, ResultUnknownConnector,
 	ResultTooLarge, ResultBadRequest, ResultBadSignature, ResultStaleTimestamp, ResultBadJSON, ResultUnavailable,
+	ResultOverloaded,
 }
 
 // Metrics counts what the receiver did with each request.
@@ -28,11 +33,12 @@ type Metrics struct {
 	requests *prometheus.CounterVec
 	events   *prometheus.CounterVec
 	publish  prometheus.Histogram
+	inFlight prometheus.Gauge
 }
 
 // NewMetrics registers the receiver's metrics on reg:
-// zoom_webhook_requests_total{result}, zoom_webhook_events_total{event} and
-// zoom_webhook_publish_seconds.
+// zoom_webhook_requests_total{result}, zoom_webhook_events_total{event},
+// zoom_webhook_publish_seconds and zoom_webhook_requests_in_flight.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -48,13 +54,17 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help:    "Time to store one notification in JetStream, failures included.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
 		}),
+		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "zoom_webhook_requests_in_flight",
+			Help: "Requests being served on the public address; at the concurrency limit, more are shed with 503.",
+		}),
 	}
 	// Every result starts at zero, so that a rate over a result that has not
 	// happened yet is 0 rather than absent.
 	for _, r := range results {
 		m.requests.WithLabelValues(r)
 	}
-	reg.MustRegister(m.requests, m.events, m.publish)
+	reg.MustRegister(m.requests, m.events, m.publish, m.inFlight)
 	return m
 }
 

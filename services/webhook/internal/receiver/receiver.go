@@ -1,11 +1,17 @@
-// Package receiver is the HTTP endpoint for Zoom webhook notifications
-// (CONTRACT.md section 6). It verifies each notification, answers Zoom's
-// endpoint validation, and stores every other verified notification in
-// JetStream before answering 200; everything that follows happens
-// asynchronously in the normalizer.
+// Package receiver is the HTTP endpoint for Zoom webhook notifications. It
+// verifies each notification, answers Zoom's endpoint validation, and stores
+// every other verified notification in JetStream before answering 200;
+// everything that follows happens asynchronously in the normalizer.
 //
-// A request is checked in this order, and the first check that fails decides
-// the answer:
+// Limit bounds the requests served at once on the public address: one over
+// MaxConcurrent is answered 503 (overloaded) with Retry-After at once, before
+// any of its body is read, so that the memory held by callers, who are not
+// authenticated until their body is read, stays in the order of
+// MaxConcurrent times MaxBody. Zoom retries a 503, so a notification shed is
+// delivered later.
+//
+// A request to a webhook route is then checked in this order, and the first
+// check that fails decides the answer:
 //
 //  1. method: anything but POST is 405 (bad_method);
 //  2. connector: a tenant or connector that is not a valid subject token or
@@ -61,12 +67,15 @@ const EventURLValidation = "endpoint.url_validation"
 
 // Defaults of Config.
 const (
-	// MaxBody is the largest body accepted. Zoom's notifications are a few
-	// kilobytes; the bound protects memory from anyone else, and leaves
-	// room for the envelope and headers of the stored message within
-	// JetStream's default largest message (1 MiB): a body accepted must be
-	// storable, or every retry of it would get a 503.
-	MaxBody = 1<<20 - 64<<10
+	// MaxBody is the largest body accepted by default. Zoom's
+	// notifications are a few kilobytes; the bound is what an
+	// unauthenticated caller can make the receiver hold per request.
+	MaxBody = 64 << 10
+	// MaxStorableBody is the largest body a receiver may be configured to
+	// accept: it leaves room for the envelope and headers of the stored
+	// message within JetStream's default largest message (1 MiB), since a
+	// body accepted must be storable, or every retry of it would get a 503.
+	MaxStorableBody = 1<<20 - 64<<10
 	// MaxSkew is how far x-zm-request-timestamp may lie from now. Zoom
 	// documents no window; 5 minutes is the common practice.
 	MaxSkew = 5 * time.Minute
@@ -74,6 +83,15 @@ const (
 	// answer's decision: Zoom counts a delivery as failed after 3 seconds,
 	// and a 503 sent in time at least tells it to retry.
 	PublishTimeout = 2500 * time.Millisecond
+	// MaxConcurrent is how many requests Limit lets be served at once by
+	// default: with MaxBody, bodies of 16 MiB in all (twice that while
+	// they are read), and far more notifications at once than Zoom sends,
+	// since each is answered within PublishTimeout.
+	MaxConcurrent = 256
+	// RetryAfter is the wait a shed request's answer suggests: a held
+	// request ends within PublishTimeout, so a slot is free by then unless
+	// the flood goes on.
+	RetryAfter = 5 * time.Second
 )
 
 // Publisher stores a message in JetStream; jetstream.JetStream is one.
@@ -97,15 +115,21 @@ type Config struct {
 	// Now is the clock timestamps are checked against; nil is time.Now.
 	Now func() time.Time
 	// PublishTimeout, MaxSkew and MaxBody default to the package's
-	// constants when zero.
+	// constants when zero. MaxBody should not exceed MaxStorableBody.
 	PublishTimeout time.Duration
 	MaxSkew        time.Duration
 	MaxBody        int64
+	// MaxConcurrent bounds the requests Limit lets be served at once;
+	// zero is the package's MaxConcurrent.
+	MaxConcurrent int
 }
 
 // Receiver is the http.Handler of the webhook routes.
 type Receiver struct {
 	cfg Config
+	// slots holds one element for each request being served through
+	// Limit.
+	slots chan struct{}
 }
 
 // New returns a Receiver configured by cfg.
@@ -125,7 +149,39 @@ func New(cfg Config) *Receiver {
 	if cfg.MaxBody <= 0 {
 		cfg.MaxBody = MaxBody
 	}
-	return &Receiver{cfg: cfg}
+	if cfg.MaxConcurrent <= 0 {
+		cfg.MaxConcurrent = MaxConcurrent
+	}
+	return &Receiver{cfg: cfg, slots: make(chan struct{}, cfg.MaxConcurrent)}
+}
+
+// Limit returns next behind the receiver's bound on concurrent requests,
+// for the public address: every request counts, whatever its route. A
+// request beyond MaxConcurrent is answered 503 with Retry-After at once,
+// without waiting for a slot and without reading its body; its connection
+// is closed after the answer, so that the server does not read that body
+// either to find the next request.
+func (rc *Receiver) Limit(next http.Handler) http.Handler {
+	retryAfter := strconv.Itoa(int(RetryAfter / time.Second))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case rc.slots <- struct{}{}:
+		default:
+			rc.cfg.Metrics.request(ResultOverloaded)
+			// Debug only: a flood is what sheds, and the count tells of it.
+			rc.cfg.Log.Debug().Str("remote", r.RemoteAddr).Str("path", r.URL.Path).Msg("request shed")
+			w.Header().Set("Retry-After", retryAfter)
+			w.Header().Set("Connection", "close")
+			http.Error(w, http.StatusText(http.StatusServiceUnavailable), http.StatusServiceUnavailable)
+			return
+		}
+		rc.cfg.Metrics.inFlight.Inc()
+		defer func() {
+			rc.cfg.Metrics.inFlight.Dec()
+			<-rc.slots
+		}()
+		next.ServeHTTP(w, r)
+	})
 }
 
 // Register adds the webhook routes to mux: /webhooks/zoom/{tenant}/{connector}

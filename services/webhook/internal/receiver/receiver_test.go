@@ -9,9 +9,11 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -66,7 +68,7 @@ func TestRefused(t *testing.T) {
 		{"timestamp in ms", http.MethodPost, "/webhooks/zoom", testTS + "000", Sign(testSecret, testTS+"000", valid), valid, http.StatusUnauthorized, ResultStaleTimestamp},
 		{"timestamp not a number", http.MethodPost, "/webhooks/zoom", "soon", Sign(testSecret, "soon", valid), valid, http.StatusUnauthorized, ResultStaleTimestamp},
 		{"invalid JSON", http.MethodPost, "/webhooks/zoom", testTS, Sign(testSecret, testTS, []byte(`{"event":`)), []byte(`{"event":`), http.StatusBadRequest, ResultBadJSON},
-		{"exactly 1 MiB, not JSON", http.MethodPost, "/webhooks/zoom", testTS, Sign(testSecret, testTS, exact), exact, http.StatusBadRequest, ResultBadJSON},
+		{"exactly MaxBody, not JSON", http.MethodPost, "/webhooks/zoom", testTS, Sign(testSecret, testTS, exact), exact, http.StatusBadRequest, ResultBadJSON},
 		{"JSON array", http.MethodPost, "/webhooks/zoom", testTS, Sign(testSecret, testTS, []byte(`[]`)), []byte(`[]`), http.StatusBadRequest, ResultBadJSON},
 		{"no event", http.MethodPost, "/webhooks/zoom", testTS, Sign(testSecret, testTS, []byte(`{"payload":{}}`)), []byte(`{"payload":{}}`), http.StatusBadRequest, ResultBadJSON},
 		{"url validation without token", http.MethodPost, "/webhooks/zoom", testTS,
@@ -346,5 +348,153 @@ func TestTooLargeChunked(t *testing.T) {
 	}
 	if got := h.stored(t); got != 0 {
 		t.Errorf("stored messages got %d, want 0", got)
+	}
+}
+
+// paddedNotification is deactivated followed by JSON whitespace, n bytes in
+// all: a genuine notification of exactly the size a test needs.
+func paddedNotification(tb testing.TB, n int) []byte {
+	tb.Helper()
+	if n < len(deactivated) {
+		tb.Fatalf("a notification needs at least %d bytes, asked for %d", len(deactivated), n)
+	}
+	return append([]byte(deactivated), bytes.Repeat([]byte(" "), n-len(deactivated))...)
+}
+
+// TestBodyLimit: a genuine, signed notification of 64 KiB is accepted and
+// one byte more is 413, whether the body declares its length or comes
+// chunked, without any attempt to store it.
+func TestBodyLimit(t *testing.T) {
+	h := newHarness(t, nil)
+	tests := []struct {
+		name    string
+		size    int
+		chunked bool
+		want    int
+	}{
+		{"64 KiB", 64 << 10, false, http.StatusOK},
+		{"64 KiB chunked", 64 << 10, true, http.StatusOK},
+		{"64 KiB and one byte", 64<<10 + 1, false, http.StatusRequestEntityTooLarge},
+		{"64 KiB and one byte chunked", 64<<10 + 1, true, http.StatusRequestEntityTooLarge},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			body := paddedNotification(t, tt.size)
+			var r io.Reader = bytes.NewReader(body)
+			if tt.chunked {
+				// A reader of unknown length makes the client send the body
+				// chunked, without Content-Length.
+				r = io.MultiReader(r)
+			}
+			req, err := http.NewRequest(http.MethodPost, h.http.URL+"/webhooks/zoom", r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set(HeaderTimestamp, testTS)
+			req.Header.Set(HeaderSignature, Sign(testSecret, testTS, body))
+			calls := h.pub.calls.Load()
+			resp, err := h.http.Client().Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != tt.want {
+				t.Errorf("status got %d, want %d", resp.StatusCode, tt.want)
+			}
+			if got := h.pub.calls.Load() - calls; tt.want != http.StatusOK && got != 0 {
+				t.Errorf("publish attempts got %d, want 0", got)
+			}
+		})
+	}
+}
+
+// TestShed holds as many requests as the limit allows, in the two ways a
+// caller can hold one: a JetStream slow to acknowledge, and a client that
+// stops in the middle of its body. The next request must be answered 503
+// with Retry-After while they are held, without any of its body being sent;
+// the held requests must then complete, and new ones be served again.
+func TestShed(t *testing.T) {
+	const limit = 3
+	tests := []struct {
+		name         string
+		blockPublish bool
+		// sent is how much of its body each held request sends before
+		// the shed one.
+		sent func(body []byte) int
+	}{
+		{"held by a slow publish", true, func(b []byte) int { return len(b) }},
+		{"held by a slow body", false, func(b []byte) int { return len(b) - 1 }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			release := make(chan struct{})
+			var once sync.Once
+			releaseAll := func() { once.Do(func() { close(release) }) }
+			t.Cleanup(releaseAll)
+			h := newHarness(t, func(c *Config) {
+				c.MaxConcurrent = limit
+				// The held requests must outlast the test's steps by far;
+				// the test releases them itself.
+				c.PublishTimeout = time.Minute
+				if tt.blockPublish {
+					c.Publisher = &blockingPublisher{Publisher: c.Publisher, release: release}
+				}
+			})
+
+			held := make([]net.Conn, limit)
+			bodies := make([][]byte, limit)
+			for i := range held {
+				bodies[i] = []byte(strings.Replace(deactivated, "1626230691572", strconv.Itoa(1626230691573+i), 1))
+				held[i] = h.rawPost(t, "/webhooks/zoom", bodies[i], tt.sent(bodies[i]))
+			}
+			h.waitInFlight(t, limit)
+
+			over := h.rawPost(t, "/webhooks/zoom", []byte(deactivated), 0)
+			resp, err := readResponse(over)
+			if err != nil {
+				t.Fatalf("the request over the limit got no answer while the others were held: %v", err)
+			}
+			if resp.StatusCode != http.StatusServiceUnavailable {
+				t.Errorf("status over the limit got %d, want 503", resp.StatusCode)
+			}
+			if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err != nil || s < 1 {
+				t.Errorf("Retry-After got %q, want a number of seconds", resp.Header.Get("Retry-After"))
+			}
+			if !resp.Close {
+				t.Error("the connection stays open after a shed request, want it closed so that its unread body is never parsed")
+			}
+			if got := h.counter(t, "zoom_webhook_requests_total", "result", ResultOverloaded); got != 1 {
+				t.Errorf("zoom_webhook_requests_total{result=%q} got %v, want 1", ResultOverloaded, got)
+			}
+
+			releaseAll()
+			for i, conn := range held {
+				if sent := tt.sent(bodies[i]); sent < len(bodies[i]) {
+					if _, err := conn.Write(bodies[i][sent:]); err != nil {
+						t.Fatal(err)
+					}
+				}
+				resp, err := readResponse(conn)
+				if err != nil {
+					t.Fatalf("held request %d: %v", i, err)
+				}
+				if resp.StatusCode != http.StatusOK {
+					t.Errorf("held request %d got %d, want 200", i, resp.StatusCode)
+				}
+			}
+			// The held requests are stored, and the shed one, whose body
+			// differs from theirs, is not.
+			if got, want := h.stored(t), uint64(limit); got != want {
+				t.Errorf("stored messages got %d, want %d", got, want)
+			}
+
+			h.waitInFlight(t, 0)
+			for i := range limit + 1 {
+				body := []byte(strings.Replace(deactivated, "1626230691572", strconv.Itoa(1626230700000+i), 1))
+				if resp, _ := h.signed(t, "/webhooks/zoom", body); resp.StatusCode != http.StatusOK {
+					t.Errorf("request %d after the held ones got %d, want 200", i, resp.StatusCode)
+				}
+			}
+		})
 	}
 }
