@@ -1,26 +1,49 @@
 package main
 
 import (
+	"fmt"
+
 	"github.com/claritysecurity/zoom-connector/pkg/clarity"
 	"github.com/claritysecurity/zoom-connector/pkg/service"
 	"github.com/claritysecurity/zoom-connector/services/webhook/internal/receiver"
 )
 
 // config is the webhook service's configuration, read from the environment.
-// WEBHOOK_ADDR serves both the webhook routes and /healthz, /readyz and
-// /metrics.
+// Its Common.HTTPAddr (WEBHOOK_OPS_ADDR) is the internal address of
+// /healthz, /readyz, /metrics and the profiles, as every service has one;
+// Addr (WEBHOOK_ADDR) is the public one Zoom calls, which serves the
+// webhook routes, /healthz and /readyz only.
 type config struct {
 	service.Common
+	// Addr is the public address.
+	Addr string
 	// Secret is the default connector's webhook secret token.
 	Secret receiver.Secret
+	// MaxConcurrent bounds the requests served at once on the public
+	// address; more are shed with 503.
+	MaxConcurrent int
+	// MaxBody is the largest notification body accepted, in bytes.
+	MaxBody int
 }
 
 func readConfig(e *service.Env) (config, error) {
 	c := config{
-		Common: service.ReadCommon(e, "WEBHOOK_ADDR", ":8080"),
-		Secret: receiver.Secret(e.Required("ZOOM_WEBHOOK_SECRET_TOKEN")),
+		Common:        service.ReadCommon(e, "WEBHOOK_OPS_ADDR", ":8084"),
+		Addr:          e.String("WEBHOOK_ADDR", ":8080"),
+		Secret:        receiver.Secret(e.Required("ZOOM_WEBHOOK_SECRET_TOKEN")),
+		MaxConcurrent: e.Int("WEBHOOK_MAX_CONCURRENT", receiver.MaxConcurrent),
+		MaxBody:       e.Int("WEBHOOK_MAX_BODY", receiver.MaxBody),
 	}
 	e.Check(clarity.CheckToken("CLARITY_TENANT", c.Tenant))
 	e.Check(clarity.CheckToken("CONNECTOR_ID", c.ConnectorID))
+	if c.Addr == c.HTTPAddr {
+		e.Check(fmt.Errorf("WEBHOOK_OPS_ADDR must differ from WEBHOOK_ADDR, got %q for both", c.Addr))
+	}
+	if c.MaxConcurrent < 1 {
+		e.Check(fmt.Errorf("WEBHOOK_MAX_CONCURRENT must be at least 1, got %d", c.MaxConcurrent))
+	}
+	if c.MaxBody < 1 || c.MaxBody > receiver.MaxStorableBody {
+		e.Check(fmt.Errorf("WEBHOOK_MAX_BODY must be between 1 and %d bytes, got %d", receiver.MaxStorableBody, c.MaxBody))
+	}
 	return c, e.Err()
 }

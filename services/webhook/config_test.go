@@ -8,23 +8,39 @@ import (
 )
 
 func TestReadConfig(t *testing.T) {
+	secret := map[string]string{"ZOOM_WEBHOOK_SECRET_TOKEN": "s3cret"}
+	with := func(kv ...string) map[string]string {
+		m := map[string]string{"ZOOM_WEBHOOK_SECRET_TOKEN": "s3cret"}
+		for i := 0; i+1 < len(kv); i += 2 {
+			m[kv[i]] = kv[i+1]
+		}
+		return m
+	}
 	tests := []struct {
 		name    string
 		env     map[string]string
 		wantErr string // a part of the error; empty for none
 		check   func(config) bool
 	}{
-		{"defaults", map[string]string{"ZOOM_WEBHOOK_SECRET_TOKEN": "s3cret"}, "", func(c config) bool {
-			return c.HTTPAddr == ":8080" && c.Tenant == "default" && c.ConnectorID == "zoom" &&
-				c.NATSURL == "nats://127.0.0.1:4222" && c.Secret == "s3cret"
+		{"defaults", secret, "", func(c config) bool {
+			return c.Addr == ":8080" && c.HTTPAddr == ":8084" && c.Tenant == "default" && c.ConnectorID == "zoom" &&
+				c.NATSURL == "nats://127.0.0.1:4222" && c.Secret == "s3cret" &&
+				c.MaxConcurrent == 256 && c.MaxBody == 64<<10
 		}},
-		{"set", map[string]string{"ZOOM_WEBHOOK_SECRET_TOKEN": "s3cret", "WEBHOOK_ADDR": ":9999", "CLARITY_TENANT": "acme", "CONNECTOR_ID": "z2"}, "", func(c config) bool {
-			return c.HTTPAddr == ":9999" && c.Tenant == "acme" && c.ConnectorID == "z2"
+		{"set", with("WEBHOOK_ADDR", ":9999", "WEBHOOK_OPS_ADDR", "127.0.0.1:9998", "CLARITY_TENANT", "acme", "CONNECTOR_ID", "z2",
+			"WEBHOOK_MAX_CONCURRENT", "16", "WEBHOOK_MAX_BODY", "131072"), "", func(c config) bool {
+			return c.Addr == ":9999" && c.HTTPAddr == "127.0.0.1:9998" && c.Tenant == "acme" && c.ConnectorID == "z2" &&
+				c.MaxConcurrent == 16 && c.MaxBody == 128<<10
 		}},
 		{"no secret", map[string]string{}, "ZOOM_WEBHOOK_SECRET_TOKEN is required", nil},
 		{"blank secret", map[string]string{"ZOOM_WEBHOOK_SECRET_TOKEN": "  "}, "ZOOM_WEBHOOK_SECRET_TOKEN is required", nil},
-		{"tenant not a token", map[string]string{"ZOOM_WEBHOOK_SECRET_TOKEN": "s3cret", "CLARITY_TENANT": "a.b"}, "CLARITY_TENANT", nil},
-		{"connector not a token", map[string]string{"ZOOM_WEBHOOK_SECRET_TOKEN": "s3cret", "CONNECTOR_ID": "z*"}, "CONNECTOR_ID", nil},
+		{"tenant not a token", with("CLARITY_TENANT", "a.b"), "CLARITY_TENANT", nil},
+		{"connector not a token", with("CONNECTOR_ID", "z*"), "CONNECTOR_ID", nil},
+		{"one address for both", with("WEBHOOK_ADDR", ":8084"), "WEBHOOK_OPS_ADDR must differ from WEBHOOK_ADDR", nil},
+		{"no concurrency", with("WEBHOOK_MAX_CONCURRENT", "0"), "WEBHOOK_MAX_CONCURRENT must be at least 1", nil},
+		{"concurrency not a number", with("WEBHOOK_MAX_CONCURRENT", "many"), "WEBHOOK_MAX_CONCURRENT must be an integer", nil},
+		{"no body", with("WEBHOOK_MAX_BODY", "0"), "WEBHOOK_MAX_BODY must be between 1 and", nil},
+		{"body JetStream cannot store", with("WEBHOOK_MAX_BODY", "1048576"), "WEBHOOK_MAX_BODY must be between 1 and", nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
