@@ -137,6 +137,12 @@ func (s *Stack) Env(name string) ([]string, error) {
 		"RELAY_INTERVAL":            "50ms",
 	}
 	env[addrVar(name)] = addr
+	if name == "webhook" {
+		// Every webhook replica takes Zoom's calls on the one public
+		// address, so that the simulator's webhook URL stays valid; its
+		// health and metrics address, the Proc's Addr, is its own.
+		env["WEBHOOK_ADDR"] = s.addrs["webhook"]
+	}
 	for k, v := range s.cfg.Env {
 		env[k] = v
 	}
@@ -150,7 +156,7 @@ func (s *Stack) Env(name string) ([]string, error) {
 func addrVar(name string) string {
 	switch name {
 	case "webhook":
-		return "WEBHOOK_ADDR"
+		return "WEBHOOK_OPS_ADDR"
 	case "fetcher":
 		return "FETCHER_ADDR"
 	case "normalizer":
@@ -161,14 +167,9 @@ func addrVar(name string) string {
 	return "ADDR"
 }
 
-// addr returns the listen address of the named service replica; the webhook
-// keeps one address, so that the simulator's webhook URL stays valid.
-func (s *Stack) addr(name string) (string, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if name == "webhook" {
-		return s.addrs["webhook"], nil
-	}
+// addr returns the health and metrics address of a new replica of the
+// named service: a free one of its own.
+func (s *Stack) addr(string) (string, error) {
 	return freeAddr()
 }
 
