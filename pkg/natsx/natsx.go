@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	neturl "net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -42,7 +43,7 @@ func Connect(ctx context.Context, url, name string, log zerolog.Logger, opts ...
 		}),
 	}, opts...)...)
 	if err != nil {
-		return nil, nil, fmt.Errorf("connect to nats: %w", err)
+		return nil, nil, fmt.Errorf("connect to nats at %s: %w", RedactURL(url), redactError(err, url))
 	}
 	js, err := jetstream.New(nc)
 	if err != nil {
@@ -57,6 +58,9 @@ func Connect(ctx context.Context, url, name string, log zerolog.Logger, opts ...
 	}
 	if !nc.IsConnected() {
 		nc.Close()
+		if err := ctx.Err(); err != nil {
+			return nil, nil, fmt.Errorf("connect to nats at %s: %w", RedactURL(url), err)
+		}
 		return nil, nil, fmt.Errorf("connect to nats at %s: no connection within 10s", RedactURL(url))
 	}
 	return nc, js, nil
@@ -121,22 +125,123 @@ func Drain(nc *nats.Conn) error {
 	return nil
 }
 
+// TooLarge reports whether err is a refusal of a message for its size: the
+// server's maximum payload (checked by the client before sending) or a
+// stream's maximum message size. Publishing such a message again can only
+// fail again.
+func TooLarge(err error) bool {
+	if errors.Is(err, nats.ErrMaxPayload) {
+		return true
+	}
+	var api *jetstream.APIError
+	return errors.As(err, &api) && api.ErrorCode == jetstream.JSErrCodeStreamMessageExceedsMaximum
+}
+
 // RedactURL returns the NATS server URLs in s (comma-separated) without the
-// user names, passwords or tokens they may carry, for logs and errors.
+// user names, passwords or tokens they may carry, for logs and errors. It
+// does not need the URLs to be valid: whatever stands before the last "@"
+// of one is replaced, so that a malformed URL, which is just what an error
+// message shows, keeps its secret too.
 func RedactURL(s string) string {
 	parts := strings.Split(s, ",")
 	for i, p := range parts {
 		p = strings.TrimSpace(p)
-		u, err := neturl.Parse(p)
-		switch {
-		case err != nil:
-			parts[i] = "(unparsable URL)"
-		case u.User != nil:
-			u.User = neturl.User("redacted")
-			parts[i] = u.String()
-		default:
-			parts[i] = p
+		scheme, rest := "", p
+		if j := strings.Index(p, "://"); j >= 0 {
+			scheme, rest = p[:j+3], p[j+3:]
 		}
+		if at := strings.LastIndexByte(rest, '@'); at >= 0 {
+			parts[i] = scheme + "redacted" + rest[at:]
+			continue
+		}
+		// Without an "@" there is no user information, unless a comma in a
+		// password split one URL in two: then the first half does not
+		// parse (its "host" would be the user name and its "port" part of
+		// the password) and is not shown.
+		q := p
+		if scheme == "" {
+			q = "nats://" + p // as the client reads it
+		}
+		if u, err := neturl.Parse(q); err != nil || u.Host == "" {
+			parts[i] = "(unparsable URL)"
+			continue
+		}
+		parts[i] = p
 	}
 	return strings.Join(parts, ",")
+}
+
+// CheckURL reports whether s is a list of NATS server URLs that the client
+// can use (comma-separated; a URL without a scheme is a nats:// one). Its
+// error names the URL redacted, never a password or token it carries.
+func CheckURL(s string) error {
+	for _, p := range strings.Split(s, ",") {
+		p = strings.TrimSpace(p)
+		if !strings.Contains(p, "://") {
+			p = "nats://" + p
+		}
+		u, err := neturl.Parse(p)
+		if err != nil {
+			// What is wrong, without the URL: the message names it redacted.
+			var ue *neturl.Error
+			if errors.As(err, &ue) {
+				err = ue.Err
+			}
+			return fmt.Errorf("%s is not a valid URL: %w", RedactURL(p), redactError(err, p))
+		}
+		if u.Host == "" || u.Hostname() == "" {
+			return fmt.Errorf("%s has no host", RedactURL(p))
+		}
+	}
+	return nil
+}
+
+// redactError returns err with every secret of the URLs in urls taken out
+// of its text. A *url.Error, which is what parsing a malformed URL returns,
+// quotes the whole URL, password included; it is rebuilt around the
+// redacted URL, and an escape error in it, which may quote part of a
+// password, is reduced to its kind. Any other error that shows a secret is
+// replaced by its redacted text and no longer unwraps, so that nothing
+// that prints the chain can show it.
+func redactError(err error, urls string) error {
+	var ue *neturl.Error
+	if errors.As(err, &ue) {
+		return fmt.Errorf("%s %s: %w", ue.Op, RedactURL(ue.URL), redactError(ue.Err, urls))
+	}
+	var esc neturl.EscapeError
+	if errors.As(err, &esc) {
+		return errors.New("invalid URL escape")
+	}
+	text := err.Error()
+	redacted := text
+	for _, s := range urlSecrets(urls) {
+		redacted = strings.ReplaceAll(redacted, s, "redacted")
+	}
+	if redacted == text {
+		return err
+	}
+	return errors.New(redacted)
+}
+
+// urlSecrets returns the user information of each URL in urls (what stands
+// between its scheme and its last "@"), and the password in it, longest
+// first.
+func urlSecrets(urls string) []string {
+	var out []string
+	for _, p := range strings.Split(urls, ",") {
+		p = strings.TrimSpace(p)
+		if j := strings.Index(p, "://"); j >= 0 {
+			p = p[j+3:]
+		}
+		at := strings.LastIndexByte(p, '@')
+		if at <= 0 {
+			continue
+		}
+		out = append(out, p[:at])
+		if _, pw, ok := strings.Cut(p[:at], ":"); ok && pw != "" {
+			out = append(out, pw)
+		}
+	}
+	slices.SortFunc(out, func(a, b string) int { return len(b) - len(a) })
+	return out
 }

@@ -6,10 +6,13 @@ package service
 import (
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/claritysecurity/zoom-connector/pkg/natsx"
 )
 
 // Env reads configuration from environment variables and collects every
@@ -108,6 +111,49 @@ func (e *Env) Duration(name string, def time.Duration) time.Duration {
 	return d
 }
 
+// URL returns the variable, or def, as an http or https URL with a host,
+// and records an error when it is not one. The error names the variable and
+// shows the URL without its user information, query or fragment: a URL may
+// carry a password or token, and the parser's own error would quote it
+// whole.
+func (e *Env) URL(name, def string) string {
+	v := e.String(name, def)
+	u, err := url.Parse(v)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		e.errs = append(e.errs, fmt.Errorf("%s must be an http(s) URL with a host, got %s", name, RedactURL(v)))
+	}
+	return v
+}
+
+// NATSURL returns the variable, or def, as a list of NATS server URLs, and
+// records an error, without the URLs' secrets, when the client cannot use
+// it.
+func (e *Env) NATSURL(name, def string) string {
+	v := e.String(name, def)
+	if err := natsx.CheckURL(v); err != nil {
+		e.errs = append(e.errs, fmt.Errorf("%s: %w", name, err))
+	}
+	return v
+}
+
+// RedactURL returns rawURL for an error or a log line: without what stands
+// before its last "@" (user name, password or token), its query and its
+// fragment. It works on malformed URLs too, which are what errors show.
+func RedactURL(rawURL string) string {
+	scheme, rest := "", rawURL
+	if j := strings.Index(rawURL, "://"); j >= 0 {
+		scheme, rest = rawURL[:j+3], rawURL[j+3:]
+	}
+	// The user information goes first: a password may hold a "?" or "#".
+	if at := strings.LastIndexByte(rest, '@'); at >= 0 {
+		rest = "redacted" + rest[at:]
+	}
+	if i := strings.IndexAny(rest, "?#"); i >= 0 {
+		rest = rest[:i]
+	}
+	return scheme + rest
+}
+
 // Check records err, if any, among the configuration problems.
 func (e *Env) Check(err error) {
 	if err != nil {
@@ -143,7 +189,7 @@ type Common struct {
 // service's own health and metrics address, with its default.
 func ReadCommon(e *Env, addrVar, addrDef string) Common {
 	c := Common{
-		NATSURL:        e.String("NATS_URL", "nats://127.0.0.1:4222"),
+		NATSURL:        e.NATSURL("NATS_URL", "nats://127.0.0.1:4222"),
 		LogLevel:       e.String("LOG_LEVEL", "info"),
 		LogFormat:      e.String("LOG_FORMAT", "json"),
 		HTTPAddr:       e.String(addrVar, addrDef),

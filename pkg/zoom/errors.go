@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Zoom error codes the client acts on. Zoom sends them in the "code" field of
@@ -37,6 +38,32 @@ var ErrNotAPage = errors.New("zoom: answer is not a page of the listing (no item
 // 429 answer, whether the client gave up retrying or failed fast.
 var ErrRateLimited = errors.New("zoom: rate limited")
 
+// MaxQuoted bounds, in bytes, each piece of text from Zoom that an error
+// quotes (an error message, a reason, the start of a body that is not
+// JSON). Zoom's own messages are a sentence; anything longer is cut at a
+// character boundary and marked, so that an error always fits in a log
+// line, a dead letter's header and a NATS message.
+const MaxQuoted = 1 << 10
+
+// quoted returns text from Zoom as an error may quote it: valid UTF-8,
+// on one line, and at most MaxQuoted bytes, cut at a character boundary
+// with a marker that says how long it was.
+func quoted(s string) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	if strings.ContainsAny(s, "\r\n") {
+		s = strings.Join(strings.Fields(s), " ")
+	}
+	if len(s) <= MaxQuoted {
+		return s
+	}
+	marker := "… (truncated from " + strconv.Itoa(len(s)) + " bytes)"
+	cut := MaxQuoted - len(marker)
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + marker
+}
+
 // APIError is a non-2xx answer of the Zoom REST API.
 type APIError struct {
 	// StatusCode is the HTTP status.
@@ -44,6 +71,7 @@ type APIError struct {
 	// Code is Zoom's error code from the body, 0 when the body had none.
 	Code int
 	// Message is Zoom's error message, or the start of a non-JSON body.
+	// Error quotes at most MaxQuoted bytes of it.
 	Message string
 	// Method is the HTTP method of the request.
 	Method string
@@ -72,7 +100,7 @@ func (e *APIError) answer() string {
 		b.WriteString(" code ")
 		b.WriteString(strconv.Itoa(e.Code))
 	}
-	msg := e.Message
+	msg := quoted(e.Message)
 	if msg == "" {
 		msg = strings.ToLower(http.StatusText(e.StatusCode))
 	}
@@ -162,7 +190,8 @@ type TokenError struct {
 	// OAuthError is the OAuth "error" field, such as "invalid_client".
 	OAuthError string
 	// Reason is Zoom's explanation ("reason", "error_description" or
-	// "message"), with any secret scrubbed.
+	// "message"), with any secret scrubbed. Error quotes at most
+	// MaxQuoted bytes of it.
 	Reason string
 }
 
@@ -174,7 +203,7 @@ func (e *TokenError) Error() string {
 	b.WriteString(strconv.Itoa(e.StatusCode))
 	if e.OAuthError != "" {
 		b.WriteByte(' ')
-		b.WriteString(e.OAuthError)
+		b.WriteString(quoted(e.OAuthError))
 	}
 	if e.Code != 0 {
 		b.WriteString(" code ")
@@ -182,7 +211,7 @@ func (e *TokenError) Error() string {
 	}
 	if e.Reason != "" {
 		b.WriteString(": ")
-		b.WriteString(e.Reason)
+		b.WriteString(quoted(e.Reason))
 	}
 	if h := e.Hint(); h != "" {
 		b.WriteString(" (")

@@ -3,9 +3,9 @@ package main
 import (
 	"time"
 
-	"github.com/claritysecurity/zoom-connector/pkg/clarity"
 	"github.com/claritysecurity/zoom-connector/pkg/service"
 	"github.com/claritysecurity/zoom-connector/pkg/zoom"
+	"github.com/claritysecurity/zoom-connector/services/fetcher/internal/runner"
 )
 
 // config is the fetcher's configuration, read from the environment.
@@ -31,8 +31,8 @@ func readConfig(e *service.Env) (config, error) {
 	plan, err := zoom.ParsePlan(e.String("ZOOM_PLAN", "pro"))
 	e.Check(err)
 	c.Zoom = zoom.Config{
-		APIURL:        e.String("ZOOM_API_URL", "https://api.zoom.us/v2"),
-		OAuthURL:      e.String("ZOOM_OAUTH_URL", "https://zoom.us"),
+		APIURL:        e.URL("ZOOM_API_URL", "https://api.zoom.us/v2"),
+		OAuthURL:      e.URL("ZOOM_OAUTH_URL", "https://zoom.us"),
 		AccountID:     e.Required("ZOOM_ACCOUNT_ID"),
 		ClientID:      e.Required("ZOOM_CLIENT_ID"),
 		ClientSecret:  e.Required("ZOOM_CLIENT_SECRET"),
@@ -40,7 +40,7 @@ func readConfig(e *service.Env) (config, error) {
 		PaceShare:     e.Float("ZOOM_RATE_SHARE", 0.5),
 		DisablePacing: !e.Bool("ZOOM_PACING", true),
 	}
-	e.Check(clarity.CheckToken("CLARITY_TENANT", c.Tenant))
-	e.Check(clarity.CheckToken("CONNECTOR_ID", c.ConnectorID))
+	e.Check(runner.CheckName("CLARITY_TENANT", c.Tenant))
+	e.Check(runner.CheckName("CONNECTOR_ID", c.ConnectorID))
 	return c, e.Err()
 }

@@ -4,13 +4,16 @@
 package runner
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
@@ -63,14 +66,34 @@ func (r *Runner) HandleTrigger(ctx context.Context, msg jetstream.Msg) error {
 	if err != nil {
 		return natsx.Permanent(fmt.Errorf("trigger without JetStream metadata: %w", err))
 	}
-	log := r.log.With().Str("tenant", tenant).Str("connector", connector).Str("request_id", trig.RequestID).Logger()
+	log := r.log.With().Str("tenant", bound(tenant, 80)).Str("connector", bound(connector, 80)).
+		Str("request_id", bound(trig.RequestID, maxRequestID+20)).Logger()
 
-	client, known := r.clients[tenant+"."+connector]
-	if trig.Mode != "" && trig.Mode != "full" {
-		return r.refuse(ctx, tenant, connector, trig, fmt.Sprintf("unsupported sync mode %q: only \"full\" is supported", trig.Mode))
+	// A trigger that names no connector of this fetcher is answered
+	// directly, on its own subject: sent on to the writer, it would make
+	// the writer create the connector it names.
+	if err := cmp.Or(CheckName("tenant", tenant), CheckName("connector", connector)); err != nil {
+		return r.refuseUnknown(ctx, tenant, connector, md, trig, err.Error())
 	}
+	client, known := r.clients[tenant+"."+connector]
 	if !known {
-		return r.refuse(ctx, tenant, connector, trig, fmt.Sprintf("unknown connector %s/%s: this fetcher serves %s", tenant, connector, strings.Join(r.names(), ", ")))
+		// The message names no other connector: it goes to whoever sent
+		// the trigger, who may be another tenant's.
+		return r.refuseUnknown(ctx, tenant, connector, md, trig,
+			fmt.Sprintf("unknown connector %s/%s: no such connector is configured", tenant, connector))
+	}
+	if len(trig.RequestID) > maxRequestID {
+		// Every message of the run names its request ids, and the run
+		// state holds them: one without a bound could make them too large
+		// for NATS.
+		n := len(trig.RequestID)
+		trig.RequestID = ""
+		return r.refuse(ctx, tenant, connector, trig,
+			fmt.Sprintf("request_id is %d bytes long; at most %d are accepted", n, maxRequestID))
+	}
+	if trig.Mode != "" && trig.Mode != "full" {
+		return r.refuse(ctx, tenant, connector, trig,
+			fmt.Sprintf("unsupported sync mode %q: only \"full\" is supported", bound(trig.Mode, 64)))
 	}
 
 	decision, st, _, err := r.runs.Claim(ctx, tenant, connector, md.Sequence.Stream, trig.RequestID, "full")
@@ -122,19 +145,25 @@ func (r *Runner) fetchAndEnd(ctx context.Context, log zerolog.Logger, tenant, co
 		fetchErr = fmt.Errorf("the run was interrupted %d times (fetcher stopped or crashed); giving up", st.Attempt-1)
 	} else {
 		log.Info().Msg("sync started")
-		if err := r.syncer.Publish(ctx, tenant, connector, &pb.Envelope{Body: &pb.Envelope_RunStarted{RunStarted: &pb.RunStarted{Run: run}}},
-			run.RunId+"/started"); err != nil {
+		err := r.syncer.Publish(ctx, tenant, connector, &pb.Envelope{Body: &pb.Envelope_RunStarted{RunStarted: &pb.RunStarted{Run: run}}},
+			run.RunId+"/started")
+		switch {
+		case syncer.Unpublishable(err):
+			// No redelivery makes it smaller: the run fails.
+			fetchErr = fmt.Errorf("publish the run's start: %w", err)
+		case err != nil:
 			return err
-		}
-		res, fetchErr = r.syncer.Fetch(ctx, tenant, connector, run, st.Attempt, client)
-		if ctx.Err() != nil {
-			// Shutting down: hand the trigger back; the run resumes.
-			return ctx.Err()
-		}
-		if errors.Is(fetchErr, syncer.ErrPublish) {
-			// NATS, not Zoom, failed: hand the trigger back, and the
-			// run resumes on its redelivery.
-			return fetchErr
+		default:
+			res, fetchErr = r.syncer.Fetch(ctx, tenant, connector, run, st.Attempt, client)
+			if ctx.Err() != nil {
+				// Shutting down: hand the trigger back; the run resumes.
+				return ctx.Err()
+			}
+			if errors.Is(fetchErr, syncer.ErrPublish) {
+				// NATS, not Zoom, failed: hand the trigger back, and the
+				// run resumes on its redelivery.
+				return fetchErr
+			}
 		}
 	}
 	// The run's end goes out with the triggers joined so far; a trigger
@@ -163,21 +192,56 @@ func (r *Runner) fetchAndEnd(ctx context.Context, log zerolog.Logger, tenant, co
 	var env *pb.Envelope
 	if fetchErr != nil {
 		log.Warn().Err(fetchErr).Msg("sync failed")
-		env = &pb.Envelope{Body: &pb.Envelope_RunFailed{RunFailed: &pb.RunFailed{
-			Run: run, Error: fetchErr.Error(), ApiRequests: res.APIRequests}}}
+		env = failedEnd(run, fetchErr.Error(), res.APIRequests)
 	} else {
 		log.Info().Int64("api_requests", res.APIRequests).Int("listings", len(res.Listings)).Msg("sync fetched")
 		env = &pb.Envelope{Body: &pb.Envelope_RunFetched{RunFetched: &pb.RunFetched{
 			Run: run, Listings: res.Listings, ApiRequests: res.APIRequests}}}
 	}
-	// The state says the end is out: it must get out. A publication that
-	// fails (NATS away) is tried again, under the same message id, until
-	// it is stored or the fetcher stops.
-	id := fmt.Sprintf("%s/end/%d", run.RunId, st.Attempt)
-	for wait := 250 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
+	return r.publishEnd(ctx, log, tenant, connector, env, res.APIRequests, fmt.Sprintf("%s/end/%d", run.RunId, st.Attempt))
+}
+
+// Bounds of what a run's messages carry, so that each fits in a NATS
+// message (1 MiB by default) whatever Zoom or a trigger sent.
+const (
+	// maxErrorText bounds the error of a failed run. The Zoom client
+	// already bounds what it quotes of Zoom; this is the second line.
+	maxErrorText = 4 << 10
+	// maxRequestID bounds the request id of a trigger.
+	maxRequestID = 256
+	// maxEndRequestIDs is how many request ids the end of a run names
+	// when naming all of them makes it too large to publish.
+	maxEndRequestIDs = 1000
+)
+
+// failedEnd is the end of a run that failed with the error text msg.
+func failedEnd(run *pb.Run, msg string, apiRequests int64) *pb.Envelope {
+	return &pb.Envelope{Body: &pb.Envelope_RunFailed{RunFailed: &pb.RunFailed{
+		Run: run, Error: bound(msg, maxErrorText), ApiRequests: apiRequests}}}
+}
+
+// publishEnd publishes env, the end of a run. The run state says the end
+// is out: it must get out. A publication that fails because NATS is away
+// is tried again, under the same message id, until it is stored or the
+// fetcher stops. One that no attempt can store (too large for NATS) is
+// replaced by the run's failure, which says why; should even that be too
+// large (a run that served thousands of triggers), it names only the first
+// maxEndRequestIDs of them. Only when that fails too does the trigger go to
+// the dead letters: its run then no longer holds the connector.
+func (r *Runner) publishEnd(ctx context.Context, log zerolog.Logger, tenant, connector string, env *pb.Envelope, apiRequests int64, id string) error {
+	for wait := 250 * time.Millisecond; ; {
 		err := r.syncer.Publish(ctx, tenant, connector, env, id)
 		if err == nil || ctx.Err() != nil {
 			return err
+		}
+		if syncer.Unpublishable(err) {
+			next := smallerEnd(env, apiRequests, err)
+			if next == nil {
+				return natsx.Permanent(fmt.Errorf("publish the run's end: %w", err))
+			}
+			log.Warn().Err(err).Msg("the run's end cannot be published; publishing a smaller failure instead")
+			env = next
+			continue
 		}
 		log.Warn().Err(err).Dur("retry_in", wait).Msg("publish the run's end; retrying")
 		select {
@@ -185,7 +249,26 @@ func (r *Runner) fetchAndEnd(ctx context.Context, log zerolog.Logger, tenant, co
 			return err
 		case <-time.After(wait):
 		}
+		wait = min(2*wait, 5*time.Second)
 	}
+}
+
+// smallerEnd returns what to publish instead of the run's end env, which
+// NATS refused with err: the run's failure, saying why, in place of its
+// manifest; a failure naming only the first maxEndRequestIDs triggers in
+// place of one naming more; nil when nothing smaller is left to try.
+func smallerEnd(env *pb.Envelope, apiRequests int64, err error) *pb.Envelope {
+	if f := env.GetRunFetched(); f != nil {
+		return failedEnd(f.Run, "the run's end could not be published: "+err.Error(), apiRequests)
+	}
+	f := env.GetRunFailed()
+	if n := len(f.GetRun().GetRequestIds()); n > maxEndRequestIDs {
+		run := proto.CloneOf(f.Run)
+		run.RequestIds = run.RequestIds[:maxEndRequestIDs]
+		return failedEnd(run, fmt.Sprintf("the run served %d triggers, of which only the first %d are named: %s",
+			n, maxEndRequestIDs, f.Error), apiRequests)
+	}
+	return nil
 }
 
 // closeRun closes the ended run st, or, when triggers joined after its end
@@ -225,24 +308,85 @@ func (r *Runner) closeRun(ctx context.Context, tenant, connector string, st runs
 	}
 }
 
-// refuse ends a trigger that cannot run with a failed run, so that whoever
-// waits on it learns why.
+// refuse ends a trigger of a known connector that cannot run with a failed
+// run, so that whoever waits on it learns why.
 func (r *Runner) refuse(ctx context.Context, tenant, connector string, trig clarity.Trigger, reason string) error {
 	r.log.Warn().Str("tenant", tenant).Str("connector", connector).Str("reason", reason).Msg("trigger refused")
 	run := &pb.Run{RunId: runstate.NewRunID(), StartedAtMs: r.now().UnixMilli(), Mode: "full"}
 	if trig.RequestID != "" {
 		run.RequestIds = []string{trig.RequestID}
 	}
-	return r.syncer.Publish(ctx, tenant, connector, &pb.Envelope{Body: &pb.Envelope_RunFailed{RunFailed: &pb.RunFailed{Run: run, Error: reason}}}, "")
+	return r.syncer.Publish(ctx, tenant, connector, failedEnd(run, reason, 0), "")
 }
 
-func (r *Runner) names() []string {
-	var out []string
-	for k := range r.clients {
-		out = append(out, strings.Replace(k, ".", "/", 1))
+// refuseUnknown answers a trigger for a connector this fetcher does not
+// serve (or whose name is not a valid one) with a clarity.sync.failed event,
+// published directly on the trigger's own sync subject: nothing is sent
+// towards the writer, which would create the connector it names, and
+// nothing is stored for it. As nothing was ever committed for such a
+// connector, the event's sequence is 0. Its id, run id and times derive
+// from the trigger's place in its stream, so that a redelivery publishes
+// the same event, which JetStream's duplicate window drops.
+func (r *Runner) refuseUnknown(ctx context.Context, tenant, connector string, md *jetstream.MsgMetadata, trig clarity.Trigger, reason string) error {
+	reason = bound(reason, maxErrorText)
+	r.log.Warn().Str("tenant", bound(tenant, 80)).Str("connector", bound(connector, 80)).Str("reason", reason).
+		Msg("trigger for an unknown connector refused")
+	at := md.Timestamp.UTC()
+	runID := "refused-" + strconv.FormatUint(md.Sequence.Stream, 10)
+	d := clarity.SyncData{
+		RunID:      runID,
+		RequestIDs: []string{},
+		Mode:       "full",
+		StartedAt:  at.Format(time.RFC3339Nano),
+		FinishedAt: at.Format(time.RFC3339Nano),
+		Error:      reason,
 	}
-	slices.Sort(out)
-	return out
+	if id := trig.RequestID; id != "" && len(id) <= maxRequestID {
+		d.RequestID, d.RequestIDs = id, []string{id}
+	}
+	data, err := json.Marshal(d)
+	if err != nil {
+		return err
+	}
+	ev := clarity.NewEvent(tenant, connector, 0, clarity.KindSync, clarity.OpFailed, runID, at, data)
+	ev.ID = tenant + "/" + connector + "/" + runID
+	if err := r.syncer.PublishEvent(ctx, clarity.KindSync, ev); err != nil {
+		if syncer.Unpublishable(err) {
+			return natsx.Permanent(err)
+		}
+		return err
+	}
+	return nil
+}
+
+// CheckName reports whether s, the name of a tenant or connector (what),
+// is a valid one: [a-z0-9][a-z0-9_-]{0,62}. Names stand in subjects,
+// key-value keys and URLs; the error quotes at most the start of s.
+func CheckName(what, s string) error {
+	ok := len(s) >= 1 && len(s) <= 63
+	for i := 0; ok && i < len(s); i++ {
+		c := s[i]
+		ok = c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || i > 0 && (c == '_' || c == '-')
+	}
+	if !ok {
+		return fmt.Errorf("invalid %s %q: a %s must match [a-z0-9][a-z0-9_-]{0,62}", what, bound(s, 80), what)
+	}
+	return nil
+}
+
+// bound returns s as valid UTF-8 (as a protobuf string must be) and at most
+// n bytes long: cut at a character boundary and marked as cut.
+func bound(s string, n int) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	if len(s) <= n {
+		return s
+	}
+	marker := fmt.Sprintf("… (truncated from %d bytes)", len(s))
+	cut := max(n-len(marker), 0)
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + marker
 }
 
 // HandleHint handles one message of zoom.hint.<tenant>.<connector>: it
@@ -252,9 +396,18 @@ func (r *Runner) HandleHint(ctx context.Context, msg jetstream.Msg) error {
 	if err := proto.Unmarshal(msg.Data(), &h); err != nil {
 		return natsx.Permanent(fmt.Errorf("decode hint: %w", err))
 	}
+	if err := cmp.Or(CheckName("tenant", h.Tenant), CheckName("connector", h.Connector)); err != nil {
+		return natsx.Permanent(fmt.Errorf("hint: %w", err))
+	}
+	if tenant, connector, err := clarity.SplitSubject(msg.Subject()); err != nil || tenant != h.Tenant || connector != h.Connector {
+		return natsx.Permanent(fmt.Errorf("hint for %s/%s on another connector's subject", h.Tenant, h.Connector))
+	}
 	client, ok := r.clients[h.Tenant+"."+h.Connector]
-	if !ok || h.UserId == "" {
-		return natsx.Permanent(fmt.Errorf("hint for unknown connector %s/%s or without user id", h.Tenant, h.Connector))
+	if !ok {
+		return natsx.Permanent(fmt.Errorf("hint for unknown connector %s/%s: no such connector is configured", h.Tenant, h.Connector))
+	}
+	if h.UserId == "" {
+		return natsx.Permanent(fmt.Errorf("hint for %s/%s without user id", h.Tenant, h.Connector))
 	}
 	page := &pb.RawPage{
 		Ref:       &pb.PageRef{Listing: pb.Listing_LISTING_USER, Page: 1, Last: true},
@@ -276,5 +429,11 @@ func (r *Runner) HandleHint(ctx context.Context, msg jetstream.Msg) error {
 	default:
 		page.Body = body
 	}
-	return r.syncer.Publish(ctx, h.Tenant, h.Connector, &pb.Envelope{Body: &pb.Envelope_RawPage{RawPage: page}}, "")
+	err = r.syncer.Publish(ctx, h.Tenant, h.Connector, &pb.Envelope{Body: &pb.Envelope_RawPage{RawPage: page}}, "")
+	if syncer.Unpublishable(err) {
+		// The user's record is larger than a NATS message: no redelivery
+		// changes that.
+		return natsx.Permanent(fmt.Errorf("user %s: %w", bound(h.UserId, 80), err))
+	}
+	return err
 }

@@ -58,6 +58,17 @@ type Result struct {
 	APIRequests int64
 }
 
+// errEncode reports a message that cannot be encoded: publishing it again
+// fails again.
+var errEncode = errors.New("encode")
+
+// Unpublishable reports whether err is a publication that no retry can
+// make succeed: the message is too large for NATS, or cannot be encoded.
+// The caller fails what it was doing instead of trying again.
+func Unpublishable(err error) bool {
+	return natsx.TooLarge(err) || errors.Is(err, errEncode)
+}
+
 // Publish sends one envelope and waits for JetStream to store it.
 func (s *Syncer) Publish(ctx context.Context, tenant, connector string, env *pb.Envelope, msgID string) error {
 	msg, err := envelopeMsg(tenant, connector, env, msgID)
@@ -65,16 +76,38 @@ func (s *Syncer) Publish(ctx context.Context, tenant, connector string, env *pb.
 		return err
 	}
 	if _, err := s.js.PublishMsg(ctx, msg); err != nil {
-		return fmt.Errorf("publish to %s: %w", msg.Subject, err)
+		return fmt.Errorf("publish to %s: %w", msg.Subject, sizeError(msg, err))
 	}
 	return nil
+}
+
+// PublishEvent publishes a change event of the given kind on its subject,
+// as the writer's relay does: structured JSON, with Nats-Msg-Id equal to
+// its id.
+func (s *Syncer) PublishEvent(ctx context.Context, kind string, ev clarity.Event) error {
+	msg := nats.NewMsg(clarity.EventSubject(ev.Tenant, ev.Connector, kind))
+	msg.Data = ev.AppendJSON(nil)
+	msg.Header.Set("Content-Type", clarity.ContentType)
+	msg.Header.Set(jetstream.MsgIDHeader, ev.ID)
+	if _, err := s.js.PublishMsg(ctx, msg); err != nil {
+		return fmt.Errorf("publish event %s: %w", ev.ID, sizeError(msg, err))
+	}
+	return nil
+}
+
+// sizeError adds the size of msg to err when err is a refusal for size.
+func sizeError(msg *nats.Msg, err error) error {
+	if !natsx.TooLarge(err) {
+		return err
+	}
+	return fmt.Errorf("message of %d bytes: %w", len(msg.Data), err)
 }
 
 func envelopeMsg(tenant, connector string, env *pb.Envelope, msgID string) (*nats.Msg, error) {
 	env.Tenant, env.Connector = tenant, connector
 	b, err := proto.Marshal(env)
 	if err != nil {
-		return nil, fmt.Errorf("encode envelope: %w", err)
+		return nil, fmt.Errorf("%w envelope: %w", errEncode, err)
 	}
 	msg := nats.NewMsg(clarity.RawSubject(tenant, connector))
 	msg.Data = b
@@ -113,6 +146,12 @@ func (s *Syncer) Fetch(ctx context.Context, tenant, connector string, run *pb.Ru
 			return err
 		}
 		f, err := s.js.PublishMsgAsync(msg)
+		if natsx.TooLarge(err) {
+			// Not NATS being away: the page itself is larger than a
+			// message may be, and the run fails rather than resuming
+			// into the same wall.
+			return fmt.Errorf("publish %s: %w", id, sizeError(msg, err))
+		}
 		if err != nil {
 			return fmt.Errorf("%w: %w", ErrPublish, err)
 		}
@@ -276,15 +315,13 @@ const (
 // bundle gathers pages to publish as one RawPages message.
 type bundle struct {
 	pages []*pb.RawPage
-	id    string // the message id of the first page
+	ids   []string // each page's message id
 	bytes int
 }
 
 func (b *bundle) add(p *pb.RawPage, id string) {
-	if len(b.pages) == 0 {
-		b.id = id
-	}
 	b.pages = append(b.pages, p)
+	b.ids = append(b.ids, id)
 	b.bytes += len(p.Body)
 }
 
@@ -292,21 +329,29 @@ func (b *bundle) full() bool { return len(b.pages) >= bundlePages || b.bytes >= 
 
 // flush publishes the bundle, if any, and empties it. A bundle of one page
 // goes as that page. A bundle's message id is its first page's id and its
-// size: each page is in one bundle per attempt.
+// size: each page is in one bundle per attempt. A bundle too large for a
+// NATS message (its last page alone took it over) goes page by page, each
+// under its own id, as a page that is not bundled would.
 func (b *bundle) flush(publish func(*pb.Envelope, string) error) error {
-	var env *pb.Envelope
-	id := b.id
-	switch len(b.pages) {
+	pages, ids := b.pages, b.ids
+	*b = bundle{} // the envelope keeps the pages; the next bundle starts anew
+	switch len(pages) {
 	case 0:
 		return nil
 	case 1:
-		env = &pb.Envelope{Body: &pb.Envelope_RawPage{RawPage: b.pages[0]}}
-	default:
-		env = &pb.Envelope{Body: &pb.Envelope_RawPages{RawPages: &pb.RawPages{Pages: b.pages}}}
-		id += "+" + strconv.Itoa(len(b.pages))
+		return publish(&pb.Envelope{Body: &pb.Envelope_RawPage{RawPage: pages[0]}}, ids[0])
 	}
-	*b = bundle{} // the envelope keeps the pages; the next bundle starts anew
-	return publish(env, id)
+	err := publish(&pb.Envelope{Body: &pb.Envelope_RawPages{RawPages: &pb.RawPages{Pages: pages}}},
+		ids[0]+"+"+strconv.Itoa(len(pages)))
+	if !natsx.TooLarge(err) {
+		return err
+	}
+	for i, p := range pages {
+		if err := publish(&pb.Envelope{Body: &pb.Envelope_RawPage{RawPage: p}}, ids[i]); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // idQueue is an unbounded queue of ids with one producer, closed when the
@@ -398,6 +443,12 @@ func (a *ackWaiter) loop() {
 		select {
 		case <-f.Ok():
 		case err := <-f.Err():
+			if natsx.TooLarge(err) {
+				// The stream refused the message for its size: a
+				// resumed run would meet the same refusal.
+				a.fail(fmt.Errorf("publish %s: %w", f.Msg().Header.Get(jetstream.MsgIDHeader), sizeError(f.Msg(), err)))
+				continue
+			}
 			a.fail(fmt.Errorf("%w: %w", ErrPublish, err))
 		case <-time.After(30 * time.Second):
 			a.fail(fmt.Errorf("%w: no acknowledgement within 30s", ErrPublish))

@@ -1,0 +1,98 @@
+package zoom
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+	"unicode/utf8"
+)
+
+// TestErrorsQuoteZoomBounded: whatever Zoom sends in an error answer (a
+// message of megabytes, multi-byte text, an HTML page), the error text
+// quotes at most MaxQuoted bytes of it, cut at a character boundary, as
+// valid UTF-8, and says that it was cut.
+func TestErrorsQuoteZoomBounded(t *testing.T) {
+	jsonError := func(status int, msg string) http.HandlerFunc {
+		return func(w http.ResponseWriter, _ *http.Request) {
+			b, _ := json.Marshal(ErrorBody{Code: 4700, Message: msg})
+			writeJSON(w, status, string(b))
+		}
+	}
+	for _, tc := range []struct {
+		name    string
+		answer  http.HandlerFunc
+		quote   string // what the error says
+		trimmed bool   // whether the error says Zoom's text was cut
+	}{
+		{"2 MiB message", jsonError(400, strings.Repeat("x", 2<<20)), "zoom: GET /users/{userId}: 400 code 4700: xxx", true},
+		{"multi-byte message", jsonError(403, strings.Repeat("é", 3000)), "zoom: GET /users/{userId}: 403 code 4700: ééé", true},
+		{"short message", jsonError(400, "Invalid field."), "zoom: GET /users/{userId}: 400 code 4700: Invalid field.", false},
+		{"2 MiB rate limit", jsonError(429, strings.Repeat("y", 2<<20)), "zoom: GET /users/{userId}: ", true},
+		{"HTML page", answer(502, "<html>"+strings.Repeat("<p>bad gateway</p>\n", 1<<16)+"</html>"), "zoom: GET /users/{userId}: 502: <html>", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			env := newTestEnv(t, tc.answer, func(c *Config) {
+				c.MaxAttempts = 1
+				c.MaxRateLimitWait = time.Millisecond
+			})
+			_, err := env.c.GetUser(context.Background(), "u1")
+			if err == nil {
+				t.Fatal("GetUser succeeded, want Zoom's error")
+			}
+			text := err.Error()
+			if len(text) > MaxQuoted+200 || !utf8.ValidString(text) {
+				t.Errorf("error of %d bytes (valid UTF-8: %t), want at most %d", len(text), utf8.ValidString(text), MaxQuoted+200)
+			}
+			if !strings.Contains(text, tc.quote) {
+				t.Errorf("error %.200q…, want it to say %q", text, tc.quote)
+			}
+			if got := strings.Contains(text, "truncated from"); got != tc.trimmed {
+				t.Errorf("error %.200q… says it was cut: %t, want %t", text, got, tc.trimmed)
+			}
+		})
+	}
+}
+
+// TestTokenErrorQuotesZoomBounded: a refusal of the token endpoint with a
+// reason of a megabyte quotes only MaxQuoted bytes of it.
+func TestTokenErrorQuotesZoomBounded(t *testing.T) {
+	env := newTestEnv(t, answer(200, userBody))
+	env.tokens.set(func(ts *tokenServer) {
+		ts.fail = func(w http.ResponseWriter, _ *http.Request) {
+			writeJSON(w, http.StatusBadRequest, `{"error":"invalid_request","reason":"`+strings.Repeat("z", 1<<20-100)+`"}`)
+		}
+	})
+	_, err := env.c.GetUser(context.Background(), "u1")
+	if err == nil {
+		t.Fatal("GetUser succeeded, want the token endpoint's refusal")
+	}
+	text := err.Error()
+	if len(text) > MaxQuoted+400 || !strings.Contains(text, "POST /oauth/token: 400 invalid_request: zzz") || !strings.Contains(text, "truncated from") {
+		t.Errorf("error of %d bytes %.200q…, want Zoom's reason cut to %d bytes and marked", len(text), text, MaxQuoted)
+	}
+}
+
+func TestQuoted(t *testing.T) {
+	for _, tc := range []struct {
+		in, want string
+	}{
+		{"", ""},
+		{"User does not exist.", "User does not exist."},
+		{"two\nlines\r\n", "two lines"},
+		{"bad \xff byte", "bad \uFFFD byte"},
+		{strings.Repeat("a", MaxQuoted), strings.Repeat("a", MaxQuoted)},
+	} {
+		if got := quoted(tc.in); got != tc.want {
+			t.Errorf("quoted(%.40q) = %.40q, want %.40q", tc.in, got, tc.want)
+		}
+	}
+	for _, in := range []string{strings.Repeat("a", MaxQuoted+1), strings.Repeat("日本", 1000), strings.Repeat("é", 1<<20)} {
+		got := quoted(in)
+		if len(got) > MaxQuoted || !utf8.ValidString(got) || !strings.HasSuffix(got, "bytes)") {
+			t.Errorf("quoted of %d bytes: %d bytes (valid UTF-8: %t) %.40q…, want at most %d, marked", len(in), len(got), utf8.ValidString(got), got, MaxQuoted)
+		}
+	}
+}

@@ -1,0 +1,86 @@
+package main
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/claritysecurity/zoom-connector/pkg/service"
+)
+
+// zoomCredentials are the required variables, set so that the tests reach
+// what they test.
+var zoomCredentials = map[string]string{
+	"ZOOM_ACCOUNT_ID": "acct", "ZOOM_CLIENT_ID": "client", "ZOOM_CLIENT_SECRET": "client-secret-value",
+}
+
+// TestStartNeverShowsAPassword: the fetcher, started with a URL that
+// carries a password (mistyped or unreachable), stops with an error that
+// names the variable or the URL redacted, never the password.
+func TestStartNeverShowsAPassword(t *testing.T) {
+	for _, tc := range []struct {
+		name, value string
+	}{
+		{"NATS_URL", "nats://user:s3cret@127.0.0.1:1"},
+		{"NATS_URL", "nats://user:s3cret@host:port:bad"},
+		{"NATS_URL", "nats://user:s3cret@[::1"},
+		{"ZOOM_API_URL", "https://user:s3cret@host:port:bad/v2"},
+		{"ZOOM_API_URL", "https://user:s3cret@[::1/v2"},
+		{"ZOOM_API_URL", "user:s3cret@api.zoom.us/v2"},
+		{"ZOOM_OAUTH_URL", "https://user:s3cret@host:port:bad"},
+		{"ZOOM_OAUTH_URL", "ftp://zoom.us?token=s3cret"},
+	} {
+		for k, v := range zoomCredentials {
+			t.Setenv(k, v)
+		}
+		t.Setenv("NATS_URL", "nats://127.0.0.1:1")
+		t.Setenv("ZOOM_API_URL", "https://api.zoom.us/v2")
+		t.Setenv("ZOOM_OAUTH_URL", "https://zoom.us")
+		t.Setenv("SYNC_INTERVAL", "0")
+		t.Setenv("FETCHER_ADDR", "127.0.0.1:0")
+		t.Setenv("LOG_LEVEL", "error")
+		t.Setenv(tc.name, tc.value)
+		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+		err := run(ctx)
+		cancel()
+		if err == nil {
+			t.Errorf("%s=%s: started, want an error", tc.name, tc.value)
+			continue
+		}
+		if strings.Contains(err.Error(), "s3") || strings.Contains(err.Error(), "client-secret-value") {
+			t.Errorf("%s=%s: error %q shows a secret", tc.name, tc.value, err)
+		}
+	}
+}
+
+func TestReadConfig(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+		want string // in the error; "" for none
+	}{
+		{"defaults", nil, ""},
+		{"tenant upper case", map[string]string{"CLARITY_TENANT": "Acme"}, "CLARITY_TENANT"},
+		{"connector with a dot", map[string]string{"CONNECTOR_ID": "z.1"}, "CONNECTOR_ID"},
+		{"connector too long", map[string]string{"CONNECTOR_ID": strings.Repeat("z", 64)}, "CONNECTOR_ID"},
+		{"api url not http", map[string]string{"ZOOM_API_URL": "ftp://api.zoom.us/v2"}, "ZOOM_API_URL"},
+		{"oauth url without host", map[string]string{"ZOOM_OAUTH_URL": "https://"}, "ZOOM_OAUTH_URL"},
+		{"nats url malformed", map[string]string{"NATS_URL": "nats://a:b@[::1"}, "NATS_URL"},
+	} {
+		env := map[string]string{}
+		for k, v := range zoomCredentials {
+			env[k] = v
+		}
+		for k, v := range tc.env {
+			env[k] = v
+		}
+		_, err := readConfig(service.EnvFrom(env))
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%s: got %v, want no error", tc.name, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%s: got %v, want an error naming %s", tc.name, err, tc.want)
+		}
+	}
+}
