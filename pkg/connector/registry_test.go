@@ -1,0 +1,127 @@
+package connector
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/claritysecurity/zoom-connector/pkg/natsx/natstest"
+	"github.com/claritysecurity/zoom-connector/pkg/pipeline"
+)
+
+func newRegistry(t testing.TB) *Registry {
+	t.Helper()
+	js := natstest.JetStream(t)
+	r, err := Open(context.Background(), js, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func watch(t testing.TB, r *Registry) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Watch(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("watch: %v", err)
+		}
+	})
+	select {
+	case <-r.Synced():
+	case <-time.After(5 * time.Second):
+		t.Fatal("registry watch not synced within 5s")
+	}
+}
+
+func s2s(tenant, id string) Record {
+	return Record{Tenant: tenant, Connector: id, Auth: AuthS2S, ClientID: "cid", AccountID: "acc",
+		Schedule: "24h", State: StateActive}
+}
+
+// waitFor waits until cond holds for the watched copy, at most 5 s (the
+// time within which a change must be in force everywhere).
+func waitFor(t testing.TB, r *Registry, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.After(5 * time.Second)
+	for !cond() {
+		select {
+		case <-r.Changed():
+		case <-deadline:
+			t.Fatalf("%s: not seen within 5s", what)
+		}
+	}
+}
+
+func TestRegistryLive(t *testing.T) {
+	ctx := context.Background()
+	writer, reader := newRegistry(t), (*Registry)(nil)
+	// A second registry on the same bucket stands for another replica.
+	reader = &Registry{kv: writer.kv, now: time.Now, entries: map[pipeline.ConnectorRef]Entry{},
+		synced: make(chan struct{}), changed: make(chan struct{})}
+	watch(t, reader)
+
+	ref := pipeline.ConnectorRef{Tenant: "acme", ID: "zoom"}
+	e, err := writer.Create(ctx, s2s("acme", "zoom"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, reader, "create", func() bool { _, ok := reader.Lookup(ref); return ok })
+	if _, err := writer.Create(ctx, s2s("acme", "zoom")); !errors.Is(err, ErrExists) {
+		t.Errorf("second create: got %v, want ErrExists", err)
+	}
+
+	// Compare-and-set: an update from a stale read loses.
+	e.Schedule = ScheduleManual
+	if _, err := writer.Update(ctx, e); err != nil {
+		t.Fatal(err)
+	}
+	e.Schedule = "1h"
+	if _, err := writer.Update(ctx, e); !errors.Is(err, ErrConflict) {
+		t.Errorf("update from a stale revision: got %v, want ErrConflict", err)
+	}
+	waitFor(t, reader, "update", func() bool { got, _ := reader.Lookup(ref); return got.Schedule == ScheduleManual })
+
+	if _, err := writer.Modify(ctx, ref, func(r *Record) error { r.State = StateDisabled; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, reader, "modify", func() bool { got, _ := reader.Lookup(ref); return got.State == StateDisabled })
+
+	if err := writer.Delete(ctx, ref); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, reader, "delete", func() bool { _, ok := reader.Lookup(ref); return !ok })
+	if _, err := writer.Get(ctx, ref); !errors.Is(err, ErrNotFound) {
+		t.Errorf("get after delete: got %v, want ErrNotFound", err)
+	}
+}
+
+func TestRecordValidate(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		mod  func(*Record)
+		ok   bool
+	}{
+		{"valid", func(*Record) {}, true},
+		{"upper-case tenant", func(r *Record) { r.Tenant = "Acme" }, false},
+		{"dotted connector", func(r *Record) { r.Connector = "a.b" }, false},
+		{"long connector", func(r *Record) { r.Connector = string(make([]byte, 64)) }, false},
+		{"unknown auth", func(r *Record) { r.Auth = "basic" }, false},
+		{"s2s without account", func(r *Record) { r.AccountID = "" }, false},
+		{"oauth without account", func(r *Record) { r.Auth, r.AccountID = AuthOAuth, "" }, true},
+		{"schedule too short", func(r *Record) { r.Schedule = "10s" }, false},
+		{"schedule manual", func(r *Record) { r.Schedule = ScheduleManual }, true},
+		{"unknown state", func(r *Record) { r.State = "paused" }, false},
+		{"client id with space", func(r *Record) { r.ClientID = "a b" }, false},
+	} {
+		rec := s2s("acme", "zoom")
+		tc.mod(&rec)
+		if err := rec.Validate(); (err == nil) != tc.ok {
+			t.Errorf("%s: Validate = %v, want ok %v", tc.name, err, tc.ok)
+		}
+	}
+}
