@@ -162,7 +162,8 @@ func (cfg Config) withDefaults() (Config, error) {
 	for _, u := range []struct{ name, value string }{{"APIURL", cfg.APIURL}, {"OAuthURL", cfg.OAuthURL}} {
 		p, err := url.Parse(u.value)
 		if err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
-			problems = append(problems, fmt.Sprintf("%s %q is not an http(s) URL", u.name, u.value))
+			// The URL is not quoted: it may carry credentials.
+			problems = append(problems, u.name+" is not an http(s) URL with a host")
 		}
 	}
 	if cfg.Plan == "" {
@@ -488,7 +489,7 @@ func (c *Client) apiError(r request, resp *http.Response, body []byte) *APIError
 	e := &APIError{StatusCode: resp.StatusCode, Method: r.method, Endpoint: r.endpoint}
 	var eb ErrorBody
 	if json.Unmarshal(body, &eb) == nil {
-		e.Code, e.Message = eb.Code, eb.Message
+		e.Code, e.Message = eb.Code, quoted(eb.Message)
 	} else {
 		e.Message = snippet(body)
 	}

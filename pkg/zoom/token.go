@@ -212,8 +212,8 @@ func newTokenError(status int, body []byte, secret string) *TokenError {
 	} else {
 		e.Reason = snippet(body)
 	}
-	e.Reason = scrub(e.Reason, secret)
-	e.OAuthError = scrub(e.OAuthError, secret)
+	e.Reason = quoted(scrub(e.Reason, secret))
+	e.OAuthError = quoted(scrub(e.OAuthError, secret))
 	return e
 }
 

@@ -176,7 +176,8 @@ func (c validateConfig) check() error {
 	for _, u := range []struct{ name, value string }{{"ZOOM_OAUTH_URL", c.oauthURL}, {"ZOOM_API_URL", c.apiURL}} {
 		p, err := url.Parse(u.value)
 		if err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
-			return fmt.Errorf("%s %q is not an http(s) URL", u.name, u.value)
+			// The URL is not quoted: it may carry credentials.
+			return fmt.Errorf("%s is not an http(s) URL with a host", u.name)
 		}
 	}
 	return nil

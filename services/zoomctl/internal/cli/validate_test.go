@@ -115,7 +115,14 @@ func TestValidate(t *testing.T) {
 			name:     "bad URL",
 			env:      map[string]string{"ZOOM_API_URL": "api.zoom.us/v2"},
 			wantCode: ExitUsage,
-			wantErr:  `zoomctl: validate: ZOOM_API_URL "api.zoom.us/v2" is not an http(s) URL`,
+			wantErr:  `zoomctl: validate: ZOOM_API_URL is not an http(s) URL with a host`,
+		},
+		{
+			// The URL is not echoed: it may carry a password.
+			name:     "bad URL with credentials",
+			env:      map[string]string{"ZOOM_OAUTH_URL": "ftp://user:s3cret@zoom.us"},
+			wantCode: ExitUsage,
+			wantErr:  `zoomctl: validate: ZOOM_OAUTH_URL is not an http(s) URL with a host`,
 		},
 	}
 	for _, tt := range tests {
@@ -142,6 +149,9 @@ func TestValidate(t *testing.T) {
 				if !strings.Contains(out, w) {
 					t.Errorf("stdout lacks %q; got:\n%s", w, out)
 				}
+			}
+			if strings.Contains(errw+out, "s3cret") {
+				t.Errorf("output names a password: %q %q", out, errw)
 			}
 			if !strings.Contains(errw, tt.wantErr) {
 				t.Errorf("stderr %q, want it to contain %q", errw, tt.wantErr)
