@@ -75,3 +75,20 @@ type decoded struct {
 }
 
 func (d decoded) Data() []byte { return d.data }
+
+// Headers are the message's headers without HeaderEncoding: the data is
+// decoded already, and a handler that decodes what its headers say must not
+// decode it twice.
+func (d decoded) Headers() nats.Header {
+	h := d.Msg.Headers()
+	if h.Get(HeaderEncoding) == "" {
+		return h
+	}
+	out := make(nats.Header, len(h))
+	for k, v := range h {
+		if k != HeaderEncoding {
+			out[k] = v
+		}
+	}
+	return out
+}

@@ -1,0 +1,81 @@
+package pipeline
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"strconv"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Every Nats-Msg-Id the services give their internal messages is made here.
+// JetStream drops a message whose id it has seen within the stream's
+// duplicate window, so each id names what the message is, never when it was
+// sent: the same work done again (a redelivered input, a resumed run, a
+// crashed publisher's retry) yields the same id and is stored once.
+
+// RunStartedID is the id of a run's start.
+func RunStartedID(runID string) string { return runID + "/started" }
+
+// RunEndID is the id of the end (manifest or failure) of one attempt at a
+// run: each attempt ends once.
+func RunEndID(runID string, attempt int) string {
+	return runID + "/end/" + strconv.Itoa(attempt)
+}
+
+// PageID is the id of one raw page: the run, the attempt at it (each
+// attempt numbers its listings' passes apart), the listing, the pass over
+// it (a listing restarted after its page token expired), and the page.
+func PageID(runID string, attempt int, listing string, pass, page int) string {
+	return runID + "/" + strconv.Itoa(attempt) + "/" + listing + "/" + strconv.Itoa(pass) + "/" + strconv.Itoa(page)
+}
+
+// InputID is the id of a message derived from an input message: its stream
+// and sequence, so that a redelivered input that was already handled
+// publishes nothing new. "" when the input has no JetStream metadata.
+func InputID(in jetstream.Msg) string {
+	md, err := in.Metadata()
+	if err != nil {
+		return ""
+	}
+	return md.Stream + "/" + strconv.FormatUint(md.Sequence.Stream, 10)
+}
+
+// DerivedID is the id of a message of one kind (records, hint) derived from
+// the input whose id is input, the part-th of them when part is not
+// negative: "" when input is "".
+func DerivedID(input, kind string, part int) string {
+	if input == "" {
+		return ""
+	}
+	id := input + "/" + kind
+	if part >= 0 {
+		id += "/" + strconv.Itoa(part)
+	}
+	return id
+}
+
+// WebhookID is the id of a Zoom notification: its connector and the SHA-256
+// of its raw body, so that a retried delivery is one event and two
+// connectors never drop each other's.
+func WebhookID(c ConnectorRef, body []byte) string {
+	h := sha256.Sum256(body)
+	return "wh/" + c.Tenant + "/" + c.ID + "/" + hex.EncodeToString(h[:])
+}
+
+// ScheduleID is the id of the trigger of a connector's scheduled sync in
+// one slot: the replicas that all see the slot come publish it once.
+func ScheduleID(c ConnectorRef, slot int64) string {
+	return "schedule/" + c.Key() + "/" + strconv.FormatInt(slot, 10)
+}
+
+// DeadLetterID is the id of the dead letter of a stream's message.
+func DeadLetterID(stream string, seq uint64) string {
+	return "dlq/" + stream + "/" + strconv.FormatUint(seq, 10)
+}
+
+// ReplayID is the id of a dead letter sent back to its subject: the
+// original stream and sequence, and the dead letter's own sequence.
+func ReplayID(stream string, streamSeq, dlqSeq uint64) string {
+	return "zoom-dlq-replay/" + stream + "/" + strconv.FormatUint(streamSeq, 10) + "/" + strconv.FormatUint(dlqSeq, 10)
+}
