@@ -3,7 +3,6 @@ package zoomtest
 import (
 	"encoding/json"
 	"net/http"
-	"strconv"
 )
 
 // AdminHandler serves the simulator's own control API under /_sim/, for the
@@ -20,6 +19,29 @@ import (
 //	GET    /_sim/events     the webhook notifications made so far
 //	PUT    /_sim/webhook    {"url":"…"} sets the webhook URL ("" stops notifications)
 //
+// Those act on the default account (the faults' rules on every request);
+// these on any account, the default included, by its id:
+//
+//	GET    /_sim/accounts                    {"accounts":[AccountInfo…]}, the default first
+//	POST   /_sim/accounts                    an AccountRequest; answers 201 AccountInfo (409 when the id is taken)
+//	GET    /_sim/accounts/{id}               AccountInfo
+//	GET    /_sim/accounts/{id}/org           the organisation as JSON
+//	GET    /_sim/accounts/{id}/expected      the oracle's records, one JSON object a line
+//	GET    /_sim/accounts/{id}/events        the account's webhook notifications
+//	GET    /_sim/accounts/{id}/requests      the account's request counts, shaped like /_sim/requests
+//	GET    /_sim/accounts/{id}/tokens        TokenStats: tokens issued, rotations, reuses, revocations
+//	PUT    /_sim/accounts/{id}/webhook       {"url":"…","secret":"…"} (no "secret": unchanged)
+//	PUT    /_sim/accounts/{id}/rate-limits   {"light":30,"medium":20,"heavy":10}
+//	POST   /_sim/accounts/{id}/mutate?n=5    n random mutations of the account
+//	GET    /_sim/accounts/{id}/faults        the account's rules and credentials_revoked
+//	POST   /_sim/accounts/{id}/faults        a FaultsRequest whose rules match the account's requests only
+//	DELETE /_sim/accounts/{id}/faults        clear the account's rules, restore its credentials
+//	GET    /_sim/accounts/{id}/apps          {"apps":[AppInfo…]}, the account's OAuth apps
+//	POST   /_sim/accounts/{id}/apps          an AppRequest; answers 201 AppInfo with the client secret
+//	GET    /_sim/accounts/{id}/apps/{clientId}
+//	POST   /_sim/accounts/{id}/apps/{clientId}/revoke       end the app's grants; {"revoked":N}
+//	POST   /_sim/accounts/{id}/apps/{clientId}/deauthorize  uninstall it; {"delivery":{…}} of app_deauthorized
+//
 // It has no authentication: never expose it beyond a test network.
 func (s *Server) AdminHandler() http.Handler {
 	mux := http.NewServeMux()
@@ -33,24 +55,7 @@ func (s *Server) AdminHandler() http.Handler {
 		w.WriteHeader(http.StatusNoContent)
 	})
 	mux.HandleFunc("POST /_sim/mutate", func(w http.ResponseWriter, r *http.Request) {
-		n := 1
-		if v := r.URL.Query().Get("n"); v != "" {
-			var err error
-			if n, err = strconv.Atoi(v); err != nil || n < 0 || n > 100000 {
-				writeError(w, http.StatusBadRequest, 300, "n must be an integer from 0 to 100000.")
-				return
-			}
-		}
-		// One random stream for the server, so that a run's mutations can
-		// be replayed from Options.Seed; the lock keeps it consistent.
-		s.rngMu.Lock()
-		ds, err := s.RandomMutations(r.Context(), s.rng, n)
-		s.rngMu.Unlock()
-		if err != nil {
-			writeError(w, http.StatusInternalServerError, 500, err.Error())
-			return
-		}
-		writeJSON(w, http.StatusOK, map[string]any{"deliveries": nonNil(ds)})
+		s.mutateRoute(w, r, s.def)
 	})
 	faults := func(w http.ResponseWriter) {
 		writeJSON(w, http.StatusOK, map[string]any{
@@ -72,14 +77,7 @@ func (s *Server) AdminHandler() http.Handler {
 		faults(w)
 	})
 	mux.HandleFunc("GET /_sim/expected", func(w http.ResponseWriter, r *http.Request) {
-		recs := Expected(s.Org())
-		w.Header().Set("Content-Type", "application/x-ndjson")
-		enc := json.NewEncoder(w)
-		for _, rec := range recs {
-			if err := enc.Encode(rec); err != nil {
-				return // the client went away
-			}
-		}
+		writeExpected(w, s.Org())
 	})
 	mux.HandleFunc("GET /_sim/org", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, s.Org())
@@ -98,6 +96,7 @@ func (s *Server) AdminHandler() http.Handler {
 		s.SetWebhookURL(req.URL)
 		w.WriteHeader(http.StatusNoContent)
 	})
+	s.accountRoutes(mux)
 	return mux
 }
 

@@ -28,15 +28,18 @@ func (c *counter) reset() {
 
 func (c *counter) start() int64 { return c.seq.Add(1) }
 
-func (c *counter) done(template string, status int) {
+// done counts a finished request and returns its route-and-status key.
+func (c *counter) done(template string, status int) string {
 	if status == 0 {
 		status = http.StatusOK
 	}
+	key := template + " " + strconv.Itoa(status)
 	c.mu.Lock()
 	c.byRoute[template]++
-	c.byStatus[template+" "+strconv.Itoa(status)]++
+	c.byStatus[key]++
 	c.total++
 	c.mu.Unlock()
+	return key
 }
 
 // Requests returns how many requests each route template received since the
@@ -66,6 +69,12 @@ func (s *Server) TotalRequests() int {
 	return s.counter.total
 }
 
-// ResetRequests zeroes the counts and restarts request numbering, so that a
-// fault rule's Request number counts from the reset.
-func (s *Server) ResetRequests() { s.counter.reset() }
+// ResetRequests zeroes the counts, every account's included, and restarts
+// request numbering, so that a fault rule's Request number counts from the
+// reset.
+func (s *Server) ResetRequests() {
+	s.counter.reset()
+	for _, a := range s.Accounts() {
+		a.counter.reset()
+	}
+}

@@ -58,6 +58,11 @@ type Fault struct {
 	// until removed. With Fraction 0 this fails that many matching requests
 	// in a row.
 	Times int `json:"times,omitempty"`
+	// Account matches only the requests of that account: API requests whose
+	// bearer token was issued for it, and token, authorize and revoke
+	// requests of its apps (or naming it in account_id). Account.Faults
+	// sets it.
+	Account string `json:"account,omitempty"`
 
 	// Latency delays matching requests.
 	Latency time.Duration `json:"-"`
@@ -110,19 +115,35 @@ func (f *Fault) UnmarshalJSON(b []byte) error {
 
 // Faults injects failures into a Server at run time. Its methods are safe
 // for concurrent use.
+//
+// Server.Faults holds the rules for every request, and its switches
+// (ExpireTokens, RevokeCredentials) act on the default account;
+// Account.Faults is a view of the same rules limited to one account's
+// requests, whose switches act on that account.
 type Faults struct {
-	srv    *Server
+	srv   *Server
+	acct  *Account // the switches' account
+	scope string   // "" for every rule, else the account id the view is limited to
+	rules *faultRules
+}
+
+// faultRules are the server's rules, shared by every Faults view.
+type faultRules struct {
 	mu     sync.Mutex
 	rng    *rand.Rand
 	rules  []*Fault
 	nextID int
+	scoped int // rules with an Account, so that apply resolves accounts only when needed
 }
 
-func newFaults(s *Server, seed int64) *Faults {
-	return &Faults{srv: s, rng: rand.New(rand.NewPCG(uint64(seed), 0xfa17))}
+func newFaultRules(seed int64) *faultRules {
+	return &faultRules{rng: rand.New(rand.NewPCG(uint64(seed), 0xfa17))}
 }
 
-// Add installs a rule and returns its id.
+func (f *Faults) mine(r *Fault) bool { return f.scope == "" || r.Account == f.scope }
+
+// Add installs a rule and returns its id. A rule added through an account's
+// Faults matches only that account's requests.
 func (f *Faults) Add(rule Fault) int {
 	switch {
 	case rule.Status == 0 && rule.Body != "":
@@ -130,58 +151,89 @@ func (f *Faults) Add(rule Fault) int {
 	case rule.Status == 0 && rule.Latency == 0:
 		rule.Status = http.StatusInternalServerError
 	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.nextID++
-	rule.ID = f.nextID
-	f.rules = append(f.rules, &rule)
+	if f.scope != "" {
+		rule.Account = f.scope
+	}
+	fr := f.rules
+	fr.mu.Lock()
+	defer fr.mu.Unlock()
+	fr.nextID++
+	rule.ID = fr.nextID
+	fr.rules = append(fr.rules, &rule)
+	if rule.Account != "" {
+		fr.scoped++
+	}
 	return rule.ID
 }
 
 // Remove uninstalls a rule, reporting whether it was there.
 func (f *Faults) Remove(id int) bool {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	n := len(f.rules)
-	f.rules = slices.DeleteFunc(f.rules, func(r *Fault) bool { return r.ID == id })
-	return len(f.rules) < n
+	fr := f.rules
+	fr.mu.Lock()
+	defer fr.mu.Unlock()
+	n := len(fr.rules)
+	fr.rules = slices.DeleteFunc(fr.rules, func(r *Fault) bool { return r.ID == id && f.mine(r) })
+	fr.recount()
+	return len(fr.rules) < n
+}
+
+func (fr *faultRules) recount() {
+	fr.scoped = 0
+	for _, r := range fr.rules {
+		if r.Account != "" {
+			fr.scoped++
+		}
+	}
 }
 
 // List returns the installed rules, with Times counting down what remains.
 func (f *Faults) List() []Fault {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	out := make([]Fault, 0, len(f.rules))
-	for _, r := range f.rules {
-		out = append(out, *r)
+	fr := f.rules
+	fr.mu.Lock()
+	defer fr.mu.Unlock()
+	out := make([]Fault, 0, len(fr.rules))
+	for _, r := range fr.rules {
+		if f.mine(r) {
+			out = append(out, *r)
+		}
 	}
 	return out
 }
 
 // Clear removes every rule and restores revoked credentials: the server
 // behaves normally again, except that tokens and page tokens already expired
-// stay expired.
+// stay expired. Through an account's Faults it removes that account's rules
+// and restores its credentials only.
 func (f *Faults) Clear() {
-	f.mu.Lock()
-	f.rules = nil
-	f.mu.Unlock()
-	f.RestoreCredentials()
+	fr := f.rules
+	fr.mu.Lock()
+	fr.rules = slices.DeleteFunc(fr.rules, f.mine)
+	fr.recount()
+	fr.mu.Unlock()
+	if f.scope != "" {
+		f.RestoreCredentials()
+		return
+	}
+	for _, a := range f.srv.Accounts() {
+		a.faults.RestoreCredentials()
+	}
 }
 
-// ExpireTokens makes every access token issued so far expired: requests with
-// one get 401 code 124 "Access token is expired." until the client gets a new
-// token.
+// ExpireTokens makes every access token issued so far for the account (the
+// default account through Server.Faults) expired: requests with one get 401
+// code 124 "Access token is expired." until the client gets a new token.
+// Refresh tokens keep working.
 func (f *Faults) ExpireTokens() {
 	ts := &f.srv.tokens
 	ts.mu.Lock()
-	ts.epoch++
+	f.acct.epoch++
 	ts.mu.Unlock()
 }
 
-// RevokeCredentials makes the token endpoint refuse the credentials (401
-// invalid_client), as when the app is deactivated, until
-// RestoreCredentials. Tokens already issued keep working until they expire;
-// add ExpireTokens to cut them off too.
+// RevokeCredentials makes the token endpoint refuse the account's
+// Server-to-Server credentials (401 invalid_client), as when the app is
+// deactivated, until RestoreCredentials. Tokens already issued keep working
+// until they expire; add ExpireTokens to cut them off too.
 func (f *Faults) RevokeCredentials() { f.setRevoked(true) }
 
 // RestoreCredentials undoes RevokeCredentials.
@@ -190,7 +242,7 @@ func (f *Faults) RestoreCredentials() { f.setRevoked(false) }
 func (f *Faults) setRevoked(v bool) {
 	ts := &f.srv.tokens
 	ts.mu.Lock()
-	ts.revoked = v
+	f.acct.s2s.revoked = v
 	ts.mu.Unlock()
 }
 
@@ -199,37 +251,47 @@ func (f *Faults) CredentialsRevoked() bool {
 	ts := &f.srv.tokens
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
-	return ts.revoked
+	return f.acct.s2s.revoked
 }
 
 // ExpirePageTokens makes every next_page_token issued so far invalid (400
-// code 300), as if 15 minutes had passed.
+// code 300), as if 15 minutes had passed. Page tokens are the server's, so
+// this applies to every account whichever Faults it is called on.
 func (f *Faults) ExpirePageTokens() { f.srv.pageEpoch.Add(1) }
 
 // apply runs the rules for one request. It answers the request and returns
 // true when a rule fails it.
-func (f *Faults) apply(w http.ResponseWriter, r *http.Request, template string, n int64, pageOf func(*http.Request) int) bool {
-	f.mu.Lock()
-	if len(f.rules) == 0 {
-		f.mu.Unlock()
+func (f *Faults) apply(w http.ResponseWriter, r *http.Request, template string, n int64) bool {
+	fr := f.rules
+	fr.mu.Lock()
+	if len(fr.rules) == 0 {
+		fr.mu.Unlock()
 		return false
+	}
+	// The request's account is looked up outside the lock, and only when a
+	// rule needs it: the lookup takes the token store's lock.
+	acct := ""
+	if fr.scoped > 0 {
+		fr.mu.Unlock()
+		acct = f.srv.requestAccount(r, template)
+		fr.mu.Lock()
 	}
 	var latency time.Duration
 	var fail *Fault
 	page := -1
-	for _, rule := range f.rules {
-		if !rule.matches(r, template, n) {
+	for _, rule := range fr.rules {
+		if !rule.matches(r, template, n) || (rule.Account != "" && rule.Account != acct) {
 			continue
 		}
 		if rule.AfterPage > 0 {
 			if page < 0 {
-				page = pageOf(r)
+				page = f.srv.pageOf(r)
 			}
 			if page <= rule.AfterPage {
 				continue
 			}
 		}
-		if rule.Fraction > 0 && f.rng.Float64() >= rule.Fraction {
+		if rule.Fraction > 0 && fr.rng.Float64() >= rule.Fraction {
 			continue
 		}
 		latency += rule.Latency
@@ -244,8 +306,9 @@ func (f *Faults) apply(w http.ResponseWriter, r *http.Request, template string, 
 			}
 		}
 	}
-	f.rules = slices.DeleteFunc(f.rules, func(r *Fault) bool { return r.Times < 0 })
-	f.mu.Unlock()
+	fr.rules = slices.DeleteFunc(fr.rules, func(r *Fault) bool { return r.Times < 0 })
+	fr.recount()
+	fr.mu.Unlock()
 
 	if latency > 0 {
 		t := time.NewTimer(latency)

@@ -57,14 +57,14 @@ type event struct {
 
 // mutate runs fn under the write lock and delivers its first event
 // synchronously.
-func (s *Server) mutate(ctx context.Context, fn func(st *state) ([]event, error)) (Delivery, error) {
-	evs, err := s.commit(fn)
+func (a *Account) mutate(ctx context.Context, fn func(st *state) ([]event, error)) (Delivery, error) {
+	evs, err := a.commit(fn)
 	if err != nil || len(evs) == 0 {
 		return Delivery{}, err
 	}
 	var first Delivery
 	for i, ev := range evs {
-		d := s.deliver(ctx, ev)
+		d := a.deliver(ctx, ev)
 		if i == 0 {
 			first = d
 		}
@@ -74,31 +74,31 @@ func (s *Server) mutate(ctx context.Context, fn func(st *state) ([]event, error)
 
 // mutateAsync runs fn for a REST request and delivers its events in the
 // background, as Zoom notifies after answering the API call.
-func (s *Server) mutateAsync(fn func(st *state) ([]event, error)) error {
-	evs, err := s.commit(fn)
+func (a *Account) mutateAsync(fn func(st *state) ([]event, error)) error {
+	evs, err := a.commit(fn)
 	if err != nil || len(evs) == 0 {
 		return err
 	}
-	s.wg.Add(1)
+	a.srv.wg.Add(1)
 	go func() {
-		defer s.wg.Done()
+		defer a.srv.wg.Done()
 		for _, ev := range evs {
-			s.deliver(context.Background(), ev)
+			a.deliver(context.Background(), ev)
 		}
 	}()
 	return nil
 }
 
-func (s *Server) commit(fn func(st *state) ([]event, error)) ([]event, error) {
-	s.st.mu.Lock()
-	defer s.st.mu.Unlock()
-	evs, err := fn(s.st)
+func (a *Account) commit(fn func(st *state) ([]event, error)) ([]event, error) {
+	a.st.mu.Lock()
+	defer a.st.mu.Unlock()
+	evs, err := fn(a.st)
 	if err != nil {
 		return nil, err
 	}
-	now := s.now()
+	now := a.srv.now()
 	opEmail, opID := "admin@example.com", ""
-	if o := s.st.owner(); o != nil {
+	if o := a.st.owner(); o != nil {
 		opEmail, opID = o.u.Email, o.u.ID
 	}
 	for i := range evs {
@@ -132,23 +132,23 @@ func userObject(u User) map[string]any {
 // invitation (creation_type "ssoCreate"), and returns its id. Email is
 // required; Type defaults to Basic, RoleID to Member, times to now. Webhook:
 // user.created.
-func (s *Server) AddUser(ctx context.Context, u User) (string, Delivery, error) {
-	return s.addUser(ctx, u, StatusActive, "ssoCreate")
+func (a *Account) AddUser(ctx context.Context, u User) (string, Delivery, error) {
+	return a.addUser(ctx, u, StatusActive, "ssoCreate")
 }
 
 // InviteUser adds a pending user (an invitation, creation_type "create") and
 // returns its internal id, which GET /users does not list until the user
 // accepts. Webhook: user.created.
-func (s *Server) InviteUser(ctx context.Context, u User) (string, Delivery, error) {
-	return s.addUser(ctx, u, StatusPending, "create")
+func (a *Account) InviteUser(ctx context.Context, u User) (string, Delivery, error) {
+	return a.addUser(ctx, u, StatusPending, "create")
 }
 
-func (s *Server) addUser(ctx context.Context, u User, status, creationType string) (string, Delivery, error) {
+func (a *Account) addUser(ctx context.Context, u User, status, creationType string) (string, Delivery, error) {
 	var id string
-	d, err := s.mutate(ctx, func(st *state) ([]event, error) {
+	d, err := a.mutate(ctx, func(st *state) ([]event, error) {
 		var ev event
 		var err error
-		id, ev, err = st.addUserCore(u, status, creationType, s.now())
+		id, ev, err = st.addUserCore(u, status, creationType, a.srv.now())
 		return []event{ev}, err
 	})
 	return id, d, err
@@ -208,8 +208,8 @@ func (st *state) addUserCore(u User, status, creationType string, now time.Time)
 
 // AcceptInvitation turns a pending user into an active one, whose id GET
 // /users then lists. Webhook: user.invitation_accepted.
-func (s *Server) AcceptInvitation(ctx context.Context, user string) (Delivery, error) {
-	return s.mutate(ctx, func(st *state) ([]event, error) {
+func (a *Account) AcceptInvitation(ctx context.Context, user string) (Delivery, error) {
+	return a.mutate(ctx, func(st *state) ([]event, error) {
 		su, err := st.mustUser(user)
 		if err != nil {
 			return nil, err
@@ -231,8 +231,8 @@ func (s *Server) AcceptInvitation(ctx context.Context, user string) (Delivery, e
 // RemoveUser removes a user from the account with DELETE /users/{userId}'s
 // action: "disassociate" (the default when empty) or "delete". Webhook:
 // user.disassociated or user.deleted.
-func (s *Server) RemoveUser(ctx context.Context, user, action string) (Delivery, error) {
-	return s.mutate(ctx, func(st *state) ([]event, error) { return st.removeUserCore(user, action) })
+func (a *Account) RemoveUser(ctx context.Context, user, action string) (Delivery, error) {
+	return a.mutate(ctx, func(st *state) ([]event, error) { return st.removeUserCore(user, action) })
 }
 
 func (st *state) removeUserCore(user, action string) ([]event, error) {
@@ -269,29 +269,29 @@ func (st *state) removeUserCore(user, action string) ([]event, error) {
 // fields that the event's schema has; job_title, location, manager and
 // cost_center are not in that schema, so a change of only those sends an
 // object with the id alone. No change sends nothing.
-func (s *Server) UpdateUser(ctx context.Context, user string, p Profile) (Delivery, error) {
-	return s.mutate(ctx, func(st *state) ([]event, error) { return st.patchUserCore(user, p, nil, nil) })
+func (a *Account) UpdateUser(ctx context.Context, user string, p Profile) (Delivery, error) {
+	return a.mutate(ctx, func(st *state) ([]event, error) { return st.patchUserCore(user, p, nil, nil) })
 }
 
 // SetUserType changes a user's type (1 Basic, 2 Licensed, 4 Unassigned, or
 // any other). Webhook: user.updated with type.
-func (s *Server) SetUserType(ctx context.Context, user string, typ int) (Delivery, error) {
-	return s.UpdateUser(ctx, user, Profile{Type: &typ})
+func (a *Account) SetUserType(ctx context.Context, user string, typ int) (Delivery, error) {
+	return a.UpdateUser(ctx, user, Profile{Type: &typ})
 }
 
 // SetCustomAttribute sets one custom attribute of a user, replacing the one
 // with the same key. Webhook: user.updated with custom_attributes (the whole
 // list before and after).
-func (s *Server) SetCustomAttribute(ctx context.Context, user string, a CustomAttribute) (Delivery, error) {
-	return s.mutate(ctx, func(st *state) ([]event, error) {
-		return st.patchUserCore(user, Profile{}, []CustomAttribute{a}, nil)
+func (a *Account) SetCustomAttribute(ctx context.Context, user string, attr CustomAttribute) (Delivery, error) {
+	return a.mutate(ctx, func(st *state) ([]event, error) {
+		return st.patchUserCore(user, Profile{}, []CustomAttribute{attr}, nil)
 	})
 }
 
 // RemoveCustomAttribute removes the custom attribute with that key. Webhook:
 // user.updated with custom_attributes.
-func (s *Server) RemoveCustomAttribute(ctx context.Context, user, key string) (Delivery, error) {
-	return s.mutate(ctx, func(st *state) ([]event, error) {
+func (a *Account) RemoveCustomAttribute(ctx context.Context, user, key string) (Delivery, error) {
+	return a.mutate(ctx, func(st *state) ([]event, error) {
 		return st.patchUserCore(user, Profile{}, nil, []string{key})
 	})
 }
@@ -389,13 +389,13 @@ func attrsOrEmpty(a []CustomAttribute) []CustomAttribute {
 // deactivation removes the user's licences: a Licensed user (type 2) becomes
 // Basic (type 1) and stays so when reactivated. The owner cannot be
 // deactivated. Webhook: user.deactivated.
-func (s *Server) DeactivateUser(ctx context.Context, user string) (Delivery, error) {
-	return s.mutate(ctx, func(st *state) ([]event, error) { return st.setStatusCore(user, "deactivate") })
+func (a *Account) DeactivateUser(ctx context.Context, user string) (Delivery, error) {
+	return a.mutate(ctx, func(st *state) ([]event, error) { return st.setStatusCore(user, "deactivate") })
 }
 
 // ActivateUser reactivates an inactive user. Webhook: user.activated.
-func (s *Server) ActivateUser(ctx context.Context, user string) (Delivery, error) {
-	return s.mutate(ctx, func(st *state) ([]event, error) { return st.setStatusCore(user, "activate") })
+func (a *Account) ActivateUser(ctx context.Context, user string) (Delivery, error) {
+	return a.mutate(ctx, func(st *state) ([]event, error) { return st.setStatusCore(user, "activate") })
 }
 
 func (st *state) setStatusCore(user, action string) ([]event, error) {
@@ -436,9 +436,9 @@ func (st *state) setStatusCore(user, action string) ([]event, error) {
 // Options.RoleChangeWebhook the change sends user.updated with the role's
 // name in "role", otherwise nothing. The owner's role cannot change and no
 // one else can be made owner.
-func (s *Server) SetUserRole(ctx context.Context, user, roleID string) (Delivery, error) {
-	return s.mutate(ctx, func(st *state) ([]event, error) {
-		return st.setRoleCore([]string{user}, roleID, s.opts.RoleChangeWebhook)
+func (a *Account) SetUserRole(ctx context.Context, user, roleID string) (Delivery, error) {
+	return a.mutate(ctx, func(st *state) ([]event, error) {
+		return st.setRoleCore([]string{user}, roleID, a.srv.opts.RoleChangeWebhook)
 	})
 }
 
@@ -478,8 +478,8 @@ func (st *state) setRoleCore(users []string, roleID string, notify bool) ([]even
 }
 
 // AddGroupMember adds a user to a group. Webhook: group.member_added.
-func (s *Server) AddGroupMember(ctx context.Context, groupID, user string) (Delivery, error) {
-	return s.mutate(ctx, func(st *state) ([]event, error) { return st.addMembersCore(groupID, []string{user}) })
+func (a *Account) AddGroupMember(ctx context.Context, groupID, user string) (Delivery, error) {
+	return a.mutate(ctx, func(st *state) ([]event, error) { return st.addMembersCore(groupID, []string{user}) })
 }
 
 func (st *state) addMembersCore(groupID string, users []string) ([]event, error) {
@@ -507,8 +507,8 @@ func (st *state) addMembersCore(groupID string, users []string) ([]event, error)
 
 // RemoveGroupMember removes a user from a group. Webhook:
 // group.member_deleted.
-func (s *Server) RemoveGroupMember(ctx context.Context, groupID, user string) (Delivery, error) {
-	return s.mutate(ctx, func(st *state) ([]event, error) { return st.removeMemberCore(groupID, user) })
+func (a *Account) RemoveGroupMember(ctx context.Context, groupID, user string) (Delivery, error) {
+	return a.mutate(ctx, func(st *state) ([]event, error) { return st.removeMemberCore(groupID, user) })
 }
 
 func (st *state) removeMemberCore(groupID, user string) ([]event, error) {
@@ -528,9 +528,9 @@ func (st *state) removeMemberCore(groupID, user string) ([]event, error) {
 
 // AddGroup creates a group and returns its id. Names are unique per account,
 // case-insensitively. Webhook: group.created.
-func (s *Server) AddGroup(ctx context.Context, name string) (string, Delivery, error) {
+func (a *Account) AddGroup(ctx context.Context, name string) (string, Delivery, error) {
 	var id string
-	d, err := s.mutate(ctx, func(st *state) ([]event, error) {
+	d, err := a.mutate(ctx, func(st *state) ([]event, error) {
 		var err error
 		var evs []event
 		id, evs, err = st.addGroupCore(name)
@@ -561,8 +561,8 @@ func (st *state) addGroupCore(name string) (string, []event, error) {
 }
 
 // RenameGroup renames a group. Webhook: group.updated with old_object.
-func (s *Server) RenameGroup(ctx context.Context, groupID, name string) (Delivery, error) {
-	return s.mutate(ctx, func(st *state) ([]event, error) { return st.renameGroupCore(groupID, name) })
+func (a *Account) RenameGroup(ctx context.Context, groupID, name string) (Delivery, error) {
+	return a.mutate(ctx, func(st *state) ([]event, error) { return st.renameGroupCore(groupID, name) })
 }
 
 func (st *state) renameGroupCore(groupID, name string) ([]event, error) {
@@ -585,8 +585,8 @@ func (st *state) renameGroupCore(groupID, name string) ([]event, error) {
 
 // DeleteGroup deletes a group; its members lose it from their group_ids.
 // Webhook: group.deleted.
-func (s *Server) DeleteGroup(ctx context.Context, groupID string) (Delivery, error) {
-	return s.mutate(ctx, func(st *state) ([]event, error) { return st.deleteGroupCore(groupID) })
+func (a *Account) DeleteGroup(ctx context.Context, groupID string) (Delivery, error) {
+	return a.mutate(ctx, func(st *state) ([]event, error) { return st.deleteGroupCore(groupID) })
 }
 
 func (st *state) deleteGroupCore(groupID string) ([]event, error) {
@@ -611,8 +611,8 @@ func (st *state) deleteGroupCore(groupID string) ([]event, error) {
 // AddGroupAdmin makes the owner of an email an admin of a group. The email
 // need not belong to a user of the account, so that tests can model admins
 // Zoom lists but the account does not hold. Webhook: group.admin_added.
-func (s *Server) AddGroupAdmin(ctx context.Context, groupID, email string) (Delivery, error) {
-	return s.mutate(ctx, func(st *state) ([]event, error) { return st.addAdminsCore(groupID, []string{email}, false) })
+func (a *Account) AddGroupAdmin(ctx context.Context, groupID, email string) (Delivery, error) {
+	return a.mutate(ctx, func(st *state) ([]event, error) { return st.addAdminsCore(groupID, []string{email}, false) })
 }
 
 func (st *state) addAdminsCore(groupID string, users []string, mustExist bool) ([]event, error) {
@@ -646,8 +646,8 @@ func (st *state) addAdminsCore(groupID string, users []string, mustExist bool) (
 
 // RemoveGroupAdmin removes an admin of a group, by email (any case) or by
 // user id. Webhook: group.admin_deleted.
-func (s *Server) RemoveGroupAdmin(ctx context.Context, groupID, user string) (Delivery, error) {
-	return s.mutate(ctx, func(st *state) ([]event, error) { return st.removeAdminCore(groupID, user) })
+func (a *Account) RemoveGroupAdmin(ctx context.Context, groupID, user string) (Delivery, error) {
+	return a.mutate(ctx, func(st *state) ([]event, error) { return st.removeAdminCore(groupID, user) })
 }
 
 func (st *state) removeAdminCore(groupID, user string) ([]event, error) {

@@ -89,6 +89,12 @@ func listingKey(parts ...string) uint64 {
 	return 1
 }
 
+// listingKey is listingKey for one account's listing: a page token of one
+// account is then refused by another's listing.
+func (a *Account) listingKey(parts ...string) uint64 {
+	return listingKey(append([]string{a.id}, parts...)...)
+}
+
 // pageParams are a listing request's paging parameters.
 type pageParams struct {
 	listing uint64

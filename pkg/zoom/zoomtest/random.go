@@ -14,7 +14,7 @@ import (
 // one drawn, so n changes happen unless the account is too small for them;
 // the owner is never touched. The same rng state on the same organisation
 // gives the same changes, apart from the random ids of new users and groups.
-func (s *Server) RandomMutations(ctx context.Context, rng *rand.Rand, n int) ([]Delivery, error) {
+func (a *Account) RandomMutations(ctx context.Context, rng *rand.Rand, n int) ([]Delivery, error) {
 	var out []Delivery
 	done, tries := 0, 0
 	for done < n && tries < n*20+20 {
@@ -22,7 +22,7 @@ func (s *Server) RandomMutations(ctx context.Context, rng *rand.Rand, n int) ([]
 		if err := ctx.Err(); err != nil {
 			return out, fmt.Errorf("random mutations: %w", err)
 		}
-		d, err := s.randomMutation(ctx, rng)
+		d, err := a.randomMutation(ctx, rng)
 		var ae *APIError
 		switch {
 		case errors.As(err, &ae) || errors.Is(err, errSkip):
@@ -42,12 +42,12 @@ var errSkip = errors.New("zoomtest: no target for this mutation")
 
 // pick draws a random user (not the owner) with the given status, any when
 // status is empty.
-func (s *Server) pick(rng *rand.Rand, status string) (User, bool) {
-	s.st.mu.RLock()
-	defer s.st.mu.RUnlock()
-	list := s.st.all
+func (a *Account) pick(rng *rand.Rand, status string) (User, bool) {
+	a.st.mu.RLock()
+	defer a.st.mu.RUnlock()
+	list := a.st.all
 	if status != "" {
-		list = s.st.byStatus[status]
+		list = a.st.byStatus[status]
 	}
 	for range 10 {
 		if len(list) == 0 {
@@ -61,22 +61,22 @@ func (s *Server) pick(rng *rand.Rand, status string) (User, bool) {
 	return User{}, false
 }
 
-func (s *Server) pickGroup(rng *rand.Rand) (Group, bool) {
-	s.st.mu.RLock()
-	defer s.st.mu.RUnlock()
-	if len(s.st.groups) == 0 {
+func (a *Account) pickGroup(rng *rand.Rand) (Group, bool) {
+	a.st.mu.RLock()
+	defer a.st.mu.RUnlock()
+	if len(a.st.groups) == 0 {
 		return Group{}, false
 	}
-	g := s.st.groups[rng.IntN(len(s.st.groups))].g
+	g := a.st.groups[rng.IntN(len(a.st.groups))].g
 	g.Admins = append([]GroupAdmin(nil), g.Admins...)
 	return g, true
 }
 
-func (s *Server) pickRole(rng *rand.Rand) (string, bool) {
-	s.st.mu.RLock()
-	defer s.st.mu.RUnlock()
+func (a *Account) pickRole(rng *rand.Rand) (string, bool) {
+	a.st.mu.RLock()
+	defer a.st.mu.RUnlock()
 	var ids []string
-	for _, r := range s.st.roles {
+	for _, r := range a.st.roles {
 		if r.ID != RoleOwner && r.Type == "common" {
 			ids = append(ids, r.ID)
 		}
@@ -87,7 +87,7 @@ func (s *Server) pickRole(rng *rand.Rand) (string, bool) {
 	return ids[rng.IntN(len(ids))], true
 }
 
-func (s *Server) randomMutation(ctx context.Context, rng *rand.Rand) (Delivery, error) {
+func (a *Account) randomMutation(ctx context.Context, rng *rand.Rand) (Delivery, error) {
 	g := &gen{rng: rng, emails: map[string]int{}}
 	newUser := func() User {
 		first, last, display, local := g.person()
@@ -101,63 +101,63 @@ func (s *Server) randomMutation(ctx context.Context, rng *rand.Rand) (Delivery, 
 	}
 	switch op := rng.IntN(18); op {
 	case 0:
-		_, d, err := s.AddUser(ctx, newUser())
+		_, d, err := a.AddUser(ctx, newUser())
 		return d, err
 	case 1:
-		_, d, err := s.InviteUser(ctx, newUser())
+		_, d, err := a.InviteUser(ctx, newUser())
 		return d, err
 	case 2:
-		u, ok := s.pick(rng, StatusPending)
+		u, ok := a.pick(rng, StatusPending)
 		if !ok {
 			return Delivery{}, errSkip
 		}
-		return s.AcceptInvitation(ctx, u.ID)
+		return a.AcceptInvitation(ctx, u.ID)
 	case 3:
-		u, ok := s.pick(rng, "")
+		u, ok := a.pick(rng, "")
 		if !ok {
 			return Delivery{}, errSkip
 		}
-		return s.RemoveUser(ctx, u.ID, []string{"delete", "disassociate"}[rng.IntN(2)])
+		return a.RemoveUser(ctx, u.ID, []string{"delete", "disassociate"}[rng.IntN(2)])
 	case 4:
-		u, ok := s.pick(rng, StatusActive)
+		u, ok := a.pick(rng, StatusActive)
 		if !ok {
 			return Delivery{}, errSkip
 		}
-		return s.DeactivateUser(ctx, u.ID)
+		return a.DeactivateUser(ctx, u.ID)
 	case 5:
-		u, ok := s.pick(rng, StatusInactive)
+		u, ok := a.pick(rng, StatusInactive)
 		if !ok {
 			return Delivery{}, errSkip
 		}
-		return s.ActivateUser(ctx, u.ID)
+		return a.ActivateUser(ctx, u.ID)
 	case 6:
-		u, ok := s.pick(rng, "")
+		u, ok := a.pick(rng, "")
 		if !ok {
 			return Delivery{}, errSkip
 		}
-		return s.SetUserType(ctx, u.ID, []int{TypeBasic, TypeLicensed, TypeUnassigned}[rng.IntN(3)])
+		return a.SetUserType(ctx, u.ID, []int{TypeBasic, TypeLicensed, TypeUnassigned}[rng.IntN(3)])
 	case 7:
-		u, ok := s.pick(rng, "")
-		role, ok2 := s.pickRole(rng)
+		u, ok := a.pick(rng, "")
+		role, ok2 := a.pickRole(rng)
 		if !ok || !ok2 {
 			return Delivery{}, errSkip
 		}
-		return s.SetUserRole(ctx, u.ID, role)
+		return a.SetUserRole(ctx, u.ID, role)
 	case 8, 9:
-		u, ok := s.pick(rng, "")
-		grp, ok2 := s.pickGroup(rng)
+		u, ok := a.pick(rng, "")
+		grp, ok2 := a.pickGroup(rng)
 		if !ok || !ok2 {
 			return Delivery{}, errSkip
 		}
-		return s.AddGroupMember(ctx, grp.ID, u.ID)
+		return a.AddGroupMember(ctx, grp.ID, u.ID)
 	case 10:
-		u, ok := s.pick(rng, "")
+		u, ok := a.pick(rng, "")
 		if !ok || len(u.GroupIDs) == 0 {
 			return Delivery{}, errSkip
 		}
-		return s.RemoveGroupMember(ctx, u.GroupIDs[rng.IntN(len(u.GroupIDs))], u.ID)
+		return a.RemoveGroupMember(ctx, u.GroupIDs[rng.IntN(len(u.GroupIDs))], u.ID)
 	case 11:
-		u, ok := s.pick(rng, "")
+		u, ok := a.pick(rng, "")
 		if !ok {
 			return Delivery{}, errSkip
 		}
@@ -165,26 +165,26 @@ func (s *Server) randomMutation(ctx context.Context, rng *rand.Rand) (Delivery, 
 		if rng.IntN(2) == 0 {
 			p.DisplayName = Ptr(strings.TrimSpace(u.DisplayName + " " + []string{"(PTO)", "✈", "Jr."}[rng.IntN(3)]))
 		}
-		return s.UpdateUser(ctx, u.ID, p)
+		return a.UpdateUser(ctx, u.ID, p)
 	case 12:
-		grp, ok := s.pickGroup(rng)
+		grp, ok := a.pickGroup(rng)
 		if !ok {
 			return Delivery{}, errSkip
 		}
-		return s.RenameGroup(ctx, grp.ID, fmt.Sprintf("%s %d", groupNames[rng.IntN(len(groupNames))], rng.IntN(10000)))
+		return a.RenameGroup(ctx, grp.ID, fmt.Sprintf("%s %d", groupNames[rng.IntN(len(groupNames))], rng.IntN(10000)))
 	case 13:
-		_, d, err := s.AddGroup(ctx, fmt.Sprintf("%s %d", groupNames[rng.IntN(len(groupNames))], rng.IntN(100000)))
+		_, d, err := a.AddGroup(ctx, fmt.Sprintf("%s %d", groupNames[rng.IntN(len(groupNames))], rng.IntN(100000)))
 		return d, err
 	case 14:
 		// Deleting groups is rare in real accounts; keep it rarer here.
-		grp, ok := s.pickGroup(rng)
+		grp, ok := a.pickGroup(rng)
 		if !ok || rng.IntN(4) != 0 {
 			return Delivery{}, errSkip
 		}
-		return s.DeleteGroup(ctx, grp.ID)
+		return a.DeleteGroup(ctx, grp.ID)
 	case 15:
-		u, ok := s.pick(rng, "")
-		grp, ok2 := s.pickGroup(rng)
+		u, ok := a.pick(rng, "")
+		grp, ok2 := a.pickGroup(rng)
 		if !ok || !ok2 {
 			return Delivery{}, errSkip
 		}
@@ -192,22 +192,22 @@ func (s *Server) randomMutation(ctx context.Context, rng *rand.Rand) (Delivery, 
 		if rng.IntN(3) == 0 {
 			email = strings.ToUpper(email)
 		}
-		return s.AddGroupAdmin(ctx, grp.ID, email)
+		return a.AddGroupAdmin(ctx, grp.ID, email)
 	case 16:
-		grp, ok := s.pickGroup(rng)
+		grp, ok := a.pickGroup(rng)
 		if !ok || len(grp.Admins) == 0 {
 			return Delivery{}, errSkip
 		}
-		return s.RemoveGroupAdmin(ctx, grp.ID, grp.Admins[rng.IntN(len(grp.Admins))].Email)
+		return a.RemoveGroupAdmin(ctx, grp.ID, grp.Admins[rng.IntN(len(grp.Admins))].Email)
 	default:
-		u, ok := s.pick(rng, "")
+		u, ok := a.pick(rng, "")
 		if !ok {
 			return Delivery{}, errSkip
 		}
 		if len(u.CustomAttributes) > 0 && rng.IntN(2) == 0 {
-			return s.RemoveCustomAttribute(ctx, u.ID, u.CustomAttributes[rng.IntN(len(u.CustomAttributes))].Key)
+			return a.RemoveCustomAttribute(ctx, u.ID, u.CustomAttributes[rng.IntN(len(u.CustomAttributes))].Key)
 		}
-		return s.SetCustomAttribute(ctx, u.ID, CustomAttribute{
+		return a.SetCustomAttribute(ctx, u.ID, CustomAttribute{
 			Key: "cbf_sim" + fmt.Sprint(rng.IntN(3)), Name: []string{"Badge", "Région", "社員番号"}[rng.IntN(3)],
 			Value: attributeValues[rng.IntN(len(attributeValues))],
 		})

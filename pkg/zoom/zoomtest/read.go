@@ -46,7 +46,7 @@ func writeItems(buf *bytes.Buffer, name string, items []*suser, variant int) {
 // listUsers serves GET /users: one status per call (active by default),
 // optionally one role, custom attributes only with
 // include_fields=custom_attributes, and no id for pending users.
-func (s *Server) listUsers(w http.ResponseWriter, r *http.Request) {
+func (a *Account) listUsers(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	status := q.Get("status")
 	switch status {
@@ -67,13 +67,13 @@ func (s *Server) listUsers(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	roleID := q.Get("role_id")
-	p, ok := s.parsePage(w, r, listingKey("GET /users", status, roleID), 2000)
+	p, ok := a.srv.parsePage(w, r, a.listingKey("GET /users", status, roleID), 2000)
 	if !ok {
 		return
 	}
 	buf := bytes.NewBuffer(make([]byte, 0, 512))
-	s.st.mu.RLock()
-	list := s.st.byStatus[status]
+	a.st.mu.RLock()
+	list := a.st.byStatus[status]
 	if roleID != "" {
 		var filtered []*suser
 		for _, su := range list {
@@ -83,10 +83,10 @@ func (s *Server) listUsers(w http.ResponseWriter, r *http.Request) {
 		}
 		list = filtered
 	}
-	pi := s.seqPage(p, len(list), func(i int) uint64 { return list[i].seq })
+	pi := a.srv.seqPage(p, len(list), func(i int) uint64 { return list[i].seq })
 	pageHeader(buf, pi, p)
 	writeItems(buf, "users", list[pi.start:pi.end], variant)
-	s.st.mu.RUnlock()
+	a.st.mu.RUnlock()
 	writeBody(w, http.StatusOK, buf.Bytes())
 }
 
@@ -131,28 +131,28 @@ type userDetail struct {
 // getUser serves GET /users/{userId}, by id or email, or by
 // employee_unique_id with search_by_unique_id=true. Unlike the listing it
 // shows a pending user's id.
-func (s *Server) getUser(w http.ResponseWriter, r *http.Request) {
+func (a *Account) getUser(w http.ResponseWriter, r *http.Request) {
 	key := r.PathValue("userId")
-	s.st.mu.RLock()
+	a.st.mu.RLock()
 	var su *suser
 	if r.URL.Query().Get("search_by_unique_id") == "true" {
-		for _, x := range s.st.all {
+		for _, x := range a.st.all {
 			if x.u.EmployeeUniqueID != "" && x.u.EmployeeUniqueID == key {
 				su = x
 				break
 			}
 		}
 	} else {
-		su = s.st.lookupUser(key)
+		su = a.st.lookupUser(key)
 	}
 	if su == nil {
-		s.st.mu.RUnlock()
+		a.st.mu.RUnlock()
 		writeError(w, http.StatusNotFound, 1001, "User does not exist: "+key+".")
 		return
 	}
 	u := su.u.clone()
-	role, _ := s.st.role(u.RoleID)
-	s.st.mu.RUnlock()
+	role, _ := a.st.role(u.RoleID)
+	a.st.mu.RUnlock()
 
 	d := userDetail{
 		ID: u.ID, FirstName: u.FirstName, LastName: u.LastName, DisplayName: u.DisplayName,
@@ -160,7 +160,7 @@ func (s *Server) getUser(w http.ResponseWriter, r *http.Request) {
 		Verified: u.Verified, Dept: u.Dept, CreatedAt: zoomTime(u.CreatedAt),
 		UserCreatedAt: zoomTime(u.UserCreatedAt), LastLoginTime: zoomTime(u.LastLoginTime),
 		LastClientVersion: u.LastClientVersion, Language: u.Language, Status: u.Status, RoleID: u.RoleID,
-		AccountID: s.opts.AccountID, AccountNumber: accountNumber(s.opts.AccountID), Cluster: "us06",
+		AccountID: a.id, AccountNumber: accountNumber(a.id), Cluster: "us06",
 		GroupIDs: u.GroupIDs, EmployeeUniqueID: u.EmployeeUniqueID, JobTitle: u.JobTitle,
 		Company: u.Company, Location: u.Location, Manager: u.Manager, CostCenter: u.CostCenter,
 		LoginTypes: u.LoginTypes, CustomAttributes: u.CustomAttributes,
@@ -186,19 +186,19 @@ type groupItem struct {
 
 // listGroups serves GET /groups: {groups, total_records, next_page_token},
 // the only fields its OpenAPI response has.
-func (s *Server) listGroups(w http.ResponseWriter, r *http.Request) {
-	p, ok := s.parsePage(w, r, listingKey("GET /groups"), 300)
+func (a *Account) listGroups(w http.ResponseWriter, r *http.Request) {
+	p, ok := a.srv.parsePage(w, r, a.listingKey("GET /groups"), 300)
 	if !ok {
 		return
 	}
-	s.st.mu.RLock()
-	groups := s.st.groups
-	pi := s.seqPage(p, len(groups), func(i int) uint64 { return groups[i].seq })
+	a.st.mu.RLock()
+	groups := a.st.groups
+	pi := a.srv.seqPage(p, len(groups), func(i int) uint64 { return groups[i].seq })
 	items := make([]groupItem, 0, pi.end-pi.start)
 	for _, sg := range groups[pi.start:pi.end] {
-		items = append(items, groupItem{sg.g.ID, sg.g.Name, len(s.st.groupMembers[sg.g.ID])})
+		items = append(items, groupItem{sg.g.ID, sg.g.Name, len(a.st.groupMembers[sg.g.ID])})
 	}
-	s.st.mu.RUnlock()
+	a.st.mu.RUnlock()
 	writeJSON(w, http.StatusOK, struct {
 		Groups        []groupItem `json:"groups"`
 		TotalRecords  int         `json:"total_records"`
@@ -211,15 +211,15 @@ func groupNotFound(w http.ResponseWriter, id string) {
 }
 
 // getGroup serves GET /groups/{groupId}.
-func (s *Server) getGroup(w http.ResponseWriter, r *http.Request) {
+func (a *Account) getGroup(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("groupId")
-	s.st.mu.RLock()
-	sg := s.st.groupByID[id]
+	a.st.mu.RLock()
+	sg := a.st.groupByID[id]
 	var item groupItem
 	if sg != nil {
-		item = groupItem{sg.g.ID, sg.g.Name, len(s.st.groupMembers[id])}
+		item = groupItem{sg.g.ID, sg.g.Name, len(a.st.groupMembers[id])}
 	}
-	s.st.mu.RUnlock()
+	a.st.mu.RUnlock()
 	if sg == nil {
 		groupNotFound(w, id)
 		return
@@ -229,24 +229,24 @@ func (s *Server) getGroup(w http.ResponseWriter, r *http.Request) {
 
 // listGroupMembers serves GET /groups/{groupId}/members (page_size up to
 // 2000 per the 2026 OpenAPI).
-func (s *Server) listGroupMembers(w http.ResponseWriter, r *http.Request) {
+func (a *Account) listGroupMembers(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("groupId")
-	p, ok := s.parsePage(w, r, listingKey("GET /groups/{groupId}/members", id), 2000)
+	p, ok := a.srv.parsePage(w, r, a.listingKey("GET /groups/{groupId}/members", id), 2000)
 	if !ok {
 		return
 	}
 	buf := bytes.NewBuffer(make([]byte, 0, 512))
-	s.st.mu.RLock()
-	if s.st.groupByID[id] == nil {
-		s.st.mu.RUnlock()
+	a.st.mu.RLock()
+	if a.st.groupByID[id] == nil {
+		a.st.mu.RUnlock()
 		groupNotFound(w, id)
 		return
 	}
-	list := s.st.groupMembers[id]
-	pi := s.seqPage(p, len(list), func(i int) uint64 { return list[i].seq })
+	list := a.st.groupMembers[id]
+	pi := a.srv.seqPage(p, len(list), func(i int) uint64 { return list[i].seq })
 	pageHeader(buf, pi, p)
 	writeItems(buf, "members", list[pi.start:pi.end], cacheGroupMember)
-	s.st.mu.RUnlock()
+	a.st.mu.RUnlock()
 	writeBody(w, http.StatusOK, buf.Bytes())
 }
 
@@ -259,30 +259,30 @@ type adminItem struct {
 // name only, as entered (Zoom does not normalise their case). The name is the
 // matching user's display name, or the one recorded with the admin when no
 // user has that email.
-func (s *Server) listGroupAdmins(w http.ResponseWriter, r *http.Request) {
+func (a *Account) listGroupAdmins(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("groupId")
-	p, ok := s.parsePage(w, r, listingKey("GET /groups/{groupId}/admins", id), 300)
+	p, ok := a.srv.parsePage(w, r, a.listingKey("GET /groups/{groupId}/admins", id), 300)
 	if !ok {
 		return
 	}
-	s.st.mu.RLock()
-	sg := s.st.groupByID[id]
+	a.st.mu.RLock()
+	sg := a.st.groupByID[id]
 	if sg == nil {
-		s.st.mu.RUnlock()
+		a.st.mu.RUnlock()
 		groupNotFound(w, id)
 		return
 	}
 	admins := sg.g.Admins
-	pi := s.offsetPage(p, len(admins))
+	pi := a.srv.offsetPage(p, len(admins))
 	items := make([]adminItem, 0, pi.end-pi.start)
-	for _, a := range admins[pi.start:pi.end] {
-		name := a.Name
-		if su := s.st.byEmail[strings.ToLower(a.Email)]; su != nil {
+	for _, ad := range admins[pi.start:pi.end] {
+		name := ad.Name
+		if su := a.st.byEmail[strings.ToLower(ad.Email)]; su != nil {
 			name = displayName(su.u)
 		}
-		items = append(items, adminItem{a.Email, name})
+		items = append(items, adminItem{ad.Email, name})
 	}
-	s.st.mu.RUnlock()
+	a.st.mu.RUnlock()
 	writeJSON(w, http.StatusOK, struct {
 		Admins        []adminItem `json:"admins"`
 		NextPageToken string      `json:"next_page_token"`
@@ -308,7 +308,7 @@ type roleItem struct {
 
 // listRoles serves GET /roles, which is not paged: one role type per call,
 // "common" by default.
-func (s *Server) listRoles(w http.ResponseWriter, r *http.Request) {
+func (a *Account) listRoles(w http.ResponseWriter, r *http.Request) {
 	typ := r.URL.Query().Get("type")
 	switch typ {
 	case "":
@@ -318,14 +318,14 @@ func (s *Server) listRoles(w http.ResponseWriter, r *http.Request) {
 		writeValidation(w, "type", "Invalid field.")
 		return
 	}
-	s.st.mu.RLock()
+	a.st.mu.RLock()
 	items := []roleItem{}
-	for _, role := range s.st.roles {
+	for _, role := range a.st.roles {
 		if role.Type == typ {
-			items = append(items, roleItem{role.ID, role.Name, role.Description, role.Type, len(s.st.roleMembers[role.ID])})
+			items = append(items, roleItem{role.ID, role.Name, role.Description, role.Type, len(a.st.roleMembers[role.ID])})
 		}
 	}
-	s.st.mu.RUnlock()
+	a.st.mu.RUnlock()
 	writeJSON(w, http.StatusOK, struct {
 		Roles        []roleItem `json:"roles"`
 		TotalRecords int        `json:"total_records"`
@@ -337,12 +337,12 @@ func roleNotFound(w http.ResponseWriter) {
 }
 
 // getRole serves GET /roles/{roleId}.
-func (s *Server) getRole(w http.ResponseWriter, r *http.Request) {
+func (a *Account) getRole(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("roleId")
-	s.st.mu.RLock()
-	role, ok := s.st.role(id)
-	n := len(s.st.roleMembers[id])
-	s.st.mu.RUnlock()
+	a.st.mu.RLock()
+	role, ok := a.st.role(id)
+	n := len(a.st.roleMembers[id])
+	a.st.mu.RUnlock()
 	if !ok {
 		roleNotFound(w)
 		return
@@ -355,24 +355,24 @@ func (s *Server) getRole(w http.ResponseWriter, r *http.Request) {
 
 // listRoleMembers serves GET /roles/{roleId}/members, whose items name the
 // department "department", not "dept".
-func (s *Server) listRoleMembers(w http.ResponseWriter, r *http.Request) {
+func (a *Account) listRoleMembers(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("roleId")
-	p, ok := s.parsePage(w, r, listingKey("GET /roles/{roleId}/members", id), 300)
+	p, ok := a.srv.parsePage(w, r, a.listingKey("GET /roles/{roleId}/members", id), 300)
 	if !ok {
 		return
 	}
 	buf := bytes.NewBuffer(make([]byte, 0, 512))
-	s.st.mu.RLock()
-	if _, ok := s.st.role(id); !ok {
-		s.st.mu.RUnlock()
+	a.st.mu.RLock()
+	if _, ok := a.st.role(id); !ok {
+		a.st.mu.RUnlock()
 		roleNotFound(w)
 		return
 	}
-	list := s.st.roleMembers[id]
-	pi := s.seqPage(p, len(list), func(i int) uint64 { return list[i].seq })
+	list := a.st.roleMembers[id]
+	pi := a.srv.seqPage(p, len(list), func(i int) uint64 { return list[i].seq })
 	pageHeader(buf, pi, p)
 	writeItems(buf, "members", list[pi.start:pi.end], cacheRoleMember)
-	s.st.mu.RUnlock()
+	a.st.mu.RUnlock()
 	writeBody(w, http.StatusOK, buf.Bytes())
 }
 

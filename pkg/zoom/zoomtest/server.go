@@ -45,8 +45,17 @@ type Options struct {
 	// issued later.
 	Scopes []string
 
-	// TokenTTL is the access token lifetime (default 1 hour, as Zoom's).
+	// TokenTTL is the access token lifetime (default 1 hour, as Zoom's), of
+	// Server-to-Server tokens and of OAuth apps' unless AppOptions say
+	// otherwise.
 	TokenTTL time.Duration
+	// RefreshTokenTTL is the OAuth refresh token lifetime (default 90 days:
+	// Zoom's documents give 15 years or "about 90 days", and the shorter
+	// one is the one a client can get wrong).
+	RefreshTokenTTL time.Duration
+	// CodeTTL is the OAuth authorization code lifetime (default 5 minutes,
+	// as Zoom documents).
+	CodeTTL time.Duration
 	// PageTokenTTL is the next_page_token lifetime (default 15 minutes, as
 	// Zoom's).
 	PageTokenTTL time.Duration
@@ -86,30 +95,34 @@ type Options struct {
 	Now func() time.Time
 }
 
-// Server simulates Zoom for one organisation. All its methods are safe for
-// concurrent use, including while it serves requests.
+// Server simulates Zoom: one or more accounts (see Account) behind one API
+// URL and one OAuth endpoint. Its own organisation, mutation and setting
+// methods act on the default account, the one New makes from its Org and
+// Options. All its methods are safe for concurrent use, including while it
+// serves requests.
 type Server struct {
 	opts   Options
-	st     *state
 	now    func() time.Time
 	mux    *http.ServeMux
 	faults *Faults
-	limits *limiter
 	// rateHeaders says whether rate-limit headers are sent; it starts from
 	// !Options.OmitRateLimitHeaders and SetRateLimitHeaders changes it.
 	rateHeaders atomic.Bool
 
+	def         *Account
+	acctMu      sync.RWMutex
+	accounts    map[string]*Account
+	accountList []*Account
+
 	tokens    tokenStore
-	scopes    atomic.Pointer[[]string]
 	pageKey   []byte
 	pageEpoch atomic.Uint32
 
 	counter counter
 
-	webhookURL atomic.Pointer[string]
-	client     *http.Client
-	events     eventLog
-	wg         sync.WaitGroup // asynchronous webhook deliveries
+	client *http.Client
+	events eventLog
+	wg     sync.WaitGroup // asynchronous webhook deliveries
 
 	rngMu sync.Mutex
 	rng   *rand.Rand // for the admin API's random mutations
@@ -144,6 +157,12 @@ func New(org *Org, opts Options) *Server {
 	if opts.TokenTTL <= 0 {
 		opts.TokenTTL = time.Hour
 	}
+	if opts.RefreshTokenTTL <= 0 {
+		opts.RefreshTokenTTL = 90 * 24 * time.Hour
+	}
+	if opts.CodeTTL <= 0 {
+		opts.CodeTTL = 5 * time.Minute
+	}
 	if opts.PageTokenTTL <= 0 {
 		opts.PageTokenTTL = 15 * time.Minute
 	}
@@ -155,20 +174,25 @@ func New(org *Org, opts Options) *Server {
 		now = time.Now
 	}
 	s := &Server{
-		opts:    opts,
-		st:      newState(org, opts.AccountID),
-		now:     now,
-		pageKey: make([]byte, 32),
-		client:  &http.Client{Timeout: opts.WebhookTimeout},
-		rng:     rand.New(rand.NewPCG(uint64(opts.Seed), 0x2a)),
+		opts:     opts,
+		now:      now,
+		pageKey:  make([]byte, 32),
+		client:   &http.Client{Timeout: opts.WebhookTimeout},
+		rng:      rand.New(rand.NewPCG(uint64(opts.Seed), 0x2a)),
+		accounts: map[string]*Account{},
 	}
 	_, _ = crand.Read(s.pageKey)
-	s.faults = newFaults(s, opts.Seed)
-	s.limits = newLimiter(opts.RateLimits, now)
+	s.faults = &Faults{srv: s, rules: newFaultRules(opts.Seed)}
 	s.rateHeaders.Store(!opts.OmitRateLimitHeaders)
-	s.tokens.tokens = map[string]accessToken{}
-	s.SetScopes(opts.Scopes)
-	s.SetWebhookURL(opts.WebhookURL)
+	s.tokens.init()
+	s.def = s.newAccount(opts.AccountID, org, AccountOptions{
+		ClientID: opts.ClientID, ClientSecret: opts.ClientSecret, Scopes: opts.Scopes,
+		RateLimits: opts.RateLimits, WebhookURL: opts.WebhookURL, WebhookSecret: opts.WebhookSecret,
+	})
+	s.faults.acct = s.def
+	s.accounts[s.def.id] = s.def
+	s.accountList = []*Account{s.def}
+	_ = s.tokens.register(s.def.s2s) // the first app: its client id is free
 	s.counter.reset()
 	s.routes()
 	return s
@@ -243,42 +267,49 @@ func (s *Server) APIBase() string { return s.URL() + "/v2" }
 // TokenURL is URL()+"/oauth/token".
 func (s *Server) TokenURL() string { return s.URL() + "/oauth/token" }
 
-// AccountID is the account id the token endpoint accepts.
-func (s *Server) AccountID() string { return s.opts.AccountID }
+// AccountID is the default account's id, the account_id its
+// Server-to-Server credentials are accepted with.
+func (s *Server) AccountID() string { return s.def.id }
 
-// ClientID is the OAuth client id the token endpoint accepts.
-func (s *Server) ClientID() string { return s.opts.ClientID }
+// ClientID is the client id of the default account's Server-to-Server app.
+func (s *Server) ClientID() string { return s.def.ClientID() }
 
-// ClientSecret is the OAuth client secret the token endpoint accepts.
-func (s *Server) ClientSecret() string { return s.opts.ClientSecret }
+// ClientSecret is the client secret of the default account's
+// Server-to-Server app.
+func (s *Server) ClientSecret() string { return s.def.ClientSecret() }
 
-// Handler serves the Zoom API: POST /oauth/token and the /v2 routes.
+// AuthorizeURL is URL()+"/oauth/authorize", where OAuth apps are
+// authorized.
+func (s *Server) AuthorizeURL() string { return s.URL() + "/oauth/authorize" }
+
+// RevokeURL is URL()+"/oauth/revoke".
+func (s *Server) RevokeURL() string { return s.URL() + "/oauth/revoke" }
+
+// Handler serves the Zoom API: the OAuth endpoints under /oauth/ and the
+// /v2 routes.
 func (s *Server) Handler() http.Handler { return s.mux }
 
-// Org returns a snapshot of the current organisation, users and groups in
-// listing order.
-func (s *Server) Org() *Org {
-	s.st.mu.RLock()
-	defer s.st.mu.RUnlock()
-	return s.st.snapshot()
-}
+// Org returns a snapshot of the default account's organisation, users and
+// groups in listing order.
+func (s *Server) Org() *Org { return s.def.Org() }
 
-// Faults returns the fault injector of the server.
+// Faults returns the server's fault injector: its rules apply to every
+// request (unless a rule names an Account), its switches to the default
+// account.
 func (s *Server) Faults() *Faults { return s.faults }
 
-// SetScopes sets the scopes granted to tokens issued from now on. Tokens
-// already issued keep theirs, as with Zoom, where a scope change takes effect
-// on the next token.
-func (s *Server) SetScopes(scopes []string) {
-	c := append([]string(nil), scopes...)
-	s.scopes.Store(&c)
-}
+// SetScopes sets the scopes granted to the default account's
+// Server-to-Server tokens issued from now on. Tokens already issued keep
+// theirs, as with Zoom, where a scope change takes effect on the next token.
+func (s *Server) SetScopes(scopes []string) { s.def.SetScopes(scopes) }
 
-// SetWebhookURL sets where webhook notifications go; empty stops them.
-func (s *Server) SetWebhookURL(url string) { s.webhookURL.Store(&url) }
+// SetWebhookURL sets where the default account's webhook notifications go;
+// empty stops them.
+func (s *Server) SetWebhookURL(url string) { s.def.SetWebhookURL(url) }
 
-// SetRateLimits changes the per-label rate limits at run time.
-func (s *Server) SetRateLimits(l RateLimits) { s.limits.set(l) }
+// SetRateLimits changes the default account's per-label rate limits at run
+// time.
+func (s *Server) SetRateLimits(l RateLimits) { s.def.SetRateLimits(l) }
 
 // SetRateLimitHeaders turns the X-RateLimit-* and Retry-After headers on or
 // off at run time (see Options.OmitRateLimitHeaders).
@@ -303,7 +334,7 @@ type route struct {
 	category     Category
 	macro        []string // classic scopes that grant the operation
 	granular     []string // granular scopes that grant it; the :admin ones are named in 4711 errors
-	handle       func(s *Server, w http.ResponseWriter, r *http.Request)
+	handle       func(a *Account, w http.ResponseWriter, r *http.Request)
 }
 
 func (rt route) template() string { return rt.method + " " + rt.path }
@@ -316,28 +347,28 @@ var roleRead = []string{"role:read:admin", "role:write:admin"}
 var roleWrite = []string{"role:write:admin"}
 
 var apiRoutes = []route{
-	{"GET", "/users", Medium, userRead, []string{"user:read:list_users:admin"}, (*Server).listUsers},
-	{"POST", "/users", Light, userWrite, []string{"user:write:user:admin"}, (*Server).createUser},
-	{"GET", "/users/{userId}", Light, append(slicesClone(userRead), "user_profile", "user_info:read"), []string{"user:read:user", "user:read:user:admin"}, (*Server).getUser},
-	{"PATCH", "/users/{userId}", Light, userWrite, []string{"user:update:user", "user:update:user:admin"}, (*Server).patchUser},
-	{"DELETE", "/users/{userId}", Light, userWrite, []string{"user:delete:user", "user:delete:user:admin"}, (*Server).deleteUser},
-	{"PUT", "/users/{userId}/status", Light, userWrite, []string{"user:update:status", "user:update:status:admin"}, (*Server).putUserStatus},
-	{"GET", "/groups", Medium, groupRead, []string{"group:read:list_groups:admin"}, (*Server).listGroups},
-	{"POST", "/groups", Light, groupWrite, []string{"group:write:group:admin"}, (*Server).createGroup},
-	{"GET", "/groups/{groupId}", Light, groupRead, []string{"group:read:group:admin"}, (*Server).getGroup},
-	{"PATCH", "/groups/{groupId}", Light, groupWrite, []string{"group:update:group:admin"}, (*Server).patchGroup},
-	{"DELETE", "/groups/{groupId}", Light, groupWrite, []string{"group:delete:group:admin"}, (*Server).deleteGroup},
-	{"GET", "/groups/{groupId}/members", Medium, groupRead, []string{"group:read:list_members:admin"}, (*Server).listGroupMembers},
-	{"POST", "/groups/{groupId}/members", Medium, groupWrite, []string{"group:write:member:admin"}, (*Server).addGroupMembers},
-	{"DELETE", "/groups/{groupId}/members/{memberId}", Light, groupWrite, []string{"group:delete:member:admin"}, (*Server).deleteGroupMember},
-	{"GET", "/groups/{groupId}/admins", Medium, groupRead, []string{"group:read:administrator:admin"}, (*Server).listGroupAdmins},
-	{"POST", "/groups/{groupId}/admins", Medium, groupWrite, []string{"group:write:administrator:admin"}, (*Server).addGroupAdmins},
-	{"DELETE", "/groups/{groupId}/admins/{userId}", Light, groupWrite, []string{"group:delete:administrator:admin"}, (*Server).deleteGroupAdmin},
-	{"GET", "/roles", Medium, roleRead, []string{"role:read:list_roles", "role:read:list_roles:admin"}, (*Server).listRoles},
-	{"GET", "/roles/{roleId}", Light, roleRead, []string{"role:read:role", "role:read:role:admin"}, (*Server).getRole},
-	{"GET", "/roles/{roleId}/members", Medium, roleRead, []string{"role:read:list_members", "role:read:list_members:admin"}, (*Server).listRoleMembers},
-	{"POST", "/roles/{roleId}/members", Medium, roleWrite, []string{"role:write:member", "role:write:member:admin"}, (*Server).addRoleMembers},
-	{"DELETE", "/roles/{roleId}/members/{memberId}", Light, roleWrite, []string{"role:delete:member", "role:delete:member:admin"}, (*Server).deleteRoleMember},
+	{"GET", "/users", Medium, userRead, []string{"user:read:list_users:admin"}, (*Account).listUsers},
+	{"POST", "/users", Light, userWrite, []string{"user:write:user:admin"}, (*Account).createUser},
+	{"GET", "/users/{userId}", Light, append(slicesClone(userRead), "user_profile", "user_info:read"), []string{"user:read:user", "user:read:user:admin"}, (*Account).getUser},
+	{"PATCH", "/users/{userId}", Light, userWrite, []string{"user:update:user", "user:update:user:admin"}, (*Account).patchUser},
+	{"DELETE", "/users/{userId}", Light, userWrite, []string{"user:delete:user", "user:delete:user:admin"}, (*Account).deleteUser},
+	{"PUT", "/users/{userId}/status", Light, userWrite, []string{"user:update:status", "user:update:status:admin"}, (*Account).putUserStatus},
+	{"GET", "/groups", Medium, groupRead, []string{"group:read:list_groups:admin"}, (*Account).listGroups},
+	{"POST", "/groups", Light, groupWrite, []string{"group:write:group:admin"}, (*Account).createGroup},
+	{"GET", "/groups/{groupId}", Light, groupRead, []string{"group:read:group:admin"}, (*Account).getGroup},
+	{"PATCH", "/groups/{groupId}", Light, groupWrite, []string{"group:update:group:admin"}, (*Account).patchGroup},
+	{"DELETE", "/groups/{groupId}", Light, groupWrite, []string{"group:delete:group:admin"}, (*Account).deleteGroup},
+	{"GET", "/groups/{groupId}/members", Medium, groupRead, []string{"group:read:list_members:admin"}, (*Account).listGroupMembers},
+	{"POST", "/groups/{groupId}/members", Medium, groupWrite, []string{"group:write:member:admin"}, (*Account).addGroupMembers},
+	{"DELETE", "/groups/{groupId}/members/{memberId}", Light, groupWrite, []string{"group:delete:member:admin"}, (*Account).deleteGroupMember},
+	{"GET", "/groups/{groupId}/admins", Medium, groupRead, []string{"group:read:administrator:admin"}, (*Account).listGroupAdmins},
+	{"POST", "/groups/{groupId}/admins", Medium, groupWrite, []string{"group:write:administrator:admin"}, (*Account).addGroupAdmins},
+	{"DELETE", "/groups/{groupId}/admins/{userId}", Light, groupWrite, []string{"group:delete:administrator:admin"}, (*Account).deleteGroupAdmin},
+	{"GET", "/roles", Medium, roleRead, []string{"role:read:list_roles", "role:read:list_roles:admin"}, (*Account).listRoles},
+	{"GET", "/roles/{roleId}", Light, roleRead, []string{"role:read:role", "role:read:role:admin"}, (*Account).getRole},
+	{"GET", "/roles/{roleId}/members", Medium, roleRead, []string{"role:read:list_members", "role:read:list_members:admin"}, (*Account).listRoleMembers},
+	{"POST", "/roles/{roleId}/members", Medium, roleWrite, []string{"role:write:member", "role:write:member:admin"}, (*Account).addRoleMembers},
+	{"DELETE", "/roles/{roleId}/members/{memberId}", Light, roleWrite, []string{"role:delete:member", "role:delete:member:admin"}, (*Account).deleteRoleMember},
 }
 
 func slicesClone(s []string) []string { return append([]string(nil), s...) }
@@ -349,7 +380,16 @@ const TokenRoute = "POST /oauth/token"
 func (s *Server) routes() {
 	s.mux = http.NewServeMux()
 	s.mux.HandleFunc("POST /oauth/token", func(w http.ResponseWriter, r *http.Request) {
-		s.serve(w, r, TokenRoute, func(w http.ResponseWriter, r *http.Request) { s.token(w, r) })
+		s.serve(w, r, TokenRoute, s.token)
+	})
+	s.mux.HandleFunc("GET /oauth/authorize", func(w http.ResponseWriter, r *http.Request) {
+		s.serve(w, r, AuthorizeRoute, s.authorize)
+	})
+	s.mux.HandleFunc("POST /oauth/authorize", func(w http.ResponseWriter, r *http.Request) {
+		s.serve(w, r, AuthorizeDecisionRoute, s.authorizeDecision)
+	})
+	s.mux.HandleFunc("POST /oauth/revoke", func(w http.ResponseWriter, r *http.Request) {
+		s.serve(w, r, RevokeRoute, s.revoke)
 	})
 	for _, rt := range apiRoutes {
 		s.mux.HandleFunc(rt.method+" /v2"+rt.path, func(w http.ResponseWriter, r *http.Request) {
@@ -363,10 +403,20 @@ func (s *Server) routes() {
 	})
 }
 
-// statusWriter remembers the status of a response for the request counter.
+// statusWriter remembers the status of a response, and the account it was
+// for once a handler knows it, for the request counters.
 type statusWriter struct {
 	http.ResponseWriter
 	status int
+	acct   *Account
+}
+
+// countFor records the account a request is for, so that its account's
+// counters count it too.
+func countFor(w http.ResponseWriter, a *Account) {
+	if sw, ok := w.(*statusWriter); ok {
+		sw.acct = a
+	}
 }
 
 // WriteHeader records the first status written.
@@ -390,21 +440,29 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 func (s *Server) serve(w http.ResponseWriter, r *http.Request, template string, next http.HandlerFunc) {
 	n := s.counter.start()
 	sw := &statusWriter{ResponseWriter: w}
-	defer func() { s.counter.done(template, sw.status) }()
-	if s.faults.apply(sw, r, template, n, s.pageOf) {
+	defer func() {
+		key := s.counter.done(template, sw.status)
+		if sw.acct != nil {
+			sw.acct.counter.done(template, key)
+		}
+	}()
+	if s.faults.apply(sw, r, template, n) {
 		return
 	}
 	next(sw, r)
 }
 
 // api checks the access token, the rate limit and the scopes, in that order:
-// Zoom needs to know the account (from the token) to apply its limit.
+// Zoom needs to know the account (from the token) to apply its limit. The
+// route then acts on the token's account.
 func (s *Server) api(w http.ResponseWriter, r *http.Request, rt route) {
 	tok, ok := s.authenticate(w, r)
 	if !ok {
 		return
 	}
-	if !s.limits.allow(w, rt.category, s.rateHeaders.Load()) {
+	a := tok.acct
+	countFor(w, a)
+	if !a.limits.allow(w, rt.category, s.rateHeaders.Load()) {
 		return
 	}
 	if !tok.grants(rt) {
@@ -417,5 +475,5 @@ func (s *Server) api(w http.ResponseWriter, r *http.Request, rt route) {
 		writeError(w, http.StatusBadRequest, 4711, "Invalid access token, does not contain scopes:["+strings.Join(need, ",")+"].")
 		return
 	}
-	rt.handle(s, w, r)
+	rt.handle(a, w, r)
 }

@@ -21,6 +21,9 @@ import (
 type Delivery struct {
 	// Event is the event name, such as "user.deactivated".
 	Event string `json:"event"`
+	// Account is the id of the account the notification is about, whose
+	// subscription it went to.
+	Account string `json:"account,omitempty"`
 	// URL is where it was sent; empty when no webhook URL was set.
 	URL string `json:"url,omitempty"`
 	// Body is the exact request body, the bytes the signature covers.
@@ -114,14 +117,12 @@ func Sign(secret, timestamp string, body []byte) string {
 	return "v0=" + hex.EncodeToString(m.Sum(nil))
 }
 
-// deliver builds, signs, sends and logs one notification. Zoom gives an
-// endpoint 3 seconds; the client's timeout (Options.WebhookTimeout) does the
-// same here.
-func (s *Server) deliver(ctx context.Context, ev event) Delivery {
+// deliver builds, signs, sends and logs one notification of the account.
+func (a *Account) deliver(ctx context.Context, ev event) Delivery {
 	env := envelope{
 		Event:   ev.name,
 		EventTS: ev.at.UnixMilli(),
-		Payload: payload{AccountID: s.opts.AccountID, CreationType: ev.creationType, Object: ev.object, OldObject: ev.oldObject},
+		Payload: payload{AccountID: a.id, CreationType: ev.creationType, Object: ev.object, OldObject: ev.oldObject},
 	}
 	if ev.operator {
 		env.Payload.Operator, env.Payload.OperatorID = ev.operatorEmail, ev.operatorID
@@ -129,15 +130,27 @@ func (s *Server) deliver(ctx context.Context, ev event) Delivery {
 	if ev.timeStamp {
 		env.Payload.TimeStamp = ev.at.UnixMilli()
 	}
-	body, err := json.Marshal(env)
+	return a.send(ctx, ev.name, mustJSON(env))
+}
+
+// mustJSON marshals the simulator's own notification bodies, which are
+// maps of strings, ints and slices and structs of them: they always
+// marshal.
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
 	if err != nil {
-		panic(err) // maps of strings, ints and slices always marshal
+		panic(err)
 	}
+	return b
+}
+
+// send signs a notification body with the account's secret token, sends it
+// to the account's webhook URL and logs it. Zoom gives an endpoint 3
+// seconds; the client's timeout (Options.WebhookTimeout) does the same here.
+func (a *Account) send(ctx context.Context, name string, body []byte) Delivery {
+	s := a.srv
 	ts := strconv.FormatInt(s.now().Unix(), 10)
-	d := Delivery{Event: ev.name, Body: body, Timestamp: ts, Signature: Sign(s.opts.WebhookSecret, ts, body)}
-	if p := s.webhookURL.Load(); p != nil {
-		d.URL = *p
-	}
+	d := Delivery{Event: name, Account: a.id, Body: body, Timestamp: ts, Signature: Sign(a.WebhookSecret(), ts, body), URL: a.WebhookURL()}
 	if d.URL != "" {
 		d.Status, d.Err = s.post(ctx, d)
 	}

@@ -22,7 +22,7 @@ func (m memberRef) key() string {
 	return m.Email
 }
 
-func (s *Server) createUser(w http.ResponseWriter, r *http.Request) {
+func (a *Account) createUser(w http.ResponseWriter, r *http.Request) {
 	var body struct {
 		Action   string `json:"action"`
 		UserInfo struct {
@@ -58,10 +58,10 @@ func (s *Server) createUser(w http.ResponseWriter, r *http.Request) {
 	}
 	u := User{Email: ui.Email, Type: ui.Type, FirstName: ui.FirstName, LastName: ui.LastName, DisplayName: ui.DisplayName}
 	var id string
-	err := s.mutateAsync(func(st *state) ([]event, error) {
+	err := a.mutateAsync(func(st *state) ([]event, error) {
 		var ev event
 		var err error
-		id, ev, err = st.addUserCore(u, status, body.Action, s.now())
+		id, ev, err = st.addUserCore(u, status, body.Action, a.srv.now())
 		return []event{ev}, err
 	})
 	if err != nil {
@@ -73,7 +73,7 @@ func (s *Server) createUser(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-func (s *Server) patchUser(w http.ResponseWriter, r *http.Request) {
+func (a *Account) patchUser(w http.ResponseWriter, r *http.Request) {
 	var body struct {
 		Type             *int              `json:"type"`
 		FirstName        *string           `json:"first_name"`
@@ -112,7 +112,7 @@ func (s *Server) patchUser(w http.ResponseWriter, r *http.Request) {
 		Company: body.Company, Location: body.Location, Manager: body.Manager, CostCenter: body.CostCenter,
 		Type: body.Type,
 	}
-	err := s.mutateAsync(func(st *state) ([]event, error) {
+	err := a.mutateAsync(func(st *state) ([]event, error) {
 		evs, err := st.patchUserCore(key, p, body.CustomAttributes, nil)
 		if err != nil || body.GroupID == nil || *body.GroupID == "" {
 			return evs, err
@@ -131,9 +131,9 @@ func (s *Server) patchUser(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-func (s *Server) deleteUser(w http.ResponseWriter, r *http.Request) {
+func (a *Account) deleteUser(w http.ResponseWriter, r *http.Request) {
 	key, action := r.PathValue("userId"), r.URL.Query().Get("action")
-	if err := s.mutateAsync(func(st *state) ([]event, error) { return st.removeUserCore(key, action) }); err != nil {
+	if err := a.mutateAsync(func(st *state) ([]event, error) { return st.removeUserCore(key, action) }); err != nil {
 		writeAPIError(w, err)
 		return
 	}
@@ -142,7 +142,7 @@ func (s *Server) deleteUser(w http.ResponseWriter, r *http.Request) {
 
 // putUserStatus answers 200 with no body, as the 2026 OpenAPI says (older
 // documents said 204).
-func (s *Server) putUserStatus(w http.ResponseWriter, r *http.Request) {
+func (a *Account) putUserStatus(w http.ResponseWriter, r *http.Request) {
 	var body struct {
 		Action string `json:"action"`
 	}
@@ -156,14 +156,14 @@ func (s *Server) putUserStatus(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	key := r.PathValue("userId")
-	if err := s.mutateAsync(func(st *state) ([]event, error) { return st.setStatusCore(key, body.Action) }); err != nil {
+	if err := a.mutateAsync(func(st *state) ([]event, error) { return st.setStatusCore(key, body.Action) }); err != nil {
 		writeAPIError(w, err)
 		return
 	}
 	w.WriteHeader(http.StatusOK)
 }
 
-func (s *Server) createGroup(w http.ResponseWriter, r *http.Request) {
+func (a *Account) createGroup(w http.ResponseWriter, r *http.Request) {
 	var body struct {
 		Name string `json:"name"`
 	}
@@ -171,7 +171,7 @@ func (s *Server) createGroup(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var id string
-	err := s.mutateAsync(func(st *state) ([]event, error) {
+	err := a.mutateAsync(func(st *state) ([]event, error) {
 		var err error
 		var evs []event
 		id, evs, err = st.addGroupCore(body.Name)
@@ -184,7 +184,7 @@ func (s *Server) createGroup(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusCreated, groupItem{ID: id, Name: body.Name})
 }
 
-func (s *Server) patchGroup(w http.ResponseWriter, r *http.Request) {
+func (a *Account) patchGroup(w http.ResponseWriter, r *http.Request) {
 	var body struct {
 		Name string `json:"name"`
 	}
@@ -192,16 +192,16 @@ func (s *Server) patchGroup(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := r.PathValue("groupId")
-	if err := s.mutateAsync(func(st *state) ([]event, error) { return st.renameGroupCore(id, body.Name) }); err != nil {
+	if err := a.mutateAsync(func(st *state) ([]event, error) { return st.renameGroupCore(id, body.Name) }); err != nil {
 		writeAPIError(w, err)
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
 }
 
-func (s *Server) deleteGroup(w http.ResponseWriter, r *http.Request) {
+func (a *Account) deleteGroup(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("groupId")
-	if err := s.mutateAsync(func(st *state) ([]event, error) { return st.deleteGroupCore(id) }); err != nil {
+	if err := a.mutateAsync(func(st *state) ([]event, error) { return st.deleteGroupCore(id) }); err != nil {
 		writeAPIError(w, err)
 		return
 	}
@@ -232,56 +232,56 @@ func readMembers(w http.ResponseWriter, r *http.Request, field string, max int) 
 
 // idsOf returns the user ids of keys, comma-separated, as the "ids" field of
 // Zoom's 201 answers.
-func (s *Server) idsOf(keys []string) string {
-	s.st.mu.RLock()
-	defer s.st.mu.RUnlock()
+func (a *Account) idsOf(keys []string) string {
+	a.st.mu.RLock()
+	defer a.st.mu.RUnlock()
 	ids := make([]string, 0, len(keys))
 	for _, k := range keys {
-		if su := s.st.lookupUser(k); su != nil {
+		if su := a.st.lookupUser(k); su != nil {
 			ids = append(ids, su.u.ID)
 		}
 	}
 	return strings.Join(ids, ",")
 }
 
-func (s *Server) addGroupMembers(w http.ResponseWriter, r *http.Request) {
+func (a *Account) addGroupMembers(w http.ResponseWriter, r *http.Request) {
 	keys, ok := readMembers(w, r, "members", 30)
 	if !ok {
 		return
 	}
 	id := r.PathValue("groupId")
-	if err := s.mutateAsync(func(st *state) ([]event, error) { return st.addMembersCore(id, keys) }); err != nil {
+	if err := a.mutateAsync(func(st *state) ([]event, error) { return st.addMembersCore(id, keys) }); err != nil {
 		writeAPIError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, map[string]any{"ids": s.idsOf(keys), "added_at": zoomTime(s.now())})
+	writeJSON(w, http.StatusCreated, map[string]any{"ids": a.idsOf(keys), "added_at": zoomTime(a.srv.now())})
 }
 
-func (s *Server) deleteGroupMember(w http.ResponseWriter, r *http.Request) {
+func (a *Account) deleteGroupMember(w http.ResponseWriter, r *http.Request) {
 	id, member := r.PathValue("groupId"), r.PathValue("memberId")
-	if err := s.mutateAsync(func(st *state) ([]event, error) { return st.removeMemberCore(id, member) }); err != nil {
+	if err := a.mutateAsync(func(st *state) ([]event, error) { return st.removeMemberCore(id, member) }); err != nil {
 		writeAPIError(w, err)
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
 }
 
-func (s *Server) addGroupAdmins(w http.ResponseWriter, r *http.Request) {
+func (a *Account) addGroupAdmins(w http.ResponseWriter, r *http.Request) {
 	keys, ok := readMembers(w, r, "admins", 10)
 	if !ok {
 		return
 	}
 	id := r.PathValue("groupId")
-	if err := s.mutateAsync(func(st *state) ([]event, error) { return st.addAdminsCore(id, keys, true) }); err != nil {
+	if err := a.mutateAsync(func(st *state) ([]event, error) { return st.addAdminsCore(id, keys, true) }); err != nil {
 		writeAPIError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, map[string]any{"ids": s.idsOf(keys), "added_at": zoomTime(s.now())})
+	writeJSON(w, http.StatusCreated, map[string]any{"ids": a.idsOf(keys), "added_at": zoomTime(a.srv.now())})
 }
 
-func (s *Server) deleteGroupAdmin(w http.ResponseWriter, r *http.Request) {
+func (a *Account) deleteGroupAdmin(w http.ResponseWriter, r *http.Request) {
 	id, user := r.PathValue("groupId"), r.PathValue("userId")
-	if err := s.mutateAsync(func(st *state) ([]event, error) { return st.removeAdminCore(id, user) }); err != nil {
+	if err := a.mutateAsync(func(st *state) ([]event, error) { return st.removeAdminCore(id, user) }); err != nil {
 		writeAPIError(w, err)
 		return
 	}
@@ -298,31 +298,31 @@ func fixedRole(w http.ResponseWriter, roleID string) bool {
 	return false
 }
 
-func (s *Server) addRoleMembers(w http.ResponseWriter, r *http.Request) {
+func (a *Account) addRoleMembers(w http.ResponseWriter, r *http.Request) {
 	roleID := r.PathValue("roleId")
 	keys, ok := readMembers(w, r, "members", 30)
 	if !ok || fixedRole(w, roleID) {
 		return
 	}
-	err := s.mutateAsync(func(st *state) ([]event, error) {
-		return st.setRoleCore(keys, roleID, s.opts.RoleChangeWebhook)
+	err := a.mutateAsync(func(st *state) ([]event, error) {
+		return st.setRoleCore(keys, roleID, a.srv.opts.RoleChangeWebhook)
 	})
 	if err != nil {
 		writeAPIError(w, err)
 		return
 	}
 	// "add_at", not "added_at": the spelling of Zoom's roles API.
-	writeJSON(w, http.StatusCreated, map[string]any{"ids": s.idsOf(keys), "add_at": zoomTime(s.now())})
+	writeJSON(w, http.StatusCreated, map[string]any{"ids": a.idsOf(keys), "add_at": zoomTime(a.srv.now())})
 }
 
 // deleteRoleMember withdraws a role; the user falls back to Member, which is
 // what Zoom presumably does (zoom-api.md marks it unconfirmed).
-func (s *Server) deleteRoleMember(w http.ResponseWriter, r *http.Request) {
+func (a *Account) deleteRoleMember(w http.ResponseWriter, r *http.Request) {
 	roleID, member := r.PathValue("roleId"), r.PathValue("memberId")
 	if fixedRole(w, roleID) {
 		return
 	}
-	err := s.mutateAsync(func(st *state) ([]event, error) {
+	err := a.mutateAsync(func(st *state) ([]event, error) {
 		if _, ok := st.role(roleID); !ok {
 			return nil, roleMissing()
 		}
@@ -333,7 +333,7 @@ func (s *Server) deleteRoleMember(w http.ResponseWriter, r *http.Request) {
 		if su.u.RoleID != roleID {
 			return nil, apiErr(ErrNotMember, http.StatusNotFound, 1001, "User does not exist: %s.", member)
 		}
-		return st.setRoleCore([]string{member}, RoleMember, s.opts.RoleChangeWebhook)
+		return st.setRoleCore([]string{member}, RoleMember, a.srv.opts.RoleChangeWebhook)
 	})
 	if err != nil {
 		writeAPIError(w, err)
