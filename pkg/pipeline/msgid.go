@@ -30,6 +30,25 @@ func PageID(runID string, attempt int, listing string, pass, page int) string {
 	return runID + "/" + strconv.Itoa(attempt) + "/" + listing + "/" + strconv.Itoa(pass) + "/" + strconv.Itoa(page)
 }
 
+// BundleID is the id of a bundle of pages published as one message: its
+// first page's id and its number of pages. Each page is in one bundle per
+// attempt at a run, so the first page names the bundle; the count keeps the
+// bundle apart from that page published alone (when the bundle was too
+// large for a message and went page by page).
+func BundleID(firstPageID string, pages int) string {
+	return firstPageID + "+" + strconv.Itoa(pages)
+}
+
+// RefusalID is the id, and Nats-Msg-Id, of the sync.failed event with which
+// the fetcher refuses a trigger for a connector it does not serve. tenant
+// and connector are the trigger subject's tokens, which need not be valid
+// names (the refusal says so); runID is the refusal's run id, derived from
+// the trigger's place in its stream, so that a redelivered trigger is
+// refused under the same id.
+func RefusalID(tenant, connector, runID string) string {
+	return tenant + "/" + connector + "/" + runID
+}
+
 // InputID is the id of a message derived from an input message: its stream
 // and sequence, so that a redelivered input that was already handled
 // publishes nothing new. "" when the input has no JetStream metadata.

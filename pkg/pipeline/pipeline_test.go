@@ -67,6 +67,8 @@ func TestIDs(t *testing.T) {
 		{RunStartedID("r1"), "r1/started"},
 		{RunEndID("r1", 2), "r1/end/2"},
 		{PageID("r1", 1, "users/active", 0, 3), "r1/1/users/active/0/3"},
+		{BundleID("r1/1/groups/g1/admins/0/1", 64), "r1/1/groups/g1/admins/0/1+64"},
+		{RefusalID("acme", "zoom", "refused-7"), "acme/zoom/refused-7"},
 		{DerivedID("ZOOM_WEBHOOK/7", "records", -1), "ZOOM_WEBHOOK/7/records"},
 		{DerivedID("ZOOM_WEBHOOK/7", "hint", 0), "ZOOM_WEBHOOK/7/hint/0"},
 		{DerivedID("", "hint", 0), ""},
