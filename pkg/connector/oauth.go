@@ -121,7 +121,9 @@ func NewAuthorizer(ctx context.Context, js jetstream.JetStream, keys *Keyring, c
 }
 
 // RedirectURL is the connector's redirect URL.
-func (a *Authorizer) RedirectURL(ref pipeline.ConnectorRef) string { return RedirectURL(a.redirect, ref) }
+func (a *Authorizer) RedirectURL(ref pipeline.ConnectorRef) string {
+	return RedirectURL(a.redirect, ref)
+}
 
 func (a *Authorizer) config(clientID, secret, redirect string) *oauth2.Config {
 	return &oauth2.Config{
