@@ -147,6 +147,54 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool, migrations fs.FS) error {
 	return nil
 }
 
+// SQLSTATE codes (PostgreSQL's appendix "PostgreSQL Error Codes") by which
+// Retryable and Unavailable classify errors.
+const (
+	// UniqueViolation: a row broke a unique index or primary key.
+	UniqueViolation = "23505"
+	// SerializationFailure: a transaction could not be serialized with a
+	// concurrent one.
+	SerializationFailure = "40001"
+	// DeadlockDetected: the transaction was chosen to break a deadlock.
+	DeadlockDetected = "40P01"
+	// TooManyConnections: the server has no connection slot left.
+	TooManyConnections = "53300"
+	// AdminShutdown: an administrator or a smart or fast shutdown ended
+	// the session.
+	AdminShutdown = "57P01"
+	// CrashShutdown: the server is restarting after another backend
+	// crashed.
+	CrashShutdown = "57P02"
+	// CannotConnectNow: the server is starting up or in recovery.
+	CannotConnectNow = "57P03"
+	// ClassConnectionException is the class (the first two characters)
+	// of every connection exception.
+	ClassConnectionException = "08"
+)
+
+// SQLState returns the SQLSTATE the server reported in err, or "" when err
+// carries none.
+func SQLState(err error) string {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return pe.Code
+	}
+	return ""
+}
+
+// Retryable reports whether err says that a transaction lost a race with a
+// concurrent one, which a new attempt of the same work resolves: a deadlock,
+// a serialization failure, or a unique violation (for a transaction that
+// looks a row up before it creates it, the violation means a concurrent
+// transaction created the row meanwhile; a new attempt finds it).
+func Retryable(err error) bool {
+	switch SQLState(err) {
+	case UniqueViolation, DeadlockDetected, SerializationFailure:
+		return true
+	}
+	return false
+}
+
 // Unavailable reports whether err says that the database could not be
 // reached or went away (not that a statement failed): connecting failed,
 // the connection broke, or the server is shutting down, starting up or out
@@ -162,15 +210,11 @@ func Unavailable(err error) bool {
 	}
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) {
-		switch {
-		case strings.HasPrefix(pe.Code, "08"), // connection exception
-			pe.Code == "57P01", // admin_shutdown
-			pe.Code == "57P02", // crash_shutdown
-			pe.Code == "57P03", // cannot_connect_now
-			pe.Code == "53300": // too_many_connections
+		switch pe.Code {
+		case AdminShutdown, CrashShutdown, CannotConnectNow, TooManyConnections:
 			return true
 		}
-		return false
+		return strings.HasPrefix(pe.Code, ClassConnectionException)
 	}
 	var ne net.Error
 	return errors.As(err, &ne) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||

@@ -57,11 +57,15 @@ func TestUnavailable(t *testing.T) {
 	}{
 		{"connection refused", refused, true},
 		{"wrapped connection refused", fmt.Errorf("apply page: %w", refused), true},
-		{"server shutting down", &pgconn.PgError{Code: "57P01"}, true},
+		{"server shutting down", &pgconn.PgError{Code: postgres.AdminShutdown}, true},
+		{"server crashed", &pgconn.PgError{Code: postgres.CrashShutdown}, true},
+		{"server starting", fmt.Errorf("begin: %w", &pgconn.PgError{Code: postgres.CannotConnectNow}), true},
+		{"no connection slot", &pgconn.PgError{Code: postgres.TooManyConnections}, true},
 		{"connection exception", &pgconn.PgError{Code: "08006"}, true},
+		{"deadlock", &pgconn.PgError{Code: postgres.DeadlockDetected}, false},
 		{"connection cut mid-statement", fmt.Errorf("read: %w", io.ErrUnexpectedEOF), true},
 		{"syntax error", &pgconn.PgError{Code: "42601"}, false},
-		{"unique violation", fmt.Errorf("create: %w", &pgconn.PgError{Code: "23505"}), false},
+		{"unique violation", fmt.Errorf("create: %w", &pgconn.PgError{Code: postgres.UniqueViolation}), false},
 		{"other error", errors.New("bad batch"), false},
 		{"no error", nil, false},
 	}
@@ -69,5 +73,47 @@ func TestUnavailable(t *testing.T) {
 		if got := postgres.Unavailable(tt.err); got != tt.want {
 			t.Errorf("%s: got %v, want %v (%v)", tt.name, got, tt.want, tt.err)
 		}
+	}
+}
+
+func TestRetryable(t *testing.T) {
+	tests := []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"unique violation", &pgconn.PgError{Code: postgres.UniqueViolation}, true},
+		{"wrapped unique violation", fmt.Errorf("create records: %w", &pgconn.PgError{Code: postgres.UniqueViolation}), true},
+		{"deadlock", &pgconn.PgError{Code: postgres.DeadlockDetected}, true},
+		{"serialization failure", fmt.Errorf("commit: %w", &pgconn.PgError{Code: postgres.SerializationFailure}), true},
+		{"foreign key violation", &pgconn.PgError{Code: "23503"}, false},
+		{"server shutting down", &pgconn.PgError{Code: postgres.AdminShutdown}, false},
+		{"connection cut", io.ErrUnexpectedEOF, false},
+		{"other error", errors.New("bad batch"), false},
+		{"no error", nil, false},
+	}
+	for _, tt := range tests {
+		if got := postgres.Retryable(tt.err); got != tt.want {
+			t.Errorf("%s: got %v, want %v (%v)", tt.name, got, tt.want, tt.err)
+		}
+	}
+}
+
+// TestRetryableFromTheServer: the classification holds for errors the
+// server itself reports, not only for errors made in the test.
+func TestRetryableFromTheServer(t *testing.T) {
+	ctx := context.Background()
+	pool, err := postgres.Open(ctx, pgtest.URL(t), 1, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	_, err = pool.Exec(ctx, `SELECT 1 / 0`)
+	if err == nil || postgres.Retryable(err) || postgres.SQLState(err) != "22012" {
+		t.Errorf("division by zero: got %v (SQLSTATE %q), want a non-retryable 22012", err, postgres.SQLState(err))
+	}
+	_, err = pool.Exec(ctx, `DO $$ BEGIN RAISE unique_violation USING MESSAGE = 'duplicate'; END $$`)
+	if !postgres.Retryable(err) || postgres.SQLState(err) != postgres.UniqueViolation {
+		t.Errorf("unique violation: got %v (SQLSTATE %q), want a retryable %s", err, postgres.SQLState(err), postgres.UniqueViolation)
 	}
 }

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/rs/zerolog"
 	"google.golang.org/protobuf/proto"
@@ -213,29 +212,17 @@ func (s *Store) begin(ctx context.Context, tenant, connector string, mode lockMo
 	return w, nil
 }
 
-// retryable reports errors of a shared transaction that a new attempt
-// resolves: two transactions creating the same record, a deadlock.
-func retryable(err error) bool {
-	var pe *pgconn.PgError
-	if !errors.As(err, &pe) {
-		return false
-	}
-	switch pe.Code {
-	case "23505", "40P01", "40001": // unique_violation, deadlock_detected, serialization_failure
-		return true
-	}
-	return false
-}
-
 // attempts bounds the tries of a shared transaction.
 const attempts = 5
 
 // retry runs fn until it succeeds, fails for good, or has been tried
-// attempts times.
+// attempts times. A new attempt helps only a transaction that lost a race
+// with a concurrent one (two creating the same record, a deadlock): see
+// postgres.Retryable.
 func retry(ctx context.Context, fn func() error) error {
 	var err error
 	for i := range attempts {
-		if err = fn(); err == nil || !retryable(err) || ctx.Err() != nil {
+		if err = fn(); err == nil || !postgres.Retryable(err) || ctx.Err() != nil {
 			return err
 		}
 		select {

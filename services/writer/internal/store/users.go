@@ -3,15 +3,13 @@ package store
 import (
 	"context"
 	"crypto/sha256"
-	"errors"
 	"fmt"
 	"maps"
 	"sort"
 	"strconv"
 
-	"github.com/jackc/pgx/v5/pgconn"
-
 	"github.com/claritysecurity/zoom-connector/pkg/pb"
+	"github.com/claritysecurity/zoom-connector/pkg/postgres"
 )
 
 // userGroup is one user of a users page with the records the page gives
@@ -224,7 +222,7 @@ func (w *wtx) upsertFresh(ctx context.Context, recs []*pb.Record, version, seenA
 	w.fresh = fresh
 	err := w.upsert(ctx, recs, version, seenAt)
 	w.fresh = nil
-	if pe := (*pgconn.PgError)(nil); errors.As(err, &pe) && pe.Code == "23505" { // unique_violation
+	if postgres.SQLState(err) == postgres.UniqueViolation {
 		if _, err := w.tx.Exec(ctx, `ROLLBACK TO SAVEPOINT fresh`); err != nil {
 			return fmt.Errorf("create records: %w", err)
 		}
