@@ -22,6 +22,11 @@ const (
 	CodeValidation = 300
 	// CodeUserNotFound is "User does not exist" (HTTP 404).
 	CodeUserNotFound = 1001
+	// CodeNotInAccount is "does not belong to this account" (HTTP 400): on
+	// a group's endpoint, the group is gone from the account.
+	CodeNotInAccount = 1010
+	// CodeGroupNotFound is "Group does not exist" (HTTP 404).
+	CodeGroupNotFound = 4130
 	// CodeRateLimited is the code of a 429 body.
 	CodeRateLimited = 429
 )
@@ -29,6 +34,12 @@ const (
 // ErrUserNotFound is matched (errors.Is) by the error of GetUser when Zoom
 // answers 404 code 1001: the user was deleted or disassociated.
 var ErrUserNotFound = errors.New("zoom: user not found")
+
+// ErrGroupNotFound is matched (errors.Is) by the error of a request on one
+// group's endpoints (such as the listing of its admins) when Zoom answers
+// 404 code 4130, or 400 code 1010 (not in this account): the group was
+// deleted since it was listed.
+var ErrGroupNotFound = errors.New("zoom: group not found")
 
 // ErrNotAPage reports a successful answer that lacks the listing's item
 // array. It is never read as an empty listing.
@@ -111,11 +122,17 @@ func (e *APIError) answer() string {
 	return b.String()
 }
 
-// Is lets errors.Is match ErrUserNotFound and ErrRateLimited.
+// Is lets errors.Is match ErrUserNotFound, ErrGroupNotFound and
+// ErrRateLimited.
 func (e *APIError) Is(target error) bool {
 	switch target {
 	case ErrUserNotFound:
 		return e.StatusCode == http.StatusNotFound && e.Code == CodeUserNotFound
+	case ErrGroupNotFound:
+		// Code 1010 on a user's endpoint is about the user, not a group.
+		return strings.HasPrefix(e.Endpoint, "/groups/{groupId}") &&
+			(e.StatusCode == http.StatusNotFound && e.Code == CodeGroupNotFound ||
+				e.StatusCode == http.StatusBadRequest && e.Code == CodeNotInAccount)
 	case ErrRateLimited:
 		return e.StatusCode == http.StatusTooManyRequests
 	}

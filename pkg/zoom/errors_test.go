@@ -3,6 +3,8 @@ package zoom
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -93,6 +95,64 @@ func TestQuoted(t *testing.T) {
 		got := quoted(in)
 		if len(got) > MaxQuoted || !utf8.ValidString(got) || !strings.HasSuffix(got, "bytes)") {
 			t.Errorf("quoted of %d bytes: %d bytes (valid UTF-8: %t) %.40q…, want at most %d, marked", len(in), len(got), utf8.ValidString(got), got, MaxQuoted)
+		}
+	}
+}
+
+// TestErrorSentinels: the answers of Zoom that callers act on match their
+// sentinel, and nothing else does: a code on another endpoint or under
+// another status means something else.
+func TestErrorSentinels(t *testing.T) {
+	t.Parallel()
+	const (
+		user   = "/users/{userId}"
+		admins = "/groups/{groupId}/admins"
+	)
+	for _, tc := range []struct {
+		status, code int
+		endpoint     string
+		want         error // the one sentinel it matches; nil for none
+	}{
+		{404, CodeUserNotFound, user, ErrUserNotFound},
+		{400, CodeUserNotFound, user, nil},
+		{404, 0, user, nil},
+		{404, CodeGroupNotFound, admins, ErrGroupNotFound},
+		{400, CodeNotInAccount, admins, ErrGroupNotFound},
+		{404, CodeNotInAccount, admins, nil},
+		{400, CodeGroupNotFound, admins, nil},
+		{400, CodeNotInAccount, user, nil},
+		{404, CodeGroupNotFound, "/users", nil},
+		{429, CodeRateLimited, admins, ErrRateLimited},
+		{429, 0, user, ErrRateLimited},
+		{500, 0, admins, nil},
+	} {
+		api := &APIError{StatusCode: tc.status, Code: tc.code, Method: http.MethodGet, Endpoint: tc.endpoint}
+		// Wrapped, as the client's callers get it.
+		err := fmt.Errorf("list page 1: %w", api)
+		for _, s := range []error{ErrUserNotFound, ErrGroupNotFound, ErrRateLimited} {
+			if got, want := errors.Is(err, s), s == tc.want; got != want {
+				t.Errorf("%d code %d on %s: errors.Is(%v) got %t, want %t", tc.status, tc.code, tc.endpoint, s, got, want)
+			}
+		}
+	}
+}
+
+// TestGroupGoneFromTheListing: a group deleted between the listing of
+// groups and the listing of its admins ends that listing with an error
+// that matches ErrGroupNotFound.
+func TestGroupGoneFromTheListing(t *testing.T) {
+	t.Parallel()
+	for _, body := range []struct {
+		status int
+		body   string
+	}{
+		{404, `{"code":4130,"message":"Group does not exist: g1."}`},
+		{400, `{"code":1010,"message":"Group does not belong to your account."}`},
+	} {
+		env := newTestEnv(t, answer(body.status, body.body))
+		err := env.c.Pages(context.Background(), GroupAdminsListing("g1"), func(RawPage) error { return nil })
+		if !errors.Is(err, ErrGroupNotFound) {
+			t.Errorf("%d %s: got %v, want an error matching ErrGroupNotFound", body.status, body.body, err)
 		}
 	}
 }
