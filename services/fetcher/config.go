@@ -3,14 +3,17 @@ package main
 import (
 	"time"
 
+	"github.com/claritysecurity/zoom-connector/pkg/pipeline"
 	"github.com/claritysecurity/zoom-connector/pkg/service"
 	"github.com/claritysecurity/zoom-connector/pkg/zoom"
-	"github.com/claritysecurity/zoom-connector/services/fetcher/internal/runner"
 )
 
 // config is the fetcher's configuration, read from the environment.
 type config struct {
 	service.Common
+	// Connector is the connector the fetcher serves: CLARITY_TENANT and
+	// CONNECTOR_ID, validated.
+	Connector      pipeline.ConnectorRef
 	Zoom           zoom.Config
 	Concurrency    int
 	MaxAttempts    int
@@ -40,7 +43,17 @@ func readConfig(e *service.Env) (config, error) {
 		PaceShare:     e.Float("ZOOM_RATE_SHARE", 0.5),
 		DisablePacing: !e.Bool("ZOOM_PACING", true),
 	}
-	e.Check(runner.CheckName("CLARITY_TENANT", c.Tenant))
-	e.Check(runner.CheckName("CONNECTOR_ID", c.ConnectorID))
-	return c, e.Err()
+	// Each name is checked under its variable's name, so that the error
+	// says which to fix; the connector is made once both are valid.
+	e.Check(pipeline.CheckName("CLARITY_TENANT", c.Tenant))
+	e.Check(pipeline.CheckName("CONNECTOR_ID", c.ConnectorID))
+	if err := e.Err(); err != nil {
+		return c, err
+	}
+	ref, err := pipeline.NewConnectorRef(c.Tenant, c.ConnectorID)
+	if err != nil {
+		return c, err
+	}
+	c.Connector = ref
+	return c, nil
 }

@@ -55,6 +55,7 @@ func TestStartNeverShowsAPassword(t *testing.T) {
 }
 
 func TestReadConfig(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name string
 		env  map[string]string

@@ -11,8 +11,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/claritysecurity/zoom-connector/pkg/clarity"
 	"github.com/claritysecurity/zoom-connector/pkg/natsx"
+	"github.com/claritysecurity/zoom-connector/pkg/pipeline"
 	"github.com/claritysecurity/zoom-connector/pkg/service"
 	"github.com/claritysecurity/zoom-connector/pkg/zoom"
 	"github.com/claritysecurity/zoom-connector/services/fetcher/internal/runner"
@@ -36,7 +36,7 @@ func run(ctx context.Context) error {
 	zm := newZoomMetrics(reg)
 	zcfg := cfg.Zoom
 	zcfg.Observer = zm
-	zcfg.Logger = log.With().Str("tenant", cfg.Tenant).Str("connector", cfg.ConnectorID).Logger()
+	zcfg.Logger = log.With().Str("tenant", cfg.Connector.Tenant).Str("connector", cfg.Connector.ID).Logger()
 	client, err := zoom.New(zcfg)
 	if err != nil {
 		return err
@@ -51,8 +51,14 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	s := syncer.New(js, cfg.Concurrency, log, zm)
-	r := runner.New(runs, s, map[string]runner.Client{cfg.Tenant + "." + cfg.ConnectorID: client}, log, cfg.MaxAttempts, cfg.TriggerAckWait)
+	r := runner.New(runner.Config{
+		Runs:        runs,
+		Syncer:      syncer.New(syncer.Config{JetStream: js, Concurrency: cfg.Concurrency, Log: log, Progress: zm}),
+		Clients:     map[pipeline.ConnectorRef]runner.Client{cfg.Connector: client},
+		Log:         log,
+		MaxAttempts: cfg.MaxAttempts,
+		AckWait:     cfg.TriggerAckWait,
+	})
 	consumeMetrics := service.NewConsumeMetrics(reg)
 
 	g, gctx := errgroup.WithContext(ctx)
@@ -63,7 +69,7 @@ func run(ctx context.Context) error {
 	})
 	g.Go(func() error {
 		return natsx.Consumer{
-			Stream:      clarity.StreamSync,
+			Stream:      pipeline.StreamSync,
 			Durable:     "fetcher",
 			AckWait:     cfg.TriggerAckWait,
 			MaxDeliver:  1000,
@@ -71,29 +77,31 @@ func run(ctx context.Context) error {
 			// A sync is handed back at shutdown and resumed elsewhere,
 			// rather than finished: it may take far longer than a stop may.
 			Grace:      500 * time.Millisecond,
-			DeadLetter: clarity.DeadLetterSubject(clarity.StreamSync),
+			DeadLetter: pipeline.DeadLetterSubject(pipeline.StreamSync),
 			Log:        log,
 			Observer:   consumeMetrics,
 		}.Run(gctx, js, r.HandleTrigger)
 	})
 	g.Go(func() error {
 		return natsx.Consumer{
-			Stream:      clarity.StreamHint,
+			Stream:      pipeline.StreamHint,
 			Durable:     "fetcher-hints",
 			Concurrency: cfg.HintWorkers,
-			DeadLetter:  clarity.DeadLetterSubject(clarity.StreamHint),
+			DeadLetter:  pipeline.DeadLetterSubject(pipeline.StreamHint),
 			Log:         log,
 			Observer:    consumeMetrics,
 		}.Run(gctx, js, r.HandleHint)
 	})
 	if cfg.SyncInterval > 0 {
-		sched, err := schedule.New(ctx, js, cfg.SyncInterval, cfg.StreamReplicas, log)
+		sched, err := schedule.New(ctx, schedule.Config{
+			JetStream: js, Interval: cfg.SyncInterval, Replicas: cfg.StreamReplicas, Log: log,
+		})
 		if err != nil {
 			return err
 		}
-		g.Go(func() error { return sched.Run(gctx, [][2]string{{cfg.Tenant, cfg.ConnectorID}}) })
+		g.Go(func() error { return sched.Run(gctx, []pipeline.ConnectorRef{cfg.Connector}) })
 	}
-	log.Info().Str("addr", cfg.HTTPAddr).Str("tenant", cfg.Tenant).Str("connector", cfg.ConnectorID).Msg("fetcher started")
+	log.Info().Str("addr", cfg.HTTPAddr).Str("tenant", cfg.Connector.Tenant).Str("connector", cfg.Connector.ID).Msg("fetcher started")
 	err = g.Wait()
 	log.Info().Msg("fetcher stopped")
 	return err
@@ -153,7 +161,7 @@ func (m *zoomMetrics) TokenRefreshed(_ time.Duration, err error) {
 	m.tokens.WithLabelValues(result).Inc()
 }
 
-func (m *zoomMetrics) Page(_, _ string, l zoom.Listing, _ zoom.RawPage) {
+func (m *zoomMetrics) Page(_ pipeline.ConnectorRef, l zoom.Listing, _ zoom.RawPage) {
 	kind := "users"
 	switch l.Kind {
 	case zoom.ListingGroups:

@@ -11,6 +11,7 @@ import (
 )
 
 func TestBound(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		in   string
 		n    int
@@ -32,22 +33,10 @@ func TestBound(t *testing.T) {
 	}
 }
 
-func TestCheckName(t *testing.T) {
-	for _, ok := range []string{"a", "default", "zoom", "z1", "acme-corp", "a_b", "0", strings.Repeat("a", 63)} {
-		if err := CheckName("tenant", ok); err != nil {
-			t.Errorf("CheckName(%q) = %v, want nil", ok, err)
-		}
-	}
-	for _, bad := range []string{"", "A", "Acme", "-a", "_a", "a.b", "a b", "a*", "a>", "é", strings.Repeat("a", 64), "a/b"} {
-		if err := CheckName("tenant", bad); err == nil {
-			t.Errorf("CheckName(%q) = nil, want an error", bad)
-		}
-	}
-}
-
 // TestSmallerEnd: an end NATS refuses for its size gives way to the run's
 // failure, then to a failure naming fewer triggers, then to nothing.
 func TestSmallerEnd(t *testing.T) {
+	t.Parallel()
 	tooLarge := errors.New("nats: maximum payload exceeded")
 	ids := make([]string, 3000)
 	for i := range ids {

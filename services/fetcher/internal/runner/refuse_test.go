@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"math/rand/v2"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"github.com/claritysecurity/zoom-connector/pkg/clarity"
 	"github.com/claritysecurity/zoom-connector/pkg/natsx/natstest"
 	"github.com/claritysecurity/zoom-connector/pkg/pb"
+	"github.com/claritysecurity/zoom-connector/pkg/pipeline"
 	"github.com/claritysecurity/zoom-connector/pkg/zoom"
 	"github.com/claritysecurity/zoom-connector/pkg/zoom/zoomtest"
 	"github.com/claritysecurity/zoom-connector/services/fetcher/internal/runner"
@@ -29,21 +31,21 @@ type harness struct {
 	js   jetstream.JetStream
 	runs *runstate.Store
 	r    *runner.Runner
-	sims map[string]*zoomtest.Server // by "<tenant>.<connector>"
+	sims map[pipeline.ConnectorRef]*zoomtest.Server
 	cons jetstream.Consumer
 }
 
-func newHarness(t testing.TB, connectors ...string) *harness {
+func newHarness(t testing.TB, connectors ...pipeline.ConnectorRef) *harness {
 	t.Helper()
 	ctx := context.Background()
-	js := natstest.JetStream(t, clarity.Streams()...)
+	js := natstest.JetStream(t, pipeline.Streams(1)...)
 	runs, err := runstate.Open(ctx, js, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &harness{js: js, runs: runs, sims: map[string]*zoomtest.Server{}}
-	clients := map[string]runner.Client{}
-	for i, name := range connectors {
+	h := &harness{js: js, runs: runs, sims: map[pipeline.ConnectorRef]*zoomtest.Server{}}
+	clients := map[pipeline.ConnectorRef]runner.Client{}
+	for i, c := range connectors {
 		org := zoomtest.Generate(int64(7+i), zoomtest.Size{Users: 20, Groups: 2, Roles: 2})
 		sim := zoomtest.NewServer(t, org, zoomtest.Options{})
 		client, err := zoom.New(zoom.Config{
@@ -54,11 +56,18 @@ func newHarness(t testing.TB, connectors ...string) *harness {
 		if err != nil {
 			t.Fatal(err)
 		}
-		h.sims[name] = sim
-		clients[name] = client
+		h.sims[c] = sim
+		clients[c] = client
 	}
-	h.r = runner.New(runs, syncer.New(js, 2, zerolog.Nop(), nil), clients, zerolog.Nop(), 3, 30*time.Second)
-	h.cons, err = js.CreateOrUpdateConsumer(ctx, clarity.StreamSync, jetstream.ConsumerConfig{
+	h.r = runner.New(runner.Config{
+		Runs:        runs,
+		Syncer:      syncer.New(syncer.Config{JetStream: js, Concurrency: 2, Log: zerolog.Nop()}),
+		Clients:     clients,
+		Log:         zerolog.Nop(),
+		MaxAttempts: 3,
+		AckWait:     30 * time.Second,
+	})
+	h.cons, err = js.CreateOrUpdateConsumer(ctx, pipeline.StreamSync, jetstream.ConsumerConfig{
 		Durable: "test", AckPolicy: jetstream.AckExplicitPolicy, AckWait: time.Minute,
 	})
 	if err != nil {
@@ -108,8 +117,9 @@ func syncEvents(t testing.TB, js jetstream.JetStream) ([]clarity.Event, []*jetst
 // writer, which would otherwise create the connector. A redelivery of the
 // trigger publishes the same event id, which JetStream drops.
 func TestUnknownConnectorRefused(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
-	h := newHarness(t, "default.zoom", "globex.secretco")
+	h := newHarness(t, conn, pipeline.ConnectorRef{Tenant: "globex", ID: "secretco"})
 
 	msg := h.trigger(t, clarity.SyncSubject("acme", "zoom"), `{"mode":"full","request_id":"r-1"}`)
 	for range 2 { // the second is a redelivery
@@ -146,6 +156,9 @@ func TestUnknownConnectorRefused(t *testing.T) {
 	if d.RequestID != "r-1" || len(d.RequestIDs) != 1 || d.RequestIDs[0] != "r-1" || d.RunID == "" || d.FinishedAt == "" {
 		t.Errorf("data got %+v, want the run of request r-1, finished", d)
 	}
+	if !strings.HasPrefix(d.RunID, "refused-") || ev.ID != "acme/zoom/"+d.RunID {
+		t.Errorf("run id %q and event id %q, want refused-<trigger sequence> and acme/zoom/<run id>", d.RunID, ev.ID)
+	}
 	if want := "unknown connector acme/zoom"; !strings.Contains(d.Error, want) {
 		t.Errorf("error got %q, want it to say %q", d.Error, want)
 	}
@@ -162,7 +175,7 @@ func TestUnknownConnectorRefused(t *testing.T) {
 // runKeys returns the connectors that have a run state.
 func runKeys(t testing.TB, js jetstream.JetStream) []string {
 	t.Helper()
-	kv, err := js.KeyValue(context.Background(), clarity.RunsBucket)
+	kv, err := js.KeyValue(context.Background(), pipeline.RunsBucket)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -176,22 +189,29 @@ func runKeys(t testing.TB, js jetstream.JetStream) []string {
 	return keys
 }
 
-// TestInvalidNamesRefused: a trigger whose tenant or connector does not
-// match [a-z0-9][a-z0-9_-]{0,62} is refused with an error that says so,
-// and reaches neither the writer nor the run state.
+// TestInvalidNamesRefused: a trigger whose tenant or connector is not 1 to
+// 63 of a-z, 0-9, '_' and '-', starting with a letter or digit, is refused
+// with an error that says so, and reaches neither the writer nor the run
+// state.
 func TestInvalidNamesRefused(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
-	h := newHarness(t, "default.zoom")
+	h := newHarness(t, conn)
 	for _, tc := range []struct {
-		tenant, connector, want string
+		tenant, connector, want string // want: what the refusal names
 	}{
-		{"ACME", "zoom", "invalid tenant"},
-		{"-acme", "zoom", "invalid tenant"},
-		{"acme", "zoom!", "invalid connector"},
-		{"acme", "_zoom", "invalid connector"},
-		{strings.Repeat("a", 64), "zoom", "invalid tenant"},
-		{"default", "Zoom", "invalid connector"},
+		{"ACME", "zoom", "tenant"},
+		{"-acme", "zoom", "tenant"},
+		{"acme", "zoom!", "connector"},
+		{"acme", "_zoom", "connector"},
+		{strings.Repeat("a", 64), "zoom", "tenant"},
+		{"default", "Zoom", "connector"},
 	} {
+		bad := tc.tenant
+		if tc.want == "connector" {
+			bad = tc.connector
+		}
+		want := tc.want + " " + strconv.Quote(bad) + " must be 1 to 63 of a-z, 0-9, '_' and '-', starting with a letter or digit"
 		msg := h.trigger(t, clarity.SyncSubject(tc.tenant, tc.connector), `{"request_id":"r-`+tc.tenant+`"}`)
 		err := h.r.HandleTrigger(ctx, msg)
 		var reason string
@@ -210,8 +230,8 @@ func TestInvalidNamesRefused(t *testing.T) {
 				reason += d.Error
 			}
 		}
-		if !strings.Contains(reason, tc.want) || !strings.Contains(reason, "[a-z0-9][a-z0-9_-]{0,62}") {
-			t.Errorf("%s/%s: refusal got %q, want it to say %q and the pattern", tc.tenant, tc.connector, reason, tc.want)
+		if !strings.Contains(reason, want) {
+			t.Errorf("%s/%s: refusal got %q, want it to say %q", tc.tenant, tc.connector, reason, want)
 		}
 	}
 	if keys := runKeys(t, h.js); len(keys) != 0 {
@@ -233,14 +253,15 @@ func mustSyncEvents(t testing.TB, js jetstream.JetStream) []clarity.Event {
 // hold. The run fails with an error of bounded size, its end reaches the
 // stream, the run is closed, and the next trigger starts a new run.
 func TestOversizedZoomErrorFailsTheRun(t *testing.T) {
-	h := newHarness(t, tenant+"."+connector)
-	sim := h.sims[tenant+"."+connector]
+	t.Parallel()
+	h := newHarness(t, conn)
+	sim := h.sims[conn]
 	huge := incompressible(2 << 20)
 	sim.Faults().Add(zoomtest.Fault{Route: "GET /users", Status: 400, Code: 4700, Message: huge})
 
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	msg := h.trigger(t, clarity.SyncSubject(tenant, connector), `{"request_id":"first"}`)
+	msg := h.trigger(t, pipeline.SyncSubject(conn), `{"request_id":"first"}`)
 	if err := h.r.HandleTrigger(ctx, msg); err != nil {
 		t.Fatalf("handle the trigger: %v (the run's end could not be published)", err)
 	}
@@ -266,14 +287,14 @@ func TestOversizedZoomErrorFailsTheRun(t *testing.T) {
 	if len(failed.Run.GetRequestIds()) != 1 || failed.Run.RequestIds[0] != "first" {
 		t.Errorf("RunFailed request ids got %v, want [first]", failed.Run.GetRequestIds())
 	}
-	st, _, err := h.runs.Current(context.Background(), tenant, connector)
+	st, _, err := h.runs.Current(context.Background(), conn)
 	if err != nil || st.Active {
 		t.Fatalf("run state after the failure: %+v (%v), want the run closed", st, err)
 	}
 
 	// Zoom is fine again: the next trigger gets a run of its own.
 	sim.Faults().Clear()
-	msg = h.trigger(t, clarity.SyncSubject(tenant, connector), `{"request_id":"second"}`)
+	msg = h.trigger(t, pipeline.SyncSubject(conn), `{"request_id":"second"}`)
 	if err := h.r.HandleTrigger(ctx, msg); err != nil {
 		t.Fatalf("handle the next trigger: %v", err)
 	}
@@ -303,13 +324,14 @@ func incompressible(n int) string {
 // TestOversizedTriggerFieldsRefused: a request id longer than the bound,
 // or a mode of a megabyte, is refused with a failure of bounded size.
 func TestOversizedTriggerFieldsRefused(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
-	h := newHarness(t, tenant+"."+connector)
+	h := newHarness(t, conn)
 	for _, body := range []string{
 		`{"request_id":"` + strings.Repeat("r", 300) + `"}`,
 		`{"mode":"` + incompressible(1<<20-100) + `"}`,
 	} {
-		msg := h.trigger(t, clarity.SyncSubject(tenant, connector), body)
+		msg := h.trigger(t, pipeline.SyncSubject(conn), body)
 		if err := h.r.HandleTrigger(ctx, msg); err != nil {
 			t.Fatalf("handle the trigger: %v", err)
 		}

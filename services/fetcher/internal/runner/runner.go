@@ -4,7 +4,6 @@
 package runner
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -22,6 +21,7 @@ import (
 	"github.com/claritysecurity/zoom-connector/pkg/clarity"
 	"github.com/claritysecurity/zoom-connector/pkg/natsx"
 	"github.com/claritysecurity/zoom-connector/pkg/pb"
+	"github.com/claritysecurity/zoom-connector/pkg/pipeline"
 	"github.com/claritysecurity/zoom-connector/pkg/zoom"
 	"github.com/claritysecurity/zoom-connector/services/fetcher/internal/runstate"
 	"github.com/claritysecurity/zoom-connector/services/fetcher/internal/syncer"
@@ -33,26 +33,57 @@ type Client interface {
 	GetUser(ctx context.Context, userID string) ([]byte, error)
 }
 
+// Config configures a Runner.
+type Config struct {
+	// Runs holds the run state of every connector.
+	Runs *runstate.Store
+	// Syncer fetches the runs and publishes what the runner sends.
+	Syncer *syncer.Syncer
+	// Clients are the Zoom clients of the connectors the runner serves; a
+	// trigger or hint for any other connector is refused.
+	Clients map[pipeline.ConnectorRef]Client
+	// Log receives the runs' progress and the refusals.
+	Log zerolog.Logger
+	// MaxAttempts bounds the fetches of one run: its first and its
+	// resumptions after the fetcher stopped or crashed. Default 1.
+	MaxAttempts int
+	// AckWait is the ack wait of the trigger consumer: the trigger of a
+	// run being fetched is kept alive every third of it, and at least
+	// every second.
+	AckWait time.Duration
+}
+
 // Runner handles triggers and hints for a set of connectors.
 type Runner struct {
 	runs        *runstate.Store
 	syncer      *syncer.Syncer
-	clients     map[string]Client // by "<tenant>.<connector>"
+	clients     map[pipeline.ConnectorRef]Client
 	log         zerolog.Logger
 	maxAttempts int
 	keepAlive   time.Duration
 	now         func() time.Time
 }
 
-// New returns a Runner. clients maps "<tenant>.<connector>" to its client.
-func New(runs *runstate.Store, s *syncer.Syncer, clients map[string]Client, log zerolog.Logger, maxAttempts int, ackWait time.Duration) *Runner {
-	return &Runner{runs: runs, syncer: s, clients: clients, log: log, maxAttempts: max(1, maxAttempts),
-		keepAlive: max(ackWait/3, time.Second), now: time.Now}
+// New returns a Runner.
+func New(cfg Config) *Runner {
+	return &Runner{runs: cfg.Runs, syncer: cfg.Syncer, clients: cfg.Clients, log: cfg.Log,
+		maxAttempts: max(1, cfg.MaxAttempts), keepAlive: max(cfg.AckWait/3, time.Second), now: time.Now}
 }
 
-// HandleTrigger handles one message of zoom.sync.<tenant>.<connector>.
+// subjectTokens returns the tenant and connector tokens of a per-connector
+// subject (<a>.<b>.<tenant>.<connector>[.…]) as they were sent, valid names
+// or not.
+func subjectTokens(subject string) (tenant, connector string, err error) {
+	parts := strings.SplitN(subject, ".", 5)
+	if len(parts) < 4 {
+		return "", "", fmt.Errorf("subject %q has no tenant and connector", bound(subject, 80))
+	}
+	return parts[2], parts[3], nil
+}
+
+// HandleTrigger handles one message of a connector's sync subject.
 func (r *Runner) HandleTrigger(ctx context.Context, msg jetstream.Msg) error {
-	tenant, connector, err := clarity.SplitSubject(msg.Subject())
+	tenant, connector, err := subjectTokens(msg.Subject())
 	if err != nil {
 		return natsx.Permanent(err)
 	}
@@ -72,15 +103,16 @@ func (r *Runner) HandleTrigger(ctx context.Context, msg jetstream.Msg) error {
 	// A trigger that names no connector of this fetcher is answered
 	// directly, on its own subject: sent on to the writer, it would make
 	// the writer create the connector it names.
-	if err := cmp.Or(CheckName("tenant", tenant), CheckName("connector", connector)); err != nil {
-		return r.refuseUnknown(ctx, tenant, connector, md, trig, err.Error())
+	c, err := pipeline.NewConnectorRef(tenant, connector)
+	if err != nil {
+		return r.refuseUnknown(ctx, msg.Subject(), md, trig, err.Error())
 	}
-	client, known := r.clients[tenant+"."+connector]
+	client, known := r.clients[c]
 	if !known {
 		// The message names no other connector: it goes to whoever sent
 		// the trigger, who may be another tenant's.
-		return r.refuseUnknown(ctx, tenant, connector, md, trig,
-			fmt.Sprintf("unknown connector %s/%s: no such connector is configured", tenant, connector))
+		return r.refuseUnknown(ctx, msg.Subject(), md, trig,
+			fmt.Sprintf("unknown connector %s: no such connector is configured", c))
 	}
 	if len(trig.RequestID) > maxRequestID {
 		// Every message of the run names its request ids, and the run
@@ -88,15 +120,15 @@ func (r *Runner) HandleTrigger(ctx context.Context, msg jetstream.Msg) error {
 		// for NATS.
 		n := len(trig.RequestID)
 		trig.RequestID = ""
-		return r.refuse(ctx, tenant, connector, trig,
+		return r.refuse(ctx, c, trig,
 			fmt.Sprintf("request_id is %d bytes long; at most %d are accepted", n, maxRequestID))
 	}
 	if trig.Mode != "" && trig.Mode != "full" {
-		return r.refuse(ctx, tenant, connector, trig,
+		return r.refuse(ctx, c, trig,
 			fmt.Sprintf("unsupported sync mode %q: only \"full\" is supported", bound(trig.Mode, 64)))
 	}
 
-	decision, st, _, err := r.runs.Claim(ctx, tenant, connector, md.Sequence.Stream, trig.RequestID, "full")
+	decision, st, _, err := r.runs.Claim(ctx, c, md.Sequence.Stream, trig.RequestID, "full")
 	if err != nil {
 		return err
 	}
@@ -115,7 +147,7 @@ func (r *Runner) HandleTrigger(ctx context.Context, msg jetstream.Msg) error {
 	for {
 		log := log.With().Str("run_id", st.RunID).Int("attempt", st.Attempt).Logger()
 		if !st.Ended {
-			if err := r.fetchAndEnd(ctx, log, tenant, connector, st, client); err != nil {
+			if err := r.fetchAndEnd(ctx, log, c, st, client); err != nil {
 				return err
 			}
 		} else {
@@ -126,7 +158,7 @@ func (r *Runner) HandleTrigger(ctx context.Context, msg jetstream.Msg) error {
 			// makes no progress.
 			log.Warn().Msg("run resumed after its end; not fetched again")
 		}
-		next, err := r.closeRun(ctx, tenant, connector, st, md.Sequence.Stream)
+		next, err := r.closeRun(ctx, c, st, md.Sequence.Stream)
 		if err != nil || next == nil {
 			return err
 		}
@@ -137,7 +169,7 @@ func (r *Runner) HandleTrigger(ctx context.Context, msg jetstream.Msg) error {
 // fetchAndEnd fetches the run st and publishes its end: its manifest, or
 // why it failed. Before the end goes out, the run state records it, with
 // the request ids it names.
-func (r *Runner) fetchAndEnd(ctx context.Context, log zerolog.Logger, tenant, connector string, st runstate.State, client syncer.Zoom) error {
+func (r *Runner) fetchAndEnd(ctx context.Context, log zerolog.Logger, c pipeline.ConnectorRef, st runstate.State, client syncer.Zoom) error {
 	run := &pb.Run{RunId: st.RunID, StartedAtMs: st.StartedAtMs, Mode: st.Mode, RequestIds: st.RequestIDs}
 	var fetchErr error
 	var res syncer.Result
@@ -145,8 +177,8 @@ func (r *Runner) fetchAndEnd(ctx context.Context, log zerolog.Logger, tenant, co
 		fetchErr = fmt.Errorf("the run was interrupted %d times (fetcher stopped or crashed); giving up", st.Attempt-1)
 	} else {
 		log.Info().Msg("sync started")
-		err := r.syncer.Publish(ctx, tenant, connector, &pb.Envelope{Body: &pb.Envelope_RunStarted{RunStarted: &pb.RunStarted{Run: run}}},
-			run.RunId+"/started")
+		err := r.syncer.Publish(ctx, c, &pb.Envelope{Body: &pb.Envelope_RunStarted{RunStarted: &pb.RunStarted{Run: run}}},
+			pipeline.RunStartedID(run.RunId))
 		switch {
 		case syncer.Unpublishable(err):
 			// No redelivery makes it smaller: the run fails.
@@ -154,7 +186,7 @@ func (r *Runner) fetchAndEnd(ctx context.Context, log zerolog.Logger, tenant, co
 		case err != nil:
 			return err
 		default:
-			res, fetchErr = r.syncer.Fetch(ctx, tenant, connector, run, st.Attempt, client)
+			res, fetchErr = r.syncer.Fetch(ctx, c, run, st.Attempt, client)
 			if ctx.Err() != nil {
 				// Shutting down: hand the trigger back; the run resumes.
 				return ctx.Err()
@@ -169,7 +201,7 @@ func (r *Runner) fetchAndEnd(ctx context.Context, log zerolog.Logger, tenant, co
 	// The run's end goes out with the triggers joined so far; a trigger
 	// that joins after it starts the next run.
 	for {
-		cur, curRev, err := r.runs.Current(ctx, tenant, connector)
+		cur, curRev, err := r.runs.Current(ctx, c)
 		if err != nil {
 			return err
 		}
@@ -181,7 +213,7 @@ func (r *Runner) fetchAndEnd(ctx context.Context, log zerolog.Logger, tenant, co
 			return natsx.ErrAbandon
 		}
 		cur.Ended, cur.EndedFor = true, slices.Clone(cur.RequestIDs)
-		if _, err := r.runs.Update(ctx, tenant, connector, cur, curRev); errors.Is(err, runstate.ErrConflict) {
+		if _, err := r.runs.Update(ctx, c, cur, curRev); errors.Is(err, runstate.ErrConflict) {
 			continue // a trigger joined: the end names it too
 		} else if err != nil {
 			return err
@@ -198,7 +230,7 @@ func (r *Runner) fetchAndEnd(ctx context.Context, log zerolog.Logger, tenant, co
 		env = &pb.Envelope{Body: &pb.Envelope_RunFetched{RunFetched: &pb.RunFetched{
 			Run: run, Listings: res.Listings, ApiRequests: res.APIRequests}}}
 	}
-	return r.publishEnd(ctx, log, tenant, connector, env, res.APIRequests, fmt.Sprintf("%s/end/%d", run.RunId, st.Attempt))
+	return r.publishEnd(ctx, log, c, env, res.APIRequests, pipeline.RunEndID(run.RunId, st.Attempt))
 }
 
 // Bounds of what a run's messages carry, so that each fits in a NATS
@@ -228,9 +260,9 @@ func failedEnd(run *pb.Run, msg string, apiRequests int64) *pb.Envelope {
 // large (a run that served thousands of triggers), it names only the first
 // maxEndRequestIDs of them. Only when that fails too does the trigger go to
 // the dead letters: its run then no longer holds the connector.
-func (r *Runner) publishEnd(ctx context.Context, log zerolog.Logger, tenant, connector string, env *pb.Envelope, apiRequests int64, id string) error {
+func (r *Runner) publishEnd(ctx context.Context, log zerolog.Logger, c pipeline.ConnectorRef, env *pb.Envelope, apiRequests int64, id string) error {
 	for wait := 250 * time.Millisecond; ; {
-		err := r.syncer.Publish(ctx, tenant, connector, env, id)
+		err := r.syncer.Publish(ctx, c, env, id)
 		if err == nil || ctx.Err() != nil {
 			return err
 		}
@@ -275,9 +307,9 @@ func smallerEnd(env *pb.Envelope, apiRequests int64, err error) *pb.Envelope {
 // went out, claims the next run for them (by compare-and-set, again should
 // yet another join meanwhile) and returns it; trigger is the stream
 // sequence of the trigger whose handler runs them.
-func (r *Runner) closeRun(ctx context.Context, tenant, connector string, st runstate.State, trigger uint64) (*runstate.State, error) {
+func (r *Runner) closeRun(ctx context.Context, c pipeline.ConnectorRef, st runstate.State, trigger uint64) (*runstate.State, error) {
 	for {
-		cur, rev, err := r.runs.Current(ctx, tenant, connector)
+		cur, rev, err := r.runs.Current(ctx, c)
 		if err != nil {
 			return nil, err
 		}
@@ -291,7 +323,7 @@ func (r *Runner) closeRun(ctx context.Context, tenant, connector string, st runs
 			}
 		}
 		if len(left) == 0 {
-			err := r.runs.Close(ctx, tenant, connector, cur, rev)
+			err := r.runs.Close(ctx, c, cur, rev)
 			if errors.Is(err, runstate.ErrConflict) {
 				continue
 			}
@@ -299,7 +331,7 @@ func (r *Runner) closeRun(ctx context.Context, tenant, connector string, st runs
 		}
 		next := runstate.State{RunID: runstate.NewRunID(), StartedAtMs: max(r.now().UnixMilli(), cur.StartedAtMs+1),
 			Mode: "full", RequestIDs: left, Active: true, TriggerSeq: trigger, Attempt: 1}
-		if _, err := r.runs.Update(ctx, tenant, connector, next, rev); errors.Is(err, runstate.ErrConflict) {
+		if _, err := r.runs.Update(ctx, c, next, rev); errors.Is(err, runstate.ErrConflict) {
 			continue
 		} else if err != nil {
 			return nil, err
@@ -310,24 +342,29 @@ func (r *Runner) closeRun(ctx context.Context, tenant, connector string, st runs
 
 // refuse ends a trigger of a known connector that cannot run with a failed
 // run, so that whoever waits on it learns why.
-func (r *Runner) refuse(ctx context.Context, tenant, connector string, trig clarity.Trigger, reason string) error {
-	r.log.Warn().Str("tenant", tenant).Str("connector", connector).Str("reason", reason).Msg("trigger refused")
+func (r *Runner) refuse(ctx context.Context, c pipeline.ConnectorRef, trig clarity.Trigger, reason string) error {
+	r.log.Warn().Str("tenant", c.Tenant).Str("connector", c.ID).Str("reason", reason).Msg("trigger refused")
 	run := &pb.Run{RunId: runstate.NewRunID(), StartedAtMs: r.now().UnixMilli(), Mode: "full"}
 	if trig.RequestID != "" {
 		run.RequestIds = []string{trig.RequestID}
 	}
-	return r.syncer.Publish(ctx, tenant, connector, failedEnd(run, reason, 0), "")
+	return r.syncer.Publish(ctx, c, failedEnd(run, reason, 0), "")
 }
 
-// refuseUnknown answers a trigger for a connector this fetcher does not
-// serve (or whose name is not a valid one) with a clarity.sync.failed event,
-// published directly on the trigger's own sync subject: nothing is sent
-// towards the writer, which would create the connector it names, and
-// nothing is stored for it. As nothing was ever committed for such a
-// connector, the event's sequence is 0. Its id, run id and times derive
-// from the trigger's place in its stream, so that a redelivery publishes
-// the same event, which JetStream's duplicate window drops.
-func (r *Runner) refuseUnknown(ctx context.Context, tenant, connector string, md *jetstream.MsgMetadata, trig clarity.Trigger, reason string) error {
+// refuseUnknown answers a trigger, received on subject, for a connector
+// this fetcher does not serve (or whose name is not a valid one) with a
+// clarity.sync.failed event, published directly on the event subject of
+// the tenant and connector the trigger's subject names, as they were sent:
+// nothing is sent towards the writer, which would create the connector it
+// names, and nothing is stored for it. As nothing was ever committed for
+// such a connector, the event's sequence is 0. Its id, run id and times
+// derive from the trigger's place in its stream, so that a redelivery
+// publishes the same event, which JetStream's duplicate window drops.
+func (r *Runner) refuseUnknown(ctx context.Context, subject string, md *jetstream.MsgMetadata, trig clarity.Trigger, reason string) error {
+	tenant, connector, err := subjectTokens(subject)
+	if err != nil {
+		return natsx.Permanent(err)
+	}
 	reason = bound(reason, maxErrorText)
 	r.log.Warn().Str("tenant", bound(tenant, 80)).Str("connector", bound(connector, 80)).Str("reason", reason).
 		Msg("trigger for an unknown connector refused")
@@ -349,27 +386,12 @@ func (r *Runner) refuseUnknown(ctx context.Context, tenant, connector string, md
 		return err
 	}
 	ev := clarity.NewEvent(tenant, connector, 0, clarity.KindSync, clarity.OpFailed, runID, at, data)
-	ev.ID = tenant + "/" + connector + "/" + runID
+	ev.ID = pipeline.RefusalID(tenant, connector, runID)
 	if err := r.syncer.PublishEvent(ctx, clarity.KindSync, ev); err != nil {
 		if syncer.Unpublishable(err) {
 			return natsx.Permanent(err)
 		}
 		return err
-	}
-	return nil
-}
-
-// CheckName reports whether s, the name of a tenant or connector (what),
-// is a valid one: [a-z0-9][a-z0-9_-]{0,62}. Names stand in subjects,
-// key-value keys and URLs; the error quotes at most the start of s.
-func CheckName(what, s string) error {
-	ok := len(s) >= 1 && len(s) <= 63
-	for i := 0; ok && i < len(s); i++ {
-		c := s[i]
-		ok = c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || i > 0 && (c == '_' || c == '-')
-	}
-	if !ok {
-		return fmt.Errorf("invalid %s %q: a %s must match [a-z0-9][a-z0-9_-]{0,62}", what, bound(s, 80), what)
 	}
 	return nil
 }
@@ -389,25 +411,28 @@ func bound(s string, n int) string {
 	return s[:cut] + marker
 }
 
-// HandleHint handles one message of zoom.hint.<tenant>.<connector>: it
-// re-reads a user from Zoom and passes the answer on as a raw page.
+// HandleHint handles one message of a connector's hint subject: it re-reads
+// a user from Zoom and passes the answer on as a raw page.
 func (r *Runner) HandleHint(ctx context.Context, msg jetstream.Msg) error {
 	var h pb.FetchUser
-	if err := proto.Unmarshal(msg.Data(), &h); err != nil {
-		return natsx.Permanent(fmt.Errorf("decode hint: %w", err))
-	}
-	if err := cmp.Or(CheckName("tenant", h.Tenant), CheckName("connector", h.Connector)); err != nil {
+	// The consume loop hands over the data decoded, and hides the header
+	// that says how it was encoded: Unmarshal decodes only what still is.
+	if err := pipeline.Unmarshal(msg.Headers(), msg.Data(), &h); err != nil {
 		return natsx.Permanent(fmt.Errorf("hint: %w", err))
 	}
-	if tenant, connector, err := clarity.SplitSubject(msg.Subject()); err != nil || tenant != h.Tenant || connector != h.Connector {
-		return natsx.Permanent(fmt.Errorf("hint for %s/%s on another connector's subject", h.Tenant, h.Connector))
+	c, err := pipeline.NewConnectorRef(h.Tenant, h.Connector)
+	if err != nil {
+		return natsx.Permanent(fmt.Errorf("hint: %w", err))
 	}
-	client, ok := r.clients[h.Tenant+"."+h.Connector]
+	if from, err := pipeline.FromSubject(msg.Subject()); err != nil || from != c {
+		return natsx.Permanent(fmt.Errorf("hint for %s on another connector's subject", c))
+	}
+	client, ok := r.clients[c]
 	if !ok {
-		return natsx.Permanent(fmt.Errorf("hint for unknown connector %s/%s: no such connector is configured", h.Tenant, h.Connector))
+		return natsx.Permanent(fmt.Errorf("hint for unknown connector %s: no such connector is configured", c))
 	}
 	if h.UserId == "" {
-		return natsx.Permanent(fmt.Errorf("hint for %s/%s without user id", h.Tenant, h.Connector))
+		return natsx.Permanent(fmt.Errorf("hint for %s without user id", c))
 	}
 	page := &pb.RawPage{
 		Ref:       &pb.PageRef{Listing: pb.Listing_LISTING_USER, Page: 1, Last: true},
@@ -429,7 +454,7 @@ func (r *Runner) HandleHint(ctx context.Context, msg jetstream.Msg) error {
 	default:
 		page.Body = body
 	}
-	err = r.syncer.Publish(ctx, h.Tenant, h.Connector, &pb.Envelope{Body: &pb.Envelope_RawPage{RawPage: page}}, "")
+	err = r.syncer.Publish(ctx, c, &pb.Envelope{Body: &pb.Envelope_RawPage{RawPage: page}}, "")
 	if syncer.Unpublishable(err) {
 		// The user's record is larger than a NATS message: no redelivery
 		// changes that.

@@ -8,12 +8,10 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
-	"google.golang.org/protobuf/proto"
 
-	"github.com/claritysecurity/zoom-connector/pkg/clarity"
-	"github.com/claritysecurity/zoom-connector/pkg/natsx"
 	"github.com/claritysecurity/zoom-connector/pkg/natsx/natstest"
 	"github.com/claritysecurity/zoom-connector/pkg/pb"
+	"github.com/claritysecurity/zoom-connector/pkg/pipeline"
 	"github.com/claritysecurity/zoom-connector/pkg/zoom"
 	"github.com/claritysecurity/zoom-connector/pkg/zoom/zoomtest"
 	"github.com/claritysecurity/zoom-connector/services/fetcher/internal/runner"
@@ -21,10 +19,8 @@ import (
 	"github.com/claritysecurity/zoom-connector/services/fetcher/internal/syncer"
 )
 
-const (
-	tenant    = "default"
-	connector = "zoom"
-)
+// conn is the connector the tests' fetcher serves.
+var conn = pipeline.ConnectorRef{Tenant: "default", ID: "zoom"}
 
 // TestResumeAfterTheEndWentOut: a fetcher that crashed after its run's end
 // went out, and before it closed the run, does not fetch the run again on
@@ -32,8 +28,9 @@ const (
 // ended). A trigger that joined in between, which the end did not name,
 // gets a run of its own.
 func TestResumeAfterTheEndWentOut(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
-	js := natstest.JetStream(t, clarity.Streams()...)
+	js := natstest.JetStream(t, pipeline.Streams(1)...)
 	runs, err := runstate.Open(ctx, js, 1)
 	if err != nil {
 		t.Fatal(err)
@@ -48,27 +45,33 @@ func TestResumeAfterTheEndWentOut(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := runner.New(runs, syncer.New(js, 2, zerolog.Nop(), nil), map[string]runner.Client{tenant + "." + connector: client},
-		zerolog.Nop(), 3, 30*time.Second)
+	r := runner.New(runner.Config{
+		Runs:        runs,
+		Syncer:      syncer.New(syncer.Config{JetStream: js, Concurrency: 2, Log: zerolog.Nop()}),
+		Clients:     map[pipeline.ConnectorRef]runner.Client{conn: client},
+		Log:         zerolog.Nop(),
+		MaxAttempts: 3,
+		AckWait:     30 * time.Second,
+	})
 
 	// Trigger a started run 1 and went as far as publishing its end,
 	// naming a; then b joined; then the fetcher died.
 	first := trigger(t, js, "a")
-	d, st, rev, err := runs.Claim(ctx, tenant, connector, first, "a", "full")
+	d, st, rev, err := runs.Claim(ctx, conn, first, "a", "full")
 	if err != nil || d != runstate.Start {
 		t.Fatalf("claim: %v %v", d, err)
 	}
 	st.Ended, st.EndedFor = true, []string{"a"}
-	if _, err := runs.Update(ctx, tenant, connector, st, rev); err != nil {
+	if _, err := runs.Update(ctx, conn, st, rev); err != nil {
 		t.Fatal(err)
 	}
 	second := trigger(t, js, "b")
-	if d, _, _, err := runs.Claim(ctx, tenant, connector, second, "b", "full"); err != nil || d != runstate.Coalesced {
+	if d, _, _, err := runs.Claim(ctx, conn, second, "b", "full"); err != nil || d != runstate.Coalesced {
 		t.Fatalf("second trigger: %v %v, want Coalesced", d, err)
 	}
 
 	// The first trigger comes back.
-	cons, err := js.CreateOrUpdateConsumer(ctx, clarity.StreamSync, jetstream.ConsumerConfig{Durable: "test", AckPolicy: jetstream.AckExplicitPolicy})
+	cons, err := js.CreateOrUpdateConsumer(ctx, pipeline.StreamSync, jetstream.ConsumerConfig{Durable: "test", AckPolicy: jetstream.AckExplicitPolicy})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,18 +104,30 @@ func TestResumeAfterTheEndWentOut(t *testing.T) {
 	if len(ended) != 1 || ended[0].RunId != started[0].RunId || !slices.Equal(ended[0].RequestIds, []string{"b"}) {
 		t.Fatalf("runs fetched: %v; want the new run, for b", ended)
 	}
-	cur, _, err := runs.Current(ctx, tenant, connector)
+	cur, _, err := runs.Current(ctx, conn)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if cur.Active || cur.RunID != started[0].RunId {
 		t.Errorf("run state after: %+v, want the new run closed", cur)
 	}
+
+	// The start and the end of the run's first attempt go out under ids
+	// that name them, so that a resumed run's repeats are dropped.
+	ids := map[string]bool{}
+	for _, m := range natstest.StreamMsgs(t, js, pipeline.StreamRaw) {
+		ids[m.Header.Get(jetstream.MsgIDHeader)] = true
+	}
+	for _, want := range []string{started[0].RunId + "/started", started[0].RunId + "/end/1"} {
+		if !ids[want] {
+			t.Errorf("no message with id %q on the raw stream", want)
+		}
+	}
 }
 
 func trigger(t *testing.T, js jetstream.JetStream, requestID string) uint64 {
 	t.Helper()
-	ack, err := js.Publish(context.Background(), clarity.SyncSubject(tenant, connector), []byte(`{"mode":"full","request_id":"`+requestID+`"}`))
+	ack, err := js.Publish(context.Background(), pipeline.SyncSubject(conn), []byte(`{"mode":"full","request_id":"`+requestID+`"}`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,13 +138,9 @@ func trigger(t *testing.T, js jetstream.JetStream, requestID string) uint64 {
 func rawEnvelopes(t *testing.T, js jetstream.JetStream) []*pb.Envelope {
 	t.Helper()
 	var out []*pb.Envelope
-	for _, m := range natstest.StreamMsgs(t, js, clarity.StreamRaw) {
-		data, err := natsx.Decode(m.Header, m.Data)
-		if err != nil {
-			t.Fatal(err)
-		}
+	for _, m := range natstest.StreamMsgs(t, js, pipeline.StreamRaw) {
 		var env pb.Envelope
-		if err := proto.Unmarshal(data, &env); err != nil {
+		if err := pipeline.Unmarshal(m.Header, m.Data, &env); err != nil {
 			t.Fatal(err)
 		}
 		out = append(out, &env)

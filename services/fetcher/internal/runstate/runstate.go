@@ -1,7 +1,8 @@
 // Package runstate coordinates full-sync runs across fetcher replicas with a
-// JetStream key-value bucket: one key per connector holds the active run and
-// the triggers it serves. Compare-and-set on the key's revision makes "at most
-// one run per connector" hold without a lock service.
+// JetStream key-value bucket: one key per connector (its Key) holds the
+// active run and the triggers it serves. Compare-and-set on the key's
+// revision makes "at most one run per connector" hold without a lock
+// service.
 package runstate
 
 import (
@@ -16,7 +17,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/claritysecurity/zoom-connector/pkg/clarity"
+	"github.com/claritysecurity/zoom-connector/pkg/pipeline"
 )
 
 // State is the value stored for a connector.
@@ -50,7 +51,7 @@ type Store struct {
 // Open creates the bucket if needed.
 func Open(ctx context.Context, js jetstream.JetStream, replicas int) (*Store, error) {
 	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:      clarity.RunsBucket,
+		Bucket:      pipeline.RunsBucket,
 		Description: "the active full-sync run of each connector",
 		History:     1,
 		Storage:     jetstream.FileStorage,
@@ -61,8 +62,6 @@ func Open(ctx context.Context, js jetstream.JetStream, replicas int) (*Store, er
 	}
 	return &Store{kv: kv, js: js, now: time.Now}, nil
 }
-
-func key(tenant, connector string) string { return tenant + "." + connector }
 
 // Decision says what a trigger handler must do.
 type Decision int
@@ -81,8 +80,8 @@ const (
 
 // Claim decides, atomically, what the trigger with stream sequence seq does.
 // The returned state and revision belong to the claimed run.
-func (s *Store) Claim(ctx context.Context, tenant, connector string, seq uint64, requestID, mode string) (Decision, State, uint64, error) {
-	k := key(tenant, connector)
+func (s *Store) Claim(ctx context.Context, c pipeline.ConnectorRef, seq uint64, requestID, mode string) (Decision, State, uint64, error) {
+	k := c.Key()
 	for {
 		st, rev, err := s.get(ctx, k)
 		if err != nil {
@@ -140,7 +139,7 @@ func (s *Store) Claim(ctx context.Context, tenant, connector string, seq uint64,
 // (dead-lettered after a panic, or out of deliveries). Nobody drives that
 // run any more, and without this test every later trigger would join it.
 func (s *Store) driverGone(ctx context.Context, seq uint64) (bool, error) {
-	stream, err := s.js.Stream(ctx, clarity.StreamSync)
+	stream, err := s.js.Stream(ctx, pipeline.StreamSync)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		return false, nil // not this deployment's (tests without streams)
 	}
@@ -157,8 +156,8 @@ func (s *Store) driverGone(ctx context.Context, seq uint64) (bool, error) {
 }
 
 // Current returns the connector's state and its revision.
-func (s *Store) Current(ctx context.Context, tenant, connector string) (State, uint64, error) {
-	return s.get(ctx, key(tenant, connector))
+func (s *Store) Current(ctx context.Context, c pipeline.ConnectorRef) (State, uint64, error) {
+	return s.get(ctx, c.Key())
 }
 
 // ErrConflict reports that the state changed since it was read.
@@ -166,15 +165,15 @@ var ErrConflict = errors.New("runstate: state changed concurrently")
 
 // Close marks the run at revision rev finished. It fails with ErrConflict
 // when the state changed since (a trigger joined).
-func (s *Store) Close(ctx context.Context, tenant, connector string, st State, rev uint64) error {
+func (s *Store) Close(ctx context.Context, c pipeline.ConnectorRef, st State, rev uint64) error {
 	st.Active = false
-	_, err := s.put(ctx, key(tenant, connector), st, rev)
+	_, err := s.put(ctx, c.Key(), st, rev)
 	return err
 }
 
 // Update stores st at revision rev and returns the new revision.
-func (s *Store) Update(ctx context.Context, tenant, connector string, st State, rev uint64) (uint64, error) {
-	return s.put(ctx, key(tenant, connector), st, rev)
+func (s *Store) Update(ctx context.Context, c pipeline.ConnectorRef, st State, rev uint64) (uint64, error) {
+	return s.put(ctx, c.Key(), st, rev)
 }
 
 func (s *Store) get(ctx context.Context, k string) (State, uint64, error) {

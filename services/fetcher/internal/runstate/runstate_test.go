@@ -9,14 +9,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/claritysecurity/zoom-connector/pkg/clarity"
 	"github.com/claritysecurity/zoom-connector/pkg/natsx/natstest"
+	"github.com/claritysecurity/zoom-connector/pkg/pipeline"
 )
 
-const (
-	tenant    = "default"
-	connector = "zoom"
-)
+// conn is the connector whose runs the tests claim.
+var conn = pipeline.ConnectorRef{Tenant: "default", ID: "zoom"}
 
 // openStore starts a JetStream server and opens the run-state bucket on it.
 func openStore(t testing.TB) *Store {
@@ -30,7 +28,7 @@ func openStore(t testing.TB) *Store {
 
 func claim(t testing.TB, s *Store, seq uint64, requestID string) (Decision, State, uint64) {
 	t.Helper()
-	d, st, rev, err := s.Claim(context.Background(), tenant, connector, seq, requestID, "full")
+	d, st, rev, err := s.Claim(context.Background(), conn, seq, requestID, "full")
 	if err != nil {
 		t.Fatalf("claim of trigger %d: %v", seq, err)
 	}
@@ -51,6 +49,7 @@ func name(d Decision) string {
 }
 
 func TestClaim(t *testing.T) {
+	t.Parallel()
 	s := openStore(t)
 	ctx := context.Background()
 	clock := time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
@@ -94,7 +93,7 @@ func TestClaim(t *testing.T) {
 		if got.Attempt != st.wantAttempt {
 			t.Errorf("%s: got attempt %d, want %d", st.name, got.Attempt, st.wantAttempt)
 		}
-		cur, curRev, err := s.Current(ctx, tenant, connector)
+		cur, curRev, err := s.Current(ctx, conn)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -106,7 +105,7 @@ func TestClaim(t *testing.T) {
 
 	// The clock stepped back: the next run still gets a later generation.
 	s.now = func() time.Time { return clock.Add(-time.Hour) }
-	if err := s.Close(ctx, tenant, connector, first, rev); err != nil {
+	if err := s.Close(ctx, conn, first, rev); err != nil {
 		t.Fatalf("close at the current revision: %v", err)
 	}
 	d, next, _ := claim(t, s, 5, "c")
@@ -119,34 +118,36 @@ func TestClaim(t *testing.T) {
 }
 
 func TestCloseWithStaleRevision(t *testing.T) {
+	t.Parallel()
 	s := openStore(t)
 	ctx := context.Background()
 	_, st, rev := claim(t, s, 1, "a")
 	// A trigger joins while the run finishes: the run must not close
 	// without serving it.
 	_, joined, newRev := claim(t, s, 2, "b")
-	if err := s.Close(ctx, tenant, connector, st, rev); !errors.Is(err, ErrConflict) {
+	if err := s.Close(ctx, conn, st, rev); !errors.Is(err, ErrConflict) {
 		t.Fatalf("close at a stale revision: got %v, want ErrConflict", err)
 	}
-	cur, _, err := s.Current(ctx, tenant, connector)
+	cur, _, err := s.Current(ctx, conn)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !cur.Active || !slices.Equal(cur.RequestIDs, []string{"a", "b"}) {
 		t.Errorf("got state %+v after a failed close, want the active run with requests a and b", cur)
 	}
-	if _, err := s.Update(ctx, tenant, connector, st, rev); !errors.Is(err, ErrConflict) {
+	if _, err := s.Update(ctx, conn, st, rev); !errors.Is(err, ErrConflict) {
 		t.Errorf("update at a stale revision: got %v, want ErrConflict", err)
 	}
-	if err := s.Close(ctx, tenant, connector, joined, newRev); err != nil {
+	if err := s.Close(ctx, conn, joined, newRev); err != nil {
 		t.Fatalf("close at the current revision: %v", err)
 	}
-	if cur, _, _ := s.Current(ctx, tenant, connector); cur.Active {
+	if cur, _, _ := s.Current(ctx, conn); cur.Active {
 		t.Errorf("got state %+v after close, want inactive", cur)
 	}
 }
 
 func TestConcurrentClaims(t *testing.T) {
+	t.Parallel()
 	s := openStore(t)
 	const n = 8
 	type result struct {
@@ -162,7 +163,7 @@ func TestConcurrentClaims(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			<-start
-			d, st, _, err := s.Claim(context.Background(), tenant, connector, uint64(i+1), fmt.Sprintf("req-%d", i), "full")
+			d, st, _, err := s.Claim(context.Background(), conn, uint64(i+1), fmt.Sprintf("req-%d", i), "full")
 			results[i] = result{d, st, err}
 		}()
 	}
@@ -190,7 +191,7 @@ func TestConcurrentClaims(t *testing.T) {
 	if starts != 1 {
 		t.Errorf("got %d Start decisions, want exactly 1", starts)
 	}
-	cur, _, err := s.Current(context.Background(), tenant, connector)
+	cur, _, err := s.Current(context.Background(), conn)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -206,9 +207,10 @@ func TestConcurrentClaims(t *testing.T) {
 }
 
 func TestUnreadableStateIsReplaced(t *testing.T) {
+	t.Parallel()
 	s := openStore(t)
 	ctx := context.Background()
-	if _, err := s.kv.Put(ctx, key(tenant, connector), []byte("not json")); err != nil {
+	if _, err := s.kv.Put(ctx, conn.Key(), []byte("not json")); err != nil {
 		t.Fatal(err)
 	}
 	if d, _, _ := claim(t, s, 1, "a"); d != Start {
@@ -220,10 +222,11 @@ func TestUnreadableStateIsReplaced(t *testing.T) {
 // (it was handed back while another delivery finished the run) starts no
 // second run; a new trigger does.
 func TestLateRedeliveryIsServed(t *testing.T) {
+	t.Parallel()
 	s := openStore(t)
 	ctx := context.Background()
 	_, st, rev := claim(t, s, 7, "a")
-	if err := s.Close(ctx, tenant, connector, st, rev); err != nil {
+	if err := s.Close(ctx, conn, st, rev); err != nil {
 		t.Fatal(err)
 	}
 	if d, _, _ := claim(t, s, 7, "a"); d != Served {
@@ -239,14 +242,15 @@ func TestLateRedeliveryIsServed(t *testing.T) {
 // next trigger starts a new run instead of joining it for good. While the
 // trigger is still there, triggers join the run as before.
 func TestOrphanedRun(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
-	js := natstest.JetStream(t, clarity.Streams()...)
+	js := natstest.JetStream(t, pipeline.Streams(1)...)
 	s, err := Open(ctx, js, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
 	trigger := func() uint64 {
-		ack, err := js.Publish(ctx, clarity.SyncSubject(tenant, connector), nil)
+		ack, err := js.Publish(ctx, pipeline.SyncSubject(conn), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -262,7 +266,7 @@ func TestOrphanedRun(t *testing.T) {
 	}
 
 	// The run's trigger is dead-lettered: acknowledged and gone.
-	stream, err := js.Stream(ctx, clarity.StreamSync)
+	stream, err := js.Stream(ctx, pipeline.StreamSync)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,8 +1,9 @@
 // Package schedule triggers each connector's periodic full sync exactly once
 // across any number of fetcher replicas. Time is cut into slots of one
-// interval; the replica that moves the connector's key in the zoom_schedule
-// bucket to the new slot with a compare-and-set publishes that slot's
-// trigger, and every other replica sees the key already there.
+// interval; the replica that moves the connector's key in the schedule
+// bucket (pipeline.ScheduleBucket) to the new slot with a compare-and-set
+// publishes that slot's trigger, and every other replica sees the key
+// already there.
 package schedule
 
 import (
@@ -18,11 +19,21 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/claritysecurity/zoom-connector/pkg/clarity"
+	"github.com/claritysecurity/zoom-connector/pkg/pipeline"
 )
 
-// Bucket is the key-value bucket holding the last scheduled slot of each
-// connector.
-const Bucket = "zoom_schedule"
+// Config configures a Scheduler.
+type Config struct {
+	// JetStream holds the bucket and takes the triggers.
+	JetStream jetstream.JetStream
+	// Interval is the time between two scheduled syncs of a connector; it
+	// must be positive.
+	Interval time.Duration
+	// Replicas is the replica count of the bucket, default 1.
+	Replicas int
+	// Log receives the triggers published and the ticks that failed.
+	Log zerolog.Logger
+}
 
 // Scheduler publishes scheduled triggers.
 type Scheduler struct {
@@ -33,22 +44,22 @@ type Scheduler struct {
 	now      func() time.Time
 }
 
-// New opens the bucket. interval must be positive.
-func New(ctx context.Context, js jetstream.JetStream, interval time.Duration, replicas int, log zerolog.Logger) (*Scheduler, error) {
-	if interval <= 0 {
-		return nil, fmt.Errorf("schedule: interval must be positive, got %s", interval)
+// New opens the bucket.
+func New(ctx context.Context, cfg Config) (*Scheduler, error) {
+	if cfg.Interval <= 0 {
+		return nil, fmt.Errorf("schedule: interval must be positive, got %s", cfg.Interval)
 	}
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:      Bucket,
+	kv, err := cfg.JetStream.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      pipeline.ScheduleBucket,
 		Description: "the last scheduled full-sync slot of each connector",
 		History:     1,
 		Storage:     jetstream.FileStorage,
-		Replicas:    max(1, replicas),
+		Replicas:    max(1, cfg.Replicas),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open schedule bucket: %w", err)
 	}
-	return &Scheduler{js: js, kv: kv, interval: interval, log: log, now: time.Now}, nil
+	return &Scheduler{js: cfg.JetStream, kv: kv, interval: cfg.Interval, log: cfg.Log, now: time.Now}, nil
 }
 
 type slotValue struct {
@@ -56,14 +67,14 @@ type slotValue struct {
 }
 
 // Run checks every connector several times per interval until ctx ends.
-func (s *Scheduler) Run(ctx context.Context, connectors [][2]string) error {
+func (s *Scheduler) Run(ctx context.Context, connectors []pipeline.ConnectorRef) error {
 	tick := min(max(s.interval/10, 100*time.Millisecond), 30*time.Second)
 	t := time.NewTicker(tick)
 	defer t.Stop()
 	for {
 		for _, c := range connectors {
-			if _, err := s.Tick(ctx, c[0], c[1]); err != nil && ctx.Err() == nil {
-				s.log.Warn().Err(err).Str("tenant", c[0]).Str("connector", c[1]).Msg("scheduled sync")
+			if _, err := s.Tick(ctx, c); err != nil && ctx.Err() == nil {
+				s.log.Warn().Err(err).Str("tenant", c.Tenant).Str("connector", c.ID).Msg("scheduled sync")
 			}
 		}
 		select {
@@ -78,8 +89,8 @@ func (s *Scheduler) Run(ctx context.Context, connectors [][2]string) error {
 // claimed it yet. It reports whether this call published the trigger. The
 // first tick ever for a connector only records the current slot: the first
 // sync of a new connector is triggered when it is saved, not by the clock.
-func (s *Scheduler) Tick(ctx context.Context, tenant, connector string) (bool, error) {
-	key := tenant + "." + connector
+func (s *Scheduler) Tick(ctx context.Context, c pipeline.ConnectorRef) (bool, error) {
+	key := c.Key()
 	slot := s.now().UnixNano() / int64(s.interval)
 	e, err := s.kv.Get(ctx, key)
 	var rev uint64
@@ -108,14 +119,16 @@ func (s *Scheduler) Tick(ctx context.Context, tenant, connector string) (bool, e
 	}
 	id := "schedule-" + strconv.FormatInt(slot, 10)
 	body, _ := json.Marshal(clarity.Trigger{Mode: "full", RequestID: id})
-	msg := nats.NewMsg(clarity.SyncSubject(tenant, connector))
+	// The trigger is the public JSON one that Clarity sends too, not an
+	// internal envelope: it is made here rather than by pipeline.NewMsg.
+	msg := nats.NewMsg(pipeline.SyncSubject(c))
 	msg.Data = body
 	// The slot is claimed; the message id makes a retried publish harmless.
-	msg.Header.Set(jetstream.MsgIDHeader, "schedule/"+key+"/"+strconv.FormatInt(slot, 10))
+	msg.Header.Set(jetstream.MsgIDHeader, pipeline.ScheduleID(c, slot))
 	for attempt := 0; ; attempt++ {
 		_, err := s.js.PublishMsg(ctx, msg)
 		if err == nil {
-			s.log.Info().Str("tenant", tenant).Str("connector", connector).Str("request_id", id).Msg("scheduled sync triggered")
+			s.log.Info().Str("tenant", c.Tenant).Str("connector", c.ID).Str("request_id", id).Msg("scheduled sync triggered")
 			return true, nil
 		}
 		if attempt == 5 || ctx.Err() != nil {

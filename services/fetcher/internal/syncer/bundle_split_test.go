@@ -16,6 +16,7 @@ import (
 // TestBundleTooLargeGoesPageByPage: a bundle that NATS refuses for its
 // size is published page by page, each under the id it has on its own.
 func TestBundleTooLargeGoesPageByPage(t *testing.T) {
+	t.Parallel()
 	var ids []string
 	publish := func(env *pb.Envelope, id string) error {
 		if env.GetRawPages() != nil {

@@ -9,6 +9,7 @@ import (
 )
 
 func TestBundle(t *testing.T) {
+	t.Parallel()
 	type sent struct {
 		env *pb.Envelope
 		id  string

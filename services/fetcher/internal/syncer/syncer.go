@@ -1,5 +1,5 @@
 // Package syncer fetches one full-sync run: it walks every Zoom listing the
-// run needs and publishes each page, raw, to zoom.raw.<tenant>.<connector> as
+// run needs and publishes each page, raw, on the connector's raw subject as
 // it arrives, then reports the page count of every listing.
 package syncer
 
@@ -7,7 +7,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"sync"
 	"time"
 
@@ -15,11 +14,11 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 	"golang.org/x/sync/errgroup"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/claritysecurity/zoom-connector/pkg/clarity"
 	"github.com/claritysecurity/zoom-connector/pkg/natsx"
 	"github.com/claritysecurity/zoom-connector/pkg/pb"
+	"github.com/claritysecurity/zoom-connector/pkg/pipeline"
 	"github.com/claritysecurity/zoom-connector/pkg/zoom"
 )
 
@@ -32,7 +31,19 @@ type Zoom interface {
 // Progress is told about every page published, for progress reports and
 // metrics.
 type Progress interface {
-	Page(tenant, connector string, l zoom.Listing, p zoom.RawPage)
+	Page(c pipeline.ConnectorRef, l zoom.Listing, p zoom.RawPage)
+}
+
+// Config configures a Syncer.
+type Config struct {
+	// JetStream stores the pages.
+	JetStream jetstream.JetStream
+	// Concurrency bounds the listings walked at once, default 1.
+	Concurrency int
+	// Log receives what the syncer skips (groups deleted during a run).
+	Log zerolog.Logger
+	// Progress, when set, is told about every page published.
+	Progress Progress
 }
 
 // Syncer publishes the pages of runs.
@@ -43,9 +54,9 @@ type Syncer struct {
 	progress    Progress
 }
 
-// New returns a Syncer that walks up to concurrency listings at once.
-func New(js jetstream.JetStream, concurrency int, log zerolog.Logger, progress Progress) *Syncer {
-	return &Syncer{js: js, concurrency: max(1, concurrency), log: log, progress: progress}
+// New returns a Syncer.
+func New(cfg Config) *Syncer {
+	return &Syncer{js: cfg.JetStream, concurrency: max(1, cfg.Concurrency), log: cfg.Log, progress: cfg.Progress}
 }
 
 // ErrPublish reports that pages could not be stored in JetStream (NATS away):
@@ -58,20 +69,24 @@ type Result struct {
 	APIRequests int64
 }
 
-// errEncode reports a message that cannot be encoded: publishing it again
-// fails again.
-var errEncode = errors.New("encode")
+// encodeError is a message that cannot be encoded: publishing it again
+// fails again. It reads as the codec's error.
+type encodeError struct{ err error }
+
+func (e encodeError) Error() string { return e.err.Error() }
+func (e encodeError) Unwrap() error { return e.err }
 
 // Unpublishable reports whether err is a publication that no retry can
 // make succeed: the message is too large for NATS, or cannot be encoded.
 // The caller fails what it was doing instead of trying again.
 func Unpublishable(err error) bool {
-	return natsx.TooLarge(err) || errors.Is(err, errEncode)
+	return natsx.TooLarge(err) || errors.As(err, new(encodeError))
 }
 
-// Publish sends one envelope and waits for JetStream to store it.
-func (s *Syncer) Publish(ctx context.Context, tenant, connector string, env *pb.Envelope, msgID string) error {
-	msg, err := envelopeMsg(tenant, connector, env, msgID)
+// Publish sends one envelope for connector c, with message id msgID (none
+// when empty), and waits for JetStream to store it.
+func (s *Syncer) Publish(ctx context.Context, c pipeline.ConnectorRef, env *pb.Envelope, msgID string) error {
+	msg, err := envelopeMsg(c, env, msgID)
 	if err != nil {
 		return err
 	}
@@ -83,7 +98,8 @@ func (s *Syncer) Publish(ctx context.Context, tenant, connector string, env *pb.
 
 // PublishEvent publishes a change event of the given kind on its subject,
 // as the writer's relay does: structured JSON, with Nats-Msg-Id equal to
-// its id.
+// its id. The event's tenant and connector are taken as they are: a refusal
+// answers a trigger on the very tokens it was sent on, valid names or not.
 func (s *Syncer) PublishEvent(ctx context.Context, kind string, ev clarity.Event) error {
 	msg := nats.NewMsg(clarity.EventSubject(ev.Tenant, ev.Connector, kind))
 	msg.Data = ev.AppendJSON(nil)
@@ -103,17 +119,13 @@ func sizeError(msg *nats.Msg, err error) error {
 	return fmt.Errorf("message of %d bytes: %w", len(msg.Data), err)
 }
 
-func envelopeMsg(tenant, connector string, env *pb.Envelope, msgID string) (*nats.Msg, error) {
-	env.Tenant, env.Connector = tenant, connector
-	b, err := proto.Marshal(env)
+// envelopeMsg is env, addressed to connector c, as a message of c's raw
+// subject.
+func envelopeMsg(c pipeline.ConnectorRef, env *pb.Envelope, msgID string) (*nats.Msg, error) {
+	env.Tenant, env.Connector = c.Tenant, c.ID
+	msg, err := pipeline.NewMsg(pipeline.RawSubject(c), env, msgID)
 	if err != nil {
-		return nil, fmt.Errorf("%w envelope: %w", errEncode, err)
-	}
-	msg := nats.NewMsg(clarity.RawSubject(tenant, connector))
-	msg.Data = b
-	natsx.Compress(msg)
-	if msgID != "" {
-		msg.Header.Set(jetstream.MsgIDHeader, msgID)
+		return nil, encodeError{err}
 	}
 	return msg, nil
 }
@@ -130,7 +142,7 @@ var userListings = []struct {
 // Fetch walks every listing of a full sync and publishes its pages. It
 // returns only when every page is stored in JetStream, or with the first
 // error (Zoom refusing for good, or ctx ending).
-func (s *Syncer) Fetch(ctx context.Context, tenant, connector string, run *pb.Run, attempt int, z Zoom) (Result, error) {
+func (s *Syncer) Fetch(ctx context.Context, c pipeline.ConnectorRef, run *pb.Run, attempt int, z Zoom) (Result, error) {
 	before := z.Requests().Total
 	acks := newAckWaiter()
 	defer acks.stop()
@@ -141,7 +153,7 @@ func (s *Syncer) Fetch(ctx context.Context, tenant, connector string, run *pb.Ru
 	// publish stores one message asynchronously; acks checks its
 	// acknowledgement.
 	publish := func(env *pb.Envelope, id string) error {
-		msg, err := envelopeMsg(tenant, connector, env, id)
+		msg, err := envelopeMsg(c, env, id)
 		if err != nil {
 			return err
 		}
@@ -176,12 +188,11 @@ func (s *Syncer) Fetch(ctx context.Context, tenant, connector string, run *pb.Ru
 				FetchedAtMs: p.RequestedAt.UnixMilli(),
 				Body:        p.Body,
 			}
-			id := run.RunId + "/" + strconv.Itoa(attempt) + "/" + l.String() + "/" + strconv.Itoa(int(pass)) + "/" + strconv.Itoa(p.Number)
-			if err := send(page, id); err != nil {
+			if err := send(page, pipeline.PageID(run.RunId, attempt, l.String(), int(pass), p.Number)); err != nil {
 				return err
 			}
 			if s.progress != nil {
-				s.progress.Page(tenant, connector, l, p)
+				s.progress.Page(c, l, p)
 			}
 			if onPage != nil {
 				return onPage(p)
@@ -247,7 +258,7 @@ func (s *Syncer) Fetch(ctx context.Context, tenant, connector string, run *pb.Ru
 				}
 				err = walk(zoom.GroupAdminsListing(id), pb.Listing_LISTING_GROUP_ADMINS, id, send, nil)
 				<-sem
-				if groupGone(err) {
+				if errors.Is(err, zoom.ErrGroupNotFound) {
 					// Deleted since the groups page was read: it has no
 					// admins, and the run does not expect its listing.
 					s.log.Info().Str("group_id", id).Msg("group deleted during the sync; its admins are skipped")
@@ -328,8 +339,8 @@ func (b *bundle) add(p *pb.RawPage, id string) {
 func (b *bundle) full() bool { return len(b.pages) >= bundlePages || b.bytes >= bundleBytes }
 
 // flush publishes the bundle, if any, and empties it. A bundle of one page
-// goes as that page. A bundle's message id is its first page's id and its
-// size: each page is in one bundle per attempt. A bundle too large for a
+// goes as that page. A bundle's message id is pipeline.BundleID: each page
+// is in one bundle per attempt. A bundle too large for a
 // NATS message (its last page alone took it over) goes page by page, each
 // under its own id, as a page that is not bundled would.
 func (b *bundle) flush(publish func(*pb.Envelope, string) error) error {
@@ -342,7 +353,7 @@ func (b *bundle) flush(publish func(*pb.Envelope, string) error) error {
 		return publish(&pb.Envelope{Body: &pb.Envelope_RawPage{RawPage: pages[0]}}, ids[0])
 	}
 	err := publish(&pb.Envelope{Body: &pb.Envelope_RawPages{RawPages: &pb.RawPages{Pages: pages}}},
-		ids[0]+"+"+strconv.Itoa(len(pages)))
+		pipeline.BundleID(ids[0], len(pages)))
 	if !natsx.TooLarge(err) {
 		return err
 	}
@@ -409,16 +420,6 @@ func (q *idQueue) pop(ctx context.Context) (id string, ok bool, err error) {
 			return "", false, ctx.Err()
 		}
 	}
-}
-
-// groupGone reports Zoom's answer for a group that no longer exists: 404
-// code 4130, or 400 code 1010 (not in this account).
-func groupGone(err error) bool {
-	var ae *zoom.APIError
-	if !errors.As(err, &ae) {
-		return false
-	}
-	return (ae.StatusCode == 404 && ae.Code == 4130) || (ae.StatusCode == 400 && ae.Code == 1010)
 }
 
 // ackWaiter checks publish acknowledgements as they come, so that no page

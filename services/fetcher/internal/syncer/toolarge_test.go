@@ -9,10 +9,10 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/claritysecurity/zoom-connector/pkg/clarity"
 	"github.com/claritysecurity/zoom-connector/pkg/natsx"
 	"github.com/claritysecurity/zoom-connector/pkg/natsx/natstest"
 	"github.com/claritysecurity/zoom-connector/pkg/pb"
+	"github.com/claritysecurity/zoom-connector/pkg/pipeline"
 	"github.com/claritysecurity/zoom-connector/pkg/zoom"
 	"github.com/claritysecurity/zoom-connector/services/fetcher/internal/syncer"
 )
@@ -40,10 +40,12 @@ func (bigPageZoom) Requests() zoom.Stats { return zoom.Stats{} }
 // the fetch with an error that says so, not with ErrPublish: a resumed run
 // would only meet the same refusal.
 func TestPageTooLargeFailsTheFetch(t *testing.T) {
-	js := natstest.JetStream(t, clarity.Streams()...)
-	s := syncer.New(js, 2, zerolog.Nop(), nil)
+	t.Parallel()
+	js := natstest.JetStream(t, pipeline.Streams(1)...)
+	s := syncer.New(syncer.Config{JetStream: js, Concurrency: 2, Log: zerolog.Nop()})
 	run := &pb.Run{RunId: "run-1", StartedAtMs: 1, Mode: "full"}
-	_, err := s.Fetch(context.Background(), "default", "zoom", run, 1, bigPageZoom{big: natstest.MaxPayload + 1000})
+	c := pipeline.ConnectorRef{Tenant: "default", ID: "zoom"}
+	_, err := s.Fetch(context.Background(), c, run, 1, bigPageZoom{big: natstest.MaxPayload + 1000})
 	if err == nil {
 		t.Fatal("fetch succeeded, want the big page refused")
 	}
