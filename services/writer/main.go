@@ -17,6 +17,7 @@ import (
 
 	"github.com/claritysecurity/zoom-connector/pkg/clarity"
 	"github.com/claritysecurity/zoom-connector/pkg/natsx"
+	"github.com/claritysecurity/zoom-connector/pkg/pipeline"
 	"github.com/claritysecurity/zoom-connector/pkg/postgres"
 	"github.com/claritysecurity/zoom-connector/pkg/service"
 	"github.com/claritysecurity/zoom-connector/services/writer/internal/admin"
@@ -211,16 +212,16 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 }
 
 // SyncEnded counts an ended run, its duration and its records.
-func (m *metrics) SyncEnded(tenant, connector, op string, d clarity.SyncData) {
-	m.runs.WithLabelValues(tenant, connector, op).Inc()
+func (m *metrics) SyncEnded(c pipeline.ConnectorRef, op string, d clarity.SyncData) {
+	m.runs.WithLabelValues(c.Tenant, c.ID, op).Inc()
 	start, err1 := time.Parse(time.RFC3339Nano, d.StartedAt)
 	end, err2 := time.Parse(time.RFC3339Nano, d.FinishedAt)
 	if err1 == nil && err2 == nil {
-		m.duration.WithLabelValues(tenant, connector, op).Observe(end.Sub(start).Seconds())
+		m.duration.WithLabelValues(c.Tenant, c.ID, op).Observe(end.Sub(start).Seconds())
 	}
 	for outcome, n := range map[string]int64{"created": d.Stats.Created, "updated": d.Stats.Updated,
 		"deleted": d.Stats.Deleted, "unchanged": d.Stats.Unchanged} {
-		m.changes.WithLabelValues(tenant, connector, outcome).Add(float64(n))
+		m.changes.WithLabelValues(c.Tenant, c.ID, outcome).Add(float64(n))
 	}
 }
 

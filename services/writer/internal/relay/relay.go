@@ -12,14 +12,14 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
 	"github.com/claritysecurity/zoom-connector/pkg/clarity"
-	"github.com/claritysecurity/zoom-connector/services/writer/internal/store"
+	"github.com/claritysecurity/zoom-connector/pkg/pipeline"
+	"github.com/claritysecurity/zoom-connector/services/writer/internal/outbox"
 )
 
 // Observer is told what the relay published, for metrics.
@@ -31,7 +31,7 @@ type Observer interface {
 // SyncObserver, when the Observer implements it, is told of every run's end
 // as it is published.
 type SyncObserver interface {
-	SyncEnded(tenant, connector, op string, d clarity.SyncData)
+	SyncEnded(c pipeline.ConnectorRef, op string, d clarity.SyncData)
 }
 
 // Relay moves outbox rows to JetStream.
@@ -107,18 +107,9 @@ func (r *Relay) Run(ctx context.Context) error {
 // cannot be published now) does not hold back the others: its error is
 // returned with theirs once every connector has had its turn.
 func (r *Relay) Once(ctx context.Context) (int, error) {
-	// One index probe per connector: the outbox churns through every change,
-	// and a scan of it would also read the dead rows vacuum has not reclaimed.
-	rows, err := r.pool.Query(ctx, `
-		SELECT c.id FROM connectors c
-		WHERE EXISTS (SELECT 1 FROM outbox o WHERE o.connector_id = c.id)
-		ORDER BY c.id`)
+	ids, err := outbox.Pending(ctx, r.pool)
 	if err != nil {
-		return 0, fmt.Errorf("list outbox: %w", err)
-	}
-	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
-	if err != nil {
-		return 0, fmt.Errorf("list outbox: %w", err)
+		return 0, err
 	}
 	total := 0
 	var errs []error
@@ -135,9 +126,6 @@ func (r *Relay) Once(ctx context.Context) (int, error) {
 	return total, errors.Join(errs...)
 }
 
-// lockSpace keeps the relay's advisory locks apart from any other use.
-const lockSpace = 0x5a4f4f4d
-
 // maxPending bounds the publications awaiting their acknowledgement.
 const maxPending = 2048
 
@@ -150,14 +138,6 @@ const rowsPerRound = 16
 // ackTimeout bounds the wait for one window of acknowledgements.
 const ackTimeout = 30 * time.Second
 
-type batchRow struct {
-	first, last       int64
-	changes           []byte
-	encoding          string
-	at                time.Time
-	tenant, connector string
-}
-
 // connector publishes the oldest outbox rows of one connector, at least one
 // row and about r.batch changes, and deletes them once JetStream has
 // acknowledged every change.
@@ -168,14 +148,11 @@ func (r *Relay) connector(ctx context.Context, id int64) (int, error) {
 	}
 	defer tx.Rollback(ctx) //nolint:errcheck
 	// One relay per connector at a time keeps the stream in sequence order.
-	var locked bool
-	if err := tx.QueryRow(ctx, `SELECT pg_try_advisory_xact_lock($1, $2)`, lockSpace, int32(id)).Scan(&locked); err != nil {
-		return 0, fmt.Errorf("lock outbox: %w", err)
+	locked, err := outbox.TryLock(ctx, tx, id)
+	if err != nil || !locked {
+		return 0, err
 	}
-	if !locked {
-		return 0, nil
-	}
-	list, err := r.read(ctx, tx, id)
+	list, err := outbox.Read(ctx, tx, id, rowsPerRound, r.batch)
 	if err != nil || len(list) == 0 {
 		return 0, err
 	}
@@ -200,19 +177,19 @@ func (r *Relay) connector(ctx context.Context, id int64) (int, error) {
 	counts := map[key]int{}
 	var ended []syncEnd
 	for _, b := range list {
-		batch, err := store.DecodeChanges(b.changes, b.encoding)
+		batch, err := outbox.DecodeChanges(b.Changes, b.Encoding)
 		if err != nil {
-			return 0, fmt.Errorf("outbox row %d: %w", b.first, err)
+			return 0, fmt.Errorf("outbox row %d: %w", b.First, err)
 		}
-		if want := b.last - b.first + 1; int64(len(batch.Changes)) != want {
-			return 0, fmt.Errorf("outbox row %d: got %d changes, want %d", b.first, len(batch.Changes), want)
+		if want := b.Last - b.First + 1; int64(len(batch.Changes)) != want {
+			return 0, fmt.Errorf("outbox row %d: got %d changes, want %d", b.First, len(batch.Changes), want)
 		}
 		for i, c := range batch.Changes {
-			ev := clarity.NewEvent(b.tenant, b.connector, b.first+int64(i), c.Kind, c.Op, c.Subject, b.at, c.Data)
+			ev := clarity.NewEvent(b.Connector.Tenant, b.Connector.ID, b.First+int64(i), c.Kind, c.Op, c.Subject, b.At, c.Data)
 			// One message and one buffer serve every event: a publication
 			// copies them before it returns.
 			buf = ev.AppendJSON(buf[:0])
-			msg.Subject, msg.Data = clarity.EventSubject(b.tenant, b.connector, c.Kind), buf
+			msg.Subject, msg.Data = pipeline.EventSubject(b.Connector, c.Kind), buf
 			msg.Header.Set("Content-Type", clarity.ContentType)
 			msg.Header.Set(jetstream.MsgIDHeader, ev.ID)
 			if err := p.publish(ctx, msg); err != nil {
@@ -220,7 +197,7 @@ func (r *Relay) connector(ctx context.Context, id int64) (int, error) {
 			}
 			counts[key{c.Kind, c.Op}]++
 			if c.Kind == clarity.KindSync && c.Op != clarity.OpStarted {
-				ended = append(ended, syncEnd{b.tenant, b.connector, c.Op, c.Data})
+				ended = append(ended, syncEnd{b.Connector, c.Op, c.Data})
 			}
 		}
 		total += len(batch.Changes)
@@ -228,8 +205,8 @@ func (r *Relay) connector(ctx context.Context, id int64) (int, error) {
 	if err := p.wait(ctx); err != nil {
 		return 0, err
 	}
-	if _, err := tx.Exec(ctx, `DELETE FROM outbox WHERE connector_id = $1 AND first_seq <= $2`, id, list[len(list)-1].first); err != nil {
-		return 0, fmt.Errorf("mark published: %w", err)
+	if err := outbox.Delete(ctx, tx, id, list[len(list)-1].First); err != nil {
+		return 0, err
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return 0, fmt.Errorf("mark published: %w", err)
@@ -242,50 +219,19 @@ func (r *Relay) connector(ctx context.Context, id int64) (int, error) {
 			for _, e := range ended {
 				var d clarity.SyncData
 				if json.Unmarshal(e.data, &d) == nil {
-					so.SyncEnded(e.tenant, e.connector, e.op, d)
+					so.SyncEnded(e.connector, e.op, d)
 				}
 			}
 		}
-		r.obs.Lag(time.Since(list[0].at))
+		r.obs.Lag(time.Since(list[0].At))
 	}
 	return total, nil
 }
 
 type syncEnd struct {
-	tenant, connector, op string
-	data                  []byte
-}
-
-// read returns the oldest outbox rows of connector id: at least one, and no
-// more once they hold r.batch changes. Rows hold consecutive sequences, so
-// those that start within r.batch of the oldest are all a round needs: the
-// database reads and sends no row's changes in vain.
-func (r *Relay) read(ctx context.Context, tx pgx.Tx, id int64) ([]batchRow, error) {
-	q, err := tx.Query(ctx, `
-		SELECT o.first_seq, o.last_seq, o.changes, o.encoding, o.at, c.tenant, c.connector
-		FROM outbox o JOIN connectors c ON c.id = o.connector_id
-		WHERE o.connector_id = $1
-		  AND o.first_seq <= (SELECT min(first_seq) FROM outbox WHERE connector_id = $1) + $3
-		ORDER BY o.first_seq LIMIT $2`, id, rowsPerRound, r.batch)
-	if err != nil {
-		return nil, fmt.Errorf("read outbox: %w", err)
-	}
-	defer q.Close()
-	var list []batchRow
-	changes := int64(0)
-	for changes < int64(r.batch) && q.Next() {
-		var b batchRow
-		if err := q.Scan(&b.first, &b.last, &b.changes, &b.encoding, &b.at, &b.tenant, &b.connector); err != nil {
-			return nil, fmt.Errorf("read outbox: %w", err)
-		}
-		list = append(list, b)
-		changes += b.last - b.first + 1
-	}
-	q.Close()
-	if err := q.Err(); err != nil {
-		return nil, fmt.Errorf("read outbox: %w", err)
-	}
-	return list, nil
+	connector pipeline.ConnectorRef
+	op        string
+	data      []byte
 }
 
 func sleep(ctx context.Context, d time.Duration) {

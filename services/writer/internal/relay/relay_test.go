@@ -20,8 +20,10 @@ import (
 	"github.com/claritysecurity/zoom-connector/pkg/natsx"
 	"github.com/claritysecurity/zoom-connector/pkg/natsx/natstest"
 	"github.com/claritysecurity/zoom-connector/pkg/pb"
+	"github.com/claritysecurity/zoom-connector/pkg/pipeline"
 	"github.com/claritysecurity/zoom-connector/pkg/postgres"
 	"github.com/claritysecurity/zoom-connector/pkg/postgres/pgtest"
+	"github.com/claritysecurity/zoom-connector/services/writer/internal/outbox"
 	"github.com/claritysecurity/zoom-connector/services/writer/internal/relay"
 	"github.com/claritysecurity/zoom-connector/services/writer/internal/store"
 )
@@ -123,25 +125,25 @@ func readBatches(t testing.TB, pool *pgxpool.Pool) []storedBatch {
 // readOutbox returns every change the outbox holds, in sequence order.
 func readOutbox(t testing.TB, pool *pgxpool.Pool) []outboxRow {
 	t.Helper()
-	names := map[int64][2]string{}
+	names := map[int64]pipeline.ConnectorRef{}
 	rows, err := pool.Query(context.Background(), `SELECT id, tenant, connector FROM connectors`)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for rows.Next() {
 		var id int64
-		var tenant, connector string
-		if err := rows.Scan(&id, &tenant, &connector); err != nil {
+		var c pipeline.ConnectorRef
+		if err := rows.Scan(&id, &c.Tenant, &c.ID); err != nil {
 			t.Fatal(err)
 		}
-		names[id] = [2]string{tenant, connector}
+		names[id] = c
 	}
 	if err := rows.Err(); err != nil {
 		t.Fatal(err)
 	}
 	var out []outboxRow
 	for _, b := range readBatches(t, pool) {
-		batch, err := store.DecodeChanges(b.Changes, b.Encoding)
+		batch, err := outbox.DecodeChanges(b.Changes, b.Encoding)
 		if err != nil {
 			t.Fatalf("outbox row %d: %v", b.First, err)
 		}
@@ -151,7 +153,7 @@ func readOutbox(t testing.TB, pool *pgxpool.Pool) []outboxRow {
 		for i, c := range batch.Changes {
 			n := names[b.ConnectorID]
 			out = append(out, outboxRow{ConnectorID: b.ConnectorID, Seq: b.First + int64(i), Kind: c.Kind, Op: c.Op,
-				Subject: c.Subject, Data: string(c.Data), At: b.At, Tenant: n[0], Connector: n[1]})
+				Subject: c.Subject, Data: string(c.Data), At: b.At, Tenant: n.Tenant, Connector: n.ID})
 		}
 	}
 	return out
@@ -162,9 +164,9 @@ func readOutbox(t testing.TB, pool *pgxpool.Pool) []outboxRow {
 func restore(t testing.TB, pool *pgxpool.Pool, rows []storedBatch) {
 	t.Helper()
 	for _, r := range rows {
-		if _, err := pool.Exec(context.Background(), `
-			INSERT INTO outbox (connector_id, first_seq, last_seq, changes, encoding, at) VALUES ($1, $2, $3, $4, $5, $6)`,
-			r.ConnectorID, r.First, r.Last, r.Changes, r.Encoding, r.At); err != nil {
+		if err := outbox.Insert(context.Background(), pool, outbox.Row{
+			ConnectorID: r.ConnectorID, First: r.First, Last: r.Last, Changes: r.Changes, Encoding: r.Encoding, At: r.At,
+		}); err != nil {
 			t.Fatal(err)
 		}
 	}

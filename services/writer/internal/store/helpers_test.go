@@ -16,6 +16,7 @@ import (
 	"github.com/claritysecurity/zoom-connector/pkg/pb"
 	"github.com/claritysecurity/zoom-connector/pkg/postgres"
 	"github.com/claritysecurity/zoom-connector/pkg/postgres/pgtest"
+	"github.com/claritysecurity/zoom-connector/services/writer/internal/outbox"
 	"github.com/claritysecurity/zoom-connector/services/writer/internal/store"
 )
 
@@ -98,7 +99,7 @@ func take(t testing.TB, pool *pgxpool.Pool) []event {
 		if err := rows.Scan(&first, &last, &body, &encoding); err != nil {
 			t.Fatal(err)
 		}
-		batch, err := store.DecodeChanges(body, encoding)
+		batch, err := outbox.DecodeChanges(body, encoding)
 		if err != nil {
 			t.Fatalf("outbox row %d: %v", first, err)
 		}

@@ -16,12 +16,11 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/rs/zerolog"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/claritysecurity/zoom-connector/pkg/clarity"
-	"github.com/claritysecurity/zoom-connector/pkg/natsx"
 	"github.com/claritysecurity/zoom-connector/pkg/pb"
 	"github.com/claritysecurity/zoom-connector/pkg/postgres"
+	"github.com/claritysecurity/zoom-connector/services/writer/internal/outbox"
 )
 
 //go:embed migrations/*.sql
@@ -295,16 +294,17 @@ func (w *wtx) writeChanges(ctx context.Context) error {
 	for i, c := range w.changes {
 		batch.Changes[i] = &pb.Change{Kind: c.kind, Op: c.op, Subject: c.subject, Data: c.data}
 	}
-	body, encoding, err := EncodeChanges(batch)
+	body, encoding, err := outbox.EncodeChanges(batch)
 	if err != nil {
 		return err
 	}
 	if err := w.lockSequence(ctx); err != nil {
 		return err
 	}
-	if _, err := w.tx.Exec(ctx, `INSERT INTO outbox (connector_id, first_seq, last_seq, changes, encoding, at) VALUES ($1, $2, $3, $4, $5, $6)`,
-		w.cid, w.seq+1, w.seq+int64(n), body, encoding, w.now().UTC()); err != nil {
-		return fmt.Errorf("write outbox: %w", err)
+	if err := outbox.Insert(ctx, w.tx, outbox.Row{
+		ConnectorID: w.cid, First: w.seq + 1, Last: w.seq + int64(n), Changes: body, Encoding: encoding, At: w.now().UTC(),
+	}); err != nil {
+		return err
 	}
 	w.seq += int64(n)
 	w.written += n
@@ -357,31 +357,6 @@ func (s *Store) commit(ctx context.Context, w *wtx) error {
 			Int64("unchanged", e.stats.unchanged).Dur("took", e.took).Msg("sync " + e.status)
 	}
 	return nil
-}
-
-// EncodeChanges encodes an outbox row's changes, S2-compressed when that
-// pays (natsx.Encode), and returns the encoding for the row's encoding
-// column.
-func EncodeChanges(b *pb.ChangeBatch) ([]byte, string, error) {
-	body, err := proto.Marshal(b)
-	if err != nil {
-		return nil, "", fmt.Errorf("encode outbox: %w", err)
-	}
-	body, enc := natsx.Encode(body)
-	return body, enc, nil
-}
-
-// DecodeChanges decodes what EncodeChanges encoded.
-func DecodeChanges(body []byte, encoding string) (*pb.ChangeBatch, error) {
-	body, err := natsx.DecodeData(encoding, body)
-	if err != nil {
-		return nil, fmt.Errorf("decompress changes: %w", err)
-	}
-	var b pb.ChangeBatch
-	if err := proto.Unmarshal(body, &b); err != nil {
-		return nil, fmt.Errorf("decode changes: %w", err)
-	}
-	return &b, nil
 }
 
 // Ping checks the database, for /readyz.

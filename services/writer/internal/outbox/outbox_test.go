@@ -1,4 +1,4 @@
-package store_test
+package outbox_test
 
 import (
 	"crypto/rand"
@@ -7,12 +7,13 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
-	"github.com/claritysecurity/zoom-connector/pkg/natsx"
 	"github.com/claritysecurity/zoom-connector/pkg/pb"
-	"github.com/claritysecurity/zoom-connector/services/writer/internal/store"
+	"github.com/claritysecurity/zoom-connector/pkg/pipeline"
+	"github.com/claritysecurity/zoom-connector/services/writer/internal/outbox"
 )
 
 func TestEncodeChanges(t *testing.T) {
+	t.Parallel()
 	batch := func(n int, data func(i int) []byte) *pb.ChangeBatch {
 		b := &pb.ChangeBatch{}
 		for i := range n {
@@ -34,12 +35,12 @@ func TestEncodeChanges(t *testing.T) {
 		wantEncoding string
 	}{
 		{"small stays as is", batch(3, jsonData), ""},
-		{"large JSON is compressed", batch(500, jsonData), natsx.EncodingS2},
+		{"large JSON is compressed", batch(500, jsonData), pipeline.EncodingS2},
 		{"large noise is not", batch(20, randomData), ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			body, encoding, err := store.EncodeChanges(tt.batch)
+			body, encoding, err := outbox.EncodeChanges(tt.batch)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -47,10 +48,10 @@ func TestEncodeChanges(t *testing.T) {
 				t.Errorf("got encoding %q, want %q", encoding, tt.wantEncoding)
 			}
 			plain, _ := proto.Marshal(tt.batch)
-			if encoding == natsx.EncodingS2 && len(body)*2 > len(plain) {
+			if encoding == pipeline.EncodingS2 && len(body)*2 > len(plain) {
 				t.Errorf("compressed to %d bytes of %d, want at most half", len(body), len(plain))
 			}
-			got, err := store.DecodeChanges(body, encoding)
+			got, err := outbox.DecodeChanges(body, encoding)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -59,11 +60,11 @@ func TestEncodeChanges(t *testing.T) {
 			}
 		})
 	}
-	body, _, _ := store.EncodeChanges(batch(500, jsonData))
-	if _, err := store.DecodeChanges(body, "zstd"); err == nil {
+	body, _, _ := outbox.EncodeChanges(batch(500, jsonData))
+	if _, err := outbox.DecodeChanges(body, "zstd"); err == nil {
 		t.Error("unknown encoding: got no error")
 	}
-	if _, err := store.DecodeChanges(body[:len(body)/2], natsx.EncodingS2); err == nil {
+	if _, err := outbox.DecodeChanges(body[:len(body)/2], pipeline.EncodingS2); err == nil {
 		t.Error("truncated S2 data: got no error")
 	}
 }
