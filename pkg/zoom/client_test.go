@@ -18,6 +18,7 @@ import (
 )
 
 func TestNewValidatesConfig(t *testing.T) {
+	t.Parallel()
 	full := Config{AccountID: testAccount, ClientID: testClientID, ClientSecret: testSecret}
 	tests := []struct {
 		name    string
@@ -65,6 +66,7 @@ func TestNewValidatesConfig(t *testing.T) {
 }
 
 func TestConfigDefaults(t *testing.T) {
+	t.Parallel()
 	c, err := New(Config{AccountID: "a", ClientID: "b", ClientSecret: "c", APIURL: "https://api-eu.zoom.us/v2/"})
 	if err != nil {
 		t.Fatal(err)
@@ -95,6 +97,7 @@ func TestConfigDefaults(t *testing.T) {
 }
 
 func TestSecretsNeverPrinted(t *testing.T) {
+	t.Parallel()
 	cfg := Config{AccountID: testAccount, ClientID: testClientID, ClientSecret: testSecret}
 	c, err := New(cfg)
 	if err != nil {
@@ -113,6 +116,7 @@ func TestSecretsNeverPrinted(t *testing.T) {
 // TestSecretsNeverInErrors runs every kind of failure and checks that no
 // error text shows the secret or a token.
 func TestSecretsNeverInErrors(t *testing.T) {
+	t.Parallel()
 	scenarios := []struct {
 		name string
 		api  http.HandlerFunc
@@ -152,6 +156,7 @@ func TestSecretsNeverInErrors(t *testing.T) {
 }
 
 func TestGetUser(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name         string
 		api          http.HandlerFunc
@@ -206,6 +211,7 @@ func TestGetUser(t *testing.T) {
 }
 
 func TestAPIErrorFields(t *testing.T) {
+	t.Parallel()
 	env := newTestEnv(t, answer(400, `{"code":300,"message":"The next page token is invalid or expired."}`))
 	_, _, err := collect(t, env.c, UsersListing(UserStatusActive))
 	var api *APIError
@@ -225,6 +231,7 @@ func TestAPIErrorFields(t *testing.T) {
 }
 
 func TestRateLimitedRetries(t *testing.T) {
+	t.Parallel()
 	base := newFakeClock().now()
 	tests := []struct {
 		name    string
@@ -276,6 +283,7 @@ func TestRateLimitedRetries(t *testing.T) {
 }
 
 func TestRateLimitFailsFast(t *testing.T) {
+	t.Parallel()
 	base := newFakeClock().now()
 	tests := []struct {
 		name        string
@@ -336,6 +344,7 @@ func TestRateLimitFailsFast(t *testing.T) {
 }
 
 func TestServerErrorsAreRetried(t *testing.T) {
+	t.Parallel()
 	hangUp := func(w http.ResponseWriter, r *http.Request) {
 		conn, _, err := w.(http.Hijacker).Hijack()
 		if err == nil {
@@ -385,6 +394,7 @@ func TestServerErrorsAreRetried(t *testing.T) {
 }
 
 func TestRetryBudgetBoundsElapsedTime(t *testing.T) {
+	t.Parallel()
 	api := &sequence{steps: []http.HandlerFunc{answer(429, `{"code":429}`, "Retry-After", "20")}}
 	env := newTestEnv(t, api, func(c *Config) { c.MaxRetryElapsed = 50 * time.Second; c.MaxAttempts = 100 })
 	_, err := env.c.GetUser(context.Background(), "u1")
@@ -397,6 +407,7 @@ func TestRetryBudgetBoundsElapsedTime(t *testing.T) {
 }
 
 func TestContextCancelledDuringBackoff(t *testing.T) {
+	t.Parallel()
 	api := &sequence{steps: []http.HandlerFunc{answer(503, `busy`)}}
 	env := newTestEnv(t, api, func(c *Config) { c.RetryInitialInterval = 10 * time.Second; c.RetryMaxInterval = 10 * time.Second })
 	env.c.sleep = sleep // the real clock: the wait must be cut short by ctx
@@ -419,6 +430,7 @@ func TestContextCancelledDuringBackoff(t *testing.T) {
 }
 
 func TestContextCancelledDuringRateLimitWait(t *testing.T) {
+	t.Parallel()
 	api := &sequence{steps: []http.HandlerFunc{answer(429, `{"code":429}`, "Retry-After", "30")}}
 	env := newTestEnv(t, api)
 	env.c.sleep = sleep
@@ -457,6 +469,7 @@ func (r *recorder) TokenRefreshed(time.Duration, error) {
 }
 
 func TestObserverAndStats(t *testing.T) {
+	t.Parallel()
 	rec := &recorder{requests: map[string]int{}, waits: map[WaitReason]time.Duration{}}
 	api := &sequence{steps: []http.HandlerFunc{
 		answer(429, `{"code":429}`, "Retry-After", "1"),
@@ -498,6 +511,7 @@ func TestObserverAndStats(t *testing.T) {
 }
 
 func TestStaticTokenSourceIsInvalidated(t *testing.T) {
+	t.Parallel()
 	src := &invalidating{}
 	api := &sequence{steps: []http.HandlerFunc{answer(401, `{"code":124}`), answer(200, userBody)}}
 	env := newTestEnv(t, api, func(c *Config) { *c = Config{APIURL: c.APIURL, TokenSource: src, DisablePacing: true} })
@@ -528,6 +542,7 @@ func (s *invalidating) Invalidate() {
 }
 
 func TestTransportErrorsAreRetryable(t *testing.T) {
+	t.Parallel()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -5,6 +5,7 @@ import (
 )
 
 func TestDecode(t *testing.T) {
+	t.Parallel()
 	var u struct {
 		Users []User `json:"users"`
 		Next  string `json:"next_page_token"`

@@ -17,6 +17,7 @@ import (
 // quotes at most MaxQuoted bytes of it, cut at a character boundary, as
 // valid UTF-8, and says that it was cut.
 func TestErrorsQuoteZoomBounded(t *testing.T) {
+	t.Parallel()
 	jsonError := func(status int, msg string) http.HandlerFunc {
 		return func(w http.ResponseWriter, _ *http.Request) {
 			b, _ := json.Marshal(ErrorBody{Code: 4700, Message: msg})
@@ -61,6 +62,7 @@ func TestErrorsQuoteZoomBounded(t *testing.T) {
 // TestTokenErrorQuotesZoomBounded: a refusal of the token endpoint with a
 // reason of a megabyte quotes only MaxQuoted bytes of it.
 func TestTokenErrorQuotesZoomBounded(t *testing.T) {
+	t.Parallel()
 	env := newTestEnv(t, answer(200, userBody))
 	env.tokens.set(func(ts *tokenServer) {
 		ts.fail = func(w http.ResponseWriter, _ *http.Request) {
@@ -78,6 +80,7 @@ func TestTokenErrorQuotesZoomBounded(t *testing.T) {
 }
 
 func TestQuoted(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		in, want string
 	}{

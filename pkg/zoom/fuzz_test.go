@@ -109,8 +109,9 @@ func simBodies(tb testing.TB) map[int][][]byte {
 	return out
 }
 
-// itemCounts decodes a page body the way a reader of the contract would,
-// independently of the client's probe, to check the counts it reports.
+// itemCounts decodes a page body as any reader of Zoom's documented page
+// shape would, independently of the client's probe, to check the counts it
+// reports.
 type itemCounts struct {
 	NextPageToken string            `json:"next_page_token"`
 	TotalRecords  int               `json:"total_records"`

@@ -12,6 +12,7 @@ import (
 )
 
 func TestPlanLimitsAndCategories(t *testing.T) {
+	t.Parallel()
 	limits := []struct {
 		plan Plan
 		cat  Category
@@ -64,7 +65,9 @@ func TestPlanLimitsAndCategories(t *testing.T) {
 
 // TestPacingSpreadsRequests fires many requests at once for a short window
 // and counts how many reached the server: with pacing, about rate × window;
-// without, all of them. Bounds are loose so that a slow machine passes.
+// without, all of them. Bounds are loose so that a slow machine passes. It
+// runs alone, not in parallel: it counts under the real clock, which other
+// tests' work on the same cores would slow.
 func TestPacingSpreadsRequests(t *testing.T) {
 	const callers = 60
 	const window = 400 * time.Millisecond
@@ -111,6 +114,7 @@ func TestPacingSpreadsRequests(t *testing.T) {
 }
 
 func TestRateLimitHoldsTheCategory(t *testing.T) {
+	t.Parallel()
 	clock := newFakeClock()
 	p := newPacer(Config{DisablePacing: true}, clock.now, clock.sleep)
 	p.holdUntil(CategoryMedium, clock.now().Add(3*time.Second))

@@ -88,6 +88,7 @@ func collect(t testing.TB, c *Client, l Listing) ([]pageSummary, []RawPage, erro
 }
 
 func TestPagesWalksEveryListing(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name      string
 		listing   Listing
@@ -193,6 +194,7 @@ func fmtSums(s []pageSummary) [][4]any {
 }
 
 func TestPagesRestartsOnExpiredPageToken(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name       string
 		reject     map[string]int
@@ -250,6 +252,7 @@ func TestPagesRestartsOnExpiredPageToken(t *testing.T) {
 }
 
 func TestPagesCode300OnFirstPageIsPermanent(t *testing.T) {
+	t.Parallel()
 	api := &sequence{steps: []http.HandlerFunc{answer(400, `{"code":300,"message":"Validation Failed."}`)}}
 	env := newTestEnv(t, api)
 	_, _, err := collect(t, env.c, GroupsListing())
@@ -263,6 +266,7 @@ func TestPagesCode300OnFirstPageIsPermanent(t *testing.T) {
 }
 
 func TestPagesStopsOnCallbackError(t *testing.T) {
+	t.Parallel()
 	api := &pagedAPI{t: t, path: "/v2/users", pages: userPages,
 		wantQuery: url.Values{"status": {"active"}, "page_size": {"300"}, "include_fields": {"custom_attributes"}}}
 	env := newTestEnv(t, api)
@@ -284,6 +288,7 @@ func TestPagesStopsOnCallbackError(t *testing.T) {
 }
 
 func TestPagesRejectsBadListings(t *testing.T) {
+	t.Parallel()
 	env := newTestEnv(t, &sequence{steps: []http.HandlerFunc{answer(200, `{}`)}})
 	for _, l := range []Listing{UsersListing("deleted"), UsersListing(""), GroupAdminsListing(""), {}} {
 		if err := env.c.Pages(context.Background(), l, func(RawPage) error { return nil }); err == nil {
@@ -293,6 +298,7 @@ func TestPagesRejectsBadListings(t *testing.T) {
 }
 
 func TestPagesRepeatedTokenIsAnError(t *testing.T) {
+	t.Parallel()
 	api := &pagedAPI{t: t, path: "/v2/groups", wantQuery: url.Values{"page_size": {"300"}}, pages: map[string]string{
 		"":     `{"groups":[],"next_page_token":"same"}`,
 		"same": `{"groups":[],"next_page_token":"same"}`,
@@ -314,6 +320,7 @@ func TestPagesRepeatedTokenIsAnError(t *testing.T) {
 }
 
 func TestPageSizeConfig(t *testing.T) {
+	t.Parallel()
 	api := &pagedAPI{t: t, path: "/v2/groups", wantQuery: url.Values{"page_size": {"50"}},
 		pages: map[string]string{"": `{"groups":[]}`}}
 	env := newTestEnv(t, api, func(c *Config) { c.PageSize = 50 })
@@ -323,6 +330,7 @@ func TestPageSizeConfig(t *testing.T) {
 }
 
 func TestPagesShortListingIsAnError(t *testing.T) {
+	t.Parallel()
 	users := func(n int) string {
 		items := make([]string, n)
 		for i := range items {

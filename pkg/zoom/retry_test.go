@@ -7,6 +7,7 @@ import (
 )
 
 func TestRateLimitReset(t *testing.T) {
+	t.Parallel()
 	now := time.Date(2026, 2, 7, 12, 0, 0, 0, time.UTC)
 	tests := []struct {
 		name    string
@@ -42,6 +43,7 @@ func TestRateLimitReset(t *testing.T) {
 }
 
 func TestIsDailyLimit(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name    string
 		header  string

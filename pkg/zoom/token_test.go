@@ -11,6 +11,7 @@ import (
 )
 
 func TestTokenFetchReuseAndRefreshAhead(t *testing.T) {
+	t.Parallel()
 	api := &sequence{steps: []http.HandlerFunc{answer(200, userBody)}}
 	env := newTestEnv(t, api)
 	ctx := context.Background()
@@ -49,6 +50,7 @@ func TestTokenFetchReuseAndRefreshAhead(t *testing.T) {
 }
 
 func TestTokenShortLifetimeRefreshesAtHalf(t *testing.T) {
+	t.Parallel()
 	api := &sequence{steps: []http.HandlerFunc{answer(200, userBody)}}
 	env := newTestEnv(t, api)
 	env.tokens.set(func(ts *tokenServer) { ts.expiresIn = 60 }) // a simulator's short token: the margin shrinks to 30 s
@@ -68,6 +70,7 @@ func TestTokenShortLifetimeRefreshesAtHalf(t *testing.T) {
 }
 
 func TestTokenSharedByConcurrentCallers(t *testing.T) {
+	t.Parallel()
 	api := &sequence{steps: []http.HandlerFunc{answer(200, userBody)}}
 	env := newTestEnv(t, api)
 	env.tokens.set(func(ts *tokenServer) { ts.delay = 50 * time.Millisecond })
@@ -91,6 +94,7 @@ func TestTokenSharedByConcurrentCallers(t *testing.T) {
 }
 
 func TestTokenRefusedByAPIIsRefreshedOnce(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name         string
 		refusal      http.HandlerFunc
@@ -135,6 +139,7 @@ func TestTokenRefusedByAPIIsRefreshedOnce(t *testing.T) {
 }
 
 func TestTokenEndpointErrors(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name          string
 		mod           func(*Config)
@@ -220,6 +225,7 @@ func TestTokenEndpointErrors(t *testing.T) {
 }
 
 func TestTokenRefreshFailureKeepsValidToken(t *testing.T) {
+	t.Parallel()
 	api := &sequence{steps: []http.HandlerFunc{answer(200, userBody)}}
 	env := newTestEnv(t, api)
 	ctx := context.Background()
@@ -237,6 +243,7 @@ func TestTokenRefreshFailureKeepsValidToken(t *testing.T) {
 }
 
 func TestTokenSourceInterface(t *testing.T) {
+	t.Parallel()
 	env := newTestEnv(t, &sequence{steps: []http.HandlerFunc{answer(200, userBody)}})
 	ts := env.c.TokenSource()
 	a, err := ts.Token()
