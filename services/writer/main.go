@@ -113,12 +113,12 @@ func run(ctx context.Context) error {
 
 	g.Go(func() error {
 		return natsx.Consumer{
-			Stream:      clarity.StreamRecords,
+			Stream:      pipeline.StreamRecords,
 			Durable:     "writer",
 			AckWait:     cfg.AckWait,
 			MaxDeliver:  cfg.MaxDeliver,
 			Concurrency: cfg.Concurrency,
-			DeadLetter:  clarity.DeadLetterSubject(clarity.StreamRecords),
+			DeadLetter:  pipeline.DeadLetterSubject(pipeline.StreamRecords),
 			// A page may wait on a run's completion, which holds the
 			// connector for as long as the account takes.
 			KeepAlive: true,
@@ -160,7 +160,7 @@ func run(ctx context.Context) error {
 // between the fetcher and the writer (work queues: what they hold is not
 // yet handled).
 func pipelineBusy(ctx context.Context, js jetstream.JetStream) (bool, error) {
-	for _, name := range []string{clarity.StreamRaw, clarity.StreamRecords} {
+	for _, name := range []string{pipeline.StreamRaw, pipeline.StreamRecords} {
 		stream, err := js.Stream(ctx, name)
 		if err != nil {
 			return false, err

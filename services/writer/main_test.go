@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/claritysecurity/zoom-connector/pkg/clarity"
 	"github.com/claritysecurity/zoom-connector/pkg/natsx/natstest"
+	"github.com/claritysecurity/zoom-connector/pkg/pipeline"
 )
 
 // TestAliveWhileTheDatabaseIsAway: a writer waiting for its database (or
@@ -64,11 +64,12 @@ func TestAliveWhileTheDatabaseIsAway(t *testing.T) {
 // message waits between the fetcher and the writer.
 func TestPipelineBusy(t *testing.T) {
 	ctx := context.Background()
-	js := natstest.JetStream(t, clarity.Streams()...)
+	js := natstest.JetStream(t, pipeline.Streams(1)...)
 	if busy, err := pipelineBusy(ctx, js); err != nil || busy {
 		t.Fatalf("empty pipeline: busy %v, error %v", busy, err)
 	}
-	for _, subject := range []string{clarity.RawSubject("t1", "zoom"), clarity.RecordsSubject("t1", "zoom")} {
+	ref := pipeline.ConnectorRef{Tenant: "t1", ID: "zoom"}
+	for _, subject := range []string{pipeline.RawSubject(ref), pipeline.RecordsSubject(ref)} {
 		if _, err := js.Publish(ctx, subject, []byte("page")); err != nil {
 			t.Fatal(err)
 		}

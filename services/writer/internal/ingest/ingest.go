@@ -1,5 +1,6 @@
-// Package ingest decodes the messages on zoom.records.> and hands each to
-// the store.
+// Package ingest hands the messages on zoom.records.> to the store: the
+// pipeline's handler decodes each and checks it against its subject's
+// connector, and the store applies it.
 package ingest
 
 import (
@@ -7,12 +8,12 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"google.golang.org/protobuf/proto"
 
-	"github.com/claritysecurity/zoom-connector/pkg/clarity"
 	"github.com/claritysecurity/zoom-connector/pkg/natsx"
 	"github.com/claritysecurity/zoom-connector/pkg/pb"
+	"github.com/claritysecurity/zoom-connector/pkg/pipeline"
 	"github.com/claritysecurity/zoom-connector/pkg/postgres"
 	"github.com/claritysecurity/zoom-connector/services/writer/internal/store"
 )
@@ -28,32 +29,38 @@ type Store interface {
 	Finalize(ctx context.Context, tenant, connector, runID string) (bool, error)
 }
 
-// Handler returns the consume handler of the writer.
+// Handler returns the consume handler of the writer. It returns no
+// outputs: what the writer publishes leaves through its outbox, committed
+// with the records.
 func Handler(s Store) natsx.Handler {
-	return func(ctx context.Context, msg jetstream.Msg) error {
-		var env pb.Envelope
-		if err := proto.Unmarshal(msg.Data(), &env); err != nil {
-			return natsx.Permanent(fmt.Errorf("decode envelope: %w", err))
-		}
-		tenant, connector := env.Tenant, env.Connector
-		if clarity.CheckToken("tenant", tenant) != nil || clarity.CheckToken("connector", connector) != nil {
-			return natsx.Permanent(fmt.Errorf("envelope names no valid tenant and connector"))
-		}
-		err := handle(ctx, s, tenant, connector, &env)
+	return pipeline.Handle(outboxOnly{}, func(ctx context.Context, in pipeline.Envelope) ([]pipeline.Out, error) {
+		err := handle(ctx, s, in)
 		switch {
 		case errors.Is(err, store.ErrBadBatch):
-			return natsx.Permanent(err)
+			return nil, natsx.Permanent(err)
 		case postgres.Unavailable(err) && ctx.Err() == nil:
 			// The database is away: the message waits for it rather than
 			// run out of deliveries.
-			return natsx.Unavailable(err)
+			return nil, natsx.Unavailable(err)
 		}
-		return err
-	}
+		return nil, err
+	})
 }
 
-func handle(ctx context.Context, s Store, tenant, connector string, env *pb.Envelope) error {
-	switch b := env.Body.(type) {
+// outboxOnly is the publisher of a handler that publishes nothing itself.
+type outboxOnly struct{}
+
+// errNoOutputs reports a handler that returned outputs after all.
+var errNoOutputs = errors.New("ingest: the writer publishes through its outbox only")
+
+// PublishMsg refuses every message.
+func (outboxOnly) PublishMsg(context.Context, *nats.Msg, ...jetstream.PublishOpt) (*jetstream.PubAck, error) {
+	return nil, errNoOutputs
+}
+
+func handle(ctx context.Context, s Store, in pipeline.Envelope) error {
+	tenant, connector := in.Connector.Tenant, in.Connector.ID
+	switch b := in.Body.Body.(type) {
 	case *pb.Envelope_RunStarted:
 		return s.StartRun(ctx, tenant, connector, b.RunStarted.Run)
 	case *pb.Envelope_Records:
@@ -74,6 +81,6 @@ func handle(ctx context.Context, s Store, tenant, connector string, env *pb.Enve
 	case *pb.Envelope_RunFailed:
 		return s.Fail(ctx, tenant, connector, b.RunFailed)
 	default:
-		return natsx.Permanent(fmt.Errorf("unexpected message %T on the records stream", env.Body))
+		return natsx.Permanent(fmt.Errorf("unexpected message %T on the records stream", in.Body.Body))
 	}
 }

@@ -52,7 +52,7 @@ func newEnv(t testing.TB) env {
 		t.Fatal(err)
 	}
 	t.Cleanup(pool.Close)
-	return env{pool: pool, js: natstest.JetStream(t, clarity.Streams()...)}
+	return env{pool: pool, js: natstest.JetStream(t, pipeline.Streams(1)...)}
 }
 
 func record(t testing.TB, kind pb.Kind, key string, v any) *pb.Record {
@@ -376,7 +376,7 @@ func TestKeepsRowsWhenPublishFails(t *testing.T) {
 	if got := len(readOutbox(t, e.pool)); got != len(rows) {
 		t.Fatalf("got %d rows in the outbox after a failed publish, want all %d", got, len(rows))
 	}
-	if err := natsx.EnsureStreams(ctx, e.js, clarity.Streams()...); err != nil {
+	if err := natsx.EnsureStreams(ctx, e.js, pipeline.Streams(1)...); err != nil {
 		t.Fatal(err)
 	}
 	if got := drain(t, r); got != len(rows) {
