@@ -78,7 +78,9 @@ type Record struct {
 // Tokens are an OAuth connector's tokens, sealed, and the lease of the
 // replica refreshing them.
 type Tokens struct {
-	Access  Sealed    `json:"access,omitempty"`
+	Access Sealed `json:"access,omitempty"`
+	// Issued and Expiry bound the access token's life.
+	Issued  time.Time `json:"issued,omitzero"`
 	Expiry  time.Time `json:"expiry,omitzero"`
 	Refresh Sealed    `json:"refresh,omitempty"`
 	// Scope is what Zoom granted, as it said it.

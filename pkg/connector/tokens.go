@@ -2,6 +2,7 @@ package connector
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"sync"
@@ -16,8 +17,11 @@ import (
 // use (pending or needing authorization, or disabled).
 var ErrNotActive = errors.New("connector: not active")
 
-// refreshBefore is how long before its expiry an access token is refreshed.
-const refreshBefore = 2 * time.Minute
+// refreshBefore is how long before its expiry an access token is
+// refreshed: 2 minutes, or a quarter of its life when that is shorter.
+func refreshBefore(t Tokens) time.Duration {
+	return min(2*time.Minute, t.Expiry.Sub(t.Issued)/4)
+}
 
 // leaseFor is how long a replica holds a connector's refresh: longer than a
 // token request may take (30 s), so that no other replica presents the
@@ -52,12 +56,19 @@ type TokenSource struct {
 
 	mu    sync.Mutex
 	stale string // an access token Zoom refused
+	// refreshing is held by the one caller of this source that reads or
+	// refreshes the tokens from the bucket; the others wait for it and
+	// then find its result.
+	refreshing sync.Mutex
 }
 
 // TokenSource returns the token source of the OAuth connector ref; holder
-// names this replica in leases.
+// names this replica in leases (a random suffix tells apart two sources of
+// one replica). A replica uses one source per connector: its callers share
+// its refreshes.
 func (r *Registry) TokenSource(keys *Keyring, auth *Authorizer, ref pipeline.ConnectorRef, holder string) *TokenSource {
-	return &TokenSource{reg: r, keys: keys, auth: auth, ref: ref, holder: holder, now: time.Now, timeout: 2 * time.Minute}
+	return &TokenSource{reg: r, keys: keys, auth: auth, ref: ref, holder: holder + "/" + rand.Text()[:8],
+		now: time.Now, timeout: 2 * time.Minute}
 }
 
 // Token implements oauth2.TokenSource.
@@ -95,6 +106,8 @@ func (t *TokenSource) Access(ctx context.Context) (string, time.Time, error) {
 			return access, e.Tokens.Expiry, nil
 		}
 	}
+	t.refreshing.Lock()
+	defer t.refreshing.Unlock()
 	for {
 		e, err := t.reg.Get(ctx, t.ref)
 		if err != nil {
@@ -128,7 +141,7 @@ func (t *TokenSource) Access(ctx context.Context) (string, time.Time, error) {
 // usable returns the record's access token when it is good for a while and
 // not the one Zoom refused.
 func (t *TokenSource) usable(e Entry) (string, bool) {
-	if e.State != StateActive || e.Tokens.Access == "" || !t.now().Add(refreshBefore).Before(e.Tokens.Expiry) {
+	if e.State != StateActive || e.Tokens.Access == "" || !t.now().Add(refreshBefore(e.Tokens)).Before(e.Tokens.Expiry) {
 		return "", false
 	}
 	access, err := t.keys.Open(e.Tokens.Access, SecretAD(t.ref, FieldAccessToken))
@@ -202,7 +215,7 @@ func (t *TokenSource) seal(g Grant) (Tokens, error) {
 	if err != nil {
 		return Tokens{}, err
 	}
-	return Tokens{Access: access, Refresh: refresh, Expiry: g.Expiry.UTC(), Scope: g.Scope}, nil
+	return Tokens{Access: access, Refresh: refresh, Issued: t.now().UTC(), Expiry: g.Expiry.UTC(), Scope: g.Scope}, nil
 }
 
 // release drops this replica's lease after a refresh that may be tried
