@@ -5,6 +5,7 @@ go 1.26.0
 require (
 	github.com/claritysecurity/zoom-connector/pkg v0.0.0
 	github.com/rs/zerolog v1.35.1
+	golang.org/x/oauth2 v0.38.0
 )
 
 require (

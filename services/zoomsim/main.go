@@ -1,8 +1,9 @@
-// Command zoomsim serves a simulated Zoom account (REST API v2,
-// Server-to-Server OAuth and signed webhooks) for demos, tests and
-// benchmarks, with an admin API under /_sim/ to count requests, inject
-// faults, mutate the account and read the records a connector should emit.
-// It is never used in production.
+// Command zoomsim serves simulated Zoom accounts (REST API v2,
+// Server-to-Server OAuth, OAuth apps with the authorization-code flow, and
+// signed webhooks) for demos, tests and benchmarks, with an admin API under
+// /_sim/ to count requests, inject faults, mutate accounts, add accounts and
+// OAuth apps, revoke and deauthorize apps, and read the records a connector
+// should emit. It is never used in production.
 package main
 
 import (
@@ -67,6 +68,9 @@ func serve(ctx context.Context, cfg Config, log zerolog.Logger, ready func(addr 
 		ClientID:             cfg.ClientID,
 		ClientSecret:         cfg.ClientSecret,
 		Scopes:               cfg.Scopes,
+		TokenTTL:             cfg.TokenTTL,
+		RefreshTokenTTL:      cfg.RefreshTokenTTL,
+		CodeTTL:              cfg.CodeTTL,
 		RateLimits:           cfg.RateLimits,
 		OmitRateLimitHeaders: cfg.OmitRateLimitHeaders,
 		WebhookURL:           cfg.WebhookURL,
@@ -74,6 +78,9 @@ func serve(ctx context.Context, cfg Config, log zerolog.Logger, ready func(addr 
 		Seed:                 cfg.Seed,
 	})
 	defer sim.Close() // waits for webhook deliveries in flight
+	if err := addAccounts(sim, cfg); err != nil {
+		return err
+	}
 
 	mux := http.NewServeMux()
 	mux.Handle("/_sim/", sim.AdminHandler())
@@ -96,6 +103,8 @@ func serve(ctx context.Context, cfg Config, log zerolog.Logger, ready func(addr 
 		Int("groups", len(org.Groups)).
 		Int("roles", len(org.Roles)).
 		Str("account_id", cfg.AccountID).
+		Strs("accounts", accountIDs(sim)).
+		Strs("oauth_apps", appIDs(sim)).
 		Bool("webhooks", cfg.WebhookURL != "").
 		Interface("rate_limits", cfg.RateLimits).
 		Dur("generated_in", time.Since(start)).
@@ -121,4 +130,56 @@ func serve(ctx context.Context, cfg Config, log zerolog.Logger, ready func(addr 
 		return fmt.Errorf("serve: %w", err)
 	}
 	return nil
+}
+
+// addAccounts adds the accounts of ZOOMSIM_ACCOUNTS, each generated from
+// its own seed (the main seed plus its position) with the rates of the
+// default account, and registers the OAuth app on every account.
+func addAccounts(sim *zoomtest.Server, cfg Config) error {
+	accounts := []*zoomtest.Account{sim.DefaultAccount()}
+	for i, spec := range cfg.Accounts {
+		org := zoomtest.Generate(cfg.Seed+int64(i)+1, zoomtest.Size{Users: spec.Users, Groups: spec.Users / 50, Roles: cfg.Roles})
+		a, err := sim.AddAccount(spec.ID, org, zoomtest.AccountOptions{Scopes: cfg.Scopes, RateLimits: cfg.RateLimits})
+		if err != nil {
+			return fmt.Errorf("ZOOMSIM_ACCOUNTS: %w", err)
+		}
+		accounts = append(accounts, a)
+	}
+	if len(cfg.OAuth.RedirectURIs) == 0 {
+		return nil
+	}
+	for _, a := range accounts {
+		opts := zoomtest.AppOptions{
+			ClientID: cfg.OAuth.ClientID, ClientSecret: cfg.OAuth.ClientSecret,
+			RedirectURIs: cfg.OAuth.RedirectURIs, Scopes: cfg.Scopes, Consent: cfg.OAuth.Consent,
+		}
+		if a != sim.DefaultAccount() {
+			opts.ClientID += "-" + a.ID()
+			opts.ClientSecret += "-" + a.ID()
+		}
+		if _, err := a.AddApp(opts); err != nil {
+			return fmt.Errorf("ZOOMSIM_OAUTH_CLIENT_ID: %w", err)
+		}
+	}
+	return nil
+}
+
+func accountIDs(sim *zoomtest.Server) []string {
+	var ids []string
+	for _, a := range sim.Accounts() {
+		ids = append(ids, a.ID())
+	}
+	return ids
+}
+
+// appIDs lists the OAuth apps as "<account>/<client id>"; client ids are
+// not secret, and the log is where a demo finds them.
+func appIDs(sim *zoomtest.Server) []string {
+	ids := []string{}
+	for _, a := range sim.Accounts() {
+		for _, app := range a.Apps() {
+			ids = append(ids, a.ID()+"/"+app.ClientID())
+		}
+	}
+	return ids
 }

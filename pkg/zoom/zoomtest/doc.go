@@ -1,6 +1,7 @@
 // Package zoomtest is an in-process simulator of the parts of Zoom's REST API
-// v2, Server-to-Server OAuth and webhooks that the connector uses. It is the
-// only fake in the project's integration tests and benchmarks, so it follows
+// v2, OAuth (Server-to-Server and account-level apps) and webhooks that the
+// connector uses. It is the only fake in the project's integration tests and
+// benchmarks, so it follows
 // Zoom's published OpenAPI documents (field names, limits, error codes) and
 // the facts in shared/zoom-api.md as closely as a fake can.
 //
@@ -12,9 +13,19 @@
 //     an address, or NewServer(t, …) for tests. It is safe for concurrent use
 //     and fast enough for 100,000 users listed in pages of 300 at thousands of
 //     requests per second.
+//   - Accounts: that Org is the default account; AddAccount serves more
+//     behind the same URL, each with its own organisation, rate limits,
+//     webhook subscription, Server-to-Server credentials and OAuth apps. An
+//     API request acts on the account its access token was issued for. The
+//     Server's own mutation and setting methods act on the default account;
+//     Account has them for any account.
+//   - OAuth apps (Account.AddApp): the authorization-code flow with PKCE,
+//     auto-approved or through a consent page, refresh-token rotation,
+//     revocation, and the app_deauthorized notification, with counters
+//     (Account.TokenStats) for tests of a client's token handling.
 //   - Rate limits per label (Light, Medium, Heavy) are off unless configured.
-//   - Faults (Server.Faults) inject 5xx errors, latency, token expiry,
-//     revoked credentials and broken listings at run time.
+//   - Faults (Server.Faults, Account.Faults) inject 5xx errors, latency,
+//     token expiry, revoked credentials and broken listings at run time.
 //   - Mutation methods (AddUser, DeactivateUser, AddGroupMember, …) change the
 //     organisation while it is being served and send the matching signed Zoom
 //     webhook notification when a webhook URL is set.

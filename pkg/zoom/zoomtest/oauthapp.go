@@ -354,9 +354,9 @@ type authzRequest struct {
 }
 
 // errorPage answers an authorization request that cannot be redirected
-// (unknown client, unregistered redirect URI) with an HTML page, as Zoom
-// does: redirecting to an unverified URI would make the endpoint an open
-// redirector.
+// (unknown client, unregistered redirect URI) with an HTML page and no
+// redirect: redirecting to an unverified URI would make the endpoint an
+// open redirector.
 func errorPage(w http.ResponseWriter, status int, message string) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(status)
@@ -533,42 +533,48 @@ func (s *Server) exchangeCode(w http.ResponseWriter, r *http.Request, app *App) 
 		writeOAuthError(w, http.StatusBadRequest, 0, "", "invalid_request", "Missing or invalid code.")
 		return
 	}
-	now := s.now()
+	if len(redirectURI) > maxRedirectURI || len(verifier) > maxVerifier {
+		invalidGrant(w, "Invalid request.")
+		return
+	}
+	s.tokens.mu.Lock()
+	body, reason := s.exchangeLocked(app, code, redirectURI, verifier, s.apiURL(app.acct, r))
+	s.tokens.mu.Unlock()
+	if reason != "" {
+		invalidGrant(w, reason)
+		return
+	}
+	writeJSON(w, http.StatusOK, body)
+}
+
+// exchangeLocked checks a code and issues its tokens, or returns why not;
+// the caller holds s.tokens.mu.
+func (s *Server) exchangeLocked(app *App, code, redirectURI, verifier, apiURL string) (tokenResponse, string) {
 	a := app.acct
-	ts := &s.tokens
-	ts.mu.Lock()
-	defer ts.mu.Unlock()
-	c := ts.codes[code]
+	c := s.tokens.codes[code]
 	switch {
 	case c == nil || c.app != app:
-		invalidGrant(w, "Invalid authorization code.")
-		return
+		return tokenResponse{}, "Invalid authorization code."
 	case c.used:
 		a.stats.CodeReuses++
-		invalidGrant(w, "Invalid authorization code.")
-		return
+		return tokenResponse{}, "Invalid authorization code."
 	}
 	// A code is spent by any exchange attempt with the right client, as a
 	// code whose verifier can be guessed at would be no protection.
 	c.used = true
+	now := s.now()
 	switch {
 	case !now.Before(c.expires):
-		invalidGrant(w, "Authorization code has expired.")
-		return
+		return tokenResponse{}, "Authorization code has expired."
 	case redirectURI != c.redirectURI:
-		invalidGrant(w, "Redirect URI mismatch.")
-		return
-	case c.challenge != "" && !validPKCE(verifier, minVerifier, maxVerifier):
-		invalidGrant(w, "Invalid code verifier.")
-		return
-	case c.challenge != "" && !s256Matches(verifier, c.challenge):
-		invalidGrant(w, "Invalid code verifier.")
-		return
+		return tokenResponse{}, "Redirect URI mismatch."
+	case c.challenge != "" && (!validPKCE(verifier, minVerifier, maxVerifier) || !s256Matches(verifier, c.challenge)):
+		return tokenResponse{}, "Invalid code verifier."
 	}
 	a.stats.CodeExchanges++
 	g := &grant{app: app, userID: c.userID}
 	app.grants = append(app.grants, g)
-	s.writeTokens(w, r, g, now)
+	return s.issueTokens(g, now, apiURL), ""
 }
 
 // s256Matches checks a PKCE verifier against its S256 challenge:
@@ -578,13 +584,26 @@ func s256Matches(verifier, challenge string) bool {
 	return subtle.ConstantTimeCompare([]byte(base64.RawURLEncoding.EncodeToString(sum[:])), []byte(challenge)) == 1
 }
 
-// writeTokens issues an access token and a refresh token on a grant and
-// answers them; the caller holds s.tokens.mu.
-func (s *Server) writeTokens(w http.ResponseWriter, r *http.Request, g *grant, now time.Time) {
+// tokenResponse is the token endpoint's answer to the authorization_code
+// and refresh_token grants.
+type tokenResponse struct {
+	AccessToken  string `json:"access_token"`
+	TokenType    string `json:"token_type"`
+	RefreshToken string `json:"refresh_token"`
+	ExpiresIn    int    `json:"expires_in"`
+	Scope        string `json:"scope"`
+	APIURL       string `json:"api_url"`
+}
+
+// issueTokens issues an access token and a refresh token on a grant; the
+// caller holds s.tokens.mu.
+func (s *Server) issueTokens(g *grant, now time.Time, apiURL string) tokenResponse {
 	app := g.app
 	a := app.acct
 	access := s.issueAccess(a, g, app.scopes, app.tokenTTL, now)
 	refresh := newAccessToken()
+	// Rotated refresh tokens are kept until they expire, so that a reuse is
+	// recognised as one; drop the expired ones now and then.
 	if len(s.tokens.refresh) > 4096 {
 		for k, rt := range s.tokens.refresh {
 			if now.After(rt.expires) {
@@ -594,14 +613,10 @@ func (s *Server) writeTokens(w http.ResponseWriter, r *http.Request, g *grant, n
 	}
 	s.tokens.refresh[refresh] = &refreshToken{grant: g, expires: now.Add(app.refreshTTL)}
 	a.stats.RefreshTokens++
-	writeJSON(w, http.StatusOK, map[string]any{
-		"access_token":  access,
-		"token_type":    "bearer",
-		"refresh_token": refresh,
-		"expires_in":    int(app.tokenTTL / time.Second),
-		"scope":         strings.Join(app.scopes, " "),
-		"api_url":       s.apiURL(a, r),
-	})
+	return tokenResponse{
+		AccessToken: access, TokenType: "bearer", RefreshToken: refresh,
+		ExpiresIn: int(app.tokenTTL / time.Second), Scope: strings.Join(app.scopes, " "), APIURL: apiURL,
+	}
 }
 
 // refreshGrant serves the refresh_token grant with rotation: the answer
@@ -613,32 +628,39 @@ func (s *Server) refreshGrant(w http.ResponseWriter, r *http.Request, app *App) 
 		writeOAuthError(w, http.StatusBadRequest, 0, "", "invalid_request", "Missing refresh_token.")
 		return
 	}
-	now := s.now()
-	a := app.acct
-	ts := &s.tokens
-	ts.mu.Lock()
-	defer ts.mu.Unlock()
-	rt := ts.refresh[raw]
-	if rt == nil || rt.grant.app != app {
-		a.stats.RefreshRejected++
+	s.tokens.mu.Lock()
+	body, ok := s.refreshLocked(app, raw, s.apiURL(app.acct, r))
+	s.tokens.mu.Unlock()
+	if !ok {
 		invalidGrant(w, "Invalid Token!")
 		return
 	}
+	writeJSON(w, http.StatusOK, body)
+}
+
+// refreshLocked rotates a refresh token, or refuses it; the caller holds
+// s.tokens.mu.
+func (s *Server) refreshLocked(app *App, raw, apiURL string) (tokenResponse, bool) {
+	a := app.acct
+	rt := s.tokens.refresh[raw]
+	if rt == nil || rt.grant.app != app {
+		a.stats.RefreshRejected++
+		return tokenResponse{}, false
+	}
 	rt.uses++
+	now := s.now()
 	switch {
 	case rt.rotated:
 		a.stats.Reuses++
 		a.stats.RefreshRejected++
-		invalidGrant(w, "Invalid Token!")
-		return
+		return tokenResponse{}, false
 	case rt.grant.revoked || !now.Before(rt.expires):
 		a.stats.RefreshRejected++
-		invalidGrant(w, "Invalid Token!")
-		return
+		return tokenResponse{}, false
 	}
 	rt.rotated = true
 	a.stats.Rotations++
-	s.writeTokens(w, r, rt.grant, now)
+	return s.issueTokens(rt.grant, now, apiURL), true
 }
 
 // revoke serves POST /oauth/revoke with HTTP Basic client credentials and
@@ -659,31 +681,46 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request) {
 		writeOAuthError(w, http.StatusBadRequest, 0, "", "invalid_request", "Missing token.")
 		return
 	}
-	ts := &s.tokens
-	ts.mu.Lock()
-	var g *grant
-	if at, found := ts.access[raw]; found {
-		g = at.grant
-		if g == nil && at.acct != app.acct {
-			ts.mu.Unlock()
-			writeOAuthError(w, http.StatusBadRequest, 0, "", "invalid_request", "The token was not issued to this client.")
-			return
-		}
-	} else if rt := ts.refresh[raw]; rt != nil {
-		g = rt.grant
-	}
-	if g != nil && g.app != app {
-		ts.mu.Unlock()
+	s.tokens.mu.Lock()
+	ok = s.revokeLocked(app, raw)
+	s.tokens.mu.Unlock()
+	if !ok {
 		writeOAuthError(w, http.StatusBadRequest, 0, "", "invalid_request", "The token was not issued to this client.")
 		return
 	}
-	if g != nil && !g.revoked {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "success"})
+}
+
+// revokeLocked revokes what a token belongs to: the grant of an OAuth
+// token, or the token alone for a Server-to-Server one, which has no grant.
+// It reports false for a token of another client; the caller holds
+// s.tokens.mu.
+func (s *Server) revokeLocked(app *App, raw string) bool {
+	ts := &s.tokens
+	var g *grant
+	if at, found := ts.access[raw]; found {
+		if at.grant == nil {
+			if app != at.acct.s2s {
+				return false
+			}
+			delete(ts.access, raw)
+			return true
+		}
+		g = at.grant
+	} else if rt := ts.refresh[raw]; rt != nil {
+		g = rt.grant
+	}
+	switch {
+	case g == nil:
+		return true // unknown tokens are answered like known ones
+	case g.app != app:
+		return false
+	case !g.revoked:
 		g.revoked = true
 		app.grants = slices.DeleteFunc(app.grants, func(x *grant) bool { return x == g })
 		app.acct.stats.Revocations++
 	}
-	ts.mu.Unlock()
-	writeJSON(w, http.StatusOK, map[string]string{"status": "success"})
+	return true
 }
 
 // deliverDeauthorized sends the Marketplace app_deauthorized notification
