@@ -10,32 +10,38 @@ import (
 )
 
 // GroupEntitlements are the two entitlements every Zoom group yields,
-// whether or not anyone holds them: membership and administration.
+// whether or not anyone holds them: membership and administration. The id
+// is cut by BoundID; the name is cut so that the administration's name,
+// which adds a suffix to it, is within MaxValueBytes too, and both
+// entitlements carry the same name.
 func GroupEntitlements(g *zoom.Group) (member, admin clarity.Entitlement) {
+	id, name := BoundID(g.ID), boundEscaped(g.Name, MaxValueBytes-len(adminSuffix))
 	member = clarity.Entitlement{
-		ID:     clarity.GroupKey(g.ID),
+		ID:     clarity.GroupKey(id),
 		Type:   clarity.EntitlementGroup,
-		ZoomID: g.ID,
-		Name:   g.Name,
+		ZoomID: id,
+		Name:   name,
 	}
 	admin = clarity.Entitlement{
-		ID:     clarity.GroupAdminKey(g.ID),
+		ID:     clarity.GroupAdminKey(id),
 		Type:   clarity.EntitlementGroupAdmin,
-		ZoomID: g.ID,
-		Name:   g.Name + " (admin)",
+		ZoomID: id,
+		Name:   name + adminSuffix,
 	}
 	return member, admin
 }
 
 // RoleEntitlement is the entitlement a Zoom role yields, with Zoom's
-// description of the role.
+// description of the role; the id is cut by BoundID, the name and
+// description by BoundValue.
 func RoleEntitlement(r *zoom.Role) clarity.Entitlement {
+	id := BoundID(r.ID)
 	return clarity.Entitlement{
-		ID:          clarity.RoleKey(r.ID),
+		ID:          clarity.RoleKey(id),
 		Type:        clarity.EntitlementRole,
-		ZoomID:      r.ID,
-		Name:        r.Name,
-		Description: r.Description,
+		ZoomID:      id,
+		Name:        BoundValue(r.Name),
+		Description: BoundValue(r.Description),
 	}
 }
 
@@ -104,6 +110,9 @@ func groupAdminsPage(b *pb.RecordBatch, groupID string, body []byte) (Stats, err
 	if groupID == "" {
 		return Stats{}, fmt.Errorf("%w: group admins page without group id", ErrBadPage)
 	}
+	// The writer keys the group's admin entitlement by this id: it is cut
+	// as the groups listing cuts it.
+	groupID = BoundID(groupID)
 	var list zoom.GroupAdminList
 	if err := decode(body, "group admins page", &list); err != nil {
 		return Stats{}, err
@@ -127,8 +136,9 @@ func groupAdminsPage(b *pb.RecordBatch, groupID string, body []byte) (Stats, err
 }
 
 // AdminEmails normalizes a list of group-admin emails in place and returns
-// it: trimmed, lower-cased, without empties and duplicates, sorted, so that
-// the same admins always make the same list.
+// it: cut to their bound as users' emails are, trimmed, lower-cased, without
+// empties and duplicates, sorted, so that the same admins always make the
+// same list.
 func AdminEmails(emails []string) []string {
 	out := emails[:0]
 	for _, e := range emails {

@@ -172,8 +172,8 @@ func FuzzPage(f *testing.F) {
 		switch l {
 		case pb.Listing_LISTING_GROUP_ADMINS:
 			ga := b.GetGroupAdmins()
-			if ga == nil || ga.GetGroupId() != key || key == "" {
-				t.Errorf("group admins %v, want those of group %q", ga, key)
+			if ga == nil || ga.GetGroupId() != BoundID(key) || key == "" {
+				t.Errorf("group admins %v, want those of group %q", ga, BoundID(key))
 			}
 			emails := ga.GetEmails()
 			if !slices.IsSorted(emails) || len(slices.Compact(slices.Clone(emails))) != len(emails) {
@@ -189,7 +189,7 @@ func FuzzPage(f *testing.F) {
 				t.Errorf("user read: version %d, want the later of fetch and hint times %d", b.GetVersionMs(), fetchedAt+5)
 			}
 			if notFound {
-				if len(b.GetDeletes()) != 1 || len(b.GetRecords()) != 0 || b.GetDeletes()[0].GetKey() != userID {
+				if len(b.GetDeletes()) != 1 || len(b.GetRecords()) != 0 || b.GetDeletes()[0].GetKey() != BoundID(userID) {
 					t.Errorf("user %q not found: batch %v, want one delete of it", userID, b)
 				}
 			} else if b.GetReplaceUser() == "" || len(b.GetRecords()) == 0 || b.GetRecords()[0].GetKey() != b.GetReplaceUser() {

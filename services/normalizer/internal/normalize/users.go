@@ -85,9 +85,11 @@ func listingStatus(l pb.Listing) string {
 }
 
 // normEmail is the form in which emails are compared: Zoom names group admins
-// by email only, in whatever case they were typed.
+// by email only, in whatever case they were typed. The email is first cut to
+// its bound as a user's is, so that a user's email and an admin's still
+// match however long they are.
 func normEmail(s string) string {
-	return strings.ToLower(strings.TrimSpace(s))
+	return strings.ToLower(strings.TrimSpace(BoundID(s)))
 }
 
 // UserKey returns the key of u's service_user record given its status, and
@@ -101,22 +103,26 @@ func normEmail(s string) string {
 // another status that lacks an id (Zoom should not list one) is keyed by
 // email the same way rather than dropped; a pending user without email but
 // with an id keeps the id.
+//
+// The id and email are cut to their bounds first, as AppendUser cuts them.
 func UserKey(u *zoom.User, status string) (key, id string, ok bool) {
-	id = u.ID
-	if status == clarity.StatusPending && normEmail(u.Email) != "" {
+	id, email := BoundID(u.ID), BoundID(u.Email)
+	if status == clarity.StatusPending && normEmail(email) != "" {
 		id = ""
 	}
-	if id == "" && normEmail(u.Email) == "" {
+	if id == "" && normEmail(email) == "" {
 		return "", "", false
 	}
-	return clarity.UserKey(id, u.Email), id, true
+	return clarity.UserKey(id, email), id, true
 }
 
 // AppendUser appends the records of one Zoom user with the given status to
 // dst: its service_user, its grants (each distinct group, its role, its
 // license when its type has one) and its non-empty attributes. It returns the
 // user's key, or false (and dst unchanged) when the user cannot be keyed.
+// Every value is first cut to its bound (boundUser).
 func AppendUser(dst []*pb.Record, u *zoom.User, status string) ([]*pb.Record, string, bool) {
+	u = boundUser(u)
 	key, id, ok := UserKey(u, status)
 	if !ok {
 		return dst, "", false
@@ -167,6 +173,57 @@ func AppendUser(dst []*pb.Record, u *zoom.User, status string) ([]*pb.Record, st
 	return dst, key, true
 }
 
+// boundUser returns u with the values the records take cut to their
+// bounds: ids, the email and custom attribute keys by BoundID, the other
+// text by BoundValue. It returns u itself when every value is short enough
+// not to need a look, which is the rule, else a copy; u is left as it is.
+func boundUser(u *zoom.User) *zoom.User {
+	if withinBounds(u) {
+		return u
+	}
+	b := *u
+	b.ID = BoundID(b.ID)
+	b.Email = BoundID(b.Email)
+	b.RoleID = BoundID(b.RoleID)
+	b.GroupIDs = boundIDs(b.GroupIDs)
+	for _, f := range []*string{&b.FirstName, &b.LastName, &b.DisplayName, &b.Dept, &b.Timezone,
+		&b.Language, &b.EmployeeUniqueID, &b.LastClientVersion} {
+		*f = BoundValue(*f)
+	}
+	cloned := false
+	for i, ca := range b.CustomAttributes {
+		if k, v := BoundID(ca.Key), BoundValue(ca.Value); k != ca.Key || v != ca.Value {
+			if !cloned {
+				b.CustomAttributes, cloned = slices.Clone(b.CustomAttributes), true
+			}
+			b.CustomAttributes[i].Key, b.CustomAttributes[i].Value = k, v
+		}
+	}
+	return &b
+}
+
+// withinBounds reports whether every value of u that the records take is
+// short enough to be within its bound whatever its characters.
+func withinBounds(u *zoom.User) bool {
+	const short = MaxValueBytes / maxEscape
+	if len(u.ID) > MaxIDBytes || len(u.Email) > MaxIDBytes || len(u.RoleID) > MaxIDBytes ||
+		len(u.FirstName) > short || len(u.LastName) > short || len(u.DisplayName) > short || len(u.Dept) > short ||
+		len(u.Timezone) > short || len(u.Language) > short || len(u.EmployeeUniqueID) > short || len(u.LastClientVersion) > short {
+		return false
+	}
+	for _, g := range u.GroupIDs {
+		if len(g) > MaxIDBytes {
+			return false
+		}
+	}
+	for _, ca := range u.CustomAttributes {
+		if len(ca.Key) > MaxIDBytes || len(ca.Value) > short {
+			return false
+		}
+	}
+	return true
+}
+
 // userRecords is an upper bound of the number of records AppendUser makes
 // for u, so that a page's record slice is allocated once.
 func userRecords(u *zoom.User) int {
@@ -211,10 +268,17 @@ func loginTypes(ts []int) string {
 	s = slices.Compact(s)
 	b := make([]byte, 0, 4*len(s))
 	for i, t := range s {
+		n := len(b)
 		if i > 0 {
 			b = append(b, ',')
 		}
 		b = strconv.AppendInt(b, int64(t), 10)
+		// Like any value, the list is bounded (digits, signs and commas
+		// take as many bytes in JSON); it is cut after a whole type.
+		if len(b) > MaxValueBytes {
+			b = b[:n]
+			break
+		}
 	}
 	return string(b)
 }
@@ -270,7 +334,9 @@ func userPage(b *pb.RecordBatch, p *pb.RawPage) (Stats, error) {
 		if p.GetUserId() == "" {
 			return Stats{}, fmt.Errorf("%w: user not found, but no user id", ErrBadPage)
 		}
-		b.Deletes = []*pb.RecordRef{{Kind: pb.Kind_KIND_SERVICE_USER, Key: p.GetUserId()}}
+		// The hint carried the id as Zoom wrote it; the user's key is the
+		// id cut to its bound, as AppendUser cuts it.
+		b.Deletes = []*pb.RecordRef{{Kind: pb.Kind_KIND_SERVICE_USER, Key: BoundID(p.GetUserId())}}
 		return Stats{Items: 1}, nil
 	}
 	var u zoom.User

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"time"
 
 	"github.com/claritysecurity/zoom-connector/pkg/clarity"
 	"github.com/claritysecurity/zoom-connector/pkg/pb"
@@ -15,6 +16,30 @@ import (
 // WebhookSource is the RecordBatch.Source of every batch built from a Zoom
 // webhook event.
 const WebhookSource = "webhook"
+
+// An event's time becomes the version of the records it changes, and a
+// record keeps its version until newer input comes: a full sync's input is
+// as new as the sync's start. An event dated in the future would therefore
+// outlive every full sync until that date, and with it whatever it said,
+// however wrong. So an event's time is not believed beyond its receipt.
+const (
+	// MaxEventSkew is how far after its receipt an event's time is taken
+	// as it is: Zoom's clock and the connector's may disagree by seconds.
+	// A later time is taken as the receipt plus MaxEventSkew, so that
+	// the event still orders after everything Zoom sent before it, and a
+	// full sync started a minute after its receipt overrides it.
+	MaxEventSkew = time.Minute
+	// MaxEventAhead is how far after its receipt an event may be dated
+	// at all: no clock is a day wrong by accident, and an event that
+	// claims a later time is refused (ErrFutureEvent) rather than
+	// trusted with a made-up one.
+	MaxEventAhead = 24 * time.Hour
+)
+
+// ErrFutureEvent marks a webhook event dated more than MaxEventAhead after
+// its receipt. It wraps ErrBadPage: no retry makes the event any less
+// wrong.
+var ErrFutureEvent = fmt.Errorf("%w: event dated in the future", ErrBadPage)
 
 // Result is what the pipeline does about one webhook event: write Batch,
 // ask the fetcher to re-read the users of Hints, both, or nothing at all
@@ -84,16 +109,28 @@ type webhookMember struct {
 }
 
 // Webhook maps one verified Zoom event notification to what the pipeline
-// does about it. Its version, the Zoom time every batch and hint carries, is
-// the event's event_ts, else the payload's time_stamp, else the time the
-// notification was received. An error wraps ErrBadPage: the body is not
-// JSON, or an event the connector handles lacks the ids it needs.
+// does about it. received is the time the notification was received, in
+// epoch milliseconds: the caller passes the time JetStream stored it, which
+// no replica's clock can move, or 0 to use the time the webhook service
+// wrote in it (ev.ReceivedAtMs).
+//
+// Its version, the Zoom time every batch and hint carries, is the event's
+// event_ts, else the payload's time_stamp, else the time of receipt; a time
+// later than the receipt plus MaxEventSkew is taken as that, and one later
+// than the receipt plus MaxEventAhead is refused with ErrFutureEvent. An
+// error wraps ErrBadPage: the body is not JSON, an event the connector
+// handles lacks the ids it needs, or it is dated too far ahead.
+//
+// Ids, emails and names are cut to their bounds as the listings' are
+// (BoundID, BoundValue), so that an event names the records a full sync
+// makes; a hint keeps the user id as Zoom wrote it, for the fetcher to read
+// the user by.
 //
 // User events carry only some of the user's fields (user.updated only those
 // that changed), so they do not write the user: they ask the fetcher to
 // re-read it, and the whole answer replaces the user's state at the event's
 // time. Group events carry everything their change needs and become a batch.
-func Webhook(ev *pb.WebhookEvent) (Result, error) {
+func Webhook(ev *pb.WebhookEvent, received int64) (Result, error) {
 	var n notification
 	if err := json.Unmarshal(ev.GetBody(), &n); err != nil {
 		return Result{}, fmt.Errorf("%w: decode webhook event: %w", ErrBadPage, err)
@@ -121,8 +158,11 @@ func Webhook(ev *pb.WebhookEvent) (Result, error) {
 	if err := json.Unmarshal(n.Payload, &p); err != nil {
 		return Result{}, fmt.Errorf("%w: decode %s payload: %w", ErrBadPage, name, err)
 	}
+	if received <= 0 {
+		received = ev.GetReceivedAtMs()
+	}
 	version := ev.GetEventTsMs()
-	for _, v := range []int64{int64(n.EventTS), int64(p.TimeStamp), ev.GetReceivedAtMs()} {
+	for _, v := range []int64{int64(n.EventTS), int64(p.TimeStamp), received} {
 		if version > 0 {
 			break
 		}
@@ -134,7 +174,28 @@ func Webhook(ev *pb.WebhookEvent) (Result, error) {
 	if version <= 0 {
 		return Result{}, fmt.Errorf("%w: %s without a time", ErrBadPage, name)
 	}
+	version, err := notAhead(name, version, received)
+	if err != nil {
+		return Result{}, err
+	}
 	return handle(name, p.Object, version)
+}
+
+// notAhead returns the version of an event dated version and received at
+// received (both epoch ms): version itself, or the receipt plus
+// MaxEventSkew when it is later than that, or ErrFutureEvent when it is
+// later than the receipt plus MaxEventAhead. Without a time of receipt (a
+// hand-made event) there is nothing to compare with, and version stands.
+func notAhead(name string, version, received int64) (int64, error) {
+	if received <= 0 {
+		return version, nil
+	}
+	if version-received > MaxEventAhead.Milliseconds() {
+		return 0, fmt.Errorf("%w: %s dated %s, more than %s after its receipt at %s", ErrFutureEvent, name,
+			time.UnixMilli(version).UTC().Format(time.RFC3339Nano), MaxEventAhead,
+			time.UnixMilli(received).UTC().Format(time.RFC3339Nano))
+	}
+	return min(version, received+MaxEventSkew.Milliseconds()), nil
 }
 
 // userEvent maps the user events.
@@ -146,26 +207,29 @@ func userEvent(name string, object json.RawMessage, version int64) (Result, erro
 	if u.ID == "" {
 		return Result{}, fmt.Errorf("%w: %s without user id", ErrBadPage, name)
 	}
+	// The keys are those the listings give the user: of its id and email
+	// cut to their bounds.
+	id, email := BoundID(u.ID), BoundID(u.Email)
 	switch name {
 	case "user.deleted", "user.disassociated":
 		// Both leave the account; only these events tell them apart, and
 		// for Clarity both mean the user is gone.
 		// A pending invitee is stored under its email, not its id.
 		return Result{Batch: webhookBatch(version, func(b *pb.RecordBatch) {
-			b.Deletes = []*pb.RecordRef{{Kind: pb.Kind_KIND_SERVICE_USER, Key: u.ID}}
-			if normEmail(u.Email) != "" {
-				b.Deletes = append(b.Deletes, &pb.RecordRef{Kind: pb.Kind_KIND_SERVICE_USER, Key: clarity.UserKey("", u.Email)})
+			b.Deletes = []*pb.RecordRef{{Kind: pb.Kind_KIND_SERVICE_USER, Key: id}}
+			if normEmail(email) != "" {
+				b.Deletes = append(b.Deletes, &pb.RecordRef{Kind: pb.Kind_KIND_SERVICE_USER, Key: clarity.UserKey("", email)})
 			}
 		})}, nil
 	}
 	res := Result{Hints: []*pb.FetchUser{{UserId: u.ID, VersionMs: version}}}
-	if name == "user.invitation_accepted" && normEmail(u.Email) != "" {
+	if name == "user.invitation_accepted" && normEmail(email) != "" {
 		// The invitee was listed as pending, keyed by email; now it has an
 		// id and is re-read under it. The pending record gives way, its
 		// grants and attributes with it. The key is spelled as UserKey
 		// spells a pending user's, or it would miss the record.
 		res.Batch = webhookBatch(version, func(b *pb.RecordBatch) {
-			b.Deletes = []*pb.RecordRef{{Kind: pb.Kind_KIND_SERVICE_USER, Key: clarity.UserKey("", u.Email)}}
+			b.Deletes = []*pb.RecordRef{{Kind: pb.Kind_KIND_SERVICE_USER, Key: clarity.UserKey("", email)}}
 		})
 	}
 	return res, nil
@@ -180,6 +244,9 @@ func groupEvent(name string, object json.RawMessage, version int64) (Result, err
 	if g.ID == "" {
 		return Result{}, fmt.Errorf("%w: %s without group id", ErrBadPage, name)
 	}
+	// The group's entitlements are keyed by its id cut to its bound, as
+	// the groups listing cuts it.
+	g.ID = BoundID(g.ID)
 	var fill func(*pb.RecordBatch)
 	switch name {
 	case "group.created", "group.updated":
@@ -270,19 +337,20 @@ func decodeObject(name string, object json.RawMessage, v any) error {
 	return nil
 }
 
-// memberIDs are the distinct, non-empty ids of members, in order. A member
-// without id cannot be keyed (grants are keyed by user id, and an invitee is
-// no member yet); the next full sync sees it. A repeat would put one record
-// twice in a batch.
+// memberIDs are the distinct, non-empty ids of members, each cut to its
+// bound as a listed user's is, in order. A member without id cannot be keyed
+// (grants are keyed by user id, and an invitee is no member yet); the next
+// full sync sees it. A repeat would put one record twice in a batch.
 func memberIDs(ms []webhookMember) []string {
 	ids := make([]string, 0, len(ms))
 	done := make(map[string]bool, len(ms))
 	for _, m := range ms {
-		if m.ID == "" || done[m.ID] {
+		id := BoundID(m.ID)
+		if id == "" || done[id] {
 			continue
 		}
-		done[m.ID] = true
-		ids = append(ids, m.ID)
+		done[id] = true
+		ids = append(ids, id)
 	}
 	return ids
 }

@@ -3,8 +3,11 @@ package normalize
 import (
 	"encoding/json"
 	"errors"
+	"math"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"google.golang.org/protobuf/proto"
 
@@ -156,7 +159,7 @@ func TestWebhookZoomExamples(t *testing.T) {
 			if !ok {
 				t.Fatalf("no example for %s", tt.example)
 			}
-			got, err := Webhook(event(t, body))
+			got, err := Webhook(event(t, body), 0)
 			if err != nil {
 				t.Fatalf("Webhook: %v", err)
 			}
@@ -297,7 +300,7 @@ func TestWebhook(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := Webhook(tt.ev)
+			got, err := Webhook(tt.ev, 0)
 			if err != nil {
 				t.Fatalf("Webhook: %v", err)
 			}
@@ -328,7 +331,7 @@ func TestWebhookErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := Webhook(&pb.WebhookEvent{Body: []byte(tt.body), ReceivedAtMs: tt.ts})
+			got, err := Webhook(&pb.WebhookEvent{Body: []byte(tt.body), ReceivedAtMs: tt.ts}, 0)
 			if !errors.Is(err, ErrBadPage) {
 				t.Fatalf("error got %v, want one wrapping ErrBadPage", err)
 			}
@@ -336,6 +339,74 @@ func TestWebhookErrors(t *testing.T) {
 				t.Errorf("result got %+v with an error, want none", got)
 			}
 		})
+	}
+}
+
+// TestWebhookFutureTimes: an event's time is taken at most MaxEventSkew
+// after its receipt, and an event dated more than MaxEventAhead after it is
+// refused; the time of receipt is the caller's when it gives one (the time
+// JetStream stored the notification), else the one the webhook service
+// wrote in the event.
+func TestWebhookFutureTimes(t *testing.T) {
+	const (
+		skew  = int64(MaxEventSkew / time.Millisecond)
+		ahead = int64(MaxEventAhead / time.Millisecond)
+	)
+	tests := []struct {
+		name     string
+		ev       *pb.WebhookEvent
+		received int64 // given by the caller
+		want     int64 // version; 0 when refused
+	}{
+		{"a normal event", &pb.WebhookEvent{EventTsMs: received - 5000, ReceivedAtMs: received}, 0, received - 5000},
+		{"at its receipt", &pb.WebhookEvent{EventTsMs: received, ReceivedAtMs: received}, 0, received},
+		{"30s ahead", &pb.WebhookEvent{EventTsMs: received + 30_000, ReceivedAtMs: received}, 0, received + 30_000},
+		{"the skew ahead", &pb.WebhookEvent{EventTsMs: received + skew, ReceivedAtMs: received}, 0, received + skew},
+		{"just past the skew", &pb.WebhookEvent{EventTsMs: received + skew + 1, ReceivedAtMs: received}, 0, received + skew},
+		{"a day ahead", &pb.WebhookEvent{EventTsMs: received + ahead, ReceivedAtMs: received}, 0, received + skew},
+		{"just over a day ahead", &pb.WebhookEvent{EventTsMs: received + ahead + 1, ReceivedAtMs: received}, 0, 0},
+		{"a year ahead", &pb.WebhookEvent{EventTsMs: received + 365*ahead, ReceivedAtMs: received}, 0, 0},
+		{"the latest time there is", &pb.WebhookEvent{EventTsMs: math.MaxInt64, ReceivedAtMs: received}, 0, 0},
+		{"the caller's receipt first", &pb.WebhookEvent{EventTsMs: received + 30_000, ReceivedAtMs: received + 365*ahead}, received, received + 30_000},
+		{"the caller's receipt refuses", &pb.WebhookEvent{EventTsMs: received + 365*ahead, ReceivedAtMs: received + 365*ahead}, received, 0},
+		{"the caller's receipt clamps", &pb.WebhookEvent{EventTsMs: received + 10*skew, ReceivedAtMs: received + 10*skew}, received, received + skew},
+		{"the receipt as the time", &pb.WebhookEvent{ReceivedAtMs: received}, 0, received},
+		{"the caller's receipt as the time", &pb.WebhookEvent{ReceivedAtMs: received + 365*ahead}, received, received},
+		{"no receipt at all", &pb.WebhookEvent{EventTsMs: received + 365*ahead}, 0, received + 365*ahead},
+	}
+	for _, tt := range tests {
+		for _, where := range []string{"event", "body event_ts", "payload time_stamp"} {
+			t.Run(tt.name+", "+where, func(t *testing.T) {
+				ev := proto.Clone(tt.ev).(*pb.WebhookEvent)
+				ts := ev.EventTsMs
+				switch {
+				case where == "event" || ts == 0:
+					ev.Body = []byte(`{"event":"group.deleted","payload":{"object":{"id":"g"}}}`)
+				case where == "body event_ts":
+					ev.EventTsMs = 0
+					ev.Body = []byte(`{"event":"group.deleted","event_ts":` + strconv.FormatInt(ts, 10) + `,"payload":{"object":{"id":"g"}}}`)
+				default:
+					ev.EventTsMs = 0
+					ev.Body = []byte(`{"event":"group.deleted","payload":{"time_stamp":` + strconv.FormatInt(ts, 10) + `,"object":{"id":"g"}}}`)
+				}
+				got, err := Webhook(ev, tt.received)
+				if tt.want == 0 {
+					if !errors.Is(err, ErrFutureEvent) || !errors.Is(err, ErrBadPage) {
+						t.Errorf("error got %v, want ErrFutureEvent (a bad page)", err)
+					}
+					if got.Batch != nil || got.Hints != nil {
+						t.Errorf("result got %+v with an error, want none", got)
+					}
+					return
+				}
+				if err != nil {
+					t.Fatalf("Webhook: %v", err)
+				}
+				if got.Batch.GetVersionMs() != tt.want {
+					t.Errorf("version got %d, want %d", got.Batch.GetVersionMs(), tt.want)
+				}
+			})
+		}
 	}
 }
 
@@ -351,8 +422,11 @@ func FuzzWebhook(f *testing.F) {
 	f.Add("group.admin_added", int64(-5), []byte(`{"payload":{"object":{"id":"g","admins":[{"email":"A"},{"email":"a"}]}}}`))
 	f.Add("x", int64(0), []byte(`null`))
 	f.Add("", int64(0), []byte{0xff})
+	f.Add("group.deleted", int64(received+MaxEventAhead.Milliseconds()), []byte(`{"payload":{"object":{"id":"g"}}}`))
+	f.Add("group.deleted", int64(received+MaxEventAhead.Milliseconds()+1), []byte(`{"payload":{"object":{"id":"g"}}}`))
+	f.Add("user.updated", int64(math.MaxInt64), []byte(`{"payload":{"object":{"id":"u"}}}`))
 	f.Fuzz(func(t *testing.T, name string, ts int64, body []byte) {
-		got, err := Webhook(&pb.WebhookEvent{Event: name, EventTsMs: ts, Body: body, ReceivedAtMs: received})
+		got, err := Webhook(&pb.WebhookEvent{Event: name, EventTsMs: ts, Body: body, ReceivedAtMs: received}, 0)
 		if err != nil {
 			if !errors.Is(err, ErrBadPage) {
 				t.Errorf("error %v does not wrap ErrBadPage", err)
@@ -366,12 +440,18 @@ func FuzzWebhook(f *testing.F) {
 			if h.UserId == "" || h.VersionMs <= 0 {
 				t.Errorf("hint %v without user id or time", h)
 			}
+			if h.VersionMs > received+MaxEventSkew.Milliseconds() {
+				t.Errorf("hint %v dated after its receipt and the skew", h)
+			}
 		}
 		b := got.Batch
 		if b == nil {
 			return
 		}
 		checkRecords(t, b)
+		if b.VersionMs > received+MaxEventSkew.Milliseconds() {
+			t.Errorf("batch version %d after its receipt %d and the skew", b.VersionMs, received)
+		}
 		if b.VersionMs <= 0 || b.Source != WebhookSource {
 			t.Errorf("batch version %d source %q, want a time and %q", b.VersionMs, b.Source, WebhookSource)
 		}

@@ -36,11 +36,22 @@ type Pipe struct {
 	pub Publisher
 	log zerolog.Logger
 	obs Observer
+	// maxPayload is the largest message the pipe publishes, headers
+	// included.
+	maxPayload int
 }
 
-// New returns a Pipe publishing with pub.
+// New returns a Pipe publishing with pub. Its messages are at most
+// MaxPayload bytes, or the server's own limit when pub tells it (a
+// jetstream.JetStream does) and it is smaller.
 func New(pub Publisher, log zerolog.Logger, obs Observer) *Pipe {
-	return &Pipe{pub: pub, log: log, obs: obs}
+	p := &Pipe{pub: pub, log: log, obs: obs, maxPayload: MaxPayload}
+	if c, ok := pub.(interface{ Conn() *nats.Conn }); ok && c.Conn() != nil {
+		if mp := c.Conn().MaxPayload(); mp > 0 && mp < int64(p.maxPayload) {
+			p.maxPayload = int(mp)
+		}
+	}
+	return p
 }
 
 // HandleRaw handles one message of zoom.raw.<tenant>.<connector>.

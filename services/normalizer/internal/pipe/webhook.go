@@ -31,6 +31,14 @@ type WebhookObserver interface {
 // Every output's message id is the input's stream position and a suffix of
 // its own, so that a redelivered input republishes nothing that JetStream
 // already stored, while the outputs of one input do not drop each other.
+// The change goes compressed, and in several messages when one cannot hold
+// it (changeMsgs): a notification the webhook service accepted is never
+// refused for its size.
+//
+// The event's time is checked against the time JetStream stored the
+// notification (normalize.Webhook): that is when it was received, by a
+// clock neither the normalizer nor the webhook service can move, and the
+// same on every redelivery.
 func (p *Pipe) HandleWebhook(ctx context.Context, msg jetstream.Msg) error {
 	var env pb.Envelope
 	if err := proto.Unmarshal(msg.Data(), &env); err != nil {
@@ -43,7 +51,11 @@ func (p *Pipe) HandleWebhook(ctx context.Context, msg jetstream.Msg) error {
 	if ev == nil {
 		return natsx.Permanent(fmt.Errorf("envelope holds no webhook event"))
 	}
-	res, err := normalize.Webhook(ev)
+	var received int64
+	if md, err := msg.Metadata(); err == nil && !md.Timestamp.IsZero() {
+		received = md.Timestamp.UnixMilli()
+	}
+	res, err := normalize.Webhook(ev, received)
 	if err != nil {
 		if errors.Is(err, normalize.ErrBadPage) {
 			return natsx.Permanent(err)
@@ -64,9 +76,19 @@ func (p *Pipe) HandleWebhook(ctx context.Context, msg jetstream.Msg) error {
 		if p.obs != nil {
 			p.count(b, 0)
 		}
-		out := &pb.Envelope{Tenant: env.Tenant, Connector: env.Connector, Body: &pb.Envelope_Records{Records: b}}
-		if err := p.publish(ctx, clarity.RecordsSubject(env.Tenant, env.Connector), out, id, "/records"); err != nil {
-			return fmt.Errorf("publish records: %w", err)
+		msgs, err := p.changeMsgs(clarity.RecordsSubject(env.Tenant, env.Connector), env.Tenant, env.Connector, b, id)
+		if err != nil {
+			return err
+		}
+		for i, out := range msgs {
+			// The first part keeps the id a whole batch has always had.
+			suffix := "/records"
+			if i > 0 {
+				suffix += "/" + strconv.Itoa(i)
+			}
+			if err := p.send(ctx, out, id, suffix); err != nil {
+				return fmt.Errorf("publish records (part %d of %d): %w", i+1, len(msgs), err)
+			}
 		}
 	}
 	for i, h := range res.Hints {
@@ -88,8 +110,8 @@ func outputID(msg jetstream.Msg) string {
 	return md.Stream + "/" + strconv.FormatUint(md.Sequence.Stream, 10)
 }
 
-// publish stores m on subject with the message id stem+suffix (none when stem
-// is empty).
+// publish stores m on subject, compressed when large, with the message id
+// stem+suffix (none when stem is empty).
 func (p *Pipe) publish(ctx context.Context, subject string, m proto.Message, stem, suffix string) error {
 	b, err := proto.Marshal(m)
 	if err != nil {
@@ -97,9 +119,16 @@ func (p *Pipe) publish(ctx context.Context, subject string, m proto.Message, ste
 	}
 	out := nats.NewMsg(subject)
 	out.Data = b
+	natsx.Compress(out)
+	return p.send(ctx, out, stem, suffix)
+}
+
+// send stores out with the message id stem+suffix (none when stem is
+// empty).
+func (p *Pipe) send(ctx context.Context, out *nats.Msg, stem, suffix string) error {
 	if stem != "" {
 		out.Header.Set(jetstream.MsgIDHeader, stem+suffix)
 	}
-	_, err = p.pub.PublishMsg(ctx, out)
+	_, err := p.pub.PublishMsg(ctx, out)
 	return err
 }
