@@ -14,12 +14,13 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/claritysecurity/zoom-connector/pkg/clarity"
+	"github.com/claritysecurity/zoom-connector/pkg/pipeline"
 	"github.com/claritysecurity/zoom-connector/services/writer/internal/store"
 )
 
 // Store is what the admin API needs of the writer's store.
 type Store interface {
-	ConfirmDeletions(ctx context.Context, tenant, connector, runID string) (store.Confirmation, error)
+	ConfirmDeletions(ctx context.Context, c pipeline.ConnectorRef, runID string) (store.Confirmation, error)
 }
 
 // maxRequest bounds a request body: a run id and a little JSON.
@@ -55,10 +56,7 @@ func Serve(ctx context.Context, nc *nats.Conn, st Store, log zerolog.Logger) err
 
 func confirm(ctx context.Context, st Store, m *nats.Msg) clarity.ConfirmDeletionsReply {
 	var req clarity.ConfirmDeletionsRequest
-	tenant, connector, err := clarity.SplitSubject(m.Subject)
-	if err == nil {
-		err = errors.Join(clarity.CheckName("tenant", tenant), clarity.CheckName("connector", connector))
-	}
+	c, err := pipeline.FromSubject(m.Subject)
 	if err != nil {
 		return clarity.ConfirmDeletionsReply{Error: err.Error()}
 	}
@@ -70,10 +68,10 @@ func confirm(ctx context.Context, st Store, m *nats.Msg) clarity.ConfirmDeletion
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	c, err := st.ConfirmDeletions(ctx, tenant, connector, req.RunID)
+	done, err := st.ConfirmDeletions(ctx, c, req.RunID)
 	switch {
 	case errors.Is(err, store.ErrUnknownRun):
-		return clarity.ConfirmDeletionsReply{RunID: req.RunID, Error: fmt.Sprintf("connector %s/%s has no run %s", tenant, connector, req.RunID)}
+		return clarity.ConfirmDeletionsReply{RunID: req.RunID, Error: fmt.Sprintf("connector %s has no run %s", c, req.RunID)}
 	case errors.Is(err, store.ErrNoHeldDeletions):
 		return clarity.ConfirmDeletionsReply{RunID: req.RunID, Error: fmt.Sprintf("run %s held no deletions, or they were confirmed already", req.RunID)}
 	case err != nil:
@@ -81,7 +79,7 @@ func confirm(ctx context.Context, st Store, m *nats.Msg) clarity.ConfirmDeletion
 	}
 	return clarity.ConfirmDeletionsReply{
 		RunID:   req.RunID,
-		Held:    &clarity.HeldCounts{ServiceUser: c.HeldUsers, Entitlement: c.HeldEntitlements},
-		Deleted: c.Deleted,
+		Held:    &clarity.HeldCounts{ServiceUser: done.HeldUsers, Entitlement: done.HeldEntitlements},
+		Deleted: done.Deleted,
 	}
 }

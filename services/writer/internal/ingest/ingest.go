@@ -20,13 +20,13 @@ import (
 
 // Store is what the handler needs of the store.
 type Store interface {
-	StartRun(ctx context.Context, tenant, connector string, run *pb.Run) error
-	ApplyPage(ctx context.Context, tenant, connector string, b *pb.RecordBatch) error
-	ApplyPages(ctx context.Context, tenant, connector string, bs []*pb.RecordBatch) error
-	ApplyChange(ctx context.Context, tenant, connector string, b *pb.RecordBatch) error
-	Fetched(ctx context.Context, tenant, connector string, f *pb.RunFetched) error
-	Fail(ctx context.Context, tenant, connector string, f *pb.RunFailed) error
-	Finalize(ctx context.Context, tenant, connector, runID string) (bool, error)
+	StartRun(ctx context.Context, c pipeline.ConnectorRef, run *pb.Run) error
+	ApplyPage(ctx context.Context, c pipeline.ConnectorRef, b *pb.RecordBatch) error
+	ApplyPages(ctx context.Context, c pipeline.ConnectorRef, bs []*pb.RecordBatch) error
+	ApplyChange(ctx context.Context, c pipeline.ConnectorRef, b *pb.RecordBatch) error
+	Fetched(ctx context.Context, c pipeline.ConnectorRef, f *pb.RunFetched) error
+	Fail(ctx context.Context, c pipeline.ConnectorRef, f *pb.RunFailed) error
+	Finalize(ctx context.Context, c pipeline.ConnectorRef, runID string) (bool, error)
 }
 
 // Handler returns the consume handler of the writer. It returns no
@@ -59,27 +59,27 @@ func (outboxOnly) PublishMsg(context.Context, *nats.Msg, ...jetstream.PublishOpt
 }
 
 func handle(ctx context.Context, s Store, in pipeline.Envelope) error {
-	tenant, connector := in.Connector.Tenant, in.Connector.ID
+	c := in.Connector
 	switch b := in.Body.Body.(type) {
 	case *pb.Envelope_RunStarted:
-		return s.StartRun(ctx, tenant, connector, b.RunStarted.Run)
+		return s.StartRun(ctx, c, b.RunStarted.Run)
 	case *pb.Envelope_Records:
 		if b.Records.Run == nil {
-			return s.ApplyChange(ctx, tenant, connector, b.Records)
+			return s.ApplyChange(ctx, c, b.Records)
 		}
 		// A page completes its run itself when it is the last one missing.
-		return s.ApplyPage(ctx, tenant, connector, b.Records)
+		return s.ApplyPage(ctx, c, b.Records)
 	case *pb.Envelope_RecordBatches:
 		// A bundle of pages of one run, applied in one transaction.
-		return s.ApplyPages(ctx, tenant, connector, b.RecordBatches.Batches)
+		return s.ApplyPages(ctx, c, b.RecordBatches.Batches)
 	case *pb.Envelope_RunFetched:
-		if err := s.Fetched(ctx, tenant, connector, b.RunFetched); err != nil {
+		if err := s.Fetched(ctx, c, b.RunFetched); err != nil {
 			return err
 		}
-		_, err := s.Finalize(ctx, tenant, connector, b.RunFetched.Run.GetRunId())
+		_, err := s.Finalize(ctx, c, b.RunFetched.Run.GetRunId())
 		return err
 	case *pb.Envelope_RunFailed:
-		return s.Fail(ctx, tenant, connector, b.RunFailed)
+		return s.Fail(ctx, c, b.RunFailed)
 	default:
 		return natsx.Permanent(fmt.Errorf("unexpected message %T on the records stream", in.Body.Body))
 	}

@@ -37,6 +37,9 @@ func migrate(ctx context.Context, url string) error {
 	return store.Migrate(ctx, pool)
 }
 
+// defaultZoom is the connector of most tests.
+var defaultZoom = pipeline.ConnectorRef{Tenant: "default", ID: "zoom"}
+
 // env is a fresh database and a JetStream server with the connector's streams.
 type env struct {
 	pool *pgxpool.Pool
@@ -66,10 +69,10 @@ func record(t testing.TB, kind pb.Kind, key string, v any) *pb.Record {
 
 // completeRun writes a whole run of one connector through the store: its
 // outbox then holds sync.started, one created per record, sync.completed.
-func completeRun(t testing.TB, s *store.Store, tenant, connector string, users ...string) {
+func completeRun(t testing.TB, s *store.Store, c pipeline.ConnectorRef, users ...string) {
 	t.Helper()
 	ctx := context.Background()
-	run := &pb.Run{RunId: "run-" + connector, StartedAtMs: time.Now().UnixMilli(), Mode: "full", RequestIds: []string{"req"}}
+	run := &pb.Run{RunId: "run-" + c.ID, StartedAtMs: time.Now().UnixMilli(), Mode: "full", RequestIds: []string{"req"}}
 	var recs []*pb.Record
 	for _, u := range users {
 		r := record(t, pb.Kind_KIND_SERVICE_USER, u, clarity.ServiceUser{ID: u, Email: u + "@example.com", FirstName: "R&D <" + u + ">", Status: clarity.StatusActive})
@@ -78,14 +81,14 @@ func completeRun(t testing.TB, s *store.Store, tenant, connector string, users .
 	}
 	recs = append(recs, record(t, pb.Kind_KIND_ENTITLEMENT, "group:g1", clarity.Entitlement{ID: "group:g1", Type: clarity.EntitlementGroup, ZoomID: "g1", Name: "Sales"}))
 	b := &pb.RecordBatch{Run: run, Ref: &pb.PageRef{Listing: pb.Listing_LISTING_USERS_ACTIVE, Page: 1, Last: true}, VersionMs: run.StartedAtMs, Records: recs}
-	if err := s.ApplyPage(ctx, tenant, connector, b); err != nil {
+	if err := s.ApplyPage(ctx, c, b); err != nil {
 		t.Fatal(err)
 	}
 	f := &pb.RunFetched{Run: run, Listings: []*pb.ListingCount{{Listing: pb.Listing_LISTING_USERS_ACTIVE, Pages: 1}}}
-	if err := s.Fetched(ctx, tenant, connector, f); err != nil {
+	if err := s.Fetched(ctx, c, f); err != nil {
 		t.Fatal(err)
 	}
-	if done, err := s.Finalize(ctx, tenant, connector, run.RunId); err != nil || !done {
+	if done, err := s.Finalize(ctx, c, run.RunId); err != nil || !done {
 		t.Fatalf("finalize: got %v, %v, want true, nil", done, err)
 	}
 }
@@ -208,8 +211,8 @@ func (c *counter) Lag(time.Duration)            {}
 func TestPublishesOutboxAsCloudEvents(t *testing.T) {
 	e := newEnv(t)
 	s := store.New(e.pool, zerolog.Nop(), store.Options{})
-	completeRun(t, s, "default", "zoom", "u1", "u2", "u3")
-	completeRun(t, s, "acme", "zoom2", "v1")
+	completeRun(t, s, defaultZoom, "u1", "u2", "u3")
+	completeRun(t, s, pipeline.ConnectorRef{Tenant: "acme", ID: "zoom2"}, "v1")
 	rows := readOutbox(t, e.pool)
 	batches := readBatches(t, e.pool)
 	if len(rows) != 10 {
@@ -343,7 +346,7 @@ func TestRunPublishesOnCommit(t *testing.T) {
 		}
 	})
 
-	completeRun(t, s, "default", "zoom", "u1")
+	completeRun(t, s, defaultZoom, "u1")
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		msgs := streamMsgs(t, e.js)
@@ -361,7 +364,7 @@ func TestKeepsRowsWhenPublishFails(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	s := store.New(e.pool, zerolog.Nop(), store.Options{})
-	completeRun(t, s, "default", "zoom", "u1", "u2")
+	completeRun(t, s, defaultZoom, "u1", "u2")
 	rows := readOutbox(t, e.pool)
 	// Without the stream, JetStream acknowledges nothing.
 	if err := e.js.DeleteStream(ctx, clarity.StreamEntitlements); err != nil {
@@ -402,7 +405,7 @@ func TestPublishesBeyondThePendingBound(t *testing.T) {
 	for i := range users {
 		users[i] = fmt.Sprintf("u%05d", i)
 	}
-	completeRun(t, s, "default", "zoom", users...)
+	completeRun(t, s, defaultZoom, users...)
 	want := len(users) + 3 // the users, the group, sync.started and sync.completed
 	r := relay.New(e.pool, e.js, zerolog.Nop(), 10000, time.Minute, nil)
 	if got := drain(t, r); got != want {
@@ -425,8 +428,8 @@ func TestOneConnectorFailingHoldsBackNoOther(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	s := store.New(e.pool, zerolog.Nop(), store.Options{})
-	completeRun(t, s, "default", "broken", "u1") // the first connector the relay visits
-	completeRun(t, s, "default", "zoom", "u1", "u2")
+	completeRun(t, s, pipeline.ConnectorRef{Tenant: "default", ID: "broken"}, "u1") // the first connector the relay visits
+	completeRun(t, s, defaultZoom, "u1", "u2")
 	if _, err := e.pool.Exec(ctx, `UPDATE outbox SET changes = '\x00ff'::bytea
 		WHERE connector_id = (SELECT id FROM connectors WHERE connector = 'broken')`); err != nil {
 		t.Fatal(err)

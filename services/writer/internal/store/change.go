@@ -9,18 +9,19 @@ import (
 
 	"github.com/claritysecurity/zoom-connector/pkg/clarity"
 	"github.com/claritysecurity/zoom-connector/pkg/pb"
+	"github.com/claritysecurity/zoom-connector/pkg/pipeline"
 )
 
 // ApplyChange applies an incremental change (from a webhook, or from
 // re-reading one user) at the batch's Zoom time. Nothing in it overwrites or
 // deletes state newer than that time, so events may arrive late, twice or out
 // of order.
-func (s *Store) ApplyChange(ctx context.Context, tenant, connector string, b *pb.RecordBatch) error {
+func (s *Store) ApplyChange(ctx context.Context, c pipeline.ConnectorRef, b *pb.RecordBatch) error {
 	if b.VersionMs <= 0 {
 		return fmt.Errorf("%w: change without a Zoom time", ErrBadBatch)
 	}
 	hashRecords(b.Records)
-	w, err := s.begin(ctx, tenant, connector, exclusive)
+	w, err := s.begin(ctx, c, exclusive)
 	if err != nil {
 		return err
 	}

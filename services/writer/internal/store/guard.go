@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/claritysecurity/zoom-connector/pkg/pb"
+	"github.com/claritysecurity/zoom-connector/pkg/pipeline"
 )
 
 // The accidental-deletion guard. A full sync that would delete more than a
@@ -77,16 +78,16 @@ type Confirmation struct {
 // see and that nothing has seen or changed since (a later sync that listed
 // one, or a webhook that touched it, keeps it), with their grants and
 // attributes, each with its deleted event. A run is confirmed once.
-func (s *Store) ConfirmDeletions(ctx context.Context, tenant, connector, runID string) (Confirmation, error) {
+func (s *Store) ConfirmDeletions(ctx context.Context, c pipeline.ConnectorRef, runID string) (Confirmation, error) {
 	var known bool
 	if err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM connectors WHERE tenant = $1 AND connector = $2)`,
-		tenant, connector).Scan(&known); err != nil {
+		c.Tenant, c.ID).Scan(&known); err != nil {
 		return Confirmation{}, fmt.Errorf("find connector: %w", err)
 	}
 	if !known {
 		return Confirmation{}, fmt.Errorf("run %s: %w", runID, ErrUnknownRun)
 	}
-	w, err := s.begin(ctx, tenant, connector, exclusive)
+	w, err := s.begin(ctx, c, exclusive)
 	if err != nil {
 		return Confirmation{}, err
 	}
@@ -119,7 +120,7 @@ func (s *Store) ConfirmDeletions(ctx context.Context, tenant, connector, runID s
 	if err := s.commit(ctx, w); err != nil {
 		return Confirmation{}, err
 	}
-	s.log.Info().Str("tenant", tenant).Str("connector", connector).Str("run_id", runID).
+	s.log.Info().Str("tenant", c.Tenant).Str("connector", c.ID).Str("run_id", runID).
 		Int64("deleted", w.stats.deleted).Msg("held deletions confirmed")
 	return Confirmation{HeldUsers: r.held.users, HeldEntitlements: r.held.entitlements, Deleted: w.stats.deleted}, nil
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/claritysecurity/zoom-connector/pkg/clarity"
 	"github.com/claritysecurity/zoom-connector/pkg/pb"
+	"github.com/claritysecurity/zoom-connector/pkg/pipeline"
 	"github.com/claritysecurity/zoom-connector/services/writer/internal/store"
 )
 
@@ -100,7 +101,7 @@ func TestDeletionGuard(t *testing.T) {
 			}
 
 			// An operator confirms: the held records go, dependents first.
-			c, err := s.ConfirmDeletions(context.Background(), tenant, connector, "r2")
+			c, err := s.ConfirmDeletions(context.Background(), ref, "r2")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -125,7 +126,7 @@ func TestDeletionGuard(t *testing.T) {
 					t.Errorf("user %s still there after the confirmation", k)
 				}
 			}
-			if _, err := s.ConfirmDeletions(context.Background(), tenant, connector, "r2"); !errors.Is(err, store.ErrNoHeldDeletions) {
+			if _, err := s.ConfirmDeletions(context.Background(), ref, "r2"); !errors.Is(err, store.ErrNoHeldDeletions) {
 				t.Errorf("second confirmation: got %v, want ErrNoHeldDeletions", err)
 			}
 		})
@@ -151,7 +152,7 @@ func TestDeletionGuardAfterLaterRuns(t *testing.T) {
 		ev("deleted", ak("u7", "department")), ev("deleted", ak("u8", "department")),
 		ev("deleted", gk("u7", clarity.GroupKey("g0"))), ev("deleted", gk("u8", clarity.GroupKey("g0"))))
 	// Confirming run 2 now deletes nothing: u9 was seen again since.
-	c, err := s.ConfirmDeletions(context.Background(), tenant, connector, "r2")
+	c, err := s.ConfirmDeletions(context.Background(), ref, "r2")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,17 +171,17 @@ func TestConfirmDeletionsRefuses(t *testing.T) {
 	syncRun(t, s, pool, newRun("r1", 0), nil, org...)
 	ctx := context.Background()
 	for _, tc := range []struct {
-		name              string
-		tenant, connector string
-		run               string
-		want              error
+		name      string
+		connector pipeline.ConnectorRef
+		run       string
+		want      error
 	}{
-		{"a run that held nothing", tenant, connector, "r1", store.ErrNoHeldDeletions},
-		{"no such run", tenant, connector, "r9", store.ErrUnknownRun},
-		{"no such connector", "other", "zoom", "r1", store.ErrUnknownRun},
+		{"a run that held nothing", ref, "r1", store.ErrNoHeldDeletions},
+		{"no such run", ref, "r9", store.ErrUnknownRun},
+		{"no such connector", pipeline.ConnectorRef{Tenant: "other", ID: "zoom"}, "r1", store.ErrUnknownRun},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if _, err := s.ConfirmDeletions(ctx, tc.tenant, tc.connector, tc.run); !errors.Is(err, tc.want) {
+			if _, err := s.ConfirmDeletions(ctx, tc.connector, tc.run); !errors.Is(err, tc.want) {
 				t.Errorf("got %v, want %v", err, tc.want)
 			}
 		})

@@ -14,16 +14,15 @@ import (
 
 	"github.com/claritysecurity/zoom-connector/pkg/clarity"
 	"github.com/claritysecurity/zoom-connector/pkg/pb"
+	"github.com/claritysecurity/zoom-connector/pkg/pipeline"
 	"github.com/claritysecurity/zoom-connector/pkg/postgres"
 	"github.com/claritysecurity/zoom-connector/pkg/postgres/pgtest"
 	"github.com/claritysecurity/zoom-connector/services/writer/internal/outbox"
 	"github.com/claritysecurity/zoom-connector/services/writer/internal/store"
 )
 
-const (
-	tenant    = "default"
-	connector = "zoom"
-)
+// ref is the connector of every test but those that need two.
+var ref = pipeline.ConnectorRef{Tenant: "default", ID: "zoom"}
 
 // base is a fixed Zoom time; runs and events are placed relative to it.
 var base = time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC).UnixMilli()
@@ -338,28 +337,28 @@ func change(offset int64, recs ...*pb.Record) *pb.RecordBatch {
 
 func applyPage(t testing.TB, s *store.Store, b *pb.RecordBatch) {
 	t.Helper()
-	if err := s.ApplyPage(context.Background(), tenant, connector, b); err != nil {
+	if err := s.ApplyPage(context.Background(), ref, b); err != nil {
 		t.Fatalf("apply page %v: %v", b.Ref, err)
 	}
 }
 
 func applyChange(t testing.TB, s *store.Store, b *pb.RecordBatch) {
 	t.Helper()
-	if err := s.ApplyChange(context.Background(), tenant, connector, b); err != nil {
+	if err := s.ApplyChange(context.Background(), ref, b); err != nil {
 		t.Fatalf("apply change at %d: %v", b.VersionMs, err)
 	}
 }
 
 func markFetched(t testing.TB, s *store.Store, f *pb.RunFetched) {
 	t.Helper()
-	if err := s.Fetched(context.Background(), tenant, connector, f); err != nil {
+	if err := s.Fetched(context.Background(), ref, f); err != nil {
 		t.Fatalf("fetched %s: %v", f.Run.RunId, err)
 	}
 }
 
 func finalize(t testing.TB, s *store.Store, runID string) bool {
 	t.Helper()
-	done, err := s.Finalize(context.Background(), tenant, connector, runID)
+	done, err := s.Finalize(context.Background(), ref, runID)
 	if err != nil {
 		t.Fatalf("finalize %s: %v", runID, err)
 	}

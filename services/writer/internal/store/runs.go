@@ -16,6 +16,7 @@ import (
 
 	"github.com/claritysecurity/zoom-connector/pkg/clarity"
 	"github.com/claritysecurity/zoom-connector/pkg/pb"
+	"github.com/claritysecurity/zoom-connector/pkg/pipeline"
 )
 
 // Run statuses.
@@ -140,21 +141,21 @@ func (w *wtx) emitSync(runID, op string, r runRow, finished time.Time) error {
 }
 
 // StartRun records that a run began (emitting sync.started once).
-func (s *Store) StartRun(ctx context.Context, tenant, connector string, run *pb.Run) error {
-	return s.whileRunning(ctx, tenant, connector, run, func(*wtx, runRow) error { return nil })
+func (s *Store) StartRun(ctx context.Context, c pipeline.ConnectorRef, run *pb.Run) error {
+	return s.whileRunning(ctx, c, run, func(*wtx, runRow) error { return nil })
 }
 
 // ApplyPage applies one page of a full sync. Pages of a run that already
 // ended are ignored: that run's outcome is published and final. Pages apply
 // in parallel; the page that turns out to be the last one missing of a run
 // whose manifest has arrived completes the run.
-func (s *Store) ApplyPage(ctx context.Context, tenant, connector string, b *pb.RecordBatch) error {
-	return s.ApplyPages(ctx, tenant, connector, []*pb.RecordBatch{b})
+func (s *Store) ApplyPage(ctx context.Context, c pipeline.ConnectorRef, b *pb.RecordBatch) error {
+	return s.ApplyPages(ctx, c, []*pb.RecordBatch{b})
 }
 
 // ApplyPages applies pages of one run in one transaction, as ApplyPage
 // applies one.
-func (s *Store) ApplyPages(ctx context.Context, tenant, connector string, bs []*pb.RecordBatch) error {
+func (s *Store) ApplyPages(ctx context.Context, c pipeline.ConnectorRef, bs []*pb.RecordBatch) error {
 	if len(bs) == 0 {
 		return fmt.Errorf("%w: no pages", ErrBadBatch)
 	}
@@ -171,7 +172,7 @@ func (s *Store) ApplyPages(ctx context.Context, tenant, connector string, bs []*
 	var fetched bool
 	err := retry(ctx, func() error {
 		var err error
-		fetched, err = s.applyPages(ctx, tenant, connector, run, bs)
+		fetched, err = s.applyPages(ctx, c, run, bs)
 		return err
 	})
 	if err != nil || !fetched {
@@ -179,18 +180,18 @@ func (s *Store) ApplyPages(ctx context.Context, tenant, connector string, bs []*
 	}
 	// Every page commits before it looks, so the last one to commit sees
 	// them all.
-	complete, err := s.complete(ctx, tenant, connector, run.RunId)
+	complete, err := s.complete(ctx, c, run.RunId)
 	if err != nil || !complete {
 		return err
 	}
-	_, err = s.Finalize(ctx, tenant, connector, run.RunId)
+	_, err = s.Finalize(ctx, c, run.RunId)
 	return err
 }
 
 // applyPages applies pages in a shared transaction and reports whether the
 // run's manifest had arrived.
-func (s *Store) applyPages(ctx context.Context, tenant, connector string, run *pb.Run, bs []*pb.RecordBatch) (bool, error) {
-	w, err := s.begin(ctx, tenant, connector, shared)
+func (s *Store) applyPages(ctx context.Context, c pipeline.ConnectorRef, run *pb.Run, bs []*pb.RecordBatch) (bool, error) {
+	w, err := s.begin(ctx, c, shared)
 	if err != nil {
 		return false, err
 	}
@@ -282,12 +283,12 @@ func (s *Store) applyPages(ctx context.Context, tenant, connector string, run *p
 
 // complete reports whether every page of the run's manifest has been
 // applied (false for a run without one).
-func (s *Store) complete(ctx context.Context, tenant, connector, runID string) (bool, error) {
+func (s *Store) complete(ctx context.Context, c pipeline.ConnectorRef, runID string) (bool, error) {
 	var missing int64
 	err := s.pool.QueryRow(ctx, `
 		SELECT `+missingPages+`
 		FROM runs r JOIN connectors c ON c.id = r.connector_id
-		WHERE c.tenant = $1 AND c.connector = $2 AND r.run_id = $3 AND r.fetched`, tenant, connector, runID).Scan(&missing)
+		WHERE c.tenant = $1 AND c.connector = $2 AND r.run_id = $3 AND r.fetched`, c.Tenant, c.ID, runID).Scan(&missing)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return false, nil
 	}
@@ -315,8 +316,8 @@ const missingPages = `
 
 // Fetched records that the fetcher published every page of the run, and
 // the final list of triggers the run serves.
-func (s *Store) Fetched(ctx context.Context, tenant, connector string, f *pb.RunFetched) error {
-	return s.whileRunning(ctx, tenant, connector, f.Run, func(w *wtx, _ runRow) error {
+func (s *Store) Fetched(ctx context.Context, c pipeline.ConnectorRef, f *pb.RunFetched) error {
+	return s.whileRunning(ctx, c, f.Run, func(w *wtx, _ runRow) error {
 		n := len(f.Listings)
 		listings := make([]int16, n)
 		keys := make([]string, n)
@@ -340,8 +341,8 @@ func (s *Store) Fetched(ctx context.Context, tenant, connector string, f *pb.Run
 }
 
 // Fail ends a run as failed. It deletes nothing.
-func (s *Store) Fail(ctx context.Context, tenant, connector string, f *pb.RunFailed) error {
-	return s.whileRunning(ctx, tenant, connector, f.Run, func(w *wtx, r runRow) error {
+func (s *Store) Fail(ctx context.Context, c pipeline.ConnectorRef, f *pb.RunFailed) error {
+	return s.whileRunning(ctx, c, f.Run, func(w *wtx, r runRow) error {
 		if f.ApiRequests > r.apiReqs {
 			r.apiReqs = f.ApiRequests
 		}
@@ -354,8 +355,8 @@ func (s *Store) Fail(ctx context.Context, tenant, connector string, f *pb.RunFai
 
 // whileRunning runs fn in a write transaction on the run, creating it if
 // new, and commits; a run that has already ended is left as it is.
-func (s *Store) whileRunning(ctx context.Context, tenant, connector string, run *pb.Run, fn func(w *wtx, r runRow) error) error {
-	w, err := s.begin(ctx, tenant, connector, exclusive)
+func (s *Store) whileRunning(ctx context.Context, c pipeline.ConnectorRef, run *pb.Run, fn func(w *wtx, r runRow) error) error {
+	w, err := s.begin(ctx, c, exclusive)
 	if err != nil {
 		return err
 	}
@@ -394,8 +395,8 @@ func (w *wtx) endRun(ctx context.Context, runID, status, msg string, r runRow) e
 // been applied: it derives group-admin grants, deletes every record the run
 // did not see, and emits sync.completed after all of them. It reports whether
 // the run completed now; calling it early, or twice, does nothing.
-func (s *Store) Finalize(ctx context.Context, tenant, connector, runID string) (bool, error) {
-	w, err := s.begin(ctx, tenant, connector, exclusive)
+func (s *Store) Finalize(ctx context.Context, c pipeline.ConnectorRef, runID string) (bool, error) {
+	w, err := s.begin(ctx, c, exclusive)
 	if err != nil {
 		return false, err
 	}
@@ -875,13 +876,14 @@ func (s *Store) FailStalled(ctx context.Context, idle time.Duration) (int, error
 		return 0, fmt.Errorf("find stalled runs: %w", err)
 	}
 	type stalled struct {
-		tenant, connector string
-		run               *pb.Run
+		connector pipeline.ConnectorRef
+		run       *pb.Run
 	}
 	var list []stalled
 	for rows.Next() {
 		st := stalled{run: &pb.Run{}}
-		if err := rows.Scan(&st.tenant, &st.connector, &st.run.RunId, &st.run.StartedAtMs, &st.run.Mode, &st.run.RequestIds); err != nil {
+		// The names were validated when the connector's row was made.
+		if err := rows.Scan(&st.connector.Tenant, &st.connector.ID, &st.run.RunId, &st.run.StartedAtMs, &st.run.Mode, &st.run.RequestIds); err != nil {
 			rows.Close()
 			return 0, fmt.Errorf("find stalled runs: %w", err)
 		}
@@ -890,7 +892,7 @@ func (s *Store) FailStalled(ctx context.Context, idle time.Duration) (int, error
 	rows.Close()
 	for _, st := range list {
 		msg := fmt.Sprintf("run stalled: no progress for %s (a page was lost or the fetcher stopped); trigger a new sync", idle)
-		if err := s.Fail(ctx, st.tenant, st.connector, &pb.RunFailed{Run: st.run, Error: msg}); err != nil {
+		if err := s.Fail(ctx, st.connector, &pb.RunFailed{Run: st.run, Error: msg}); err != nil {
 			return 0, err
 		}
 	}

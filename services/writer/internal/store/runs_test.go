@@ -15,6 +15,7 @@ import (
 
 	"github.com/claritysecurity/zoom-connector/pkg/clarity"
 	"github.com/claritysecurity/zoom-connector/pkg/pb"
+	"github.com/claritysecurity/zoom-connector/pkg/pipeline"
 	"github.com/claritysecurity/zoom-connector/services/writer/internal/store"
 )
 
@@ -285,7 +286,7 @@ func TestFailDeletesNothing(t *testing.T) {
 	applyPage(t, s, page(run, usersActive, 1, user(t, "u1", "alice@example.com", "Alice")))
 	markFetched(t, s, fetched(run, 4, listing{l: usersActive, pages: 2}))
 	run.RequestIds = []string{"x", "y"}
-	if err := s.Fail(ctx, tenant, connector, &pb.RunFailed{Run: run, Error: "zoom: 500", ApiRequests: 5}); err != nil {
+	if err := s.Fail(ctx, ref, &pb.RunFailed{Run: run, Error: "zoom: 500", ApiRequests: 5}); err != nil {
 		t.Fatal(err)
 	}
 	evs := take(t, pool)
@@ -316,7 +317,7 @@ func TestEndedRunIgnoresInput(t *testing.T) {
 			}
 		}},
 		{"failed", func(t testing.TB, s *store.Store, run *pb.Run) {
-			if err := s.Fail(context.Background(), tenant, connector, &pb.RunFailed{Run: run, Error: "boom"}); err != nil {
+			if err := s.Fail(context.Background(), ref, &pb.RunFailed{Run: run, Error: "boom"}); err != nil {
 				t.Fatal(err)
 			}
 		}},
@@ -340,10 +341,10 @@ func TestEndedRunIgnoresInput(t *testing.T) {
 			if finalize(t, s, "r1") {
 				t.Error("finalize of an ended run: got completed, want nothing")
 			}
-			if err := s.Fail(ctx, tenant, connector, &pb.RunFailed{Run: run, Error: "late"}); err != nil {
+			if err := s.Fail(ctx, ref, &pb.RunFailed{Run: run, Error: "late"}); err != nil {
 				t.Fatal(err)
 			}
-			if err := s.StartRun(ctx, tenant, connector, run); err != nil {
+			if err := s.StartRun(ctx, ref, run); err != nil {
 				t.Fatal(err)
 			}
 			wantTypes(t, take(t, pool))
@@ -510,7 +511,7 @@ func TestWebhookNewerThanRunSurvivesFinalize(t *testing.T) {
 	syncRun(t, s, pool, newRun("r1", 0), nil, alice, bob)
 
 	run := newRun("r2", 10_000)
-	if err := s.StartRun(ctx, tenant, connector, run); err != nil {
+	if err := s.StartRun(ctx, ref, run); err != nil {
 		t.Fatal(err)
 	}
 	// Webhooks after the run began, and after its page was fetched (at
@@ -564,7 +565,7 @@ func TestConcurrentPagesGetGaplessSequences(t *testing.T) {
 			defer wg.Done()
 			<-start
 			for _, b := range batches[w] {
-				if err := s.ApplyPage(context.Background(), tenant, connector, b); err != nil {
+				if err := s.ApplyPage(context.Background(), ref, b); err != nil {
 					errs <- err
 				}
 			}
@@ -608,7 +609,7 @@ func TestFailStalled(t *testing.T) {
 	fresh := newRun("fresh", 20_000)
 	applyPage(t, s, page(fresh, usersActive, 1, user(t, "u1", "alice@example.com", "Alice")))
 	otherConnector := newRun("other", 30_000)
-	if err := s.StartRun(ctx, tenant, "zoom2", otherConnector); err != nil {
+	if err := s.StartRun(ctx, pipeline.ConnectorRef{Tenant: ref.Tenant, ID: "zoom2"}, otherConnector); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := pool.Exec(ctx, `UPDATE runs SET progress_at = now() - interval '1 hour' WHERE run_id IN ('stalled', 'other', 'r0')`); err != nil {
@@ -654,25 +655,25 @@ func TestBadInput(t *testing.T) {
 		apply func() error
 	}{
 		{"page without reference", func() error {
-			return s.ApplyPage(ctx, tenant, connector, &pb.RecordBatch{Run: run})
+			return s.ApplyPage(ctx, ref, &pb.RecordBatch{Run: run})
 		}},
 		{"page without run id", func() error {
-			return s.ApplyPage(ctx, tenant, connector, page(&pb.Run{StartedAtMs: base}, usersActive, 1))
+			return s.ApplyPage(ctx, ref, page(&pb.Run{StartedAtMs: base}, usersActive, 1))
 		}},
 		{"page without start", func() error {
-			return s.ApplyPage(ctx, tenant, connector, page(&pb.Run{RunId: "r9"}, usersActive, 1))
+			return s.ApplyPage(ctx, ref, page(&pb.Run{RunId: "r9"}, usersActive, 1))
 		}},
 		{"record without key", func() error {
-			return s.ApplyPage(ctx, tenant, connector, page(run, usersActive, 1, &pb.Record{Kind: pb.Kind_KIND_SERVICE_USER, Data: []byte(`{}`)}))
+			return s.ApplyPage(ctx, ref, page(run, usersActive, 1, &pb.Record{Kind: pb.Kind_KIND_SERVICE_USER, Data: []byte(`{}`)}))
 		}},
 		{"record of no kind", func() error {
-			return s.ApplyChange(ctx, tenant, connector, change(1, &pb.Record{Key: "k", Data: []byte(`{}`)}))
+			return s.ApplyChange(ctx, ref, change(1, &pb.Record{Key: "k", Data: []byte(`{}`)}))
 		}},
 		{"change without time", func() error {
-			return s.ApplyChange(ctx, tenant, connector, &pb.RecordBatch{Records: []*pb.Record{user(t, "u1", "a@b.c", "A")}})
+			return s.ApplyChange(ctx, ref, &pb.RecordBatch{Records: []*pb.Record{user(t, "u1", "a@b.c", "A")}})
 		}},
 		{"delete of no kind", func() error {
-			return s.ApplyChange(ctx, tenant, connector, &pb.RecordBatch{VersionMs: base, Deletes: []*pb.RecordRef{{Key: "u1"}}})
+			return s.ApplyChange(ctx, ref, &pb.RecordBatch{VersionMs: base, Deletes: []*pb.RecordRef{{Key: "u1"}}})
 		}},
 	}
 	for _, tt := range tests {
@@ -713,7 +714,7 @@ func TestConcurrentOverlappingPagesCompleteTheRun(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for b := range batches {
-				if err := s.ApplyPage(context.Background(), tenant, connector, b); err != nil {
+				if err := s.ApplyPage(context.Background(), ref, b); err != nil {
 					errs <- err
 				}
 			}
@@ -776,7 +777,7 @@ func TestConcurrentOverlappingPagesCompleteTheRun(t *testing.T) {
 func TestConnectorWithoutSequenceRow(t *testing.T) {
 	t.Parallel()
 	s, pool := newStore(t)
-	if _, err := pool.Exec(context.Background(), `INSERT INTO connectors (tenant, connector) VALUES ($1, $2)`, tenant, connector); err != nil {
+	if _, err := pool.Exec(context.Background(), `INSERT INTO connectors (tenant, connector) VALUES ($1, $2)`, ref.Tenant, ref.ID); err != nil {
 		t.Fatal(err)
 	}
 	applyChange(t, s, change(0, user(t, "u1", "alice@example.com", "Alice")))
@@ -809,10 +810,10 @@ func TestBundledPages(t *testing.T) {
 	take(t, pool)
 
 	other := adminsPage(newRun("r0", -1), "g1", "bob@example.com")
-	if err := s.ApplyPages(ctx, tenant, connector, []*pb.RecordBatch{adminsPage(run, "g1", "bob@example.com"), other}); !errors.Is(err, store.ErrBadBatch) {
+	if err := s.ApplyPages(ctx, ref, []*pb.RecordBatch{adminsPage(run, "g1", "bob@example.com"), other}); !errors.Is(err, store.ErrBadBatch) {
 		t.Fatalf("bundle of two runs: got %v, want ErrBadBatch", err)
 	}
-	if err := s.ApplyPages(ctx, tenant, connector, nil); !errors.Is(err, store.ErrBadBatch) {
+	if err := s.ApplyPages(ctx, ref, nil); !errors.Is(err, store.ErrBadBatch) {
 		t.Fatalf("empty bundle: got %v, want ErrBadBatch", err)
 	}
 	if got := runStatus(t, pool, "r1"); got != store.RunRunning {
@@ -827,7 +828,7 @@ func TestBundledPages(t *testing.T) {
 		adminsPage(run, "g3", "carol@example.com"),
 		g3p2,
 	}
-	if err := s.ApplyPages(ctx, tenant, connector, bundle); err != nil {
+	if err := s.ApplyPages(ctx, ref, bundle); err != nil {
 		t.Fatalf("apply bundle: %v", err)
 	}
 	if got := runStatus(t, pool, "r1"); got != store.RunCompleted {

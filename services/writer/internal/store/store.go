@@ -19,6 +19,7 @@ import (
 
 	"github.com/claritysecurity/zoom-connector/pkg/clarity"
 	"github.com/claritysecurity/zoom-connector/pkg/pb"
+	"github.com/claritysecurity/zoom-connector/pkg/pipeline"
 	"github.com/claritysecurity/zoom-connector/pkg/postgres"
 	"github.com/claritysecurity/zoom-connector/services/writer/internal/outbox"
 )
@@ -128,8 +129,7 @@ type wtx struct {
 	tx        pgx.Tx
 	mode      lockMode
 	cid       int64
-	tenant    string
-	connector string
+	connector pipeline.ConnectorRef
 	changes   []change
 	stats     stats
 	now       func() time.Time
@@ -181,12 +181,12 @@ type stats struct {
 	created, updated, deleted, unchanged int64
 }
 
-func (s *Store) begin(ctx context.Context, tenant, connector string, mode lockMode) (*wtx, error) {
+func (s *Store) begin(ctx context.Context, c pipeline.ConnectorRef, mode lockMode) (*wtx, error) {
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
 		return nil, err
 	}
-	w := &wtx{tx: tx, mode: mode, tenant: tenant, connector: connector, now: s.now}
+	w := &wtx{tx: tx, mode: mode, connector: c, now: s.now}
 	// A row lock, not an update: a transaction that changes nothing writes
 	// nothing. The row is created on first use (ON CONFLICT waits for a
 	// writer creating it at the same moment).
@@ -194,13 +194,13 @@ func (s *Store) begin(ctx context.Context, tenant, connector string, mode lockMo
 	if mode == shared {
 		q = `SELECT id FROM connectors WHERE tenant = $1 AND connector = $2 FOR KEY SHARE`
 	}
-	lock := func() error { return tx.QueryRow(ctx, q, tenant, connector).Scan(&w.cid) }
+	lock := func() error { return tx.QueryRow(ctx, q, c.Tenant, c.ID).Scan(&w.cid) }
 	err = lock()
 	if errors.Is(err, pgx.ErrNoRows) {
 		if _, err = tx.Exec(ctx, `
 			WITH c AS (INSERT INTO connectors (tenant, connector) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING id)
 			INSERT INTO sequences (connector_id) SELECT id FROM c`,
-			tenant, connector); err == nil {
+			c.Tenant, c.ID); err == nil {
 			err = lock()
 		}
 	}
@@ -352,7 +352,7 @@ func (s *Store) commit(ctx context.Context, w *wtx) error {
 			ev = s.log.Warn().Str("deletions", DeletionsHeld).
 				Int64("held_users", e.held.users).Int64("held_entitlements", e.held.entitlements)
 		}
-		ev.Str("tenant", w.tenant).Str("connector", w.connector).Str("run_id", e.id).
+		ev.Str("tenant", w.connector.Tenant).Str("connector", w.connector.ID).Str("run_id", e.id).
 			Int64("created", e.stats.created).Int64("updated", e.stats.updated).Int64("deleted", e.stats.deleted).
 			Int64("unchanged", e.stats.unchanged).Dur("took", e.took).Msg("sync " + e.status)
 	}

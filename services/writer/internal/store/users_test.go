@@ -82,7 +82,7 @@ func TestCompleteRunAfterFailedRun(t *testing.T) {
 
 	failed := newRun("r2", 1000)
 	applyPage(t, s, page(failed, pb.Listing_LISTING_USERS_ACTIVE, 1, user(t, "u1", "alice@example.com", "Alice"), grant(t, "u1", g1)))
-	if err := s.Fail(context.Background(), tenant, connector, &pb.RunFailed{Run: failed, Error: "zoom refused"}); err != nil {
+	if err := s.Fail(context.Background(), ref, &pb.RunFailed{Run: failed, Error: "zoom refused"}); err != nil {
 		t.Fatal(err)
 	}
 	evs := take(t, pool)
