@@ -129,6 +129,9 @@ func (s *Server) AddAccount(id string, org *Org, opts AccountOptions) (*Account,
 	if opts.ClientSecret == "" {
 		opts.ClientSecret = "sim-secret-" + id
 	}
+	if len(opts.ClientID) > maxClientID || len(opts.ClientSecret) > maxSecret {
+		return nil, fmt.Errorf("add account %q: client id or secret too long: %w", id, ErrInvalid)
+	}
 	a := s.newAccount(id, org, opts)
 	s.acctMu.Lock()
 	defer s.acctMu.Unlock()

@@ -200,10 +200,10 @@ func (f *Faults) List() []Fault {
 	return out
 }
 
-// Clear removes every rule and restores revoked credentials: the server
-// behaves normally again, except that tokens and page tokens already expired
-// stay expired. Through an account's Faults it removes that account's rules
-// and restores its credentials only.
+// Clear removes every rule and restores every account's revoked
+// credentials: the server behaves normally again, except that tokens and
+// page tokens already expired stay expired. Through an account's Faults it
+// removes that account's rules and restores its credentials only.
 func (f *Faults) Clear() {
 	fr := f.rules
 	fr.mu.Lock()

@@ -55,15 +55,17 @@ func (f oauthFixture) config(app *App) *oauth2.Config {
 	}
 }
 
-// noRedirect is a client that shows redirects instead of following them,
-// as a test of the authorize endpoint needs.
-var noRedirect = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+// noRedirect returns a client that shows redirects instead of following
+// them, as a test of the authorize endpoint needs.
+func noRedirect() *http.Client {
+	return &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+}
 
 // get fetches a URL without following redirects and returns the response
 // and its body.
 func get(t testing.TB, rawURL string) (*http.Response, string) {
 	t.Helper()
-	resp, err := noRedirect.Get(rawURL)
+	resp, err := noRedirect().Get(rawURL)
 	if err != nil {
 		t.Fatalf("GET %s: %v", rawURL, err)
 	}
@@ -324,7 +326,7 @@ func submitConsent(t *testing.T, s *Server, page, decision string) *http.Respons
 	for _, m := range hiddenInput.FindAllStringSubmatch(page, -1) {
 		form.Set(html.UnescapeString(m[1]), html.UnescapeString(m[2]))
 	}
-	resp, err := noRedirect.PostForm(s.AuthorizeURL(), form)
+	resp, err := noRedirect().PostForm(s.AuthorizeURL(), form)
 	if err != nil {
 		t.Fatalf("submit consent: %v", err)
 	}

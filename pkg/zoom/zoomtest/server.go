@@ -33,16 +33,16 @@ var DefaultScopes = []string{
 // Options configure a Server. The zero value is a fast, unlimited, faultless
 // simulator with the default credentials and scopes.
 type Options struct {
-	// Credentials the token endpoint accepts. Empty fields take
-	// DefaultAccountID (or the Org's AccountID when set), DefaultClientID and
-	// DefaultClientSecret.
+	// The default account's id and the credentials of its
+	// Server-to-Server app. Empty fields take DefaultAccountID (or the Org's
+	// AccountID when set), DefaultClientID and DefaultClientSecret.
 	AccountID    string
 	ClientID     string
 	ClientSecret string
 
-	// Scopes granted to access tokens, as Zoom spells them (classic or
-	// granular). Nil means DefaultScopes. SetScopes changes them for tokens
-	// issued later.
+	// Scopes granted to the default account's Server-to-Server tokens, as
+	// Zoom spells them (classic or granular). Nil means DefaultScopes.
+	// SetScopes changes them for tokens issued later.
 	Scopes []string
 
 	// TokenTTL is the access token lifetime (default 1 hour, as Zoom's), of
@@ -60,23 +60,26 @@ type Options struct {
 	// Zoom's).
 	PageTokenTTL time.Duration
 
-	// RateLimits are requests per second per rate-limit label; zero means
-	// unlimited, the default. SetRateLimits changes them at run time.
+	// RateLimits are the default account's requests per second per
+	// rate-limit label; zero means unlimited, the default. SetRateLimits
+	// changes them at run time.
 	RateLimits RateLimits
 	// OmitRateLimitHeaders leaves the X-RateLimit-* and Retry-After headers
 	// out of responses, as Zoom sometimes does, to test clients that must
 	// then fall back to exponential backoff.
 	OmitRateLimitHeaders bool
 
-	// APIURL is the api_url field of token responses. Empty means the
-	// server's own base URL as the request reached it (scheme and host).
+	// APIURL is the api_url field of token responses, of every account
+	// without its own AccountOptions.APIURL. Empty means the server's own
+	// base URL as the request reached it (scheme and host).
 	APIURL string
 
 	// WebhookURL receives a signed Zoom webhook notification for each
-	// mutation; empty sends none. SetWebhookURL changes it at run time.
+	// mutation of the default account; empty sends none. SetWebhookURL
+	// changes it at run time.
 	WebhookURL string
-	// WebhookSecret is the app's Webhook Secret Token that signs
-	// notifications.
+	// WebhookSecret is the Webhook Secret Token that signs the default
+	// account's notifications.
 	WebhookSecret string
 	// WebhookTimeout bounds one delivery (default 3 s, the time Zoom gives an
 	// endpoint to answer).
