@@ -57,3 +57,16 @@ func TestPageTooLargeFailsTheFetch(t *testing.T) {
 		t.Errorf("error %q, want it to name the listing and the size", err)
 	}
 }
+
+// TestUnencodableIsUnpublishable: an envelope that cannot be encoded (a
+// string that is not UTF-8) is refused before it reaches NATS, as a
+// publication no retry can make succeed.
+func TestUnencodableIsUnpublishable(t *testing.T) {
+	t.Parallel()
+	s := syncer.New(syncer.Config{Log: zerolog.Nop()})
+	env := &pb.Envelope{Body: &pb.Envelope_RunStarted{RunStarted: &pb.RunStarted{Run: &pb.Run{RunId: "bad \xff"}}}}
+	err := s.Publish(context.Background(), pipeline.ConnectorRef{Tenant: "default", ID: "zoom"}, env, "")
+	if err == nil || !syncer.Unpublishable(err) {
+		t.Errorf("publish got %v, want an error no retry cures", err)
+	}
+}
