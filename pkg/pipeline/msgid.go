@@ -98,3 +98,9 @@ func DeadLetterID(stream string, seq uint64) string {
 func ReplayID(stream string, streamSeq, dlqSeq uint64) string {
 	return "zoom-dlq-replay/" + stream + "/" + strconv.FormatUint(streamSeq, 10) + "/" + strconv.FormatUint(dlqSeq, 10)
 }
+
+// TriggerID is the id of a sync trigger that a service publishes on an
+// operator's behalf (a connector's first sync): its request id.
+func TriggerID(c ConnectorRef, requestID string) string {
+	return "trigger/" + c.Key() + "/" + requestID
+}
