@@ -219,8 +219,9 @@ func (m *metrics) SyncEnded(c pipeline.ConnectorRef, op string, d clarity.SyncDa
 	if err1 == nil && err2 == nil {
 		m.duration.WithLabelValues(c.Tenant, c.ID, op).Observe(end.Sub(start).Seconds())
 	}
-	for outcome, n := range map[string]int64{"created": d.Stats.Created, "updated": d.Stats.Updated,
-		"deleted": d.Stats.Deleted, "unchanged": d.Stats.Unchanged} {
+	// The outcomes of records are their operations, and "unchanged".
+	for outcome, n := range map[string]int64{clarity.OpCreated: d.Stats.Created, clarity.OpUpdated: d.Stats.Updated,
+		clarity.OpDeleted: d.Stats.Deleted, "unchanged": d.Stats.Unchanged} {
 		m.changes.WithLabelValues(c.Tenant, c.ID, outcome).Add(float64(n))
 	}
 }

@@ -7,6 +7,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/claritysecurity/zoom-connector/pkg/clarity"
 	"github.com/claritysecurity/zoom-connector/pkg/pb"
 	"github.com/claritysecurity/zoom-connector/pkg/pipeline"
 	"github.com/claritysecurity/zoom-connector/services/writer/internal/outbox"
@@ -17,7 +18,7 @@ func TestEncodeChanges(t *testing.T) {
 	batch := func(n int, data func(i int) []byte) *pb.ChangeBatch {
 		b := &pb.ChangeBatch{}
 		for i := range n {
-			b.Changes = append(b.Changes, &pb.Change{Kind: "service_user", Op: "created", Subject: "u" + strconv.Itoa(i), Data: data(i)})
+			b.Changes = append(b.Changes, &pb.Change{Kind: clarity.KindServiceUser, Op: clarity.OpCreated, Subject: "u" + strconv.Itoa(i), Data: data(i)})
 		}
 		return b
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/rs/zerolog"
 
+	"github.com/claritysecurity/zoom-connector/pkg/clarity"
 	"github.com/claritysecurity/zoom-connector/pkg/pb"
 	"github.com/claritysecurity/zoom-connector/pkg/pipeline"
 	"github.com/claritysecurity/zoom-connector/pkg/postgres"
@@ -55,7 +56,7 @@ func row(t testing.TB, id, first int64, n int) outbox.Row {
 	t.Helper()
 	b := &pb.ChangeBatch{}
 	for range n {
-		b.Changes = append(b.Changes, &pb.Change{Kind: "service_user", Op: "created", Subject: "u", Data: []byte(`{}`)})
+		b.Changes = append(b.Changes, &pb.Change{Kind: clarity.KindServiceUser, Op: clarity.OpCreated, Subject: "u", Data: []byte(`{}`)})
 	}
 	body, enc, err := outbox.EncodeChanges(b)
 	if err != nil {

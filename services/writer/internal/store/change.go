@@ -68,8 +68,8 @@ func (w *wtx) applyChange(ctx context.Context, b *pb.RecordBatch) error {
 			w.cid, ga.GroupId, lowerEmails(ga.Emails), v); err != nil {
 			return fmt.Errorf("remove group admins: %w", err)
 		}
-		if _, err := w.tombstone(ctx, v, `r.kind = 3 AND r.ent_key = $3 AND r.version <= $2 AND r.user_key IN (
-			SELECT u.key FROM records u WHERE u.connector_id = $1 AND u.kind = 1 AND u.email = ANY($4::text[]))`,
+		if _, err := w.tombstone(ctx, v, `r.kind = `+grantKindSQL+` AND r.ent_key = $3 AND r.version <= $2 AND r.user_key IN (
+			SELECT u.key FROM records u WHERE u.connector_id = $1 AND u.kind = `+userKindSQL+` AND u.email = ANY($4::text[]))`,
 			clarity.GroupAdminKey(ga.GroupId), lowerEmails(ga.Emails)); err != nil {
 			return err
 		}
@@ -128,7 +128,7 @@ func (w *wtx) forgetDigests(ctx context.Context) error {
 	}
 	if _, err := w.tx.Exec(ctx, `
 		UPDATE records r SET digest = NULL FROM unnest($2::text[]) AS u(key)
-		CROSS JOIN LATERAL (`+probe(`r.ctid AS rid`, `1`, `u.key`, "")+`) t
+		CROSS JOIN LATERAL (`+probe(`r.ctid AS rid`, userKindSQL, `u.key`, "")+`) t
 		WHERE r.ctid = t.rid AND r.digest IS NOT NULL`, w.cid, keys); err != nil {
 		return fmt.Errorf("forget user digests: %w", err)
 	}
@@ -138,7 +138,7 @@ func (w *wtx) forgetDigests(ctx context.Context) error {
 // deleteCascade deletes a record and what depends on it: a user's grants and
 // attributes, an entitlement's grants.
 func (w *wtx) deleteCascade(ctx context.Context, d *pb.RecordRef, v int64) error {
-	if kindNames[d.Kind] == "" || d.Key == "" {
+	if KindName(d.Kind) == "" || d.Key == "" {
 		return fmt.Errorf("%w: delete of kind %v key %q", ErrBadBatch, d.Kind, d.Key)
 	}
 	var dependents string
@@ -153,7 +153,7 @@ func (w *wtx) deleteCascade(ctx context.Context, d *pb.RecordRef, v int64) error
 	// without raising their versions one by one. Otherwise its dependents
 	// follow the same rule one by one, and go first.
 	if dependents != "" {
-		if _, err := w.tombstone(ctx, v, `r.version <= $2 AND r.kind IN (3, 4) AND `+dependents+`
+		if _, err := w.tombstone(ctx, v, `r.version <= $2 AND r.kind IN `+dependentKindsSQL+` AND `+dependents+`
 			AND NOT EXISTS (SELECT 1 FROM records o WHERE o.connector_id = $1 AND o.kind = $4 AND o.key = $3 AND o.version > $2)`,
 			d.Key, int16(d.Kind)); err != nil {
 			return err
@@ -192,7 +192,7 @@ func (w *wtx) adminGrantsFor(ctx context.Context, emails []string, liveSince int
 	rows, err := w.tx.Query(ctx, `
 		SELECT g.group_id, u.key, max(g.version)
 		FROM group_admins g
-		JOIN records u ON u.connector_id = g.connector_id AND u.kind = 1 AND u.email = g.email AND NOT u.deleted
+		JOIN records u ON u.connector_id = g.connector_id AND u.kind = `+userKindSQL+` AND u.email = g.email AND NOT u.deleted
 		  AND (u.seen_at >= $3 OR u.version >= $3)
 		WHERE g.connector_id = $1 AND NOT g.deleted AND ($2::text[] IS NULL OR g.email = ANY($2::text[]))
 		GROUP BY g.group_id, u.key`,

@@ -26,7 +26,7 @@ func TestApplyChangeVersions(t *testing.T) {
 		batch *pb.RecordBatch
 		want  []string
 	}
-	created, updated, deleted := ev("created", uk("u1")), ev("updated", uk("u1")), ev("deleted", uk("u1"))
+	created, updated, deleted := ev(clarity.OpCreated, uk("u1")), ev(clarity.OpUpdated, uk("u1")), ev(clarity.OpDeleted, uk("u1"))
 	tests := []struct {
 		name  string
 		steps []step
@@ -125,7 +125,7 @@ func TestApplyChangeDeleteCascades(t *testing.T) {
 			evs := take(t, pool)
 			var want []string
 			for _, k := range tt.want {
-				want = append(want, ev("deleted", k))
+				want = append(want, ev(clarity.OpDeleted, k))
 			}
 			wantTypes(t, evs, want...)
 			for _, e := range evs {
@@ -158,10 +158,10 @@ func TestReplaceUser(t *testing.T) {
 	applyChange(t, s, b)
 	evs := take(t, pool)
 	wantTypes(t, evs,
-		ev("updated", ak("u1", "department")),
-		ev("deleted", ak("u1", "timezone")),
-		ev("deleted", gk("u1", "group:g2")),
-		ev("deleted", gk("u1", "role:r1")),
+		ev(clarity.OpUpdated, ak("u1", "department")),
+		ev(clarity.OpDeleted, ak("u1", "timezone")),
+		ev(clarity.OpDeleted, gk("u1", "group:g2")),
+		ev(clarity.OpDeleted, gk("u1", "role:r1")),
 	)
 	wantLive(t, pool,
 		uk("u1"), uk("u2"), ek("group:g1"), ek("group:g2"), ek(admin), ek("role:r1"),
@@ -195,15 +195,15 @@ func TestAdminsAddedRemoved(t *testing.T) {
 		batch *pb.RecordBatch
 		want  []string
 	}{
-		{"added", added(200, "alice@example.com"), []string{ev("created", gk("u1", admin))}},
+		{"added", added(200, "alice@example.com"), []string{ev(clarity.OpCreated, gk("u1", admin))}},
 		{"added again", added(200, "alice@example.com"), nil},
-		{"removed", removed(300, "alice@example.com"), []string{ev("deleted", gk("u1", admin))}},
+		{"removed", removed(300, "alice@example.com"), []string{ev(clarity.OpDeleted, gk("u1", admin))}},
 		{"older add after the removal", added(250, "alice@example.com"), nil},
-		{"added later, upper case", added(400, "ALICE@example.com"), []string{ev("created", gk("u1", admin))}},
+		{"added later, upper case", added(400, "ALICE@example.com"), []string{ev(clarity.OpCreated, gk("u1", admin))}},
 		{"older removal", removed(350, "alice@example.com"), nil},
-		{"removed, mixed case", removed(450, "Alice@Example.com"), []string{ev("deleted", gk("u1", admin))}},
+		{"removed, mixed case", removed(450, "Alice@Example.com"), []string{ev(clarity.OpDeleted, gk("u1", admin))}},
 		{"admin with no user yet", added(500, "bob@example.com"), nil},
-		{"that user arrives", change(600, user(t, "u2", "Bob@example.com", "Bob")), []string{ev("created", uk("u2")), ev("created", gk("u2", admin))}},
+		{"that user arrives", change(600, user(t, "u2", "Bob@example.com", "Bob")), []string{ev(clarity.OpCreated, uk("u2")), ev(clarity.OpCreated, gk("u2", admin))}},
 		{"unknown email removed", removed(700, "carol@example.com"), nil},
 	}
 	for _, st := range steps {
@@ -238,8 +238,8 @@ func TestDependentsOfAUserWhoseKeyExtendsAnother(t *testing.T) {
 	// A run without the long-keyed user expires it and its dependents only.
 	syncRun(t, s, pool, newRun("r1", 0), nil, records(short, long)...)
 	evs := syncRun(t, s, pool, newRun("r2", 1000), nil, records(short)...)
-	wantTypes(t, evs, "sync.started r2", ev("deleted", ak(long, "department")), ev("deleted", gk(long, "group:g1")),
-		ev("deleted", uk(long)), "sync.completed r2")
+	wantTypes(t, evs, "sync.started r2", ev(clarity.OpDeleted, ak(long, "department")), ev(clarity.OpDeleted, gk(long, "group:g1")),
+		ev(clarity.OpDeleted, uk(long)), "sync.completed r2")
 	wantLive(t, pool, append([]string{uk(short), ek("group:g1")}, dependentsOf(short)...)...)
 
 	// Replacing the short-keyed user's records keeps the long-keyed one's.
@@ -247,13 +247,13 @@ func TestDependentsOfAUserWhoseKeyExtendsAnother(t *testing.T) {
 	u := user(t, short, short+".mail", short)
 	u.Key, u.UserKey = short, short
 	applyChange(t, s, &pb.RecordBatch{VersionMs: base + 3000, Records: []*pb.Record{u}, ReplaceUser: short, Source: "test"})
-	wantSet(t, take(t, pool), ev("deleted", gk(short, "group:g1")), ev("deleted", ak(short, "department")))
+	wantSet(t, take(t, pool), ev(clarity.OpDeleted, gk(short, "group:g1")), ev(clarity.OpDeleted, ak(short, "department")))
 	wantLive(t, pool, append([]string{uk(short), uk(long), ek("group:g1")}, dependentsOf(long)...)...)
 
 	// Deleting the short-keyed user deletes its records only.
 	syncRun(t, s, pool, newRun("r4", 4000), nil, records(short, long)...)
 	applyChange(t, s, del(5000, pb.Kind_KIND_SERVICE_USER, short))
-	wantSet(t, take(t, pool), ev("deleted", gk(short, "group:g1")), ev("deleted", ak(short, "department")), ev("deleted", uk(short)))
+	wantSet(t, take(t, pool), ev(clarity.OpDeleted, gk(short, "group:g1")), ev(clarity.OpDeleted, ak(short, "department")), ev(clarity.OpDeleted, uk(short)))
 	wantLive(t, pool, append([]string{uk(long), ek("group:g1")}, dependentsOf(long)...)...)
 }
 
@@ -287,16 +287,16 @@ func TestGroupAdminEventsOutOfOrder(t *testing.T) {
 	t.Run("a re-read of the user between a removal and its event", func(t *testing.T) {
 		s, pool := setup(t)
 		applyChange(t, s, added(200, "alice@example.com"))
-		wantTypes(t, take(t, pool), ev("created", gk("u1", admin)))
+		wantTypes(t, take(t, pool), ev(clarity.OpCreated, gk("u1", admin)))
 		// Alice stops being an admin at 300; her profile changes at 400,
 		// and that event comes first.
 		applyChange(t, s, change(400, user(t, "u1", "alice@example.com", "Alice B")))
 		applyChange(t, s, removed(300, "alice@example.com"))
-		wantSet(t, take(t, pool), ev("updated", uk("u1")), ev("deleted", gk("u1", admin)))
+		wantSet(t, take(t, pool), ev(clarity.OpUpdated, uk("u1")), ev(clarity.OpDeleted, gk("u1", admin)))
 		// Made an admin again at 350, after the removal: the grant comes
 		// back.
 		applyChange(t, s, added(350, "alice@example.com"))
-		wantTypes(t, take(t, pool), ev("created", gk("u1", admin)))
+		wantTypes(t, take(t, pool), ev(clarity.OpCreated, gk("u1", admin)))
 	})
 
 	t.Run("an add after its group's deletion", func(t *testing.T) {
@@ -306,7 +306,7 @@ func TestGroupAdminEventsOutOfOrder(t *testing.T) {
 		take(t, pool)
 		applyChange(t, s, added(200, "alice@example.com")) // delayed
 		applyChange(t, s, change(400, user(t, "u1", "alice@example.com", "Alice B")))
-		wantTypes(t, take(t, pool), ev("updated", uk("u1")))
+		wantTypes(t, take(t, pool), ev(clarity.OpUpdated, uk("u1")))
 		wantLive(t, pool, uk("u1"))
 	})
 }
@@ -322,12 +322,12 @@ func TestGroupAdminExpiredByARun(t *testing.T) {
 	wantLive(t, pool, uk("u1"), ek("group:g1"), ek(admin), gk("u1", admin))
 	evs := syncRun(t, s, pool, newRun("r2", 1000), map[string][]string{"g1": {}},
 		user(t, "u1", "alice@example.com", "Alice"), group(t, "g1", "Sales"), groupAdmin(t, "g1", "Sales"))
-	wantSet(t, evs, ev("started", "sync r2"), ev("deleted", gk("u1", admin)), ev("completed", "sync r2"))
+	wantSet(t, evs, ev(clarity.OpStarted, "sync r2"), ev(clarity.OpDeleted, gk("u1", admin)), ev(clarity.OpCompleted, "sync r2"))
 	// Alice was made an admin at 500, before r2 began, and removed again
 	// before r2 read the admins; the add arrives only now.
 	applyChange(t, s, &pb.RecordBatch{VersionMs: base + 500, AdminsAdded: []*pb.GroupAdmins{{GroupId: "g1", Emails: []string{"alice@example.com"}}}})
 	applyChange(t, s, change(2000, user(t, "u1", "alice@example.com", "Alice B")))
-	wantTypes(t, take(t, pool), ev("updated", uk("u1")))
+	wantTypes(t, take(t, pool), ev(clarity.OpUpdated, uk("u1")))
 	wantLive(t, pool, uk("u1"), ek("group:g1"), ek(admin))
 	var deleted bool
 	if err := pool.QueryRow(context.Background(), `SELECT deleted FROM group_admins WHERE group_id = 'g1' AND email = 'alice@example.com'`).Scan(&deleted); err != nil {

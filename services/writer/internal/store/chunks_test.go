@@ -42,12 +42,12 @@ func wantDependentsFirst(t testing.TB, evs []event) {
 	t.Helper()
 	at := map[string]int{}
 	for i, e := range evs {
-		if e.Op == "deleted" {
+		if e.Op == clarity.OpDeleted {
 			at[e.Kind+" "+e.Subject] = i
 		}
 	}
 	for i, e := range evs {
-		if e.Op != "deleted" || (e.Kind != clarity.KindServiceUserEntitlement && e.Kind != clarity.KindServiceUserAttribute) {
+		if e.Op != clarity.OpDeleted || (e.Kind != clarity.KindServiceUserEntitlement && e.Kind != clarity.KindServiceUserAttribute) {
 			continue
 		}
 		user, rest, _ := strings.Cut(e.Subject, "|")
@@ -111,14 +111,14 @@ func TestDeletionsInChunks(t *testing.T) {
 	var want []string
 	for i := 1; i < n; i++ {
 		id := fmt.Sprintf("u%02d", i)
-		want = append(want, ev("deleted", uk(id)), ev("deleted", gk(id, "group:g1")),
-			ev("deleted", gk(id, "group:g3")), ev("deleted", ak(id, "department")))
+		want = append(want, ev(clarity.OpDeleted, uk(id)), ev(clarity.OpDeleted, gk(id, "group:g1")),
+			ev(clarity.OpDeleted, gk(id, "group:g3")), ev(clarity.OpDeleted, ak(id, "department")))
 	}
 	want = append(want,
-		ev("deleted", gk("u00", "group:g3")),                                                   // its entitlement goes
-		ev("deleted", gk("u01", "group_admin:g1")), ev("deleted", gk("u02", "group_admin:g3")), // their users go
-		ev("deleted", ek("group:g2")), ev("deleted", ek("group_admin:g2")),
-		ev("deleted", ek("group:g3")), ev("deleted", ek("group_admin:g3")),
+		ev(clarity.OpDeleted, gk("u00", "group:g3")),                                                           // its entitlement goes
+		ev(clarity.OpDeleted, gk("u01", "group_admin:g1")), ev(clarity.OpDeleted, gk("u02", "group_admin:g3")), // their users go
+		ev(clarity.OpDeleted, ek("group:g2")), ev(clarity.OpDeleted, ek("group_admin:g2")),
+		ev(clarity.OpDeleted, ek("group:g3")), ev(clarity.OpDeleted, ek("group_admin:g3")),
 		"sync.started r2", "sync.completed r2")
 	wantSet(t, evs, want...)
 	wantSeqs(t, evs, next)
@@ -153,15 +153,15 @@ func TestDeletionsInChunks(t *testing.T) {
 	applyChange(t, s, b)
 	rows, most = outboxRows(t, pool)
 	evs = take(t, pool)
-	want = []string{ev("deleted", ek("group:big"))}
+	want = []string{ev(clarity.OpDeleted, ek("group:big"))}
 	for i := range 3 * spill {
-		want = append(want, ev("deleted", gk(fmt.Sprintf("m%03d", i), "group:big")))
+		want = append(want, ev(clarity.OpDeleted, gk(fmt.Sprintf("m%03d", i), "group:big")))
 	}
 	wantSet(t, evs, want...)
 	wantSeqs(t, evs, created[len(created)-1].Seq+1)
 	wantSequence(t, pool, evs)
 	wantDependentsFirst(t, evs)
-	if len(evs) > 0 && evs[len(evs)-1].typ() != ev("deleted", ek("group:big")) {
+	if len(evs) > 0 && evs[len(evs)-1].typ() != ev(clarity.OpDeleted, ek("group:big")) {
 		t.Errorf("got last event %s, want the entitlement's deletion", evs[len(evs)-1])
 	}
 	if rows < 3 || most > spill {
@@ -194,7 +194,7 @@ func staleRecordsInChunks(t *testing.T, spill int) {
 		id := fmt.Sprintf("u%02d", i)
 		before = append(before, user(t, id, id+"@example.com", id), grant(t, id, "group:g1"), attr(t, id, "department", "Sales"))
 		after = append(after, user(t, id, id+"@example.com", id+" renamed"), grant(t, id, "group:g1"))
-		want = append(want, ev("updated", uk(id)), ev("deleted", ak(id, "department")))
+		want = append(want, ev(clarity.OpUpdated, uk(id)), ev(clarity.OpDeleted, ak(id, "department")))
 		live = append(live, uk(id), gk(id, "group:g1"))
 	}
 	g1 := group(t, "g1", "G1")

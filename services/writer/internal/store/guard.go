@@ -8,6 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/claritysecurity/zoom-connector/pkg/clarity"
 	"github.com/claritysecurity/zoom-connector/pkg/pb"
 	"github.com/claritysecurity/zoom-connector/pkg/pipeline"
 )
@@ -121,6 +122,6 @@ func (s *Store) ConfirmDeletions(ctx context.Context, c pipeline.ConnectorRef, r
 		return Confirmation{}, err
 	}
 	s.log.Info().Str("tenant", c.Tenant).Str("connector", c.ID).Str("run_id", runID).
-		Int64("deleted", w.stats.deleted).Msg("held deletions confirmed")
+		Int64(clarity.OpDeleted, w.stats.deleted).Msg("held deletions confirmed")
 	return Confirmation{HeldUsers: r.held.users, HeldEntitlements: r.held.entitlements, Deleted: w.stats.deleted}, nil
 }

@@ -112,9 +112,9 @@ func TestDeletionGuard(t *testing.T) {
 			var want []string
 			for _, k := range drop {
 				if k[0] == 'u' {
-					want = append(want, ev("deleted", ak(k, "department")), ev("deleted", gk(k, clarity.GroupKey("g0"))), ev("deleted", uk(k)))
+					want = append(want, ev(clarity.OpDeleted, ak(k, "department")), ev(clarity.OpDeleted, gk(k, clarity.GroupKey("g0"))), ev(clarity.OpDeleted, uk(k)))
 				} else {
-					want = append(want, ev("deleted", ek(k)))
+					want = append(want, ev(clarity.OpDeleted, ek(k)))
 				}
 			}
 			wantSet(t, evs, want...)
@@ -148,9 +148,9 @@ func TestDeletionGuardAfterLaterRuns(t *testing.T) {
 	if d := lastSync(t, evs); d.Deletions != "" {
 		t.Fatalf("run 3: got deletions %q, want none held", d.Deletions)
 	}
-	wantSet(t, deletionsOf(evs), ev("deleted", uk("u7")), ev("deleted", uk("u8")),
-		ev("deleted", ak("u7", "department")), ev("deleted", ak("u8", "department")),
-		ev("deleted", gk("u7", clarity.GroupKey("g0"))), ev("deleted", gk("u8", clarity.GroupKey("g0"))))
+	wantSet(t, deletionsOf(evs), ev(clarity.OpDeleted, uk("u7")), ev(clarity.OpDeleted, uk("u8")),
+		ev(clarity.OpDeleted, ak("u7", "department")), ev(clarity.OpDeleted, ak("u8", "department")),
+		ev(clarity.OpDeleted, gk("u7", clarity.GroupKey("g0"))), ev(clarity.OpDeleted, gk("u8", clarity.GroupKey("g0"))))
 	// Confirming run 2 now deletes nothing: u9 was seen again since.
 	c, err := s.ConfirmDeletions(context.Background(), ref, "r2")
 	if err != nil {

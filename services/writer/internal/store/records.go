@@ -12,6 +12,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/claritysecurity/zoom-connector/pkg/clarity"
 	"github.com/claritysecurity/zoom-connector/pkg/pb"
 )
 
@@ -42,7 +43,7 @@ func (w *wtx) upsert(ctx context.Context, recs []*pb.Record, version, seenAt int
 	idx := make(map[rkey]int, len(recs))
 	uniq := recs[:0:0]
 	for _, r := range recs {
-		if kindNames[r.Kind] == "" || r.Key == "" || len(r.Data) == 0 {
+		if KindName(r.Kind) == "" || r.Key == "" || len(r.Data) == 0 {
 			return fmt.Errorf("%w: record kind %v key %q", ErrBadBatch, r.Kind, r.Key)
 		}
 		k := rkey{int16(r.Kind), r.Key}
@@ -75,7 +76,7 @@ func (w *wtx) upsert(ctx context.Context, recs []*pb.Record, version, seenAt int
 	for _, r := range uniq {
 		k := rkey{int16(r.Kind), r.Key}
 		e, found := old[k]
-		kind := kindNames[r.Kind]
+		kind := KindName(r.Kind)
 		switch {
 		case (!found || e.deleted) && (gone[r.UserKey] || gone[r.EntitlementKey]):
 			// The user or entitlement it belongs to was deleted after the
@@ -85,7 +86,7 @@ func (w *wtx) upsert(ctx context.Context, recs []*pb.Record, version, seenAt int
 			w.unshaped(r.UserKey)
 		case !found:
 			create = append(create, r)
-			w.emit(kind, "created", r.Key, r.Data)
+			w.emit(kind, clarity.OpCreated, r.Key, r.Data)
 			w.stats.created++
 		case e.version > version:
 			// A newer event already shaped this record; the input is stale.
@@ -97,11 +98,11 @@ func (w *wtx) upsert(ctx context.Context, recs []*pb.Record, version, seenAt int
 			w.unshaped(r.UserKey)
 		case e.deleted:
 			write = append(write, r)
-			w.emit(kind, "created", r.Key, r.Data)
+			w.emit(kind, clarity.OpCreated, r.Key, r.Data)
 			w.stats.created++
 		case !bytes.Equal(e.hash, r.Hash):
 			write = append(write, r)
-			w.emit(kind, "updated", r.Key, r.Data)
+			w.emit(kind, clarity.OpUpdated, r.Key, r.Data)
 			w.stats.updated++
 		default:
 			// The same state at a newer time still moves the version, so
@@ -173,7 +174,7 @@ func probe(cols, kind, key, lock string) string {
 // range of the primary key in byte order (the key column collates "C"); the
 // user_key test makes it exact should a user key itself hold a "|".
 func dependentsOf(d, user string) string {
-	return d + `.kind IN (3, 4) AND ` + d + `.key >= (` + user + `)::text || '|' AND ` +
+	return d + `.kind IN ` + dependentKindsSQL + ` AND ` + d + `.key >= (` + user + `)::text || '|' AND ` +
 		d + `.key < (` + user + `)::text || '}' AND ` + d + `.user_key = ` + user
 }
 
@@ -430,7 +431,7 @@ func (w *wtx) emitGone(deleted []gone) {
 		return deleted[i].key < deleted[j].key
 	})
 	for _, g := range deleted {
-		w.emit(KindName(g.kind), "deleted", g.key, []byte(g.data))
+		w.emit(KindName(pb.Kind(g.kind)), clarity.OpDeleted, g.key, []byte(g.data))
 		w.dirty(g.user)
 	}
 	w.stats.deleted += int64(len(deleted))

@@ -562,12 +562,12 @@ func (w *wtx) expireRest(ctx context.Context, gen, prev, diffed int64, owners, u
 		// the user again.
 		find := `SELECT d.ctid AS rid, u.ctid AS uid, d.version >= $2 AS kept
 				FROM records u JOIN records d ON d.connector_id = $1 AND d.user_key = u.key
-				WHERE u.connector_id = $1 AND u.kind = 1 AND u.diffed_at > $3 AND ` + unseenOfUser
+				WHERE u.connector_id = $1 AND u.kind = ` + userKindSQL + ` AND u.diffed_at > $3 AND ` + unseenOfUser
 		if diffed <= probeUsers {
 			find = `SELECT t.rid, u.ctid AS uid, t.kept FROM records u
 				CROSS JOIN LATERAL (SELECT d.ctid AS rid, d.version >= $2 AS kept FROM records d
 					WHERE d.connector_id = $1 AND ` + dependentsOf("d", "u.key") + ` AND ` + unseenOfUser + ` OFFSET 0) t
-				WHERE u.connector_id = $1 AND u.kind = 1 AND u.diffed_at > $3`
+				WHERE u.connector_id = $1 AND u.kind = ` + userKindSQL + ` AND u.diffed_at > $3`
 		}
 		stale, err := w.expire(ctx, `
 			WITH s AS MATERIALIZED (`+find+`),
@@ -629,7 +629,7 @@ func dependents(u, cond string) string {
 // index: their ctid as t.rid.
 func holders(e, cond string) string {
 	return `CROSS JOIN LATERAL (SELECT d.ctid AS rid FROM records d
-					WHERE d.connector_id = $1 AND d.ent_key = ` + e + `.key AND d.kind = 3 AND ` + cond + ` OFFSET 0) t`
+					WHERE d.connector_id = $1 AND d.ent_key = ` + e + `.key AND d.kind = ` + grantKindSQL + ` AND ` + cond + ` OFFSET 0) t`
 }
 
 const (
@@ -644,7 +644,7 @@ const (
 	staleOfUser = `d.version < $2 AND ` + unseenOfUser
 	// unseenOfUser selects the live grants and attributes d of a user u
 	// compared record by record at u.diffed_at that its page did not give.
-	unseenOfUser = `d.kind IN (3, 4) AND NOT d.deleted AND d.seen_at < u.diffed_at
+	unseenOfUser = `d.kind IN ` + dependentKindsSQL + ` AND NOT d.deleted AND d.seen_at < u.diffed_at
 		AND COALESCE(d.ent_key, '') NOT LIKE 'group_admin:%'`
 )
 
@@ -672,7 +672,7 @@ func (w *wtx) expireUsers(ctx context.Context, gen, prev int64, owners bool) err
 		rows, err := w.tx.Query(ctx, `
 			SELECT r.key, `+goingNow+`, r.diffed_at
 			FROM records r
-			WHERE r.connector_id = $1 AND r.kind = 1 AND r.key > $4
+			WHERE r.connector_id = $1 AND r.kind = `+userKindSQL+` AND r.key > $4
 			  AND ((`+goingNow+`) OR r.diffed_at > $3)
 			ORDER BY r.key LIMIT $5`, w.cid, gen, prev, last, userChunk)
 		if err != nil {
@@ -732,7 +732,7 @@ func (w *wtx) expireEntitlements(ctx context.Context, gen int64) error {
 	for {
 		rows, err := w.tx.Query(ctx, `
 			SELECT r.key FROM records r
-			WHERE r.connector_id = $1 AND r.kind = 2 AND r.key > $3 AND `+goingNow+`
+			WHERE r.connector_id = $1 AND r.kind = `+entitlementKindSQL+` AND r.key > $3 AND `+goingNow+`
 			ORDER BY r.key LIMIT $4`, w.cid, gen, last, entitlementChunk)
 		if err != nil {
 			return fmt.Errorf("find unseen entitlements: %w", err)

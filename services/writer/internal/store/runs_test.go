@@ -40,11 +40,11 @@ func TestApplyPageCreatesRecordsAndOutboxInOrder(t *testing.T) {
 	evs := take(t, pool)
 	wantTypes(t, evs,
 		"sync.started r1",
-		ev("created", uk("u1")),
-		ev("created", uk("u2")),
-		ev("created", ek("group:g1")),
-		ev("created", gk("u1", "group:g1")),
-		ev("created", ak("u1", "department")),
+		ev(clarity.OpCreated, uk("u1")),
+		ev(clarity.OpCreated, uk("u2")),
+		ev(clarity.OpCreated, ek("group:g1")),
+		ev(clarity.OpCreated, gk("u1", "group:g1")),
+		ev(clarity.OpCreated, ak("u1", "department")),
 	)
 	wantSeqs(t, evs, 1)
 	for i, r := range recs {
@@ -69,7 +69,7 @@ func TestApplyPageCreatesRecordsAndOutboxInOrder(t *testing.T) {
 	}
 	got := live(t, pool)
 	for _, r := range recs {
-		k := store.KindName(int16(r.Kind)) + " " + r.Key
+		k := store.KindName(r.Kind) + " " + r.Key
 		if got[k] != string(r.Data) {
 			t.Errorf("record %s: got data %q, want %s", k, got[k], r.Data)
 		}
@@ -135,7 +135,7 @@ func TestApplyPageAgain(t *testing.T) {
 				b.VersionMs += 50
 				return b
 			},
-			want:     []string{ev("updated", uk("u1"))},
+			want:     []string{ev(clarity.OpUpdated, uk("u1"))},
 			wantData: user(t, "u1", "alice@example.com", "Alicia"),
 		},
 		{
@@ -143,7 +143,7 @@ func TestApplyPageAgain(t *testing.T) {
 			second: func(t testing.TB, _ *pb.Run) *pb.RecordBatch {
 				return page(newRun("r2", 1000), usersActive, 1, user(t, "u1", "alice@example.com", "Alicia"))
 			},
-			want:     []string{"sync.started r2", ev("updated", uk("u1"))},
+			want:     []string{"sync.started r2", ev(clarity.OpUpdated, uk("u1"))},
 			wantData: user(t, "u1", "alice@example.com", "Alicia"),
 		},
 	}
@@ -226,18 +226,18 @@ func TestFinalize(t *testing.T) {
 	}
 	evs = take(t, pool)
 	wantTypes(t, evs,
-		ev("created", uk("u3")),
+		ev(clarity.OpCreated, uk("u3")),
 		// Dependents go before what they depend on.
-		ev("deleted", ak("u2", "department")),
-		ev("deleted", gk("u2", "group:g1")),
-		ev("deleted", uk("u2")),
+		ev(clarity.OpDeleted, ak("u2", "department")),
+		ev(clarity.OpDeleted, gk("u2", "group:g1")),
+		ev(clarity.OpDeleted, uk("u2")),
 		"sync.completed r2",
 	)
 	wantSeqs(t, evs, next)
 	lastData := map[string]string{
-		ev("deleted", uk("u2")):               string(bob.Data),
-		ev("deleted", gk("u2", "group:g1")):   string(bobGrant.Data),
-		ev("deleted", ak("u2", "department")): string(bobDept.Data),
+		ev(clarity.OpDeleted, uk("u2")):               string(bob.Data),
+		ev(clarity.OpDeleted, gk("u2", "group:g1")):   string(bobGrant.Data),
+		ev(clarity.OpDeleted, ak("u2", "department")): string(bobDept.Data),
 	}
 	for _, e := range evs {
 		if want, ok := lastData[e.typ()]; ok && e.Data != want {
@@ -386,7 +386,7 @@ func TestPasses(t *testing.T) {
 		t.Fatalf("after every page of pass 1: got run status %q, want %q", got, store.RunCompleted)
 	}
 	evs := take(t, pool)
-	wantTypes(t, evs, "sync.started r1", ev("created", uk("u1")), ev("created", uk("u2")), "sync.completed r1")
+	wantTypes(t, evs, "sync.started r1", ev(clarity.OpCreated, uk("u1")), ev(clarity.OpCreated, uk("u2")), "sync.completed r1")
 	wantLive(t, pool, uk("u1"), uk("u2"))
 }
 
@@ -442,7 +442,7 @@ func TestGroupAdminGrants(t *testing.T) {
 				group(t, "g1", "Sales"), groupAdmin(t, "g1", "Sales"))
 			var want []string
 			for _, u := range tt.want {
-				want = append(want, ev("created", gk(u, admin)))
+				want = append(want, ev(clarity.OpCreated, gk(u, admin)))
 			}
 			var got []event
 			for _, e := range evs {
@@ -480,10 +480,10 @@ func TestGroupAdminGrantsFollowListing(t *testing.T) {
 		want   []string
 	}{
 		{"unchanged", []string{"alice@example.com"}, all, []string{"sync.started r2", "sync.completed r2"}},
-		{"admin changes", []string{"bob@example.com"}, all, []string{"sync.started r3", ev("created", gk("u2", admin)), ev("deleted", gk("u1", admin)), "sync.completed r3"}},
+		{"admin changes", []string{"bob@example.com"}, all, []string{"sync.started r3", ev(clarity.OpCreated, gk("u2", admin)), ev(clarity.OpDeleted, gk("u1", admin)), "sync.completed r3"}},
 		// Bob is gone from Zoom, yet the admin listing still names him: his
 		// grant goes with him, none dangles.
-		{"admin user gone", []string{"bob@example.com"}, append([]*pb.Record{alice}, ents...), []string{"sync.started r4", ev("deleted", gk("u2", admin)), ev("deleted", uk("u2")), "sync.completed r4"}},
+		{"admin user gone", []string{"bob@example.com"}, append([]*pb.Record{alice}, ents...), []string{"sync.started r4", ev(clarity.OpDeleted, gk("u2", admin)), ev(clarity.OpDeleted, uk("u2")), "sync.completed r4"}},
 		{"no admin", nil, append([]*pb.Record{alice}, ents...), []string{"sync.started r5", "sync.completed r5"}},
 	}
 	for i, st := range steps {
@@ -520,7 +520,7 @@ func TestWebhookNewerThanRunSurvivesFinalize(t *testing.T) {
 	carol := user(t, "u3", "carol@example.com", "Carol")
 	applyChange(t, s, change(10_200, alicia, carol))
 	applyChange(t, s, &pb.RecordBatch{VersionMs: base + 10_300, Deletes: []*pb.RecordRef{{Kind: pb.Kind_KIND_SERVICE_USER, Key: "u2"}}})
-	wantTypes(t, take(t, pool), "sync.started r2", ev("updated", uk("u1")), ev("created", uk("u3")), ev("deleted", uk("u2")))
+	wantTypes(t, take(t, pool), "sync.started r2", ev(clarity.OpUpdated, uk("u1")), ev(clarity.OpCreated, uk("u3")), ev(clarity.OpDeleted, uk("u2")))
 
 	// The run's page shows Zoom as it was before those events.
 	applyPage(t, s, page(run, usersActive, 1, alice, bob))
@@ -537,7 +537,7 @@ func TestWebhookNewerThanRunSurvivesFinalize(t *testing.T) {
 
 	// The next run, which saw neither carol nor bob, does delete carol.
 	evs := syncRun(t, s, pool, newRun("r3", 20_000), nil, alicia)
-	wantTypes(t, evs, "sync.started r3", ev("deleted", uk("u3")), "sync.completed r3")
+	wantTypes(t, evs, "sync.started r3", ev(clarity.OpDeleted, uk("u3")), "sync.completed r3")
 }
 
 func TestConcurrentPagesGetGaplessSequences(t *testing.T) {
@@ -782,7 +782,7 @@ func TestConnectorWithoutSequenceRow(t *testing.T) {
 	}
 	applyChange(t, s, change(0, user(t, "u1", "alice@example.com", "Alice")))
 	evs := take(t, pool)
-	wantTypes(t, evs, ev("created", uk("u1")))
+	wantTypes(t, evs, ev(clarity.OpCreated, uk("u1")))
 	wantSeqs(t, evs, 1)
 }
 
@@ -842,10 +842,10 @@ func TestBundledPages(t *testing.T) {
 		}
 	}
 	wantSet(t, grants,
-		ev("created", gk("u1", clarity.GroupAdminKey("g1"))),
-		ev("created", gk("u2", clarity.GroupAdminKey("g2"))),
-		ev("created", gk("u1", clarity.GroupAdminKey("g2"))),
-		ev("created", gk("u3", clarity.GroupAdminKey("g3"))))
+		ev(clarity.OpCreated, gk("u1", clarity.GroupAdminKey("g1"))),
+		ev(clarity.OpCreated, gk("u2", clarity.GroupAdminKey("g2"))),
+		ev(clarity.OpCreated, gk("u1", clarity.GroupAdminKey("g2"))),
+		ev(clarity.OpCreated, gk("u3", clarity.GroupAdminKey("g3"))))
 	if last := evs[len(evs)-1]; last.typ() != "sync.completed r1" {
 		t.Fatalf("last event: got %s, want sync.completed r1", last)
 	}

@@ -88,17 +88,6 @@ func hashRecords(recs []*pb.Record) {
 // ErrBadBatch reports input no retry can apply.
 var ErrBadBatch = errors.New("store: invalid batch")
 
-// kindNames maps record kinds to their contract names.
-var kindNames = map[pb.Kind]string{
-	pb.Kind_KIND_SERVICE_USER:             clarity.KindServiceUser,
-	pb.Kind_KIND_ENTITLEMENT:              clarity.KindEntitlement,
-	pb.Kind_KIND_SERVICE_USER_ENTITLEMENT: clarity.KindServiceUserEntitlement,
-	pb.Kind_KIND_SERVICE_USER_ATTRIBUTE:   clarity.KindServiceUserAttribute,
-}
-
-// KindName returns the contract name of a record kind stored as a number.
-func KindName(k int16) string { return kindNames[pb.Kind(k)] }
-
 // change is one outbox row to be written.
 type change struct {
 	kind    string
@@ -353,7 +342,7 @@ func (s *Store) commit(ctx context.Context, w *wtx) error {
 				Int64("held_users", e.held.users).Int64("held_entitlements", e.held.entitlements)
 		}
 		ev.Str("tenant", w.connector.Tenant).Str("connector", w.connector.ID).Str("run_id", e.id).
-			Int64("created", e.stats.created).Int64("updated", e.stats.updated).Int64("deleted", e.stats.deleted).
+			Int64(clarity.OpCreated, e.stats.created).Int64(clarity.OpUpdated, e.stats.updated).Int64(clarity.OpDeleted, e.stats.deleted).
 			Int64("unchanged", e.stats.unchanged).Dur("took", e.took).Msg("sync " + e.status)
 	}
 	return nil

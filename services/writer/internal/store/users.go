@@ -98,7 +98,7 @@ func (w *wtx) applyUsers(ctx context.Context, recs []*pb.Record, version, gen in
 		WITH old AS (
 			SELECT d.key, d.digest AS page_digest, r.rid, r.digest, r.version, r.seen_at, r.diffed_at, r.deleted
 			FROM unnest($2::text[], $3::bytea[]) AS d(key, digest)
-			CROSS JOIN LATERAL (`+probe(`r.ctid AS rid, r.digest, r.version, r.seen_at, r.diffed_at, r.deleted`, `1`, `d.key`, "")+`) r
+			CROSS JOIN LATERAL (`+probe(`r.ctid AS rid, r.digest, r.version, r.seen_at, r.diffed_at, r.deleted`, userKindSQL, `d.key`, "")+`) r
 		), marked AS (
 			UPDATE records r SET seen_at = GREATEST(r.seen_at, $4), version = GREATEST(r.version, $5)
 			FROM old
@@ -187,7 +187,7 @@ func (w *wtx) applyUsers(ctx context.Context, recs []*pb.Record, version, gen in
 		if _, err := w.tx.Exec(ctx, `
 			UPDATE records r SET digest = d.digest, diffed_at = $4
 			FROM unnest($2::text[], $3::bytea[]) AS d(key, digest)
-			CROSS JOIN LATERAL (`+probe(`r.ctid AS rid`, `1`, `d.key`, "")+`) t
+			CROSS JOIN LATERAL (`+probe(`r.ctid AS rid`, userKindSQL, `d.key`, "")+`) t
 			WHERE r.ctid = t.rid`,
 			w.cid, diffKeys, digests, gen); err != nil {
 			return fmt.Errorf("remember user digests: %w", err)

@@ -28,7 +28,7 @@ func TestUserDigest(t *testing.T) {
 	second := syncRun(t, s, pool, newRun("r2", 1000), nil,
 		user(t, "u1", "alice@example.com", "Alice"), attr(t, "u1", "department", "Sales"), grant(t, "u1", g1), grant(t, "u1", g2),
 		user(t, "u2", "bob@example.com", "Bob"), grant(t, "u2", g1))
-	wantTypes(t, second, ev("started", "sync r2"), ev("completed", "sync r2"))
+	wantTypes(t, second, ev(clarity.OpStarted, "sync r2"), ev(clarity.OpCompleted, "sync r2"))
 	if d := syncData(t, second[1]); d.Stats.Unchanged != 6 {
 		t.Errorf("unchanged run: got %d unchanged, want 6", d.Stats.Unchanged)
 	}
@@ -38,7 +38,7 @@ func TestUserDigest(t *testing.T) {
 	third := syncRun(t, s, pool, newRun("r3", 2000), nil,
 		user(t, "u1", "alice@example.com", "Alice"), attr(t, "u1", "department", "Sales"), grant(t, "u1", g1),
 		user(t, "u2", "bob@example.com", "Bob"), grant(t, "u2", g1))
-	wantSet(t, third, ev("started", "sync r3"), "service_user_entitlement.deleted u1|"+g2, ev("completed", "sync r3"))
+	wantSet(t, third, ev(clarity.OpStarted, "sync r3"), "service_user_entitlement.deleted u1|"+g2, ev(clarity.OpCompleted, "sync r3"))
 
 	// A webhook removes Bob's grant; Zoom still lists it (the webhook was
 	// wrong or undone): the next page must compare Bob again and bring it back.
@@ -49,7 +49,7 @@ func TestUserDigest(t *testing.T) {
 	fourth := syncRun(t, s, pool, newRun("r4", 3000), nil,
 		user(t, "u1", "alice@example.com", "Alice"), attr(t, "u1", "department", "Sales"), grant(t, "u1", g1),
 		user(t, "u2", "bob@example.com", "Bob"), grant(t, "u2", g1))
-	wantSet(t, fourth, ev("started", "sync r4"), "service_user_entitlement.created u2|"+g1, ev("completed", "sync r4"))
+	wantSet(t, fourth, ev(clarity.OpStarted, "sync r4"), "service_user_entitlement.created u2|"+g1, ev(clarity.OpCompleted, "sync r4"))
 }
 
 // TestStaleGrantOfDeletedEntitlement: a group deleted by a webhook while a
@@ -86,12 +86,12 @@ func TestCompleteRunAfterFailedRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	evs := take(t, pool)
-	wantTypes(t, evs, ev("started", "sync r2"), ev("failed", "sync r2"))
+	wantTypes(t, evs, ev(clarity.OpStarted, "sync r2"), ev(clarity.OpFailed, "sync r2"))
 	wantLive(t, pool, uk("u1"), gk("u1", g1), gk("u1", g2))
 
 	done := syncRun(t, s, pool, newRun("r3", 2000), nil,
 		user(t, "u1", "alice@example.com", "Alice"), grant(t, "u1", g1))
-	wantSet(t, done, ev("started", "sync r3"), "service_user_entitlement.deleted u1|"+g2, ev("completed", "sync r3"))
+	wantSet(t, done, ev(clarity.OpStarted, "sync r3"), "service_user_entitlement.deleted u1|"+g2, ev(clarity.OpCompleted, "sync r3"))
 	wantLive(t, pool, uk("u1"), gk("u1", g1))
 }
 
@@ -109,9 +109,9 @@ func TestRecordsBeforeTheirUser(t *testing.T) {
 		user(t, "u1", "alice@example.com", "Alice"), grant(t, "u1", g1), attr(t, "u1", "department", "Sales"),
 		user(t, "u2", "bob@example.com", "Bob"), grant(t, "u2", g1))
 	wantTypes(t, evs, "sync.started r1",
-		ev("created", uk("u1")),
-		ev("created", uk("u2")), ev("created", gk("u2", g1)),
-		ev("deleted", gk("u1", g2)),
+		ev(clarity.OpCreated, uk("u1")),
+		ev(clarity.OpCreated, uk("u2")), ev(clarity.OpCreated, gk("u2", g1)),
+		ev(clarity.OpDeleted, gk("u1", g2)),
 		"sync.completed r1")
 	wantLive(t, pool, ak("u1", "department"), gk("u1", g1), gk("u2", g1), uk("u1"), uk("u2"))
 }
@@ -125,14 +125,14 @@ func TestRecordsOfUsersNotYetSeen(t *testing.T) {
 	g1 := clarity.GroupKey("g1")
 	applyChange(t, s, change(500, grant(t, "u1", g1), attr(t, "u1", "department", "Sales")))
 	applyChange(t, s, del(2000, pb.Kind_KIND_SERVICE_USER_ENTITLEMENT, clarity.GrantKey("u2", g1)))
-	wantSet(t, take(t, pool), ev("created", gk("u1", g1)), ev("created", ak("u1", "department")))
+	wantSet(t, take(t, pool), ev(clarity.OpCreated, gk("u1", g1)), ev(clarity.OpCreated, ak("u1", "department")))
 
 	evs := syncRun(t, s, pool, newRun("r1", 1000), nil, group(t, "g1", "Sales"),
 		user(t, "u1", "alice@example.com", "Alice"), grant(t, "u1", g1), attr(t, "u1", "department", "Sales"),
 		user(t, "u2", "bob@example.com", "Bob"), grant(t, "u2", g1),
 		user(t, "u3", "carol@example.com", "Carol"), grant(t, "u3", g1))
-	wantSet(t, evs, ev("started", "sync r1"), ev("created", ek(g1)), ev("created", uk("u1")), ev("created", uk("u2")),
-		ev("created", uk("u3")), ev("created", gk("u3", g1)), ev("completed", "sync r1"))
+	wantSet(t, evs, ev(clarity.OpStarted, "sync r1"), ev(clarity.OpCreated, ek(g1)), ev(clarity.OpCreated, uk("u1")), ev(clarity.OpCreated, uk("u2")),
+		ev(clarity.OpCreated, uk("u3")), ev(clarity.OpCreated, gk("u3", g1)), ev(clarity.OpCompleted, "sync r1"))
 	if d := syncData(t, evs[len(evs)-1]); d.Stats.Created != 5 || d.Stats.Unchanged != 3 {
 		t.Errorf("run: got %d created, %d unchanged, want 5 and 3", d.Stats.Created, d.Stats.Unchanged)
 	}
@@ -155,7 +155,7 @@ func TestResyncUpdatesUsersInPlace(t *testing.T) {
 	}
 	pages := func() map[string]string {
 		rows, err := pool.Query(context.Background(),
-			`SELECT key, (ctid::text::point)[0]::text FROM records WHERE kind = 1`)
+			`SELECT key, (ctid::text::point)[0]::text FROM records WHERE kind = $1`, pb.Kind_KIND_SERVICE_USER)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -175,7 +175,7 @@ func TestResyncUpdatesUsersInPlace(t *testing.T) {
 	syncRun(t, s, pool, newRun("r1", 0), nil, recs...)
 	before := pages()
 	evs := syncRun(t, s, pool, newRun("r2", 1000), nil, recs...)
-	wantTypes(t, evs, ev("started", "sync r2"), ev("completed", "sync r2"))
+	wantTypes(t, evs, ev(clarity.OpStarted, "sync r2"), ev(clarity.OpCompleted, "sync r2"))
 	moved := 0
 	for k, p := range pages() {
 		if before[k] != p {
@@ -207,7 +207,7 @@ func TestDigestOfAPageOlderThanItsUsersRecords(t *testing.T) {
 		wantLive(t, pool, uk("u1"))
 		// Alice is back in g1, and that webhook was lost.
 		evs := syncRun(t, s, pool, newRun("r3", 3000), nil, alice(), grant(t, "u1", g1))
-		wantSet(t, evs, ev("started", "sync r3"), ev("created", gk("u1", g1)), ev("completed", "sync r3"))
+		wantSet(t, evs, ev(clarity.OpStarted, "sync r3"), ev(clarity.OpCreated, gk("u1", g1)), ev(clarity.OpCompleted, "sync r3"))
 	})
 
 	t.Run("an attribute the webhook changed", func(t *testing.T) {
@@ -218,7 +218,7 @@ func TestDigestOfAPageOlderThanItsUsersRecords(t *testing.T) {
 		syncRun(t, s, pool, newRun("r2", 1000), nil, alice(), attr(t, "u1", "department", "Sales"))
 		// Alice went back to Sales, and that webhook was lost.
 		evs := syncRun(t, s, pool, newRun("r3", 3000), nil, alice(), attr(t, "u1", "department", "Sales"))
-		wantSet(t, evs, ev("started", "sync r3"), ev("updated", ak("u1", "department")), ev("completed", "sync r3"))
+		wantSet(t, evs, ev(clarity.OpStarted, "sync r3"), ev(clarity.OpUpdated, ak("u1", "department")), ev(clarity.OpCompleted, "sync r3"))
 	})
 
 	// Run completion finds such a grant among the user's records: probed
@@ -246,7 +246,7 @@ func TestDigestOfAPageOlderThanItsUsersRecords(t *testing.T) {
 			wantLive(t, pool, uk("u1"), gk("u1", g1))
 			// Alice left g1 again, and that webhook was lost.
 			evs := syncRun(t, s, pool, newRun("r3", 3000), nil, alice())
-			wantSet(t, evs, ev("started", "sync r3"), ev("deleted", gk("u1", g1)), ev("completed", "sync r3"))
+			wantSet(t, evs, ev(clarity.OpStarted, "sync r3"), ev(clarity.OpDeleted, gk("u1", g1)), ev(clarity.OpCompleted, "sync r3"))
 		})
 	}
 }
@@ -284,7 +284,7 @@ func TestDigestOfAUserListedTwice(t *testing.T) {
 			take(t, pool)
 
 			evs := syncRun(t, s, pool, newRun("r3", 3000), nil, user(t, "u1", "alice@example.com", "Alice (left)"))
-			wantSet(t, evs, ev("started", "sync r3"), ev("deleted", gk("u1", g1)), ev("completed", "sync r3"))
+			wantSet(t, evs, ev(clarity.OpStarted, "sync r3"), ev(clarity.OpDeleted, gk("u1", g1)), ev(clarity.OpCompleted, "sync r3"))
 		})
 	}
 }
