@@ -70,6 +70,8 @@ type Record struct {
 	// secret).
 	Reason string `json:"reason,omitempty"`
 	Tokens Tokens `json:"tokens"`
+	// LastSync is the end of the last full sync, as its sync event said.
+	LastSync *LastSync `json:"last_sync,omitempty"`
 	// CreatedAt and UpdatedAt are set by the registry.
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
@@ -382,6 +384,15 @@ func (r *Registry) Modify(ctx context.Context, ref pipeline.ConnectorRef, fn fun
 // Delete removes a connector's record.
 func (r *Registry) Delete(ctx context.Context, ref pipeline.ConnectorRef) error {
 	if err := r.kv.Delete(ctx, ref.Key()); err != nil {
+		return fmt.Errorf("remove connector %s: %w", ref, err)
+	}
+	return nil
+}
+
+// Purge removes a connector's record and every stored revision of it, so
+// that none of its sealed secrets stays in the bucket's stream.
+func (r *Registry) Purge(ctx context.Context, ref pipeline.ConnectorRef) error {
+	if err := r.kv.Purge(ctx, ref.Key()); err != nil {
 		return fmt.Errorf("remove connector %s: %w", ref, err)
 	}
 	return nil

@@ -206,16 +206,24 @@ func (t *TokenSource) refresh(ctx context.Context, e Entry) (string, time.Time, 
 	return g.Access, g.Expiry, nil
 }
 
-func (t *TokenSource) seal(g Grant) (Tokens, error) {
-	access, err := t.keys.Seal(g.Access, SecretAD(t.ref, FieldAccessToken))
+func (t *TokenSource) seal(g Grant) (Tokens, error) { return sealGrant(t.keys, t.ref, g, t.now()) }
+
+// Seal seals the tokens of a grant for the connector ref, as a record
+// stores them.
+func (r *Registry) Seal(keys *Keyring, ref pipeline.ConnectorRef, g Grant) (Tokens, error) {
+	return sealGrant(keys, ref, g, r.now())
+}
+
+func sealGrant(keys *Keyring, ref pipeline.ConnectorRef, g Grant, now time.Time) (Tokens, error) {
+	access, err := keys.Seal(g.Access, SecretAD(ref, FieldAccessToken))
 	if err != nil {
 		return Tokens{}, err
 	}
-	refresh, err := t.keys.Seal(g.Refresh, SecretAD(t.ref, FieldRefreshToken))
+	refresh, err := keys.Seal(g.Refresh, SecretAD(ref, FieldRefreshToken))
 	if err != nil {
 		return Tokens{}, err
 	}
-	return Tokens{Access: access, Refresh: refresh, Issued: t.now().UTC(), Expiry: g.Expiry.UTC(), Scope: g.Scope}, nil
+	return Tokens{Access: access, Refresh: refresh, Issued: now.UTC(), Expiry: g.Expiry.UTC(), Scope: g.Scope}, nil
 }
 
 // release drops this replica's lease after a refresh that may be tried

@@ -128,8 +128,8 @@ type userDetail struct {
 	JID                string            `json:"jid,omitempty"`
 }
 
-// getUser serves GET /users/{userId}, by id or email, or by
-// employee_unique_id with search_by_unique_id=true. Unlike the listing it
+// getUser serves GET /users/{userId}, by id or email, "me" (the account
+// owner), or by employee_unique_id with search_by_unique_id=true. Unlike the listing it
 // shows a pending user's id.
 func (a *Account) getUser(w http.ResponseWriter, r *http.Request) {
 	key := r.PathValue("userId")
@@ -142,6 +142,10 @@ func (a *Account) getUser(w http.ResponseWriter, r *http.Request) {
 				break
 			}
 		}
+	} else if key == "me" {
+		// The user the token acts for: an account-level app's tokens
+		// act for the account owner who authorized it.
+		su = a.st.owner()
 	} else {
 		su = a.st.lookupUser(key)
 	}
