@@ -3,7 +3,7 @@ package main
 import (
 	"fmt"
 
-	"github.com/claritysecurity/zoom-connector/pkg/clarity"
+	"github.com/claritysecurity/zoom-connector/pkg/pipeline"
 	"github.com/claritysecurity/zoom-connector/pkg/service"
 	"github.com/claritysecurity/zoom-connector/services/webhook/internal/receiver"
 )
@@ -15,6 +15,9 @@ import (
 // webhook routes, /healthz and /readyz only.
 type config struct {
 	service.Common
+	// Connector is the default connector, whose notifications come to
+	// POST /webhooks/zoom: CLARITY_TENANT and CONNECTOR_ID, validated.
+	Connector pipeline.ConnectorRef
 	// Addr is the public address.
 	Addr string
 	// Secret is the default connector's webhook secret token.
@@ -34,8 +37,10 @@ func readConfig(e *service.Env) (config, error) {
 		MaxConcurrent: e.Int("WEBHOOK_MAX_CONCURRENT", receiver.MaxConcurrent),
 		MaxBody:       e.Int("WEBHOOK_MAX_BODY", receiver.MaxBody),
 	}
-	e.Check(clarity.CheckToken("CLARITY_TENANT", c.Tenant))
-	e.Check(clarity.CheckToken("CONNECTOR_ID", c.ConnectorID))
+	// Each name is checked under its variable's name, so that the error
+	// says which to fix; the connector is made below, once both are valid.
+	e.Check(pipeline.CheckName("CLARITY_TENANT", c.Tenant))
+	e.Check(pipeline.CheckName("CONNECTOR_ID", c.ConnectorID))
 	if c.Addr == c.HTTPAddr {
 		e.Check(fmt.Errorf("WEBHOOK_OPS_ADDR must differ from WEBHOOK_ADDR, got %q for both", c.Addr))
 	}
@@ -45,5 +50,13 @@ func readConfig(e *service.Env) (config, error) {
 	if c.MaxBody < 1 || c.MaxBody > receiver.MaxStorableBody {
 		e.Check(fmt.Errorf("WEBHOOK_MAX_BODY must be between 1 and %d bytes, got %d", receiver.MaxStorableBody, c.MaxBody))
 	}
-	return c, e.Err()
+	if err := e.Err(); err != nil {
+		return c, err
+	}
+	ref, err := pipeline.NewConnectorRef(c.Tenant, c.ConnectorID)
+	if err != nil {
+		return c, err
+	}
+	c.Connector = ref
+	return c, nil
 }

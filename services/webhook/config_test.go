@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/claritysecurity/zoom-connector/pkg/pipeline"
 	"github.com/claritysecurity/zoom-connector/pkg/service"
 )
 
@@ -23,19 +24,21 @@ func TestReadConfig(t *testing.T) {
 		check   func(config) bool
 	}{
 		{"defaults", secret, "", func(c config) bool {
-			return c.Addr == ":8080" && c.HTTPAddr == ":8084" && c.Tenant == "default" && c.ConnectorID == "zoom" &&
+			return c.Addr == ":8080" && c.HTTPAddr == ":8084" && c.Connector == pipeline.ConnectorRef{Tenant: "default", ID: "zoom"} &&
 				c.NATSURL == "nats://127.0.0.1:4222" && c.Secret == "s3cret" &&
 				c.MaxConcurrent == 256 && c.MaxBody == 64<<10
 		}},
 		{"set", with("WEBHOOK_ADDR", ":9999", "WEBHOOK_OPS_ADDR", "127.0.0.1:9998", "CLARITY_TENANT", "acme", "CONNECTOR_ID", "z2",
 			"WEBHOOK_MAX_CONCURRENT", "16", "WEBHOOK_MAX_BODY", "131072"), "", func(c config) bool {
-			return c.Addr == ":9999" && c.HTTPAddr == "127.0.0.1:9998" && c.Tenant == "acme" && c.ConnectorID == "z2" &&
+			return c.Addr == ":9999" && c.HTTPAddr == "127.0.0.1:9998" && c.Connector == pipeline.ConnectorRef{Tenant: "acme", ID: "z2"} &&
 				c.MaxConcurrent == 16 && c.MaxBody == 128<<10
 		}},
 		{"no secret", map[string]string{}, "ZOOM_WEBHOOK_SECRET_TOKEN is required", nil},
 		{"blank secret", map[string]string{"ZOOM_WEBHOOK_SECRET_TOKEN": "  "}, "ZOOM_WEBHOOK_SECRET_TOKEN is required", nil},
 		{"tenant not a token", with("CLARITY_TENANT", "a.b"), "CLARITY_TENANT", nil},
 		{"connector not a token", with("CONNECTOR_ID", "z*"), "CONNECTOR_ID", nil},
+		{"tenant not a valid name", with("CLARITY_TENANT", "Acme"), "CLARITY_TENANT", nil},
+		{"connector too long", with("CONNECTOR_ID", strings.Repeat("z", 64)), "CONNECTOR_ID", nil},
 		{"one address for both", with("WEBHOOK_ADDR", ":8084"), "WEBHOOK_OPS_ADDR must differ from WEBHOOK_ADDR", nil},
 		{"no concurrency", with("WEBHOOK_MAX_CONCURRENT", "0"), "WEBHOOK_MAX_CONCURRENT must be at least 1", nil},
 		{"concurrency not a number", with("WEBHOOK_MAX_CONCURRENT", "many"), "WEBHOOK_MAX_CONCURRENT must be an integer", nil},

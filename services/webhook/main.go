@@ -41,14 +41,13 @@ func run(ctx context.Context) error {
 		"nats": func(context.Context) error { return natsx.Ready(nc) },
 	}))
 	rc := receiver.New(receiver.Config{
-		Connectors:       receiver.NewStatic(receiver.Connector{Tenant: cfg.Tenant, ID: cfg.ConnectorID, Secret: cfg.Secret}),
-		DefaultTenant:    cfg.Tenant,
-		DefaultConnector: cfg.ConnectorID,
-		Publisher:        js,
-		Log:              log,
-		Metrics:          receiver.NewMetrics(reg),
-		MaxBody:          int64(cfg.MaxBody),
-		MaxConcurrent:    cfg.MaxConcurrent,
+		Connectors:    receiver.NewStatic(receiver.Connector{Ref: cfg.Connector, Secret: cfg.Secret}),
+		Default:       cfg.Connector,
+		Publisher:     js,
+		Log:           log,
+		Metrics:       receiver.NewMetrics(reg),
+		MaxBody:       int64(cfg.MaxBody),
+		MaxConcurrent: cfg.MaxConcurrent,
 	})
 
 	// Both addresses are bound before either is served, so that a taken
@@ -70,7 +69,7 @@ func run(ctx context.Context) error {
 	// seconds): every accepted notification was stored before its 200, so
 	// nothing is left to hand over but the connection's drain.
 	g.Go(func() error { return servePublic(gctx, publicLn, publicHandler(rc, ops)) })
-	log.Info().Str("addr", cfg.Addr).Str("ops_addr", cfg.HTTPAddr).Str("tenant", cfg.Tenant).Str("connector", cfg.ConnectorID).
+	log.Info().Str("addr", cfg.Addr).Str("ops_addr", cfg.HTTPAddr).Str("tenant", cfg.Connector.Tenant).Str("connector", cfg.Connector.ID).
 		Int("max_concurrent", cfg.MaxConcurrent).Int("max_body", cfg.MaxBody).Msg("webhook started")
 	err = g.Wait()
 	log.Info().Msg("webhook stopped")

@@ -13,9 +13,9 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/claritysecurity/zoom-connector/pkg/clarity"
 	"github.com/claritysecurity/zoom-connector/pkg/natsx"
 	"github.com/claritysecurity/zoom-connector/pkg/natsx/natstest"
+	"github.com/claritysecurity/zoom-connector/pkg/pipeline"
 	"github.com/claritysecurity/zoom-connector/services/webhook/internal/receiver"
 )
 
@@ -184,7 +184,7 @@ func TestRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer nc.Close()
-	s, err := js.Stream(context.Background(), clarity.StreamWebhook)
+	s, err := js.Stream(context.Background(), pipeline.StreamWebhook)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,7 +8,8 @@ import (
 )
 
 // FuzzHandler sends the receiver arbitrary requests: it must never panic,
-// answer only with the statuses the contract names, and publish nothing
+// answer only with the statuses the package documentation lists (200, 400,
+// 401, 404, 405, 413 and 503), and publish nothing
 // (not even attempt it) unless the signature is valid. When sign is true the
 // signature is made right for the fuzzed timestamp and body, so that the
 // paths past the signature check get fuzzed too.

@@ -21,9 +21,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
-	"github.com/claritysecurity/zoom-connector/pkg/clarity"
 	"github.com/claritysecurity/zoom-connector/pkg/natsx"
 	"github.com/claritysecurity/zoom-connector/pkg/natsx/natstest"
+	"github.com/claritysecurity/zoom-connector/pkg/pipeline"
 	"github.com/claritysecurity/zoom-connector/pkg/service"
 )
 
@@ -32,6 +32,10 @@ const (
 	testTenant    = "default"
 	testConnector = "zoom"
 )
+
+// testRef is the connector the test receiver serves, on its own route and
+// as the default.
+var testRef = pipeline.ConnectorRef{Tenant: testTenant, ID: testConnector}
 
 // testNow is the receiver's clock in tests: the x-zm-request-timestamp of
 // Zoom's documented example.
@@ -94,19 +98,18 @@ func newHarness(tb testing.TB, modify func(*Config)) *harness {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(h.nc.Close)
-	if err := natsx.EnsureStreams(ctx, h.js, clarity.Streams()...); err != nil {
+	if err := natsx.EnsureStreams(ctx, h.js, pipeline.Streams(1)...); err != nil {
 		tb.Fatal(err)
 	}
 	h.pub = &countingPublisher{Publisher: h.js}
 	h.reg = prometheus.NewRegistry()
 	cfg := Config{
-		Connectors:       NewStatic(Connector{Tenant: testTenant, ID: testConnector, Secret: testSecret}),
-		DefaultTenant:    testTenant,
-		DefaultConnector: testConnector,
-		Publisher:        h.pub,
-		Log:              zerolog.New(h.logs).Level(zerolog.DebugLevel),
-		Metrics:          NewMetrics(h.reg),
-		Now:              func() time.Time { return testNow },
+		Connectors: NewStatic(Connector{Ref: testRef, Secret: testSecret}),
+		Default:    testRef,
+		Publisher:  h.pub,
+		Log:        zerolog.New(h.logs).Level(zerolog.DebugLevel),
+		Metrics:    NewMetrics(h.reg),
+		Now:        func() time.Time { return testNow },
 	}
 	if modify != nil {
 		modify(&cfg)
@@ -155,7 +158,7 @@ func (h *harness) signed(tb testing.TB, path string, body []byte) (*http.Respons
 // stored is the number of messages in the webhook stream.
 func (h *harness) stored(tb testing.TB) uint64 {
 	tb.Helper()
-	s, err := h.js.Stream(context.Background(), clarity.StreamWebhook)
+	s, err := h.js.Stream(context.Background(), pipeline.StreamWebhook)
 	if err != nil {
 		tb.Fatal(err)
 	}

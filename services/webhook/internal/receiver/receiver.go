@@ -14,8 +14,9 @@
 // check that fails decides the answer:
 //
 //  1. method: anything but POST is 405 (bad_method);
-//  2. connector: a tenant or connector that is not a valid subject token or
-//     is not known is 404 (unknown_connector), before any of the body is read;
+//  2. connector: a tenant or connector that is not a valid name (1 to 63 of
+//     a-z, 0-9, '_' and '-', as pipeline.CheckName has it) or is not known
+//     is 404 (unknown_connector), before any of the body is read;
 //  3. size: a body over MaxBody is 413 (too_large); it is never read whole;
 //  4. signature: x-zm-signature must sign x-zm-request-timestamp and the raw
 //     body with the connector's secret, else 401 (bad_signature);
@@ -35,8 +36,6 @@ package receiver
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -50,10 +49,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
-	"google.golang.org/protobuf/proto"
 
-	"github.com/claritysecurity/zoom-connector/pkg/clarity"
 	"github.com/claritysecurity/zoom-connector/pkg/pb"
+	"github.com/claritysecurity/zoom-connector/pkg/pipeline"
 )
 
 // Zoom's request headers.
@@ -103,10 +101,9 @@ type Publisher interface {
 type Config struct {
 	// Connectors knows the connectors and their secrets.
 	Connectors Connectors
-	// DefaultTenant and DefaultConnector name the connector of the route
-	// without tenant and connector, POST /webhooks/zoom.
-	DefaultTenant    string
-	DefaultConnector string
+	// Default is the connector of the route without tenant and connector,
+	// POST /webhooks/zoom.
+	Default pipeline.ConnectorRef
 	// Publisher stores accepted notifications.
 	Publisher Publisher
 	Log       zerolog.Logger
@@ -212,12 +209,7 @@ func (rc *Receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	tenant, connector := r.PathValue("tenant"), r.PathValue("connector")
-	if tenant == "" && connector == "" {
-		tenant, connector = rc.cfg.DefaultTenant, rc.cfg.DefaultConnector
-	}
-	log = log.With().Str("tenant", tenant).Str("connector", connector).Logger()
-	conn, err := rc.lookup(r.Context(), tenant, connector)
+	conn, log, err := rc.lookup(r, log)
 	switch {
 	case errors.Is(err, ErrUnknownConnector):
 		rc.refuse(w, log, http.StatusNotFound, ResultUnknownConnector, nil)
@@ -285,18 +277,27 @@ func (rc *Receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, map[string]string{"status": result})
 }
 
-// lookup finds the connector of a request. Names that cannot be subject
-// tokens are unknown without asking Connectors: they could never be
-// published under.
-func (rc *Receiver) lookup(ctx context.Context, tenant, connector string) (Connector, error) {
-	if clarity.CheckToken("tenant", tenant) != nil || clarity.CheckToken("connector", connector) != nil {
-		return Connector{}, ErrUnknownConnector
+// lookup finds the connector of a request, from its route, and returns log
+// with the tenant and connector the route names. Invalid names are unknown
+// without asking Connectors: no connector can have them, and they could
+// never be published under.
+func (rc *Receiver) lookup(r *http.Request, log zerolog.Logger) (Connector, zerolog.Logger, error) {
+	tenant, id := r.PathValue("tenant"), r.PathValue("connector")
+	if tenant == "" && id == "" {
+		tenant, id = rc.cfg.Default.Tenant, rc.cfg.Default.ID
 	}
-	c, err := rc.cfg.Connectors.Lookup(ctx, tenant, connector)
+	// The names are logged as the route gave them, valid or not, so that a
+	// refusal says what was asked for.
+	log = log.With().Str("tenant", tenant).Str("connector", id).Logger()
+	ref, err := pipeline.NewConnectorRef(tenant, id)
 	if err != nil {
-		return Connector{}, err
+		return Connector{}, log, ErrUnknownConnector
 	}
-	return c, nil
+	c, err := rc.cfg.Connectors.Lookup(r.Context(), ref)
+	if err != nil {
+		return Connector{}, log, err
+	}
+	return c, log, nil
 }
 
 // validate answers endpoint.url_validation.
@@ -315,13 +316,16 @@ func (rc *Receiver) validate(w http.ResponseWriter, log zerolog.Logger, secret S
 }
 
 // publish stores the notification on the connector's webhook subject. The
-// message id is the hash of the raw body, so that JetStream drops a second
-// delivery of the same body (a Zoom retry or a replay) within the stream's
-// duplicate window.
+// message id (pipeline.WebhookID) is the connector and the hash of the raw
+// body, so that JetStream drops a second delivery of the same body (a Zoom
+// retry or a replay) within the stream's duplicate window, while two
+// connectors never drop each other's. The envelope goes through
+// pipeline.NewMsg, compressed when that pays, as every internal message
+// does; compression never makes it larger, so MaxStorableBody holds.
 func (rc *Receiver) publish(ctx context.Context, c Connector, n notification, body []byte, received time.Time) (*jetstream.PubAck, error) {
 	env := &pb.Envelope{
-		Tenant:    c.Tenant,
-		Connector: c.ID,
+		Tenant:    c.Ref.Tenant,
+		Connector: c.Ref.ID,
 		Body: &pb.Envelope_Webhook{Webhook: &pb.WebhookEvent{
 			Event:        n.Event,
 			EventTsMs:    eventMillis(n.EventTS),
@@ -329,28 +333,17 @@ func (rc *Receiver) publish(ctx context.Context, c Connector, n notification, bo
 			ReceivedAtMs: received.UnixMilli(),
 		}},
 	}
-	data, err := proto.Marshal(env)
+	msg, err := pipeline.NewMsg(pipeline.WebhookSubject(c.Ref), env, pipeline.WebhookID(c.Ref, body))
 	if err != nil {
-		return nil, fmt.Errorf("encode envelope: %w", err)
+		return nil, err
 	}
-	msg := nats.NewMsg(clarity.WebhookSubject(c.Tenant, c.ID))
-	msg.Data = data
-	msg.Header.Set(jetstream.MsgIDHeader, MsgID(c.Tenant, c.ID, body))
 	start := time.Now()
-	ack, err := rc.cfg.Publisher.PublishMsg(ctx, msg, jetstream.WithExpectStream(clarity.StreamWebhook))
+	ack, err := rc.cfg.Publisher.PublishMsg(ctx, msg, jetstream.WithExpectStream(pipeline.StreamWebhook))
 	rc.cfg.Metrics.publish.Observe(time.Since(start).Seconds())
 	if err != nil {
 		return nil, fmt.Errorf("publish notification: %w", err)
 	}
 	return ack, nil
-}
-
-// MsgID is the Nats-Msg-Id of a notification: the connector and the hex
-// SHA-256 of its raw body, so that a retried delivery is one event and two
-// connectors never drop each other's.
-func MsgID(tenant, connector string, body []byte) string {
-	h := sha256.Sum256(body)
-	return "wh/" + tenant + "/" + connector + "/" + hex.EncodeToString(h[:])
 }
 
 // eventMillis reads event_ts (epoch milliseconds). A missing or odd value

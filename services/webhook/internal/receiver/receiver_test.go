@@ -20,8 +20,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/claritysecurity/zoom-connector/pkg/clarity"
 	"github.com/claritysecurity/zoom-connector/pkg/pb"
+	"github.com/claritysecurity/zoom-connector/pkg/pipeline"
 )
 
 // deactivated is Zoom's example user.deactivated notification (Users events
@@ -56,6 +56,7 @@ func TestRefused(t *testing.T) {
 		{"unknown tenant", http.MethodPost, "/webhooks/zoom/other/zoom", testTS, Sign(testSecret, testTS, valid), valid, http.StatusNotFound, ResultUnknownConnector},
 		{"unknown connector", http.MethodPost, "/webhooks/zoom/default/nope", testTS, Sign(testSecret, testTS, valid), valid, http.StatusNotFound, ResultUnknownConnector},
 		{"connector not a token", http.MethodPost, "/webhooks/zoom/default/zo%2Aom", testTS, Sign(testSecret, testTS, valid), valid, http.StatusNotFound, ResultUnknownConnector},
+		{"connector not a valid name", http.MethodPost, "/webhooks/zoom/default/Zoom", testTS, Sign(testSecret, testTS, valid), valid, http.StatusNotFound, ResultUnknownConnector},
 		{"over MaxBody", http.MethodPost, "/webhooks/zoom", testTS, Sign(testSecret, testTS, big), big, http.StatusRequestEntityTooLarge, ResultTooLarge},
 		{"no signature", http.MethodPost, "/webhooks/zoom", testTS, "", valid, http.StatusUnauthorized, ResultBadSignature},
 		{"no timestamp", http.MethodPost, "/webhooks/zoom", "", Sign(testSecret, testTS, valid), valid, http.StatusUnauthorized, ResultBadSignature},
@@ -120,6 +121,8 @@ func TestAccepted(t *testing.T) {
 		{"connector route", "/webhooks/zoom/default/zoom", deactivated, 1626230691572},
 		{"no event_ts", "/webhooks/zoom", `{"event":"group.deleted","payload":{"object":{"id":"g1"},"time_stamp":5}}`, 0},
 		{"event_ts a string", "/webhooks/zoom", `{"event":"group.deleted","event_ts":"1","payload":{"object":{"id":"g1"}}}`, 0},
+		{"large body, stored compressed", "/webhooks/zoom", `{"event":"group.updated","event_ts":7,"payload":{"object":{"id":"g1","name":"` +
+			strings.Repeat("a long group name ", 400) + `"}}}`, 7},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -133,11 +136,11 @@ func TestAccepted(t *testing.T) {
 			if got := h.stored(t); got != 1 {
 				t.Fatalf("stored messages got %d, want 1", got)
 			}
-			s, err := h.js.Stream(context.Background(), clarity.StreamWebhook)
+			s, err := h.js.Stream(context.Background(), pipeline.StreamWebhook)
 			if err != nil {
 				t.Fatal(err)
 			}
-			m, err := s.GetLastMsgForSubject(context.Background(), clarity.WebhookSubject(testTenant, testConnector))
+			m, err := s.GetLastMsgForSubject(context.Background(), pipeline.WebhookSubject(testRef))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -145,8 +148,11 @@ func TestAccepted(t *testing.T) {
 			if got, want := m.Header.Get(jetstream.MsgIDHeader), "wh/"+testTenant+"/"+testConnector+"/"+hex.EncodeToString(sum[:]); got != want {
 				t.Errorf("Nats-Msg-Id got %q, want %q", got, want)
 			}
+			if got, want := m.Header.Get(pipeline.HeaderEncoding) != "", len(tt.body) >= 4<<10; got != want {
+				t.Errorf("stored compressed got %v, want %v (body of %d bytes)", got, want, len(tt.body))
+			}
 			var env pb.Envelope
-			if err := proto.Unmarshal(m.Data, &env); err != nil {
+			if err := pipeline.Unmarshal(m.Header, m.Data, &env); err != nil {
 				t.Fatal(err)
 			}
 			var n struct{ Event string }
@@ -235,7 +241,7 @@ func TestUnavailable(t *testing.T) {
 		breakIt func(testing.TB, *harness)
 	}{
 		{"stream deleted", func(tb testing.TB, h *harness) {
-			if err := h.js.DeleteStream(context.Background(), clarity.StreamWebhook); err != nil {
+			if err := h.js.DeleteStream(context.Background(), pipeline.StreamWebhook); err != nil {
 				tb.Fatal(err)
 			}
 		}},
@@ -282,7 +288,7 @@ func TestDefaultPublishTimeout(t *testing.T) {
 
 type failingConnectors struct{}
 
-func (failingConnectors) Lookup(context.Context, string, string) (Connector, error) {
+func (failingConnectors) Lookup(context.Context, pipeline.ConnectorRef) (Connector, error) {
 	return Connector{}, errors.New("database down")
 }
 

@@ -82,7 +82,7 @@ func TestFresh(t *testing.T) {
 }
 
 func TestSecretHidden(t *testing.T) {
-	c := Connector{Tenant: "t", ID: "c", Secret: testSecret}
+	c := Connector{Ref: testRef, Secret: testSecret}
 	b, _ := json.Marshal(c)
 	for _, s := range []string{
 		fmt.Sprint(c), fmt.Sprintf("%+v", c), fmt.Sprintf("%#v", c), fmt.Sprintf("%s", c.Secret), string(b),
