@@ -4,10 +4,9 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"slices"
-	"sort"
-	"strconv"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -27,6 +26,16 @@ type existing struct {
 type rkey struct {
 	kind int16
 	key  string
+}
+
+// hashRecords sets the Hash of every record that arrived without one.
+func hashRecords(recs []*pb.Record) {
+	for _, r := range recs {
+		if len(r.Hash) == 0 {
+			h := sha256.Sum256(r.Data)
+			r.Hash = h[:]
+		}
+	}
 }
 
 // upsert applies records observed at version (Zoom time, ms). seenAt, when
@@ -372,67 +381,4 @@ func (w *wtx) touch(ctx context.Context, recs []*pb.Record, version, seenAt int6
 		return fmt.Errorf("mark records seen: %w", err)
 	}
 	return nil
-}
-
-// tombstone deletes records matched by where (a condition on r with $1 the
-// connector id and further arguments), emitting a deleted event for each
-// with its last data. The rows stay as tombstones at version. It deletes
-// spillAt records per statement, and spills their events to the outbox
-// between statements: one entitlement may have any number of grants.
-func (w *wtx) tombstone(ctx context.Context, version int64, where string, args ...any) (int64, error) {
-	return w.expireAll(ctx, `
-		UPDATE records r SET deleted = true, version = GREATEST(r.version, $2)
-		WHERE r.ctid = ANY(ARRAY(
-			SELECT r.ctid FROM records r
-			WHERE r.connector_id = $1 AND NOT r.deleted AND (`+where+`)
-			LIMIT $`+strconv.Itoa(len(args)+3)+`))
-		RETURNING `+goneColumns, append([]any{w.cid, version}, args...)...)
-}
-
-// gone is a record an UPDATE turned into a tombstone.
-type gone struct {
-	kind            int16
-	key, data, user string
-}
-
-// goneColumns is the RETURNING list of a statement run by expire.
-const goneColumns = `r.kind, r.key, r.data::text, COALESCE(r.user_key, '')`
-
-// expire runs an UPDATE that turns records into tombstones, RETURNING
-// goneColumns, and returns them; emitGone publishes them.
-func (w *wtx) expire(ctx context.Context, sql string, args ...any) ([]gone, error) {
-	rows, err := w.tx.Query(ctx, sql, args...)
-	if err != nil {
-		return nil, fmt.Errorf("delete records: %w", err)
-	}
-	defer rows.Close()
-	var deleted []gone
-	for rows.Next() {
-		var g gone
-		if err := rows.Scan(&g.kind, &g.key, &g.data, &g.user); err != nil {
-			return nil, fmt.Errorf("delete records: %w", err)
-		}
-		deleted = append(deleted, g)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("delete records: %w", err)
-	}
-	return deleted, nil
-}
-
-// emitGone emits a deleted event for each record, dependents first:
-// attributes and grants go before the users and entitlements they refer
-// to, so no consumer sees a dangling grant.
-func (w *wtx) emitGone(deleted []gone) {
-	sort.Slice(deleted, func(i, j int) bool {
-		if deleted[i].kind != deleted[j].kind {
-			return deleted[i].kind > deleted[j].kind
-		}
-		return deleted[i].key < deleted[j].key
-	})
-	for _, g := range deleted {
-		w.emit(KindName(pb.Kind(g.kind)), clarity.OpDeleted, g.key, []byte(g.data))
-		w.dirty(g.user)
-	}
-	w.stats.deleted += int64(len(deleted))
 }
