@@ -23,6 +23,6 @@ func Logger(w io.Writer, name, level, format string) (zerolog.Logger, error) {
 
 // Fatal prints one clear line, naming the binary, for an error that stops
 // the service (a missing variable, an unreachable dependency at start).
-func Fatal(name string, err error) {
-	fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
-}
+func Fatal(name string, err error) { fatal(os.Stderr, name, err) }
+
+func fatal(w io.Writer, name string, err error) { fmt.Fprintf(w, "%s: %v\n", name, err) }

@@ -2,6 +2,8 @@ package service
 
 import (
 	"context"
+	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -11,22 +13,56 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
-	"github.com/claritysecurity/zoom-connector/pkg/clarity"
 	"github.com/claritysecurity/zoom-connector/pkg/natsx"
+	"github.com/claritysecurity/zoom-connector/pkg/pipeline"
 )
 
-// Main runs run under a context that SIGINT or SIGTERM cancels. When run
-// fails, it prints one line naming the binary and exits with status 1; a
-// clean stop exits 0.
+// Exit statuses of Main.
+const (
+	// ExitFailed is the status of a service whose run function returned an
+	// error.
+	ExitFailed = 1
+	// ExitPanic is the status of a service whose run function panicked:
+	// the status Go gives a panic nobody recovers, so that whatever
+	// supervises the service sees a crash as it always did.
+	ExitPanic = 2
+)
+
+// Main runs run under a context that SIGINT or SIGTERM cancels, and exits
+// with its outcome. A clean stop exits 0. When run fails, Main prints one
+// line naming the binary and exits with ExitFailed. When run panics, Main
+// prints the panic and the stack where it happened, naming the binary, and
+// exits with ExitPanic: run's deferred calls (draining NATS, closing the
+// database pool) have run by then, which an unrecovered panic would not
+// have allowed. A panic in a goroutine run started is not run's and still
+// crashes the process: such goroutines recover their own (as the consume
+// loop does for every handler).
 func Main(name string, run func(ctx context.Context) error) {
 	tuneGC()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	err := run(ctx)
+	code := runMain(ctx, name, run, os.Stderr)
 	stop()
-	if err != nil {
-		Fatal(name, err)
-		os.Exit(1)
+	if code != 0 {
+		os.Exit(code)
 	}
+}
+
+// runMain runs run and returns Main's exit status, having written to w
+// what stopped the service, if anything did.
+func runMain(ctx context.Context, name string, run func(ctx context.Context) error, w io.Writer) (code int) {
+	defer func() {
+		if r := recover(); r != nil {
+			// The deferred call runs on the panicking goroutine before its
+			// stack unwinds, so the stack still shows where the panic was.
+			fmt.Fprintf(w, "%s: panic: %v\n\n%s", name, r, debug.Stack())
+			code = ExitPanic
+		}
+	}()
+	if err := run(ctx); err != nil {
+		fatal(w, name, err)
+		return ExitFailed
+	}
+	return 0
 }
 
 // Defaults of the garbage collector, where GOGC and GOMEMLIMIT are unset.
@@ -63,7 +99,7 @@ func JetStream(ctx context.Context, c Common, name string, log zerolog.Logger) (
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := natsx.EnsureStreams(ctx, js, clarity.Replicated(c.StreamReplicas, clarity.Streams())...); err != nil {
+	if err := natsx.EnsureStreams(ctx, js, pipeline.Streams(c.StreamReplicas)...); err != nil {
 		nc.Close()
 		return nil, nil, err
 	}
