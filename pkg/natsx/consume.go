@@ -81,6 +81,12 @@ type Consumer struct {
 	Grace time.Duration
 	// DeadLetter is the subject failed messages go to; empty disables it.
 	DeadLetter string
+	// DeadLetterID returns the Nats-Msg-Id of the dead letter of the
+	// message at sequence seq of stream, so that dead-lettering the same
+	// message again (its acknowledgement lost) stores it once. The id
+	// scheme belongs to whoever names the messages (pipeline.DeadLetterID
+	// in the services); nil is "dlq/<stream>/<seq>".
+	DeadLetterID func(stream string, seq uint64) string
 	// KeepAlive tells the server, every third of AckWait, that each
 	// message being handled is in progress: for handlers that may wait
 	// longer than AckWait (on a database lock, say) without having failed.
@@ -294,7 +300,7 @@ func (c Consumer) handle(ctx context.Context, js jetstream.JetStream, msg jetstr
 	dl.Header.Set(HeaderDLQSubject, msg.Subject())
 	dl.Header.Set(HeaderDLQConsumer, c.Durable)
 	dl.Header.Set(HeaderDLQAttempts, strconv.FormatUint(delivered, 10))
-	dl.Header.Set(jetstream.MsgIDHeader, "dlq/"+c.Stream+"/"+strconv.FormatUint(streamSeq, 10))
+	dl.Header.Set(jetstream.MsgIDHeader, c.deadLetterID(streamSeq))
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	if _, perr := js.PublishMsg(pctx, dl); perr != nil {
@@ -307,6 +313,15 @@ func (c Consumer) handle(ctx context.Context, js jetstream.JetStream, msg jetstr
 	}
 	log.Error().Str("dead_letter", c.DeadLetter).Msg("message dead-lettered")
 	_ = msg.Ack()
+}
+
+// deadLetterID is the Nats-Msg-Id of the dead letter of the message at
+// sequence seq of the consumer's stream.
+func (c Consumer) deadLetterID(seq uint64) string {
+	if c.DeadLetterID != nil {
+		return c.DeadLetterID(c.Stream, seq)
+	}
+	return "dlq/" + c.Stream + "/" + strconv.FormatUint(seq, 10)
 }
 
 // untilAvailable handles msg again, with growing delays, while the handler

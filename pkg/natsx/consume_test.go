@@ -3,6 +3,7 @@ package natsx_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -223,6 +224,40 @@ func TestDeadLetter(t *testing.T) {
 			}
 			// The dead-lettered message is done with: nothing is pending.
 			waitFor(t, 5*time.Second, "work stream empty", workStreamEmpty(t, js))
+		})
+	}
+}
+
+// TestDeadLetterID: the dead letter's Nats-Msg-Id is what the consumer's
+// DeadLetterID makes of the stream and sequence, and "dlq/<stream>/<seq>"
+// without one.
+func TestDeadLetterID(t *testing.T) {
+	tests := []struct {
+		name string
+		id   func(stream string, seq uint64) string
+		want string
+	}{
+		{"unset", nil, "dlq/WORK/2"},
+		{"set", func(stream string, seq uint64) string { return fmt.Sprintf("dead/%s/%d", stream, seq) }, "dead/WORK/2"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			js := newJS(t)
+			c := consumer(time.Second)
+			c.DeadLetterID = tt.id
+			run(t, js, c, func(_ context.Context, msg jetstream.Msg) error {
+				if string(msg.Data()) == "bad" {
+					return natsx.Permanent(errors.New("undecodable"))
+				}
+				return nil
+			})
+			publish(t, js, "work.a", "good", nil)
+			publish(t, js, "work.b", "bad", nil)
+			waitFor(t, 5*time.Second, "dead letter", func() bool { return len(deadLetters(t, js)) == 1 })
+			if got := deadLetters(t, js)[0].Header.Get(jetstream.MsgIDHeader); got != tt.want {
+				t.Errorf("got Nats-Msg-Id %q, want %q", got, tt.want)
+			}
 		})
 	}
 }
