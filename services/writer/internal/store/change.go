@@ -7,7 +7,6 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/claritysecurity/zoom-connector/pkg/clarity"
 	"github.com/claritysecurity/zoom-connector/pkg/pb"
 	"github.com/claritysecurity/zoom-connector/pkg/pipeline"
 )
@@ -25,7 +24,7 @@ func (s *Store) ApplyChange(ctx context.Context, c pipeline.ConnectorRef, b *pb.
 	if err != nil {
 		return err
 	}
-	w.trackDirty = true
+	w.changedUsers = map[string]bool{}
 	if err := w.applyChange(ctx, b); err != nil {
 		_ = w.tx.Rollback(ctx)
 		return err
@@ -40,7 +39,7 @@ func (w *wtx) applyChange(ctx context.Context, b *pb.RecordBatch) error {
 			return err
 		}
 	}
-	if err := w.upsert(ctx, b.Records, v, 0); err != nil {
+	if err := w.upsert(ctx, b.Records, v, 0, nil); err != nil {
 		return err
 	}
 	if b.ReplaceUser != "" {
@@ -58,30 +57,13 @@ func (w *wtx) applyChange(ctx context.Context, b *pb.RecordBatch) error {
 		}
 	}
 	for _, ga := range b.AdminsRemoved {
-		// A removal is remembered even for an admin not known yet, so that
-		// an older add arriving later stays undone.
-		if _, err := w.tx.Exec(ctx, `
-			INSERT INTO group_admins AS g (connector_id, group_id, email, version, deleted)
-			SELECT $1, $2, e, $4, true FROM unnest($3::text[]) AS e
-			ON CONFLICT (connector_id, group_id, email) DO UPDATE SET deleted = true, version = excluded.version
-			WHERE g.version <= excluded.version`,
-			w.cid, ga.GroupId, lowerEmails(ga.Emails), v); err != nil {
-			return fmt.Errorf("remove group admins: %w", err)
-		}
-		if _, err := w.tombstone(ctx, v, `r.kind = `+grantKindSQL+` AND r.ent_key = $3 AND r.version <= $2 AND r.user_key IN (
-			SELECT u.key FROM records u WHERE u.connector_id = $1 AND u.kind = `+userKindSQL+` AND u.email = ANY($4::text[]))`,
-			clarity.GroupAdminKey(ga.GroupId), lowerEmails(ga.Emails)); err != nil {
+		if err := w.removeAdmins(ctx, ga, v); err != nil {
 			return err
 		}
 	}
 	for _, ga := range b.AdminsAdded {
-		if _, err := w.tx.Exec(ctx, `
-			INSERT INTO group_admins AS g (connector_id, group_id, email, version)
-			SELECT $1, $2, e, $4 FROM unnest($3::text[]) AS e
-			ON CONFLICT (connector_id, group_id, email) DO UPDATE SET deleted = false, version = excluded.version
-			WHERE g.version <= excluded.version`,
-			w.cid, ga.GroupId, lowerEmails(ga.Emails), v); err != nil {
-			return fmt.Errorf("add group admins: %w", err)
+		if err := w.addAdmins(ctx, ga, v); err != nil {
+			return err
 		}
 	}
 	// New admins, and new users who are admins already, get their grants.
@@ -107,7 +89,7 @@ func (w *wtx) applyChange(ctx context.Context, b *pb.RecordBatch) error {
 			byVersion[versions[i]] = append(byVersion[versions[i]], g)
 		}
 		for _, at := range slices.Sorted(maps.Keys(byVersion)) {
-			if err := w.upsert(ctx, byVersion[at], at, 0); err != nil {
+			if err := w.upsert(ctx, byVersion[at], at, 0, nil); err != nil {
 				return err
 			}
 		}
@@ -119,11 +101,11 @@ func (w *wtx) applyChange(ctx context.Context, b *pb.RecordBatch) error {
 // change touched: the next users page must compare them record by record,
 // since the digest no longer describes what is stored.
 func (w *wtx) forgetDigests(ctx context.Context) error {
-	if len(w.dirtyUsers) == 0 {
+	if len(w.changedUsers) == 0 {
 		return nil
 	}
-	keys := make([]string, 0, len(w.dirtyUsers))
-	for k := range w.dirtyUsers {
+	keys := make([]string, 0, len(w.changedUsers))
+	for k := range w.changedUsers {
 		keys = append(keys, k)
 	}
 	if _, err := w.tx.Exec(ctx, `
@@ -163,11 +145,8 @@ func (w *wtx) deleteCascade(ctx context.Context, d *pb.RecordRef, v int64) error
 		return err
 	}
 	if d.Kind == pb.Kind_KIND_ENTITLEMENT && strings.HasPrefix(d.Key, "group_admin:") {
-		if _, err := w.tx.Exec(ctx, `
-			UPDATE group_admins SET deleted = true, version = GREATEST(version, $3)
-			WHERE connector_id = $1 AND group_id = $2 AND version <= $3`,
-			w.cid, strings.TrimPrefix(d.Key, "group_admin:"), v); err != nil {
-			return fmt.Errorf("remove group admins: %w", err)
+		if err := w.dropAdmins(ctx, strings.TrimPrefix(d.Key, "group_admin:"), v); err != nil {
+			return err
 		}
 	}
 	// A tombstone remembers the deletion time even for a record never seen,

@@ -64,29 +64,31 @@ func (s *Store) Finalize(ctx context.Context, c pipeline.ConnectorRef, runID str
 	if r.status != RunRunning || !r.fetched {
 		return false, nil
 	}
-	done, err := w.finalize(ctx, runID, r, s.deleteThreshold)
-	if err != nil || !done {
+	ended, err := w.finalize(ctx, runID, r, s.deleteThreshold)
+	if err != nil || ended == nil {
 		return false, err
 	}
 	if err := s.commit(ctx, w); err != nil {
 		return false, err
 	}
+	s.logEnded(c, ended)
 	return true, nil
 }
 
 // finalize completes the fetched run r within the transaction when every
-// page of its manifest has been applied, and reports whether it did. A run
+// page of its manifest has been applied, and returns the ended run, or nil
+// when the run is not complete yet. A run
 // that would delete more than threshold (a fraction; 0 is no limit) of the
 // connector's users or entitlements holds those deletions (see guard).
-func (w *wtx) finalize(ctx context.Context, runID string, r runRow, threshold float64) (bool, error) {
+func (w *wtx) finalize(ctx context.Context, runID string, r runRow, threshold float64) (*endedRun, error) {
 	var missing int64
 	err := w.tx.QueryRow(ctx, `SELECT `+missingPages+` FROM runs r WHERE r.connector_id = $1 AND r.run_id = $2`,
 		w.cid, runID).Scan(&missing)
 	if err != nil {
-		return false, fmt.Errorf("count pages: %w", err)
+		return nil, fmt.Errorf("count pages: %w", err)
 	}
 	if missing > 0 {
-		return false, nil
+		return nil, nil
 	}
 	gen := r.startedMs
 	// The passes over the account below are cheaper alone than shared with
@@ -95,24 +97,20 @@ func (w *wtx) finalize(ctx context.Context, runID string, r runRow, threshold fl
 	// most of it. The transaction is exclusive: every other one of the
 	// connector waits for it, and the workers' CPU is taken from them.
 	if _, err := w.tx.Exec(ctx, `SET LOCAL max_parallel_workers_per_gather = 0`); err != nil {
-		return false, fmt.Errorf("complete run: %w", err)
+		return nil, fmt.Errorf("complete run: %w", err)
 	}
 	if err := w.analyzeIfStale(ctx); err != nil {
-		return false, err
+		return nil, err
 	}
-	// Group admins the run did not list are gone, as of the run: an older
-	// add arriving later leaves them gone.
-	if _, err := w.tx.Exec(ctx, `
-		UPDATE group_admins SET deleted = true, version = $2
-		WHERE connector_id = $1 AND NOT deleted AND seen_at < $2 AND version < $2`, w.cid, gen); err != nil {
-		return false, fmt.Errorf("expire group admins: %w", err)
+	if err := w.expireAdmins(ctx, gen); err != nil {
+		return nil, err
 	}
 	grants, _, err := w.adminGrantsFor(ctx, nil, gen)
 	if err != nil {
-		return false, err
+		return nil, err
 	}
-	if err := w.upsert(ctx, grants, gen, gen); err != nil {
-		return false, err
+	if err := w.upsert(ctx, grants, gen, gen, nil); err != nil {
+		return nil, err
 	}
 	// The generation of the last completed run before this one: users
 	// compared record by record since then, in this run or in one that
@@ -121,11 +119,11 @@ func (w *wtx) finalize(ctx context.Context, runID string, r runRow, threshold fl
 	if err := w.tx.QueryRow(ctx, `
 		SELECT COALESCE(max(started_at_ms), 0) FROM runs
 		WHERE connector_id = $1 AND status = 'completed' AND started_at_ms < $2`, w.cid, gen).Scan(&prev); err != nil {
-		return false, fmt.Errorf("find the previous run: %w", err)
+		return nil, fmt.Errorf("find the previous run: %w", err)
 	}
 	held, err := w.expireUnseen(ctx, gen, prev, threshold)
 	if err != nil {
-		return false, err
+		return nil, err
 	}
 	if held != (heldCounts{}) {
 		r.held, r.deletions = held, DeletionsHeld
@@ -133,10 +131,10 @@ func (w *wtx) finalize(ctx context.Context, runID string, r runRow, threshold fl
 	if _, err := w.tx.Exec(ctx, `
 		DELETE FROM records WHERE connector_id = $1 AND deleted AND version < $2`,
 		w.cid, gen-tombstoneTTL.Milliseconds()); err != nil {
-		return false, fmt.Errorf("purge tombstones: %w", err)
+		return nil, fmt.Errorf("purge tombstones: %w", err)
 	}
 	if _, err := w.tx.Exec(ctx, `DELETE FROM run_pages WHERE connector_id = $1 AND run_id = $2`, w.cid, runID); err != nil {
-		return false, fmt.Errorf("purge run pages: %w", err)
+		return nil, fmt.Errorf("purge run pages: %w", err)
 	}
 	r.stats.created += w.stats.created
 	r.stats.updated += w.stats.updated
@@ -144,12 +142,9 @@ func (w *wtx) finalize(ctx context.Context, runID string, r runRow, threshold fl
 	r.stats.unchanged += w.stats.unchanged
 	if _, err := w.tx.Exec(ctx, `UPDATE runs SET created = $3, updated = $4, unchanged = $5 WHERE connector_id = $1 AND run_id = $2`,
 		w.cid, runID, r.stats.created, r.stats.updated, r.stats.unchanged); err != nil {
-		return false, fmt.Errorf("count run: %w", err)
+		return nil, fmt.Errorf("count run: %w", err)
 	}
-	if err := w.endRun(ctx, runID, RunCompleted, "", r); err != nil {
-		return false, err
-	}
-	return true, nil
+	return w.endRun(ctx, runID, RunCompleted, "", r)
 }
 
 // tombstoneTTL is how long a deleted record is remembered, so that an event

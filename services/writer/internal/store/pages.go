@@ -1,12 +1,8 @@
 package store
 
 import (
-	"cmp"
 	"context"
 	"fmt"
-	"maps"
-	"slices"
-	"strings"
 
 	"github.com/claritysecurity/zoom-connector/pkg/pb"
 	"github.com/claritysecurity/zoom-connector/pkg/pipeline"
@@ -74,45 +70,25 @@ func (s *Store) applyPages(ctx context.Context, c pipeline.ConnectorRef, run *pb
 	gen := run.StartedAtMs
 	n := len(bs)
 	listings, keys, numbers := make([]int16, n), make([]string, n), make([]int32, n)
-	admins := map[[2]string]int64{} // group id and email: the newest version
+	admins := listedAdmins{}
 	for i, b := range bs {
-		apply := w.upsert
+		var err error
 		switch b.Ref.Listing {
 		case pb.Listing_LISTING_USERS_ACTIVE, pb.Listing_LISTING_USERS_INACTIVE, pb.Listing_LISTING_USERS_PENDING:
-			apply = w.applyUsers
+			err = w.applyUsers(ctx, b.Records, b.VersionMs, gen)
+		default:
+			err = w.upsert(ctx, b.Records, b.VersionMs, gen, nil)
 		}
-		if err := apply(ctx, b.Records, b.VersionMs, gen); err != nil {
+		if err != nil {
 			return false, err
 		}
 		if ga := b.GroupAdmins; ga != nil {
-			for _, e := range lowerEmails(ga.Emails) {
-				k := [2]string{ga.GroupId, e}
-				admins[k] = max(admins[k], b.VersionMs)
-			}
+			admins.add(ga, b.VersionMs)
 		}
 		listings[i], keys[i], numbers[i] = int16(b.Ref.Listing), passKey(b.Ref.ListingKey, b.Ref.Pass), b.Ref.Page
 	}
-	if len(admins) > 0 {
-		// One row per group and email, as a statement may not update a row
-		// twice; in key order, so that concurrent pages lock rows in the
-		// same order.
-		pairs := slices.SortedFunc(maps.Keys(admins), func(a, b [2]string) int {
-			return cmp.Or(strings.Compare(a[0], b[0]), strings.Compare(a[1], b[1]))
-		})
-		groups, emails, versions := make([]string, len(pairs)), make([]string, len(pairs)), make([]int64, len(pairs))
-		for i, k := range pairs {
-			groups[i], emails[i], versions[i] = k[0], k[1], admins[k]
-		}
-		if _, err := w.tx.Exec(ctx, `
-			INSERT INTO group_admins AS g (connector_id, group_id, email, seen_at, version)
-			SELECT $1, x.g, x.e, $5, x.v FROM unnest($2::text[], $3::text[], $4::bigint[]) AS x(g, e, v)
-			ON CONFLICT (connector_id, group_id, email) DO UPDATE SET
-				seen_at = GREATEST(g.seen_at, excluded.seen_at),
-				deleted = CASE WHEN g.version > excluded.version THEN g.deleted ELSE false END,
-				version = GREATEST(g.version, excluded.version)`,
-			w.cid, groups, emails, versions, gen); err != nil {
-			return false, fmt.Errorf("write group admins: %w", err)
-		}
+	if err := w.seeAdmins(ctx, admins, gen); err != nil {
+		return false, err
 	}
 	if _, err := w.tx.Exec(ctx, `
 		INSERT INTO run_pages (connector_id, run_id, listing, listing_key, page)
@@ -135,7 +111,7 @@ func (s *Store) applyPages(ctx context.Context, c pipeline.ConnectorRef, run *pb
 	}
 	// The run's counters are shared by every page: updated under the
 	// sequence lock, at the very end.
-	w.final = func(ctx context.Context) error {
+	return r.fetched, s.commitWith(ctx, w, func(ctx context.Context) error {
 		if _, err := w.tx.Exec(ctx, `
 			UPDATE runs SET created = created + $3, updated = updated + $4, unchanged = unchanged + $5,
 			       progress_at = now()
@@ -144,6 +120,5 @@ func (s *Store) applyPages(ctx context.Context, c pipeline.ConnectorRef, run *pb
 			return fmt.Errorf("count run: %w", err)
 		}
 		return nil
-	}
-	return r.fetched, s.commit(ctx, w)
+	})
 }

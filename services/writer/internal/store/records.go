@@ -42,9 +42,10 @@ func hashRecords(recs []*pb.Record) {
 // non-zero, is the run generation that saw them. Each record is created,
 // updated, left as it is (same hash: only its seen mark moves), or skipped
 // when the store already holds a newer state. A shared transaction locks
-// the rows it reads (see forUpdate). Records of a user in w.fresh are not
-// looked up: nothing is stored for that user.
-func (w *wtx) upsert(ctx context.Context, recs []*pb.Record, version, seenAt int64) error {
+// the rows it reads (see forUpdate). page is the users page being applied,
+// nil for any other input: records of its fresh users are not looked up
+// (nothing is stored for them), and a user created takes the page's digest.
+func (w *wtx) upsert(ctx context.Context, recs []*pb.Record, version, seenAt int64, page *usersPage) error {
 	if len(recs) == 0 {
 		return nil
 	}
@@ -64,10 +65,10 @@ func (w *wtx) upsert(ctx context.Context, recs []*pb.Record, version, seenAt int
 		uniq = append(uniq, r)
 	}
 	lookup := uniq
-	if len(w.fresh) > 0 {
+	if page != nil && len(page.fresh) > 0 {
 		lookup = make([]*pb.Record, 0, len(uniq))
 		for _, r := range uniq {
-			if !w.fresh[r.UserKey] {
+			if !page.fresh[r.UserKey] {
 				lookup = append(lookup, r)
 			}
 		}
@@ -77,7 +78,7 @@ func (w *wtx) upsert(ctx context.Context, recs []*pb.Record, version, seenAt int
 		return err
 	}
 
-	gone, err := w.deletedOwners(ctx, uniq, old, version)
+	gone, err := w.deletedOwners(ctx, uniq, old, version, page)
 	if err != nil {
 		return err
 	}
@@ -92,7 +93,7 @@ func (w *wtx) upsert(ctx context.Context, recs []*pb.Record, version, seenAt int
 			// input was read: it is stale, and must not come back as an
 			// orphan.
 			w.countUnchanged(e, seenAt)
-			w.unshaped(r.UserKey)
+			page.unshaped(r.UserKey)
 		case !found:
 			create = append(create, r)
 			w.emit(kind, clarity.OpCreated, r.Key, r.Data)
@@ -104,7 +105,7 @@ func (w *wtx) upsert(ctx context.Context, recs []*pb.Record, version, seenAt int
 				touch = append(touch, r)
 			}
 			w.countUnchanged(e, seenAt)
-			w.unshaped(r.UserKey)
+			page.unshaped(r.UserKey)
 		case e.deleted:
 			write = append(write, r)
 			w.emit(kind, clarity.OpCreated, r.Key, r.Data)
@@ -122,7 +123,7 @@ func (w *wtx) upsert(ctx context.Context, recs []*pb.Record, version, seenAt int
 			w.countUnchanged(e, seenAt)
 		}
 	}
-	if err := w.create(ctx, create, version, seenAt); err != nil {
+	if err := w.create(ctx, create, version, seenAt, page); err != nil {
 		return err
 	}
 	if err := w.write(ctx, write, version, seenAt); err != nil {
@@ -228,8 +229,8 @@ func (w *wtx) countUnchanged(e existing, seenAt int64) {
 
 // deletedOwners returns the users and entitlements, among the owners of the
 // grants and attributes that recs would create or revive, that were deleted
-// at a time after version.
-func (w *wtx) deletedOwners(ctx context.Context, recs []*pb.Record, old map[rkey]existing, version int64) (map[string]bool, error) {
+// at a time after version. A fresh user of page has no tombstone.
+func (w *wtx) deletedOwners(ctx context.Context, recs []*pb.Record, old map[rkey]existing, version int64, page *usersPage) (map[string]bool, error) {
 	var kinds []int16
 	var keys []string
 	seen := map[string]bool{}
@@ -247,7 +248,7 @@ func (w *wtx) deletedOwners(ctx context.Context, recs []*pb.Record, old map[rkey
 		if e, found := old[rkey{int16(r.Kind), r.Key}]; found && !e.deleted {
 			continue
 		}
-		if !w.fresh[r.UserKey] { // a fresh user has no tombstone either
+		if !page.isFresh(r.UserKey) {
 			add(pb.Kind_KIND_SERVICE_USER, r.UserKey)
 		}
 		add(pb.Kind_KIND_ENTITLEMENT, r.EntitlementKey)
@@ -278,7 +279,7 @@ func (w *wtx) deletedOwners(ctx context.Context, recs []*pb.Record, old map[rkey
 // parallel), the COPY breaks the primary key's uniqueness: a users page
 // then applies its records again, each looked up (see upsertFresh), and any
 // other transaction is retried.
-func (w *wtx) create(ctx context.Context, recs []*pb.Record, version, seenAt int64) error {
+func (w *wtx) create(ctx context.Context, recs []*pb.Record, version, seenAt int64, page *usersPage) error {
 	if len(recs) == 0 {
 		return nil
 	}
@@ -297,14 +298,15 @@ func (w *wtx) create(ctx context.Context, recs []*pb.Record, version, seenAt int
 	})
 	rows := make([][]any, len(recs))
 	for i, r := range recs {
-		w.dirty(r.UserKey)
+		w.userChanged(r.UserKey)
 		// A user created from a users page stores that page's digest at
 		// once (see applyUsers).
 		var dig []byte
 		var diffedAt int64
-		if d, ok := w.userDigests[r.Key]; ok && r.Kind == pb.Kind_KIND_SERVICE_USER {
-			dig, diffedAt = d, seenAt
-			delete(w.userDigests, r.Key)
+		if r.Kind == pb.Kind_KIND_SERVICE_USER {
+			if d, ok := page.takeDigest(r.Key); ok {
+				dig, diffedAt = d, seenAt
+			}
 		}
 		rows[i] = []any{w.cid, int16(r.Kind), r.Key, r.Data, r.Hash, nullable(r.UserKey), nullable(r.EntitlementKey),
 			nullable(strings.ToLower(r.Email)), seenAt, version, dig, diffedAt}
@@ -339,7 +341,7 @@ func (w *wtx) write(ctx context.Context, recs []*pb.Record, version, seenAt int6
 	ents := make([]string, n)
 	emails := make([]string, n)
 	for i, r := range recs {
-		w.dirty(r.UserKey)
+		w.userChanged(r.UserKey)
 		kinds[i], keys[i], datas[i], hashes[i] = int16(r.Kind), r.Key, string(r.Data), r.Hash
 		users[i], ents[i], emails[i] = r.UserKey, r.EntitlementKey, strings.ToLower(r.Email)
 	}

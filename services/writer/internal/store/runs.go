@@ -72,15 +72,22 @@ func (s *Store) Fetched(ctx context.Context, c pipeline.ConnectorRef, f *pb.RunF
 
 // Fail ends a run as failed. It deletes nothing.
 func (s *Store) Fail(ctx context.Context, c pipeline.ConnectorRef, f *pb.RunFailed) error {
-	return s.whileRunning(ctx, c, f.Run, func(w *wtx, r runRow) error {
+	var ended *endedRun
+	err := s.whileRunning(ctx, c, f.Run, func(w *wtx, r runRow) error {
 		if f.ApiRequests > r.apiReqs {
 			r.apiReqs = f.ApiRequests
 		}
 		if len(f.Run.RequestIds) > len(r.requests) {
 			r.requests = f.Run.RequestIds
 		}
-		return w.endRun(ctx, f.Run.RunId, RunFailed, f.Error, r)
+		var err error
+		ended, err = w.endRun(ctx, f.Run.RunId, RunFailed, f.Error, r)
+		return err
 	})
+	if err == nil && ended != nil {
+		s.logEnded(c, ended)
+	}
+	return err
 }
 
 // FailStalled fails every run that made no progress for longer than idle,
@@ -228,31 +235,50 @@ func (w *wtx) emitSync(runID, op string, r runRow, finished time.Time) error {
 	return nil
 }
 
-func (w *wtx) endRun(ctx context.Context, runID, status, msg string, r runRow) error {
+// endRun ends the run r with status (RunCompleted or RunFailed) and the
+// error msg, emitting its sync event, and returns what to log once the
+// transaction has committed.
+func (w *wtx) endRun(ctx context.Context, runID, status, msg string, r runRow) (*endedRun, error) {
 	now := time.Now()
 	r.err = msg
 	r.status = status
-	w.ended = &endedRun{id: runID, status: status, err: msg, stats: r.stats, held: r.held, took: now.Sub(r.startedAt)}
+	ended := &endedRun{id: runID, status: status, err: msg, stats: r.stats, held: r.held, took: now.Sub(r.startedAt)}
 	if _, err := w.tx.Exec(ctx, `
 		UPDATE runs SET status = $3, error = $4, finished_at = $5, api_requests = $6, request_ids = $7,
 		       deleted = $8, held_users = $9, held_entitlements = $10, deletions = $11
 		WHERE connector_id = $1 AND run_id = $2`,
 		w.cid, runID, status, msg, now, r.apiReqs, r.requests, r.stats.deleted,
 		r.held.users, r.held.entitlements, r.deletions); err != nil {
-		return fmt.Errorf("end run: %w", err)
+		return nil, fmt.Errorf("end run: %w", err)
 	}
 	op := clarity.OpCompleted
 	if status == RunFailed {
 		op = clarity.OpFailed
 	}
-	return w.emitSync(runID, op, r, now)
+	return ended, w.emitSync(runID, op, r, now)
 }
 
+// endedRun is a run that a transaction ended, for the log.
 type endedRun struct {
 	id, status, err string
 	stats           stats
 	held            heldCounts
 	took            time.Duration
+}
+
+// logEnded logs the end of a run, once its transaction has committed.
+func (s *Store) logEnded(c pipeline.ConnectorRef, e *endedRun) {
+	ev := s.log.Info()
+	if e.status != RunCompleted {
+		ev = s.log.Warn().Str("error", e.err)
+	}
+	if e.held != (heldCounts{}) {
+		ev = s.log.Warn().Str("deletions", DeletionsHeld).
+			Int64("held_users", e.held.users).Int64("held_entitlements", e.held.entitlements)
+	}
+	ev.Str("tenant", c.Tenant).Str("connector", c.ID).Str("run_id", e.id).
+		Int64(clarity.OpCreated, e.stats.created).Int64(clarity.OpUpdated, e.stats.updated).Int64(clarity.OpDeleted, e.stats.deleted).
+		Int64("unchanged", e.stats.unchanged).Dur("took", e.took).Msg("sync " + e.status)
 }
 
 // passKey names one pass of a listing in run_pages: pages of an abandoned

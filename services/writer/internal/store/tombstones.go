@@ -103,7 +103,7 @@ func (w *wtx) emitGone(deleted []gone) {
 	})
 	for _, g := range deleted {
 		w.emit(KindName(pb.Kind(g.kind)), clarity.OpDeleted, g.key, []byte(g.data))
-		w.dirty(g.user)
+		w.userChanged(g.user)
 	}
 	w.stats.deleted += int64(len(deleted))
 }

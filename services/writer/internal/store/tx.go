@@ -8,7 +8,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/claritysecurity/zoom-connector/pkg/clarity"
 	"github.com/claritysecurity/zoom-connector/pkg/pb"
 	"github.com/claritysecurity/zoom-connector/pkg/pipeline"
 	"github.com/claritysecurity/zoom-connector/pkg/postgres"
@@ -33,45 +32,41 @@ const (
 // row lock, shared or exclusive, from its first statement to commit, and
 // the connector's sequence lock from the moment it numbers its changes to
 // commit, so that sequences follow commit order.
+//
+// It holds only what is its own from begin to commit: what one operation
+// needs on its way (a users page's digests, the bookkeeping a page
+// transaction does at commit, the run it ends) is passed as values.
 type wtx struct {
 	tx        pgx.Tx
 	mode      lockMode
 	cid       int64
 	connector pipeline.ConnectorRef
-	changes   []change
-	stats     stats
 	now       func() time.Time
+	// changes and stats are what the transaction did so far: the changes
+	// it holds for the outbox, and their counts.
+	changes []change
+	stats   stats
+	// changedUsers, when not nil, collects the users whose records the
+	// transaction created, updated or deleted, as changes and stats do
+	// their changes: every statement that writes records adds to it. An
+	// incremental change sets it, since those users' digests no longer
+	// describe what is stored (see forgetDigests).
+	changedUsers map[string]bool
 	// seqLocked says the transaction holds the sequence lock; seq is then
 	// the last sequence it numbered, and written how many changes it
 	// wrote to the outbox.
 	seqLocked bool
 	seq       int64
 	written   int
-	// final runs at commit, after the sequence lock is taken: bookkeeping
-	// that concurrent page transactions share (the run's counters) is
-	// updated there, one transaction at a time.
-	final func(ctx context.Context) error
-	// dirtyUsers are the users whose records this transaction changed,
-	// kept when trackDirty is set (by an incremental change, whose users'
-	// digests must be forgotten).
-	trackDirty bool
-	dirtyUsers map[string]bool
-	// userDigests, while a users page is applied, holds the digest of each
-	// user it compares record by record; create takes out those it stores.
-	// A nil digest is stored as none (see unshaped).
-	userDigests map[string][]byte
-	// fresh, while a users page is applied, holds its users of whom nothing
-	// is stored: their records need no lookup (see applyUsers).
-	fresh map[string]bool
-	// ended is the run this transaction ended, if any, for the log.
-	ended *endedRun
 }
 
+// stats counts the records a transaction or a run created, updated,
+// deleted and found unchanged.
 type stats struct {
 	created, updated, deleted, unchanged int64
 }
 
-// change is one outbox row to be written.
+// change is one change held for the outbox.
 type change struct {
 	kind    string
 	op      string
@@ -79,6 +74,7 @@ type change struct {
 	data    []byte
 }
 
+// begin starts a write transaction of connector c, holding its row in mode.
 func (s *Store) begin(ctx context.Context, c pipeline.ConnectorRef, mode lockMode) (*wtx, error) {
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
@@ -131,19 +127,17 @@ func retry(ctx context.Context, fn func() error) error {
 	return err
 }
 
+// emit holds a change for the outbox.
 func (w *wtx) emit(kind, op, subject string, data []byte) {
 	w.changes = append(w.changes, change{kind: kind, op: op, subject: subject, data: data})
 }
 
-// dirty notes that a user's record set changed.
-func (w *wtx) dirty(userKey string) {
-	if userKey == "" || !w.trackDirty {
-		return
+// userChanged notes that a user's record set changed, when the
+// transaction collects such users.
+func (w *wtx) userChanged(userKey string) {
+	if userKey != "" && w.changedUsers != nil {
+		w.changedUsers[userKey] = true
 	}
-	if w.dirtyUsers == nil {
-		w.dirtyUsers = map[string]bool{}
-	}
-	w.dirtyUsers[userKey] = true
 }
 
 // spillAt is how many changes an exclusive transaction holds before it
@@ -222,22 +216,27 @@ func (w *wtx) writeChanges(ctx context.Context) error {
 	return nil
 }
 
-// commit writes the transaction's remaining changes to the outbox, runs
-// its final bookkeeping under the sequence lock, advances the sequence
-// and commits.
-func (s *Store) commit(ctx context.Context, w *wtx) error {
+// commit writes the transaction's remaining changes to the outbox,
+// advances the sequence and commits.
+func (s *Store) commit(ctx context.Context, w *wtx) error { return s.commitWith(ctx, w, nil) }
+
+// commitWith commits as commit does, and runs final, when not nil, under
+// the sequence lock just before: bookkeeping that concurrent page
+// transactions share (the run's counters) is updated there, one
+// transaction at a time.
+func (s *Store) commitWith(ctx context.Context, w *wtx, final func(ctx context.Context) error) error {
 	defer w.tx.Rollback(ctx) //nolint:errcheck // a no-op after commit
-	if len(w.changes) == 0 && w.final == nil && w.written == 0 {
+	if len(w.changes) == 0 && final == nil && w.written == 0 {
 		return w.tx.Commit(ctx)
 	}
 	if err := w.writeChanges(ctx); err != nil {
 		return err
 	}
-	if w.final != nil {
+	if final != nil {
 		if err := w.lockSequence(ctx); err != nil {
 			return err
 		}
-		if err := w.final(ctx); err != nil {
+		if err := final(ctx); err != nil {
 			return err
 		}
 	}
@@ -251,19 +250,6 @@ func (s *Store) commit(ctx context.Context, w *wtx) error {
 	}
 	if w.written > 0 {
 		s.committed()
-	}
-	if e := w.ended; e != nil {
-		ev := s.log.Info()
-		if e.status != RunCompleted {
-			ev = s.log.Warn().Str("error", e.err)
-		}
-		if e.held != (heldCounts{}) {
-			ev = s.log.Warn().Str("deletions", DeletionsHeld).
-				Int64("held_users", e.held.users).Int64("held_entitlements", e.held.entitlements)
-		}
-		ev.Str("tenant", w.connector.Tenant).Str("connector", w.connector.ID).Str("run_id", e.id).
-			Int64(clarity.OpCreated, e.stats.created).Int64(clarity.OpUpdated, e.stats.updated).Int64(clarity.OpDeleted, e.stats.deleted).
-			Int64("unchanged", e.stats.unchanged).Dur("took", e.took).Msg("sync " + e.status)
 	}
 	return nil
 }

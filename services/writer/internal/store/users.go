@@ -166,16 +166,14 @@ func (w *wtx) applyUsers(ctx context.Context, recs []*pb.Record, version, gen in
 	}
 	// Users the upsert creates take their digest in the same COPY; the
 	// others are updated below.
-	w.userDigests = make(map[string][]byte, len(diffKeys))
+	page := &usersPage{digests: make(map[string][]byte, len(diffKeys)), fresh: fresh}
 	for i, k := range diffKeys {
-		w.userDigests[k] = digests[i]
+		page.digests[k] = digests[i]
 	}
-	err = w.upsertFresh(ctx, diff, version, gen, fresh)
-	left := w.userDigests
-	w.userDigests = nil
-	if err != nil {
+	if err := w.upsertFresh(ctx, diff, version, gen, page); err != nil {
 		return err
 	}
+	left := page.digests
 	if len(left) > 0 {
 		diffKeys, digests = diffKeys[:0], digests[:0]
 		for k, d := range left {
@@ -196,38 +194,69 @@ func (w *wtx) applyUsers(ctx context.Context, recs []*pb.Record, version, gen in
 	return nil
 }
 
+// usersPage is what applying one users page shares with upsert and the
+// statements under it, passed along as a value: nil for any other input.
+type usersPage struct {
+	// digests holds the page's digest of each user it compares record by
+	// record; create takes out those it stores with the user's row. A nil
+	// digest is stored as none (see unshaped).
+	digests map[string][]byte
+	// fresh holds the page's users of whom nothing is stored: their
+	// records need no lookup (see upsertFresh).
+	fresh map[string]bool
+}
+
+// isFresh reports whether the page takes nothing to be stored for the user.
+func (p *usersPage) isFresh(userKey string) bool { return p != nil && p.fresh[userKey] }
+
 // unshaped drops the page's digest of a user one of whose records the page
 // did not set (a newer event shaped it, or its owner is gone): the user's
 // records are then not what the page gave, and a later page giving the
 // same must compare them again. Outside a users page it does nothing.
-func (w *wtx) unshaped(userKey string) {
-	if _, ok := w.userDigests[userKey]; ok {
-		w.userDigests[userKey] = nil
+func (p *usersPage) unshaped(userKey string) {
+	if p == nil {
+		return
+	}
+	if _, ok := p.digests[userKey]; ok {
+		p.digests[userKey] = nil
 	}
 }
 
-// upsertFresh applies recs as upsert does, taking the users in fresh to have
-// nothing stored: their records are created without being looked up. Such
-// a user may have records all the same (a webhook may have given a grant
-// before the user was first seen); creating one breaks the primary key's
-// uniqueness, and the records are then applied again, each looked up.
-func (w *wtx) upsertFresh(ctx context.Context, recs []*pb.Record, version, seenAt int64, fresh map[string]bool) error {
-	if len(fresh) == 0 {
-		return w.upsert(ctx, recs, version, seenAt)
+// takeDigest returns the page's digest of the user keyed userKey, if it
+// has one, and forgets it: the user's row is created with it.
+func (p *usersPage) takeDigest(userKey string) ([]byte, bool) {
+	if p == nil {
+		return nil, false
+	}
+	d, ok := p.digests[userKey]
+	if ok {
+		delete(p.digests, userKey)
+	}
+	return d, ok
+}
+
+// upsertFresh applies recs as upsert does, taking the page's fresh users to
+// have nothing stored: their records are created without being looked up.
+// Such a user may have records all the same (a webhook may have given a
+// grant before the user was first seen); creating one breaks the primary
+// key's uniqueness, and the records are then applied again, each looked up.
+func (w *wtx) upsertFresh(ctx context.Context, recs []*pb.Record, version, seenAt int64, page *usersPage) error {
+	if len(page.fresh) == 0 {
+		return w.upsert(ctx, recs, version, seenAt, page)
 	}
 	if _, err := w.tx.Exec(ctx, `SAVEPOINT fresh`); err != nil {
 		return fmt.Errorf("create records: %w", err)
 	}
-	changes, stats, digests := len(w.changes), w.stats, maps.Clone(w.userDigests)
-	w.fresh = fresh
-	err := w.upsert(ctx, recs, version, seenAt)
-	w.fresh = nil
+	changes, stats, digests := len(w.changes), w.stats, maps.Clone(page.digests)
+	err := w.upsert(ctx, recs, version, seenAt, page)
 	if postgres.SQLState(err) == postgres.UniqueViolation {
 		if _, err := w.tx.Exec(ctx, `ROLLBACK TO SAVEPOINT fresh`); err != nil {
 			return fmt.Errorf("create records: %w", err)
 		}
-		w.changes, w.stats, w.userDigests = w.changes[:changes], stats, digests
-		err = w.upsert(ctx, recs, version, seenAt)
+		// Again as it was before, with every record looked up.
+		w.changes, w.stats = w.changes[:changes], stats
+		page.digests, page.fresh = digests, nil
+		err = w.upsert(ctx, recs, version, seenAt, page)
 	}
 	if err != nil {
 		return err
