@@ -201,7 +201,7 @@ func benchOne(ctx context.Context, users, webhooks int, binDir, dbURL string, er
 	cfg := s.Config()
 	// The bench follows sync events only: reading every change event would
 	// load the machine it measures. The stream's sequence counts them.
-	w, err := NewSyncWatcher(ctx, s.JS, cfg.Tenant, cfg.Connector)
+	w, err := NewSyncWatcher(ctx, s.JS, cfg.Connector)
 	if err != nil {
 		return r, err
 	}
@@ -229,7 +229,7 @@ func benchOne(ctx context.Context, users, webhooks int, binDir, dbURL string, er
 		}
 		cpuBefore := meter.sample()
 		start := time.Now()
-		if err := Trigger(ctx, s.JS, cfg.Tenant, cfg.Connector, id); err != nil {
+		if err := Trigger(ctx, s.JS, cfg.Connector, id); err != nil {
 			return 0, 0, Result{}, err
 		}
 		res, err := w.Wait(ctx, id, nil)
@@ -290,7 +290,7 @@ func benchOne(ctx context.Context, users, webhooks int, binDir, dbURL string, er
 	r.FloorsRatio = r.FullSyncSeconds / (r.CopySeconds + r.JetStreamSeconds)
 
 	if webhooks > 0 {
-		all, err := NewWatcher(ctx, s.JS, cfg.Tenant, cfg.Connector)
+		all, err := NewWatcher(ctx, s.JS, cfg.Connector)
 		if err != nil {
 			return r, err
 		}

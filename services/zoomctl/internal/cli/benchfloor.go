@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/claritysecurity/zoom-connector/pkg/clarity"
+	"github.com/claritysecurity/zoom-connector/pkg/pipeline"
 )
 
 // The JetStream floor: the change events of a full sync published into a
@@ -59,7 +60,7 @@ func jetStreamFloor(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, 
 		return 0, errors.New("no sample events")
 	}
 	var cfg jetstream.StreamConfig
-	for _, c := range clarity.Streams() {
+	for _, c := range pipeline.Streams(1) {
 		if c.Name == clarity.StreamEntitlements {
 			cfg = c
 		}

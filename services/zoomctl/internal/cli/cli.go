@@ -9,6 +9,8 @@ import (
 	"io"
 	"os"
 	"strings"
+
+	"github.com/claritysecurity/zoom-connector/pkg/pipeline"
 )
 
 // Exit codes.
@@ -66,13 +68,28 @@ func usage(w io.Writer) {
 	fmt.Fprintln(w, "CLARITY_TENANT (default \"default\"), CONNECTOR_ID (default \"zoom\").")
 }
 
-// flags returns a flag set for a command with the shared connector flags.
+// flags returns a flag set for a command with the shared connector flags,
+// --tenant and --connector; connectorRef makes them one connector once they
+// are parsed.
 func flags(name string, errw io.Writer) (*flag.FlagSet, *string, *string) {
 	fs := flag.NewFlagSet("zoomctl "+name, flag.ContinueOnError)
 	fs.SetOutput(errw)
 	tenant := fs.String("tenant", envOr("CLARITY_TENANT", "default"), "tenant of the connector")
 	connector := fs.String("connector", envOr("CONNECTOR_ID", "zoom"), "connector id")
 	return fs, tenant, connector
+}
+
+// connectorRef returns the connector that the values of --tenant and
+// --connector name. Its error, for a name that is not valid, names the flag
+// to fix; commands report it as a usage error.
+func connectorRef(tenant, connector string) (pipeline.ConnectorRef, error) {
+	if err := pipeline.CheckName("--tenant", tenant); err != nil {
+		return pipeline.ConnectorRef{}, err
+	}
+	if err := pipeline.CheckName("--connector", connector); err != nil {
+		return pipeline.ConnectorRef{}, err
+	}
+	return pipeline.NewConnectorRef(tenant, connector)
 }
 
 // parse parses args and reports the exit code to return when parsing ends

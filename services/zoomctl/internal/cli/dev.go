@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/claritysecurity/zoom-connector/pkg/clarity"
+	"github.com/claritysecurity/zoom-connector/pkg/pipeline"
 	"github.com/claritysecurity/zoom-connector/pkg/zoom/zoomtest"
 	"github.com/claritysecurity/zoom-connector/services/zoomctl/internal/devstack"
 )
@@ -32,6 +33,10 @@ func runDev(ctx context.Context, args []string, out, errw io.Writer) int {
 	dbURL := fs.String("database-url", os.Getenv("DATABASE_URL"), "PostgreSQL for the writer (default $DATABASE_URL; unset: a throwaway cluster in --dir)")
 	if code, ok := parse(fs, args); !ok {
 		return code
+	}
+	ref, err := connectorRef(*tenant, *connector)
+	if err != nil {
+		return fail(errw, ExitUsage, "%v", err)
 	}
 	if *groups == 0 {
 		*groups = max(1, *users/50)
@@ -58,7 +63,7 @@ func runDev(ctx context.Context, args []string, out, errw io.Writer) int {
 	}
 	d := &dev{out: out, errw: errw, start: time.Now()}
 	if err := d.run(ctx, devOptions{
-		tenant: *tenant, connector: *connector, users: *users, groups: *groups, roles: *roles, seed: *seed,
+		connector: ref, users: *users, groups: *groups, roles: *roles, seed: *seed,
 		changes: *changes, dir: *dir, binDir: *binDir, serve: *serve, verbose: *verbose, dbURL: *dbURL,
 	}); err != nil {
 		if ctx.Err() != nil {
@@ -71,7 +76,7 @@ func runDev(ctx context.Context, args []string, out, errw io.Writer) int {
 }
 
 type devOptions struct {
-	tenant, connector             string
+	connector                     pipeline.ConnectorRef
 	users, groups, roles, changes int
 	seed                          int64
 	dir, binDir, dbURL            string
@@ -103,7 +108,7 @@ func (d *dev) run(ctx context.Context, o devOptions) (err error) {
 		logw = d.errw
 	}
 	s, err := devstack.Start(ctx, devstack.Config{
-		BinDir: o.binDir, DatabaseURL: dbURL, Dir: o.dir, Tenant: o.tenant, Connector: o.connector, Org: org, Log: logw,
+		BinDir: o.binDir, DatabaseURL: dbURL, Dir: o.dir, Connector: o.connector, Org: org, Log: logw,
 	})
 	if err != nil {
 		return err
@@ -128,13 +133,13 @@ func (d *dev) run(ctx context.Context, o devOptions) (err error) {
 		}
 	}()
 
-	w, err := NewWatcher(ctx, s.JS, o.tenant, o.connector)
+	w, err := NewWatcher(ctx, s.JS, o.connector)
 	if err != nil {
 		return err
 	}
 	defer w.Stop()
 	id := NewRequestID()
-	if err := Trigger(ctx, s.JS, o.tenant, o.connector, id); err != nil {
+	if err := Trigger(ctx, s.JS, o.connector, id); err != nil {
 		return err
 	}
 	d.say("• full sync triggered (request_id %s)", id)
@@ -238,7 +243,7 @@ func (d *dev) follow(ctx context.Context, w *Watcher, quiet time.Duration) {
 
 func (d *dev) summary(ctx context.Context, s *devstack.Stack, dbURL string, o devOptions) error {
 	counts := map[string]int{}
-	if err := Snapshot(ctx, dbURL, o.tenant, o.connector, func(l SnapshotLine) error {
+	if err := Snapshot(ctx, dbURL, o.connector, func(l SnapshotLine) error {
 		counts[l.Kind]++
 		return nil
 	}); err != nil {

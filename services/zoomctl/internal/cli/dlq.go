@@ -16,8 +16,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
-	"github.com/claritysecurity/zoom-connector/pkg/clarity"
 	"github.com/claritysecurity/zoom-connector/pkg/natsx"
+	"github.com/claritysecurity/zoom-connector/pkg/pipeline"
 )
 
 // DeadLetter is one message of the ZOOM_DLQ stream, as zoomctl dlq list
@@ -66,7 +66,7 @@ func (d DeadLetter) replayMsg() *nats.Msg {
 		}
 		m.Header[k] = v
 	}
-	m.Header.Set(jetstream.MsgIDHeader, fmt.Sprintf("zoom-dlq-replay/%s/%d/%d", d.Stream, d.StreamSeq, d.Seq))
+	m.Header.Set(jetstream.MsgIDHeader, pipeline.ReplayID(d.Stream, d.StreamSeq, d.Seq))
 	return m
 }
 
@@ -106,14 +106,16 @@ func dlqFlags(name, usage, about string, errw io.Writer) (*flag.FlagSet, *string
 }
 
 // dlqFilter is the ZOOM_DLQ subject of stream's dead letters, or all of them.
+// A stream name that cannot stand as one token of a subject is refused: in
+// the filter it would match other streams' dead letters, or none.
 func dlqFilter(stream string) (string, error) {
 	if stream == "" {
-		return "zoom.dlq.>", nil
+		return pipeline.DeadLetterSubject(">"), nil // every stream's
 	}
-	if err := clarity.CheckToken("--stream", stream); err != nil {
-		return "", err
+	if strings.ContainsAny(stream, ".*> \t\r\n") {
+		return "", fmt.Errorf("--stream %q is not a stream name (it holds a dot, a wildcard or white space)", stream)
 	}
-	return clarity.DeadLetterSubject(stream), nil
+	return pipeline.DeadLetterSubject(stream), nil
 }
 
 func runDLQList(ctx context.Context, args []string, out, errw io.Writer) int {
@@ -164,7 +166,7 @@ func runDLQList(ctx context.Context, args []string, out, errw io.Writer) int {
 // in stream order.
 func DeadLetters(ctx context.Context, js jetstream.JetStream, filter string) ([]DeadLetter, error) {
 	var letters []DeadLetter
-	err := readOrdered(ctx, js, clarity.StreamDeadLetter,
+	err := readOrdered(ctx, js, pipeline.StreamDeadLetter,
 		jetstream.OrderedConsumerConfig{FilterSubjects: []string{filter}, DeliverPolicy: jetstream.DeliverAllPolicy},
 		false, func(m jetstream.Msg) error {
 			md, err := m.Metadata()
@@ -198,10 +200,10 @@ func runDLQReplay(ctx context.Context, args []string, out, errw io.Writer) int {
 		return fail(errw, ExitError, "%v", err)
 	}
 	defer nc.Close()
-	dlq, err := js.Stream(ctx, clarity.StreamDeadLetter)
+	dlq, err := js.Stream(ctx, pipeline.StreamDeadLetter)
 	if err != nil {
 		if errors.Is(err, jetstream.ErrStreamNotFound) {
-			return fail(errw, ExitError, "dlq replay: stream %s does not exist (no service has run against this NATS yet)", clarity.StreamDeadLetter)
+			return fail(errw, ExitError, "dlq replay: stream %s does not exist (no service has run against this NATS yet)", pipeline.StreamDeadLetter)
 		}
 		return fail(errw, ExitError, "dlq replay: %v", err)
 	}
@@ -219,7 +221,7 @@ func runDLQReplay(ctx context.Context, args []string, out, errw io.Writer) int {
 		m, err := dlq.GetMsg(ctx, *seq)
 		if err != nil {
 			if errors.Is(err, jetstream.ErrMsgNotFound) {
-				return fail(errw, ExitFailed, "dlq replay: no dead letter with sequence %d in %s", *seq, clarity.StreamDeadLetter)
+				return fail(errw, ExitFailed, "dlq replay: no dead letter with sequence %d in %s", *seq, pipeline.StreamDeadLetter)
 			}
 			return fail(errw, ExitError, "dlq replay: %v", err)
 		}
@@ -280,7 +282,7 @@ func replay(ctx context.Context, js jetstream.JetStream, dlq jetstream.Stream, d
 	// deleted; the stream kept the first copy, so deleting is all that is left.
 	dupe = ack.Duplicate
 	if err := dlq.DeleteMsg(ctx, d.Seq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
-		return dupe, fmt.Errorf("republished to %s, but delete from %s: %w", d.Subject, clarity.StreamDeadLetter, err)
+		return dupe, fmt.Errorf("republished to %s, but delete from %s: %w", d.Subject, pipeline.StreamDeadLetter, err)
 	}
 	return dupe, nil
 }

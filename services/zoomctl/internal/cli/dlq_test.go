@@ -15,15 +15,19 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
-	"github.com/claritysecurity/zoom-connector/pkg/clarity"
 	"github.com/claritysecurity/zoom-connector/pkg/natsx"
+	"github.com/claritysecurity/zoom-connector/pkg/pipeline"
 )
+
+// defaultRef is the connector zoomctl names without --tenant and
+// --connector.
+var defaultRef = pipeline.ConnectorRef{Tenant: "default", ID: "zoom"}
 
 // publishDeadLetter stores a dead letter as the consume loop does: the
 // original headers (here Zoom-Run-Id), the Zoom-Dlq-* ones and a Nats-Msg-Id.
 func publishDeadLetter(t testing.TB, js jetstream.JetStream, stream, subject string, seq uint64, data, reason string) {
 	t.Helper()
-	m := nats.NewMsg(clarity.DeadLetterSubject(stream))
+	m := nats.NewMsg(pipeline.DeadLetterSubject(stream))
 	m.Data = []byte(data)
 	m.Header.Set("Zoom-Run-Id", "run-"+strconv.FormatUint(seq, 10))
 	m.Header.Set(natsx.HeaderDLQReason, reason)
@@ -32,7 +36,7 @@ func publishDeadLetter(t testing.TB, js jetstream.JetStream, stream, subject str
 	m.Header.Set(natsx.HeaderDLQSubject, subject)
 	m.Header.Set(natsx.HeaderDLQConsumer, "normalizer")
 	m.Header.Set(natsx.HeaderDLQAttempts, "8")
-	m.Header.Set(jetstream.MsgIDHeader, "dlq/"+stream+"/"+strconv.FormatUint(seq, 10))
+	m.Header.Set(jetstream.MsgIDHeader, pipeline.DeadLetterID(stream, seq))
 	if _, err := js.PublishMsg(context.Background(), m); err != nil {
 		t.Fatal(err)
 	}
@@ -42,9 +46,9 @@ func publishDeadLetter(t testing.TB, js jetstream.JetStream, stream, subject str
 // and one of ZOOM_RECORDS (2).
 func seedDeadLetters(t testing.TB, js jetstream.JetStream) {
 	t.Helper()
-	publishDeadLetter(t, js, clarity.StreamRaw, clarity.RawSubject("default", "zoom"), 7, "raw page",
+	publishDeadLetter(t, js, pipeline.StreamRaw, pipeline.RawSubject(defaultRef), 7, "raw page",
 		"permanent: decode page: unexpected EOF")
-	publishDeadLetter(t, js, clarity.StreamRecords, clarity.RecordsSubject("default", "zoom"), 12, "batch",
+	publishDeadLetter(t, js, pipeline.StreamRecords, pipeline.RecordsSubject(defaultRef), 12, "batch",
 		"apply batch: timeout\nafter 8 attempts")
 }
 
@@ -72,7 +76,7 @@ func TestDLQList(t *testing.T) {
 			want: []string{"SEQ", "zoom.raw.default.zoom"},
 		},
 		{name: "none", args: []string{"--stream", "ZOOM_HINT"}, want: []string{"no dead letters"}},
-		{name: "bad stream", args: []string{"--stream", "zoom.raw"}, wantCode: ExitUsage, wantErr: "zoomctl: clarity: invalid subject token: --stream"},
+		{name: "bad stream", args: []string{"--stream", "zoom.raw"}, wantCode: ExitUsage, wantErr: `zoomctl: --stream "zoom.raw" is not a stream name`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -132,21 +136,21 @@ func TestDLQReplay(t *testing.T) {
 		{
 			name:      "one",
 			args:      []string{"--seq", "1"},
-			replayed:  []string{clarity.StreamRaw},
+			replayed:  []string{pipeline.StreamRaw},
 			remaining: []uint64{2},
 			wantOut:   "replayed 1: 8 bytes to zoom.raw.default.zoom (was ZOOM_RAW seq 7)\n",
 		},
 		{
 			name:      "all of one stream",
 			args:      []string{"--all", "--stream", "ZOOM_RECORDS"},
-			replayed:  []string{clarity.StreamRecords},
+			replayed:  []string{pipeline.StreamRecords},
 			remaining: []uint64{1},
 			wantOut:   "replayed 2: 5 bytes to zoom.records.default.zoom (was ZOOM_RECORDS seq 12)\n",
 		},
 		{
 			name:     "all",
 			args:     []string{"--all"},
-			replayed: []string{clarity.StreamRaw, clarity.StreamRecords},
+			replayed: []string{pipeline.StreamRaw, pipeline.StreamRecords},
 			wantOut:  "replayed 1: 8 bytes to zoom.raw.default.zoom (was ZOOM_RAW seq 7)\nreplayed 2: 5 bytes to zoom.records.default.zoom (was ZOOM_RECORDS seq 12)\n",
 		},
 		{
@@ -171,8 +175,8 @@ func TestDLQReplay(t *testing.T) {
 		},
 	}
 	originals := map[string]struct{ subject, data, runID string }{
-		clarity.StreamRaw:     {"zoom.raw.default.zoom", "raw page", "run-7"},
-		clarity.StreamRecords: {"zoom.records.default.zoom", "batch", "run-12"},
+		pipeline.StreamRaw:     {"zoom.raw.default.zoom", "raw page", "run-7"},
+		pipeline.StreamRecords: {"zoom.records.default.zoom", "batch", "run-12"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -232,8 +236,8 @@ func TestDLQRoundTrip(t *testing.T) {
 	var calls atomic.Int32
 	got := make(chan jetstream.Msg, 1)
 	c := natsx.Consumer{
-		Stream: clarity.StreamHint, Durable: "test", MaxDeliver: 2, AckWait: 5 * time.Second,
-		DeadLetter: clarity.DeadLetterSubject(clarity.StreamHint), Log: zerolog.Nop(),
+		Stream: pipeline.StreamHint, Durable: "test", MaxDeliver: 2, AckWait: 5 * time.Second,
+		DeadLetter: pipeline.DeadLetterSubject(pipeline.StreamHint), DeadLetterID: pipeline.DeadLetterID, Log: zerolog.Nop(),
 	}
 	done := make(chan struct{})
 	go func() {
@@ -248,7 +252,7 @@ func TestDLQRoundTrip(t *testing.T) {
 	}()
 	defer func() { cancel(); <-done }()
 
-	m := nats.NewMsg(clarity.HintSubject("default", "zoom"))
+	m := nats.NewMsg(pipeline.HintSubject(defaultRef))
 	m.Data = []byte(`{"user_id":"u1"}`)
 	m.Header.Set("Zoom-Trace", "t-1")
 	m.Header.Set(jetstream.MsgIDHeader, "hint-1")
@@ -267,7 +271,7 @@ func TestDLQRoundTrip(t *testing.T) {
 		}
 	}
 	d := letters[0]
-	if d.Stream != clarity.StreamHint || d.StreamSeq != 1 || d.Subject != "zoom.hint.default.zoom" ||
+	if d.Stream != pipeline.StreamHint || d.StreamSeq != 1 || d.Subject != "zoom.hint.default.zoom" ||
 		d.Deliveries != 1 || !strings.Contains(d.Reason, "user id is empty") {
 		t.Errorf("got dead letter %+v", d)
 	}
@@ -283,6 +287,11 @@ func TestDLQRoundTrip(t *testing.T) {
 		if string(m.Data()) != `{"user_id":"u1"}` || m.Subject() != "zoom.hint.default.zoom" || m.Headers().Get("Zoom-Trace") != "t-1" ||
 			m.Headers().Get(natsx.HeaderDLQReason) != "" {
 			t.Errorf("consumer got subject %s, data %s, headers %v", m.Subject(), m.Data(), m.Headers())
+		}
+		// The replay's id names the original message and the dead letter,
+		// as zoomctl has always named it.
+		if got, want := m.Headers().Get(jetstream.MsgIDHeader), "zoom-dlq-replay/ZOOM_HINT/1/"+strconv.FormatUint(d.Seq, 10); got != want {
+			t.Errorf("replayed Nats-Msg-Id got %q, want %q", got, want)
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("the consumer did not get the replayed message within 10s")
@@ -320,7 +329,7 @@ func TestDLQReplayAgain(t *testing.T) {
 	url, js := newNATS(t, false)
 	ctx := context.Background()
 	seedDeadLetters(t, js)
-	letters, err := DeadLetters(ctx, js, clarity.DeadLetterSubject(clarity.StreamRaw))
+	letters, err := DeadLetters(ctx, js, pipeline.DeadLetterSubject(pipeline.StreamRaw))
 	if err != nil || len(letters) != 1 {
 		t.Fatalf("got %d dead letters (%v), want 1", len(letters), err)
 	}
@@ -329,7 +338,7 @@ func TestDLQReplayAgain(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A dead letter of unknown origin (ZOOM_DLQ sequence 3).
-	if _, err := js.Publish(ctx, clarity.DeadLetterSubject(clarity.StreamRaw), []byte("?")); err != nil {
+	if _, err := js.Publish(ctx, pipeline.DeadLetterSubject(pipeline.StreamRaw), []byte("?")); err != nil {
 		t.Fatal(err)
 	}
 
@@ -344,7 +353,7 @@ func TestDLQReplayAgain(t *testing.T) {
 		"zoomctl: dlq replay: 1 of 2 dead letters not replayed\n"; errw != want {
 		t.Errorf("got stderr %q, want %q", errw, want)
 	}
-	raw, err := js.Stream(ctx, clarity.StreamRaw)
+	raw, err := js.Stream(ctx, pipeline.StreamRaw)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/claritysecurity/zoom-connector/pkg/clarity"
 	"github.com/claritysecurity/zoom-connector/pkg/natsx"
+	"github.com/claritysecurity/zoom-connector/pkg/pipeline"
 )
 
 func runEvents(ctx context.Context, args []string, out, errw io.Writer) int {
@@ -42,12 +43,11 @@ func runEvents(ctx context.Context, args []string, out, errw io.Writer) int {
 	}
 	filter := "clarity.entitlements.*.*." + cmp.Or(*kind, "*")
 	if !*all {
-		for what, v := range map[string]string{"--tenant": *tenant, "--connector": *connector} {
-			if err := clarity.CheckToken(what, v); err != nil {
-				return fail(errw, ExitUsage, "%v", err)
-			}
+		ref, err := connectorRef(*tenant, *connector)
+		if err != nil {
+			return fail(errw, ExitUsage, "%v", err)
 		}
-		filter = clarity.EventSubject(*tenant, *connector, cmp.Or(*kind, "*"))
+		filter = pipeline.EventSubject(ref, cmp.Or(*kind, "*"))
 	}
 	nc, js, err := natsx.Connect(ctx, *natsURL, "zoomctl", zerolog.Nop())
 	if err != nil {

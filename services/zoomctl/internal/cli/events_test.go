@@ -14,6 +14,7 @@ import (
 
 	"github.com/claritysecurity/zoom-connector/pkg/clarity"
 	"github.com/claritysecurity/zoom-connector/pkg/natsx/natstest"
+	"github.com/claritysecurity/zoom-connector/pkg/pipeline"
 )
 
 // newNATS starts an embedded JetStream server, with the connector's streams
@@ -22,7 +23,7 @@ func newNATS(t testing.TB, bare bool) (string, jetstream.JetStream) {
 	t.Helper()
 	var streams []jetstream.StreamConfig
 	if !bare {
-		streams = clarity.Streams()
+		streams = pipeline.Streams(1)
 	}
 	js := natstest.JetStream(t, streams...)
 	return js.Conn().ConnectedUrl(), js
@@ -104,7 +105,7 @@ func TestEvents(t *testing.T) {
 			args: []string{"--tenant", "default", "--connector", "zoom", "--since-seq", "99"},
 		},
 		{name: "unknown kind", args: []string{"--kind", "users"}, wantCode: ExitUsage, wantErr: `zoomctl: events: --kind "users" is not one of`},
-		{name: "bad tenant", args: []string{"--tenant", "a.b"}, wantCode: ExitUsage, wantErr: "zoomctl: clarity: invalid subject token: --tenant"},
+		{name: "bad tenant", args: []string{"--tenant", "a.b"}, wantCode: ExitUsage, wantErr: `zoomctl: pipeline: invalid name: --tenant "a.b" must be`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -8,6 +8,7 @@ import (
 	"os"
 
 	"github.com/claritysecurity/zoom-connector/pkg/clarity"
+	"github.com/claritysecurity/zoom-connector/pkg/pipeline"
 )
 
 // SnapshotLine is one line of zoomctl snapshot.
@@ -23,12 +24,16 @@ func runSnapshot(ctx context.Context, args []string, out, errw io.Writer) int {
 	if code, ok := parse(fs, args); !ok {
 		return code
 	}
+	ref, err := connectorRef(*tenant, *connector)
+	if err != nil {
+		return fail(errw, ExitUsage, "%v", err)
+	}
 	if *dbURL == "" {
 		return fail(errw, ExitUsage, "DATABASE_URL is required")
 	}
 	w := bufio.NewWriterSize(out, 64<<10)
 	defer w.Flush()
-	if err := Snapshot(ctx, *dbURL, *tenant, *connector, func(l SnapshotLine) error {
+	if err := Snapshot(ctx, *dbURL, ref, func(l SnapshotLine) error {
 		b, err := json.Marshal(l)
 		if err != nil {
 			return err
@@ -42,7 +47,7 @@ func runSnapshot(ctx context.Context, args []string, out, errw io.Writer) int {
 }
 
 // Snapshot streams the live records of a connector, ordered by kind and key.
-func Snapshot(ctx context.Context, dbURL, tenant, connector string, fn func(SnapshotLine) error) error {
+func Snapshot(ctx context.Context, dbURL string, ref pipeline.ConnectorRef, fn func(SnapshotLine) error) error {
 	conn, err := connectDB(ctx, dbURL)
 	if err != nil {
 		return err
@@ -52,7 +57,7 @@ func Snapshot(ctx context.Context, dbURL, tenant, connector string, fn func(Snap
 		SELECT r.kind, r.key, r.data::text
 		FROM records r JOIN connectors c ON c.id = r.connector_id
 		WHERE c.tenant = $1 AND c.connector = $2 AND NOT r.deleted
-		ORDER BY r.kind, r.key`, tenant, connector)
+		ORDER BY r.kind, r.key`, ref.Tenant, ref.ID)
 	if err != nil {
 		return err
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/claritysecurity/zoom-connector/pkg/clarity"
+	"github.com/claritysecurity/zoom-connector/pkg/pipeline"
 )
 
 // RunStatus is one run as zoomctl status shows it; with --json, one line.
@@ -48,16 +49,21 @@ func runStatus(ctx context.Context, args []string, out, errw io.Writer) int {
 	if code, ok := parse(fs, args); !ok {
 		return code
 	}
+	// The zero connector, with --all, matches every connector.
+	var ref pipeline.ConnectorRef
+	if !*all {
+		var err error
+		if ref, err = connectorRef(*tenant, *connector); err != nil {
+			return fail(errw, ExitUsage, "%v", err)
+		}
+	}
 	if *limit < 1 {
 		return fail(errw, ExitUsage, "status: --limit must be at least 1")
 	}
 	if *dbURL == "" {
 		return fail(errw, ExitUsage, "DATABASE_URL is required (or --database-url)")
 	}
-	if *all {
-		*tenant, *connector = "", ""
-	}
-	runs, err := Runs(ctx, *dbURL, *tenant, *connector, *limit)
+	runs, err := Runs(ctx, *dbURL, ref, *limit)
 	if err != nil {
 		return fail(errw, ExitError, "status: %v", err)
 	}
@@ -74,7 +80,7 @@ func runStatus(ctx context.Context, args []string, out, errw io.Writer) int {
 		if *all {
 			fmt.Fprintln(out, "no runs yet")
 		} else {
-			fmt.Fprintf(out, "no runs yet for %s/%s\n", *tenant, *connector)
+			fmt.Fprintf(out, "no runs yet for %s\n", ref)
 		}
 		return ExitOK
 	}
@@ -82,9 +88,9 @@ func runStatus(ctx context.Context, args []string, out, errw io.Writer) int {
 	return ExitOK
 }
 
-// Runs returns the newest limit runs of each connector, connectors in name
-// order and runs newest first. An empty tenant or connector matches any.
-func Runs(ctx context.Context, dbURL, tenant, connector string, limit int) ([]RunStatus, error) {
+// Runs returns the newest limit runs of connector ref, or of each connector
+// when ref is zero, connectors in name order and runs newest first.
+func Runs(ctx context.Context, dbURL string, ref pipeline.ConnectorRef, limit int) ([]RunStatus, error) {
 	conn, err := connectDB(ctx, dbURL)
 	if err != nil {
 		return nil, err
@@ -102,7 +108,7 @@ func Runs(ctx context.Context, dbURL, tenant, connector string, limit int) ([]Ru
 			WHERE ($1 = '' OR c.tenant = $1) AND ($2 = '' OR c.connector = $2)
 		) x
 		WHERE n <= $3
-		ORDER BY tenant, connector, started_at_ms DESC`, tenant, connector, limit)
+		ORDER BY tenant, connector, started_at_ms DESC`, ref.Tenant, ref.ID, limit)
 	if err != nil {
 		return nil, err
 	}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/claritysecurity/zoom-connector/pkg/clarity"
 	"github.com/claritysecurity/zoom-connector/pkg/natsx"
+	"github.com/claritysecurity/zoom-connector/pkg/pipeline"
 )
 
 func runSync(ctx context.Context, args []string, out, errw io.Writer) int {
@@ -30,13 +31,12 @@ func runSync(ctx context.Context, args []string, out, errw io.Writer) int {
 	if code, ok := parse(fs, args); !ok {
 		return code
 	}
-	for what, v := range map[string]string{"--tenant": *tenant, "--connector": *connector} {
-		if err := clarity.CheckToken(what, v); err != nil {
-			return fail(errw, ExitUsage, "%v", err)
-		}
+	ref, err := connectorRef(*tenant, *connector)
+	if err != nil {
+		return fail(errw, ExitUsage, "%v", err)
 	}
 	if *confirm != "" {
-		return confirmDeletions(ctx, *natsURL, *tenant, *connector, *confirm, out, errw)
+		return confirmDeletions(ctx, *natsURL, ref, *confirm, out, errw)
 	}
 	if *requestID == "" {
 		*requestID = NewRequestID()
@@ -50,21 +50,23 @@ func runSync(ctx context.Context, args []string, out, errw io.Writer) int {
 	if err != nil {
 		return fail(errw, ExitError, "%v", err)
 	}
-	if err := natsx.CreateMissingStreams(ctx, js, clarity.Streams()...); err != nil {
+	// One replica, as a stream the services have not made yet gets on a
+	// single server; services that start with more update it.
+	if err := natsx.CreateMissingStreams(ctx, js, pipeline.Streams(1)...); err != nil {
 		return fail(errw, ExitError, "%v", err)
 	}
 	var w *Watcher
 	if *wait {
 		// Subscribe before triggering so that no event of the run is missed.
-		if w, err = NewWatcher(ctx, js, *tenant, *connector); err != nil {
+		if w, err = NewWatcher(ctx, js, ref); err != nil {
 			return fail(errw, ExitError, "%v", err)
 		}
 		defer w.Stop()
 	}
-	if err := Trigger(ctx, js, *tenant, *connector, *requestID); err != nil {
+	if err := Trigger(ctx, js, ref, *requestID); err != nil {
 		return fail(errw, ExitError, "%v", err)
 	}
-	fmt.Fprintf(out, "sync triggered for %s/%s (request_id %s)\n", *tenant, *connector, *requestID)
+	fmt.Fprintf(out, "sync triggered for %s (request_id %s)\n", ref, *requestID)
 	if !*wait {
 		return ExitOK
 	}
@@ -83,7 +85,7 @@ func runSync(ctx context.Context, args []string, out, errw io.Writer) int {
 	if h := res.Data.Held; res.Data.Deletions == "held" && h != nil {
 		fmt.Fprintf(out, "deletions held: %d users and %d entitlements are no longer in Zoom but were kept (DELETE_THRESHOLD); "+
 			"to delete them: zoomctl sync --tenant %s --connector %s --confirm-deletions %s\n",
-			h.ServiceUser, h.Entitlement, *tenant, *connector, res.Data.RunID)
+			h.ServiceUser, h.Entitlement, ref.Tenant, ref.ID, res.Data.RunID)
 	}
 	if res.Op == clarity.OpFailed {
 		fmt.Fprintf(out, "error: %s\n", res.Data.Error)
@@ -99,10 +101,12 @@ func NewRequestID() string {
 	return "zoomctl-" + hex.EncodeToString(b)
 }
 
-// Trigger publishes a full-sync trigger and waits for JetStream to store it.
-func Trigger(ctx context.Context, js jetstream.JetStream, tenant, connector, requestID string) error {
+// Trigger publishes a full-sync trigger of the connector and waits for
+// JetStream to store it. It has no Nats-Msg-Id: an operator who triggers
+// twice with one request id asks for two syncs.
+func Trigger(ctx context.Context, js jetstream.JetStream, ref pipeline.ConnectorRef, requestID string) error {
 	body, _ := json.Marshal(clarity.Trigger{Mode: "full", RequestID: requestID})
-	if _, err := js.Publish(ctx, clarity.SyncSubject(tenant, connector), body); err != nil {
+	if _, err := js.Publish(ctx, pipeline.SyncSubject(ref), body); err != nil {
 		return fmt.Errorf("publish trigger: %w", err)
 	}
 	return nil
@@ -115,14 +119,14 @@ type Watcher struct {
 }
 
 // NewWatcher starts following new events of the connector.
-func NewWatcher(ctx context.Context, js jetstream.JetStream, tenant, connector string) (*Watcher, error) {
-	return watch(ctx, js, clarity.EventSubject(tenant, connector, ">"))
+func NewWatcher(ctx context.Context, js jetstream.JetStream, ref pipeline.ConnectorRef) (*Watcher, error) {
+	return watch(ctx, js, pipeline.EventSubject(ref, ">"))
 }
 
 // NewSyncWatcher starts following new sync events of the connector only:
 // enough for Wait, without a million change events to read.
-func NewSyncWatcher(ctx context.Context, js jetstream.JetStream, tenant, connector string) (*Watcher, error) {
-	return watch(ctx, js, clarity.EventSubject(tenant, connector, clarity.KindSync))
+func NewSyncWatcher(ctx context.Context, js jetstream.JetStream, ref pipeline.ConnectorRef) (*Watcher, error) {
+	return watch(ctx, js, pipeline.EventSubject(ref, clarity.KindSync))
 }
 
 func watch(ctx context.Context, js jetstream.JetStream, subject string) (*Watcher, error) {
@@ -233,13 +237,13 @@ func (p *progress) done() {
 
 // confirmDeletions asks the writers, through the admin API, to apply the
 // deletions that run runID held, and prints what they did.
-func confirmDeletions(ctx context.Context, natsURL, tenant, connector, runID string, out, errw io.Writer) int {
+func confirmDeletions(ctx context.Context, natsURL string, ref pipeline.ConnectorRef, runID string, out, errw io.Writer) int {
 	nc, _, err := natsx.Connect(ctx, natsURL, "zoomctl", zerolog.Nop())
 	if err != nil {
 		return fail(errw, ExitError, "%v", err)
 	}
 	defer nc.Close()
-	reply, err := ConfirmDeletions(ctx, nc, tenant, connector, runID)
+	reply, err := ConfirmDeletions(ctx, nc, ref, runID)
 	if err != nil {
 		return fail(errw, ExitError, "%v", err)
 	}
@@ -254,7 +258,7 @@ func confirmDeletions(ctx context.Context, natsURL, tenant, connector, runID str
 
 // ConfirmDeletions sends the admin request that applies the deletions run
 // runID held, and returns the writer's answer; a refusal is an error.
-func ConfirmDeletions(ctx context.Context, nc *nats.Conn, tenant, connector, runID string) (clarity.ConfirmDeletionsReply, error) {
+func ConfirmDeletions(ctx context.Context, nc *nats.Conn, ref pipeline.ConnectorRef, runID string) (clarity.ConfirmDeletionsReply, error) {
 	body, err := json.Marshal(clarity.ConfirmDeletionsRequest{RunID: runID})
 	if err != nil {
 		return clarity.ConfirmDeletionsReply{}, err
@@ -263,7 +267,7 @@ func ConfirmDeletions(ctx context.Context, nc *nats.Conn, tenant, connector, run
 	// completion among them.
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
-	msg, err := nc.RequestWithContext(ctx, clarity.AdminSubject(tenant, connector, clarity.AdminConfirmDeletions), body)
+	msg, err := nc.RequestWithContext(ctx, clarity.AdminSubject(ref.Tenant, ref.ID, clarity.AdminConfirmDeletions), body)
 	if errors.Is(err, nats.ErrNoResponders) {
 		return clarity.ConfirmDeletionsReply{}, errors.New("confirm deletions: no writer is running to answer")
 	}

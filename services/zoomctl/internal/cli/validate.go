@@ -23,7 +23,8 @@ import (
 // classic scopes (user:read:admin) or, since 2024, granular ones
 // (user:read:list_users:admin); a token may list either kind.
 type scopeCheck struct {
-	// scope is the classic scope, as the contract and Zoom's app page name it.
+	// scope is the classic scope, as Zoom's app page and the README's list
+	// of required scopes name it.
 	scope string
 	// purpose says what the connector does with it.
 	purpose string

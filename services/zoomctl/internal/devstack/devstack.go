@@ -23,9 +23,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
-	"github.com/claritysecurity/zoom-connector/pkg/clarity"
 	"github.com/claritysecurity/zoom-connector/pkg/natsx"
 	"github.com/claritysecurity/zoom-connector/pkg/natsx/natstest"
+	"github.com/claritysecurity/zoom-connector/pkg/pipeline"
 	"github.com/claritysecurity/zoom-connector/pkg/zoom/zoomtest"
 )
 
@@ -39,9 +39,10 @@ type Config struct {
 	// DatabaseURL is the writer's database.
 	DatabaseURL string
 	// Dir holds the NATS store and the service logs.
-	Dir       string
-	Tenant    string
-	Connector string
+	Dir string
+	// Connector is the connector the services serve; zero is default/zoom,
+	// the services' own default.
+	Connector pipeline.ConnectorRef
 	// Org is the simulator's organisation.
 	Org *zoomtest.Org
 	// Sim configures the simulator; credentials and the webhook secret are
@@ -69,11 +70,8 @@ type Stack struct {
 
 // Start starts NATS and the simulator; services are started with Run.
 func Start(ctx context.Context, cfg Config) (*Stack, error) {
-	if cfg.Tenant == "" {
-		cfg.Tenant = "default"
-	}
-	if cfg.Connector == "" {
-		cfg.Connector = "zoom"
+	if cfg.Connector.IsZero() {
+		cfg.Connector = pipeline.ConnectorRef{Tenant: "default", ID: "zoom"}
 	}
 	if cfg.Sim.WebhookSecret == "" {
 		cfg.Sim.WebhookSecret = "dev-webhook-secret"
@@ -92,7 +90,7 @@ func Start(ctx context.Context, cfg Config) (*Stack, error) {
 		s.Close()
 		return nil, err
 	}
-	if err := natsx.EnsureStreams(ctx, s.JS, clarity.Streams()...); err != nil {
+	if err := natsx.EnsureStreams(ctx, s.JS, pipeline.Streams(1)...); err != nil {
 		s.Close()
 		return nil, err
 	}
@@ -102,7 +100,7 @@ func Start(ctx context.Context, cfg Config) (*Stack, error) {
 		return nil, err
 	}
 	s.addrs["webhook"] = webhookAddr
-	s.WebhookURL = "http://" + webhookAddr + "/webhooks/zoom/" + cfg.Tenant + "/" + cfg.Connector
+	s.WebhookURL = "http://" + webhookAddr + "/webhooks/zoom/" + cfg.Connector.String()
 	s.Sim = zoomtest.New(cfg.Org, cfg.Sim)
 	if _, err := s.Sim.Start("127.0.0.1:0"); err != nil {
 		s.Close()
@@ -130,8 +128,8 @@ func (s *Stack) Env(name string) ([]string, error) {
 		"ZOOM_CLIENT_SECRET":        s.Sim.ClientSecret(),
 		"ZOOM_WEBHOOK_SECRET_TOKEN": s.cfg.Sim.WebhookSecret,
 		"ZOOM_PACING":               "false",
-		"CLARITY_TENANT":            s.cfg.Tenant,
-		"CONNECTOR_ID":              s.cfg.Connector,
+		"CLARITY_TENANT":            s.cfg.Connector.Tenant,
+		"CONNECTOR_ID":              s.cfg.Connector.ID,
 		"LOG_LEVEL":                 "info",
 		"LOG_FORMAT":                "json",
 		"RELAY_INTERVAL":            "50ms",

@@ -29,7 +29,7 @@ func TestFetcherStopsMidRun(t *testing.T) {
 			id := cli.NewRequestID()
 			start := s.Sim.TotalRequests()
 			cfg := s.Config()
-			if err := cli.Trigger(t.Context(), s.JS, cfg.Tenant, cfg.Connector, id); err != nil {
+			if err := cli.Trigger(t.Context(), s.JS, cfg.Connector, id); err != nil {
 				t.Fatal(err)
 			}
 			waitFor(t, 20*time.Second, func() bool { return s.Sim.TotalRequests()-start > 20 })

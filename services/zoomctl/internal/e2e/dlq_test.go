@@ -11,6 +11,7 @@ import (
 
 	"github.com/claritysecurity/zoom-connector/pkg/clarity"
 	"github.com/claritysecurity/zoom-connector/pkg/pb"
+	"github.com/claritysecurity/zoom-connector/pkg/pipeline"
 	"github.com/claritysecurity/zoom-connector/pkg/zoom/zoomtest"
 	"github.com/claritysecurity/zoom-connector/services/zoomctl/internal/cli"
 )
@@ -26,12 +27,12 @@ func TestDeadLetters(t *testing.T) {
 	ctx := context.Background()
 	cfg := s.Config()
 
-	if _, err := s.JS.Publish(ctx, clarity.RawSubject(cfg.Tenant, cfg.Connector), []byte("not a protobuf \xff\xfe")); err != nil {
+	if _, err := s.JS.Publish(ctx, pipeline.RawSubject(cfg.Connector), []byte("not a protobuf \xff\xfe")); err != nil {
 		t.Fatal(err)
 	}
-	bad, _ := proto.Marshal(&pb.Envelope{Tenant: cfg.Tenant, Connector: cfg.Connector, Body: &pb.Envelope_Records{
+	bad, _ := proto.Marshal(&pb.Envelope{Tenant: cfg.Connector.Tenant, Connector: cfg.Connector.ID, Body: &pb.Envelope_Records{
 		Records: &pb.RecordBatch{VersionMs: 1, Records: []*pb.Record{{Kind: pb.Kind(99), Key: "x", Data: []byte(`{}`)}}}}})
-	if _, err := s.JS.Publish(ctx, clarity.RecordsSubject(cfg.Tenant, cfg.Connector), bad); err != nil {
+	if _, err := s.JS.Publish(ctx, pipeline.RecordsSubject(cfg.Connector), bad); err != nil {
 		t.Fatal(err)
 	}
 	if op, d := sync1(t, s, c); op != clarity.OpCompleted {

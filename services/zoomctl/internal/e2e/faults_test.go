@@ -67,7 +67,7 @@ func faultSync(t *testing.T, s *devstack.Stack, c *collector, inject func(), dur
 	id := cli.NewRequestID()
 	cfg := s.Config()
 	start := time.Now()
-	if err := cli.Trigger(context.Background(), s.JS, cfg.Tenant, cfg.Connector, id); err != nil {
+	if err := cli.Trigger(context.Background(), s.JS, cfg.Connector, id); err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan struct{})

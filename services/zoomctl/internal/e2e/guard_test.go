@@ -63,7 +63,7 @@ func TestDeletionGuardHoldsAndConfirms(t *testing.T) {
 	}
 
 	mark = c.mark()
-	reply, err := cli.ConfirmDeletions(ctx, s.JS.Conn(), s.Config().Tenant, s.Config().Connector, d.RunID)
+	reply, err := cli.ConfirmDeletions(ctx, s.JS.Conn(), s.Config().Connector, d.RunID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,7 +89,7 @@ func TestDeletionGuardHoldsAndConfirms(t *testing.T) {
 	if int64(deleted) != reply.Deleted {
 		t.Errorf("the confirmation says %d deleted, its events %d", reply.Deleted, deleted)
 	}
-	if _, err := cli.ConfirmDeletions(ctx, s.JS.Conn(), s.Config().Tenant, s.Config().Connector, d.RunID); err == nil ||
+	if _, err := cli.ConfirmDeletions(ctx, s.JS.Conn(), s.Config().Connector, d.RunID); err == nil ||
 		!strings.Contains(err.Error(), "held no deletions") {
 		t.Errorf("second confirmation: got %v, want a refusal saying the run held no deletions", err)
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/claritysecurity/zoom-connector/pkg/clarity"
+	"github.com/claritysecurity/zoom-connector/pkg/pipeline"
 	"github.com/claritysecurity/zoom-connector/pkg/postgres/pgtest"
 	"github.com/claritysecurity/zoom-connector/pkg/zoom/zoomtest"
 	"github.com/claritysecurity/zoom-connector/services/zoomctl/internal/cli"
@@ -129,7 +130,7 @@ func collect(t *testing.T, s *devstack.Stack) *collector {
 	c := &collector{ids: map[string]int{}, records: map[string]json.RawMessage{}}
 	cfg := s.Config()
 	cons, err := s.JS.OrderedConsumer(context.Background(), clarity.StreamEntitlements, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{clarity.EventSubject(cfg.Tenant, cfg.Connector, ">")},
+		FilterSubjects: []string{pipeline.EventSubject(cfg.Connector, ">")},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -236,7 +237,7 @@ func sync1(t *testing.T, s *devstack.Stack, c *collector) (string, clarity.SyncD
 	t.Helper()
 	id := cli.NewRequestID()
 	cfg := s.Config()
-	if err := cli.Trigger(context.Background(), s.JS, cfg.Tenant, cfg.Connector, id); err != nil {
+	if err := cli.Trigger(context.Background(), s.JS, cfg.Connector, id); err != nil {
 		t.Fatal(err)
 	}
 	return c.waitEnd(t, id, 3*time.Minute)
@@ -257,7 +258,7 @@ func snapshot(t *testing.T, s *devstack.Stack) map[string]json.RawMessage {
 	t.Helper()
 	out := map[string]json.RawMessage{}
 	cfg := s.Config()
-	err := cli.Snapshot(context.Background(), cfg.DatabaseURL, cfg.Tenant, cfg.Connector, func(l cli.SnapshotLine) error {
+	err := cli.Snapshot(context.Background(), cfg.DatabaseURL, cfg.Connector, func(l cli.SnapshotLine) error {
 		out[l.Kind+"|"+l.Key] = l.Data
 		return nil
 	})

@@ -419,7 +419,7 @@ func (k *killer) syncWithKills(c *collector, plan killPlan, changes int, rng *ra
 	k.mu.Lock()
 	k.fetcherBase = k.s.Sim.TotalRequests()
 	k.mu.Unlock()
-	if err := cli.Trigger(context.Background(), k.s.JS, cfg.Tenant, cfg.Connector, id); err != nil {
+	if err := cli.Trigger(context.Background(), k.s.JS, cfg.Connector, id); err != nil {
 		t.Fatal(err)
 	}
 	// Each goroutine gets its own random source: rand.Rand is not safe for
@@ -705,7 +705,7 @@ func (k *killer) attempts() int {
 		return 0
 	}
 	cfg := k.s.Config()
-	e, err := kv.Get(ctx, cfg.Tenant+"."+cfg.Connector)
+	e, err := kv.Get(ctx, cfg.Connector.Key())
 	if err != nil {
 		return 0
 	}

@@ -326,7 +326,7 @@ func triggerSync(t *testing.T, s *devstack.Stack) string {
 	t.Helper()
 	id := cli.NewRequestID()
 	cfg := s.Config()
-	if err := cli.Trigger(context.Background(), s.JS, cfg.Tenant, cfg.Connector, id); err != nil {
+	if err := cli.Trigger(context.Background(), s.JS, cfg.Connector, id); err != nil {
 		t.Fatal(err)
 	}
 	return id
@@ -371,7 +371,7 @@ func (k *killer) runActive() bool {
 		return true
 	}
 	cfg := k.s.Config()
-	e, err := kv.Get(ctx, cfg.Tenant+"."+cfg.Connector)
+	e, err := kv.Get(ctx, cfg.Connector.Key())
 	if err != nil {
 		return true
 	}

@@ -44,7 +44,7 @@ func TestSecretsStayOutOfLogs(t *testing.T) {
 	// A full sync during which every access token expires.
 	s.Sim.Faults().Add(zoomtest.Fault{Route: admins, Latency: 100 * time.Millisecond})
 	id := cli.NewRequestID()
-	if err := cli.Trigger(ctx, s.JS, cfg.Tenant, cfg.Connector, id); err != nil {
+	if err := cli.Trigger(ctx, s.JS, cfg.Connector, id); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, 30*time.Second, func() bool { return s.Sim.Requests()[admins] >= 2 })

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/claritysecurity/zoom-connector/pkg/clarity"
+	"github.com/claritysecurity/zoom-connector/pkg/pipeline"
 	"github.com/claritysecurity/zoom-connector/pkg/zoom/zoomtest"
 	"github.com/claritysecurity/zoom-connector/services/zoomctl/internal/devstack"
 )
@@ -168,7 +169,7 @@ func TestWebhookDuringFullSync(t *testing.T) {
 	id := "during-sync"
 	cfg := s.Config()
 	body := []byte(`{"mode":"full","request_id":"` + id + `"}`)
-	if _, err := s.JS.Publish(ctx, clarity.SyncSubject(cfg.Tenant, cfg.Connector), body); err != nil {
+	if _, err := s.JS.Publish(ctx, pipeline.SyncSubject(cfg.Connector), body); err != nil {
 		t.Fatal(err)
 	}
 	// Wait until the groups listing has been read, then change groups.
