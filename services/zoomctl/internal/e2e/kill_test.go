@@ -18,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/claritysecurity/zoom-connector/pkg/clarity"
+	"github.com/claritysecurity/zoom-connector/pkg/pipeline"
 	"github.com/claritysecurity/zoom-connector/pkg/zoom/zoomtest"
 	"github.com/claritysecurity/zoom-connector/services/zoomctl/internal/cli"
 	"github.com/claritysecurity/zoom-connector/services/zoomctl/internal/devstack"
@@ -530,7 +531,7 @@ func (k *killer) killNormalizer(n int, rng *rand.Rand) {
 		deadline := time.Now().Add(45 * time.Second)
 		var pending int
 		for {
-			pending = k.ackPending(clarity.StreamRaw, "normalizer")
+			pending = k.ackPending(pipeline.StreamRaw, "normalizer")
 			if pending > dead {
 				break
 			}
@@ -542,7 +543,7 @@ func (k *killer) killNormalizer(n int, rng *rand.Rand) {
 			time.Sleep(time.Millisecond)
 		}
 		k.kill("normalizer")
-		after := k.ackPending(clarity.StreamRaw, "normalizer")
+		after := k.ackPending(pipeline.StreamRaw, "normalizer")
 		k.point("normalizer", "mid-batch (raw pages delivered, not acknowledged)")
 		k.t.Logf("killed the normalizer holding %d raw pages", after-dead)
 		dead = after
@@ -700,7 +701,7 @@ func (k *killer) ackPending(stream, durable string) int {
 // attempts is how many times the connector's last run was fetched.
 func (k *killer) attempts() int {
 	ctx := context.Background()
-	kv, err := k.s.JS.KeyValue(ctx, clarity.RunsBucket)
+	kv, err := k.s.JS.KeyValue(ctx, pipeline.RunsBucket)
 	if err != nil {
 		return 0
 	}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/claritysecurity/zoom-connector/pkg/clarity"
+	"github.com/claritysecurity/zoom-connector/pkg/pipeline"
 	"github.com/claritysecurity/zoom-connector/pkg/zoom/zoomtest"
 	"github.com/claritysecurity/zoom-connector/services/zoomctl/internal/cli"
 	"github.com/claritysecurity/zoom-connector/services/zoomctl/internal/devstack"
@@ -199,7 +200,7 @@ func TestStopServicesDuringFullSync(t *testing.T) {
 	published := func(share float64) func() bool {
 		return func() bool { return float64(c.mark()-mark) >= share*float64(changes) }
 	}
-	normalizing := func() bool { return k.ackPending(clarity.StreamRaw, "normalizer") > 0 }
+	normalizing := func() bool { return k.ackPending(pipeline.StreamRaw, "normalizer") > 0 }
 	type stop struct {
 		service string
 		when    func() bool
@@ -366,7 +367,7 @@ func (k *killer) running() []*devstack.Proc {
 // (its state in the zoom_runs bucket is active).
 func (k *killer) runActive() bool {
 	ctx := context.Background()
-	kv, err := k.s.JS.KeyValue(ctx, clarity.RunsBucket)
+	kv, err := k.s.JS.KeyValue(ctx, pipeline.RunsBucket)
 	if err != nil {
 		return true
 	}
