@@ -106,7 +106,10 @@ func run(ctx context.Context) error {
 	defer natsx.Drain(rnc) //nolint:errcheck
 
 	metrics := newMetrics(reg)
-	rel := relay.New(pool, rjs, log, cfg.RelayBatch, cfg.RelayInterval, metrics)
+	rel := relay.New(relay.Config{
+		Pool: pool, JetStream: rjs, Log: log,
+		Batch: cfg.RelayBatch, Interval: cfg.RelayInterval, Observer: metrics,
+	})
 	st := store.New(pool, log, store.Options{Committed: rel.Wake, DeleteThreshold: cfg.DeleteThreshold})
 	conns.Store(&[2]*nats.Conn{nc, rnc})
 	started.Store(st)

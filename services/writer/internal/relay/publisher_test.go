@@ -8,6 +8,7 @@ import (
 )
 
 func TestAckError(t *testing.T) {
+	t.Parallel()
 	status := func(code, desc string) nats.Header {
 		h := nats.Header{}
 		h.Set("Status", code)

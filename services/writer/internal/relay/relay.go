@@ -46,16 +46,35 @@ type Relay struct {
 	pub      *publisher // made at the first round
 }
 
-// New returns a relay publishing about batch changes per transaction and
-// polling every interval for rows other replicas committed.
-func New(pool *pgxpool.Pool, js jetstream.JetStream, log zerolog.Logger, batch int, interval time.Duration, obs Observer) *Relay {
-	if batch <= 0 {
-		batch = 10000
+// Config configures a Relay.
+type Config struct {
+	// Pool is the writer's database, whose outbox the relay publishes.
+	Pool *pgxpool.Pool
+	// JetStream publishes the events. Its connection must not buffer
+	// publications while it reconnects (nats.ReconnectBufSize(-1)): see
+	// Relay.connector.
+	JetStream jetstream.JetStream
+	Log       zerolog.Logger
+	// Batch is about how many changes of one connector a round publishes,
+	// in one transaction; zero is 10,000.
+	Batch int
+	// Interval is how often the relay looks for rows that other replicas
+	// committed (this replica's store wakes it, see Wake); zero is 200 ms.
+	Interval time.Duration
+	// Observer, which may be nil, is told what the relay published.
+	Observer Observer
+}
+
+// New returns a relay configured by cfg.
+func New(cfg Config) *Relay {
+	if cfg.Batch <= 0 {
+		cfg.Batch = 10000
 	}
-	if interval <= 0 {
-		interval = 200 * time.Millisecond
+	if cfg.Interval <= 0 {
+		cfg.Interval = 200 * time.Millisecond
 	}
-	return &Relay{pool: pool, js: js, log: log, wake: make(chan struct{}, 1), batch: batch, interval: interval, obs: obs}
+	return &Relay{pool: cfg.Pool, js: cfg.JetStream, log: cfg.Log, wake: make(chan struct{}, 1),
+		batch: cfg.Batch, interval: cfg.Interval, obs: cfg.Observer}
 }
 
 // Wake asks the relay to look at the outbox now. It never blocks.

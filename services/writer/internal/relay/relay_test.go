@@ -209,6 +209,7 @@ func (c *counter) Published(_, _ string, n int) { c.mu.Lock(); c.published += n;
 func (c *counter) Lag(time.Duration)            {}
 
 func TestPublishesOutboxAsCloudEvents(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	s := store.New(e.pool, zerolog.Nop(), store.Options{})
 	completeRun(t, s, defaultZoom, "u1", "u2", "u3")
@@ -221,7 +222,7 @@ func TestPublishesOutboxAsCloudEvents(t *testing.T) {
 
 	obs := &counter{}
 	// A batch smaller than the outbox makes the relay go round several times.
-	r := relay.New(e.pool, e.js, zerolog.Nop(), 2, time.Minute, obs)
+	r := relay.New(relay.Config{Pool: e.pool, JetStream: e.js, Log: zerolog.Nop(), Batch: 2, Interval: time.Minute, Observer: obs})
 	if got := drain(t, r); got != len(rows) {
 		t.Errorf("got %d published, want %d", got, len(rows))
 	}
@@ -332,9 +333,10 @@ func keys(m map[string]json.RawMessage) []string {
 }
 
 func TestRunPublishesOnCommit(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	// A poll interval longer than the test: only the wake-up can publish.
-	r := relay.New(e.pool, e.js, zerolog.Nop(), 100, time.Hour, nil)
+	r := relay.New(relay.Config{Pool: e.pool, JetStream: e.js, Log: zerolog.Nop(), Batch: 100, Interval: time.Hour})
 	s := store.New(e.pool, zerolog.Nop(), store.Options{Committed: r.Wake})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -361,6 +363,7 @@ func TestRunPublishesOnCommit(t *testing.T) {
 }
 
 func TestKeepsRowsWhenPublishFails(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	ctx := context.Background()
 	s := store.New(e.pool, zerolog.Nop(), store.Options{})
@@ -370,7 +373,7 @@ func TestKeepsRowsWhenPublishFails(t *testing.T) {
 	if err := e.js.DeleteStream(ctx, clarity.StreamEntitlements); err != nil {
 		t.Fatal(err)
 	}
-	r := relay.New(e.pool, e.js, zerolog.Nop(), 100, time.Minute, nil)
+	r := relay.New(relay.Config{Pool: e.pool, JetStream: e.js, Log: zerolog.Nop(), Batch: 100, Interval: time.Minute})
 	short, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if n, err := r.Once(short); err == nil || !strings.Contains(err.Error(), "no responders") {
@@ -399,6 +402,7 @@ func TestKeepsRowsWhenPublishFails(t *testing.T) {
 // A round of more changes than may await acknowledgement at once keeps
 // publishing while the older ones are acknowledged, in sequence order.
 func TestPublishesBeyondThePendingBound(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	s := store.New(e.pool, zerolog.Nop(), store.Options{})
 	users := make([]string, 5000)
@@ -407,7 +411,7 @@ func TestPublishesBeyondThePendingBound(t *testing.T) {
 	}
 	completeRun(t, s, defaultZoom, users...)
 	want := len(users) + 3 // the users, the group, sync.started and sync.completed
-	r := relay.New(e.pool, e.js, zerolog.Nop(), 10000, time.Minute, nil)
+	r := relay.New(relay.Config{Pool: e.pool, JetStream: e.js, Log: zerolog.Nop(), Batch: 10000, Interval: time.Minute})
 	if got := drain(t, r); got != want {
 		t.Fatalf("got %d published, want %d", got, want)
 	}
@@ -425,6 +429,7 @@ func TestPublishesBeyondThePendingBound(t *testing.T) {
 // A connector whose outbox cannot be published does not hold back the
 // others: they are published, and its failure is reported.
 func TestOneConnectorFailingHoldsBackNoOther(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	ctx := context.Background()
 	s := store.New(e.pool, zerolog.Nop(), store.Options{})
@@ -434,7 +439,7 @@ func TestOneConnectorFailingHoldsBackNoOther(t *testing.T) {
 		WHERE connector_id = (SELECT id FROM connectors WHERE connector = 'broken')`); err != nil {
 		t.Fatal(err)
 	}
-	r := relay.New(e.pool, e.js, zerolog.Nop(), 100, time.Minute, nil)
+	r := relay.New(relay.Config{Pool: e.pool, JetStream: e.js, Log: zerolog.Nop(), Batch: 100, Interval: time.Minute})
 	total := 0
 	var lastErr error
 	for range 10 {

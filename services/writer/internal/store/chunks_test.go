@@ -67,10 +67,9 @@ func wantDependentsFirst(t testing.TB, evs []event) {
 // deletes an entitlement held by many, write their changes to several
 // outbox rows of bounded size, in one gapless sequence, dependents first.
 func TestDeletionsInChunks(t *testing.T) {
-	// Not parallel: it shrinks the package's chunk sizes.
-	const spill, users, ents = 20, 3, 2
-	defer store.SetChunks(spill, users, ents)()
-	s, pool := newStore(t)
+	t.Parallel()
+	const spill = 20
+	s, pool := newStore(t, store.Options{SpillAt: spill, UserChunk: 3, EntitlementChunk: 2})
 
 	const n = 12
 	var recs []*pb.Record
@@ -173,19 +172,19 @@ func TestDeletionsInChunks(t *testing.T) {
 // attributes in several chunks, and keeps what it saw, whether it probes
 // each user's records or hashes them.
 func TestStaleRecordsInChunks(t *testing.T) {
-	// Not parallel: it shrinks the package's chunk sizes.
+	t.Parallel()
 	const spill = 20
-	defer store.SetChunks(spill, 3, 2)()
 	for name, probe := range map[string]int64{"probed": 1000, "hashed": 1} {
 		t.Run(name, func(t *testing.T) {
-			defer store.SetProbeUsers(probe)()
-			staleRecordsInChunks(t, spill)
+			t.Parallel()
+			staleRecordsInChunks(t, store.Options{SpillAt: spill, UserChunk: 3, EntitlementChunk: 2, ProbeUsers: probe})
 		})
 	}
 }
 
-func staleRecordsInChunks(t *testing.T, spill int) {
-	s, pool := newStore(t)
+func staleRecordsInChunks(t *testing.T, opts store.Options) {
+	spill := opts.SpillAt
+	s, pool := newStore(t, opts)
 
 	n := 3 * spill
 	var before, after []*pb.Record

@@ -62,9 +62,10 @@ func (w *wtx) expireRest(ctx context.Context, gen, prev, diffed int64, owners, u
 	if diffed > 0 {
 		// Stale records are few but for a change of Zoom's data that
 		// affects most users: one statement joining records with the users
-		// compared finds up to spillAt of them; more go user by user. The
-		// join hashes the records on their user when the users are many,
-		// as in a first sync; a few users' records are probed for.
+		// compared finds up to Options.SpillAt of them; more go user by
+		// user. The join hashes the records on their user when the users
+		// are many, as in a first sync; a few users' records are probed
+		// for.
 		//
 		// The same pass finds the records a user's page did not give that
 		// stay all the same, because an event newer than the run's start
@@ -74,7 +75,7 @@ func (w *wtx) expireRest(ctx context.Context, gen, prev, diffed int64, owners, u
 		find := `SELECT d.ctid AS rid, u.ctid AS uid, d.version >= $2 AS kept
 				FROM records u JOIN records d ON d.connector_id = $1 AND d.user_key = u.key
 				WHERE u.connector_id = $1 AND u.kind = ` + userKindSQL + ` AND u.diffed_at > $3 AND ` + unseenOfUser
-		if diffed <= probeUsers {
+		if diffed <= w.lim.probeUsers {
 			find = `SELECT t.rid, u.ctid AS uid, t.kept FROM records u
 				CROSS JOIN LATERAL (SELECT d.ctid AS rid, d.version >= $2 AS kept FROM records d
 					WHERE d.connector_id = $1 AND ` + dependentsOf("d", "u.key") + ` AND ` + unseenOfUser + ` OFFSET 0) t
@@ -88,14 +89,14 @@ func (w *wtx) expireRest(ctx context.Context, gen, prev, diffed int64, owners, u
 			)
 			`+setDeleted+`
 			WHERE r.ctid = ANY(ARRAY(SELECT rid FROM s WHERE NOT kept LIMIT $4))
-			RETURNING `+goneColumns, w.cid, gen, prev, spillAt)
+			RETURNING `+goneColumns, w.cid, gen, prev, w.lim.spillAt)
 		if err != nil {
 			return err
 		}
 		if err := w.expired(ctx, stale); err != nil {
 			return err
 		}
-		if len(stale) == spillAt {
+		if len(stale) == w.lim.spillAt {
 			if err := w.expireUsers(ctx, gen, prev, owners); err != nil {
 				return err
 			}
@@ -112,18 +113,6 @@ func (w *wtx) expireRest(ctx context.Context, gen, prev, diffed int64, owners, u
 	}
 	return nil
 }
-
-// The chunks of expireUnseen: users and entitlements per statement, and
-// dependents per statement when one entitlement may have any number.
-var (
-	userChunk        = 1000
-	entitlementChunk = 100
-)
-
-// probeUsers is how many users' records at most a statement probes for,
-// one key range each, rather than hashing the records of the connector on
-// their user: about what one pass over 100,000 users' records costs.
-var probeUsers int64 = 10000
 
 const (
 	// goingNow selects the records of generation $2's run that it did not
@@ -175,7 +164,7 @@ func (w *wtx) expireAdminGrants(ctx context.Context, gen int64) error {
 // expireUsers deletes the users going (when owners is set), with their
 // grants and attributes, and the stale grants and attributes of the users
 // compared record by record since the generation prev (diffed_at > prev;
-// none when prev is math.MaxInt64), userChunk users at a time.
+// none when prev is math.MaxInt64), Options.UserChunk users at a time.
 func (w *wtx) expireUsers(ctx context.Context, gen, prev int64, owners bool) error {
 	last := ""
 	for {
@@ -184,7 +173,7 @@ func (w *wtx) expireUsers(ctx context.Context, gen, prev int64, owners bool) err
 			FROM records r
 			WHERE r.connector_id = $1 AND r.kind = `+userKindSQL+` AND r.key > $4
 			  AND ((`+goingNow+`) OR r.diffed_at > $3)
-			ORDER BY r.key LIMIT $5`, w.cid, gen, prev, last, userChunk)
+			ORDER BY r.key LIMIT $5`, w.cid, gen, prev, last, w.lim.userChunk)
 		if err != nil {
 			return fmt.Errorf("find unseen users: %w", err)
 		}
@@ -228,22 +217,22 @@ func (w *wtx) expireUsers(ctx context.Context, gen, prev int64, owners bool) err
 				return err
 			}
 		}
-		if n < userChunk {
+		if n < w.lim.userChunk {
 			return nil
 		}
 	}
 }
 
 // expireEntitlements deletes the entitlements going, after their grants,
-// entitlementChunk entitlements at a time; their grants, of which one
-// entitlement may have any number, go spillAt at a time.
+// Options.EntitlementChunk entitlements at a time; their grants, of which
+// one entitlement may have any number, go Options.SpillAt at a time.
 func (w *wtx) expireEntitlements(ctx context.Context, gen int64) error {
 	last := ""
 	for {
 		rows, err := w.tx.Query(ctx, `
 			SELECT r.key FROM records r
 			WHERE r.connector_id = $1 AND r.kind = `+entitlementKindSQL+` AND r.key > $3 AND `+goingNow+`
-			ORDER BY r.key LIMIT $4`, w.cid, gen, last, entitlementChunk)
+			ORDER BY r.key LIMIT $4`, w.cid, gen, last, w.lim.entitlementChunk)
 		if err != nil {
 			return fmt.Errorf("find unseen entitlements: %w", err)
 		}
@@ -257,7 +246,7 @@ func (w *wtx) expireEntitlements(ctx context.Context, gen int64) error {
 		if err := w.expireOwners(ctx, pb.Kind_KIND_ENTITLEMENT, gen, keys, holders("k", `NOT d.deleted`)); err != nil {
 			return err
 		}
-		if len(keys) < entitlementChunk {
+		if len(keys) < w.lim.entitlementChunk {
 			return nil
 		}
 		last = keys[len(keys)-1]

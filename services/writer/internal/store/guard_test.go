@@ -59,6 +59,7 @@ func lastSync(t testing.TB, evs []event) clarity.SyncData {
 }
 
 func TestDeletionGuard(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name      string
 		threshold float64
@@ -71,6 +72,7 @@ func TestDeletionGuard(t *testing.T) {
 		{"guard off", 0, []string{"u1", "u2", "u3", "u4", "u5", "u6", "u7", "u8", "u9"}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			s, pool := newStore(t, store.Options{DeleteThreshold: tc.threshold})
 			org := guardOrg(t, 10, 5)
 			syncRun(t, s, pool, newRun("r1", 0), nil, org...)
@@ -134,6 +136,7 @@ func TestDeletionGuard(t *testing.T) {
 }
 
 func TestDeletionGuardAfterLaterRuns(t *testing.T) {
+	t.Parallel()
 	s, pool := newStore(t, store.Options{DeleteThreshold: 0.2})
 	org := guardOrg(t, 10, 1)
 	syncRun(t, s, pool, newRun("r1", 0), nil, org...)
@@ -166,6 +169,7 @@ func TestDeletionGuardAfterLaterRuns(t *testing.T) {
 }
 
 func TestConfirmDeletionsRefuses(t *testing.T) {
+	t.Parallel()
 	s, pool := newStore(t, store.Options{DeleteThreshold: 0.2})
 	org := guardOrg(t, 10, 1)
 	syncRun(t, s, pool, newRun("r1", 0), nil, org...)

@@ -53,6 +53,7 @@ type Store struct {
 	now       func() time.Time
 	// deleteThreshold is Options.DeleteThreshold.
 	deleteThreshold float64
+	lim             limits
 }
 
 // Options tunes a Store.
@@ -66,6 +67,35 @@ type Options struct {
 	// its entitlements, holds those deletions until they are confirmed
 	// (ConfirmDeletions). Zero turns the guard off.
 	DeleteThreshold float64
+
+	// The sizes below bound what one transaction or statement holds at a
+	// time; zero is the default. Tests shrink them to cross their
+	// boundaries with a few records.
+
+	// SpillAt is how many changes an exclusive transaction holds before it
+	// writes them to the outbox ahead of its commit, and how many records
+	// one of its deleting statements deletes at most: an outbox row it
+	// writes holds fewer than twice as many changes. Default 10,000.
+	SpillAt int
+	// UserChunk is how many users one statement of a run's completion
+	// looks at, in key order. Default 1,000.
+	UserChunk int
+	// EntitlementChunk is how many entitlements one statement of a run's
+	// completion deletes, after their grants (of which one entitlement
+	// may have any number: they go SpillAt at a time). Default 100.
+	EntitlementChunk int
+	// ProbeUsers is how many users compared record by record a run's
+	// completion probes for their stale records at most, one key range
+	// each, rather than hashing the records of the connector on their
+	// user: about what one pass over 100,000 users' records costs. Default
+	// 10,000; a negative value never probes.
+	ProbeUsers int64
+}
+
+// limits are the sizes of Options, defaults applied.
+type limits struct {
+	spillAt, userChunk, entitlementChunk int
+	probeUsers                           int64
 }
 
 // New returns a Store on pool.
@@ -74,7 +104,22 @@ func New(pool *pgxpool.Pool, log zerolog.Logger, opts Options) *Store {
 	if committed == nil {
 		committed = func() {}
 	}
-	return &Store{pool: pool, log: log, committed: committed, now: time.Now, deleteThreshold: opts.DeleteThreshold}
+	or := func(v, def int) int {
+		if v == 0 {
+			return def
+		}
+		return v
+	}
+	lim := limits{
+		spillAt:          or(opts.SpillAt, 10000),
+		userChunk:        or(opts.UserChunk, 1000),
+		entitlementChunk: or(opts.EntitlementChunk, 100),
+		probeUsers:       opts.ProbeUsers,
+	}
+	if lim.probeUsers == 0 {
+		lim.probeUsers = 10000
+	}
+	return &Store{pool: pool, log: log, committed: committed, now: time.Now, deleteThreshold: opts.DeleteThreshold, lim: lim}
 }
 
 // ErrBadBatch reports input no retry can apply.

@@ -13,8 +13,8 @@ import (
 // tombstone deletes records matched by where (a condition on r with $1 the
 // connector id and further arguments), emitting a deleted event for each
 // with its last data. The rows stay as tombstones at version. It deletes
-// spillAt records per statement, and spills their events to the outbox
-// between statements: one entitlement may have any number of grants.
+// Options.SpillAt records per statement, and spills their events to the
+// outbox between statements: one entitlement may have any number of grants.
 func (w *wtx) tombstone(ctx context.Context, version int64, where string, args ...any) (int64, error) {
 	return w.expireAll(ctx, `
 		UPDATE records r SET deleted = true, version = GREATEST(r.version, $2)
@@ -60,9 +60,9 @@ func (w *wtx) expire(ctx context.Context, sql string, args ...any) ([]gone, erro
 	return deleted, nil
 }
 
-// expireAll runs an UPDATE that deletes at most spillAt records, given as
-// its last argument, until it deletes fewer, and emits and spills the
-// deletions of each round. It returns how many it deleted.
+// expireAll runs an UPDATE that deletes at most Options.SpillAt records,
+// given as its last argument, until it deletes fewer, and emits and spills
+// the deletions of each round. It returns how many it deleted.
 //
 // Such an UPDATE names its rows as r.ctid = ANY(ARRAY(SELECT … LIMIT n)),
 // a TID scan. Joined to the subquery instead (FROM (…) t WHERE r.ctid =
@@ -70,7 +70,7 @@ func (w *wtx) expire(ctx context.Context, sql string, args ...any) ([]gone, erro
 // instead of 113 for a chunk of 1,000 users in a 160,000-record table,
 // and growing with the table.
 func (w *wtx) expireAll(ctx context.Context, sql string, args ...any) (int64, error) {
-	args = append(args, spillAt)
+	args = append(args, w.lim.spillAt)
 	var n int64
 	for {
 		gone, err := w.expire(ctx, sql, args...)
@@ -78,7 +78,7 @@ func (w *wtx) expireAll(ctx context.Context, sql string, args ...any) (int64, er
 			return n, err
 		}
 		n += int64(len(gone))
-		if err := w.expired(ctx, gone); err != nil || len(gone) < spillAt {
+		if err := w.expired(ctx, gone); err != nil || len(gone) < w.lim.spillAt {
 			return n, err
 		}
 	}

@@ -42,6 +42,7 @@ type wtx struct {
 	cid       int64
 	connector pipeline.ConnectorRef
 	now       func() time.Time
+	lim       limits
 	// changes and stats are what the transaction did so far: the changes
 	// it holds for the outbox, and their counts.
 	changes []change
@@ -80,7 +81,7 @@ func (s *Store) begin(ctx context.Context, c pipeline.ConnectorRef, mode lockMod
 	if err != nil {
 		return nil, err
 	}
-	w := &wtx{tx: tx, mode: mode, connector: c, now: s.now}
+	w := &wtx{tx: tx, mode: mode, connector: c, now: s.now, lim: s.lim}
 	// A row lock, not an update: a transaction that changes nothing writes
 	// nothing. The row is created on first use (ON CONFLICT waits for a
 	// writer creating it at the same moment).
@@ -140,20 +141,14 @@ func (w *wtx) userChanged(userKey string) {
 	}
 }
 
-// spillAt is how many changes an exclusive transaction holds before it
-// writes them to the outbox ahead of its commit (see spill), and how many
-// records one of its deleting statements deletes at most (see expireAll):
-// an outbox row it writes holds fewer than twice as many changes.
-var spillAt = 10000
-
 // spill writes the changes held so far to the outbox when they are
-// spillAt or more, so that a transaction making many changes (a run
+// Options.SpillAt or more, so that a transaction making many changes (a run
 // completion deleting much of an account) holds a bounded number at a
 // time. Only an exclusive transaction spills: it holds the sequence lock
 // from its first spill to commit, which no concurrent transaction of the
 // connector is waiting for.
 func (w *wtx) spill(ctx context.Context) error {
-	if w.mode != exclusive || len(w.changes) < spillAt {
+	if w.mode != exclusive || len(w.changes) < w.lim.spillAt {
 		return nil
 	}
 	return w.writeChanges(ctx)

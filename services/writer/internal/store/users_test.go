@@ -15,6 +15,7 @@ import (
 // lost a grant is compared record by record and the grant goes at the end of
 // the run; a webhook change makes the next page compare the user again.
 func TestUserDigest(t *testing.T) {
+	t.Parallel()
 	s, pool := newStore(t)
 	g1, g2 := clarity.GroupKey("g1"), clarity.GroupKey("g2")
 	first := syncRun(t, s, pool, newRun("r1", 0), nil,
@@ -56,6 +57,7 @@ func TestUserDigest(t *testing.T) {
 // full sync runs must not get grants back from a page read before the
 // deletion, even for users who held none before.
 func TestStaleGrantOfDeletedEntitlement(t *testing.T) {
+	t.Parallel()
 	s, pool := newStore(t)
 	g1 := clarity.GroupKey("g1")
 	syncRun(t, s, pool, newRun("r1", 0), nil, group(t, "g1", "Sales"), user(t, "u1", "alice@example.com", "Alice"))
@@ -75,6 +77,7 @@ func TestStaleGrantOfDeletedEntitlement(t *testing.T) {
 // deletes nothing, and the next complete run, which finds the user
 // unchanged since, still deletes what that user lost.
 func TestCompleteRunAfterFailedRun(t *testing.T) {
+	t.Parallel()
 	s, pool := newStore(t)
 	g1, g2 := clarity.GroupKey("g1"), clarity.GroupKey("g2")
 	syncRun(t, s, pool, newRun("r1", 0), nil,
@@ -100,6 +103,7 @@ func TestCompleteRunAfterFailedRun(t *testing.T) {
 // what it gives again is unchanged, what it no longer gives goes at the
 // run's completion, and nothing is created twice.
 func TestRecordsBeforeTheirUser(t *testing.T) {
+	t.Parallel()
 	s, pool := newStore(t)
 	g1, g2 := clarity.GroupKey("g1"), clarity.GroupKey("g2")
 	applyChange(t, s, change(-5000, grant(t, "u1", g1), grant(t, "u1", g2), attr(t, "u1", "department", "Sales")))
@@ -121,6 +125,7 @@ func TestRecordsBeforeTheirUser(t *testing.T) {
 // and leaves those records as the webhook left them: once, with the run's
 // counts and events saying so.
 func TestRecordsOfUsersNotYetSeen(t *testing.T) {
+	t.Parallel()
 	s, pool := newStore(t)
 	g1 := clarity.GroupKey("g1")
 	applyChange(t, s, change(500, grant(t, "u1", g1), attr(t, "u1", "department", "Sales")))
@@ -193,10 +198,12 @@ func TestResyncUpdatesUsersInPlace(t *testing.T) {
 // skip the comparison: Zoom may have undone the webhook's change since, with
 // that webhook lost, and only the full sync can set the record right.
 func TestDigestOfAPageOlderThanItsUsersRecords(t *testing.T) {
+	t.Parallel()
 	g1 := clarity.GroupKey("g1")
 	alice := func() *pb.Record { return user(t, "u1", "alice@example.com", "Alice") }
 
 	t.Run("a grant the webhook deleted", func(t *testing.T) {
+		t.Parallel()
 		s, pool := newStore(t)
 		syncRun(t, s, pool, newRun("r1", 0), nil, alice(), grant(t, "u1", g1))
 		// Run r2's page is read at 1100 and still lists the grant that a
@@ -211,6 +218,7 @@ func TestDigestOfAPageOlderThanItsUsersRecords(t *testing.T) {
 	})
 
 	t.Run("an attribute the webhook changed", func(t *testing.T) {
+		t.Parallel()
 		s, pool := newStore(t)
 		syncRun(t, s, pool, newRun("r1", 0), nil, alice(), attr(t, "u1", "department", "Sales"))
 		applyChange(t, s, change(1500, attr(t, "u1", "department", "Engineering")))
@@ -225,8 +233,8 @@ func TestDigestOfAPageOlderThanItsUsersRecords(t *testing.T) {
 	// for when few users were compared, hashed on their user otherwise.
 	for _, c := range []struct {
 		seen  bool
-		probe int64
-	}{{true, 1000}, {true, 0}, {false, 1000}, {false, 0}} {
+		probe int64 // Options.ProbeUsers: negative never probes
+	}{{true, 1000}, {true, -1}, {false, 1000}, {false, -1}} {
 		name := "a grant the webhook gave a user seen before"
 		if !c.seen {
 			name = "a grant the webhook gave a user not yet seen"
@@ -234,8 +242,8 @@ func TestDigestOfAPageOlderThanItsUsersRecords(t *testing.T) {
 		name += map[bool]string{true: ", probed", false: ", hashed"}[c.probe > 0]
 		seen := c.seen
 		t.Run(name, func(t *testing.T) {
-			defer store.SetProbeUsers(c.probe)()
-			s, pool := newStore(t)
+			t.Parallel()
+			s, pool := newStore(t, store.Options{ProbeUsers: c.probe})
 			if seen {
 				syncRun(t, s, pool, newRun("r1", 0), nil, alice())
 			}
@@ -257,9 +265,11 @@ func TestDigestOfAPageOlderThanItsUsersRecords(t *testing.T) {
 // until the next run), so neither may let a later identical page skip the
 // comparison, whichever is applied last.
 func TestDigestOfAUserListedTwice(t *testing.T) {
+	t.Parallel()
 	g1 := clarity.GroupKey("g1")
 	for _, newerLast := range []bool{true, false} {
 		t.Run(map[bool]string{true: "the newer page applied last", false: "the older page applied last"}[newerLast], func(t *testing.T) {
+			t.Parallel()
 			s, pool := newStore(t)
 			syncRun(t, s, pool, newRun("r1", 0), nil, user(t, "u1", "alice@example.com", "Alice"))
 
