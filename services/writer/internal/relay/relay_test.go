@@ -278,8 +278,10 @@ func TestPublishesOutboxAsCloudEvents(t *testing.T) {
 				t.Errorf("event %s: got %s %q, want %q", id, name, got, w)
 			}
 		}
+		// A change event is a structured CloudEvent with these fields and
+		// data, and nothing else (README, "Subjects and events").
 		if len(ev) != len(want)+1 {
-			t.Errorf("event %s: got fields %v, want exactly those of CONTRACT §4", id, keys(ev))
+			t.Errorf("event %s: got fields %v, want exactly %d: the CloudEvent attributes above and data", id, keys(ev), len(want)+1)
 		}
 		var gotData, wantData any
 		if err := json.Unmarshal(ev["data"], &gotData); err != nil {
