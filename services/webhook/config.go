@@ -2,6 +2,10 @@ package main
 
 import (
 	"fmt"
+	"strings"
+
+	"github.com/claritysecurity/zoom-connector/pkg/connector"
+	"github.com/claritysecurity/zoom-connector/pkg/zoom"
 
 	"github.com/claritysecurity/zoom-connector/pkg/pipeline"
 	"github.com/claritysecurity/zoom-connector/pkg/service"
@@ -27,15 +31,35 @@ type config struct {
 	MaxConcurrent int
 	// MaxBody is the largest notification body accepted, in bytes.
 	MaxBody int
+	// Keys is CONNECTOR_SECRETS_KEY; nil when it is not set, and then the
+	// registry's connectors are not served, nor the admin API and the
+	// OAuth redirect.
+	Keys *connector.Keyring
+	// RedirectTemplate is OAUTH_REDIRECT_URL.
+	RedirectTemplate string
+	// OAuthURL and APIURL are Zoom's (ZOOM_OAUTH_URL, ZOOM_API_URL).
+	OAuthURL, APIURL string
 }
 
 func readConfig(e *service.Env) (config, error) {
 	c := config{
 		Common:        service.ReadCommon(e, "WEBHOOK_OPS_ADDR", ":8084"),
 		Addr:          e.String("WEBHOOK_ADDR", ":8080"),
-		Secret:        receiver.Secret(e.Required("ZOOM_WEBHOOK_SECRET_TOKEN")),
+		Secret:        receiver.Secret(e.String("ZOOM_WEBHOOK_SECRET_TOKEN", "")),
 		MaxConcurrent: e.Int("WEBHOOK_MAX_CONCURRENT", receiver.MaxConcurrent),
 		MaxBody:       e.Int("WEBHOOK_MAX_BODY", receiver.MaxBody),
+
+		RedirectTemplate: e.String("OAUTH_REDIRECT_URL", connector.DefaultRedirectTemplate),
+		OAuthURL:         e.URL("ZOOM_OAUTH_URL", zoom.DefaultOAuthURL),
+		APIURL:           e.URL("ZOOM_API_URL", zoom.DefaultAPIURL),
+	}
+	if v := e.String("CONNECTOR_SECRETS_KEY", ""); v != "" {
+		keys, err := connector.ParseKeyring(v)
+		e.Check(err)
+		c.Keys = keys
+	}
+	if !strings.Contains(c.RedirectTemplate, "{connector}") {
+		e.Check(fmt.Errorf("OAUTH_REDIRECT_URL must contain {connector}, the service identifier Zoom's redirect names"))
 	}
 	// Each name is checked under its variable's name, so that the error
 	// says which to fix; the connector is made below, once both are valid.

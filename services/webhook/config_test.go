@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/base64"
 	"strings"
 	"testing"
 
@@ -33,8 +34,15 @@ func TestReadConfig(t *testing.T) {
 			return c.Addr == ":9999" && c.HTTPAddr == "127.0.0.1:9998" && c.Connector == pipeline.ConnectorRef{Tenant: "acme", ID: "z2"} &&
 				c.MaxConcurrent == 16 && c.MaxBody == 128<<10
 		}},
-		{"no secret", map[string]string{}, "ZOOM_WEBHOOK_SECRET_TOKEN is required", nil},
-		{"blank secret", map[string]string{"ZOOM_WEBHOOK_SECRET_TOKEN": "  "}, "ZOOM_WEBHOOK_SECRET_TOKEN is required", nil},
+		// Without a secret token the environment's connector is not
+		// served; the registry's may be.
+		{"no secret", map[string]string{}, "", func(c config) bool { return c.Secret == "" && c.Keys == nil }},
+		{"blank secret", map[string]string{"ZOOM_WEBHOOK_SECRET_TOKEN": "  "}, "", func(c config) bool { return c.Secret == "" }},
+		{"secrets key", with("CONNECTOR_SECRETS_KEY", "k1:"+base64.StdEncoding.EncodeToString(make([]byte, 32))), "",
+			func(c config) bool { return c.Keys != nil && c.Keys.CurrentKeyID() == "k1" }},
+		{"secrets key malformed", with("CONNECTOR_SECRETS_KEY", "k1:s3cret"), "CONNECTOR_SECRETS_KEY", nil},
+		{"redirect without connector", with("OAUTH_REDIRECT_URL", "https://x.example/cb"), "OAUTH_REDIRECT_URL must contain {connector}", nil},
+		{"oauth url with password", with("ZOOM_OAUTH_URL", "ftp://u:s3cret@zoom.us"), "ZOOM_OAUTH_URL", nil},
 		{"tenant not a token", with("CLARITY_TENANT", "a.b"), "CLARITY_TENANT", nil},
 		{"connector not a token", with("CONNECTOR_ID", "z*"), "CONNECTOR_ID", nil},
 		{"tenant not a valid name", with("CLARITY_TENANT", "Acme"), "CLARITY_TENANT", nil},

@@ -13,8 +13,13 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/claritysecurity/zoom-connector/pkg/clarity"
+	"github.com/claritysecurity/zoom-connector/pkg/connector"
 	"github.com/claritysecurity/zoom-connector/pkg/natsx"
+	"github.com/claritysecurity/zoom-connector/pkg/pipeline"
 	"github.com/claritysecurity/zoom-connector/pkg/service"
+	"github.com/claritysecurity/zoom-connector/services/webhook/internal/admin"
+	"github.com/claritysecurity/zoom-connector/services/webhook/internal/oauth"
 	"github.com/claritysecurity/zoom-connector/services/webhook/internal/receiver"
 )
 
@@ -40,15 +45,64 @@ func run(ctx context.Context) error {
 	ops := service.Profiling(service.OpsMux(reg, map[string]service.Check{
 		"nats": func(context.Context) error { return natsx.Ready(nc) },
 	}))
+	// The environment's connector, when it has a secret token; the
+	// registry's others, read live.
+	static := receiver.NewStatic()
+	if cfg.Secret != "" {
+		static = receiver.NewStatic(receiver.Connector{Ref: cfg.Connector, Secret: cfg.Secret})
+	}
+	registry, err := connector.Open(ctx, js, cfg.StreamReplicas)
+	if err != nil {
+		return err
+	}
+	connectors := receiver.Registry{Static: static, Registry: registry, Keys: cfg.Keys}
 	rc := receiver.New(receiver.Config{
-		Connectors:    receiver.NewStatic(receiver.Connector{Ref: cfg.Connector, Secret: cfg.Secret}),
+		Connectors:    connectors,
 		Default:       cfg.Connector,
 		Publisher:     js,
 		Log:           log,
 		Metrics:       receiver.NewMetrics(reg),
 		MaxBody:       int64(cfg.MaxBody),
 		MaxConcurrent: cfg.MaxConcurrent,
+		Deauthorized:  connectors.Deauthorize,
 	})
+	wctx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	watchErr := make(chan error, 1)
+	go func() { watchErr <- registry.Watch(wctx) }()
+	select {
+	case <-registry.Synced():
+	case err := <-watchErr:
+		return err
+	case <-ctx.Done():
+		return nil
+	}
+	var (
+		routes  []route
+		servers []func(context.Context) error
+	)
+	if cfg.Keys != nil {
+		authorizer, err := connector.NewAuthorizer(ctx, js, cfg.Keys, connector.AuthorizerConfig{
+			OAuthURL: cfg.OAuthURL, RedirectTemplate: cfg.RedirectTemplate, Replicas: cfg.StreamReplicas})
+		if err != nil {
+			return err
+		}
+		adm := admin.New(admin.Config{Registry: registry, Keys: cfg.Keys, Authorizer: authorizer, NC: nc, JS: js,
+			APIURL: cfg.APIURL, OAuthURL: cfg.OAuthURL, Log: log})
+		routes = append(routes, route{oauth.Route, oauth.Handler(oauth.Config{Registry: registry, Keys: cfg.Keys,
+			Authorizer: authorizer, JS: js, APIURL: cfg.APIURL, Log: log})})
+		servers = append(servers, adm.Serve, func(ctx context.Context) error {
+			return natsx.Consumer{
+				Stream:         clarity.StreamEntitlements,
+				Durable:        admin.LastSyncConsumer,
+				FilterSubjects: []string{pipeline.EventSubject(pipeline.ConnectorRef{Tenant: "*", ID: "*"}, clarity.KindSync)},
+				MaxDeliver:     5,
+				Log:            log,
+			}.Run(ctx, js, admin.LastSync(registry))
+		})
+	} else {
+		log.Warn().Msg("CONNECTOR_SECRETS_KEY is not set: only the environment's connector is served; no admin API, no OAuth redirect")
+	}
 
 	// Both addresses are bound before either is served, so that a taken
 	// port stops the service at start, and so that the internal address
@@ -65,10 +119,22 @@ func run(ctx context.Context) error {
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return service.ServeListener(gctx, opsLn, ops) })
+	g.Go(func() error {
+		select {
+		case err := <-watchErr:
+			return err
+		case <-gctx.Done():
+			stopWatch()
+			return <-watchErr
+		}
+	})
+	for _, serve := range servers {
+		g.Go(func() error { return serve(gctx) })
+	}
 	// Serving returns once in-flight requests are answered (or after 3
 	// seconds): every accepted notification was stored before its 200, so
 	// nothing is left to hand over but the connection's drain.
-	g.Go(func() error { return servePublic(gctx, publicLn, publicHandler(rc, ops)) })
+	g.Go(func() error { return servePublic(gctx, publicLn, publicHandler(rc, ops, routes...)) })
 	log.Info().Str("addr", cfg.Addr).Str("ops_addr", cfg.HTTPAddr).Str("tenant", cfg.Connector.Tenant).Str("connector", cfg.Connector.ID).
 		Int("max_concurrent", cfg.MaxConcurrent).Int("max_body", cfg.MaxBody).Msg("webhook started")
 	err = g.Wait()

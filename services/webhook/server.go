@@ -20,12 +20,21 @@ const maxHeaderBytes = 16 << 10
 // GET /healthz and GET /readyz, which ops answers, behind rc's limit on
 // concurrent requests. Nothing else of ops (metrics, profiles) is reachable
 // through it.
-func publicHandler(rc *receiver.Receiver, ops http.Handler) http.Handler {
+func publicHandler(rc *receiver.Receiver, ops http.Handler, routes ...route) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /healthz", ops)
 	mux.Handle("GET /readyz", ops)
 	rc.Register(mux)
+	for _, r := range routes {
+		mux.Handle(r.pattern, r.handler)
+	}
 	return rc.Limit(mux)
+}
+
+// route is one more route of the public address: the OAuth redirect.
+type route struct {
+	pattern string
+	handler http.Handler
 }
 
 // servePublic serves h on ln, the public address, until ctx ends. It is

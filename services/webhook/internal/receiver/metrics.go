@@ -20,12 +20,14 @@ const (
 	// were already being served; it counts every route of the public
 	// address, not the webhook routes alone.
 	ResultOverloaded = "overloaded"
+	// ResultDeauthorized is an app_deauthorized notification handled.
+	ResultDeauthorized = "deauthorized"
 )
 
 var results = []string{
 	ResultAccepted, ResultDuplicate, ResultURLValidation, ResultBadMethod, ResultUnknownConnector,
 	ResultTooLarge, ResultBadRequest, ResultBadSignature, ResultStaleTimestamp, ResultBadJSON, ResultUnavailable,
-	ResultOverloaded,
+	ResultOverloaded, ResultDeauthorized,
 }
 
 // Metrics counts what the receiver did with each request.

@@ -63,6 +63,12 @@ const (
 // EventURLValidation is the event Zoom sends to validate the endpoint.
 const EventURLValidation = "endpoint.url_validation"
 
+// EventAppDeauthorized is the Marketplace event Zoom sends when the app is
+// removed from the account: the connector is disabled and its tokens wiped
+// (Config.Deauthorized), and nothing is stored for the normalizer.
+const EventAppDeauthorized = "app_deauthorized"
+
+
 // Defaults of Config.
 const (
 	// MaxBody is the largest body accepted by default. Zoom's
@@ -119,6 +125,10 @@ type Config struct {
 	// MaxConcurrent bounds the requests Limit lets be served at once;
 	// zero is the package's MaxConcurrent.
 	MaxConcurrent int
+	// Deauthorized handles a verified app_deauthorized notification of a
+	// connector; nil answers it 404, as for a connector that cannot be
+	// deauthorized (the environment's).
+	Deauthorized func(ctx context.Context, ref pipeline.ConnectorRef, clientID string) error
 }
 
 // Receiver is the http.Handler of the webhook routes.
@@ -259,6 +269,10 @@ func (rc *Receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rc.validate(w, log, conn.Secret, n)
 		return
 	}
+	if n.Event == EventAppDeauthorized {
+		rc.deauthorize(w, r, log, conn, body, deadline)
+		return
+	}
 
 	ctx, cancel := context.WithDeadline(r.Context(), deadline)
 	defer cancel()
@@ -298,6 +312,43 @@ func (rc *Receiver) lookup(r *http.Request, log zerolog.Logger) (Connector, zero
 		return Connector{}, log, err
 	}
 	return c, log, nil
+}
+
+// deauthorize handles app_deauthorized: the app was removed from the Zoom
+// account, so the connector can no longer sync; it is disabled and its
+// tokens wiped. Zoom's payload names the app's client id, which must be the
+// connector's.
+func (rc *Receiver) deauthorize(w http.ResponseWriter, r *http.Request, log zerolog.Logger, c Connector, body []byte, deadline time.Time) {
+	if rc.cfg.Deauthorized == nil {
+		rc.refuse(w, log, http.StatusNotFound, ResultUnknownConnector, nil)
+		return
+	}
+	var ev struct {
+		Payload struct {
+			ClientID string `json:"client_id"`
+		} `json:"payload"`
+	}
+	if err := json.Unmarshal(body, &ev); err != nil {
+		rc.refuse(w, log, http.StatusBadRequest, ResultBadJSON, nil)
+		return
+	}
+	ctx, cancel := context.WithDeadline(r.Context(), deadline)
+	defer cancel()
+	switch err := rc.cfg.Deauthorized(ctx, c.Ref, ev.Payload.ClientID); {
+	case errors.Is(err, ErrUnknownConnector):
+		rc.refuse(w, log, http.StatusNotFound, ResultUnknownConnector, nil)
+		return
+	case errors.Is(err, ErrOtherApp):
+		rc.refuse(w, log, http.StatusBadRequest, ResultBadRequest, err)
+		return
+	case err != nil:
+		rc.refuse(w, log, http.StatusServiceUnavailable, ResultUnavailable, fmt.Errorf("disable the connector: %w", err))
+		return
+	}
+	rc.cfg.Metrics.request(ResultDeauthorized)
+	rc.cfg.Metrics.event(EventAppDeauthorized)
+	log.Warn().Msg("the app was removed from the Zoom account: connector disabled, tokens wiped")
+	writeJSON(w, map[string]string{"status": ResultDeauthorized})
 }
 
 // validate answers endpoint.url_validation.
