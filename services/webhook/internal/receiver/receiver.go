@@ -68,7 +68,6 @@ const EventURLValidation = "endpoint.url_validation"
 // (Config.Deauthorized), and nothing is stored for the normalizer.
 const EventAppDeauthorized = "app_deauthorized"
 
-
 // Defaults of Config.
 const (
 	// MaxBody is the largest body accepted by default. Zoom's
