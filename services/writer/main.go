@@ -229,7 +229,10 @@ func (m *metrics) SyncEnded(c pipeline.ConnectorRef, op string, d clarity.SyncDa
 	}
 }
 
+// Published counts published change events.
 func (m *metrics) Published(kind, op string, n int) {
 	m.events.WithLabelValues(kind, op).Add(float64(n))
 }
+
+// Lag observes the age of the oldest outbox row of a relayed batch.
 func (m *metrics) Lag(d time.Duration) { m.lag.Observe(d.Seconds()) }
