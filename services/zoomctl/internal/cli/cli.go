@@ -36,6 +36,7 @@ func commands() []command {
 		{"dlq", "list dead letters, or replay them to their original subject", runDLQ},
 		{"dev", "run the whole stack on this machine (embedded NATS, local Postgres, simulator)", runDev},
 		{"bench", "measure the whole pipeline against the simulator (make bench)", runBench},
+		{"connector", "add, authorize, list, show, update, remove connectors; rotate-key (the admin API)", runConnector},
 	}
 }
 
