@@ -27,10 +27,11 @@ func KindName(k pb.Kind) string {
 // the statistics of that very kind, in every plan, where a prepared
 // statement's generic plan (which PostgreSQL may settle on after five
 // executions) would estimate with an average kind. The table is skewed
-// (users are a sixth of it, grants and attributes most of it), and these
-// statements join and range-scan on those estimates. Statements whose kind
-// varies with the input pass it as a parameter instead (guard, expireUnseen,
-// expireKeys). TestKindSQL checks that each literal is its pb.Kind.
+// (users are about a ninth of it, grants and attributes most of it), and
+// these statements join and range-scan on those estimates. Statements whose
+// kind comes with the input pass it as a parameter instead (guard,
+// expireUnseen, expireKeys, deleteCascade, and those probing for a batch's
+// records). TestKindSQL checks that each literal is its pb.Kind.
 const (
 	userKindSQL        = "1" // pb.Kind_KIND_SERVICE_USER
 	entitlementKindSQL = "2" // pb.Kind_KIND_ENTITLEMENT
