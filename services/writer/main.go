@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/claritysecurity/zoom-connector/pkg/clarity"
+	"github.com/claritysecurity/zoom-connector/pkg/connector"
 	"github.com/claritysecurity/zoom-connector/pkg/natsx"
 	"github.com/claritysecurity/zoom-connector/pkg/pipeline"
 	"github.com/claritysecurity/zoom-connector/pkg/postgres"
@@ -114,20 +115,45 @@ func run(ctx context.Context) error {
 	conns.Store(&[2]*nats.Conn{nc, rnc})
 	started.Store(st)
 
+	// The connectors the writer stores records of: the environment's and
+	// the registry's.
+	registry, err := connector.Open(gctx, js, cfg.StreamReplicas)
+	if err != nil {
+		return fail(err)
+	}
+	g.Go(func() error { return registry.Watch(gctx) })
+	envConnector := pipeline.ConnectorRef{Tenant: cfg.Tenant, ID: cfg.ConnectorID}
+	known := func(ctx context.Context, c pipeline.ConnectorRef) (bool, error) {
+		if c == envConnector {
+			return true, nil
+		}
+		if _, ok := registry.Lookup(c); ok {
+			return true, nil
+		}
+		// Not in the watched copy yet (added a moment ago): the bucket
+		// itself says.
+		_, err := registry.Get(ctx, c)
+		if errors.Is(err, connector.ErrNotFound) {
+			return false, nil
+		}
+		return err == nil, err
+	}
+
 	g.Go(func() error {
 		return natsx.Consumer{
-			Stream:      pipeline.StreamRecords,
-			Durable:     "writer",
-			AckWait:     cfg.AckWait,
-			MaxDeliver:  cfg.MaxDeliver,
-			Concurrency: cfg.Concurrency,
-			DeadLetter:  pipeline.DeadLetterSubject(pipeline.StreamRecords),
+			Stream:       pipeline.StreamRecords,
+			Durable:      "writer",
+			AckWait:      cfg.AckWait,
+			MaxDeliver:   cfg.MaxDeliver,
+			Concurrency:  cfg.Concurrency,
+			DeadLetter:   pipeline.DeadLetterSubject(pipeline.StreamRecords),
+			DeadLetterID: pipeline.DeadLetterID,
 			// A page may wait on a run's completion, which holds the
 			// connector for as long as the account takes.
 			KeepAlive: true,
 			Log:       log,
 			Observer:  service.NewConsumeMetrics(reg),
-		}.Run(gctx, js, ingest.Handler(st))
+		}.Run(gctx, js, ingest.Handler(st, known))
 	})
 	g.Go(func() error { return rel.Run(gctx) })
 	g.Go(func() error { return admin.Serve(gctx, nc, st, log) })

@@ -14,6 +14,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/claritysecurity/zoom-connector/pkg/clarity"
+	"github.com/claritysecurity/zoom-connector/pkg/connector"
 	"github.com/claritysecurity/zoom-connector/pkg/pipeline"
 	"github.com/claritysecurity/zoom-connector/services/writer/internal/store"
 )
@@ -21,6 +22,7 @@ import (
 // Store is what the admin API needs of the writer's store.
 type Store interface {
 	ConfirmDeletions(ctx context.Context, c pipeline.ConnectorRef, runID string) (store.Confirmation, error)
+	Purge(ctx context.Context, c pipeline.ConnectorRef) (int64, error)
 }
 
 // maxRequest bounds a request body: a run id and a little JSON.
@@ -33,25 +35,62 @@ const timeout = 5 * time.Minute
 // Serve answers admin requests until ctx ends; replicas share them (a queue
 // group).
 func Serve(ctx context.Context, nc *nats.Conn, st Store, log zerolog.Logger) error {
-	subject := clarity.AdminSubject("*", "*", clarity.AdminConfirmDeletions)
-	sub, err := nc.QueueSubscribe(subject, "writer", func(m *nats.Msg) {
-		reply := confirm(ctx, st, m)
-		if reply.Error != "" {
-			log.Warn().Str("subject", m.Subject).Str("error", reply.Error).Msg("admin request refused")
+	ops := []struct {
+		subject string
+		answer  func(*nats.Msg) (any, string)
+	}{
+		{clarity.AdminSubject("*", "*", clarity.AdminConfirmDeletions), func(m *nats.Msg) (any, string) {
+			r := confirm(ctx, st, m)
+			return r, r.Error
+		}},
+		{"zoom.admin.*.*." + connector.OpPurge, func(m *nats.Msg) (any, string) {
+			r := purge(ctx, st, m)
+			return r, r.Error
+		}},
+	}
+	var subs []*nats.Subscription
+	defer func() {
+		for _, sub := range subs {
+			_ = sub.Drain()
 		}
-		b, err := json.Marshal(reply)
-		if err == nil {
-			err = m.Respond(b)
+	}()
+	for _, op := range ops {
+		sub, err := nc.QueueSubscribe(op.subject, "writer", func(m *nats.Msg) {
+			reply, refusal := op.answer(m)
+			if refusal != "" {
+				log.Warn().Str("subject", m.Subject).Str("error", refusal).Msg("admin request refused")
+			}
+			b, err := json.Marshal(reply)
+			if err == nil {
+				err = m.Respond(b)
+			}
+			if err != nil && !errors.Is(err, nats.ErrMsgNoReply) {
+				log.Warn().Err(err).Str("subject", m.Subject).Msg("admin reply")
+			}
+		})
+		if err != nil {
+			return fmt.Errorf("subscribe %s: %w", op.subject, err)
 		}
-		if err != nil && !errors.Is(err, nats.ErrMsgNoReply) {
-			log.Warn().Err(err).Str("subject", m.Subject).Msg("admin reply")
-		}
-	})
-	if err != nil {
-		return fmt.Errorf("subscribe %s: %w", subject, err)
+		subs = append(subs, sub)
 	}
 	<-ctx.Done()
-	return sub.Drain()
+	return nil
+}
+
+// purge deletes the records of a connector removed from the registry (the
+// webhook service's remove --purge asks for it).
+func purge(ctx context.Context, st Store, m *nats.Msg) connector.Reply {
+	c, err := pipeline.FromSubject(m.Subject)
+	if err != nil {
+		return connector.Reply{Error: err.Error()}
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	n, err := st.Purge(ctx, c)
+	if err != nil {
+		return connector.Reply{Error: "purge: " + err.Error(), Count: n}
+	}
+	return connector.Reply{Count: n}
 }
 
 func confirm(ctx context.Context, st Store, m *nats.Msg) clarity.ConfirmDeletionsReply {

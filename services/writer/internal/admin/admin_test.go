@@ -13,6 +13,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/claritysecurity/zoom-connector/pkg/clarity"
+	"github.com/claritysecurity/zoom-connector/pkg/connector"
 	"github.com/claritysecurity/zoom-connector/pkg/natsx/natstest"
 	"github.com/claritysecurity/zoom-connector/pkg/pipeline"
 	"github.com/claritysecurity/zoom-connector/services/writer/internal/admin"
@@ -32,6 +33,39 @@ func (held) ConfirmDeletions(_ context.Context, c pipeline.ConnectorRef, runID s
 		return store.Confirmation{}, fmt.Errorf("run %s: %w", runID, store.ErrUnknownRun)
 	}
 	return store.Confirmation{HeldUsers: 3, HeldEntitlements: 1, Deleted: 12}, nil
+}
+
+func (held) Purge(_ context.Context, c pipeline.ConnectorRef) (int64, error) {
+	if c != (pipeline.ConnectorRef{Tenant: "acme", ID: "zoom"}) {
+		return 0, nil
+	}
+	return 7, nil
+}
+
+func TestPurge(t *testing.T) {
+	t.Parallel()
+	nc, err := nats.Connect(natstest.Run(t).ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- admin.Serve(ctx, nc, held{}, zerolog.Nop()) }()
+	defer func() { cancel(); <-done }()
+	c := connector.Client{NC: nc, Timeout: 5 * time.Second}
+	var r connector.Reply
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		r, err = c.Call(ctx, connector.AdminSubject(pipeline.ConnectorRef{Tenant: "acme", ID: "zoom"}, connector.OpPurge), struct{}{})
+		if err == nil || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond) // until the subscription is in place
+	}
+	if err != nil || r.Count != 7 {
+		t.Errorf("purge: got %+v, %v; want 7 records", r, err)
+	}
 }
 
 func TestConfirmDeletions(t *testing.T) {

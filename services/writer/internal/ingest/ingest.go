@@ -29,12 +29,25 @@ type Store interface {
 	Finalize(ctx context.Context, c pipeline.ConnectorRef, runID string) (bool, error)
 }
 
+// Known reports whether the deployment serves a connector: the writer
+// stores nothing for any other, so that a name published by mistake (or
+// malice) creates no connector.
+type Known func(ctx context.Context, c pipeline.ConnectorRef) (bool, error)
+
 // Handler returns the consume handler of the writer. It returns no
 // outputs: what the writer publishes leaves through its outbox, committed
-// with the records.
-func Handler(s Store) natsx.Handler {
+// with the records. A message for a connector that known does not know is
+// dead-lettered.
+func Handler(s Store, known Known) natsx.Handler {
 	return pipeline.Handle(outboxOnly{}, func(ctx context.Context, in pipeline.Envelope) ([]pipeline.Out, error) {
-		err := handle(ctx, s, in)
+		ok, err := known(ctx, in.Connector)
+		if err != nil {
+			return nil, fmt.Errorf("look up connector %s: %w", in.Connector, err)
+		}
+		if !ok {
+			return nil, natsx.Permanent(fmt.Errorf("unknown connector %s: it is not registered", in.Connector))
+		}
+		err = handle(ctx, s, in)
 		switch {
 		case errors.Is(err, store.ErrBadBatch):
 			return nil, natsx.Permanent(err)

@@ -87,6 +87,7 @@ func (c *calls) Finalize(_ context.Context, ref pipeline.ConnectorRef, runID str
 // bad, is dead-lettered at its first delivery.
 func TestHandler(t *testing.T) {
 	t.Parallel()
+	acme := pipeline.ConnectorRef{Tenant: "acme", ID: "zoom"}
 	js := natstest.JetStream(t, pipeline.Streams(1)...)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -96,10 +97,11 @@ func TestHandler(t *testing.T) {
 		done <- natsx.Consumer{
 			Stream: pipeline.StreamRecords, Durable: "writer", MaxDeliver: 5,
 			DeadLetter: pipeline.DeadLetterSubject(pipeline.StreamRecords), Log: zerolog.Nop(),
-		}.Run(ctx, js, ingest.Handler(st))
+		}.Run(ctx, js, ingest.Handler(st, func(_ context.Context, c pipeline.ConnectorRef) (bool, error) {
+			return c == acme, nil
+		}))
 	}()
 
-	acme := pipeline.ConnectorRef{Tenant: "acme", ID: "zoom"}
 	run := &pb.Run{RunId: "r1", StartedAtMs: 1}
 	env := func(c pipeline.ConnectorRef, body any) *pb.Envelope {
 		e := &pb.Envelope{Tenant: c.Tenant, Connector: c.ID}
@@ -157,12 +159,15 @@ func TestHandler(t *testing.T) {
 		t.Fatal(err)
 	}
 	publish(subject, env(acme, &pb.RecordBatch{VersionMs: badTime}))
+	// A connector the deployment does not serve: nothing stored for it.
+	initech := pipeline.ConnectorRef{Tenant: "initech", ID: "zoom"}
+	publish(pipeline.RecordsSubject(initech), env(initech, &pb.RunStarted{Run: run}))
 	var dead []*jetstream.RawStreamMsg
 	waitFor(t, func() bool {
 		dead = natstest.StreamMsgs(t, js, pipeline.StreamDeadLetter)
-		return len(dead) >= 3
+		return len(dead) >= 4
 	})
-	for i, want := range []string{"another connector", "invalid envelope", "invalid batch"} {
+	for i, want := range []string{"another connector", "invalid envelope", "invalid batch", "unknown connector initech/zoom"} {
 		if reason := dead[i].Header.Get(natsx.HeaderDLQReason); !strings.Contains(reason, want) {
 			t.Errorf("dead letter %d: got reason %q, want one saying %q", i, reason, want)
 		}

@@ -127,10 +127,15 @@ type collector struct {
 
 func collect(t *testing.T, s *devstack.Stack) *collector {
 	t.Helper()
+	return collectRef(t, s, s.Config().Connector)
+}
+
+// collectRef collects the change events of one connector of the stack.
+func collectRef(t *testing.T, s *devstack.Stack, ref pipeline.ConnectorRef) *collector {
+	t.Helper()
 	c := &collector{ids: map[string]int{}, records: map[string]json.RawMessage{}}
-	cfg := s.Config()
 	cons, err := s.JS.OrderedConsumer(context.Background(), clarity.StreamEntitlements, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{pipeline.EventSubject(cfg.Connector, ">")},
+		FilterSubjects: []string{pipeline.EventSubject(ref, ">")},
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -1,0 +1,312 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/claritysecurity/zoom-connector/pkg/clarity"
+	"github.com/claritysecurity/zoom-connector/pkg/connector"
+	"github.com/claritysecurity/zoom-connector/pkg/pipeline"
+	"github.com/claritysecurity/zoom-connector/pkg/zoom/zoomtest"
+	"github.com/claritysecurity/zoom-connector/services/zoomctl/internal/cli"
+	"github.com/claritysecurity/zoom-connector/services/zoomctl/internal/devstack"
+)
+
+// The redirect URL registered in the tests' OAuth apps: Clarity's, with a
+// test domain. Clarity forwards the redirect to the webhook service, as the
+// tests do (browser.callback).
+const redirectTemplate = "https://{tenant}.clarity.test/application/oauthProcessCode/{connector}"
+
+// connectorStack is a stack whose services hold a secrets key, so that
+// they serve the connectors of the registry.
+type connectorStack struct {
+	*devstack.Stack
+	key string
+}
+
+func startConnectorStack(t *testing.T, seed int64, replicas map[string]int, env map[string]string) *connectorStack {
+	t.Helper()
+	raw := make([]byte, 32)
+	if _, err := rand.Read(raw); err != nil {
+		t.Fatal(err)
+	}
+	key := "k1:" + base64.StdEncoding.EncodeToString(raw)
+	all := map[string]string{"CONNECTOR_SECRETS_KEY": key, "OAUTH_REDIRECT_URL": redirectTemplate}
+	for k, v := range env {
+		all[k] = v
+	}
+	org := zoomtest.Generate(seed, zoomtest.Size{Users: 50, Groups: 3, Roles: 3})
+	return &connectorStack{Stack: startStackEnv(t, org, zoomtest.Options{Seed: seed}, replicas, all), key: key}
+}
+
+// webhookBase is the webhook service's public base URL.
+func (s *connectorStack) webhookBase() string {
+	base, _, _ := strings.Cut(s.WebhookURL, "/webhooks/")
+	return base
+}
+
+// zoomctl runs zoomctl against the stack's NATS.
+func (s *connectorStack) zoomctl(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errw bytes.Buffer
+	args = append(args, "--nats-url", s.NATSURL)
+	code := cli.Main(context.Background(), args, &out, &errw)
+	return code, out.String(), errw.String()
+}
+
+// secretFile writes a secret to a file of the test's.
+func secretFile(t *testing.T, secret string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "secret")
+	if err := os.WriteFile(p, []byte(secret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// account adds a Zoom account with an OAuth app whose redirect is the
+// connector's, and points its webhooks at the connector's route.
+func (s *connectorStack) account(t *testing.T, id string, ref pipeline.ConnectorRef, seed int64, users int) (*zoomtest.Account, *zoomtest.App) {
+	t.Helper()
+	acct, err := s.Sim.AddAccount(id, zoomtest.Generate(seed, zoomtest.Size{Users: users, Groups: 4, Roles: 3}), zoomtest.AccountOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	app, err := acct.AddApp(zoomtest.AppOptions{RedirectURIs: []string{connector.RedirectURL(redirectTemplate, ref)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	acct.SetWebhookURL(s.webhookBase() + "/webhooks/zoom/" + ref.Tenant + "/" + ref.ID)
+	acct.SetWebhookSecret("wh-" + id + "-" + rand.Text())
+	return acct, app
+}
+
+// addOAuth registers an OAuth connector for app and returns its --json view.
+func (s *connectorStack) addOAuth(t *testing.T, ref pipeline.ConnectorRef, app *zoomtest.App, clientSecret string) connector.View {
+	t.Helper()
+	code, out, errw := s.zoomctl(t, "connector", "add", "--tenant", ref.Tenant, "--connector", ref.ID, "--auth", "oauth",
+		"--client-id", app.ClientID(), "--client-secret-file", secretFile(t, clientSecret),
+		"--webhook-secret-file", secretFile(t, app.Account().WebhookSecret()), "--schedule", "manual", "--json")
+	if code != cli.ExitOK {
+		t.Fatalf("connector add %s: exit %d: %s", ref, code, errw)
+	}
+	var v connector.View
+	if err := json.Unmarshal([]byte(out), &v); err != nil {
+		t.Fatalf("connector add --json: %v: %s", err, out)
+	}
+	return v
+}
+
+func (s *connectorStack) show(t *testing.T, ref pipeline.ConnectorRef) connector.View {
+	t.Helper()
+	code, out, errw := s.zoomctl(t, "connector", "show", "--tenant", ref.Tenant, "--connector", ref.ID, "--json")
+	if code != cli.ExitOK {
+		t.Fatalf("connector show %s: exit %d: %s", ref, code, errw)
+	}
+	var v connector.View
+	if err := json.Unmarshal([]byte(out), &v); err != nil {
+		t.Fatalf("connector show --json: %v: %s", err, out)
+	}
+	return v
+}
+
+// waitState waits for the connector to be in state.
+func (s *connectorStack) waitState(t *testing.T, ref pipeline.ConnectorRef, state string) connector.View {
+	t.Helper()
+	var v connector.View
+	waitFor(t, 10*time.Second, func() bool { v = s.show(t, ref); return v.State == state })
+	return v
+}
+
+// browser follows an authorize URL as the administrator's browser does: the
+// simulator approves at once and redirects to Clarity's redirect URL,
+// which Clarity forwards to the webhook service. It returns the callback's
+// URL (on the webhook), status and page.
+func (s *connectorStack) browser(t *testing.T, authorizeURL string) (string, int, string) {
+	t.Helper()
+	c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := c.Get(authorizeURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusFound {
+		t.Fatalf("authorize: status %d, want 302", resp.StatusCode)
+	}
+	loc, err := url.Parse(resp.Header.Get("Location"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	callback := s.webhookBase() + loc.Path + "?" + loc.RawQuery
+	status, page := s.get(t, callback)
+	return callback, status, page
+}
+
+func (s *connectorStack) get(t *testing.T, u string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/html") {
+		t.Errorf("GET %s: content type %q, want an HTML page", u, ct)
+	}
+	return resp.StatusCode, string(b)
+}
+
+// expectedOf returns the records an organisation implies.
+func expectedOf(org *zoomtest.Org) map[string]json.RawMessage {
+	out := map[string]json.RawMessage{}
+	for _, r := range zoomtest.Expected(org) {
+		b, _ := json.Marshal(r.Data)
+		out[r.Kind+"|"+r.Key] = b
+	}
+	return out
+}
+
+// waitSyncEnd waits for the n-th end (completed or failed) of a sync the
+// collector sees, counting from 1.
+func (c *collector) waitSyncEnd(t *testing.T, n int, timeout time.Duration) (string, clarity.SyncData) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		c.mu.Lock()
+		seen := 0
+		for _, ev := range c.events {
+			if ev.Type != "clarity.sync.completed" && ev.Type != "clarity.sync.failed" {
+				continue
+			}
+			if seen++; seen == n {
+				var d clarity.SyncData
+				_ = json.Unmarshal(ev.Data, &d)
+				c.mu.Unlock()
+				return strings.TrimPrefix(ev.Type, "clarity.sync."), d
+			}
+		}
+		c.mu.Unlock()
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("no sync end number %d within %s", n, timeout)
+	return "", clarity.SyncData{}
+}
+
+func (c *collector) deletions(from int) []string {
+	var out []string
+	for _, ev := range c.since(from) {
+		if strings.HasSuffix(ev.Type, ".deleted") {
+			out = append(out, ev.Type+" "+ev.Subject)
+		}
+	}
+	return out
+}
+
+// TestOAuthConnector connects Zoom the way Clarity's guide says: an OAuth
+// app's Client ID and Secret entered and saved, consent in the browser, the
+// redirect, and the first full sync with the account's records. Then Zoom
+// refuses the refresh token (revoked), which asks for a new authorization
+// and deletes nothing; the authorization restores the connector; and the
+// app removed from the account (app_deauthorized) disables it, again
+// deleting nothing.
+func TestOAuthConnector(t *testing.T) {
+	s := startConnectorStack(t, 71, nil, nil)
+	ref := pipeline.ConnectorRef{Tenant: "acme", ID: "zoom"}
+	acct, app := s.account(t, "acc-acme", ref, 72, 120)
+	c := collectRef(t, s.Stack, ref)
+
+	v := s.addOAuth(t, ref, app, app.ClientSecret())
+	if v.State != connector.StatePendingAuthorization || v.Auth != connector.AuthOAuth || v.Schedule != "manual" ||
+		!strings.HasPrefix(v.AuthorizeURL, s.Sim.URL()+"/oauth/authorize?") {
+		t.Fatalf("connector add: %+v", v)
+	}
+	if v.RedirectURL != "https://acme.clarity.test/application/oauthProcessCode/zoom" {
+		t.Errorf("redirect URL %q", v.RedirectURL)
+	}
+	callback, status, page := s.browser(t, v.AuthorizeURL)
+	if status != http.StatusOK || !strings.Contains(page, "Zoom is connected") {
+		t.Fatalf("callback: %d %s", status, page)
+	}
+	op, d := c.waitSyncEnd(t, 1, 2*time.Minute)
+	if op != clarity.OpCompleted {
+		t.Fatalf("first sync: %s (%s)", op, d.Error)
+	}
+	want := expectedOf(acct.Org())
+	requireSame(t, "acme's records after its first sync", c.snapshot(), want)
+	v = s.waitState(t, ref, connector.StateActive)
+	if v.AccountID != acct.ID() {
+		t.Errorf("account id %q, want %q, learnt from Zoom", v.AccountID, acct.ID())
+	}
+	waitFor(t, 10*time.Second, func() bool { l := s.show(t, ref).LastSync; return l != nil && l.Result == clarity.OpCompleted })
+
+	// The same redirect again: the state was taken.
+	if status, page := s.get(t, callback); status != http.StatusBadRequest || !strings.Contains(page, "used already") {
+		t.Errorf("replayed callback: %d %s", status, page)
+	}
+
+	// Zoom revokes the app's tokens: the next sync finds its access token
+	// refused, its refresh token too.
+	app.RevokeGrants()
+	mark := c.mark()
+	id := cli.NewRequestID()
+	if err := cli.Trigger(context.Background(), s.JS, ref, id); err != nil {
+		t.Fatal(err)
+	}
+	op, d = c.waitEnd(t, id, 2*time.Minute)
+	if op != clarity.OpFailed || !strings.Contains(d.Error, "authorize") {
+		t.Fatalf("sync after revocation: %s %q, want failed, saying to authorize again", op, d.Error)
+	}
+	s.waitState(t, ref, connector.StateNeedsReauthorization)
+	if del := c.deletions(mark); len(del) > 0 {
+		t.Errorf("a sync refused for its tokens deleted %v", del[:min(5, len(del))])
+	}
+	requireSame(t, "acme's records after the refused sync", c.snapshot(), want)
+
+	// Authorized again, it syncs.
+	code, out, errw := s.zoomctl(t, "connector", "authorize", "--tenant", ref.Tenant, "--connector", ref.ID, "--json")
+	if code != cli.ExitOK {
+		t.Fatalf("connector authorize: %d %s", code, errw)
+	}
+	if err := json.Unmarshal([]byte(out), &v); err != nil || v.AuthorizeURL == "" {
+		t.Fatalf("connector authorize --json: %v %s", err, out)
+	}
+	if _, status, page := s.browser(t, v.AuthorizeURL); status != http.StatusOK {
+		t.Fatalf("re-authorization: %d %s", status, page)
+	}
+	s.waitState(t, ref, connector.StateActive)
+	op, d = c.waitSyncEnd(t, 3, 2*time.Minute)
+	if op != clarity.OpCompleted {
+		t.Fatalf("sync after re-authorization: %s (%s)", op, d.Error)
+	}
+
+	// The app is removed from the Zoom account.
+	mark = c.mark()
+	if dl := app.Deauthorize(context.Background()); dl.Status != http.StatusOK {
+		t.Fatalf("app_deauthorized delivery: status %d", dl.Status)
+	}
+	s.waitState(t, ref, connector.StateDisabled)
+	id = cli.NewRequestID()
+	if err := cli.Trigger(context.Background(), s.JS, ref, id); err != nil {
+		t.Fatal(err)
+	}
+	if op, d := c.waitEnd(t, id, time.Minute); op != clarity.OpFailed || !strings.Contains(d.Error, "disabled") {
+		t.Errorf("sync of a disabled connector: %s %q, want failed saying it is disabled", op, d.Error)
+	}
+	if del := c.deletions(mark); len(del) > 0 {
+		t.Errorf("disabling the connector deleted %v", del[:min(5, len(del))])
+	}
+	if dup := c.duplicates(); len(dup) > 0 {
+		t.Errorf("event ids delivered more than once: %v", dup[:min(10, len(dup))])
+	}
+}
