@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"io"
+	mrand "math/rand/v2"
 	"net/http"
 	"net/url"
 	"os"
@@ -14,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/claritysecurity/zoom-connector/pkg/clarity"
 	"github.com/claritysecurity/zoom-connector/pkg/connector"
@@ -309,4 +312,254 @@ func TestOAuthConnector(t *testing.T) {
 	if dup := c.duplicates(); len(dup) > 0 {
 		t.Errorf("event ids delivered more than once: %v", dup[:min(10, len(dup))])
 	}
+}
+
+// TestTwoTenants runs two tenants' connectors on two Zoom accounts behind
+// one simulator, one an OAuth app and one Server-to-Server, synced at once:
+// each one's records are its own account's, and no event or log line of
+// one names the other's users. Then every table, the JetStream store and
+// every log are searched for the secrets and tokens the simulator issued:
+// none may be there in plain text.
+func TestTwoTenants(t *testing.T) {
+	s := startConnectorStack(t, 81, nil, nil)
+	acme := pipeline.ConnectorRef{Tenant: "acme", ID: "zoom"}
+	globex := pipeline.ConnectorRef{Tenant: "globex", ID: "zoom-eu"}
+	acmeAcct, acmeApp := s.account(t, "acc-acme", acme, 82, 200)
+	globexAcct, _ := s.account(t, "acc-globex", globex, 83, 150)
+	ca, cg := collectRef(t, s.Stack, acme), collectRef(t, s.Stack, globex)
+
+	v := s.addOAuth(t, acme, acmeApp, acmeApp.ClientSecret())
+	if _, status, page := s.browser(t, v.AuthorizeURL); status != http.StatusOK {
+		t.Fatalf("acme's authorization: %d %s", status, page)
+	}
+	code, out, errw := s.zoomctl(t, "connector", "add", "--tenant", globex.Tenant, "--connector", globex.ID, "--auth", "s2s",
+		"--client-id", globexAcct.ClientID(), "--client-secret-file", secretFile(t, globexAcct.ClientSecret()),
+		"--account-id", globexAcct.ID(), "--webhook-secret-file", secretFile(t, globexAcct.WebhookSecret()), "--json")
+	if code != cli.ExitOK {
+		t.Fatalf("connector add globex: %d %s", code, errw)
+	}
+	if err := json.Unmarshal([]byte(out), &v); err != nil || v.State != connector.StateActive {
+		t.Fatalf("connector add globex --json: %v %s", err, out)
+	}
+	// Both first syncs run at once (acme's from its authorization, globex's
+	// from its add).
+	for _, c := range []struct {
+		name string
+		col  *collector
+		acct *zoomtest.Account
+	}{{"acme", ca, acmeAcct}, {"globex", cg, globexAcct}} {
+		if op, d := c.col.waitSyncEnd(t, 1, 2*time.Minute); op != clarity.OpCompleted {
+			t.Fatalf("%s's first sync: %s (%s)", c.name, op, d.Error)
+		}
+		requireSame(t, c.name+"'s records", c.col.snapshot(), expectedOf(c.acct.Org()))
+	}
+	// Webhooks of each account reach their own connector only.
+	ctx := context.Background()
+	rng := mrand.New(mrand.NewPCG(81, 1))
+	if _, err := acmeAcct.RandomMutations(ctx, rng, 5); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := globexAcct.RandomMutations(ctx, rng, 5); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, time.Minute, func() bool {
+		return len(diffRecords(ca.snapshot(), expectedOf(acmeAcct.Org()))) == 0 &&
+			len(diffRecords(cg.snapshot(), expectedOf(globexAcct.Org()))) == 0
+	})
+
+	// No event of one names a user of the other.
+	names := func(org *zoomtest.Org) []string {
+		var out []string
+		for _, u := range org.Users {
+			if u.ID != "" {
+				out = append(out, u.ID)
+			}
+			out = append(out, strings.ToLower(u.Email))
+		}
+		return out
+	}
+	for _, c := range []struct {
+		name   string
+		col    *collector
+		others []string
+	}{{"acme", ca, names(globexAcct.Org())}, {"globex", cg, names(acmeAcct.Org())}} {
+		for _, ev := range c.col.since(0) {
+			b, _ := json.Marshal(ev)
+			for _, o := range c.others {
+				if bytes.Contains(bytes.ToLower(b), []byte(o)) {
+					t.Fatalf("an event of %s names %s of the other tenant: %s", c.name, o, b)
+				}
+			}
+		}
+	}
+	logs, _ := filepath.Glob(filepath.Join(s.Config().Dir, "logs", "*.log"))
+	for _, f := range logs {
+		b, _ := os.ReadFile(f)
+		for _, line := range strings.Split(string(b), "\n") {
+			if strings.Contains(line, `"tenant":"acme"`) && strings.Contains(line, "globex") ||
+				strings.Contains(line, `"tenant":"globex"`) && strings.Contains(line, "acme") {
+				t.Errorf("a log line of one tenant names the other: %s", line)
+			}
+		}
+	}
+
+	// Secrets at rest: the simulator's client secrets, webhook secret
+	// tokens, access and refresh tokens, and the secrets key, nowhere in
+	// plain text.
+	secrets := append(s.Sim.IssuedTokens(), acmeApp.ClientSecret(), globexAcct.ClientSecret(),
+		acmeAcct.WebhookSecret(), globexAcct.WebhookSecret())
+	_, keyB64, _ := strings.Cut(s.key, ":")
+	secrets = append(secrets, keyB64)
+	requireNoSecrets(t, s, acmeApp.ClientID(), secrets, 8)
+}
+
+// requireNoSecrets searches every table of the stack's database, every file
+// of its NATS store and every log for the secrets.
+//
+// present is a value stored in plain text (a client id, which is no
+// secret): finding it shows that the search reads what is stored.
+func requireNoSecrets(t *testing.T, s *connectorStack, present string, secrets []string, atLeast int) {
+	t.Helper()
+	var hay [][]byte
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, s.Config().DatabaseURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	rows, err := conn.Query(ctx, `SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tables []string
+	for rows.Next() {
+		var name string
+		_ = rows.Scan(&name)
+		tables = append(tables, name)
+	}
+	rows.Close()
+	if len(tables) < 5 {
+		t.Fatalf("found only the tables %v", tables)
+	}
+	for _, table := range tables {
+		var buf bytes.Buffer
+		if _, err := conn.PgConn().CopyTo(ctx, &buf, "COPY (SELECT * FROM "+table+") TO STDOUT"); err != nil {
+			t.Fatalf("read %s: %v", table, err)
+		}
+		hay = append(hay, buf.Bytes())
+	}
+	files := 0
+	for _, dir := range []string{filepath.Join(s.Config().Dir, "nats"), filepath.Join(s.Config().Dir, "logs")} {
+		_ = filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+			if err != nil || d.IsDir() {
+				return nil
+			}
+			b, err := os.ReadFile(p)
+			if err == nil {
+				hay = append(hay, b)
+				files++
+			}
+			return nil
+		})
+	}
+	if files < 10 {
+		t.Fatalf("found only %d files in the NATS store and the logs", files)
+	}
+	found := false
+	for _, h := range hay {
+		found = found || bytes.Contains(h, []byte(present))
+	}
+	if !found {
+		t.Fatalf("the search did not find %q, stored in plain text: it reads nothing", present)
+	}
+	checked := 0
+	for _, secret := range secrets {
+		if len(secret) < 8 {
+			continue
+		}
+		checked++
+		for _, h := range hay {
+			if bytes.Contains(h, []byte(secret)) {
+				t.Errorf("a secret the simulator issued (%d bytes, starting %q) is stored in plain text", len(secret), secret[:4])
+				break
+			}
+		}
+	}
+	if checked < atLeast {
+		t.Errorf("only %d secrets checked, want at least %d", checked, atLeast)
+	}
+}
+
+// TestConnectorBadInput: every wrong input of the connection journey gets a
+// clear error and stores nothing.
+func TestConnectorBadInput(t *testing.T) {
+	s := startConnectorStack(t, 91, nil, nil)
+	acme := pipeline.ConnectorRef{Tenant: "acme", ID: "zoom"}
+	_, app := s.account(t, "acc-acme", acme, 92, 30)
+
+	// Malformed names and missing flags: usage errors, nothing stored.
+	for _, args := range [][]string{
+		{"--tenant", "Acme", "--connector", "zoom"},
+		{"--tenant", "acme", "--connector", "zo.om"},
+		{"--tenant", "acme", "--connector", strings.Repeat("z", 64)},
+		{"--tenant", "acme", "--connector", "zoom", "--auth", "basic"},
+		{"--tenant", "acme", "--connector", "zoom", "--auth", "s2s"},
+	} {
+		full := append([]string{"connector", "add", "--client-id", "cid", "--client-secret-file", secretFile(t, "x"), "--auth", "oauth"}, args...)
+		if code, _, errw := s.zoomctl(t, full...); code != cli.ExitUsage || errw == "" {
+			t.Errorf("connector add %v: exit %d %q, want a usage error", args, code, errw)
+		}
+	}
+	if code, _, errw := s.zoomctl(t, "connector", "add", "--tenant", "acme", "--connector", "zoom", "--auth", "oauth",
+		"--client-id", "cid"); code != cli.ExitUsage || !strings.Contains(errw, "--client-secret-file") {
+		t.Errorf("connector add without a secret file: %d %q", code, errw)
+	}
+	if code, out, _ := s.zoomctl(t, "connector", "list", "--json"); code != cli.ExitOK || strings.TrimSpace(out) != "" {
+		t.Fatalf("connectors after refused adds: %d %q, want none", code, out)
+	}
+
+	// A wrong client secret: Zoom refuses the code exchange; the page
+	// says what to do, and the connector stays pending.
+	v := s.addOAuth(t, acme, app, "not-the-secret")
+	_, status, page := s.browser(t, v.AuthorizeURL)
+	if status != http.StatusBadRequest || !strings.Contains(page, "Client Secret") {
+		t.Errorf("callback with a wrong client secret: %d %s", status, page)
+	}
+	if got := s.show(t, acme); got.State != connector.StatePendingAuthorization {
+		t.Errorf("state after a refused exchange: %s", got.State)
+	}
+	if strings.Contains(page, "not-the-secret") || strings.Contains(page, app.ClientSecret()) {
+		t.Error("the error page shows a secret")
+	}
+
+	// Denied consent, forged, replayed and expired states, an unknown
+	// connector on the redirect.
+	code, out, _ := s.zoomctl(t, "connector", "authorize", "--tenant", "acme", "--connector", "zoom", "--json")
+	if code != cli.ExitOK {
+		t.Fatal("connector authorize failed")
+	}
+	_ = json.Unmarshal([]byte(out), &v)
+	au, _ := url.Parse(v.AuthorizeURL)
+	state := au.Query().Get("state")
+	base := s.webhookBase() + "/application/oauthProcessCode/"
+	for _, tc := range []struct {
+		name, path string
+		status     int
+		says       string
+	}{
+		{"denied consent", "zoom?error=access_denied&state=" + url.QueryEscape(state), http.StatusBadRequest, "declined"},
+		{"the same state again", "zoom?code=abc&state=" + url.QueryEscape(state), http.StatusBadRequest, "used already"},
+		{"forged state", "zoom?code=abc&state=" + url.QueryEscape(state[:len(state)-3]+"AAA"), http.StatusBadRequest, "not valid"},
+		{"no state", "zoom?code=abc", http.StatusBadRequest, "no state"},
+		{"unknown connector", "Bad.Name?code=abc&state=x", http.StatusNotFound, "no connector"},
+	} {
+		status, page := s.get(t, base+tc.path)
+		if status != tc.status || !strings.Contains(page, tc.says) {
+			t.Errorf("%s: %d, page %q; want %d saying %q", tc.name, status, page, tc.status, tc.says)
+		}
+	}
+	if got := s.show(t, acme); got.State != connector.StatePendingAuthorization {
+		t.Errorf("state after refused redirects: %s", got.State)
+	}
+	requireNoSecrets(t, s, app.ClientID(), append(s.Sim.IssuedTokens(), app.ClientSecret(), app.Account().WebhookSecret()), 2)
 }
