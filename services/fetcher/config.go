@@ -1,8 +1,11 @@
 package main
 
 import (
+	"fmt"
+	"strings"
 	"time"
 
+	"github.com/claritysecurity/zoom-connector/pkg/connector"
 	"github.com/claritysecurity/zoom-connector/pkg/pipeline"
 	"github.com/claritysecurity/zoom-connector/pkg/service"
 	"github.com/claritysecurity/zoom-connector/pkg/zoom"
@@ -11,16 +14,28 @@ import (
 // config is the fetcher's configuration, read from the environment.
 type config struct {
 	service.Common
-	// Connector is the connector the fetcher serves: CLARITY_TENANT and
-	// CONNECTOR_ID, validated.
-	Connector      pipeline.ConnectorRef
-	Zoom           zoom.Config
+	// Connector is the connector the environment defines: CLARITY_TENANT
+	// and CONNECTOR_ID, validated, with the Server-to-Server credentials
+	// of Zoom. Zero when the credentials are not set: the fetcher then
+	// serves the registry's connectors alone.
+	Connector pipeline.ConnectorRef
+	// Zoom is the environment connector's client configuration; without
+	// its credentials, what every registered connector's client shares.
+	Zoom zoom.Config
+	// Keys opens the registered connectors' secrets
+	// (CONNECTOR_SECRETS_KEY); nil when the key is not set, and then no
+	// registered connector is served.
+	Keys           *connector.Keyring
 	Concurrency    int
 	MaxAttempts    int
 	HintWorkers    int
 	SyncInterval   time.Duration
 	TriggerAckWait time.Duration
 }
+
+// credentialVars are the environment connector's credentials: all three,
+// or none.
+var credentialVars = []string{"ZOOM_ACCOUNT_ID", "ZOOM_CLIENT_ID", "ZOOM_CLIENT_SECRET"}
 
 func readConfig(e *service.Env) (config, error) {
 	c := config{
@@ -36,12 +51,31 @@ func readConfig(e *service.Env) (config, error) {
 	c.Zoom = zoom.Config{
 		APIURL:        e.URL("ZOOM_API_URL", "https://api.zoom.us/v2"),
 		OAuthURL:      e.URL("ZOOM_OAUTH_URL", "https://zoom.us"),
-		AccountID:     e.Required("ZOOM_ACCOUNT_ID"),
-		ClientID:      e.Required("ZOOM_CLIENT_ID"),
-		ClientSecret:  e.Required("ZOOM_CLIENT_SECRET"),
+		AccountID:     e.String("ZOOM_ACCOUNT_ID", ""),
+		ClientID:      e.String("ZOOM_CLIENT_ID", ""),
+		ClientSecret:  e.String("ZOOM_CLIENT_SECRET", ""),
 		Plan:          plan,
 		PaceShare:     e.Float("ZOOM_RATE_SHARE", 0.5),
 		DisablePacing: !e.Bool("ZOOM_PACING", true),
+	}
+	// Half a set of credentials is a mistake, not a choice to go without
+	// the environment's connector: the fetcher says which are missing.
+	var missing []string
+	for i, v := range []string{c.Zoom.AccountID, c.Zoom.ClientID, c.Zoom.ClientSecret} {
+		if v == "" {
+			missing = append(missing, credentialVars[i])
+		}
+	}
+	if len(missing) > 0 && len(missing) < len(credentialVars) {
+		e.Check(fmt.Errorf("%s: %s missing (the environment's connector needs all three; set none to serve only registered connectors)",
+			strings.Join(credentialVars, ", "), strings.Join(missing, " and ")))
+	}
+	envConnector := len(missing) == 0
+	if key := e.String("CONNECTOR_SECRETS_KEY", ""); key != "" {
+		// The keyring's errors name the variable and never quote the key.
+		keys, err := connector.ParseKeyring(key)
+		e.Check(err)
+		c.Keys = keys
 	}
 	// Each name is checked under its variable's name, so that the error
 	// says which to fix; the connector is made once both are valid.
@@ -49,6 +83,9 @@ func readConfig(e *service.Env) (config, error) {
 	e.Check(pipeline.CheckName("CONNECTOR_ID", c.ConnectorID))
 	if err := e.Err(); err != nil {
 		return c, err
+	}
+	if !envConnector {
+		return c, nil
 	}
 	ref, err := pipeline.NewConnectorRef(c.Tenant, c.ConnectorID)
 	if err != nil {

@@ -9,8 +9,8 @@ import (
 	"github.com/claritysecurity/zoom-connector/pkg/service"
 )
 
-// zoomCredentials are the required variables, set so that the tests reach
-// what they test.
+// zoomCredentials are the environment connector's credentials, set so that
+// the tests reach what they test.
 var zoomCredentials = map[string]string{
 	"ZOOM_ACCOUNT_ID": "acct", "ZOOM_CLIENT_ID": "client", "ZOOM_CLIENT_SECRET": "client-secret-value",
 }
@@ -30,6 +30,11 @@ func TestStartNeverShowsAPassword(t *testing.T) {
 		{"ZOOM_API_URL", "user:s3cret@api.zoom.us/v2"},
 		{"ZOOM_OAUTH_URL", "https://user:s3cret@host:port:bad"},
 		{"ZOOM_OAUTH_URL", "ftp://zoom.us?token=s3cret"},
+		// A key of 31 bytes, then one whose id is fine and whose value
+		// is no base64: neither may be quoted.
+		{"CONNECTOR_SECRETS_KEY", "k1:s3AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="},
+		{"CONNECTOR_SECRETS_KEY", "k1:s3cret-not-base64"},
+		{"CONNECTOR_SECRETS_KEY", "s3cret"},
 	} {
 		for k, v := range zoomCredentials {
 			t.Setenv(k, v)
@@ -68,6 +73,11 @@ func TestReadConfig(t *testing.T) {
 		{"api url not http", map[string]string{"ZOOM_API_URL": "ftp://api.zoom.us/v2"}, "ZOOM_API_URL"},
 		{"oauth url without host", map[string]string{"ZOOM_OAUTH_URL": "https://"}, "ZOOM_OAUTH_URL"},
 		{"nats url malformed", map[string]string{"NATS_URL": "nats://a:b@[::1"}, "NATS_URL"},
+		{"secrets key", map[string]string{"CONNECTOR_SECRETS_KEY": testKey}, ""},
+		{"secrets key malformed", map[string]string{"CONNECTOR_SECRETS_KEY": "k1:AAAA"}, "CONNECTOR_SECRETS_KEY"},
+		{"secrets key without id", map[string]string{"CONNECTOR_SECRETS_KEY": testKey[3:]}, "CONNECTOR_SECRETS_KEY"},
+		{"a credential missing", map[string]string{"ZOOM_CLIENT_SECRET": ""}, "ZOOM_CLIENT_SECRET missing"},
+		{"two credentials missing", map[string]string{"ZOOM_CLIENT_SECRET": "", "ZOOM_ACCOUNT_ID": " "}, "ZOOM_ACCOUNT_ID and ZOOM_CLIENT_SECRET missing"},
 	} {
 		env := map[string]string{}
 		for k, v := range zoomCredentials {
@@ -83,5 +93,34 @@ func TestReadConfig(t *testing.T) {
 		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
 			t.Errorf("%s: got %v, want an error naming %s", tc.name, err, tc.want)
 		}
+	}
+}
+
+// testKey is a valid CONNECTOR_SECRETS_KEY.
+const testKey = "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+
+// TestConfigConnectors: the environment's connector is defined by its
+// three credentials, or not at all; CONNECTOR_SECRETS_KEY is optional.
+func TestConfigConnectors(t *testing.T) {
+	t.Parallel()
+	c, err := readConfig(service.EnvFrom(zoomCredentials))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Connector.String() != "default/zoom" || c.Keys != nil {
+		t.Errorf("with credentials and no key: connector %q, keys %v; want default/zoom and none", c.Connector, c.Keys)
+	}
+	c, err = readConfig(service.EnvFrom(map[string]string{"CONNECTOR_SECRETS_KEY": testKey, "CLARITY_TENANT": "acme"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.Connector.IsZero() || c.Keys == nil || c.Keys.CurrentKeyID() != "k1" {
+		t.Errorf("without credentials, with a key: connector %q, keys %v; want none and k1", c.Connector, c.Keys)
+	}
+	if c.Zoom.AccountID != "" || c.Zoom.ClientSecret != "" {
+		t.Error("credentials set without the environment's connector")
+	}
+	if _, err := readConfig(service.EnvFrom(nil)); err != nil {
+		t.Errorf("nothing set: %v, want the defaults", err)
 	}
 }

@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"os"
 	"strconv"
 	"time"
@@ -11,10 +12,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/claritysecurity/zoom-connector/pkg/connector"
 	"github.com/claritysecurity/zoom-connector/pkg/natsx"
 	"github.com/claritysecurity/zoom-connector/pkg/pipeline"
 	"github.com/claritysecurity/zoom-connector/pkg/service"
 	"github.com/claritysecurity/zoom-connector/pkg/zoom"
+	"github.com/claritysecurity/zoom-connector/services/fetcher/internal/clients"
 	"github.com/claritysecurity/zoom-connector/services/fetcher/internal/runner"
 	"github.com/claritysecurity/zoom-connector/services/fetcher/internal/runstate"
 	"github.com/claritysecurity/zoom-connector/services/fetcher/internal/schedule"
@@ -32,15 +35,23 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	reg := service.NewRegistry()
-	zm := newZoomMetrics(reg)
-	zcfg := cfg.Zoom
-	zcfg.Observer = zm
-	zcfg.Logger = log.With().Str("tenant", cfg.Connector.Tenant).Str("connector", cfg.Connector.ID).Logger()
-	client, err := zoom.New(zcfg)
-	if err != nil {
-		return err
+	metrics := service.NewRegistry()
+	zm := newZoomMetrics(metrics)
+	shared := cfg.Zoom
+	shared.Observer = zm
+	var envClient runner.Client
+	if !cfg.Connector.IsZero() {
+		zcfg := shared
+		zcfg.Logger = log.With().Str("tenant", cfg.Connector.Tenant).Str("connector", cfg.Connector.ID).Logger()
+		client, err := zoom.New(zcfg)
+		if err != nil {
+			return err
+		}
+		envClient = client
 	}
+	// The registered connectors' clients never see the environment's
+	// credentials.
+	shared.AccountID, shared.ClientID, shared.ClientSecret = "", "", ""
 
 	nc, js, err := service.JetStream(ctx, cfg.Common, "fetcher", log)
 	if err != nil {
@@ -51,23 +62,82 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	registry, err := connector.Open(ctx, js, cfg.StreamReplicas)
+	if err != nil {
+		return err
+	}
+	var auth *connector.Authorizer
+	if cfg.Keys != nil {
+		auth, err = connector.NewAuthorizer(ctx, js, cfg.Keys, connector.AuthorizerConfig{
+			OAuthURL: cfg.Zoom.OAuthURL, Replicas: cfg.StreamReplicas,
+		})
+		if err != nil {
+			return err
+		}
+	}
+	set := clients.New(clients.Config{
+		Env: cfg.Connector, EnvClient: envClient,
+		Registry: registry, Keys: cfg.Keys, Authorizer: auth,
+		Zoom: shared, Holder: holder(), Log: log,
+	})
+	metrics.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "fetcher_registered_clients", Help: "Zoom clients held for registered connectors (built on first use).",
+	}, func() float64 { return float64(set.Cached()) }))
 	r := runner.New(runner.Config{
 		Runs:        runs,
 		Syncer:      syncer.New(syncer.Config{JetStream: js, Concurrency: cfg.Concurrency, Log: log, Progress: zm}),
-		Clients:     map[pipeline.ConnectorRef]runner.Client{cfg.Connector: client},
+		Clients:     set,
 		Log:         log,
 		MaxAttempts: cfg.MaxAttempts,
 		AckWait:     cfg.TriggerAckWait,
 	})
-	consumeMetrics := service.NewConsumeMetrics(reg)
+	sched, err := schedule.New(ctx, schedule.Config{
+		JetStream: js, Replicas: cfg.StreamReplicas, Log: log,
+		Connectors: func() []schedule.Entry { return scheduled(cfg, registry) },
+		Changed:    registry.Changed,
+	})
+	if err != nil {
+		return err
+	}
+	consumeMetrics := service.NewConsumeMetrics(metrics)
 
 	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return registry.Watch(gctx) })
+	// Nothing is consumed before the registry's copy holds every connector
+	// registered: a trigger read earlier would be refused as unknown.
+	synced := func(f func() error) func() error {
+		return func() error {
+			select {
+			case <-registry.Synced():
+			case <-gctx.Done():
+				return nil
+			}
+			return f()
+		}
+	}
 	g.Go(func() error {
-		return service.Serve(gctx, cfg.HTTPAddr, service.Profiling(service.OpsMux(reg, map[string]service.Check{
+		return service.Serve(gctx, cfg.HTTPAddr, service.Profiling(service.OpsMux(metrics, map[string]service.Check{
 			"nats": func(context.Context) error { return natsx.Ready(nc) },
+			"connectors": func(context.Context) error {
+				select {
+				case <-registry.Synced():
+					return nil
+				default:
+					return errors.New("the connector registry is not read yet")
+				}
+			},
 		})))
 	})
-	g.Go(func() error {
+	g.Go(synced(func() error {
+		n := len(registry.All())
+		ev := log.Info()
+		if cfg.Keys == nil && n > 0 {
+			ev = log.Warn().Str("problem", "CONNECTOR_SECRETS_KEY is not set: registered connectors are refused")
+		}
+		ev.Int("registered", n).Msg("connector registry read")
+		return nil
+	}))
+	g.Go(synced(func() error {
 		return natsx.Consumer{
 			Stream:      pipeline.StreamSync,
 			Durable:     "fetcher",
@@ -81,8 +151,8 @@ func run(ctx context.Context) error {
 			Log:        log,
 			Observer:   consumeMetrics,
 		}.Run(gctx, js, r.HandleTrigger)
-	})
-	g.Go(func() error {
+	}))
+	g.Go(synced(func() error {
 		return natsx.Consumer{
 			Stream:      pipeline.StreamHint,
 			Durable:     "fetcher-hints",
@@ -91,20 +161,43 @@ func run(ctx context.Context) error {
 			Log:         log,
 			Observer:    consumeMetrics,
 		}.Run(gctx, js, r.HandleHint)
-	})
-	if cfg.SyncInterval > 0 {
-		sched, err := schedule.New(ctx, schedule.Config{
-			JetStream: js, Interval: cfg.SyncInterval, Replicas: cfg.StreamReplicas, Log: log,
-		})
-		if err != nil {
-			return err
-		}
-		g.Go(func() error { return sched.Run(gctx, []pipeline.ConnectorRef{cfg.Connector}) })
+	}))
+	g.Go(synced(func() error { return sched.Run(gctx) }))
+	start := log.Info().Str("addr", cfg.HTTPAddr).Bool("secrets_key", cfg.Keys != nil)
+	if !cfg.Connector.IsZero() {
+		start = start.Str("tenant", cfg.Connector.Tenant).Str("connector", cfg.Connector.ID)
 	}
-	log.Info().Str("addr", cfg.HTTPAddr).Str("tenant", cfg.Connector.Tenant).Str("connector", cfg.Connector.ID).Msg("fetcher started")
+	start.Msg("fetcher started")
 	err = g.Wait()
 	log.Info().Msg("fetcher stopped")
 	return err
+}
+
+// scheduled is every connector on a schedule: the environment's, every
+// SYNC_INTERVAL (0: never), at multiples of it since the Unix epoch, as
+// before there was a registry; and each active registered connector whose
+// schedule is not manual, spread over its interval. Without
+// CONNECTOR_SECRETS_KEY no registered connector is scheduled: each trigger
+// would only be refused.
+func scheduled(cfg config, registry *connector.Registry) []schedule.Entry {
+	var out []schedule.Entry
+	if !cfg.Connector.IsZero() && cfg.SyncInterval > 0 {
+		out = append(out, schedule.Entry{Connector: cfg.Connector, Interval: cfg.SyncInterval})
+	}
+	if cfg.Keys == nil {
+		return out
+	}
+	return append(out, schedule.Registered(registry.All(), cfg.Connector)...)
+}
+
+// holder names this replica in the leases of token refreshes, for whoever
+// reads the registry: its host name (a pod's name).
+func holder() string {
+	h, err := os.Hostname()
+	if err != nil || h == "" {
+		return "fetcher"
+	}
+	return "fetcher@" + h
 }
 
 // zoomMetrics feeds Prometheus from the Zoom client and the syncer.

@@ -61,7 +61,7 @@ func TestHintDecodedOrNot(t *testing.T) {
 	r := runner.New(runner.Config{
 		Runs:    runs,
 		Syncer:  syncer.New(syncer.Config{JetStream: js, Log: zerolog.Nop()}),
-		Clients: map[pipeline.ConnectorRef]runner.Client{conn: users{}},
+		Clients: runner.Fixed{conn: users{}},
 		Log:     zerolog.Nop(),
 	})
 	// A user id of kilobytes makes a hint large enough to be compressed.

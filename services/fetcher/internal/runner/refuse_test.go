@@ -44,7 +44,7 @@ func newHarness(t testing.TB, connectors ...pipeline.ConnectorRef) *harness {
 		t.Fatal(err)
 	}
 	h := &harness{js: js, runs: runs, sims: map[pipeline.ConnectorRef]*zoomtest.Server{}}
-	clients := map[pipeline.ConnectorRef]runner.Client{}
+	clients := runner.Fixed{}
 	for i, c := range connectors {
 		org := zoomtest.Generate(int64(7+i), zoomtest.Size{Users: 20, Groups: 2, Roles: 2})
 		sim := zoomtest.NewServer(t, org, zoomtest.Options{})

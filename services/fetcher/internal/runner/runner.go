@@ -19,6 +19,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/claritysecurity/zoom-connector/pkg/clarity"
+	"github.com/claritysecurity/zoom-connector/pkg/connector"
 	"github.com/claritysecurity/zoom-connector/pkg/natsx"
 	"github.com/claritysecurity/zoom-connector/pkg/pb"
 	"github.com/claritysecurity/zoom-connector/pkg/pipeline"
@@ -33,6 +34,50 @@ type Client interface {
 	GetUser(ctx context.Context, userID string) ([]byte, error)
 }
 
+// Clients gives the Zoom client of each connector the fetcher serves. An
+// error matching ErrNotServed refuses the connector until its settings
+// change: ErrUnknownConnector for one that is not configured at all,
+// connector.ErrNotActive for one whose state keeps it from syncing, others
+// for one that cannot be served as configured (its secrets do not open).
+// Its text is shown to whoever triggered the sync: it names no other
+// connector and no secret. Any other error is transient (the registry could
+// not be read): the trigger or hint is tried again.
+type Clients interface {
+	Client(ctx context.Context, c pipeline.ConnectorRef) (Client, error)
+}
+
+// ErrNotServed is matched by the errors of Clients that refuse a connector.
+var ErrNotServed = errors.New("connector not served")
+
+// ErrUnknownConnector reports a connector the fetcher does not serve: not
+// the environment's, not in the registry.
+var ErrUnknownConnector = errors.New("unknown connector")
+
+// NotServed returns err, which says why a connector is not served, as an
+// error that also matches ErrNotServed and reads as err.
+func NotServed(err error) error { return notServed{err} }
+
+type notServed struct{ err error }
+
+func (e notServed) Error() string   { return e.err.Error() }
+func (e notServed) Unwrap() []error { return []error{e.err, ErrNotServed} }
+
+// Unknown is the error of Clients for a connector that is not configured.
+func Unknown(c pipeline.ConnectorRef) error {
+	return NotServed(fmt.Errorf("%w %s: no such connector is configured", ErrUnknownConnector, c))
+}
+
+// Fixed is a fixed set of connectors and their clients.
+type Fixed map[pipeline.ConnectorRef]Client
+
+// Client implements Clients.
+func (f Fixed) Client(_ context.Context, c pipeline.ConnectorRef) (Client, error) {
+	if z, ok := f[c]; ok {
+		return z, nil
+	}
+	return nil, Unknown(c)
+}
+
 // Config configures a Runner.
 type Config struct {
 	// Runs holds the run state of every connector.
@@ -41,7 +86,7 @@ type Config struct {
 	Syncer *syncer.Syncer
 	// Clients are the Zoom clients of the connectors the runner serves; a
 	// trigger or hint for any other connector is refused.
-	Clients map[pipeline.ConnectorRef]Client
+	Clients Clients
 	// Log receives the runs' progress and the refusals.
 	Log zerolog.Logger
 	// MaxAttempts bounds the fetches of one run: its first and its
@@ -57,23 +102,26 @@ type Config struct {
 type Runner struct {
 	runs        *runstate.Store
 	syncer      *syncer.Syncer
-	clients     map[pipeline.ConnectorRef]Client
+	clients     Clients
 	log         zerolog.Logger
 	maxAttempts int
 	keepAlive   time.Duration
-	now         func() time.Time
+	// checkEvery is how often a run checks that its connector is still
+	// served.
+	checkEvery time.Duration
+	now        func() time.Time
 }
 
 // New returns a Runner.
 func New(cfg Config) *Runner {
 	return &Runner{runs: cfg.Runs, syncer: cfg.Syncer, clients: cfg.Clients, log: cfg.Log,
-		maxAttempts: max(1, cfg.MaxAttempts), keepAlive: max(cfg.AckWait/3, time.Second), now: time.Now}
+		maxAttempts: max(1, cfg.MaxAttempts), keepAlive: max(cfg.AckWait/3, time.Second), checkEvery: time.Second, now: time.Now}
 }
 
 // subjectTokens returns the tenant and connector tokens of a per-connector
 // subject (<a>.<b>.<tenant>.<connector>[.…]) as they were sent, valid names
 // or not.
-func subjectTokens(subject string) (tenant, connector string, err error) {
+func subjectTokens(subject string) (tenant, id string, err error) {
 	parts := strings.SplitN(subject, ".", 5)
 	if len(parts) < 4 {
 		return "", "", fmt.Errorf("subject %q has no tenant and connector", bound(subject, 80))
@@ -83,7 +131,7 @@ func subjectTokens(subject string) (tenant, connector string, err error) {
 
 // HandleTrigger handles one message of a connector's sync subject.
 func (r *Runner) HandleTrigger(ctx context.Context, msg jetstream.Msg) error {
-	tenant, connector, err := subjectTokens(msg.Subject())
+	tenant, id, err := subjectTokens(msg.Subject())
 	if err != nil {
 		return natsx.Permanent(err)
 	}
@@ -97,22 +145,27 @@ func (r *Runner) HandleTrigger(ctx context.Context, msg jetstream.Msg) error {
 	if err != nil {
 		return natsx.Permanent(fmt.Errorf("trigger without JetStream metadata: %w", err))
 	}
-	log := r.log.With().Str("tenant", bound(tenant, 80)).Str("connector", bound(connector, 80)).
+	log := r.log.With().Str("tenant", bound(tenant, 80)).Str("connector", bound(id, 80)).
 		Str("request_id", bound(trig.RequestID, maxRequestID+20)).Logger()
 
 	// A trigger that names no connector of this fetcher is answered
 	// directly, on its own subject: sent on to the writer, it would make
 	// the writer create the connector it names.
-	c, err := pipeline.NewConnectorRef(tenant, connector)
+	c, err := pipeline.NewConnectorRef(tenant, id)
 	if err != nil {
-		return r.refuseUnknown(ctx, msg.Subject(), md, trig, err.Error())
+		return r.refuseUnserved(ctx, msg.Subject(), md, trig, err)
 	}
-	client, known := r.clients[c]
-	if !known {
-		// The message names no other connector: it goes to whoever sent
-		// the trigger, who may be another tenant's.
-		return r.refuseUnknown(ctx, msg.Subject(), md, trig,
-			fmt.Sprintf("unknown connector %s: no such connector is configured", c))
+	client, err := r.clients.Client(ctx, c)
+	switch {
+	case errors.Is(err, ErrNotServed):
+		// Unknown, not active, or not servable as configured: the
+		// refusal says why and names no other connector, as it goes to
+		// whoever sent the trigger, who may be another tenant's. A
+		// registered connector is refused the same way, without a run:
+		// nothing of it reaches the writer until it may sync.
+		return r.refuseUnserved(ctx, msg.Subject(), md, trig, err)
+	case err != nil:
+		return err
 	}
 	if len(trig.RequestID) > maxRequestID {
 		// Every message of the run names its request ids, and the run
@@ -186,7 +239,7 @@ func (r *Runner) fetchAndEnd(ctx context.Context, log zerolog.Logger, c pipeline
 		case err != nil:
 			return err
 		default:
-			res, fetchErr = r.syncer.Fetch(ctx, c, run, st.Attempt, client)
+			res, fetchErr = r.fetch(ctx, c, run, st.Attempt, client)
 			if ctx.Err() != nil {
 				// Shutting down: hand the trigger back; the run resumes.
 				return ctx.Err()
@@ -231,6 +284,52 @@ func (r *Runner) fetchAndEnd(ctx context.Context, log zerolog.Logger, c pipeline
 			Run: run, Listings: res.Listings, ApiRequests: res.APIRequests}}}
 	}
 	return r.publishEnd(ctx, log, c, env, res.APIRequests, pipeline.RunEndID(run.RunId, st.Attempt))
+}
+
+// fetch runs the syncer's fetch of run under a context that ends when its
+// connector stops being served (disabled, removed, in need of a new
+// authorization, its settings no longer usable): the run then fails with
+// the reason instead of reading on from Zoom with credentials an operator
+// has withdrawn. A client that holds a valid token would not notice by
+// itself.
+func (r *Runner) fetch(ctx context.Context, c pipeline.ConnectorRef, run *pb.Run, attempt int, client syncer.Zoom) (syncer.Result, error) {
+	fctx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+	go r.watchServed(fctx, c, stop)
+	res, err := r.syncer.Fetch(fctx, c, run, attempt, client)
+	switch {
+	case ctx.Err() != nil:
+	case fctx.Err() != nil:
+		err = context.Cause(fctx)
+	case errors.Is(err, connector.ErrNotActive):
+		// The connector's token source found out first (Zoom refused its
+		// refresh token): say so as a refusal would, with what to do,
+		// rather than through the request that found out.
+		if _, why := r.clients.Client(ctx, c); errors.Is(why, connector.ErrNotActive) {
+			err = fmt.Errorf("the sync was stopped: %w", why)
+		}
+	}
+	return res, err
+}
+
+// watchServed checks every r.checkEvery, until ctx ends, that c is still
+// served, and stops the fetch with the reason when it is not. The check
+// reads the registry's watched copy: it costs no request.
+func (r *Runner) watchServed(ctx context.Context, c pipeline.ConnectorRef, stop context.CancelCauseFunc) {
+	t := time.NewTicker(r.checkEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		// A transient failure to read the registry stops nothing.
+		if _, err := r.clients.Client(ctx, c); errors.Is(err, ErrNotServed) {
+			stop(fmt.Errorf("the sync was stopped: %w", err))
+			return
+		}
+	}
 }
 
 // Bounds of what a run's messages carry, so that each fits in a NATS
@@ -351,23 +450,28 @@ func (r *Runner) refuse(ctx context.Context, c pipeline.ConnectorRef, trig clari
 	return r.syncer.Publish(ctx, c, failedEnd(run, reason, 0), "")
 }
 
-// refuseUnknown answers a trigger, received on subject, for a connector
-// this fetcher does not serve (or whose name is not a valid one) with a
+// refuseUnserved answers a trigger, received on subject, for a connector
+// this fetcher does not serve (unknown, not active, not servable as
+// configured, or whose name is not a valid one: why says which) with a
 // clarity.sync.failed event, published directly on the event subject of
 // the tenant and connector the trigger's subject names, as they were sent:
 // nothing is sent towards the writer, which would create the connector it
-// names, and nothing is stored for it. As nothing was ever committed for
-// such a connector, the event's sequence is 0. Its id, run id and times
-// derive from the trigger's place in its stream, so that a redelivery
-// publishes the same event, which JetStream's duplicate window drops.
-func (r *Runner) refuseUnknown(ctx context.Context, subject string, md *jetstream.MsgMetadata, trig clarity.Trigger, reason string) error {
-	tenant, connector, err := subjectTokens(subject)
+// names, and nothing is stored for it. The fetcher does not know the
+// sequence the writer last committed for the connector, if it ever did:
+// the event's sequence is 0. Its id, run id and times derive from the
+// trigger's place in its stream, so that a redelivery publishes the same
+// event, which JetStream's duplicate window drops.
+func (r *Runner) refuseUnserved(ctx context.Context, subject string, md *jetstream.MsgMetadata, trig clarity.Trigger, why error) error {
+	tenant, id, err := subjectTokens(subject)
 	if err != nil {
 		return natsx.Permanent(err)
 	}
-	reason = bound(reason, maxErrorText)
-	r.log.Warn().Str("tenant", bound(tenant, 80)).Str("connector", bound(connector, 80)).Str("reason", reason).
-		Msg("trigger for an unknown connector refused")
+	reason := bound(why.Error(), maxErrorText)
+	what := "trigger for a connector that is not served refused"
+	if errors.Is(why, ErrUnknownConnector) {
+		what = "trigger for an unknown connector refused"
+	}
+	r.log.Warn().Str("tenant", bound(tenant, 80)).Str("connector", bound(id, 80)).Str("reason", reason).Msg(what)
 	at := md.Timestamp.UTC()
 	runID := "refused-" + strconv.FormatUint(md.Sequence.Stream, 10)
 	d := clarity.SyncData{
@@ -378,15 +482,15 @@ func (r *Runner) refuseUnknown(ctx context.Context, subject string, md *jetstrea
 		FinishedAt: at.Format(time.RFC3339Nano),
 		Error:      reason,
 	}
-	if id := trig.RequestID; id != "" && len(id) <= maxRequestID {
-		d.RequestID, d.RequestIDs = id, []string{id}
+	if req := trig.RequestID; req != "" && len(req) <= maxRequestID {
+		d.RequestID, d.RequestIDs = req, []string{req}
 	}
 	data, err := json.Marshal(d)
 	if err != nil {
 		return err
 	}
-	ev := clarity.NewEvent(tenant, connector, 0, clarity.KindSync, clarity.OpFailed, runID, at, data)
-	ev.ID = pipeline.RefusalID(tenant, connector, runID)
+	ev := clarity.NewEvent(tenant, id, 0, clarity.KindSync, clarity.OpFailed, runID, at, data)
+	ev.ID = pipeline.RefusalID(tenant, id, runID)
 	if err := r.syncer.PublishEvent(ctx, clarity.KindSync, ev); err != nil {
 		if syncer.Unpublishable(err) {
 			return natsx.Permanent(err)
@@ -427,9 +531,17 @@ func (r *Runner) HandleHint(ctx context.Context, msg jetstream.Msg) error {
 	if from, err := pipeline.FromSubject(msg.Subject()); err != nil || from != c {
 		return natsx.Permanent(fmt.Errorf("hint for %s on another connector's subject", c))
 	}
-	client, ok := r.clients[c]
-	if !ok {
-		return natsx.Permanent(fmt.Errorf("hint for unknown connector %s: no such connector is configured", c))
+	client, err := r.clients.Client(ctx, c)
+	switch {
+	case errors.Is(err, connector.ErrNotActive):
+		// The connector syncs again once it is active, and its full sync
+		// then reads every user: the hint is dropped, not retried.
+		r.dropHint(c, err)
+		return nil
+	case errors.Is(err, ErrNotServed):
+		return natsx.Permanent(fmt.Errorf("hint: %w", err))
+	case err != nil:
+		return err
 	}
 	if h.UserId == "" {
 		return natsx.Permanent(fmt.Errorf("hint for %s without user id", c))
@@ -446,6 +558,12 @@ func (r *Runner) HandleHint(ctx context.Context, msg jetstream.Msg) error {
 	switch {
 	case errors.Is(err, zoom.ErrUserNotFound):
 		page.NotFound = true
+	case errors.Is(err, connector.ErrNotActive):
+		// Zoom refused the connector's authorization meanwhile (its token
+		// source says so, and has set the connector's state): no retry
+		// helps until it is authorized again.
+		r.dropHint(c, err)
+		return nil
 	case err != nil:
 		if zoom.IsPermanent(err) {
 			return natsx.Permanent(err)
@@ -461,4 +579,10 @@ func (r *Runner) HandleHint(ctx context.Context, msg jetstream.Msg) error {
 		return natsx.Permanent(fmt.Errorf("user %s: %w", bound(h.UserId, 80), err))
 	}
 	return err
+}
+
+// dropHint logs a hint dropped because its connector may not sync.
+func (r *Runner) dropHint(c pipeline.ConnectorRef, why error) {
+	r.log.Info().Str("tenant", c.Tenant).Str("connector", c.ID).Str("reason", bound(why.Error(), maxErrorText)).
+		Msg("hint dropped: the connector is not active")
 }

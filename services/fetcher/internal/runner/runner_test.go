@@ -48,7 +48,7 @@ func TestResumeAfterTheEndWentOut(t *testing.T) {
 	r := runner.New(runner.Config{
 		Runs:        runs,
 		Syncer:      syncer.New(syncer.Config{JetStream: js, Concurrency: 2, Log: zerolog.Nop()}),
-		Clients:     map[pipeline.ConnectorRef]runner.Client{conn: client},
+		Clients:     runner.Fixed{conn: client},
 		Log:         zerolog.Nop(),
 		MaxAttempts: 3,
 		AckWait:     30 * time.Second,

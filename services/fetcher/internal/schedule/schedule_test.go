@@ -24,10 +24,11 @@ func TestOneTriggerPerSlot(t *testing.T) {
 	js := natstest.JetStream(t, pipeline.Streams(1)...)
 	c := pipeline.ConnectorRef{Tenant: "acme", ID: "zoom"}
 	const interval = time.Hour
+	e := Entry{Connector: c, Interval: interval}
 	clock := time.Date(2026, 11, 28, 12, 30, 0, 0, time.UTC)
 	var replicas []*Scheduler
 	for range 3 {
-		s, err := New(ctx, Config{JetStream: js, Interval: interval, Log: zerolog.Nop()})
+		s, err := New(ctx, Config{JetStream: js, Connectors: none, Log: zerolog.Nop()})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -38,7 +39,7 @@ func TestOneTriggerPerSlot(t *testing.T) {
 		t.Helper()
 		n := 0
 		for _, s := range replicas {
-			published, err := s.Tick(ctx, c)
+			published, err := s.Tick(ctx, e)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -79,3 +80,5 @@ func TestOneTriggerPerSlot(t *testing.T) {
 		t.Errorf("trigger got %+v, want %+v", trig, want)
 	}
 }
+
+func none() []Entry { return nil }
