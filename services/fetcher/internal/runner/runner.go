@@ -298,7 +298,9 @@ func (r *Runner) fetch(ctx context.Context, c pipeline.ConnectorRef, run *pb.Run
 	go r.watchServed(fctx, c, stop)
 	res, err := r.syncer.Fetch(fctx, c, run, attempt, client)
 	switch {
-	case ctx.Err() != nil:
+	case err == nil, ctx.Err() != nil:
+		// Fetched (a change at its very end does not undo a complete
+		// fetch), or shutting down (the caller hands the trigger back).
 	case fctx.Err() != nil:
 		err = context.Cause(fctx)
 	case errors.Is(err, connector.ErrNotActive):
@@ -313,8 +315,9 @@ func (r *Runner) fetch(ctx context.Context, c pipeline.ConnectorRef, run *pb.Run
 }
 
 // watchServed checks every r.checkEvery, until ctx ends, that c is still
-// served, and stops the fetch with the reason when it is not. The check
-// reads the registry's watched copy: it costs no request.
+// served, and stops the fetch with the reason when it is not. While c is
+// served the check reads only the registry's watched copy: it costs no
+// request.
 func (r *Runner) watchServed(ctx context.Context, c pipeline.ConnectorRef, stop context.CancelCauseFunc) {
 	t := time.NewTicker(r.checkEvery)
 	defer t.Stop()
