@@ -566,3 +566,60 @@ func TestConnectorBadInput(t *testing.T) {
 	}
 	requireNoSecrets(t, s, app.ClientID(), append(s.Sim.IssuedTokens(), app.ClientSecret(), app.Account().WebhookSecret()), 2)
 }
+
+// TestTokenRotationAcrossFetchers has two fetcher replicas sync an OAuth
+// connector whose access tokens live 2 seconds, again and again, while
+// webhooks make them re-read users: every sync completes, each refresh
+// token is presented once, and a rotation happens about once per expiry.
+func TestTokenRotationAcrossFetchers(t *testing.T) {
+	s := startConnectorStack(t, 101, map[string]int{"fetcher": 2}, nil)
+	ref := pipeline.ConnectorRef{Tenant: "acme", ID: "zoom"}
+	acct, err := s.Sim.AddAccount("acc-acme", zoomtest.Generate(102, zoomtest.Size{Users: 400, Groups: 5, Roles: 3}), zoomtest.AccountOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	app, err := acct.AddApp(zoomtest.AppOptions{RedirectURIs: []string{connector.RedirectURL(redirectTemplate, ref)}, TokenTTL: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	acct.SetWebhookURL(s.webhookBase() + "/webhooks/zoom/acme/zoom")
+	acct.SetWebhookSecret("wh-acme-rotation")
+	// Slow pages, so that each sync outlives a few tokens.
+	acct.Faults().Add(zoomtest.Fault{Route: "GET /groups/{groupId}/admins", Latency: 150 * time.Millisecond})
+	c := collectRef(t, s.Stack, ref)
+	v := s.addOAuth(t, ref, app, app.ClientSecret())
+	if _, status, page := s.browser(t, v.AuthorizeURL); status != http.StatusOK {
+		t.Fatalf("authorization: %d %s", status, page)
+	}
+	if op, d := c.waitSyncEnd(t, 1, 2*time.Minute); op != clarity.OpCompleted {
+		t.Fatalf("first sync: %s (%s)", op, d.Error)
+	}
+	start := time.Now()
+	rng := mrand.New(mrand.NewPCG(101, 2))
+	ctx := context.Background()
+	// Syncs back to back for 8 seconds: four token lives at least.
+	for i := 0; i < 3 || time.Since(start) < 8*time.Second; i++ {
+		id := cli.NewRequestID()
+		if err := cli.Trigger(ctx, s.JS, ref, id); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := acct.RandomMutations(ctx, rng, 10); err != nil {
+			t.Fatal(err)
+		}
+		if op, d := c.waitEnd(t, id, 2*time.Minute); op != clarity.OpCompleted {
+			t.Fatalf("sync %d: %s (%s)", i+2, op, d.Error)
+		}
+	}
+	waitFor(t, time.Minute, func() bool { return len(diffRecords(c.snapshot(), expectedOf(acct.Org()))) == 0 })
+	elapsed := time.Since(start)
+	st := acct.TokenStats()
+	if st.Reuses != 0 || st.MaxRefreshUses > 1 || st.RefreshRejected != 0 {
+		t.Errorf("token stats %+v: a refresh token was presented more than once", st)
+	}
+	// Refreshed in the last quarter of each 2-second life: at most one
+	// rotation per 1.5 s, and some.
+	if most := int(elapsed/(1500*time.Millisecond)) + 2; st.Rotations == 0 || st.Rotations > most {
+		t.Errorf("%d rotations in %s of 2-second tokens, want 1 to %d", st.Rotations, elapsed.Round(time.Millisecond), most)
+	}
+	t.Logf("%d rotations in %s; stats %+v", st.Rotations, elapsed.Round(time.Millisecond), st)
+}
