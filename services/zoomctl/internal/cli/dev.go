@@ -108,7 +108,7 @@ func (d *dev) run(ctx context.Context, o devOptions) (err error) {
 		logw = d.errw
 	}
 	s, err := devstack.Start(ctx, devstack.Config{
-		BinDir: o.binDir, DatabaseURL: dbURL, Dir: o.dir, Connector: o.connector, Org: org, Log: logw,
+		BinDir: o.binDir, DatabaseURL: dbURL, Dir: o.dir, Connector: o.connector, Org: org, Log: logw, OAuth: true,
 	})
 	if err != nil {
 		return err
@@ -138,6 +138,14 @@ func (d *dev) run(ctx context.Context, o devOptions) (err error) {
 		return err
 	}
 	defer w.Stop()
+	// Connected as Clarity's guide says: an account-level OAuth app's
+	// Client ID and Secret saved, then consent in the browser (the
+	// simulator approves at once), whose redirect starts the first sync.
+	d.say("• connecting %s through the OAuth flow (zoomctl connector add --auth oauth, then the authorize URL)", o.connector)
+	if err := s.Connect(ctx); err != nil {
+		return err
+	}
+	d.say("• authorized: the connector is active and its first full sync has started")
 	id := NewRequestID()
 	if err := Trigger(ctx, s.JS, o.connector, id); err != nil {
 		return err

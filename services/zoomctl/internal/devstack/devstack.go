@@ -6,9 +6,13 @@ package devstack
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,6 +27,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
+	"github.com/claritysecurity/zoom-connector/pkg/connector"
 	"github.com/claritysecurity/zoom-connector/pkg/natsx"
 	"github.com/claritysecurity/zoom-connector/pkg/natsx/natstest"
 	"github.com/claritysecurity/zoom-connector/pkg/pipeline"
@@ -52,6 +57,11 @@ type Config struct {
 	Env map[string]string
 	// Log, when set, receives every service's log lines too.
 	Log io.Writer
+	// OAuth runs the connector as Clarity connects Zoom: the services get a
+	// secrets key and no credentials in their environment, the
+	// simulator's account an OAuth app whose redirect is the webhook
+	// service's, and Connect registers and authorizes the connector.
+	OAuth bool
 }
 
 // Stack is a running stack.
@@ -66,6 +76,10 @@ type Stack struct {
 	procs      []*Proc
 	addrs      map[string]string
 	WebhookURL string
+	// secretsKey is the services' CONNECTOR_SECRETS_KEY, and app the
+	// simulator's OAuth app, in OAuth mode.
+	secretsKey string
+	app        *zoomtest.App
 }
 
 // Start starts NATS and the simulator; services are started with Run.
@@ -106,7 +120,84 @@ func Start(ctx context.Context, cfg Config) (*Stack, error) {
 		s.Close()
 		return nil, err
 	}
+	if cfg.OAuth {
+		key := make([]byte, 32)
+		if _, err := rand.Read(key); err != nil {
+			s.Close()
+			return nil, err
+		}
+		s.secretsKey = "dev:" + base64.StdEncoding.EncodeToString(key)
+		s.app, err = s.Sim.DefaultAccount().AddApp(zoomtest.AppOptions{RedirectURIs: []string{s.redirectURL()}})
+		if err != nil {
+			s.Close()
+			return nil, err
+		}
+	}
 	return s, nil
+}
+
+// redirectURL is the OAuth app's redirect in OAuth mode: the webhook
+// service's own route, where Clarity's would forward to it.
+func (s *Stack) redirectURL() string {
+	return connector.RedirectURL(s.redirectTemplate(), s.cfg.Connector)
+}
+
+func (s *Stack) redirectTemplate() string {
+	return "http://" + s.addrs["webhook"] + "/application/oauthProcessCode/{connector}"
+}
+
+// Connect registers the stack's connector through the admin API as an OAuth
+// app, and authorizes it as a browser would (the simulator approves at
+// once), which starts its first full sync. It returns when the connector is
+// active.
+func (s *Stack) Connect(ctx context.Context) error {
+	if s.app == nil {
+		return errors.New("devstack: Connect needs a stack started with OAuth")
+	}
+	c := connector.Client{NC: s.NC, Timeout: 30 * time.Second}
+	ref := s.cfg.Connector
+	// The admin API answers once the webhook service is up.
+	var sealed, webhook string
+	var err error
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		sealed, err = c.SealSecret(ctx, ref, connector.FieldClientSecret, s.app.ClientSecret())
+		if err == nil || time.Now().After(deadline) || ctx.Err() != nil {
+			break
+		}
+	}
+	if err != nil {
+		return err
+	}
+	if webhook, err = c.SealSecret(ctx, ref, connector.FieldWebhookSecret, s.cfg.Sim.WebhookSecret); err != nil {
+		return err
+	}
+	r, err := c.Call(ctx, connector.AdminSubject(ref, connector.OpAdd), connector.SettingsRequest{
+		Auth: connector.AuthOAuth, ClientID: s.app.ClientID(), ClientSecret: sealed, WebhookSecret: webhook, Schedule: connector.ScheduleManual})
+	if err != nil {
+		return err
+	}
+	if r.Connector == nil || r.Connector.AuthorizeURL == "" {
+		return errors.New("devstack: the admin API gave no authorize URL")
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.Connector.AuthorizeURL, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("devstack: follow the authorize URL: %w", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("devstack: the OAuth redirect answered %d", resp.StatusCode)
+	}
+	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		r, err := c.Call(ctx, connector.AdminSubject(ref, connector.OpShow), struct{}{})
+		if err == nil && r.Connector != nil && r.Connector.State == connector.StateActive {
+			return nil
+		}
+	}
+	return errors.New("devstack: the connector was not active 15 s after its authorization")
 }
 
 // Config returns the stack's configuration.
@@ -133,6 +224,14 @@ func (s *Stack) Env(name string) ([]string, error) {
 		"LOG_LEVEL":                 "info",
 		"LOG_FORMAT":                "json",
 		"RELAY_INTERVAL":            "50ms",
+	}
+	if s.cfg.OAuth {
+		// The connector's credentials live in the registry, sealed.
+		for _, k := range []string{"ZOOM_ACCOUNT_ID", "ZOOM_CLIENT_ID", "ZOOM_CLIENT_SECRET", "ZOOM_WEBHOOK_SECRET_TOKEN"} {
+			delete(env, k)
+		}
+		env["CONNECTOR_SECRETS_KEY"] = s.secretsKey
+		env["OAUTH_REDIRECT_URL"] = s.redirectTemplate()
 	}
 	env[addrVar(name)] = addr
 	if name == "webhook" {
