@@ -309,6 +309,24 @@ func TestOAuthConnector(t *testing.T) {
 	if del := c.deletions(mark); len(del) > 0 {
 		t.Errorf("disabling the connector deleted %v", del[:min(5, len(del))])
 	}
+
+	// Removed with --purge: its records go, each with a deleted event.
+	held := len(c.snapshot())
+	code, out, errw = s.zoomctl(t, "connector", "remove", "--tenant", ref.Tenant, "--connector", ref.ID, "--purge", "--json")
+	if code != cli.ExitOK {
+		t.Fatalf("connector remove --purge: %d %s", code, errw)
+	}
+	var removed struct {
+		Deleted int `json:"records_deleted"`
+	}
+	if err := json.Unmarshal([]byte(out), &removed); err != nil || removed.Deleted != held {
+		t.Errorf("remove --purge: %s (%v), want %d records deleted", out, err, held)
+	}
+	waitFor(t, 30*time.Second, func() bool { return len(c.snapshot()) == 0 })
+	if code, _, errw := s.zoomctl(t, "connector", "show", "--tenant", ref.Tenant, "--connector", ref.ID); code != cli.ExitFailed ||
+		!strings.Contains(errw, "no such connector") {
+		t.Errorf("show after remove: %d %q", code, errw)
+	}
 	if dup := c.duplicates(); len(dup) > 0 {
 		t.Errorf("event ids delivered more than once: %v", dup[:min(10, len(dup))])
 	}
