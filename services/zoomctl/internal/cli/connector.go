@@ -29,9 +29,15 @@ const maxSecretFile = 1024
 // to the services' transport key before they leave this process.
 func runConnector(ctx context.Context, args []string, out, errw io.Writer) int {
 	verbs := map[string]func(context.Context, []string, io.Writer, io.Writer) int{
-		"add":        func(ctx context.Context, a []string, o, e io.Writer) int { return connectorSettings(ctx, "add", a, o, e) },
-		"update":     func(ctx context.Context, a []string, o, e io.Writer) int { return connectorSettings(ctx, "update", a, o, e) },
-		"authorize":  func(ctx context.Context, a []string, o, e io.Writer) int { return connectorOne(ctx, "authorize", a, o, e) },
+		"add": func(ctx context.Context, a []string, o, e io.Writer) int {
+			return connectorSettings(ctx, "add", a, o, e)
+		},
+		"update": func(ctx context.Context, a []string, o, e io.Writer) int {
+			return connectorSettings(ctx, "update", a, o, e)
+		},
+		"authorize": func(ctx context.Context, a []string, o, e io.Writer) int {
+			return connectorOne(ctx, "authorize", a, o, e)
+		},
 		"show":       func(ctx context.Context, a []string, o, e io.Writer) int { return connectorOne(ctx, "show", a, o, e) },
 		"remove":     connectorRemove,
 		"list":       connectorList,
