@@ -100,10 +100,33 @@ func Streams(replicas int) []jetstream.StreamConfig {
 			// the ids it holds, not more at a sync's peak (a sync ends
 			// well within it), only for longer.
 			Duplicates: time.Hour,
+			MaxAge:     DefaultEventsMaxAge,
 		},
 	}
 	for i := range out {
 		out[i].Replicas = max(1, replicas)
+	}
+	return out
+}
+
+// DefaultEventsMaxAge is how long CLARITY_ENTITLEMENTS keeps an event unless
+// EVENTS_MAX_AGE says otherwise: a consumer that fell further behind starts
+// again from a snapshot.
+const DefaultEventsMaxAge = 7 * 24 * time.Hour
+
+// WithEventRetention returns cfgs with CLARITY_ENTITLEMENTS keeping events
+// for maxAge and, when maxBytes is positive, at most maxBytes of them (the
+// oldest go first).
+func WithEventRetention(cfgs []jetstream.StreamConfig, maxAge time.Duration, maxBytes int64) []jetstream.StreamConfig {
+	out := make([]jetstream.StreamConfig, len(cfgs))
+	for i, c := range cfgs {
+		if c.Name == clarity.StreamEntitlements {
+			c.MaxAge = maxAge
+			if maxBytes > 0 {
+				c.MaxBytes = maxBytes
+			}
+		}
+		out[i] = c
 	}
 	return out
 }

@@ -6,6 +6,7 @@ package service
 import (
 	"errors"
 	"fmt"
+	"github.com/claritysecurity/zoom-connector/pkg/pipeline"
 	"net/url"
 	"os"
 	"strconv"
@@ -183,6 +184,10 @@ type Common struct {
 	ConnectorID string
 	// StreamReplicas is the replica count of every stream and bucket.
 	StreamReplicas int
+	// EventsMaxAge and EventsMaxBytes bound what CLARITY_ENTITLEMENTS
+	// keeps (EVENTS_MAX_AGE, EVENTS_MAX_BYTES; 0 bytes is no bound).
+	EventsMaxAge   time.Duration
+	EventsMaxBytes int64
 }
 
 // ReadCommon reads the shared variables; addrVar names the variable of the
@@ -196,6 +201,14 @@ func ReadCommon(e *Env, addrVar, addrDef string) Common {
 		Tenant:         e.String("CLARITY_TENANT", "default"),
 		ConnectorID:    e.String("CONNECTOR_ID", "zoom"),
 		StreamReplicas: e.Int("NATS_STREAM_REPLICAS", 1),
+		EventsMaxAge:   e.Duration("EVENTS_MAX_AGE", pipeline.DefaultEventsMaxAge),
+		EventsMaxBytes: int64(e.Int("EVENTS_MAX_BYTES", 0)),
+	}
+	if c.EventsMaxAge < time.Minute {
+		e.Check(fmt.Errorf("EVENTS_MAX_AGE must be at least 1m, got %s", c.EventsMaxAge))
+	}
+	if c.EventsMaxBytes < 0 {
+		e.Check(fmt.Errorf("EVENTS_MAX_BYTES must not be negative, got %d", c.EventsMaxBytes))
 	}
 	switch c.LogFormat {
 	case "json", "console", "text":

@@ -99,7 +99,10 @@ func JetStream(ctx context.Context, c Common, name string, log zerolog.Logger) (
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := natsx.EnsureStreams(ctx, js, pipeline.Streams(c.StreamReplicas)...); err != nil {
+	// Every service applies the same retention, so that an upgrade that
+	// changes it is in force whichever service starts first.
+	streams := pipeline.WithEventRetention(pipeline.Streams(c.StreamReplicas), c.EventsMaxAge, c.EventsMaxBytes)
+	if err := natsx.EnsureStreams(ctx, js, streams...); err != nil {
 		nc.Close()
 		return nil, nil, err
 	}
