@@ -62,12 +62,17 @@ func InputID(in jetstream.Msg) string {
 
 // DerivedID is the id of a message of one kind (records, hint) derived from
 // the input whose id is input, the part-th of them when part is not
-// negative: "" when input is "".
+// negative: "" when input is "". With kind "", the id is the input's own
+// (and its part): an input that yields one message, such as a raw page and
+// its record batch, gives it its own id, as it always has.
 func DerivedID(input, kind string, part int) string {
 	if input == "" {
 		return ""
 	}
-	id := input + "/" + kind
+	id := input
+	if kind != "" {
+		id += "/" + kind
+	}
 	if part >= 0 {
 		id += "/" + strconv.Itoa(part)
 	}

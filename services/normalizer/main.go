@@ -13,6 +13,7 @@ import (
 	"github.com/claritysecurity/zoom-connector/pkg/clarity"
 	"github.com/claritysecurity/zoom-connector/pkg/natsx"
 	"github.com/claritysecurity/zoom-connector/pkg/pb"
+	"github.com/claritysecurity/zoom-connector/pkg/pipeline"
 	"github.com/claritysecurity/zoom-connector/pkg/service"
 	"github.com/claritysecurity/zoom-connector/services/normalizer/internal/pipe"
 )
@@ -34,7 +35,7 @@ func run(ctx context.Context) error {
 	}
 	defer natsx.Drain(nc) //nolint:errcheck
 	reg := service.NewRegistry()
-	p := pipe.New(js, log, newMetrics(reg))
+	p := pipe.New(pipe.Config{Publisher: js, Log: log, Observer: newMetrics(reg)})
 	consumeMetrics := service.NewConsumeMetrics(reg)
 
 	g, gctx := errgroup.WithContext(ctx)
@@ -45,24 +46,26 @@ func run(ctx context.Context) error {
 	})
 	g.Go(func() error {
 		return natsx.Consumer{
-			Stream:      clarity.StreamRaw,
-			Durable:     "normalizer",
-			MaxDeliver:  cfg.MaxDeliver,
-			Concurrency: cfg.Concurrency,
-			DeadLetter:  clarity.DeadLetterSubject(clarity.StreamRaw),
-			Log:         log,
-			Observer:    consumeMetrics,
-		}.Run(gctx, js, p.HandleRaw)
+			Stream:       pipeline.StreamRaw,
+			Durable:      "normalizer",
+			MaxDeliver:   cfg.MaxDeliver,
+			Concurrency:  cfg.Concurrency,
+			DeadLetter:   pipeline.DeadLetterSubject(pipeline.StreamRaw),
+			DeadLetterID: pipeline.DeadLetterID,
+			Log:          log,
+			Observer:     consumeMetrics,
+		}.Run(gctx, js, p.Raw())
 	})
 	g.Go(func() error {
 		return natsx.Consumer{
-			Stream:      clarity.StreamWebhook,
-			Durable:     "normalizer-webhook",
-			MaxDeliver:  cfg.MaxDeliver,
-			Concurrency: cfg.Concurrency,
-			DeadLetter:  clarity.DeadLetterSubject(clarity.StreamWebhook),
-			Log:         log,
-			Observer:    consumeMetrics,
+			Stream:       pipeline.StreamWebhook,
+			Durable:      "normalizer-webhook",
+			MaxDeliver:   cfg.MaxDeliver,
+			Concurrency:  cfg.Concurrency,
+			DeadLetter:   pipeline.DeadLetterSubject(pipeline.StreamWebhook),
+			DeadLetterID: pipeline.DeadLetterID,
+			Log:          log,
+			Observer:     consumeMetrics,
 		}.Run(gctx, js, p.HandleWebhook)
 	})
 	log.Info().Str("addr", cfg.HTTPAddr).Msg("normalizer started")

@@ -259,6 +259,7 @@ func checkHuge(t *testing.T, unit string, size int, largest map[pb.Kind]int) {
 // whose values are all within their bounds, and the change event of each,
 // built by the writer's code, fits in a NATS message.
 func TestHugeValuesAreBounded(t *testing.T) {
+	t.Parallel()
 	largest := map[pb.Kind]int{}
 	for _, fill := range hugeFills {
 		t.Run(fill.name, func(t *testing.T) {
@@ -311,6 +312,7 @@ var boundCases = []string{
 }
 
 func TestBounds(t *testing.T) {
+	t.Parallel()
 	for _, s := range boundCases {
 		checkBound(t, s)
 	}

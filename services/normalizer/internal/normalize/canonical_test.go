@@ -39,6 +39,7 @@ var trickyStrings = []string{
 }
 
 func TestAppendStringMatchesEncodingJSON(t *testing.T) {
+	t.Parallel()
 	for _, s := range trickyStrings {
 		got := string(appendString(nil, s))
 		want := string(stdCanonical(t, s))
@@ -77,6 +78,7 @@ func fill(tb testing.TB, p any, s string) {
 }
 
 func TestCanonicalFastPathMatchesEncodingJSON(t *testing.T) {
+	t.Parallel()
 	for _, s := range append(trickyStrings, "") {
 		var (
 			u clarity.ServiceUser
@@ -105,6 +107,7 @@ func TestCanonicalFastPathMatchesEncodingJSON(t *testing.T) {
 }
 
 func TestCanonicalOtherValues(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		v    any
@@ -129,6 +132,7 @@ func TestCanonicalOtherValues(t *testing.T) {
 }
 
 func TestNewRecord(t *testing.T) {
+	t.Parallel()
 	e := clarity.Entitlement{ID: "role:2", Type: "role", ZoomID: "2", Name: "Member"}
 	r, err := NewRecord(pb.Kind_KIND_ENTITLEMENT, e.ID, e)
 	if err != nil {

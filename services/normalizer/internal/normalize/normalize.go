@@ -1,6 +1,8 @@
-// Package normalize maps raw Zoom pages to normalized Clarity records
-// (CONTRACT.md section 4). It is pure: no I/O, no clock, no logging, so the
-// same page always yields the same batch, byte for byte, and re-processing a
+// Package normalize maps raw Zoom pages and webhook events to normalized
+// Clarity records: the kinds, keys and data fields that package clarity
+// defines and downstream consumers read (the README's "Subjects and events"
+// names the kinds). It is pure: no I/O, no clock, no logging, so the same
+// page always yields the same batch, byte for byte, and re-processing a
 // redelivered page is harmless.
 package normalize
 

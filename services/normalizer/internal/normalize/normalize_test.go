@@ -90,6 +90,7 @@ func ofKind(b *pb.RecordBatch, k pb.Kind) []*pb.Record {
 }
 
 func TestServiceUser(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name      string
 		listing   pb.Listing
@@ -208,6 +209,7 @@ func userField(t *testing.T, user, field string) (string, bool) {
 }
 
 func TestLicense(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		typ         string
 		wantLicense string
@@ -244,6 +246,7 @@ func TestLicense(t *testing.T) {
 }
 
 func TestTimes(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name          string
 		fields        string
@@ -280,6 +283,7 @@ func TestTimes(t *testing.T) {
 }
 
 func TestGrants(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		user string
@@ -312,6 +316,7 @@ func TestGrants(t *testing.T) {
 }
 
 func TestAttributes(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		user string
@@ -368,6 +373,7 @@ func TestAttributes(t *testing.T) {
 }
 
 func TestUsersSkipped(t *testing.T) {
+	t.Parallel()
 	body := usersBody(
 		`{"id":"u1","email":"a@b.c","type":1}`,
 		`{"first_name":"Ghost","type":1,"group_ids":["g1"]}`,
@@ -396,6 +402,7 @@ func TestUsersSkipped(t *testing.T) {
 }
 
 func TestBatchHeader(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name    string
 		listing pb.Listing
@@ -425,6 +432,7 @@ func TestBatchHeader(t *testing.T) {
 }
 
 func TestGroups(t *testing.T) {
+	t.Parallel()
 	body := `{"groups":[{"id":"g1","name":"Sales <EMEA> & Co","total_members":3},{"id":"","name":"no id"},{"id":"g2","name":"営業","total_members":0}],"total_records":3}`
 	b, st, err := PageStats(rawPage(pb.Listing_LISTING_GROUPS, body))
 	if err != nil {
@@ -451,6 +459,7 @@ func TestGroups(t *testing.T) {
 }
 
 func TestRoles(t *testing.T) {
+	t.Parallel()
 	body := `{"roles":[{"id":"0","name":"Owner","description":"Account owner <all>","type":"common","total_members":1},
 		{"id":"2","name":"Member","total_members":120},{"id":"","name":"broken"}],"total_records":3}`
 	b, st, err := PageStats(rawPage(pb.Listing_LISTING_ROLES, body))
@@ -489,6 +498,7 @@ func TestRoles(t *testing.T) {
 }
 
 func TestGroupAdmins(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name        string
 		body        string
@@ -527,6 +537,7 @@ func TestGroupAdmins(t *testing.T) {
 // A group admin is matched to the user whose Record.Email equals the admin
 // email; both sides must normalize alike.
 func TestAdminEmailMatchesUserEmail(t *testing.T) {
+	t.Parallel()
 	b := mustPage(t, rawPage(pb.Listing_LISTING_USERS_ACTIVE, usersBody(`{"id":"u1","email":"Mixed.Case@Example.COM","type":1}`)))
 	p := rawPage(pb.Listing_LISTING_GROUP_ADMINS, `{"admins":[{"email":"MIXED.case@example.com"}]}`)
 	p.Ref.ListingKey = "g1"
@@ -537,6 +548,7 @@ func TestAdminEmailMatchesUserEmail(t *testing.T) {
 }
 
 func TestSingleUser(t *testing.T) {
+	t.Parallel()
 	const version = 1_764_331_100_000
 	tests := []struct {
 		name        string
@@ -635,6 +647,7 @@ func recordSummary(b *pb.RecordBatch) []string {
 }
 
 func TestBadPage(t *testing.T) {
+	t.Parallel()
 	withKey := func(p *pb.RawPage, k string) *pb.RawPage { p.Ref.ListingKey = k; return p }
 	tests := []struct {
 		name string
@@ -672,6 +685,7 @@ func TestBadPage(t *testing.T) {
 }
 
 func TestDeterministic(t *testing.T) {
+	t.Parallel()
 	body := []byte(benchUsersBody(50))
 	first := mustPage(t, &pb.RawPage{Ref: &pb.PageRef{Listing: pb.Listing_LISTING_USERS_ACTIVE}, Body: body})
 	for range 3 {

@@ -12,8 +12,11 @@ import (
 	"github.com/claritysecurity/zoom-connector/pkg/zoom"
 )
 
-// Attribute names (CONTRACT.md section 4). A custom attribute is named
-// CustomPrefix and its Zoom key.
+// Attribute names: the service_user_attribute records a user yields, each
+// only when Zoom has a non-empty value for it (department is Zoom's dept,
+// verified is "true" or "false", login_types is comma-separated). A custom
+// attribute is named CustomPrefix and its Zoom key. Downstream consumers
+// match on these names, so they never change.
 const (
 	AttrDepartment        = "department"
 	AttrTimezone          = "timezone"
@@ -44,8 +47,8 @@ var timeLayouts = []string{
 
 // FormatTime re-spells a Zoom time in TimeLayout, in UTC, truncated to the
 // second. It returns "" for an absent or unparsable time: a bad timestamp is
-// no reason to lose a whole page of users, and the contract omits times Zoom
-// does not have.
+// no reason to lose a whole page of users, and a record omits created_at and
+// last_login_at when Zoom has none rather than invent one.
 func FormatTime(s string) string {
 	s = strings.TrimSpace(s)
 	if s == "" {

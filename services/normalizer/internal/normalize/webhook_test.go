@@ -101,6 +101,7 @@ func grants(entitlement string, users ...string) []*pb.Record {
 }
 
 func TestWebhookZoomExamples(t *testing.T) {
+	t.Parallel()
 	const (
 		user   = "abcD3ojfdbjfg"
 		group  = "abcD3ojfdbjfg"
@@ -193,6 +194,7 @@ func checkResult(tb testing.TB, got, want Result) {
 }
 
 func TestWebhook(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		ev   *pb.WebhookEvent
@@ -310,6 +312,7 @@ func TestWebhook(t *testing.T) {
 }
 
 func TestWebhookErrors(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		body string
@@ -348,6 +351,7 @@ func TestWebhookErrors(t *testing.T) {
 // JetStream stored the notification), else the one the webhook service
 // wrote in the event.
 func TestWebhookFutureTimes(t *testing.T) {
+	t.Parallel()
 	const (
 		skew  = int64(MaxEventSkew / time.Millisecond)
 		ahead = int64(MaxEventAhead / time.Millisecond)

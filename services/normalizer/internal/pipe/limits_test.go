@@ -15,10 +15,10 @@ import (
 	"github.com/rs/zerolog"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/claritysecurity/zoom-connector/pkg/clarity"
 	"github.com/claritysecurity/zoom-connector/pkg/natsx"
 	"github.com/claritysecurity/zoom-connector/pkg/natsx/natstest"
 	"github.com/claritysecurity/zoom-connector/pkg/pb"
+	"github.com/claritysecurity/zoom-connector/pkg/pipeline"
 )
 
 // maxWebhookBody is the largest notification body the webhook service
@@ -31,7 +31,7 @@ const maxWebhookBody = 1<<20 - 64<<10
 func deliver(t *testing.T, js jetstream.JetStream, cons jetstream.Consumer, data []byte) jetstream.Msg {
 	t.Helper()
 	ctx := context.Background()
-	if _, err := js.Publish(ctx, clarity.WebhookSubject(tenant, connector), data); err != nil {
+	if _, err := js.Publish(ctx, pipeline.WebhookSubject(ref), data); err != nil {
 		t.Fatalf("store notification: %v", err)
 	}
 	batch, err := cons.Fetch(1, jetstream.FetchMaxWait(5*time.Second))
@@ -49,7 +49,7 @@ func deliver(t *testing.T, js jetstream.JetStream, cons jetstream.Consumer, data
 // notificationEnvelope is what the webhook service stores for body.
 func notificationEnvelope(tb testing.TB, event string, eventTS, received int64, body string) []byte {
 	tb.Helper()
-	b, err := proto.Marshal(&pb.Envelope{Tenant: tenant, Connector: connector, Body: &pb.Envelope_Webhook{Webhook: &pb.WebhookEvent{
+	b, err := proto.Marshal(&pb.Envelope{Tenant: ref.Tenant, Connector: ref.ID, Body: &pb.Envelope_Webhook{Webhook: &pb.WebhookEvent{
 		Event: event, EventTsMs: eventTS, Body: []byte(body), ReceivedAtMs: received,
 	}}})
 	if err != nil {
@@ -63,25 +63,21 @@ func notificationEnvelope(tb testing.TB, event string, eventTS, received int64, 
 // decodes them. Every message of 4 KiB or more must be compressed.
 func recordBatches(t *testing.T, js jetstream.JetStream, skip int) ([]*pb.RecordBatch, []string) {
 	t.Helper()
-	msgs := natstest.StreamMsgs(t, js, clarity.StreamRecords)
+	msgs := natstest.StreamMsgs(t, js, pipeline.StreamRecords)
 	var (
 		out []*pb.RecordBatch
 		ids []string
 	)
 	for _, m := range msgs[min(skip, len(msgs)):] {
-		if len(m.Data) >= 4<<10 && m.Header.Get(natsx.HeaderEncoding) != natsx.EncodingS2 {
-			t.Errorf("message %d of %d bytes: encoding %q, want %q", m.Sequence, len(m.Data), m.Header.Get(natsx.HeaderEncoding), natsx.EncodingS2)
-		}
-		data, err := natsx.Decode(m.Header, m.Data)
-		if err != nil {
-			t.Fatalf("message %d: %v", m.Sequence, err)
+		if len(m.Data) >= 4<<10 && m.Header.Get(pipeline.HeaderEncoding) != pipeline.EncodingS2 {
+			t.Errorf("message %d of %d bytes: encoding %q, want %q", m.Sequence, len(m.Data), m.Header.Get(pipeline.HeaderEncoding), pipeline.EncodingS2)
 		}
 		var env pb.Envelope
-		if err := proto.Unmarshal(data, &env); err != nil {
+		if err := pipeline.Unmarshal(m.Header, m.Data, &env); err != nil {
 			t.Fatalf("message %d: %v", m.Sequence, err)
 		}
-		if env.Tenant != tenant || env.Connector != connector || env.GetRecords() == nil {
-			t.Fatalf("message %d: got %v, want a record batch of %s/%s", m.Sequence, &env, tenant, connector)
+		if env.Tenant != ref.Tenant || env.Connector != ref.ID || env.GetRecords() == nil {
+			t.Fatalf("message %d: got %v, want a record batch of %s", m.Sequence, &env, ref)
 		}
 		out = append(out, env.GetRecords())
 		ids = append(ids, m.Header.Get(jetstream.MsgIDHeader))
@@ -131,9 +127,10 @@ func shortID(i int) string { return strconv.FormatInt(int64(i), 36) }
 // the notification's stream position so that a redelivered notification
 // stores nothing twice.
 func TestWebhookBatchesFit(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
-	js, cons := setup(t, clarity.StreamWebhook)
-	p := New(js, zerolog.Nop(), nil)
+	js, cons := setup(t, pipeline.StreamWebhook)
+	p := New(Config{Publisher: js, Log: zerolog.Nop()})
 
 	tests := []struct {
 		name  string
@@ -206,7 +203,7 @@ func TestWebhookBatchesFit(t *testing.T) {
 			stored += len(batches)
 			t.Logf("%d messages", len(batches))
 
-			stem := clarity.StreamWebhook + "/" + strconv.FormatUint(md.Sequence.Stream, 10) + "/records"
+			stem := pipeline.StreamWebhook + "/" + strconv.FormatUint(md.Sequence.Stream, 10) + "/records"
 			want := map[string]bool{}
 			for _, id := range ids {
 				want[id] = true
@@ -259,9 +256,10 @@ func grantedUsers(b *pb.RecordBatch) []string {
 // dated more than MaxEventAhead after it is refused for good, whatever time
 // of receipt the webhook service wrote in it.
 func TestWebhookFutureEvents(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
-	js, cons := setup(t, clarity.StreamWebhook)
-	p := New(js, zerolog.Nop(), nil)
+	js, cons := setup(t, pipeline.StreamWebhook)
+	p := New(Config{Publisher: js, Log: zerolog.Nop()})
 	const day = 24 * time.Hour
 
 	tests := []struct {

@@ -6,23 +6,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
-	"google.golang.org/protobuf/proto"
 
-	"github.com/claritysecurity/zoom-connector/pkg/clarity"
 	"github.com/claritysecurity/zoom-connector/pkg/natsx"
 	"github.com/claritysecurity/zoom-connector/pkg/pb"
+	"github.com/claritysecurity/zoom-connector/pkg/pipeline"
 	"github.com/claritysecurity/zoom-connector/services/normalizer/internal/normalize"
 )
-
-// Publisher stores a message in JetStream.
-type Publisher interface {
-	PublishMsg(ctx context.Context, msg *nats.Msg, opts ...jetstream.PublishOpt) (*jetstream.PubAck, error)
-}
 
 // Observer counts what the normalizer produced.
 type Observer interface {
@@ -31,9 +24,25 @@ type Observer interface {
 	Page(l pb.Listing)
 }
 
+// Config configures a Pipe.
+type Config struct {
+	// Publisher stores what the pipe publishes. A jetstream.JetStream also
+	// tells the server's largest message (see MaxPayload).
+	Publisher pipeline.Publisher
+	Log       zerolog.Logger
+	// Observer, which may be nil, counts what the pipe produced; one that
+	// also implements WebhookObserver is told of each ignored webhook
+	// event.
+	Observer Observer
+	// MaxPayload is the largest message the pipe publishes, headers
+	// included; zero is the package's MaxPayload. The server's own limit
+	// lowers it when Publisher tells it and it is smaller.
+	MaxPayload int
+}
+
 // Pipe converts messages.
 type Pipe struct {
-	pub Publisher
+	pub pipeline.Publisher
 	log zerolog.Logger
 	obs Observer
 	// maxPayload is the largest message the pipe publishes, headers
@@ -41,12 +50,13 @@ type Pipe struct {
 	maxPayload int
 }
 
-// New returns a Pipe publishing with pub. Its messages are at most
-// MaxPayload bytes, or the server's own limit when pub tells it (a
-// jetstream.JetStream does) and it is smaller.
-func New(pub Publisher, log zerolog.Logger, obs Observer) *Pipe {
-	p := &Pipe{pub: pub, log: log, obs: obs, maxPayload: MaxPayload}
-	if c, ok := pub.(interface{ Conn() *nats.Conn }); ok && c.Conn() != nil {
+// New returns a Pipe configured by cfg.
+func New(cfg Config) *Pipe {
+	p := &Pipe{pub: cfg.Publisher, log: cfg.Log, obs: cfg.Observer, maxPayload: cfg.MaxPayload}
+	if p.maxPayload <= 0 {
+		p.maxPayload = MaxPayload
+	}
+	if c, ok := cfg.Publisher.(interface{ Conn() *nats.Conn }); ok && c.Conn() != nil {
 		if mp := c.Conn().MaxPayload(); mp > 0 && mp < int64(p.maxPayload) {
 			p.maxPayload = int(mp)
 		}
@@ -54,46 +64,54 @@ func New(pub Publisher, log zerolog.Logger, obs Observer) *Pipe {
 	return p
 }
 
-// HandleRaw handles one message of zoom.raw.<tenant>.<connector>.
-func (p *Pipe) HandleRaw(ctx context.Context, msg jetstream.Msg) error {
-	var env pb.Envelope
-	if err := proto.Unmarshal(msg.Data(), &env); err != nil {
-		return natsx.Permanent(fmt.Errorf("decode envelope: %w", err))
-	}
-	if clarity.CheckToken("tenant", env.Tenant) != nil || clarity.CheckToken("connector", env.Connector) != nil {
-		return natsx.Permanent(fmt.Errorf("envelope names no valid tenant and connector"))
-	}
-	out := &env
-	switch raw := env.Body.(type) {
+// Raw returns the consume handler of zoom.raw.>: HandleRaw run through
+// pipeline.Handle, which decodes each message, checks it against its
+// subject's connector, and publishes the record batch it yields under the
+// raw message's own id (<stream>/<sequence>), so that a redelivered page
+// that was already forwarded is dropped by JetStream.
+func (p *Pipe) Raw() natsx.Handler {
+	return labelBadEnvelope(pipeline.Handle(p.pub, p.HandleRaw))
+}
+
+// HandleRaw handles one envelope of zoom.raw.<tenant>.<connector>: a raw
+// page becomes one record batch, a bundle of pages one message of record
+// batches, one per page in order, and run control goes on unchanged, all to
+// the connector's records subject.
+func (p *Pipe) HandleRaw(_ context.Context, in pipeline.Envelope) ([]pipeline.Out, error) {
+	c := in.Connector
+	out := in.Body
+	switch raw := in.Body.Body.(type) {
 	case *pb.Envelope_RawPage:
-		batch, err := p.page(&env, raw.RawPage)
+		batch, err := p.page(c, raw.RawPage)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		out = &pb.Envelope{Tenant: env.Tenant, Connector: env.Connector, Body: &pb.Envelope_Records{Records: batch}}
+		out = &pb.Envelope{Tenant: c.Tenant, Connector: c.ID, Body: &pb.Envelope_Records{Records: batch}}
 	case *pb.Envelope_RawPages:
 		// A bundle goes on as one message: a page that cannot be read
 		// fails the whole bundle, as it would fail its run anyway.
 		pages := raw.RawPages.GetPages()
 		if len(pages) == 0 {
-			return natsx.Permanent(fmt.Errorf("%w: empty bundle of pages", normalize.ErrBadPage))
+			return nil, natsx.Permanent(fmt.Errorf("%w: empty bundle of pages", normalize.ErrBadPage))
 		}
 		batches := make([]*pb.RecordBatch, len(pages))
 		for i, pg := range pages {
-			b, err := p.page(&env, pg)
+			b, err := p.page(c, pg)
 			if err != nil {
-				return err
+				return nil, err
 			}
 			batches[i] = b
 		}
-		out = &pb.Envelope{Tenant: env.Tenant, Connector: env.Connector,
+		out = &pb.Envelope{Tenant: c.Tenant, Connector: c.ID,
 			Body: &pb.Envelope_RecordBatches{RecordBatches: &pb.RecordBatches{Batches: batches}}}
 	}
-	return p.forward(ctx, out, msg)
+	// Kind "" and no part: the output takes the input's own id, the id a
+	// page's batch has always had.
+	return []pipeline.Out{{Subject: pipeline.RecordsSubject(c), Body: out, Part: -1}}, nil
 }
 
-// page normalizes one raw page of env.
-func (p *Pipe) page(env *pb.Envelope, raw *pb.RawPage) (*pb.RecordBatch, error) {
+// page normalizes one raw page of connector c.
+func (p *Pipe) page(c pipeline.ConnectorRef, raw *pb.RawPage) (*pb.RecordBatch, error) {
 	batch, stats, err := normalize.PageStats(raw)
 	if err != nil {
 		if errors.Is(err, normalize.ErrBadPage) {
@@ -102,9 +120,8 @@ func (p *Pipe) page(env *pb.Envelope, raw *pb.RawPage) (*pb.RecordBatch, error) 
 		return nil, err
 	}
 	if stats.Skipped > 0 {
-		p.log.Warn().Str("tenant", env.Tenant).Str("connector", env.Connector).
-			Str("listing", raw.GetRef().GetListing().String()).Int("skipped", stats.Skipped).
-			Msg("items without id or email skipped")
+		withConnector(p.log.Warn(), c).Str("listing", raw.GetRef().GetListing().String()).
+			Int("skipped", stats.Skipped).Msg("items without id or email skipped")
 	}
 	if p.obs != nil {
 		p.obs.Page(raw.GetRef().GetListing())
@@ -130,22 +147,26 @@ func (p *Pipe) count(b *pb.RecordBatch, skipped int) {
 	}
 }
 
-// forward publishes env to the writer's subject. The message id is derived
-// from the input's stream position, so a redelivered input that was already
-// forwarded is dropped by JetStream.
-func (p *Pipe) forward(ctx context.Context, env *pb.Envelope, in jetstream.Msg) error {
-	b, err := proto.Marshal(env)
-	if err != nil {
-		return fmt.Errorf("encode envelope: %w", err)
+// withConnector adds the connector's fields to a log event.
+func withConnector(e *zerolog.Event, c pipeline.ConnectorRef) *zerolog.Event {
+	return e.Str("tenant", c.Tenant).Str("connector", c.ID)
+}
+
+// labelBadEnvelope makes the error of a message that is no valid envelope
+// of its subject's connector begin with "decode envelope", the reason
+// operators have always found such a message under in the dead letters
+// (zoomctl dlq list).
+func labelBadEnvelope(h natsx.Handler) natsx.Handler {
+	return func(ctx context.Context, msg jetstream.Msg) error {
+		return badEnvelope(h(ctx, msg))
 	}
-	out := nats.NewMsg(clarity.RecordsSubject(env.Tenant, env.Connector))
-	out.Data = b
-	natsx.Compress(out)
-	if md, err := in.Metadata(); err == nil {
-		out.Header.Set(jetstream.MsgIDHeader, md.Stream+"/"+strconv.FormatUint(md.Sequence.Stream, 10))
+}
+
+// badEnvelope labels err as labelBadEnvelope does, and returns any other
+// error as it is.
+func badEnvelope(err error) error {
+	if errors.Is(err, pipeline.ErrBadEnvelope) {
+		return fmt.Errorf("decode envelope: %w", err)
 	}
-	if _, err := p.pub.PublishMsg(ctx, out); err != nil {
-		return fmt.Errorf("publish records: %w", err)
-	}
-	return nil
+	return err
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -11,9 +13,10 @@ import (
 	"github.com/rs/zerolog"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/claritysecurity/zoom-connector/pkg/clarity"
 	"github.com/claritysecurity/zoom-connector/pkg/natsx"
+	"github.com/claritysecurity/zoom-connector/pkg/natsx/natstest"
 	"github.com/claritysecurity/zoom-connector/pkg/pb"
+	"github.com/claritysecurity/zoom-connector/pkg/pipeline"
 )
 
 func adminPage(run *pb.Run, group, body string) *pb.RawPage {
@@ -29,19 +32,20 @@ func adminPage(run *pb.Run, group, body string) *pb.RawPage {
 // record batch per page, in order; a bundle with a page that cannot be read
 // is refused for good and publishes nothing.
 func TestHandleRawBundle(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
-	js, cons := setup(t, clarity.StreamRaw)
-	p := New(js, zerolog.Nop(), nil)
+	js, cons := setup(t, pipeline.StreamRaw)
+	handleRaw := New(Config{Publisher: js, Log: zerolog.Nop()}).Raw()
 	run := &pb.Run{RunId: "r1", StartedAtMs: 1764331100000, Mode: "full"}
 
 	handle := func(t *testing.T, pages ...*pb.RawPage) error {
 		t.Helper()
-		data, err := proto.Marshal(&pb.Envelope{Tenant: tenant, Connector: connector,
+		data, err := proto.Marshal(&pb.Envelope{Tenant: ref.Tenant, Connector: ref.ID,
 			Body: &pb.Envelope_RawPages{RawPages: &pb.RawPages{Pages: pages}}})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := js.Publish(ctx, clarity.RawSubject(tenant, connector), data); err != nil {
+		if _, err := js.Publish(ctx, pipeline.RawSubject(ref), data); err != nil {
 			t.Fatal(err)
 		}
 		batch, err := cons.Fetch(1, jetstream.FetchMaxWait(5*time.Second))
@@ -50,14 +54,14 @@ func TestHandleRawBundle(t *testing.T) {
 		}
 		for m := range batch.Messages() {
 			defer func() { _ = m.Ack() }()
-			return p.HandleRaw(ctx, m)
+			return handleRaw(ctx, m)
 		}
 		t.Fatalf("no message fetched: %v", batch.Error())
 		return nil
 	}
 	records := func(t *testing.T) uint64 {
 		t.Helper()
-		s, err := js.Stream(ctx, clarity.StreamRecords)
+		s, err := js.Stream(ctx, pipeline.StreamRecords)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -74,7 +78,7 @@ func TestHandleRawBundle(t *testing.T) {
 	); err != nil {
 		t.Fatalf("bundle: %v", err)
 	}
-	s, err := js.Stream(ctx, clarity.StreamRecords)
+	s, err := js.Stream(ctx, pipeline.StreamRecords)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,17 +86,16 @@ func TestHandleRawBundle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	data, err := natsx.Decode(m.Header, m.Data)
-	if err != nil {
-		t.Fatal(err)
+	if got, want := m.Header.Get(jetstream.MsgIDHeader), pipeline.StreamRaw+"/1"; got != want {
+		t.Errorf("record batches' message id got %q, want the raw message's own, %q", got, want)
 	}
 	var env pb.Envelope
-	if err := proto.Unmarshal(data, &env); err != nil {
+	if err := pipeline.Unmarshal(m.Header, m.Data, &env); err != nil {
 		t.Fatal(err)
 	}
 	bs := env.GetRecordBatches().GetBatches()
-	if env.Tenant != tenant || env.Connector != connector || len(bs) != 2 {
-		t.Fatalf("got envelope %v, want two record batches for %s/%s", &env, tenant, connector)
+	if env.Tenant != ref.Tenant || env.Connector != ref.ID || len(bs) != 2 {
+		t.Fatalf("got envelope %v, want two record batches for %s", &env, ref)
 	}
 	want := []struct {
 		group  string
@@ -118,5 +121,114 @@ func TestHandleRawBundle(t *testing.T) {
 	}
 	if after := records(t); after != before {
 		t.Errorf("refused bundles published %d messages, want none", after-before)
+	}
+}
+
+// TestHandleRaw: a raw page becomes one record batch and run control goes
+// on unchanged, each under the raw message's own id, once however often the
+// raw message is handled; a message that is no envelope of its subject's
+// connector is refused for good, under the reason "decode envelope", and
+// publishes nothing.
+func TestHandleRaw(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	js, cons := setup(t, pipeline.StreamRaw)
+	handleRaw := New(Config{Publisher: js, Log: zerolog.Nop()}).Raw()
+	run := &pb.Run{RunId: "r1", StartedAtMs: 1764331100000, Mode: "full"}
+	encode := func(env *pb.Envelope) []byte {
+		b, err := proto.Marshal(env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	started := &pb.Envelope{Tenant: ref.Tenant, Connector: ref.ID, Body: &pb.Envelope_RunStarted{RunStarted: &pb.RunStarted{Run: run}}}
+
+	tests := []struct {
+		name string
+		data []byte
+		// want checks the one envelope published; nil when the message is
+		// refused and publishes nothing.
+		want func(t *testing.T, env *pb.Envelope)
+	}{
+		{
+			name: "a page",
+			data: encode(&pb.Envelope{Tenant: ref.Tenant, Connector: ref.ID, Body: &pb.Envelope_RawPage{
+				RawPage: adminPage(run, "g1", `{"admins":[{"email":"Alice@Example.com"}]}`)}}),
+			want: func(t *testing.T, env *pb.Envelope) {
+				ga := env.GetRecords().GetGroupAdmins()
+				if ga.GetGroupId() != "g1" || !slices.Equal(ga.GetEmails(), []string{"alice@example.com"}) {
+					t.Errorf("got %v, want the admin alice@example.com of g1", env)
+				}
+			},
+		},
+		{
+			name: "run control",
+			data: encode(started),
+			want: func(t *testing.T, env *pb.Envelope) {
+				if !proto.Equal(env, started) {
+					t.Errorf("got %v, want %v unchanged", env, started)
+				}
+			},
+		},
+		{name: "not an envelope", data: []byte("not a protobuf \xff\xfe")},
+		{name: "another tenant than its subject's", data: encode(&pb.Envelope{Tenant: "globex", Connector: ref.ID,
+			Body: &pb.Envelope_RunStarted{RunStarted: &pb.RunStarted{Run: run}}})},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := natstest.StreamMsgs(t, js, pipeline.StreamRecords)
+			ack, err := js.Publish(ctx, pipeline.RawSubject(ref), tt.data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			batch, err := cons.Fetch(1, jetstream.FetchMaxWait(5*time.Second))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var msg jetstream.Msg
+			for m := range batch.Messages() {
+				msg = m
+			}
+			if msg == nil {
+				t.Fatalf("no message fetched: %v", batch.Error())
+			}
+			defer func() { _ = msg.Ack() }()
+			// The second call stands for a redelivery: it must publish
+			// nothing new.
+			for attempt := range 2 {
+				err := handleRaw(ctx, msg)
+				switch {
+				case tt.want == nil && (!errors.Is(err, natsx.ErrPermanent) || !strings.HasPrefix(err.Error(), "decode envelope: ")):
+					t.Fatalf("attempt %d: error got %v, want a permanent one that begins with decode envelope", attempt, err)
+				case tt.want != nil && err != nil:
+					t.Fatalf("attempt %d: %v", attempt, err)
+				}
+			}
+			out := natstest.StreamMsgs(t, js, pipeline.StreamRecords)[len(before):]
+			if tt.want == nil {
+				if len(out) != 0 {
+					t.Errorf("got %d messages, want none", len(out))
+				}
+				return
+			}
+			if len(out) != 1 {
+				t.Fatalf("got %d messages, want 1", len(out))
+			}
+			if got, want := out[0].Subject, pipeline.RecordsSubject(ref); got != want {
+				t.Errorf("subject got %q, want %q", got, want)
+			}
+			if got, want := out[0].Header.Get(jetstream.MsgIDHeader), pipeline.StreamRaw+"/"+strconv.FormatUint(ack.Sequence, 10); got != want {
+				t.Errorf("message id got %q, want the raw message's own, %q", got, want)
+			}
+			var env pb.Envelope
+			if err := pipeline.Unmarshal(out[0].Header, out[0].Data, &env); err != nil {
+				t.Fatal(err)
+			}
+			if env.Tenant != ref.Tenant || env.Connector != ref.ID {
+				t.Errorf("envelope names %s/%s, want %s", env.Tenant, env.Connector, ref)
+			}
+			tt.want(t, &env)
+		})
 	}
 }

@@ -5,28 +5,30 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/claritysecurity/zoom-connector/pkg/natsx"
 	"github.com/claritysecurity/zoom-connector/pkg/pb"
+	"github.com/claritysecurity/zoom-connector/pkg/pipeline"
 )
 
 // MaxPayload is the largest message, headers included, that the pipe
-// publishes: NATS's default max_payload, 1 MiB, which the deployment's
-// server runs with. New lowers it to the server's own limit when that is
-// smaller. A message over the limit is refused by every publication, so
-// the pipe splits what would not fit.
+// publishes unless Config.MaxPayload says otherwise: NATS's default
+// max_payload, 1 MiB, which the deployment's server runs with. New lowers
+// it to the server's own limit when that is smaller. A message over the
+// limit is refused by every publication, so the pipe splits what would not
+// fit.
 const MaxPayload = 1 << 20
 
 // idRoom is what the Nats-Msg-Id header of a part may add to a message,
-// beyond its stem: the header block's first and last lines, should the
-// message have no header yet, "Nats-Msg-Id: ", the part's suffix
-// ("/records/" and a number) and the line end.
-const idRoom = len("NATS/1.0\r\n\r\n") + len(jetstream.MsgIDHeader) + len(": \r\n") + len("/records/") + 20
+// beyond its stem (the input's id): the header block's first and last
+// lines, should the message have no header yet, "Nats-Msg-Id: ", the part's
+// suffix ("/records/" and a number, pipeline.DerivedID) and the line end.
+const idRoom = len("NATS/1.0\r\n\r\n") + len(jetstream.MsgIDHeader) + len(": \r\n") + len("/"+kindRecords+"/") + 20
 
-// changeMsgs encodes the record batch b of an incremental change as the
-// messages that carry it on subject, compressed (natsx.Compress) and each
-// within p.maxPayload with a message id of stem and a suffix. A batch that
+// changeMsgs encodes the record batch b of an incremental change of
+// connector c as the messages that carry it on c's records subject,
+// compressed (pipeline.NewMsg) and each within p.maxPayload once it has a
+// message id of stem and a suffix; the caller sets the ids. A batch that
 // does not fit in one message is halved, again and again, into batches of
 // consecutive changes of b, in b's order: the writer applies each change of
 // an incremental batch on its own merits (at the batch's version, against
@@ -34,15 +36,12 @@ const idRoom = len("NATS/1.0\r\n\r\n") + len(jetstream.MsgIDHeader) + len(": \r\
 // least once, leave the records as the whole batch would. The same batch is
 // always split the same way, so that a redelivered input yields the same
 // messages under the same ids.
-func (p *Pipe) changeMsgs(subject, tenant, connector string, b *pb.RecordBatch, stem string) ([]*nats.Msg, error) {
-	env := &pb.Envelope{Tenant: tenant, Connector: connector, Body: &pb.Envelope_Records{Records: b}}
-	data, err := proto.Marshal(env)
+func (p *Pipe) changeMsgs(c pipeline.ConnectorRef, b *pb.RecordBatch, stem string) ([]*nats.Msg, error) {
+	env := &pb.Envelope{Tenant: c.Tenant, Connector: c.ID, Body: &pb.Envelope_Records{Records: b}}
+	msg, err := pipeline.NewMsg(pipeline.RecordsSubject(c), env, "")
 	if err != nil {
-		return nil, fmt.Errorf("encode envelope: %w", err)
+		return nil, err
 	}
-	msg := nats.NewMsg(subject)
-	msg.Data = data
-	natsx.Compress(msg)
 	size := msg.Size() - len(msg.Subject) - len(msg.Reply) + len(stem) + idRoom
 	if size <= p.maxPayload {
 		return []*nats.Msg{msg}, nil
@@ -52,11 +51,11 @@ func (p *Pipe) changeMsgs(subject, tenant, connector string, b *pb.RecordBatch, 
 		return nil, natsx.Permanent(fmt.Errorf("record batch of %d changes takes %d bytes, more than a message's %d, and cannot be split",
 			n, size, p.maxPayload))
 	}
-	first, err := p.changeMsgs(subject, tenant, connector, changePart(b, 0, n/2), stem)
+	first, err := p.changeMsgs(c, changePart(b, 0, n/2), stem)
 	if err != nil {
 		return nil, err
 	}
-	rest, err := p.changeMsgs(subject, tenant, connector, changePart(b, n/2, n), stem)
+	rest, err := p.changeMsgs(c, changePart(b, n/2, n), stem)
 	if err != nil {
 		return nil, err
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/claritysecurity/zoom-connector/pkg/natsx"
 	"github.com/claritysecurity/zoom-connector/pkg/pb"
+	"github.com/claritysecurity/zoom-connector/pkg/pipeline"
 )
 
 // changes lists what b changes, one string per change, in the order
@@ -40,16 +41,12 @@ func changes(b *pb.RecordBatch) []string {
 // decodeMsg returns the record batch msg carries.
 func decodeMsg(tb testing.TB, msg *nats.Msg) *pb.RecordBatch {
 	tb.Helper()
-	data, err := natsx.Decode(msg.Header, msg.Data)
-	if err != nil {
-		tb.Fatal(err)
-	}
 	var env pb.Envelope
-	if err := proto.Unmarshal(data, &env); err != nil {
+	if err := pipeline.Unmarshal(msg.Header, msg.Data, &env); err != nil {
 		tb.Fatal(err)
 	}
-	if env.Tenant != tenant || env.Connector != connector || env.GetRecords() == nil {
-		tb.Fatalf("got %v, want a record batch of %s/%s", &env, tenant, connector)
+	if env.Tenant != ref.Tenant || env.Connector != ref.ID || env.GetRecords() == nil {
+		tb.Fatalf("got %v, want a record batch of %s", &env, ref)
 	}
 	return env.GetRecords()
 }
@@ -74,6 +71,7 @@ func incompressible(seed, n int) string {
 // always split the same way. A batch that cannot be split, or a single
 // change too large for a message, is refused for good.
 func TestChangeMsgs(t *testing.T) {
+	t.Parallel()
 	const limit = 16 << 10
 	mixed := &pb.RecordBatch{VersionMs: 42, Source: "webhook"}
 	for i := range 40 {
@@ -119,11 +117,12 @@ func TestChangeMsgs(t *testing.T) {
 	if n := proto.Size(compressible); n <= limit {
 		t.Fatalf("compressible batch of %d bytes, want more than %d", n, limit)
 	}
-	p := &Pipe{maxPayload: limit}
+	p := New(Config{MaxPayload: limit})
 	const stem = "ZOOM_WEBHOOK/18446744073709551615"
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			msgs, err := p.changeMsgs("zoom.records.t.c", tenant, connector, tt.b, stem)
+			t.Parallel()
+			msgs, err := p.changeMsgs(ref, tt.b, stem)
 			if tt.permanent {
 				if !errors.Is(err, natsx.ErrPermanent) {
 					t.Errorf("error got %v, want a permanent one", err)
@@ -138,6 +137,9 @@ func TestChangeMsgs(t *testing.T) {
 			}
 			var got []string
 			for i, m := range msgs {
+				if want := pipeline.RecordsSubject(ref); m.Subject != want {
+					t.Errorf("message %d: subject got %q, want %q", i, m.Subject, want)
+				}
 				// The id the part gets, the longest there is.
 				m.Header.Set("Nats-Msg-Id", stem+"/records/"+strconv.Itoa(i+1000))
 				if size := m.Size() - len(m.Subject); size > limit {
@@ -152,7 +154,7 @@ func TestChangeMsgs(t *testing.T) {
 			if want := changes(tt.b); !slices.Equal(got, want) {
 				t.Errorf("messages carry %d changes, want the batch's %d in order", len(got), len(want))
 			}
-			again, err := p.changeMsgs("zoom.records.t.c", tenant, connector, tt.b, stem)
+			again, err := p.changeMsgs(ref, tt.b, stem)
 			if err != nil {
 				t.Fatal(err)
 			}

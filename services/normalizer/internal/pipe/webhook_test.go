@@ -13,16 +13,14 @@ import (
 	"github.com/rs/zerolog"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/claritysecurity/zoom-connector/pkg/clarity"
 	"github.com/claritysecurity/zoom-connector/pkg/natsx"
 	"github.com/claritysecurity/zoom-connector/pkg/natsx/natstest"
 	"github.com/claritysecurity/zoom-connector/pkg/pb"
+	"github.com/claritysecurity/zoom-connector/pkg/pipeline"
 )
 
-const (
-	tenant    = "default"
-	connector = "zoom"
-)
+// ref is the connector of every test message.
+var ref = pipeline.ConnectorRef{Tenant: "default", ID: "zoom"}
 
 // observer records what the pipe counts.
 type observer struct {
@@ -64,7 +62,7 @@ func setup(t *testing.T, stream string) (jetstream.JetStream, jetstream.Consumer
 		t.Fatal(err)
 	}
 	t.Cleanup(nc.Close)
-	if err := natsx.EnsureStreams(ctx, js, clarity.Streams()...); err != nil {
+	if err := natsx.EnsureStreams(ctx, js, pipeline.Streams(1)...); err != nil {
 		t.Fatal(err)
 	}
 	cons, err := js.CreateOrUpdateConsumer(ctx, stream, jetstream.ConsumerConfig{
@@ -76,9 +74,11 @@ func setup(t *testing.T, stream string) (jetstream.JetStream, jetstream.Consumer
 	return js, cons
 }
 
+// webhookEnvelope is what the webhook service stores for body, except that
+// the envelope names tenant, which may be another than its subject's.
 func webhookEnvelope(tb testing.TB, tenant, event, body string) []byte {
 	tb.Helper()
-	b, err := proto.Marshal(&pb.Envelope{Tenant: tenant, Connector: connector, Body: &pb.Envelope_Webhook{Webhook: &pb.WebhookEvent{
+	b, err := proto.Marshal(&pb.Envelope{Tenant: tenant, Connector: ref.ID, Body: &pb.Envelope_Webhook{Webhook: &pb.WebhookEvent{
 		Event: event, EventTsMs: 1626230691572, Body: []byte(body), ReceivedAtMs: 1764331200000,
 	}}})
 	if err != nil {
@@ -88,10 +88,11 @@ func webhookEnvelope(tb testing.TB, tenant, event, body string) []byte {
 }
 
 func TestHandleWebhook(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
-	js, cons := setup(t, clarity.StreamWebhook)
+	js, cons := setup(t, pipeline.StreamWebhook)
 	obs := &observer{records: map[pb.Kind]int{}, ignored: map[string]int{}}
-	p := New(js, zerolog.Nop(), obs)
+	p := New(Config{Publisher: js, Log: zerolog.Nop(), Observer: obs})
 
 	// readNew returns the messages of a stream after sequence after.
 	readNew := func(t *testing.T, stream string, after uint64) ([]output, uint64) {
@@ -128,49 +129,51 @@ func TestHandleWebhook(t *testing.T) {
 	}{
 		{
 			name: "invitation accepted: delete and hint",
-			data: webhookEnvelope(t, tenant, "user.invitation_accepted",
+			data: webhookEnvelope(t, ref.Tenant, "user.invitation_accepted",
 				`{"event":"user.invitation_accepted","event_ts":1626230691572,"payload":{"account_id":"A","object":{"id":"u1","email":"Jill@Example.com","type":1}}}`),
 			wantDeletes: []string{"pending:jill@example.com"},
 			wantHints:   []string{"u1"},
 		},
 		{
 			name: "group deleted: batch only",
-			data: webhookEnvelope(t, tenant, "group.deleted",
+			data: webhookEnvelope(t, ref.Tenant, "group.deleted",
 				`{"event":"group.deleted","event_ts":1626230691572,"payload":{"object":{"id":"g1","name":"G"}}}`),
 			wantDeletes: []string{"group:g1", "group_admin:g1"},
 		},
 		{
 			name: "group created: records",
-			data: webhookEnvelope(t, tenant, "group.created",
+			data: webhookEnvelope(t, ref.Tenant, "group.created",
 				`{"event":"group.created","event_ts":1626230691572,"payload":{"object":{"id":"g2","name":"G"}}}`),
 			wantDeletes: []string{},
 			wantRecords: 2,
 		},
 		{
 			name: "user updated: hint only",
-			data: webhookEnvelope(t, tenant, "user.updated",
+			data: webhookEnvelope(t, ref.Tenant, "user.updated",
 				`{"event":"user.updated","event_ts":1626230691572,"payload":{"object":{"id":"u2","dept":"x"}}}`),
 			wantHints: []string{"u2"},
 		},
 		{
 			name: "signed in: ignored",
-			data: webhookEnvelope(t, tenant, "user.signed_in",
+			data: webhookEnvelope(t, ref.Tenant, "user.signed_in",
 				`{"event":"user.signed_in","event_ts":1626230691572,"payload":{"object":{"id":"u2"}}}`),
 			wantIgnored: "user.signed_in",
 		},
 		{name: "not an envelope", data: []byte{0xff, 0xff, 0xff}, permanent: true},
 		{name: "bad tenant", data: webhookEnvelope(t, "a.b", "group.deleted", `{}`), permanent: true},
+		{name: "another tenant than its subject's", data: webhookEnvelope(t, "globex", "group.deleted",
+			`{"event":"group.deleted","event_ts":1626230691572,"payload":{"object":{"id":"g1","name":"G"}}}`), permanent: true},
 		{name: "no webhook body", data: func() []byte {
-			b, _ := proto.Marshal(&pb.Envelope{Tenant: tenant, Connector: connector, Body: &pb.Envelope_RawPage{RawPage: &pb.RawPage{}}})
+			b, _ := proto.Marshal(&pb.Envelope{Tenant: ref.Tenant, Connector: ref.ID, Body: &pb.Envelope_RawPage{RawPage: &pb.RawPage{}}})
 			return b
 		}(), permanent: true},
-		{name: "body not JSON", data: webhookEnvelope(t, tenant, "user.deleted", `{"event":`), permanent: true},
-		{name: "user without id", data: webhookEnvelope(t, tenant, "user.deleted", `{"event":"user.deleted","payload":{"object":{}}}`), permanent: true},
+		{name: "body not JSON", data: webhookEnvelope(t, ref.Tenant, "user.deleted", `{"event":`), permanent: true},
+		{name: "user without id", data: webhookEnvelope(t, ref.Tenant, "user.deleted", `{"event":"user.deleted","payload":{"object":{}}}`), permanent: true},
 	}
 	var recSeq, hintSeq uint64
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ack, err := js.Publish(ctx, clarity.WebhookSubject(tenant, connector), tt.data)
+			ack, err := js.Publish(ctx, pipeline.WebhookSubject(ref), tt.data)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -186,7 +189,7 @@ func TestHandleWebhook(t *testing.T) {
 				t.Fatalf("no message fetched: %v", batch.Error())
 			}
 			defer func() { _ = msg.Ack() }()
-			stem := clarity.StreamWebhook + "/" + strconv.FormatUint(ack.Sequence, 10)
+			stem := pipeline.StreamWebhook + "/" + strconv.FormatUint(ack.Sequence, 10)
 
 			// The second call stands for a redelivery: it must publish
 			// nothing new.
@@ -197,9 +200,9 @@ func TestHandleWebhook(t *testing.T) {
 				}
 			}
 
-			recs, last := readNew(t, clarity.StreamRecords, recSeq)
+			recs, last := readNew(t, pipeline.StreamRecords, recSeq)
 			recSeq = last
-			hints, last := readNew(t, clarity.StreamHint, hintSeq)
+			hints, last := readNew(t, pipeline.StreamHint, hintSeq)
 			hintSeq = last
 
 			switch {
@@ -216,8 +219,8 @@ func TestHandleWebhook(t *testing.T) {
 					t.Fatal(err)
 				}
 				b := env.GetRecords()
-				if env.Tenant != tenant || env.Connector != connector || b == nil {
-					t.Fatalf("records envelope got %v, want a batch for %s/%s", &env, tenant, connector)
+				if env.Tenant != ref.Tenant || env.Connector != ref.ID || b == nil {
+					t.Fatalf("records envelope got %v, want a batch for %s", &env, ref)
 				}
 				var keys []string
 				for _, d := range b.Deletes {
@@ -243,7 +246,7 @@ func TestHandleWebhook(t *testing.T) {
 				if err := proto.Unmarshal(h.data, &got); err != nil {
 					t.Fatal(err)
 				}
-				want := &pb.FetchUser{Tenant: tenant, Connector: connector, UserId: tt.wantHints[i], VersionMs: 1626230691572}
+				want := &pb.FetchUser{Tenant: ref.Tenant, Connector: ref.ID, UserId: tt.wantHints[i], VersionMs: 1626230691572}
 				if !proto.Equal(&got, want) {
 					t.Errorf("hint got %v, want %v", &got, want)
 				}
