@@ -10,6 +10,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/claritysecurity/zoom-connector/pkg/clarity"
 	"github.com/claritysecurity/zoom-connector/pkg/pipeline"
 )
 
@@ -30,7 +31,28 @@ const (
 	// OpPurge deletes a removed connector's records, each with its deleted
 	// event; the writer answers it.
 	OpPurge = "purge"
+	// OpConfirmDeletions applies the deletions a completed run held (the
+	// accidental-deletion guard); the writer answers it
+	// (ConfirmDeletionsRequest, ConfirmDeletionsReply).
+	OpConfirmDeletions = "confirm-deletions"
 )
+
+// ConfirmDeletionsRequest asks for the held deletions of one run.
+type ConfirmDeletionsRequest struct {
+	RunID string `json:"run_id"`
+}
+
+// ConfirmDeletionsReply says what a confirmation did, or why it was
+// refused (Error).
+type ConfirmDeletionsReply struct {
+	RunID string `json:"run_id"`
+	// Held counts the users and entitlements the run held.
+	Held *clarity.HeldCounts `json:"held,omitempty"`
+	// Deleted counts the records deleted now, grants and attributes
+	// included.
+	Deleted int64  `json:"deleted"`
+	Error   string `json:"error,omitempty"`
+}
 
 // Admin operations on the whole deployment.
 const (

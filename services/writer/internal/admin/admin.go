@@ -39,7 +39,7 @@ func Serve(ctx context.Context, nc *nats.Conn, st Store, log zerolog.Logger) err
 		subject string
 		answer  func(*nats.Msg) (any, string)
 	}{
-		{clarity.AdminSubject("*", "*", clarity.AdminConfirmDeletions), func(m *nats.Msg) (any, string) {
+		{"zoom.admin.*.*." + connector.OpConfirmDeletions, func(m *nats.Msg) (any, string) {
 			r := confirm(ctx, st, m)
 			return r, r.Error
 		}},
@@ -93,30 +93,30 @@ func purge(ctx context.Context, st Store, m *nats.Msg) connector.Reply {
 	return connector.Reply{Count: n}
 }
 
-func confirm(ctx context.Context, st Store, m *nats.Msg) clarity.ConfirmDeletionsReply {
-	var req clarity.ConfirmDeletionsRequest
+func confirm(ctx context.Context, st Store, m *nats.Msg) connector.ConfirmDeletionsReply {
+	var req connector.ConfirmDeletionsRequest
 	c, err := pipeline.FromSubject(m.Subject)
 	if err != nil {
-		return clarity.ConfirmDeletionsReply{Error: err.Error()}
+		return connector.ConfirmDeletionsReply{Error: err.Error()}
 	}
 	if len(m.Data) > maxRequest {
-		return clarity.ConfirmDeletionsReply{Error: fmt.Sprintf("request of %d bytes: at most %d", len(m.Data), maxRequest)}
+		return connector.ConfirmDeletionsReply{Error: fmt.Sprintf("request of %d bytes: at most %d", len(m.Data), maxRequest)}
 	}
 	if err := json.Unmarshal(m.Data, &req); err != nil || req.RunID == "" || len(req.RunID) > 128 {
-		return clarity.ConfirmDeletionsReply{Error: `request must be {"run_id":"…"} with the id of a completed run`}
+		return connector.ConfirmDeletionsReply{Error: `request must be {"run_id":"…"} with the id of a completed run`}
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	done, err := st.ConfirmDeletions(ctx, c, req.RunID)
 	switch {
 	case errors.Is(err, store.ErrUnknownRun):
-		return clarity.ConfirmDeletionsReply{RunID: req.RunID, Error: fmt.Sprintf("connector %s has no run %s", c, req.RunID)}
+		return connector.ConfirmDeletionsReply{RunID: req.RunID, Error: fmt.Sprintf("connector %s has no run %s", c, req.RunID)}
 	case errors.Is(err, store.ErrNoHeldDeletions):
-		return clarity.ConfirmDeletionsReply{RunID: req.RunID, Error: fmt.Sprintf("run %s held no deletions, or they were confirmed already", req.RunID)}
+		return connector.ConfirmDeletionsReply{RunID: req.RunID, Error: fmt.Sprintf("run %s held no deletions, or they were confirmed already", req.RunID)}
 	case err != nil:
-		return clarity.ConfirmDeletionsReply{RunID: req.RunID, Error: "confirm deletions: " + err.Error()}
+		return connector.ConfirmDeletionsReply{RunID: req.RunID, Error: "confirm deletions: " + err.Error()}
 	}
-	return clarity.ConfirmDeletionsReply{
+	return connector.ConfirmDeletionsReply{
 		RunID:   req.RunID,
 		Held:    &clarity.HeldCounts{ServiceUser: done.HeldUsers, Entitlement: done.HeldEntitlements},
 		Deleted: done.Deleted,

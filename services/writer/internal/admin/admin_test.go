@@ -85,22 +85,22 @@ func TestConfirmDeletions(t *testing.T) {
 		}
 	}()
 
-	acme := clarity.AdminSubject("acme", "zoom", clarity.AdminConfirmDeletions)
+	acme := "zoom.admin.acme.zoom." + connector.OpConfirmDeletions
 	for _, tc := range []struct {
 		name    string
 		subject string
 		body    string
-		want    clarity.ConfirmDeletionsReply
+		want    connector.ConfirmDeletionsReply
 		wantErr string
 	}{
 		{"confirmed", acme, `{"run_id":"r2"}`,
-			clarity.ConfirmDeletionsReply{RunID: "r2", Held: &clarity.HeldCounts{ServiceUser: 3, Entitlement: 1}, Deleted: 12}, ""},
-		{"nothing held", acme, `{"run_id":"r1"}`, clarity.ConfirmDeletionsReply{RunID: "r1"}, "held no deletions"},
-		{"no such run", acme, `{"run_id":"r9"}`, clarity.ConfirmDeletionsReply{RunID: "r9"}, "connector acme/zoom has no run r9"},
-		{"invalid tenant", clarity.AdminSubject("Acme", "zoom", clarity.AdminConfirmDeletions), `{"run_id":"r2"}`,
-			clarity.ConfirmDeletionsReply{}, `tenant "Acme"`},
-		{"no run id", acme, `{}`, clarity.ConfirmDeletionsReply{}, "request must be"},
-		{"too large", acme, `{"run_id":"` + strings.Repeat("r", 5000) + `"}`, clarity.ConfirmDeletionsReply{}, "at most"},
+			connector.ConfirmDeletionsReply{RunID: "r2", Held: &clarity.HeldCounts{ServiceUser: 3, Entitlement: 1}, Deleted: 12}, ""},
+		{"nothing held", acme, `{"run_id":"r1"}`, connector.ConfirmDeletionsReply{RunID: "r1"}, "held no deletions"},
+		{"no such run", acme, `{"run_id":"r9"}`, connector.ConfirmDeletionsReply{RunID: "r9"}, "connector acme/zoom has no run r9"},
+		{"invalid tenant", "zoom.admin.Acme.zoom." + connector.OpConfirmDeletions, `{"run_id":"r2"}`,
+			connector.ConfirmDeletionsReply{}, `tenant "Acme"`},
+		{"no run id", acme, `{}`, connector.ConfirmDeletionsReply{}, "request must be"},
+		{"too large", acme, `{"run_id":"` + strings.Repeat("r", 5000) + `"}`, connector.ConfirmDeletionsReply{}, "at most"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var m *nats.Msg
@@ -115,7 +115,7 @@ func TestConfirmDeletions(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			var got clarity.ConfirmDeletionsReply
+			var got connector.ConfirmDeletionsReply
 			if err := json.Unmarshal(m.Data, &got); err != nil {
 				t.Fatalf("reply %s: %v", m.Data, err)
 			}

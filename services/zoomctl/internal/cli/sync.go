@@ -17,6 +17,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/claritysecurity/zoom-connector/pkg/clarity"
+	"github.com/claritysecurity/zoom-connector/pkg/connector"
 	"github.com/claritysecurity/zoom-connector/pkg/natsx"
 	"github.com/claritysecurity/zoom-connector/pkg/pipeline"
 )
@@ -258,23 +259,23 @@ func confirmDeletions(ctx context.Context, natsURL string, ref pipeline.Connecto
 
 // ConfirmDeletions sends the admin request that applies the deletions run
 // runID held, and returns the writer's answer; a refusal is an error.
-func ConfirmDeletions(ctx context.Context, nc *nats.Conn, ref pipeline.ConnectorRef, runID string) (clarity.ConfirmDeletionsReply, error) {
-	body, err := json.Marshal(clarity.ConfirmDeletionsRequest{RunID: runID})
+func ConfirmDeletions(ctx context.Context, nc *nats.Conn, ref pipeline.ConnectorRef, runID string) (connector.ConfirmDeletionsReply, error) {
+	body, err := json.Marshal(connector.ConfirmDeletionsRequest{RunID: runID})
 	if err != nil {
-		return clarity.ConfirmDeletionsReply{}, err
+		return connector.ConfirmDeletionsReply{}, err
 	}
 	// Confirming waits for the connector's other writes, a run's
 	// completion among them.
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
-	msg, err := nc.RequestWithContext(ctx, clarity.AdminSubject(ref.Tenant, ref.ID, clarity.AdminConfirmDeletions), body)
+	msg, err := nc.RequestWithContext(ctx, connector.AdminSubject(ref, connector.OpConfirmDeletions), body)
 	if errors.Is(err, nats.ErrNoResponders) {
-		return clarity.ConfirmDeletionsReply{}, errors.New("confirm deletions: no writer is running to answer")
+		return connector.ConfirmDeletionsReply{}, errors.New("confirm deletions: no writer is running to answer")
 	}
 	if err != nil {
-		return clarity.ConfirmDeletionsReply{}, fmt.Errorf("confirm deletions: %w", err)
+		return connector.ConfirmDeletionsReply{}, fmt.Errorf("confirm deletions: %w", err)
 	}
-	var reply clarity.ConfirmDeletionsReply
+	var reply connector.ConfirmDeletionsReply
 	if err := json.Unmarshal(msg.Data, &reply); err != nil {
 		return reply, fmt.Errorf("confirm deletions: the answer is not JSON: %w", err)
 	}
