@@ -8,7 +8,6 @@ import (
 	"fmt"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
 	"github.com/claritysecurity/zoom-connector/pkg/natsx"
@@ -70,7 +69,7 @@ func New(cfg Config) *Pipe {
 // raw message's own id (<stream>/<sequence>), so that a redelivered page
 // that was already forwarded is dropped by JetStream.
 func (p *Pipe) Raw() natsx.Handler {
-	return labelBadEnvelope(pipeline.Handle(p.pub, p.HandleRaw))
+	return pipeline.Handle(p.pub, p.HandleRaw)
 }
 
 // HandleRaw handles one envelope of zoom.raw.<tenant>.<connector>: a raw
@@ -152,21 +151,3 @@ func withConnector(e *zerolog.Event, c pipeline.ConnectorRef) *zerolog.Event {
 	return e.Str("tenant", c.Tenant).Str("connector", c.ID)
 }
 
-// labelBadEnvelope makes the error of a message that is no valid envelope
-// of its subject's connector begin with "decode envelope", the reason
-// operators have always found such a message under in the dead letters
-// (zoomctl dlq list).
-func labelBadEnvelope(h natsx.Handler) natsx.Handler {
-	return func(ctx context.Context, msg jetstream.Msg) error {
-		return badEnvelope(h(ctx, msg))
-	}
-}
-
-// badEnvelope labels err as labelBadEnvelope does, and returns any other
-// error as it is.
-func badEnvelope(err error) error {
-	if errors.Is(err, pipeline.ErrBadEnvelope) {
-		return fmt.Errorf("decode envelope: %w", err)
-	}
-	return err
-}

@@ -41,7 +41,7 @@ type WebhookObserver interface {
 func (p *Pipe) HandleWebhook(ctx context.Context, msg jetstream.Msg) error {
 	in, err := pipeline.Decode(msg)
 	if err != nil {
-		return badEnvelope(natsx.Permanent(err))
+		return natsx.Permanent(err)
 	}
 	c := in.Connector
 	ev := in.Body.GetWebhook()

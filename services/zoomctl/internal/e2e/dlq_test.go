@@ -48,7 +48,7 @@ func TestDeadLetters(t *testing.T) {
 			strings.Contains(out.String(), "ZOOM_RAW") && strings.Contains(out.String(), "ZOOM_RECORDS")
 	})
 	list := out.String()
-	for _, want := range []string{"decode envelope", "invalid batch"} {
+	for _, want := range []string{"invalid envelope", "invalid batch"} {
 		if !strings.Contains(list, want) {
 			t.Errorf("dlq list lacks the reason %q:\n%s", want, list)
 		}
@@ -62,7 +62,7 @@ func TestDeadLetters(t *testing.T) {
 	waitFor(t, 10*time.Second, func() bool {
 		out.Reset()
 		cli.Main(ctx, []string{"dlq", "list", "--stream", "ZOOM_RAW"}, &out, &errw)
-		return strings.Count(out.String(), "decode envelope") == 1
+		return strings.Count(out.String(), "invalid envelope") == 1
 	})
 	t.Logf("after replay:\n%s", out.String())
 }
