@@ -150,4 +150,3 @@ func (p *Pipe) count(b *pb.RecordBatch, skipped int) {
 func withConnector(e *zerolog.Event, c pipeline.ConnectorRef) *zerolog.Event {
 	return e.Str("tenant", c.Tenant).Str("connector", c.ID)
 }
-
