@@ -3,7 +3,7 @@
 // connector uses. It is the only fake in the project's integration tests and
 // benchmarks, so it follows
 // Zoom's published OpenAPI documents (field names, limits, error codes) and
-// the facts in shared/zoom-api.md as closely as a fake can.
+// Zoom's documented behaviour as closely as a fake can.
 //
 // The pieces:
 //
@@ -30,7 +30,7 @@
 //     organisation while it is being served and send the matching signed Zoom
 //     webhook notification when a webhook URL is set.
 //   - Expected computes, independently of the connector, the Clarity records
-//     (CONTRACT.md §4) that an organisation implies: the test oracle.
+//     (README "Subjects and events") that an organisation implies: the test oracle.
 //   - Requests counts requests by route template and status.
 //   - AdminHandler exposes all of this over HTTP under /_sim/ for the zoomsim
 //     binary.

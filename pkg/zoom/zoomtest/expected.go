@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-// Record is one Clarity record as CONTRACT.md §4 defines it: its kind
+// Record is one Clarity record as the README's "Subjects and events" defines it: its kind
 // ("service_user", "entitlement", "service_user_entitlement",
 // "service_user_attribute"), its key (the CloudEvent subject) and its data.
 // Every data value is a string.
@@ -19,7 +19,7 @@ type Record struct {
 }
 
 // Expected computes the Clarity records an organisation implies, read
-// straight from CONTRACT.md §4 and written without the connector's code, so
+// straight from the record definitions and written without the connector's code, so
 // that a test can compare what the connector emits with what it should.
 // Records come sorted by kind (users, entitlements, grants, attributes) and
 // then by key.

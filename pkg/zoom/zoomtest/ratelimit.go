@@ -12,7 +12,7 @@ import (
 
 // RateLimits are requests per second for each Zoom rate-limit label, shared
 // by every endpoint of the label as Zoom's per-account limits are. Zero means
-// unlimited. Zoom's plans: Pro 30/20/10, Business+ 80/60/40 (zoom-api.md §3).
+// unlimited. Zoom's plans: Pro 30/20/10, Business+ 80/60/40 (requests per second by rate category, as Zoom documents them).
 type RateLimits struct {
 	Light  int `json:"light"`
 	Medium int `json:"medium"`

@@ -86,7 +86,7 @@ type Options struct {
 	WebhookTimeout time.Duration
 	// RoleChangeWebhook makes a role change send user.updated with a "role"
 	// field. Off by default because no Zoom document says role changes fire
-	// any event (zoom-api.md §4): a connector must not rely on one.
+	// any event (Zoom documents no ordering): a connector must not rely on one.
 	RoleChangeWebhook bool
 
 	// Seed seeds the simulator's own randomness (fault fractions, the

@@ -316,7 +316,7 @@ func (a *Account) addRoleMembers(w http.ResponseWriter, r *http.Request) {
 }
 
 // deleteRoleMember withdraws a role; the user falls back to Member, which is
-// what Zoom presumably does (zoom-api.md marks it unconfirmed).
+// what Zoom presumably does (Zoom's documents do not confirm it).
 func (a *Account) deleteRoleMember(w http.ResponseWriter, r *http.Request) {
 	roleID, member := r.PathValue("roleId"), r.PathValue("memberId")
 	if fixedRole(w, roleID) {
