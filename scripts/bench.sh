@@ -3,7 +3,31 @@
 # PostgreSQL and the simulator without rate limits, for organisations of
 # 10,000 and 100,000 users (override with BENCH_USERS=5000,20000), each
 # measured BENCH_REPEAT times (default 1; the table shows the medians).
-# Prints a table and writes bench-results/bench.json.
+#
+# BENCH_CONNECTORS=1 adds the many-connectors section: the services' memory
+# with 1,000 idle registered connectors against none, and 200 connectors of
+# 500 users synced at once against one connector of 100,000 users. It is on
+# by default, and off by default when BENCH_USERS is set, so that such runs
+# stay as they were; BENCH_CONNECTORS=0 turns it off, and BENCH_USERS=none
+# with BENCH_CONNECTORS=1 runs it alone (it then syncs the one 100,000-user
+# connector itself).
+#
+# Prints the tables and writes bench-results/bench.json: the list of sizes,
+# or, with the section, {"sizes": [...], "connectors": {...}}.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-exec bin/zoomctl bench --users "${BENCH_USERS:-10000,100000}" --repeat "${BENCH_REPEAT:-1}" --json bench-results/bench.json
+if [[ -n "${BENCH_USERS:-}" ]]; then
+	connectors="${BENCH_CONNECTORS:-0}"
+else
+	connectors="${BENCH_CONNECTORS:-1}"
+fi
+case "$connectors" in
+1 | true | yes) connectors=true ;;
+0 | false | no | "") connectors=false ;;
+*)
+	echo "BENCH_CONNECTORS must be 1 or 0, not $connectors" >&2
+	exit 2
+	;;
+esac
+exec bin/zoomctl bench --users "${BENCH_USERS:-10000,100000}" --repeat "${BENCH_REPEAT:-1}" \
+	--connectors="$connectors" --json bench-results/bench.json

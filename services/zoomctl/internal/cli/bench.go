@@ -112,8 +112,18 @@ func runBench(ctx context.Context, args []string, out, errw io.Writer) int {
 	repeat := fs.Int("repeat", 1, "measurements of each size; the table shows their medians")
 	jsonPath := fs.String("json", "bench-results/bench.json", "where to write the figures as JSON")
 	binDir := fs.String("bin", "", "directory of the service binaries (default: zoomctl's own)")
+	conns := fs.Bool("connectors", false, "also measure many connectors: idle memory, and many synced at once against one of their total size")
+	var co ConnectorsOptions
+	fs.IntVar(&co.Idle, "idle-connectors", 1000, "with --connectors: connectors registered for the idle memory figures (0: skip)")
+	fs.IntVar(&co.IdleUsers, "idle-connector-users", 5, "with --connectors: users of each idle connector's account")
+	fs.IntVar(&co.Many, "sync-connectors", 200, "with --connectors: connectors synced at once (0: skip)")
+	fs.IntVar(&co.ManyUsers, "sync-connector-users", 500, "with --connectors: users of each of them")
+	fs.DurationVar(&co.Settle, "settle", 10*time.Second, "with --connectors: idle time before memory is read")
 	if code, ok := parse(fs, args); !ok {
 		return code
+	}
+	if *conns && (co.Idle < 0 || co.IdleUsers < 1 || co.Many < 0 || co.ManyUsers < 10 || co.Settle < 0) {
+		return fail(errw, ExitUsage, "bench: bad --connectors sizes")
 	}
 	if path := os.Getenv("BENCH_CPUPROFILE"); path != "" {
 		// zoomctl hosts the embedded NATS server and the simulator: their
@@ -134,7 +144,14 @@ func runBench(ctx context.Context, args []string, out, errw io.Writer) int {
 	}
 	dbURL := os.Getenv("DATABASE_URL")
 	var results []BenchResult
-	for _, f := range strings.Split(*sizes, ",") {
+	var fields []string
+	// "none" runs no size: the many-connectors section alone.
+	if s := strings.TrimSpace(*sizes); s != "none" && (s != "" || !*conns) {
+		fields = strings.Split(s, ",")
+	} else if !*conns {
+		return fail(errw, ExitUsage, "bench: --users none measures nothing without --connectors")
+	}
+	for _, f := range fields {
 		n, err := strconv.Atoi(strings.TrimSpace(f))
 		if err != nil || n < 10 {
 			return fail(errw, ExitUsage, "bench: bad size %q", f)
@@ -153,10 +170,30 @@ func runBench(ctx context.Context, args []string, out, errw io.Writer) int {
 		}
 		results = append(results, median(runs))
 	}
-	printBench(out, results)
+	if len(results) > 0 {
+		printBench(out, results)
+	}
+	var section *BenchConnectors
+	if *conns {
+		c, err := benchConnectors(ctx, co, results, *binDir, dbURL, errw)
+		if err != nil {
+			return fail(errw, ExitError, "bench: %v", err)
+		}
+		section = &c
+		printConnectors(out, c)
+	}
 	if *jsonPath != "" {
 		_ = os.MkdirAll(filepath.Dir(*jsonPath), 0o755)
-		b, _ := json.MarshalIndent(results, "", "  ")
+		// Without the section the file is the list of sizes, as it was.
+		var v any = results
+		if section != nil {
+			results = append([]BenchResult{}, results...)
+			v = struct {
+				Sizes      []BenchResult    `json:"sizes"`
+				Connectors *BenchConnectors `json:"connectors"`
+			}{results, section}
+		}
+		b, _ := json.MarshalIndent(v, "", "  ")
 		if err := os.WriteFile(*jsonPath, b, 0o644); err != nil {
 			return fail(errw, ExitError, "bench: %v", err)
 		}
