@@ -17,6 +17,10 @@ const (
 	// CodeInvalidToken is "Invalid access token" or "Access token is expired".
 	// Zoom documents it under 400 and answers it with 401 in practice.
 	CodeInvalidToken = 124
+	// CodePaidOnly is "Only available for Paid account": the account's
+	// plan (Basic, free) does not offer the endpoint. Zoom also uses it for
+	// other refusals of permission.
+	CodePaidOnly = 200
 	// CodeValidation is a validation failure; on a listing it also means the
 	// next_page_token is invalid or expired (tokens live 15 minutes).
 	CodeValidation = 300
@@ -40,6 +44,18 @@ var ErrUserNotFound = errors.New("zoom: user not found")
 // 404 code 4130, or 400 code 1010 (not in this account): the group was
 // deleted since it was listed.
 var ErrGroupNotFound = errors.New("zoom: group not found")
+
+// ErrPlanUnavailable is matched (errors.Is) by the error of a listing that
+// the account's plan does not offer, so that a full sync can go on without
+// it. Zoom documents 400 code 200 "Only available for Paid account" for GET
+// /groups and the endpoints of one group, its admins included. For GET
+// /roles it says only "Pro or higher plan" and documents no answer; code 200
+// is what it answers for the other role endpoints on a free account, so the
+// readings it may take are all accepted there: 400 or 403 with code 200. On
+// every one of these endpoints, a 200 whose body is that error instead of
+// the listing (Zoom's documents list "Error Code: 200" under the HTTP 200 of
+// GET /groups and of the role endpoints) matches too.
+var ErrPlanUnavailable = errors.New("zoom: not available on the account's plan")
 
 // ErrNotAPage reports a successful answer that lacks the listing's item
 // array. It is never read as an empty listing.
@@ -122,8 +138,8 @@ func (e *APIError) answer() string {
 	return b.String()
 }
 
-// Is lets errors.Is match ErrUserNotFound, ErrGroupNotFound and
-// ErrRateLimited.
+// Is lets errors.Is match ErrUserNotFound, ErrGroupNotFound,
+// ErrPlanUnavailable and ErrRateLimited.
 func (e *APIError) Is(target error) bool {
 	switch target {
 	case ErrUserNotFound:
@@ -133,8 +149,27 @@ func (e *APIError) Is(target error) bool {
 		return strings.HasPrefix(e.Endpoint, "/groups/{groupId}") &&
 			(e.StatusCode == http.StatusNotFound && e.Code == CodeGroupNotFound ||
 				e.StatusCode == http.StatusBadRequest && e.Code == CodeNotInAccount)
+	case ErrPlanUnavailable:
+		return e.planRefused()
 	case ErrRateLimited:
 		return e.StatusCode == http.StatusTooManyRequests
+	}
+	return false
+}
+
+// planRefused reports the answer of a paid-only endpoint to a free account
+// (see ErrPlanUnavailable). Code 200 on a user's endpoint is about the user
+// (such as "cannot be changed to a free user type"), not the plan.
+func (e *APIError) planRefused() bool {
+	if e.Code != CodePaidOnly {
+		return false
+	}
+	switch {
+	case e.Endpoint == "/groups" || strings.HasPrefix(e.Endpoint, "/groups/"):
+		return e.StatusCode == http.StatusBadRequest || e.StatusCode == http.StatusOK
+	case e.Endpoint == "/roles" || strings.HasPrefix(e.Endpoint, "/roles/"):
+		return e.StatusCode == http.StatusBadRequest || e.StatusCode == http.StatusForbidden ||
+			e.StatusCode == http.StatusOK
 	}
 	return false
 }

@@ -110,6 +110,8 @@ func TestErrorSentinels(t *testing.T) {
 	const (
 		user   = "/users/{userId}"
 		admins = "/groups/{groupId}/admins"
+		groups = "/groups"
+		roles  = "/roles"
 	)
 	for _, tc := range []struct {
 		status, code int
@@ -128,11 +130,22 @@ func TestErrorSentinels(t *testing.T) {
 		{429, CodeRateLimited, admins, ErrRateLimited},
 		{429, 0, user, ErrRateLimited},
 		{500, 0, admins, nil},
+		{400, CodePaidOnly, groups, ErrPlanUnavailable},
+		{400, CodePaidOnly, admins, ErrPlanUnavailable},
+		{200, CodePaidOnly, groups, ErrPlanUnavailable},
+		{400, CodePaidOnly, roles, ErrPlanUnavailable},
+		{403, CodePaidOnly, roles, ErrPlanUnavailable},
+		{200, CodePaidOnly, roles, ErrPlanUnavailable},
+		{403, CodePaidOnly, groups, nil},
+		{400, CodeValidation, groups, nil},
+		{400, 4700, roles, nil},
+		{400, CodePaidOnly, "/users", nil},
+		{400, CodePaidOnly, user, nil},
 	} {
 		api := &APIError{StatusCode: tc.status, Code: tc.code, Method: http.MethodGet, Endpoint: tc.endpoint}
 		// Wrapped, as the client's callers get it.
 		err := fmt.Errorf("list page 1: %w", api)
-		for _, s := range []error{ErrUserNotFound, ErrGroupNotFound, ErrRateLimited} {
+		for _, s := range []error{ErrUserNotFound, ErrGroupNotFound, ErrPlanUnavailable, ErrRateLimited} {
 			if got, want := errors.Is(err, s), s == tc.want; got != want {
 				t.Errorf("%d code %d on %s: errors.Is(%v) got %t, want %t", tc.status, tc.code, tc.endpoint, s, got, want)
 			}
@@ -157,5 +170,48 @@ func TestGroupGoneFromTheListing(t *testing.T) {
 		if !errors.Is(err, ErrGroupNotFound) {
 			t.Errorf("%d %s: got %v, want an error matching ErrGroupNotFound", body.status, body.body, err)
 		}
+	}
+}
+
+// TestPlanUnavailableListing: the listings a free (Basic) account is
+// refused end with an error that matches ErrPlanUnavailable, in each way
+// Zoom documents or may answer it; the users listing never does, nor does
+// an empty 200 that is no error.
+func TestPlanUnavailableListing(t *testing.T) {
+	t.Parallel()
+	const paidOnly = `{"code":200,"message":"Only available for Paid account."}`
+	for _, tc := range []struct {
+		name    string
+		listing Listing
+		status  int
+		body    string
+		want    bool
+	}{
+		{"groups 400", GroupsListing(), 400, paidOnly, true},
+		{"group admins 400", GroupAdminsListing("g1"), 400, `{"code":200,"message":"Only available for paid account,abc."}`, true},
+		{"groups 200 with the error", GroupsListing(), 200, paidOnly, true},
+		{"roles 400", RolesListing(), 400, paidOnly, true},
+		{"roles 403", RolesListing(), 403, `{"code":200,"message":"You do not have the permission."}`, true},
+		{"roles 200 with the error", RolesListing(), 200, paidOnly, true},
+		{"users 400 code 200", UsersListing(UserStatusActive), 400, paidOnly, false},
+		{"groups without items", GroupsListing(), 200, `{"total_records":0}`, false},
+		{"roles missing scope", RolesListing(), 400, `{"code":4700,"message":"Invalid access token, does not contain role:read:admin scope."}`, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			env := newTestEnv(t, answer(tc.status, tc.body), func(c *Config) { c.MaxAttempts = 1 })
+			err := env.c.Pages(context.Background(), tc.listing, func(RawPage) error {
+				t.Error("a page was handed over, want none")
+				return nil
+			})
+			if err == nil {
+				t.Fatal("Pages succeeded, want an error")
+			}
+			if got := errors.Is(err, ErrPlanUnavailable); got != tc.want {
+				t.Errorf("%v: errors.Is(ErrPlanUnavailable) got %t, want %t", err, got, tc.want)
+			}
+			if tc.status == 200 && !errors.Is(err, ErrNotAPage) {
+				t.Errorf("%v: want it to match ErrNotAPage too", err)
+			}
+		})
 	}
 }

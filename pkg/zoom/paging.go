@@ -2,6 +2,7 @@ package zoom
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -205,6 +206,21 @@ func (p pageProbe) items(k ListingKind) int {
 	return 0
 }
 
+// notAPage is the error of a 200 answer without the listing's item array:
+// ErrNotAPage, and Zoom's error when the body is one (Zoom's documents list
+// "Error Code: 200, Only available for paid account" under the HTTP 200 of
+// GET /groups), so that errors.Is can tell a plan's refusal.
+func notAPage(l Listing, body []byte) error {
+	var eb ErrorBody
+	if json.Unmarshal(body, &eb) != nil || eb.Code == 0 {
+		return ErrNotAPage
+	}
+	return fmt.Errorf("%w: %w", ErrNotAPage, &APIError{
+		StatusCode: http.StatusOK, Code: eb.Code, Message: quoted(eb.Message),
+		Method: http.MethodGet, Endpoint: l.endpoint(),
+	})
+}
+
 // ErrShortListing reports a listing whose last page came before it had
 // handed over as many items as Zoom said it holds (total_records). Taken as
 // complete, it would make the run delete every record it did not list.
@@ -296,7 +312,7 @@ func (c *Client) Pages(ctx context.Context, l Listing, fn func(p RawPage) error)
 			return fmt.Errorf("list %s page %d: decode: %w", l, number, err)
 		}
 		if probe.list(l.Kind) == nil {
-			return fmt.Errorf("list %s page %d: %w", l, number, ErrNotAPage)
+			return fmt.Errorf("list %s page %d: %w", l, number, notAPage(l, body))
 		}
 		next := probe.NextPageToken
 		if next != "" && (next == pageToken || seen[next]) {
