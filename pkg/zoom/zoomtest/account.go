@@ -25,6 +25,7 @@ type Account struct {
 	st     *state
 	limits *limiter
 	scopes atomic.Pointer[[]string]
+	plan   atomic.Pointer[Plan]
 
 	webhookURL    atomic.Pointer[string]
 	webhookSecret atomic.Pointer[string]
@@ -60,6 +61,9 @@ type AccountOptions struct {
 	// APIURL is the api_url of the account's token responses; empty means
 	// Options.APIURL, or the server's own URL.
 	APIURL string
+	// Plan is the account's plan: PlanBasic (free) is refused the groups
+	// and roles endpoints; empty is PlanPro. SetPlan changes it.
+	Plan Plan
 }
 
 // ErrAccountExists is returned by AddAccount for an id already served.
@@ -106,6 +110,10 @@ func (s *Server) newAccount(id string, org *Org, opts AccountOptions) *Account {
 	a.faults = &Faults{srv: s, acct: a, scope: id, rules: s.faults.rules}
 	a.counter.reset()
 	a.SetScopes(opts.Scopes)
+	if !validPlan(opts.Plan) {
+		opts.Plan = "" // AddAccount and New check it first
+	}
+	_ = a.SetPlan(opts.Plan)
 	a.SetWebhookURL(opts.WebhookURL)
 	a.SetWebhookSecret(opts.WebhookSecret)
 	a.s2s = &App{acct: a, kind: appS2S, clientID: opts.ClientID, clientSecret: opts.ClientSecret}
@@ -131,6 +139,9 @@ func (s *Server) AddAccount(id string, org *Org, opts AccountOptions) (*Account,
 	}
 	if len(opts.ClientID) > maxClientID || len(opts.ClientSecret) > maxSecret {
 		return nil, fmt.Errorf("add account %q: client id or secret too long: %w", id, ErrInvalid)
+	}
+	if !validPlan(opts.Plan) {
+		return nil, fmt.Errorf("add account %q: plan %.32q is not basic, pro or business: %w", id, opts.Plan, ErrInvalid)
 	}
 	a := s.newAccount(id, org, opts)
 	s.acctMu.Lock()

@@ -32,6 +32,7 @@ import (
 //	GET    /_sim/accounts/{id}/tokens        TokenStats: tokens issued, rotations, reuses, revocations
 //	PUT    /_sim/accounts/{id}/webhook       {"url":"…","secret":"…"} (no "secret": unchanged)
 //	PUT    /_sim/accounts/{id}/rate-limits   {"light":30,"medium":20,"heavy":10}
+//	PUT    /_sim/accounts/{id}/plan          {"plan":"basic"} (free: groups and roles refused), "pro" or "business"
 //	POST   /_sim/accounts/{id}/mutate?n=5    n random mutations of the account
 //	GET    /_sim/accounts/{id}/faults        the account's rules and credentials_revoked
 //	POST   /_sim/accounts/{id}/faults        a FaultsRequest whose rules match the account's requests only

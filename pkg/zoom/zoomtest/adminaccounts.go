@@ -27,6 +27,7 @@ type AccountRequest struct {
 	WebhookURL    string     `json:"webhook_url,omitempty"`
 	WebhookSecret string     `json:"webhook_secret,omitempty"`
 	APIURL        string     `json:"api_url,omitempty"`
+	Plan          Plan       `json:"plan,omitempty"`
 }
 
 // Bounds of a generated account in the admin API, so that one request
@@ -85,6 +86,7 @@ type AccountInfo struct {
 	ClientID     string   `json:"client_id"`
 	ClientSecret string   `json:"client_secret"`
 	WebhookURL   string   `json:"webhook_url"`
+	Plan         Plan     `json:"plan"`
 	Users        int      `json:"users"`
 	Groups       int      `json:"groups"`
 	Roles        int      `json:"roles"`
@@ -97,7 +99,7 @@ func (a *Account) Info() AccountInfo {
 	a.st.mu.RLock()
 	info := AccountInfo{
 		ID: a.id, Default: a == a.srv.def, ClientID: a.ClientID(), ClientSecret: a.ClientSecret(),
-		WebhookURL: a.WebhookURL(), Users: len(a.st.all), Groups: len(a.st.groups), Roles: len(a.st.roles),
+		WebhookURL: a.WebhookURL(), Plan: a.Plan(), Users: len(a.st.all), Groups: len(a.st.groups), Roles: len(a.st.roles),
 		Apps: []string{},
 	}
 	a.st.mu.RUnlock()
@@ -179,6 +181,7 @@ func (s *Server) accountRoutes(mux *http.ServeMux) {
 		a, err := s.AddAccount(req.ID, org, AccountOptions{
 			ClientID: req.ClientID, ClientSecret: req.ClientSecret, Scopes: req.Scopes, RateLimits: req.RateLimits,
 			WebhookURL: req.WebhookURL, WebhookSecret: req.WebhookSecret, APIURL: req.APIURL,
+			Plan: req.Plan,
 		})
 		if err != nil {
 			adminError(w, err)
@@ -253,6 +256,19 @@ func (s *Server) accountRoutes(mux *http.ServeMux) {
 			return
 		}
 		a.SetRateLimits(req)
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	mux.HandleFunc("PUT /_sim/accounts/{id}/plan", acct(func(a *Account, w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			Plan Plan `json:"plan"`
+		}
+		if !decodeAdmin(w, r, 1<<16, &req) {
+			return
+		}
+		if err := a.SetPlan(req.Plan); err != nil {
+			adminError(w, err)
+			return
+		}
 		w.WriteHeader(http.StatusNoContent)
 	}))
 	mux.HandleFunc("POST /_sim/accounts/{id}/mutate", acct(func(a *Account, w http.ResponseWriter, r *http.Request) {

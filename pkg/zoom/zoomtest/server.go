@@ -64,6 +64,11 @@ type Options struct {
 	// rate-limit label; zero means unlimited, the default. SetRateLimits
 	// changes them at run time.
 	RateLimits RateLimits
+	// Plan is the default account's plan: PlanBasic (free) is refused the
+	// groups and roles endpoints, as Zoom refuses them; empty (or an
+	// unknown plan) is PlanPro. SetPlan changes it at run time.
+	Plan Plan
+
 	// OmitRateLimitHeaders leaves the X-RateLimit-* and Retry-After headers
 	// out of responses, as Zoom sometimes does, to test clients that must
 	// then fall back to exponential backoff.
@@ -191,6 +196,7 @@ func New(org *Org, opts Options) *Server {
 	s.def = s.newAccount(opts.AccountID, org, AccountOptions{
 		ClientID: opts.ClientID, ClientSecret: opts.ClientSecret, Scopes: opts.Scopes,
 		RateLimits: opts.RateLimits, WebhookURL: opts.WebhookURL, WebhookSecret: opts.WebhookSecret,
+		Plan: opts.Plan,
 	})
 	s.faults.acct = s.def
 	s.accounts[s.def.id] = s.def
@@ -455,7 +461,8 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, template string, 
 	next(sw, r)
 }
 
-// api checks the access token, the rate limit and the scopes, in that order:
+// api checks the access token, the rate limit, the scopes and the plan, in
+// that order:
 // Zoom needs to know the account (from the token) to apply its limit. The
 // route then acts on the token's account.
 func (s *Server) api(w http.ResponseWriter, r *http.Request, rt route) {
@@ -476,6 +483,9 @@ func (s *Server) api(w http.ResponseWriter, r *http.Request, rt route) {
 			}
 		}
 		writeError(w, http.StatusBadRequest, 4711, "Invalid access token, does not contain scopes:["+strings.Join(need, ",")+"].")
+		return
+	}
+	if a.planRefuses(w, rt) {
 		return
 	}
 	rt.handle(a, w, r)
