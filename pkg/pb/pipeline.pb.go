@@ -760,10 +760,15 @@ func (x *ListingCount) GetPass() int32 {
 // published, and these are all the listings the writer must have seen before
 // the run can complete.
 type RunFetched struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Run           *Run                   `protobuf:"bytes,1,opt,name=run,proto3" json:"run,omitempty"`
-	Listings      []*ListingCount        `protobuf:"bytes,2,rep,name=listings,proto3" json:"listings,omitempty"`
-	ApiRequests   int64                  `protobuf:"varint,3,opt,name=api_requests,json=apiRequests,proto3" json:"api_requests,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Run         *Run                   `protobuf:"bytes,1,opt,name=run,proto3" json:"run,omitempty"`
+	Listings    []*ListingCount        `protobuf:"bytes,2,rep,name=listings,proto3" json:"listings,omitempty"`
+	ApiRequests int64                  `protobuf:"varint,3,opt,name=api_requests,json=apiRequests,proto3" json:"api_requests,omitempty"`
+	// unavailable names the listings the account's plan does not offer
+	// ("groups": GET /groups and so every group's admins; "roles": GET
+	// /roles), which Zoom refused to a free account. The run completes
+	// without them and deletes nothing of their kinds.
+	Unavailable   []string `protobuf:"bytes,4,rep,name=unavailable,proto3" json:"unavailable,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -817,6 +822,13 @@ func (x *RunFetched) GetApiRequests() int64 {
 		return x.ApiRequests
 	}
 	return 0
+}
+
+func (x *RunFetched) GetUnavailable() []string {
+	if x != nil {
+		return x.Unavailable
+	}
+	return nil
 }
 
 // RunFailed ends a run without deleting anything.
@@ -1572,12 +1584,13 @@ const file_pipeline_proto_rawDesc = "" +
 	"\vlisting_key\x18\x02 \x01(\tR\n" +
 	"listingKey\x12\x14\n" +
 	"\x05pages\x18\x03 \x01(\x05R\x05pages\x12\x12\n" +
-	"\x04pass\x18\x04 \x01(\x05R\x04pass\"\x94\x01\n" +
+	"\x04pass\x18\x04 \x01(\x05R\x04pass\"\xb6\x01\n" +
 	"\n" +
 	"RunFetched\x12'\n" +
 	"\x03run\x18\x01 \x01(\v2\x15.zoomconnector.v1.RunR\x03run\x12:\n" +
 	"\blistings\x18\x02 \x03(\v2\x1e.zoomconnector.v1.ListingCountR\blistings\x12!\n" +
-	"\fapi_requests\x18\x03 \x01(\x03R\vapiRequests\"m\n" +
+	"\fapi_requests\x18\x03 \x01(\x03R\vapiRequests\x12 \n" +
+	"\vunavailable\x18\x04 \x03(\tR\vunavailable\"m\n" +
 	"\tRunFailed\x12'\n" +
 	"\x03run\x18\x01 \x01(\v2\x15.zoomconnector.v1.RunR\x03run\x12\x14\n" +
 	"\x05error\x18\x02 \x01(\tR\x05error\x12!\n" +
