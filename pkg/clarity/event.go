@@ -79,7 +79,23 @@ type SyncData struct {
 	// later full sync, with the guard's threshold lifted, deletes them.
 	Deletions string      `json:"deletions,omitempty"`
 	Held      *HeldCounts `json:"held,omitempty"`
+	// Unavailable names the listings the account's plan does not offer
+	// (UnavailableGroups, UnavailableRoles: a free Zoom account has
+	// neither). The run completed without them and deleted none of their
+	// entitlements nor those entitlements' grants.
+	Unavailable []string `json:"unavailable,omitempty"`
 }
+
+// The listings a completed sync may name as unavailable on the account's
+// plan, in SyncData.Unavailable.
+const (
+	// UnavailableGroups: GET /groups and the groups' admin listings; the
+	// group: and group_admin: entitlements and their grants are kept.
+	UnavailableGroups = "groups"
+	// UnavailableRoles: GET /roles; the role: entitlements are kept, and
+	// each user's role grant follows its role_id in the users listing.
+	UnavailableRoles = "roles"
+)
 
 // HeldCounts counts, per record kind, the records whose deletion a run held.
 type HeldCounts struct {

@@ -279,9 +279,10 @@ func (r *Runner) fetchAndEnd(ctx context.Context, log zerolog.Logger, c pipeline
 		log.Warn().Err(fetchErr).Msg("sync failed")
 		env = failedEnd(run, fetchErr.Error(), res.APIRequests)
 	} else {
-		log.Info().Int64("api_requests", res.APIRequests).Int("listings", len(res.Listings)).Msg("sync fetched")
+		log.Info().Int64("api_requests", res.APIRequests).Int("listings", len(res.Listings)).
+			Strs("unavailable", res.Unavailable).Msg("sync fetched")
 		env = &pb.Envelope{Body: &pb.Envelope_RunFetched{RunFetched: &pb.RunFetched{
-			Run: run, Listings: res.Listings, ApiRequests: res.APIRequests}}}
+			Run: run, Listings: res.Listings, ApiRequests: res.APIRequests, Unavailable: res.Unavailable}}}
 	}
 	return r.publishEnd(ctx, log, c, env, res.APIRequests, pipeline.RunEndID(run.RunId, st.Attempt))
 }

@@ -67,6 +67,11 @@ var ErrPublish = errors.New("publish page")
 type Result struct {
 	Listings    []*pb.ListingCount
 	APIRequests int64
+	// Unavailable names the listings the account's plan does not offer
+	// (clarity.UnavailableGroups, clarity.UnavailableRoles), in that
+	// order: Zoom refused them as paid-only, and the run went on without
+	// them.
+	Unavailable []string
 }
 
 // encodeError is a message that cannot be encoded: publishing it again
@@ -150,6 +155,28 @@ func (s *Syncer) Fetch(ctx context.Context, c pipeline.ConnectorRef, run *pb.Run
 	g, gctx := errgroup.WithContext(ctx)
 	var mu sync.Mutex
 	var counts []*pb.ListingCount
+	// A free (Basic) account is refused groups and roles: the run goes on
+	// without them, and says so, rather than failing on every sync.
+	var groupsOff, rolesOff bool
+	planRefused := func(err error, off *bool, what string) bool {
+		if !errors.Is(err, zoom.ErrPlanUnavailable) {
+			return false
+		}
+		mu.Lock()
+		first := !*off
+		*off = true
+		mu.Unlock()
+		if first {
+			s.log.Info().Str("tenant", c.Tenant).Str("connector", c.ID).Str("run_id", run.RunId).Err(err).
+				Msg(what + " are not available on the account's plan; the sync goes on without them and deletes none of them")
+		}
+		return true
+	}
+	noGroups := func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return groupsOff
+	}
 	// publish stores one message asynchronously; acks checks its
 	// acknowledgement.
 	publish := func(env *pb.Envelope, id string) error {
@@ -222,7 +249,13 @@ func (s *Syncer) Fetch(ctx context.Context, c pipeline.ConnectorRef, run *pb.Run
 			return f()
 		})
 	}
-	spawn(func() error { return walk(zoom.RolesListing(), pb.Listing_LISTING_ROLES, "", single, nil) })
+	spawn(func() error {
+		err := walk(zoom.RolesListing(), pb.Listing_LISTING_ROLES, "", single, nil)
+		if planRefused(err, &rolesOff, clarity.UnavailableRoles) {
+			return nil
+		}
+		return err
+	})
 	for _, u := range userListings {
 		spawn(func() error { return walk(zoom.UsersListing(u.status), u.listing, "", single, nil) })
 	}
@@ -251,6 +284,11 @@ func (s *Syncer) Fetch(ctx context.Context, c pipeline.ConnectorRef, run *pb.Run
 				if !ok {
 					return b.flush(publish)
 				}
+				if noGroups() {
+					// Refused once, the other groups' admins would be too:
+					// their requests are spared.
+					continue
+				}
 				select {
 				case sem <- struct{}{}:
 				case <-gctx.Done():
@@ -264,6 +302,11 @@ func (s *Syncer) Fetch(ctx context.Context, c pipeline.ConnectorRef, run *pb.Run
 					s.log.Info().Str("group_id", id).Msg("group deleted during the sync; its admins are skipped")
 					err = nil
 				}
+				if planRefused(err, &groupsOff, clarity.UnavailableGroups) {
+					// The plan changed while the run listed groups: the
+					// run takes groups as unavailable, and deletes none.
+					err = nil
+				}
 				if err != nil {
 					return err
 				}
@@ -273,7 +316,7 @@ func (s *Syncer) Fetch(ctx context.Context, c pipeline.ConnectorRef, run *pb.Run
 	seen := map[string]bool{}
 	spawn(func() error {
 		defer groups.close()
-		return walk(zoom.GroupsListing(), pb.Listing_LISTING_GROUPS, "", single, func(p zoom.RawPage) error {
+		err := walk(zoom.GroupsListing(), pb.Listing_LISTING_GROUPS, "", single, func(p zoom.RawPage) error {
 			var list struct {
 				Groups []struct {
 					ID string `json:"id"`
@@ -292,6 +335,10 @@ func (s *Syncer) Fetch(ctx context.Context, c pipeline.ConnectorRef, run *pb.Run
 			}
 			return nil
 		})
+		if planRefused(err, &groupsOff, clarity.UnavailableGroups) {
+			return nil
+		}
+		return err
 	})
 	if err := g.Wait(); err != nil {
 		return Result{APIRequests: z.Requests().Total - before}, err
@@ -299,7 +346,14 @@ func (s *Syncer) Fetch(ctx context.Context, c pipeline.ConnectorRef, run *pb.Run
 	if err := acks.wait(ctx); err != nil {
 		return Result{APIRequests: z.Requests().Total - before}, err
 	}
-	return Result{Listings: counts, APIRequests: z.Requests().Total - before}, nil
+	res := Result{Listings: counts, APIRequests: z.Requests().Total - before}
+	if groupsOff {
+		res.Unavailable = append(res.Unavailable, clarity.UnavailableGroups)
+	}
+	if rolesOff {
+		res.Unavailable = append(res.Unavailable, clarity.UnavailableRoles)
+	}
+	return res, nil
 }
 
 // passesPerAttempt is the room each attempt at a run has for the passes of
