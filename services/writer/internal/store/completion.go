@@ -77,7 +77,8 @@ func (s *Store) Finalize(ctx context.Context, c pipeline.ConnectorRef, runID str
 
 // finalize completes the fetched run r within the transaction when every
 // page of its manifest has been applied, and returns the ended run, or nil
-// when the run is not complete yet. A run
+// when the run is not complete yet. What a listing the account's plan did
+// not offer would have shown stays (see sparedBy). A run
 // that would delete more than threshold (a fraction; 0 is no limit) of the
 // connector's users or entitlements holds those deletions (see guard).
 func (w *wtx) finalize(ctx context.Context, runID string, r runRow, threshold float64) (*endedRun, error) {
@@ -102,8 +103,13 @@ func (w *wtx) finalize(ctx context.Context, runID string, r runRow, threshold fl
 	if err := w.analyzeIfStale(ctx); err != nil {
 		return nil, err
 	}
-	if err := w.expireAdmins(ctx, gen); err != nil {
-		return nil, err
+	spare := sparedBy(r.unavailable)
+	// Without the admin listings, the run cannot tell an admin gone: the
+	// admins stay as the last listing or event left them.
+	if !spare.groups {
+		if err := w.expireAdmins(ctx, gen); err != nil {
+			return nil, err
+		}
 	}
 	grants, _, err := w.adminGrantsFor(ctx, nil, gen)
 	if err != nil {
@@ -121,7 +127,7 @@ func (w *wtx) finalize(ctx context.Context, runID string, r runRow, threshold fl
 		WHERE connector_id = $1 AND status = 'completed' AND started_at_ms < $2`, w.cid, gen).Scan(&prev); err != nil {
 		return nil, fmt.Errorf("find the previous run: %w", err)
 	}
-	held, err := w.expireUnseen(ctx, gen, prev, threshold)
+	held, err := w.expireUnseen(ctx, gen, prev, threshold, spare)
 	if err != nil {
 		return nil, err
 	}

@@ -4,11 +4,69 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/claritysecurity/zoom-connector/pkg/clarity"
 	"github.com/claritysecurity/zoom-connector/pkg/pb"
 )
+
+// spared says which entitlements a run could not see because the account's
+// plan does not offer their listing (a free Zoom account is refused groups
+// and roles). Not listed is not gone: a run deletes none of them, nor their
+// grants, until a run whose listing is available no longer shows them.
+//
+// Groups: the group: and group_admin: entitlements, the group admins (no
+// admin listing was read) and the group: grants a user's page no longer
+// gives (Zoom does not document what group_ids a downgraded account's users
+// carry). Roles: the role: entitlements only. A user's role grant comes
+// from the users listing's role_id, which a free account still has: it
+// follows that listing as on any run, so that a role change is seen.
+type spared struct {
+	groups, roles bool
+}
+
+// sparedBy returns what a run with these unavailable listings spares.
+func sparedBy(unavailable []string) spared {
+	var s spared
+	for _, u := range unavailable {
+		switch u {
+		case clarity.UnavailableGroups:
+			s.groups = true
+		case clarity.UnavailableRoles:
+			s.roles = true
+		}
+	}
+	return s
+}
+
+// deletable is an SQL condition on the entitlement record alias that holds
+// unless the entitlement is spared. The key prefixes are this package's
+// constants, never input.
+func (s spared) deletable(alias string) string {
+	var kept []string
+	if s.groups {
+		kept = append(kept, "starts_with("+alias+".key, 'group:')", "starts_with("+alias+".key, 'group_admin:')")
+	}
+	if s.roles {
+		kept = append(kept, "starts_with("+alias+".key, 'role:')")
+	}
+	if len(kept) == 0 {
+		return "true"
+	}
+	return "NOT (" + strings.Join(kept, " OR ") + ")"
+}
+
+// grantKept is an SQL condition on the grant or attribute record alias
+// that holds when the grant stays although its user's page did not give it:
+// a group membership while groups are unavailable.
+func (s spared) grantKept(alias string) string {
+	if !s.groups {
+		return "false"
+	}
+	return "starts_with(COALESCE(" + alias + ".ent_key, ''), 'group:')"
+}
 
 // expireUnseen deletes what neither the run of generation gen nor a newer
 // event touched: users and entitlements; group-admin grants not derived
@@ -28,7 +86,9 @@ import (
 // fraction of those stored; 0 is no limit) the users and entitlements stay,
 // with their grants and attributes, and expireUnseen returns how many it
 // held; the rest expires as usual.
-func (w *wtx) expireUnseen(ctx context.Context, gen, prev int64, threshold float64) (heldCounts, error) {
+//
+// What spare names stays, and does not count towards the guard.
+func (w *wtx) expireUnseen(ctx context.Context, gen, prev int64, threshold float64, spare spared) (heldCounts, error) {
 	// One pass over the users and entitlements counts those going, and
 	// the users compared record by record since the last completed run (a
 	// first sync compares every user; a no-op resync none).
@@ -36,7 +96,7 @@ func (w *wtx) expireUnseen(ctx context.Context, gen, prev int64, threshold float
 	var diffed int64
 	if err := w.tx.QueryRow(ctx, `
 		SELECT count(*) FILTER (WHERE r.kind = $4 AND `+goingNow+`),
-		       count(*) FILTER (WHERE r.kind = $5 AND `+goingNow+`),
+		       count(*) FILTER (WHERE r.kind = $5 AND `+goingNow+` AND `+spare.deletable("r")+`),
 		       count(*) FILTER (WHERE r.kind = $4 AND r.diffed_at > $3)
 		FROM records r
 		WHERE r.connector_id = $1 AND r.kind IN ($4, $5) AND ((`+goingNow+`) OR (r.kind = $4 AND r.diffed_at > $3))`,
@@ -50,14 +110,18 @@ func (w *wtx) expireUnseen(ctx context.Context, gen, prev int64, threshold float
 	}
 	owners := held == (heldCounts{})
 	usersGoing, entsGoing := owners && going.users > 0, owners && going.entitlements > 0
-	return held, w.expireRest(ctx, gen, prev, diffed, owners, usersGoing, entsGoing)
+	return held, w.expireRest(ctx, gen, prev, diffed, owners, usersGoing, entsGoing, spare)
 }
 
 // expireRest is expireUnseen past the guard: owners says whether users and
 // entitlements may go, and usersGoing and entsGoing whether any do.
-func (w *wtx) expireRest(ctx context.Context, gen, prev, diffed int64, owners, usersGoing, entsGoing bool) error {
-	if err := w.expireAdminGrants(ctx, gen); err != nil {
-		return err
+func (w *wtx) expireRest(ctx context.Context, gen, prev, diffed int64, owners, usersGoing, entsGoing bool, spare spared) error {
+	// Group-admin grants derive from the admin listings: without them,
+	// none is known to be gone.
+	if !spare.groups {
+		if err := w.expireAdminGrants(ctx, gen); err != nil {
+			return err
+		}
 	}
 	if diffed > 0 {
 		// Stale records are few but for a change of Zoom's data that
@@ -71,13 +135,14 @@ func (w *wtx) expireRest(ctx context.Context, gen, prev, diffed int64, owners, u
 		// stay all the same, because an event newer than the run's start
 		// gave them: what is stored for the user is then not what its page
 		// gave, and the user's digest goes, so that the next run compares
-		// the user again.
-		find := `SELECT d.ctid AS rid, u.ctid AS uid, d.version >= $2 AS kept
+		// the user again. So do the grants spare keeps.
+		kept := `(d.version >= $2 OR ` + spare.grantKept("d") + `)`
+		find := `SELECT d.ctid AS rid, u.ctid AS uid, ` + kept + ` AS kept
 				FROM records u JOIN records d ON d.connector_id = $1 AND d.user_key = u.key
 				WHERE u.connector_id = $1 AND u.kind = ` + userKindSQL + ` AND u.diffed_at > $3 AND ` + unseenOfUser
 		if diffed <= w.lim.probeUsers {
 			find = `SELECT t.rid, u.ctid AS uid, t.kept FROM records u
-				CROSS JOIN LATERAL (SELECT d.ctid AS rid, d.version >= $2 AS kept FROM records d
+				CROSS JOIN LATERAL (SELECT d.ctid AS rid, ` + kept + ` AS kept FROM records d
 					WHERE d.connector_id = $1 AND ` + dependentsOf("d", "u.key") + ` AND ` + unseenOfUser + ` OFFSET 0) t
 				WHERE u.connector_id = $1 AND u.kind = ` + userKindSQL + ` AND u.diffed_at > $3`
 		}
@@ -97,19 +162,19 @@ func (w *wtx) expireRest(ctx context.Context, gen, prev, diffed int64, owners, u
 			return err
 		}
 		if len(stale) == w.lim.spillAt {
-			if err := w.expireUsers(ctx, gen, prev, owners); err != nil {
+			if err := w.expireUsers(ctx, gen, prev, owners, spare); err != nil {
 				return err
 			}
 			usersGoing = false // done too
 		}
 	}
 	if usersGoing {
-		if err := w.expireUsers(ctx, gen, math.MaxInt64, true); err != nil {
+		if err := w.expireUsers(ctx, gen, math.MaxInt64, true, spare); err != nil {
 			return err
 		}
 	}
 	if entsGoing {
-		return w.expireEntitlements(ctx, gen)
+		return w.expireEntitlements(ctx, gen, spare)
 	}
 	return nil
 }
@@ -165,7 +230,8 @@ func (w *wtx) expireAdminGrants(ctx context.Context, gen int64) error {
 // grants and attributes, and the stale grants and attributes of the users
 // compared record by record since the generation prev (diffed_at > prev;
 // none when prev is math.MaxInt64), Options.UserChunk users at a time.
-func (w *wtx) expireUsers(ctx context.Context, gen, prev int64, owners bool) error {
+// The grants spare keeps stay, but for those of users going.
+func (w *wtx) expireUsers(ctx context.Context, gen, prev int64, owners bool, spare spared) error {
 	last := ""
 	for {
 		rows, err := w.tx.Query(ctx, `
@@ -206,7 +272,7 @@ func (w *wtx) expireUsers(ctx context.Context, gen, prev int64, owners bool) err
 			if _, err := w.expireAll(ctx, setDeleted+`
 				WHERE r.ctid = ANY(ARRAY(
 					SELECT t.rid FROM unnest($3::text[], $4::bigint[]) AS u(key, diffed_at)
-					`+dependents("u", staleOfUser)+`
+					`+dependents("u", staleOfUser+` AND NOT `+spare.grantKept("d"))+`
 					LIMIT $5))
 				RETURNING `+goneColumns, w.cid, gen, diffed, diffedAt); err != nil {
 				return err
@@ -225,13 +291,15 @@ func (w *wtx) expireUsers(ctx context.Context, gen, prev int64, owners bool) err
 
 // expireEntitlements deletes the entitlements going, after their grants,
 // Options.EntitlementChunk entitlements at a time; their grants, of which
-// one entitlement may have any number, go Options.SpillAt at a time.
-func (w *wtx) expireEntitlements(ctx context.Context, gen int64) error {
+// one entitlement may have any number, go Options.SpillAt at a time. The
+// entitlements spare names stay.
+func (w *wtx) expireEntitlements(ctx context.Context, gen int64, spare spared) error {
 	last := ""
 	for {
 		rows, err := w.tx.Query(ctx, `
 			SELECT r.key FROM records r
 			WHERE r.connector_id = $1 AND r.kind = `+entitlementKindSQL+` AND r.key > $3 AND `+goingNow+`
+			  AND `+spare.deletable("r")+`
 			ORDER BY r.key LIMIT $4`, w.cid, gen, last, w.lim.entitlementChunk)
 		if err != nil {
 			return fmt.Errorf("find unseen entitlements: %w", err)

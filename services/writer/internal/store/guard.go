@@ -107,10 +107,11 @@ func (s *Store) ConfirmDeletions(ctx context.Context, c pipeline.ConnectorRef, r
 	if _, err := w.tx.Exec(ctx, `SET LOCAL max_parallel_workers_per_gather = 0`); err != nil {
 		return Confirmation{}, fmt.Errorf("confirm deletions: %w", err)
 	}
-	if err := w.expireUsers(ctx, gen, math.MaxInt64, true); err != nil {
+	spare := sparedBy(r.unavailable)
+	if err := w.expireUsers(ctx, gen, math.MaxInt64, true, spare); err != nil {
 		return Confirmation{}, err
 	}
-	if err := w.expireEntitlements(ctx, gen); err != nil {
+	if err := w.expireEntitlements(ctx, gen, spare); err != nil {
 		return Confirmation{}, err
 	}
 	if _, err := w.tx.Exec(ctx, `

@@ -37,6 +37,9 @@ type runRow struct {
 	// value.
 	held      heldCounts
 	deletions string
+	// unavailable names the listings the account's plan did not offer
+	// (see sparedBy).
+	unavailable []string
 }
 
 // StartRun records that a run began (emitting sync.started once).
@@ -47,6 +50,10 @@ func (s *Store) StartRun(ctx context.Context, c pipeline.ConnectorRef, run *pb.R
 // Fetched records that the fetcher published every page of the run, and
 // the final list of triggers the run serves.
 func (s *Store) Fetched(ctx context.Context, c pipeline.ConnectorRef, f *pb.RunFetched) error {
+	unavailable, err := unavailableListings(f.Unavailable)
+	if err != nil {
+		return err
+	}
 	return s.whileRunning(ctx, c, f.Run, func(w *wtx, _ runRow) error {
 		n := len(f.Listings)
 		listings := make([]int16, n)
@@ -61,13 +68,39 @@ func (s *Store) Fetched(ctx context.Context, c pipeline.ConnectorRef, f *pb.RunF
 		}
 		if _, err := w.tx.Exec(ctx, `
 			UPDATE runs SET fetched = true, expected_listing = $3, expected_key = $4, expected_pages = $5,
-			       api_requests = $6, request_ids = $7, progress_at = now()
+			       api_requests = $6, request_ids = $7, unavailable = $8, progress_at = now()
 			WHERE connector_id = $1 AND run_id = $2`,
-			w.cid, f.Run.RunId, listings, keys, pages, f.ApiRequests, requests); err != nil {
+			w.cid, f.Run.RunId, listings, keys, pages, f.ApiRequests, requests, unavailable); err != nil {
 			return fmt.Errorf("record fetched run: %w", err)
 		}
 		return nil
 	})
+}
+
+// unavailableListings checks the listings a manifest names as unavailable
+// and returns them in the contract's order, each once. A name this writer
+// does not know is refused: it could not tell what the run did not see,
+// and completing the run would delete it.
+func unavailableListings(names []string) ([]string, error) {
+	var groups, roles bool
+	for _, n := range names {
+		switch n {
+		case clarity.UnavailableGroups:
+			groups = true
+		case clarity.UnavailableRoles:
+			roles = true
+		default:
+			return nil, fmt.Errorf("%w: unknown unavailable listing %.64q", ErrBadBatch, n)
+		}
+	}
+	out := []string{}
+	if groups {
+		out = append(out, clarity.UnavailableGroups)
+	}
+	if roles {
+		out = append(out, clarity.UnavailableRoles)
+	}
+	return out, nil
 }
 
 // Fail ends a run as failed. It deletes nothing.
@@ -185,7 +218,7 @@ func (w *wtx) ensureRun(ctx context.Context, run *pb.Run) (runRow, error) {
 func (w *wtx) loadRun(ctx context.Context, runID string) (runRow, error) {
 	var r runRow
 	q := `SELECT status, started_at_ms, mode, request_ids, fetched, created, updated, deleted, unchanged,
-		       api_requests, error, started_at, held_users, held_entitlements, deletions
+		       api_requests, error, started_at, held_users, held_entitlements, deletions, unavailable
 		FROM runs WHERE connector_id = $1 AND run_id = $2`
 	// A shared transaction reads its run unlocked: only exclusive
 	// transactions change a run's status, and they wait for it to end.
@@ -195,7 +228,7 @@ func (w *wtx) loadRun(ctx context.Context, runID string) (runRow, error) {
 	err := w.tx.QueryRow(ctx, q, w.cid, runID).
 		Scan(&r.status, &r.startedMs, &r.mode, &r.requests, &r.fetched, &r.stats.created, &r.stats.updated,
 			&r.stats.deleted, &r.stats.unchanged, &r.apiReqs, &r.err, &r.startedAt,
-			&r.held.users, &r.held.entitlements, &r.deletions)
+			&r.held.users, &r.held.entitlements, &r.deletions, &r.unavailable)
 	if err != nil {
 		return r, fmt.Errorf("load run %s: %w", runID, err)
 	}
@@ -213,6 +246,9 @@ func (w *wtx) emitSync(runID, op string, r runRow, finished time.Time) error {
 			Unchanged: r.stats.unchanged, APIRequests: r.apiReqs,
 		},
 		Error: r.err,
+	}
+	if op == clarity.OpCompleted && len(r.unavailable) > 0 {
+		d.Unavailable = r.unavailable
 	}
 	if r.deletions == DeletionsHeld {
 		d.Deletions = DeletionsHeld
