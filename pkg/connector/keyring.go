@@ -164,7 +164,26 @@ func (k *Keyring) Reseal(s Sealed, ad string) (Sealed, bool, error) {
 // one configured secret yields independent keys (state signing, the admin
 // API's transport key) without any being usable for another.
 func (k *Keyring) derive(purpose string, n int) ([]byte, error) {
-	return hkdf.Key(sha256.New, k.current.raw, nil, "zoom-connector "+purpose, n)
+	return deriveFrom(k.current.raw, purpose, n)
+}
+
+// deriveAll derives purpose's key from every key of the ring, the current
+// first: what one replica made under the key that was current for it opens
+// on a replica that has since put a new key first (a rolling restart).
+func (k *Keyring) deriveAll(purpose string, n int) ([][]byte, error) {
+	out := make([][]byte, 0, len(k.keys))
+	for _, kk := range k.keys {
+		b, err := deriveFrom(kk.raw, purpose, n)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, b)
+	}
+	return out, nil
+}
+
+func deriveFrom(raw []byte, purpose string, n int) ([]byte, error) {
+	return hkdf.Key(sha256.New, raw, nil, "zoom-connector "+purpose, n)
 }
 
 // transportKey is the X25519 key pair with which a service opens secrets
@@ -210,7 +229,9 @@ func SealForTransport(pub []byte, info, plaintext string) (string, error) {
 	return base64.StdEncoding.EncodeToString(ct), nil
 }
 
-// OpenTransport opens what a client sealed with SealForTransport.
+// OpenTransport opens what a client sealed with SealForTransport, to the
+// transport key of any key of the ring (a client may have asked a replica
+// that still had another key first).
 func (k *Keyring) OpenTransport(sealed, info string) (string, error) {
 	if sealed == "" {
 		return "", nil
@@ -219,14 +240,19 @@ func (k *Keyring) OpenTransport(sealed, info string) (string, error) {
 	if err != nil {
 		return "", ErrOpen
 	}
-	sk, err := k.transportKey()
+	ikms, err := k.deriveAll("admin transport x25519", 32)
 	if err != nil {
 		return "", err
 	}
 	kdf, aead := transport()
-	pt, err := hpke.Open(sk, kdf, aead, []byte(info), ct)
-	if err != nil {
-		return "", ErrOpen
+	for _, ikm := range ikms {
+		sk, err := hpke.DHKEM(ecdh.X25519()).DeriveKeyPair(ikm)
+		if err != nil {
+			return "", err
+		}
+		if pt, err := hpke.Open(sk, kdf, aead, []byte(info), ct); err == nil {
+			return string(pt), nil
+		}
 	}
-	return string(pt), nil
+	return "", ErrOpen
 }

@@ -204,14 +204,20 @@ func (a *Authorizer) TakeState(ctx context.Context, state string) (Verified, err
 	if !ok {
 		return Verified{}, ErrStateInvalid
 	}
-	key, err := a.stateKey()
+	// Any key of the ring: a state signed by a replica before a new key
+	// was put first stays good for its 15 minutes.
+	keys, err := a.keys.deriveAll("oauth state hmac", 32)
 	if err != nil {
 		return Verified{}, err
 	}
-	m := hmac.New(sha256.New, key)
-	m.Write([]byte(p))
 	got, err := base64.RawURLEncoding.DecodeString(sig)
-	if err != nil || !hmac.Equal(got, m.Sum(nil)) {
+	signed := false
+	for _, key := range keys {
+		m := hmac.New(sha256.New, key)
+		m.Write([]byte(p))
+		signed = signed || (err == nil && hmac.Equal(got, m.Sum(nil)))
+	}
+	if !signed {
 		return Verified{}, ErrStateInvalid
 	}
 	raw, err := base64.RawURLEncoding.DecodeString(p)
@@ -317,8 +323,16 @@ func tokenError(what string, err error) error {
 	if re.Response != nil {
 		status = re.Response.StatusCode
 	}
+	if status >= 400 && status < 500 {
+		return fmt.Errorf("%s: %w (%d %s)", what, ErrTokenRefused, status, bound(re.ErrorCode, 64))
+	}
 	return fmt.Errorf("%s: zoom answered %d %s", what, status, bound(re.ErrorCode, 64))
 }
+
+// ErrTokenRefused reports a request Zoom's token endpoint refused for a
+// reason other than the grant or the client (invalid_request, say: a
+// redirect URI that does not match the app's), which no retry changes.
+var ErrTokenRefused = errors.New("zoom refused the token request")
 
 // redactTokenURL keeps a transport error's text short and free of the
 // request's form (which holds the code or refresh token): only its kind.

@@ -194,7 +194,11 @@ type Registry struct {
 
 	mu      sync.RWMutex
 	entries map[pipeline.ConnectorRef]Entry
-	synced  chan struct{}
+	// gone holds the revision at which each connector was removed: a read
+	// of an older revision that arrives after the removal (a Get under
+	// way while it happened) must not put the connector back.
+	gone   map[pipeline.ConnectorRef]uint64
+	synced chan struct{}
 	// changed is closed and replaced on every change the watch sees.
 	changed chan struct{}
 }
@@ -212,7 +216,7 @@ func Open(ctx context.Context, js jetstream.JetStream, replicas int) (*Registry,
 		return nil, fmt.Errorf("open connector registry: %w", err)
 	}
 	return &Registry{kv: kv, now: time.Now, entries: map[pipeline.ConnectorRef]Entry{},
-		synced: make(chan struct{}), changed: make(chan struct{})}, nil
+		gone: map[pipeline.ConnectorRef]uint64{}, synced: make(chan struct{}), changed: make(chan struct{})}, nil
 }
 
 // Watch keeps the registry's copy of every record up to date until ctx ends.
@@ -253,13 +257,20 @@ func (r *Registry) apply(e jetstream.KeyValueEntry) {
 	if old, ok := r.entries[ref]; ok && old.Revision > e.Revision() {
 		return
 	}
+	if e.Revision() <= r.gone[ref] {
+		return
+	}
 	switch e.Operation() {
 	case jetstream.KeyValueDelete, jetstream.KeyValuePurge:
 		delete(r.entries, ref)
+		r.gone[ref] = e.Revision()
 	default:
 		var rec Record
 		if json.Unmarshal(e.Value(), &rec) != nil || rec.Ref() != ref {
-			return
+			// Nothing this registry wrote: the connector is not served
+			// from a copy that no longer holds.
+			delete(r.entries, ref)
+			break
 		}
 		r.entries[ref] = Entry{Record: rec, Revision: e.Revision()}
 	}

@@ -61,7 +61,7 @@ func TestRegistryLive(t *testing.T) {
 	ctx := context.Background()
 	writer, reader := newRegistry(t), (*Registry)(nil)
 	// A second registry on the same bucket stands for another replica.
-	reader = &Registry{kv: writer.kv, now: time.Now, entries: map[pipeline.ConnectorRef]Entry{},
+	reader = &Registry{kv: writer.kv, now: time.Now, entries: map[pipeline.ConnectorRef]Entry{}, gone: map[pipeline.ConnectorRef]uint64{},
 		synced: make(chan struct{}), changed: make(chan struct{})}
 	watch(t, reader)
 

@@ -134,9 +134,18 @@ func (t *TokenSource) Access(ctx context.Context) (string, time.Time, error) {
 		if err != nil {
 			return "", time.Time{}, err
 		}
-		return t.refresh(ctx, leased)
+		access, expiry, err := t.refresh(ctx, leased)
+		if errors.Is(err, errSuperseded) {
+			continue // a new authorization came meanwhile: use it
+		}
+		return access, expiry, err
 	}
 }
+
+// errSuperseded reports a refresh Zoom refused whose tokens were replaced
+// meanwhile (a new authorization): the new ones are to be used, and the
+// refusal changes nothing.
+var errSuperseded = errors.New("connector: the tokens were replaced while zoom answered")
 
 // usable returns the record's access token when it is good for a while and
 // not the one Zoom refused.
@@ -177,13 +186,19 @@ func (t *TokenSource) refresh(ctx context.Context, e Entry) (string, time.Time, 
 	if err != nil {
 		return "", time.Time{}, t.release(ctx, fmt.Errorf("open the client secret of %s: %w", t.ref, err))
 	}
+	if e.Tokens.Refresh == "" {
+		return "", time.Time{}, t.reauthorize(ctx, e.Tokens.Refresh, "no refresh token is stored")
+	}
 	refresh, err := t.keys.Open(e.Tokens.Refresh, SecretAD(t.ref, FieldRefreshToken))
-	if err != nil || refresh == "" {
-		return "", time.Time{}, t.reauthorize(ctx, "no usable refresh token is stored")
+	if err != nil {
+		// Most likely a key this replica does not hold yet (a new key
+		// rolled out elsewhere first): the token itself is good, and
+		// another replica can use it.
+		return "", time.Time{}, t.release(ctx, fmt.Errorf("open the refresh token of %s: %w", t.ref, err))
 	}
 	g, err := t.auth.RefreshGrant(ctx, e.ClientID, secret, refresh)
 	if errors.Is(err, ErrInvalidGrant) {
-		return "", time.Time{}, t.reauthorize(ctx, "zoom refused the refresh token (invalid_grant)")
+		return "", time.Time{}, t.reauthorize(ctx, e.Tokens.Refresh, "zoom refused the refresh token (invalid_grant)")
 	}
 	if err != nil {
 		return "", time.Time{}, t.release(ctx, err)
@@ -239,14 +254,23 @@ func (t *TokenSource) release(ctx context.Context, err error) error {
 }
 
 // reauthorize sets the connector needs_reauthorization, wipes its tokens,
-// and returns the error every caller sees until it is authorized again.
-func (t *TokenSource) reauthorize(ctx context.Context, why string) error {
+// and returns the error every caller sees until it is authorized again;
+// presented is the refresh token Zoom refused (sealed, as stored). Tokens
+// stored since (a new authorization) stay, and errSuperseded says so.
+func (t *TokenSource) reauthorize(ctx context.Context, presented Sealed, why string) error {
 	e, err := t.reg.Modify(context.WithoutCancel(ctx), t.ref, func(r *Record) error {
+		if r.Tokens.Refresh != presented || r.State != StateActive {
+			return errSuperseded
+		}
 		r.State = StateNeedsReauthorization
 		r.Reason = why + "; authorize the connector again"
 		r.Tokens = Tokens{}
 		return nil
 	})
+	if errors.Is(err, errSuperseded) {
+		t.release(ctx, nil) //nolint:errcheck // the lease is the new tokens' business now
+		return err
+	}
 	if err != nil {
 		return fmt.Errorf("%s: %s; and the connector's state could not be stored: %w", t.ref, why, err)
 	}
