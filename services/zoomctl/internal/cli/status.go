@@ -31,6 +31,9 @@ type RunStatus struct {
 	Stats      clarity.SyncStats `json:"stats"`
 	Error      string            `json:"error,omitempty"`
 	RequestIDs []string          `json:"request_ids"`
+	// Unavailable names the listings the account's plan did not offer
+	// ("groups", "roles"), which the run completed without.
+	Unavailable []string `json:"unavailable,omitempty"`
 }
 
 func runStatus(ctx context.Context, args []string, out, errw io.Writer) int {
@@ -42,7 +45,8 @@ func runStatus(ctx context.Context, args []string, out, errw io.Writer) int {
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: zoomctl status [--tenant T] [--connector C | --all] [--limit 10] [--json]")
 		fmt.Fprintln(fs.Output(), "\nShows the recent full-sync runs of a connector from the writer's database:")
-		fmt.Fprintln(fs.Output(), "status, start, duration, what changed, Zoom requests, error and the request ids served.")
+		fmt.Fprintln(fs.Output(), "status, start, duration, what changed, Zoom requests, request ids served, error, and")
+		fmt.Fprintln(fs.Output(), "the listings the account's plan does not offer (a free account: groups, roles).")
 		fmt.Fprintln(fs.Output())
 		fs.PrintDefaults()
 	}
@@ -97,10 +101,13 @@ func Runs(ctx context.Context, dbURL string, ref pipeline.ConnectorRef, limit in
 	}
 	defer conn.Close(ctx)
 	// started_at_ms grows strictly per connector, so it orders runs even when
-	// two started within the resolution of started_at.
+	// two started within the resolution of started_at. The unavailable
+	// listings are read from the row as JSON: a database the writer has not
+	// migrated yet has no such column, and its runs then have none.
 	rows, err := conn.Query(ctx, `
 		SELECT tenant, connector, run_id, mode, status, started_at, finished_at,
-		       created, updated, deleted, unchanged, api_requests, error, request_ids
+		       created, updated, deleted, unchanged, api_requests, error, request_ids,
+		       COALESCE(to_jsonb(x) -> 'unavailable', '[]')
 		FROM (
 			SELECT c.tenant, c.connector, r.*,
 			       row_number() OVER (PARTITION BY r.connector_id ORDER BY r.started_at_ms DESC) AS n
@@ -118,7 +125,7 @@ func Runs(ctx context.Context, dbURL string, ref pipeline.ConnectorRef, limit in
 		var r RunStatus
 		if err := rows.Scan(&r.Tenant, &r.Connector, &r.RunID, &r.Mode, &r.Status, &r.StartedAt, &r.FinishedAt,
 			&r.Stats.Created, &r.Stats.Updated, &r.Stats.Deleted, &r.Stats.Unchanged, &r.Stats.APIRequests,
-			&r.Error, &r.RequestIDs); err != nil {
+			&r.Error, &r.RequestIDs, &r.Unavailable); err != nil {
 			return nil, err
 		}
 		r.StartedAt = r.StartedAt.UTC()
@@ -131,6 +138,9 @@ func Runs(ctx context.Context, dbURL string, ref pipeline.ConnectorRef, limit in
 		}
 		if r.RequestIDs == nil {
 			r.RequestIDs = []string{}
+		}
+		if len(r.Unavailable) == 0 {
+			r.Unavailable = nil
 		}
 		runs = append(runs, r)
 	}
@@ -149,7 +159,7 @@ func printRuns(out io.Writer, runs []RunStatus, now time.Time) {
 			}
 			last = name
 			fmt.Fprintf(tw, "%s\n", name)
-			fmt.Fprintln(tw, "  RUN\tSTATUS\tSTARTED\tDURATION\tCREATED\tUPDATED\tDELETED\tUNCHANGED\tREQUESTS\tREQUEST IDS\tERROR")
+			fmt.Fprintln(tw, "  RUN\tSTATUS\tSTARTED\tDURATION\tCREATED\tUPDATED\tDELETED\tUNCHANGED\tREQUESTS\tREQUEST IDS\tERROR\tUNAVAILABLE")
 		}
 		dur := time.Duration(r.DurationMS) * time.Millisecond
 		d := dur.Round(time.Millisecond).String()
@@ -164,11 +174,15 @@ func printRuns(out io.Writer, runs []RunStatus, now time.Time) {
 		if len(r.RequestIDs) > 0 {
 			ids = strings.Join(r.RequestIDs, ",")
 		}
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
+		unavailable := "-"
+		if len(r.Unavailable) > 0 {
+			unavailable = strings.Join(r.Unavailable, ",")
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
 			r.RunID, r.Status, r.StartedAt.Format("2006-01-02 15:04:05Z"), d,
 			strconv.FormatInt(r.Stats.Created, 10), strconv.FormatInt(r.Stats.Updated, 10),
 			strconv.FormatInt(r.Stats.Deleted, 10), strconv.FormatInt(r.Stats.Unchanged, 10),
-			strconv.FormatInt(r.Stats.APIRequests, 10), ids, errText)
+			strconv.FormatInt(r.Stats.APIRequests, 10), ids, errText, unavailable)
 	}
 }
 
