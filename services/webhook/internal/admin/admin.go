@@ -204,55 +204,62 @@ func (s *Server) update(ctx context.Context, ref pipeline.ConnectorRef, body []b
 	if err != nil {
 		return failed(err)
 	}
-	var check *connector.Record
-	e, err := s.cfg.Registry.Modify(ctx, ref, func(r *connector.Record) error {
-		credentials := false
+	// apply makes the update on a record and reports whether it changed
+	// the credentials: the same function checks them first, on the record
+	// as it is now, and then stores them.
+	apply := func(r *connector.Record) (bool, error) {
+		credentials := secret != ""
 		if req.Auth != "" && req.Auth != r.Auth {
 			r.Auth, credentials = req.Auth, true
 		}
 		if req.ClientID != "" && req.ClientID != r.ClientID {
 			r.ClientID, credentials = req.ClientID, true
 		}
-		if req.AccountID != "" {
-			r.AccountID = req.AccountID
+		if req.AccountID != "" && req.AccountID != r.AccountID {
+			r.AccountID, credentials = req.AccountID, true
 		}
 		if req.Schedule != "" {
 			r.Schedule = req.Schedule
 		}
-		if secret != "" {
-			credentials = true
-		}
 		if err := s.seal(r, secret, webhook); err != nil {
-			return err
+			return false, err
 		}
 		if credentials {
 			// New credentials: an OAuth app needs a new authorization,
-			// and its tokens belong to the old one.
+			// and its tokens belong to the old one; a Server-to-Server
+			// app's were checked before this was stored.
 			r.Tokens = connector.Tokens{}
 			r.State, r.Reason = connector.StatePendingAuthorization, "credentials changed"
 			if r.Auth == connector.AuthS2S {
 				r.State, r.Reason = connector.StateActive, ""
-				c := *r
-				check = &c
 			}
 		}
-		return r.Validate()
-	})
+		return credentials, r.Validate()
+	}
+	cur, err := s.cfg.Registry.Get(ctx, ref)
 	if err != nil {
 		return failed(err)
 	}
-	if check != nil {
-		secret, err := s.cfg.Keys.Open(check.ClientSecret, connector.SecretAD(ref, connector.FieldClientSecret))
+	next := cur.Record
+	changed, err := apply(&next)
+	if err != nil {
+		return failed(err)
+	}
+	if changed && next.Auth == connector.AuthS2S {
+		plain, err := s.cfg.Keys.Open(next.ClientSecret, connector.SecretAD(ref, connector.FieldClientSecret))
 		if err == nil {
-			err = s.checkS2S(ctx, *check, secret)
+			err = s.checkS2S(ctx, next, plain)
 		}
 		if err != nil {
-			_, _ = s.cfg.Registry.Modify(ctx, ref, func(r *connector.Record) error {
-				r.State, r.Reason = connector.StateDisabled, "credentials refused: "+err.Error()
-				return nil
-			})
-			return failed(err)
+			return failed(err) // nothing stored: the connector keeps its credentials
 		}
+	}
+	e, err := s.cfg.Registry.Modify(ctx, ref, func(r *connector.Record) error {
+		_, err := apply(r)
+		return err
+	})
+	if err != nil {
+		return failed(err)
 	}
 	return s.afterSettings(ctx, e)
 }
@@ -371,7 +378,10 @@ func (s *Server) rotateKey(ctx context.Context) connector.Reply {
 	var n int64
 	for _, e := range s.cfg.Registry.All() {
 		ref := e.Ref()
+		// Counted per attempt: Modify tries again after a conflict.
+		var resealed int64
 		if _, err := s.cfg.Registry.Modify(ctx, ref, func(r *connector.Record) error {
+			resealed = 0
 			for _, f := range []struct {
 				v     *connector.Sealed
 				field string
@@ -385,13 +395,14 @@ func (s *Server) rotateKey(ctx context.Context) connector.Reply {
 				}
 				if changed {
 					*f.v = v
-					n++
+					resealed++
 				}
 			}
 			return nil
 		}); err != nil {
 			return connector.Reply{Error: err.Error(), Count: n}
 		}
+		n += resealed
 	}
 	return connector.Reply{Count: n}
 }

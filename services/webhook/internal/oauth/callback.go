@@ -158,12 +158,21 @@ func (c *callback) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		c.fail(w, http.StatusBadRequest, "Zoom refused the authorization code", "The code has expired or was used already.",
 			"Start the connection again from Clarity.")
 		return
+	case errors.Is(err, connector.ErrTokenRefused):
+		log.Warn().Err(err).Msg("oauth callback: zoom refused the code exchange")
+		c.fail(w, http.StatusBadRequest, "Zoom refused the authorization", "Zoom refused to exchange the code ("+err.Error()+").",
+			"Check that the redirect URL registered in the Zoom app is "+v.Redirect+", then start the connection again from Clarity.")
+		return
 	case err != nil:
 		log.Warn().Err(err).Msg("oauth callback: exchange the code")
 		c.fail(w, http.StatusBadGateway, "Zoom could not be reached", "The authorization code could not be exchanged for tokens.",
 			"Start the connection again from Clarity in a few minutes.")
 		return
 	}
+	// The code is spent: what follows must finish even if the browser
+	// goes away.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
 	account := c.account(ctx, g)
 	tokens, err := c.cfg.Registry.Seal(c.cfg.Keys, v.Ref, g)
 	if err != nil {
@@ -171,12 +180,21 @@ func (c *callback) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if _, err := c.cfg.Registry.Modify(ctx, v.Ref, func(r *connector.Record) error {
+		// The connector's app may have changed while Zoom answered:
+		// tokens of another app must not be stored for it.
+		if r.Auth != connector.AuthOAuth || r.ClientID != v.ClientID {
+			return errChanged
+		}
 		r.Tokens, r.State, r.Reason = tokens, connector.StateActive, ""
 		if account != "" {
 			r.AccountID = account
 		}
 		return nil
-	}); err != nil {
+	}); errors.Is(err, errChanged) {
+		c.fail(w, http.StatusConflict, "The connector changed", "The connector's Client ID changed while Zoom answered.",
+			"Start the connection again from Clarity.")
+		return
+	} else if err != nil {
 		log.Warn().Err(err).Msg("oauth callback: store the tokens")
 		c.fail(w, http.StatusServiceUnavailable, "The tokens could not be stored", "The connector's registry did not take them.",
 			"Start the connection again from Clarity.")
@@ -219,6 +237,9 @@ func (c *callback) account(ctx context.Context, g connector.Grant) string {
 	}
 	return me.AccountID
 }
+
+// errChanged reports a connector whose app changed during its authorization.
+var errChanged = errors.New("the connector's app changed")
 
 func bound(s string) string {
 	if len(s) > 64 {

@@ -51,6 +51,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/claritysecurity/zoom-connector/pkg/pb"
+	"github.com/claritysecurity/zoom-connector/pkg/connector"
 	"github.com/claritysecurity/zoom-connector/pkg/pipeline"
 )
 
@@ -127,7 +128,7 @@ type Config struct {
 	// Deauthorized handles a verified app_deauthorized notification of a
 	// connector; nil answers it 404, as for a connector that cannot be
 	// deauthorized (the environment's).
-	Deauthorized func(ctx context.Context, ref pipeline.ConnectorRef, clientID string) error
+	Deauthorized func(ctx context.Context, ref pipeline.ConnectorRef, clientID string, at time.Time) error
 }
 
 // Receiver is the http.Handler of the webhook routes.
@@ -323,6 +324,7 @@ func (rc *Receiver) deauthorize(w http.ResponseWriter, r *http.Request, log zero
 		return
 	}
 	var ev struct {
+		EventTS json.RawMessage `json:"event_ts"`
 		Payload struct {
 			ClientID string `json:"client_id"`
 		} `json:"payload"`
@@ -333,8 +335,12 @@ func (rc *Receiver) deauthorize(w http.ResponseWriter, r *http.Request, log zero
 	}
 	ctx, cancel := context.WithDeadline(r.Context(), deadline)
 	defer cancel()
-	switch err := rc.cfg.Deauthorized(ctx, c.Ref, ev.Payload.ClientID); {
-	case errors.Is(err, ErrUnknownConnector):
+	var at time.Time
+	if ms := eventMillis(ev.EventTS); ms > 0 {
+		at = time.UnixMilli(ms)
+	}
+	switch err := rc.cfg.Deauthorized(ctx, c.Ref, ev.Payload.ClientID, at); {
+	case errors.Is(err, ErrUnknownConnector), errors.Is(err, connector.ErrNotFound):
 		rc.refuse(w, log, http.StatusNotFound, ResultUnknownConnector, nil)
 		return
 	case errors.Is(err, ErrOtherApp):

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/claritysecurity/zoom-connector/pkg/connector"
 	"github.com/claritysecurity/zoom-connector/pkg/pipeline"
@@ -48,18 +49,32 @@ var ErrOtherApp = errors.New("receiver: app_deauthorized names another app's cli
 
 // Deauthorize is the Config.Deauthorized of a registry: it disables the
 // connector and wipes its tokens, when the app removed is the connector's.
-func (r Registry) Deauthorize(ctx context.Context, ref pipeline.ConnectorRef, clientID string) error {
+//
+// at is the event's time: a notification older than the connector's tokens
+// (a retry or a replay that arrives after the connector was authorized
+// again) changes nothing.
+func (r Registry) Deauthorize(ctx context.Context, ref pipeline.ConnectorRef, clientID string, at time.Time) error {
 	if _, err := r.Static.Lookup(ctx, ref); err == nil || r.Registry == nil {
 		return ErrUnknownConnector
 	}
 	_, err := r.Registry.Modify(ctx, ref, func(rec *connector.Record) error {
-		if clientID != "" && clientID != rec.ClientID {
+		if clientID == "" || clientID != rec.ClientID {
 			return ErrOtherApp
+		}
+		if !at.IsZero() && rec.Tokens.Issued.After(at) {
+			return errAuthorizedSince
 		}
 		rec.State = connector.StateDisabled
 		rec.Reason = "the app was removed from the Zoom account (app_deauthorized); add it in Zoom and authorize the connector again"
 		rec.Tokens = connector.Tokens{}
 		return nil
 	})
+	if errors.Is(err, errAuthorizedSince) {
+		return nil
+	}
 	return err
 }
+
+// errAuthorizedSince reports an app_deauthorized older than the connector's
+// current authorization.
+var errAuthorizedSince = errors.New("receiver: the connector was authorized again since")

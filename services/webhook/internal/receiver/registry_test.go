@@ -43,8 +43,8 @@ func newRegistryHarness(t *testing.T) *registryHarness {
 	h := newHarness(t, func(c *Config) {
 		conns = Registry{Static: NewStatic(Connector{Ref: testRef, Secret: testSecret}), Keys: keys}
 		c.Connectors = &conns
-		c.Deauthorized = func(ctx context.Context, ref pipeline.ConnectorRef, clientID string) error {
-			return conns.Deauthorize(ctx, ref, clientID)
+		c.Deauthorized = func(ctx context.Context, ref pipeline.ConnectorRef, clientID string, at time.Time) error {
+			return conns.Deauthorize(ctx, ref, clientID, at)
 		}
 	})
 	ctx, cancel := context.WithCancel(context.Background())
