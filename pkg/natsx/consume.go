@@ -55,6 +55,10 @@ var unavailableDelay = 10 * time.Second
 // Handler handles one message. A nil error acks it; an error naks it with a
 // delay, or dead-letters it when permanent or out of deliveries. A handler
 // may ack, nak or term the message itself; the loop then does nothing more.
+// The handler gets the message as stored: decoding its data (its encoding
+// header, its envelope) is the handler's, so that the loop knows nothing of
+// what the messages carry, and a message the handler cannot decode is its
+// permanent error.
 type Handler func(ctx context.Context, msg jetstream.Msg) error
 
 // Observer is told the outcome of every message, for metrics.
@@ -244,14 +248,9 @@ func (c Consumer) handle(ctx context.Context, js jetstream.JetStream, msg jetstr
 		defer stop()
 		go KeepAlive(kctx, msg, max(c.AckWait/3, 100*time.Millisecond))
 	}
-	var err error
-	if data, derr := Decode(msg.Headers(), msg.Data()); derr != nil {
-		err = Permanent(derr)
-	} else {
-		err = safeHandle(ctx, decoded{Msg: msg, data: data}, h)
-		if errors.Is(err, ErrUnavailable) {
-			err = c.untilAvailable(ctx, decoded{Msg: msg, data: data}, h, err)
-		}
+	err := safeHandle(ctx, msg, h)
+	if errors.Is(err, ErrUnavailable) {
+		err = c.untilAvailable(ctx, msg, h, err)
 	}
 	if c.Observer != nil {
 		c.Observer.Handled(c.Stream, err, time.Since(start))

@@ -262,6 +262,37 @@ func TestDeadLetterID(t *testing.T) {
 	}
 }
 
+// TestHandlerGetsMessageAsStored: the loop hands the handler the data and
+// headers as published, an encoding header among them, and decodes
+// nothing; a message its handler cannot decode is dead-lettered as it was
+// published.
+func TestHandlerGetsMessageAsStored(t *testing.T) {
+	js := newJS(t)
+	type seen struct {
+		data     string
+		encoding string
+	}
+	got := make(chan seen, 1)
+	run(t, js, consumer(time.Second), func(_ context.Context, m jetstream.Msg) error {
+		got <- seen{string(m.Data()), m.Headers().Get("Zoom-Encoding")}
+		return natsx.Permanent(errors.New("decode s2 data: corrupt input"))
+	})
+	publish(t, js, "work.a", "not s2 at all", map[string]string{"Zoom-Encoding": "s2"})
+	select {
+	case s := <-got:
+		if s != (seen{"not s2 at all", "s2"}) {
+			t.Errorf("handler got data %q with Zoom-Encoding %q, want %q with %q", s.data, s.encoding, "not s2 at all", "s2")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the handler got no message within 5s")
+	}
+	waitFor(t, 5*time.Second, "the message dead-lettered", func() bool { return len(deadLetters(t, js)) == 1 })
+	dl := deadLetters(t, js)[0]
+	if string(dl.Data) != "not s2 at all" || dl.Header.Get("Zoom-Encoding") != "s2" {
+		t.Errorf("got dead letter %q with Zoom-Encoding %q, want the message as published", dl.Data, dl.Header.Get("Zoom-Encoding"))
+	}
+}
+
 func TestDroppedWithoutDeadLetterSubject(t *testing.T) {
 	js := newJS(t)
 	var seen attempts
