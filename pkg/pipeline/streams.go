@@ -52,6 +52,10 @@ func EventSubject(c ConnectorRef, kind string) string {
 	return clarity.EventSubject(c.Tenant, c.ID, kind)
 }
 
+// EventsOfKind is the subject filter of every connector's change events of
+// one kind (clarity.entitlements.*.*.<kind>).
+func EventsOfKind(kind string) string { return "clarity.entitlements.*.*." + kind }
+
 // DeadLetterSubject is where a message that keeps failing on a stream goes.
 func DeadLetterSubject(stream string) string { return "zoom.dlq." + strings.ToLower(stream) }
 

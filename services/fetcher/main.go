@@ -146,20 +146,22 @@ func run(ctx context.Context) error {
 			Concurrency: 4,
 			// A sync is handed back at shutdown and resumed elsewhere,
 			// rather than finished: it may take far longer than a stop may.
-			Grace:      500 * time.Millisecond,
-			DeadLetter: pipeline.DeadLetterSubject(pipeline.StreamSync),
-			Log:        log,
-			Observer:   consumeMetrics,
+			Grace:        500 * time.Millisecond,
+			DeadLetter:   pipeline.DeadLetterSubject(pipeline.StreamSync),
+			DeadLetterID: pipeline.DeadLetterID,
+			Log:          log,
+			Observer:     consumeMetrics,
 		}.Run(gctx, js, r.HandleTrigger)
 	}))
 	g.Go(synced(func() error {
 		return natsx.Consumer{
-			Stream:      pipeline.StreamHint,
-			Durable:     "fetcher-hints",
-			Concurrency: cfg.HintWorkers,
-			DeadLetter:  pipeline.DeadLetterSubject(pipeline.StreamHint),
-			Log:         log,
-			Observer:    consumeMetrics,
+			Stream:       pipeline.StreamHint,
+			Durable:      "fetcher-hints",
+			Concurrency:  cfg.HintWorkers,
+			DeadLetter:   pipeline.DeadLetterSubject(pipeline.StreamHint),
+			DeadLetterID: pipeline.DeadLetterID,
+			Log:          log,
+			Observer:     consumeMetrics,
 		}.Run(gctx, js, r.HandleHint)
 	}))
 	g.Go(synced(func() error { return sched.Run(gctx) }))

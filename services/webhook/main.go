@@ -95,7 +95,7 @@ func run(ctx context.Context) error {
 			return natsx.Consumer{
 				Stream:         clarity.StreamEntitlements,
 				Durable:        admin.LastSyncConsumer,
-				FilterSubjects: []string{pipeline.EventSubject(pipeline.ConnectorRef{Tenant: "*", ID: "*"}, clarity.KindSync)},
+				FilterSubjects: []string{pipeline.EventsOfKind(clarity.KindSync)},
 				MaxDeliver:     5,
 				Log:            log,
 			}.Run(ctx, js, admin.LastSync(registry))

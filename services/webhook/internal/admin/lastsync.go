@@ -32,8 +32,9 @@ func LastSync(reg *connector.Registry) natsx.Handler {
 		if !ok || (op != clarity.OpCompleted && op != clarity.OpFailed) {
 			return nil
 		}
-		ref, err := pipeline.NewConnectorRef(ev.Tenant, ev.Connector)
-		if err != nil {
+		// The connector is the subject's, not what the body says.
+		ref, err := pipeline.FromSubject(msg.Subject())
+		if err != nil || ev.Tenant != ref.Tenant || ev.Connector != ref.ID {
 			return nil
 		}
 		if _, known := reg.Lookup(ref); !known {
