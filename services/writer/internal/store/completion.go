@@ -8,6 +8,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/claritysecurity/zoom-connector/pkg/clarity"
+	"github.com/claritysecurity/zoom-connector/pkg/pb"
 	"github.com/claritysecurity/zoom-connector/pkg/pipeline"
 )
 
@@ -118,6 +120,18 @@ func (w *wtx) finalize(ctx context.Context, runID string, r runRow, threshold fl
 	if err := w.upsert(ctx, grants, gen, gen, nil); err != nil {
 		return nil, err
 	}
+	if spare.roles {
+		// The license entitlements ride on the roles page, having no
+		// listing of their own: a run without it makes them here, so
+		// that a free account has the licences its users hold.
+		licenses, err := licenseRecords()
+		if err != nil {
+			return nil, err
+		}
+		if err := w.upsert(ctx, licenses, gen, gen, nil); err != nil {
+			return nil, err
+		}
+	}
 	// The generation of the last completed run before this one: users
 	// compared record by record since then, in this run or in one that
 	// failed, may hold grants and attributes their page no longer gave.
@@ -151,6 +165,20 @@ func (w *wtx) finalize(ctx context.Context, runID string, r runRow, threshold fl
 		return nil, fmt.Errorf("count run: %w", err)
 	}
 	return w.endRun(ctx, runID, RunCompleted, "", r)
+}
+
+// licenseRecords are the records of the license entitlements, which every
+// account has, in the canonical form the normalizer gives them.
+func licenseRecords() ([]*pb.Record, error) {
+	recs := make([]*pb.Record, 0, len(clarity.Licenses))
+	for _, e := range clarity.Licenses {
+		data, err := clarity.Marshal(e)
+		if err != nil {
+			return nil, fmt.Errorf("license entitlement %s: %w", e.ID, err)
+		}
+		recs = append(recs, &pb.Record{Kind: pb.Kind_KIND_ENTITLEMENT, Key: e.ID, Data: data, Hash: clarity.Hash(data)})
+	}
+	return recs, nil
 }
 
 // tombstoneTTL is how long a deleted record is remembered, so that an event

@@ -22,7 +22,9 @@ import (
 // gives (Zoom does not document what group_ids a downgraded account's users
 // carry). Roles: the role: entitlements only. A user's role grant comes
 // from the users listing's role_id, which a free account still has: it
-// follows that listing as on any run, so that a role change is seen.
+// follows that listing as on any run, so that a role change is seen. (The
+// license entitlements, which ride on the roles page, the run makes
+// itself: see finalize.)
 type spared struct {
 	groups, roles bool
 }

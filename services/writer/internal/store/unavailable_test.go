@@ -22,26 +22,35 @@ import (
 func TestUnavailableListingsDeleteNothingOfTheirs(t *testing.T) {
 	t.Parallel()
 	// The accidental-deletion guard counts no spared entitlement as going:
-	// at half, the four of them would hold the free run's deletions.
-	for _, threshold := range []float64{0, 0.5} {
+	// at 0.4, four of seven would hold the free run's deletions.
+	// The license entitlements ride on the roles page; without it, the
+	// writer makes them.
+	var licenses []*pb.Record
+	for _, l := range clarity.Licenses {
+		licenses = append(licenses, record(t, pb.Kind_KIND_ENTITLEMENT, l.ID, l))
+	}
+	for _, threshold := range []float64{0, 0.4} {
 		s, pool := newStore(t, store.Options{DeleteThreshold: threshold})
 		alice := user(t, "u1", "alice@example.com", "Alice")
 		bob := user(t, "u2", "bob@example.com", "Bob")
 		carol := user(t, "u3", "carol@example.com", "Carol")
 		ents := []*pb.Record{group(t, "g1", "Sales"), groupAdmin(t, "g1", "Sales"), role(t, "1", "Admin"), role(t, "2", "Member")}
+		ents = append(ents, licenses...)
 		syncRun(t, s, pool, newRun("r1", 0), map[string][]string{"g1": {"alice@example.com"}},
 			append(ents, alice, bob, carol,
 				grant(t, "u1", "group:g1"), grant(t, "u2", "group:g1"),
-				grant(t, "u1", "role:1"), grant(t, "u2", "role:2"), grant(t, "u3", "role:2"))...)
+				grant(t, "u1", "role:1"), grant(t, "u2", "role:2"), grant(t, "u3", "role:2"), grant(t, "u2", "license:basic"))...)
 		wantLive(t, pool, uk("u1"), uk("u2"), uk("u3"),
 			ek("group:g1"), ek("group_admin:g1"), ek("role:1"), ek("role:2"),
+			ek("license:basic"), ek("license:licensed"), ek("license:unassigned"),
 			gk("u1", "group:g1"), gk("u2", "group:g1"), gk("u1", "group_admin:g1"),
-			gk("u1", "role:1"), gk("u2", "role:2"), gk("u3", "role:2"))
+			gk("u1", "role:1"), gk("u2", "role:2"), gk("u3", "role:2"), gk("u2", "license:basic"))
 
 		// Free: Alice became a member, Bob's page no longer names his
 		// group, Carol left.
 		free := newRun("r2", 10_000)
-		applyPage(t, s, page(free, usersActive, 1, alice, bob, grant(t, "u1", "group:g1"), grant(t, "u1", "role:2"), grant(t, "u2", "role:2")))
+		applyPage(t, s, page(free, usersActive, 1, alice, bob, grant(t, "u1", "group:g1"), grant(t, "u1", "role:2"), grant(t, "u2", "role:2"),
+			grant(t, "u2", "license:basic")))
 		f := fetched(free, 4, listing{l: usersActive, pages: 1})
 		f.Unavailable = []string{clarity.UnavailableRoles, clarity.UnavailableGroups}
 		markFetched(t, s, f)
@@ -60,13 +69,15 @@ func TestUnavailableListingsDeleteNothingOfTheirs(t *testing.T) {
 		}
 		wantLive(t, pool, uk("u1"), uk("u2"),
 			ek("group:g1"), ek("group_admin:g1"), ek("role:1"), ek("role:2"),
+			ek("license:basic"), ek("license:licensed"), ek("license:unassigned"),
 			gk("u1", "group:g1"), gk("u2", "group:g1"), gk("u1", "group_admin:g1"),
-			gk("u1", "role:2"), gk("u2", "role:2"))
+			gk("u1", "role:2"), gk("u2", "role:2"), gk("u2", "license:basic"))
 
 		// Paid again: the group is gone from Zoom, and so is role 1.
 		paid := newRun("r3", 20_000)
-		applyPage(t, s, page(paid, usersActive, 1, alice, bob, grant(t, "u1", "role:2"), grant(t, "u2", "role:2")))
-		applyPage(t, s, page(paid, pb.Listing_LISTING_ROLES, 1, role(t, "2", "Member")))
+		applyPage(t, s, page(paid, usersActive, 1, alice, bob, grant(t, "u1", "role:2"), grant(t, "u2", "role:2"),
+			grant(t, "u2", "license:basic")))
+		applyPage(t, s, page(paid, pb.Listing_LISTING_ROLES, 1, append([]*pb.Record{role(t, "2", "Member")}, licenses...)...))
 		markFetched(t, s, fetched(paid, 4, listing{l: usersActive, pages: 1}, listing{l: groups, pages: 1},
 			listing{l: pb.Listing_LISTING_ROLES, pages: 1}))
 		applyPage(t, s, page(paid, groups, 1))
@@ -79,7 +90,7 @@ func TestUnavailableListingsDeleteNothingOfTheirs(t *testing.T) {
 			t.Errorf("threshold %g: paid run's sync.completed: unavailable %q, want none", threshold, d.Unavailable)
 		}
 		if threshold > 0 {
-			// Three of four entitlements going: the guard holds them,
+			// Three of seven entitlements going: the guard holds them,
 			// as on any run, until confirmed.
 			if d.Deletions != store.DeletionsHeld {
 				t.Errorf("threshold %g: paid run's deletions %q, want held", threshold, d.Deletions)
@@ -88,7 +99,8 @@ func TestUnavailableListingsDeleteNothingOfTheirs(t *testing.T) {
 				t.Fatalf("confirm r3: %v", err)
 			}
 		}
-		wantLive(t, pool, uk("u1"), uk("u2"), ek("role:2"), gk("u1", "role:2"), gk("u2", "role:2"))
+		wantLive(t, pool, uk("u1"), uk("u2"), ek("role:2"), gk("u1", "role:2"), gk("u2", "role:2"),
+			ek("license:basic"), ek("license:licensed"), ek("license:unassigned"), gk("u2", "license:basic"))
 	}
 }
 
