@@ -308,7 +308,9 @@ func TestCompleteSyncAfterFailedSync(t *testing.T) {
 	mark := c.mark()
 	// The roles listing answers late, so that the users pages are applied
 	// before the run fails.
-	s.Sim.Faults().Add(zoomtest.Fault{Route: "GET /roles", Status: 403, Code: 200, Message: "No permission.", Latency: 1500 * time.Millisecond})
+	// (A scope the token lacks: an error, where 403 code 200 would be a
+	// plan without roles, which a run completes without.)
+	s.Sim.Faults().Add(zoomtest.Fault{Route: "GET /roles", Status: 400, Code: 4711, Message: "Invalid access token, does not contain scopes.", Latency: 1500 * time.Millisecond})
 	if op, _ := sync1(t, s, c); op != clarity.OpFailed {
 		t.Fatalf("sync with a failing listing: got %s, want failed", op)
 	}
