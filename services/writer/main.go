@@ -24,6 +24,7 @@ import (
 	"github.com/claritysecurity/zoom-connector/services/writer/internal/admin"
 	"github.com/claritysecurity/zoom-connector/services/writer/internal/ingest"
 	"github.com/claritysecurity/zoom-connector/services/writer/internal/relay"
+	"github.com/claritysecurity/zoom-connector/services/writer/internal/snapshot"
 	"github.com/claritysecurity/zoom-connector/services/writer/internal/store"
 )
 
@@ -157,6 +158,7 @@ func run(ctx context.Context) error {
 	})
 	g.Go(func() error { return rel.Run(gctx) })
 	g.Go(func() error { return admin.Serve(gctx, nc, st, log) })
+	g.Go(func() error { return snapshot.Serve(gctx, nc, pool, log, snapshot.Config{}) })
 	g.Go(func() error {
 		t := time.NewTicker(min(cfg.RunStallAfter/4, time.Minute))
 		defer t.Stop()
