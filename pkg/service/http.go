@@ -76,7 +76,21 @@ func Serve(ctx context.Context, addr string, h http.Handler) error {
 // arrive whole within 10 seconds, and an idle connection closes after a
 // minute. Requests still running 3 seconds into the shutdown are cut off.
 func ServeListener(ctx context.Context, ln net.Listener, h http.Handler) error {
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, IdleTimeout: time.Minute}
+	return ServeListenerWith(ctx, ln, h, ServerOptions{})
+}
+
+// ServerOptions tunes ServeListenerWith.
+type ServerOptions struct {
+	// MaxHeaderBytes bounds a request's line and headers; zero is Go's
+	// default (1 MiB).
+	MaxHeaderBytes int
+}
+
+// ServeListenerWith is ServeListener with options: the same timeouts and
+// the same shutdown.
+func ServeListenerWith(ctx context.Context, ln net.Listener, h http.Handler, o ServerOptions) error {
+	srv := &http.Server{Handler: h, MaxHeaderBytes: o.MaxHeaderBytes,
+		ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, IdleTimeout: time.Minute}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {

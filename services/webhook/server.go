@@ -2,11 +2,10 @@ package main
 
 import (
 	"context"
-	"errors"
 	"net"
 	"net/http"
-	"time"
 
+	"github.com/claritysecurity/zoom-connector/pkg/service"
 	"github.com/claritysecurity/zoom-connector/services/webhook/internal/receiver"
 )
 
@@ -37,36 +36,9 @@ type route struct {
 	handler http.Handler
 }
 
-// servePublic serves h on ln, the public address, until ctx ends. It is
-// service.ServeListener with maxHeaderBytes: the same timeouts (a request
-// must arrive whole within 10 seconds, an idle connection closes after a
-// minute) and the same shutdown (requests still running 3 seconds into it
-// are cut off).
+// servePublic serves h on ln, the public address, until ctx ends: the
+// service's usual server, with request lines and headers bounded to
+// maxHeaderBytes.
 func servePublic(ctx context.Context, ln net.Listener, h http.Handler) error {
-	srv := &http.Server{
-		Handler:           h,
-		MaxHeaderBytes:    maxHeaderBytes,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       10 * time.Second,
-		IdleTimeout:       time.Minute,
-	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*time.Second)
-	defer cancel()
-	err := srv.Shutdown(sctx)
-	if errors.Is(err, context.DeadlineExceeded) {
-		// A connection that sent nothing yet is no reason to fail the
-		// shutdown.
-		err = srv.Close()
-	}
-	if e := <-errc; e != nil && !errors.Is(e, http.ErrServerClosed) {
-		return e
-	}
-	return err
+	return service.ServeListenerWith(ctx, ln, h, service.ServerOptions{MaxHeaderBytes: maxHeaderBytes})
 }
