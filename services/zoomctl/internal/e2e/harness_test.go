@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -235,6 +236,22 @@ func (c *collector) waitEnd(t *testing.T, requestID string, timeout time.Duratio
 	}
 	t.Fatalf("no end of the sync serving %s within %s", requestID, timeout)
 	return "", clarity.SyncData{}
+}
+
+// ended reports whether the end of the sync serving requestID was seen.
+func (c *collector) ended(requestID string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, ev := range c.events {
+		if ev.Type != "clarity.sync.completed" && ev.Type != "clarity.sync.failed" {
+			continue
+		}
+		var d clarity.SyncData
+		if json.Unmarshal(ev.Data, &d) == nil && slices.Contains(d.RequestIDs, requestID) {
+			return true
+		}
+	}
+	return false
 }
 
 // sync triggers a full sync and waits for its end.
