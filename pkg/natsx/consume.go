@@ -39,7 +39,7 @@ func Permanent(err error) error { return fmt.Errorf("%w: %w", ErrPermanent, err)
 // ErrUnavailable marks an error saying that something the handler needs (its
 // database, say) cannot be reached: the message is not at fault. The loop
 // keeps the message and handles it again, after a delay growing to
-// unavailableDelay, for as long as the error lasts; such failures do not
+// Consumer.MaxUnavailableDelay, for as long as the error lasts; such failures do not
 // count towards MaxDeliver, so that an outage of any length dead-letters
 // nothing.
 var ErrUnavailable = errors.New("unavailable")
@@ -48,9 +48,8 @@ var ErrUnavailable = errors.New("unavailable")
 // place (see ErrUnavailable).
 func Unavailable(err error) error { return fmt.Errorf("%w: %w", ErrUnavailable, err) }
 
-// unavailableDelay is the longest wait between two attempts at a message
-// whose handler found a dependency unavailable.
-var unavailableDelay = 10 * time.Second
+// DefaultMaxUnavailableDelay is Consumer.MaxUnavailableDelay's default.
+const DefaultMaxUnavailableDelay = 10 * time.Second
 
 // Handler handles one message. A nil error acks it; an error naks it with a
 // delay, or dead-letters it when permanent or out of deliveries. A handler
@@ -97,8 +96,12 @@ type Consumer struct {
 	// A message is then redelivered only when its handler's process is
 	// gone.
 	KeepAlive bool
-	Log       zerolog.Logger
-	Observer  Observer
+	// MaxUnavailableDelay is the longest wait between two attempts at a
+	// message whose handler found a dependency unavailable (ErrUnavailable);
+	// zero is DefaultMaxUnavailableDelay.
+	MaxUnavailableDelay time.Duration
+	Log                 zerolog.Logger
+	Observer            Observer
 }
 
 func (c *Consumer) defaults() {
@@ -113,6 +116,9 @@ func (c *Consumer) defaults() {
 	}
 	if c.Grace == 0 {
 		c.Grace = 7 * time.Second
+	}
+	if c.MaxUnavailableDelay <= 0 {
+		c.MaxUnavailableDelay = DefaultMaxUnavailableDelay
 	}
 }
 
@@ -345,7 +351,7 @@ func (c Consumer) untilAvailable(ctx context.Context, msg jetstream.Msg, h Handl
 			return err
 		case <-time.After(delay):
 		}
-		delay = min(delay*2, unavailableDelay)
+		delay = min(delay*2, c.MaxUnavailableDelay)
 		err = safeHandle(ctx, msg, h)
 	}
 	return err

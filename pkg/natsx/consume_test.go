@@ -409,9 +409,9 @@ func TestShutdownGrace(t *testing.T) {
 // handled again until the database is back, never redelivered, and never
 // dead-lettered.
 func TestUnavailableKeepsTheMessage(t *testing.T) {
-	defer natsx.SetUnavailableDelay(200 * time.Millisecond)()
 	js := newJS(t)
 	c := consumer(time.Second)
+	c.MaxUnavailableDelay = 200 * time.Millisecond
 	c.AckWait = time.Second // the outage outlasts it: the message must be kept alive
 	c.Concurrency = 2       // a free worker would take a redelivery
 	var mu sync.Mutex
