@@ -254,9 +254,13 @@ func (t *tally) add(items int, total *int) {
 // allow. Users created or deleted while a listing pages change its
 // total_records from page to page, and each such change can shift one item
 // past a page boundary in either direction: the spread of the totals seen
-// is the slack allowed. A listing without total_records is not checked.
+// is allowed. Changes that offset each other (a user leaving the part not
+// yet listed while another joins the part already listed) leave the totals
+// alone and still cost an item each: one item and one in 200 more are
+// allowed for those. A listing cut short misses far more (a page, or
+// everything after one). A listing without total_records is not checked.
 func (t *tally) short() bool {
-	return t.known && t.items < t.low-(t.high-t.low)
+	return t.known && t.items < t.low-(t.high-t.low)-1-t.low/200
 }
 
 // Pages walks listing l to its last page and calls fn with each page as it

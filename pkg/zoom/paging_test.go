@@ -366,6 +366,14 @@ func TestPagesShortListingIsAnError(t *testing.T) {
 			"":   `{"total_records":100,"next_page_token":"t2","users":` + users(3) + `}`,
 			"t2": `{"total_records":98,"users":` + users(3) + `}`,
 		}, true},
+		{"changes that offset each other: one short, totals unchanged", map[string]string{
+			"":   `{"total_records":346,"next_page_token":"t2","users":` + users(300) + `}`,
+			"t2": `{"total_records":346,"users":` + users(45) + `}`,
+		}, false},
+		{"a page missing from a large listing", map[string]string{
+			"":   `{"total_records":900,"next_page_token":"t2","users":` + users(300) + `}`,
+			"t2": `{"total_records":900,"users":` + users(300) + `}`,
+		}, true},
 		{"no total_records", map[string]string{
 			"": `{"users":[]}`,
 		}, false},
