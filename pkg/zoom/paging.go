@@ -256,11 +256,12 @@ func (t *tally) add(items int, total *int) {
 // past a page boundary in either direction: the spread of the totals seen
 // is allowed. Changes that offset each other (a user leaving the part not
 // yet listed while another joins the part already listed) leave the totals
-// alone and still cost an item each: one item and one in 200 more are
-// allowed for those. A listing cut short misses far more (a page, or
-// everything after one). A listing without total_records is not checked.
+// alone and still cost an item each: two items and one in 100 more are
+// allowed for those. A listing cut short misses far more (a page of 300,
+// or everything after one). A listing without total_records is not
+// checked.
 func (t *tally) short() bool {
-	return t.known && t.items < t.low-(t.high-t.low)-1-t.low/200
+	return t.known && t.items < t.low-(t.high-t.low)-2-t.low/100
 }
 
 // Pages walks listing l to its last page and calls fn with each page as it
