@@ -3,6 +3,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"os"
 	"strings"
@@ -10,7 +11,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/claritysecurity/zoom-connector/pkg/clarity"
 	"github.com/claritysecurity/zoom-connector/pkg/natsx"
 	"github.com/claritysecurity/zoom-connector/pkg/pb"
 	"github.com/claritysecurity/zoom-connector/pkg/pipeline"
@@ -115,16 +115,4 @@ func (m *metrics) Page(l pb.Listing) {
 // WebhookIgnored counts one ignored webhook event (pipe.WebhookObserver).
 func (m *metrics) WebhookIgnored(event string) { m.ignored.WithLabelValues(event).Inc() }
 
-func kindLabel(k pb.Kind) string {
-	switch k {
-	case pb.Kind_KIND_SERVICE_USER:
-		return clarity.KindServiceUser
-	case pb.Kind_KIND_ENTITLEMENT:
-		return clarity.KindEntitlement
-	case pb.Kind_KIND_SERVICE_USER_ENTITLEMENT:
-		return clarity.KindServiceUserEntitlement
-	case pb.Kind_KIND_SERVICE_USER_ATTRIBUTE:
-		return clarity.KindServiceUserAttribute
-	}
-	return "unknown"
-}
+func kindLabel(k pb.Kind) string { return cmp.Or(pipeline.KindName(k), "unknown") }

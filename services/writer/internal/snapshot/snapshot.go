@@ -416,7 +416,7 @@ func (s *server) chunk(ctx context.Context, sn *store.Snapshot, id string, pos s
 	size := 64 + len(r.Sequence) + 2*len(id) + 2*len(pos.Key) + 2*maxCursor
 	full := false
 	n, err := sn.Records(ctx, pos, limit, func(rec store.SnapshotRecord) bool {
-		out := Record{Kind: store.KindName(rec.Kind), Key: rec.Key, Data: rec.Data}
+		out := Record{Kind: pipeline.KindName(rec.Kind), Key: rec.Key, Data: rec.Data}
 		b, err := json.Marshal(out)
 		if err != nil {
 			// Data the store holds is JSON; were it not, the record is

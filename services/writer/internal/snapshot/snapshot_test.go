@@ -142,7 +142,7 @@ func direct(t *testing.T, st *store.Store) (string, []snapshot.Record) {
 	defer sn.Close(ctx) //nolint:errcheck
 	var out []snapshot.Record
 	if err := sn.Each(ctx, func(r store.SnapshotRecord) error {
-		out = append(out, snapshot.Record{Kind: store.KindName(r.Kind), Key: r.Key, Data: r.Data})
+		out = append(out, snapshot.Record{Kind: pipeline.KindName(r.Kind), Key: r.Key, Data: r.Data})
 		return nil
 	}); err != nil {
 		t.Fatal(err)

@@ -120,7 +120,7 @@ func (w *wtx) forgetDigests(ctx context.Context) error {
 // deleteCascade deletes a record and what depends on it: a user's grants and
 // attributes, an entitlement's grants.
 func (w *wtx) deleteCascade(ctx context.Context, d *pb.RecordRef, v int64) error {
-	if KindName(d.Kind) == "" || d.Key == "" {
+	if pipeline.KindName(d.Kind) == "" || d.Key == "" {
 		return fmt.Errorf("%w: delete of kind %v key %q", ErrBadBatch, d.Kind, d.Key)
 	}
 	var dependents string

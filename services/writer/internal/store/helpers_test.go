@@ -192,7 +192,7 @@ func live(t testing.TB, pool *pgxpool.Pool) map[string]string {
 		if err := rows.Scan(&kind, &key, &data); err != nil {
 			t.Fatal(err)
 		}
-		out[store.KindName(pb.Kind(kind))+" "+key] = data
+		out[pipeline.KindName(pb.Kind(kind))+" "+key] = data
 	}
 	if err := rows.Err(); err != nil {
 		t.Fatal(err)

@@ -1,26 +1,5 @@
 package store
 
-import (
-	"github.com/claritysecurity/zoom-connector/pkg/clarity"
-	"github.com/claritysecurity/zoom-connector/pkg/pb"
-)
-
-// KindName returns the name that events and subjects give a record kind
-// (clarity.KindServiceUser, …), or "" for a number that is no record kind.
-func KindName(k pb.Kind) string {
-	switch k {
-	case pb.Kind_KIND_SERVICE_USER:
-		return clarity.KindServiceUser
-	case pb.Kind_KIND_ENTITLEMENT:
-		return clarity.KindEntitlement
-	case pb.Kind_KIND_SERVICE_USER_ENTITLEMENT:
-		return clarity.KindServiceUserEntitlement
-	case pb.Kind_KIND_SERVICE_USER_ATTRIBUTE:
-		return clarity.KindServiceUserAttribute
-	}
-	return ""
-}
-
 // The record kinds as the records table stores them (pb.Kind numbers), as
 // SQL text. Statements that name a kind of their own interpolate these
 // rather than take the kind as a parameter: the planner then estimates with

@@ -14,6 +14,7 @@ import (
 
 	"github.com/claritysecurity/zoom-connector/pkg/clarity"
 	"github.com/claritysecurity/zoom-connector/pkg/pb"
+	"github.com/claritysecurity/zoom-connector/pkg/pipeline"
 	"github.com/claritysecurity/zoom-connector/services/writer/internal/store"
 )
 
@@ -67,7 +68,7 @@ func TestApplyPageCreatesRecordsAndOutboxInOrder(t *testing.T) {
 	}
 	got := live(t, pool)
 	for _, r := range recs {
-		k := store.KindName(r.Kind) + " " + r.Key
+		k := pipeline.KindName(r.Kind) + " " + r.Key
 		if got[k] != string(r.Data) {
 			t.Errorf("record %s: got data %q, want %s", k, got[k], r.Data)
 		}

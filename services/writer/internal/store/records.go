@@ -13,6 +13,7 @@ import (
 
 	"github.com/claritysecurity/zoom-connector/pkg/clarity"
 	"github.com/claritysecurity/zoom-connector/pkg/pb"
+	"github.com/claritysecurity/zoom-connector/pkg/pipeline"
 )
 
 // existing is the stored state of a record that a batch touches.
@@ -53,7 +54,7 @@ func (w *wtx) upsert(ctx context.Context, recs []*pb.Record, version, seenAt int
 	idx := make(map[rkey]int, len(recs))
 	uniq := recs[:0:0]
 	for _, r := range recs {
-		if KindName(r.Kind) == "" || r.Key == "" || len(r.Data) == 0 {
+		if pipeline.KindName(r.Kind) == "" || r.Key == "" || len(r.Data) == 0 {
 			return fmt.Errorf("%w: record kind %v key %q", ErrBadBatch, r.Kind, r.Key)
 		}
 		k := rkey{int16(r.Kind), r.Key}
@@ -86,7 +87,7 @@ func (w *wtx) upsert(ctx context.Context, recs []*pb.Record, version, seenAt int
 	for _, r := range uniq {
 		k := rkey{int16(r.Kind), r.Key}
 		e, found := old[k]
-		kind := KindName(r.Kind)
+		kind := pipeline.KindName(r.Kind)
 		switch {
 		case (!found || e.deleted) && (gone[r.UserKey] || gone[r.EntitlementKey]):
 			// The user or entitlement it belongs to was deleted after the

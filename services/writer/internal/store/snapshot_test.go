@@ -57,7 +57,7 @@ func readSnapshot(ctx context.Context, s *store.Store, db store.TxBeginner, chun
 			}
 		}
 		n, err := from.Records(ctx, pos, chunk, func(r store.SnapshotRecord) bool {
-			out.records[store.KindName(r.Kind)+" "+r.Key] = string(r.Data)
+			out.records[pipeline.KindName(r.Kind)+" "+r.Key] = string(r.Data)
 			pos = store.Position{Kind: r.Kind, Key: r.Key}
 			return true
 		})

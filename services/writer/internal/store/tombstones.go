@@ -8,6 +8,7 @@ import (
 
 	"github.com/claritysecurity/zoom-connector/pkg/clarity"
 	"github.com/claritysecurity/zoom-connector/pkg/pb"
+	"github.com/claritysecurity/zoom-connector/pkg/pipeline"
 )
 
 // tombstone deletes records matched by where (a condition on r with $1 the
@@ -102,7 +103,7 @@ func (w *wtx) emitGone(deleted []gone) {
 		return deleted[i].key < deleted[j].key
 	})
 	for _, g := range deleted {
-		w.emit(KindName(pb.Kind(g.kind)), clarity.OpDeleted, g.key, []byte(g.data))
+		w.emit(pipeline.KindName(pb.Kind(g.kind)), clarity.OpDeleted, g.key, []byte(g.data))
 		w.userChanged(g.user)
 	}
 	w.stats.deleted += int64(len(deleted))

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -14,7 +15,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/nats-io/nats.go"
 
-	"github.com/claritysecurity/zoom-connector/pkg/clarity"
+	"github.com/claritysecurity/zoom-connector/pkg/pb"
 	"github.com/claritysecurity/zoom-connector/pkg/pipeline"
 )
 
@@ -138,10 +139,7 @@ func SnapshotAt(ctx context.Context, dbURL string, ref pipeline.ConnectorRef, se
 				return fmt.Errorf("read records: %w", err)
 			}
 			n++
-			name := "unknown"
-			if int(kind) >= 1 && int(kind) <= len(clarity.Kinds) {
-				name = clarity.Kinds[kind-1]
-			}
+			name := cmp.Or(pipeline.KindName(pb.Kind(kind)), "unknown")
 			if err := fn(SnapshotLine{Kind: name, Key: key, Data: json.RawMessage(data)}); err != nil {
 				rows.Close()
 				return err
