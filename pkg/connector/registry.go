@@ -297,6 +297,22 @@ func (r *Registry) Lookup(ref pipeline.ConnectorRef) (Entry, bool) {
 	return e, ok
 }
 
+// Find returns a connector's record from the watched copy, or, when the
+// copy has none or stale says the copy's is not to be trusted, from the
+// bucket: the copy may lag a change made a moment ago (a registration, an
+// authorization), and a refusal should not rest on it. ok is false when
+// the bucket has no such connector either.
+func (r *Registry) Find(ctx context.Context, ref pipeline.ConnectorRef, stale func(Entry) bool) (e Entry, ok bool, err error) {
+	if e, ok := r.Lookup(ref); ok && (stale == nil || !stale(e)) {
+		return e, true, nil
+	}
+	e, err = r.Get(ctx, ref)
+	if errors.Is(err, ErrNotFound) {
+		return Entry{}, false, nil
+	}
+	return e, err == nil, err
+}
+
 // All returns the watched copy of every record, ordered by tenant and
 // connector.
 func (r *Registry) All() []Entry {

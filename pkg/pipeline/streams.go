@@ -1,9 +1,11 @@
 package pipeline
 
 import (
+	"encoding/json"
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/claritysecurity/zoom-connector/pkg/clarity"
@@ -50,6 +52,19 @@ func SyncSubject(c ConnectorRef) string { return clarity.SyncSubject(c.Tenant, c
 // EventSubject is where the change events of one kind are published.
 func EventSubject(c ConnectorRef, kind string) string {
 	return clarity.EventSubject(c.Tenant, c.ID, kind)
+}
+
+// NewTrigger is a full-sync trigger of connector c, the public JSON that
+// Clarity sends too (not an internal envelope), with Nats-Msg-Id id when
+// id is not empty.
+func NewTrigger(c ConnectorRef, requestID, id string) *nats.Msg {
+	body, _ := json.Marshal(clarity.Trigger{Mode: "full", RequestID: requestID}) // a struct of strings always encodes
+	msg := nats.NewMsg(SyncSubject(c))
+	msg.Data = body
+	if id != "" {
+		msg.Header.Set(jetstream.MsgIDHeader, id)
+	}
+	return msg
 }
 
 // EventsOfKind is the subject filter of every connector's change events of

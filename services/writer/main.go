@@ -128,16 +128,8 @@ func run(ctx context.Context) error {
 		if c == envConnector {
 			return true, nil
 		}
-		if _, ok := registry.Lookup(c); ok {
-			return true, nil
-		}
-		// Not in the watched copy yet (added a moment ago): the bucket
-		// itself says.
-		_, err := registry.Get(ctx, c)
-		if errors.Is(err, connector.ErrNotFound) {
-			return false, nil
-		}
-		return err == nil, err
+		_, ok, err := registry.Find(ctx, c, nil)
+		return ok, err
 	}
 
 	g.Go(func() error {

@@ -6,7 +6,6 @@ package clients
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 
@@ -86,21 +85,13 @@ func (s *Set) Client(ctx context.Context, c pipeline.ConnectorRef) (runner.Clien
 	if s.cfg.Registry == nil {
 		return nil, runner.Unknown(c)
 	}
-	e, ok := s.cfg.Registry.Lookup(c)
-	if !ok || e.State != connector.StateActive {
-		// The watched copy may lag a change made a moment ago, such as
-		// the registration or authorization that came with this very
-		// trigger (the first sync): a refusal is confirmed from the
-		// bucket. Refusals are rare; a served connector costs no read.
-		got, err := s.cfg.Registry.Get(ctx, c)
-		switch {
-		case errors.Is(err, connector.ErrNotFound):
-			ok = false
-		case err != nil:
-			return nil, err
-		default:
-			e, ok = got, true
-		}
+	// A refusal (unknown, or not active) is confirmed from the bucket:
+	// the watched copy may lag the registration or authorization that
+	// came with this very trigger (the first sync). Refusals are rare; a
+	// served connector costs no read.
+	e, ok, err := s.cfg.Registry.Find(ctx, c, func(e connector.Entry) bool { return e.State != connector.StateActive })
+	if err != nil {
+		return nil, err
 	}
 	if !ok {
 		s.forget(c)

@@ -16,11 +16,9 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
-	"github.com/claritysecurity/zoom-connector/pkg/clarity"
 	"github.com/claritysecurity/zoom-connector/pkg/connector"
 	"github.com/claritysecurity/zoom-connector/pkg/pipeline"
 )
@@ -254,13 +252,8 @@ func (s *Scheduler) Tick(ctx context.Context, e Entry) (bool, error) {
 	}
 	remember(valueOf(e, slot))
 	id := "schedule-" + strconv.FormatInt(slot, 10)
-	body, _ := json.Marshal(clarity.Trigger{Mode: "full", RequestID: id})
-	// The trigger is the public JSON one that Clarity sends too, not an
-	// internal envelope: it is made here rather than by pipeline.NewMsg.
-	msg := nats.NewMsg(pipeline.SyncSubject(c))
-	msg.Data = body
 	// The slot is claimed; the message id makes a retried publish harmless.
-	msg.Header.Set(jetstream.MsgIDHeader, pipeline.ScheduleID(c, slot))
+	msg := pipeline.NewTrigger(c, id, pipeline.ScheduleID(c, slot))
 	for attempt := 0; ; attempt++ {
 		_, err := s.js.PublishMsg(ctx, msg)
 		if err == nil {

@@ -20,7 +20,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
-	"github.com/claritysecurity/zoom-connector/pkg/clarity"
 	"github.com/claritysecurity/zoom-connector/pkg/connector"
 	"github.com/claritysecurity/zoom-connector/pkg/pipeline"
 	"github.com/claritysecurity/zoom-connector/pkg/zoom"
@@ -429,14 +428,7 @@ func (s *Server) view(r connector.Record) connector.View {
 // id that names why, and returns the id.
 func Trigger(ctx context.Context, js jetstream.JetStream, ref pipeline.ConnectorRef, why string) (string, error) {
 	id := why + "-" + strings.ToLower(rand.Text()[:16])
-	body, err := json.Marshal(clarity.Trigger{Mode: "full", RequestID: id})
-	if err != nil {
-		return "", err
-	}
-	msg := nats.NewMsg(pipeline.SyncSubject(ref))
-	msg.Data = body
-	msg.Header.Set(jetstream.MsgIDHeader, pipeline.TriggerID(ref, id))
-	if _, err := js.PublishMsg(ctx, msg); err != nil {
+	if _, err := js.PublishMsg(ctx, pipeline.NewTrigger(ref, id, pipeline.TriggerID(ref, id))); err != nil {
 		return "", fmt.Errorf("trigger a sync of %s: %w", ref, err)
 	}
 	return id, nil

@@ -106,8 +106,7 @@ func NewRequestID() string {
 // JetStream to store it. It has no Nats-Msg-Id: an operator who triggers
 // twice with one request id asks for two syncs.
 func Trigger(ctx context.Context, js jetstream.JetStream, ref pipeline.ConnectorRef, requestID string) error {
-	body, _ := json.Marshal(clarity.Trigger{Mode: "full", RequestID: requestID})
-	if _, err := js.Publish(ctx, pipeline.SyncSubject(ref), body); err != nil {
+	if _, err := js.PublishMsg(ctx, pipeline.NewTrigger(ref, requestID, "")); err != nil {
 		return fmt.Errorf("publish trigger: %w", err)
 	}
 	return nil
