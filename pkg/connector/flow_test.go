@@ -242,13 +242,14 @@ func TestInvalidGrantNeedsReauthorization(t *testing.T) {
 	f.authorize(t)
 	ctx := context.Background()
 	ts := f.reg.TokenSource(f.keys, f.auth, f.ref, "r1")
-	if _, _, err := ts.Access(ctx); err != nil {
+	access, _, err := ts.Access(ctx)
+	if err != nil {
 		t.Fatal(err)
 	}
 	f.app.RevokeGrants()
-	ts.Invalidate() // Zoom answered 401 code 124 to the access token
+	ts.Invalidate(access) // Zoom answered 401 code 124 to the access token
 	before := f.app.Account().TokenStats().RefreshRejected
-	_, _, err := ts.Access(ctx)
+	_, _, err = ts.Access(ctx)
 	if !errors.Is(err, ErrNotActive) || !strings.Contains(err.Error(), "authorized again") {
 		t.Fatalf("after revocation: got %v, want a needs-reauthorization error", err)
 	}
@@ -269,5 +270,55 @@ func TestInvalidGrantNeedsReauthorization(t *testing.T) {
 	f.authorize(t)
 	if _, _, err := ts.Access(ctx); err != nil {
 		t.Errorf("after re-authorization: %v", err)
+	}
+}
+
+// access returns the access token the connector holds now.
+func (f *flow) access(t *testing.T) string {
+	t.Helper()
+	e, err := f.reg.Get(context.Background(), f.ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	access, err := f.keys.Open(e.Tokens.Access, SecretAD(f.ref, FieldAccessToken))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return access
+}
+
+// A replica told that Zoom refused a token another replica has replaced
+// meanwhile keeps the replacement: no second refresh, no rotation wasted.
+func TestInvalidateDropsOnlyTheRefusedToken(t *testing.T) {
+	f := newFlow(t, time.Hour)
+	f.authorize(t)
+	ctx := context.Background()
+	a := f.reg.TokenSource(f.keys, f.auth, f.ref, "r1")
+	b := f.reg.TokenSource(f.keys, f.auth, f.ref, "r2")
+	first, _, err := a.Access(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Replica r2 is refused the token first and refreshes.
+	b.Invalidate(first)
+	second, _, err := b.Access(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if second == first {
+		t.Fatal("r2 kept the refused token")
+	}
+	rotations := f.app.Account().TokenStats().Rotations
+	// r1's request with the old token is refused too, later.
+	a.Invalidate(first)
+	got, _, err := a.Access(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != second {
+		t.Errorf("r1 got another token than r2's refresh")
+	}
+	if n := f.app.Account().TokenStats().Rotations - rotations; n != 0 {
+		t.Errorf("%d more refreshes after r2's; the refused token was already replaced", n)
 	}
 }

@@ -42,7 +42,7 @@ func TestRefusedRefreshKeepsANewAuthorization(t *testing.T) {
 		return http.DefaultTransport.RoundTrip(r)
 	})}
 	ts := f.reg.TokenSource(f.keys, &auth, f.ref, "replica-A")
-	ts.Invalidate() // Zoom refused the access token: refresh
+	ts.Invalidate(f.access(t)) // Zoom refused the access token: refresh
 	_, _, err := ts.Access(ctx)
 	e, _ := f.reg.Get(ctx, f.ref)
 	t.Logf("A: %v; record: state=%s refresh stored=%v", err, e.State, e.Tokens.Refresh != "")

@@ -82,19 +82,12 @@ func (t *TokenSource) Token() (*oauth2.Token, error) {
 	return &oauth2.Token{AccessToken: access, TokenType: "Bearer", Expiry: expiry}, nil
 }
 
-// Invalidate marks the last token given as refused by Zoom (401 code 124):
-// the next Token refreshes.
-func (t *TokenSource) Invalidate() {
-	e, ok := t.reg.Lookup(t.ref)
-	if !ok {
-		return
-	}
-	access, err := t.keys.Open(e.Tokens.Access, SecretAD(t.ref, FieldAccessToken))
-	if err != nil {
-		return
-	}
+// Invalidate marks the access token refused by Zoom (401 code 124): the
+// next Token refreshes unless the connector already holds another one (a
+// refresh by another caller or replica meanwhile), which stays good.
+func (t *TokenSource) Invalidate(refused string) {
 	t.mu.Lock()
-	t.stale = access
+	t.stale = refused
 	t.mu.Unlock()
 }
 

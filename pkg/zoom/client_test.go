@@ -535,10 +535,12 @@ func (s *invalidating) Token() (*oauth2.Token, error) {
 	return &oauth2.Token{AccessToken: "static-" + strconv.Itoa(s.n)}, nil
 }
 
-func (s *invalidating) Invalidate() {
+func (s *invalidating) Invalidate(refused string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.n++
+	if refused == "static-"+strconv.Itoa(s.n) {
+		s.n++
+	}
 }
 
 func TestTransportErrorsAreRetryable(t *testing.T) {

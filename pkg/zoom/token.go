@@ -31,10 +31,11 @@ type tokenProvider interface {
 }
 
 // Invalidator may be implemented by a Config.TokenSource that caches tokens:
-// the client calls Invalidate when Zoom refuses a token (401 or code 124), so
-// that the next Token call fetches a fresh one.
+// the client calls Invalidate with the access token Zoom refused (401 or
+// code 124), so that the next Token call gives another one. Only that token
+// is dropped: one a concurrent refresh put in its place stays good.
 type Invalidator interface {
-	Invalidate()
+	Invalidate(refused string)
 }
 
 // s2sTokens is the Server-to-Server OAuth (account_credentials) token source.
@@ -262,9 +263,9 @@ func (s staticTokens) token(ctx context.Context) (*oauth2.Token, error) {
 	return t, nil
 }
 
-func (s staticTokens) invalidate(string) {
+func (s staticTokens) invalidate(stale string) {
 	if inv, ok := s.src.(Invalidator); ok {
-		inv.Invalidate()
+		inv.Invalidate(stale)
 	}
 }
 
