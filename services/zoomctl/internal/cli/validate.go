@@ -1,9 +1,7 @@
 package cli
 
 import (
-	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -14,105 +12,24 @@ import (
 	"strings"
 	"time"
 
-	"golang.org/x/oauth2"
-
 	"github.com/claritysecurity/zoom-connector/pkg/zoom"
+	"github.com/claritysecurity/zoom-connector/pkg/zoom/credcheck"
 )
 
-// scopeCheck is one scope the connector needs. Zoom apps carry either
-// classic scopes (user:read:admin) or, since 2024, granular ones
-// (user:read:list_users:admin); a token may list either kind.
-type scopeCheck struct {
-	// scope is the classic scope, as Zoom's app page and the README's list
-	// of required scopes name it.
-	scope string
-	// purpose says what the connector does with it.
-	purpose string
-	// classic are the classic scopes that grant it: a write scope includes
-	// its read scope, as Zoom's API reference lists both for every read.
-	classic []string
-	// granular are the granular scopes that, all together, stand for it:
-	// exactly the operations the connector calls, not the whole classic scope.
-	granular []string
-}
-
-// requiredScopes are the checks of zoomctl validate. Reading users, groups
-// (with their admins) and roles is what a full sync and a webhook re-read
-// need; the write scopes are what deprovisioning from Clarity needs
-// (deactivate or delete a user, take away a group, group-admin or role).
-var requiredScopes = []scopeCheck{
-	{"user:read:admin", "list and read users (sync, webhook re-reads)",
-		[]string{"user:read:admin", "user:write:admin"},
-		[]string{"user:read:list_users:admin", "user:read:user:admin"}},
-	{"group:read:admin", "list groups and their admins (sync)",
-		[]string{"group:read:admin", "group:write:admin"},
-		[]string{"group:read:list_groups:admin", "group:read:administrator:admin"}},
-	{"role:read:admin", "list roles (sync)",
-		[]string{"role:read:admin", "role:write:admin"},
-		[]string{"role:read:list_roles:admin"}},
-	{"user:write:admin", "deactivate and delete users (deprovisioning)",
-		[]string{"user:write:admin"},
-		[]string{"user:update:status:admin", "user:delete:user:admin"}},
-	{"group:write:admin", "remove group members and group admins (deprovisioning)",
-		[]string{"group:write:admin"},
-		[]string{"group:delete:member:admin", "group:delete:administrator:admin"}},
-	{"role:write:admin", "remove role members (deprovisioning)",
-		[]string{"role:write:admin"},
-		[]string{"role:delete:member:admin"}},
-}
-
-// missing returns what the granted scopes lack for c: nil when c passes;
-// otherwise the granular scopes to add when the app uses granular scopes,
-// else the classic one.
-func (c scopeCheck) missing(granted map[string]bool, granularApp bool) []string {
-	for _, s := range c.classic {
-		if granted[s] {
-			return nil
-		}
-	}
-	var lack []string
-	for _, s := range c.granular {
-		if !granted[s] {
-			lack = append(lack, s)
-		}
-	}
-	if len(lack) == 0 {
-		return nil
-	}
-	if granularApp {
-		return lack
-	}
-	return []string{c.scope}
-}
-
-// scopeResult is the outcome of one check: what it lacks, nil when it passes.
+// scopeResult is the outcome of one scope's check, as validate prints it:
+// what it lacks, nil when it passes.
 type scopeResult struct {
-	scopeCheck
-	lack []string
+	scope, purpose string
+	lack           []string
 }
 
-// checkScopes runs every check of requiredScopes against the scopes a token
-// lists.
+// checkScopes runs credcheck's checks against the scopes a token lists.
 func checkScopes(scopes []string) []scopeResult {
-	granted := map[string]bool{}
-	granularApp := false
-	for _, s := range scopes {
-		granted[s] = true
-		granularApp = granularApp || isGranular(s)
+	var out []scopeResult
+	for _, r := range credcheck.CheckScopes(scopes) {
+		out = append(out, scopeResult{scope: r.Scope.Scope, purpose: r.Purpose, lack: r.Lack})
 	}
-	res := make([]scopeResult, len(requiredScopes))
-	for i, sc := range requiredScopes {
-		res[i] = scopeResult{scopeCheck: sc, lack: sc.missing(granted, granularApp)}
-	}
-	return res
-}
-
-// isGranular reports whether s reads like a granular scope
-// (<product>:<action>:<object>[:admin]) rather than a classic one
-// (<product>:<action>[:admin]).
-func isGranular(s string) bool {
-	parts := strings.Split(s, ":")
-	return len(parts) >= 4 || (len(parts) == 3 && parts[2] != "admin")
+	return out
 }
 
 func runValidate(ctx context.Context, args []string, out, errw io.Writer) int {
@@ -201,7 +118,7 @@ func validate(ctx context.Context, c validateConfig, out, errw io.Writer) int {
 		c.accountID, c.clientID, c.oauthURL, c.apiURL)
 
 	// 1. One token request: the credentials, and the scopes the token holds.
-	tok, err := fetchToken(ctx, c)
+	tok, err := credcheck.FetchToken(ctx, c.credentials())
 	if err != nil {
 		var te *zoom.TokenError
 		if errors.As(err, &te) && !te.Retryable() {
@@ -230,7 +147,7 @@ func validate(ctx context.Context, c validateConfig, out, errw io.Writer) int {
 	}
 
 	// 3. One cheap call that proves the token opens the API.
-	apiErr := probeAPI(ctx, c, tok)
+	apiErr := credcheck.Probe(ctx, c.credentials(), tok)
 	var api *zoom.APIError
 	switch {
 	case apiErr == nil:
@@ -271,93 +188,8 @@ func apiHint(e *zoom.APIError) string {
 	return ""
 }
 
-// fetchToken asks the token endpoint for an account_credentials token. The
-// pkg/zoom client does this too, but does not hand out the granted scopes,
-// which are the point here. Neither the secret nor the token is ever printed.
-func fetchToken(ctx context.Context, c validateConfig) (zoom.Token, error) {
-	endpoint := c.oauthURL + "/oauth/token"
-	params := url.Values{"grant_type": {"account_credentials"}, "account_id": {c.accountID}}.Encode()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint+"?"+params, strings.NewReader(params))
-	if err != nil {
-		return zoom.Token{}, fmt.Errorf("POST %s: %w", endpoint, err)
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("Accept", "application/json")
-	req.SetBasicAuth(c.clientID, c.clientSecret)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err // the URL carries the account id in its query; name the endpoint instead
-		}
-		return zoom.Token{}, fmt.Errorf("cannot reach Zoom at %s: %w", endpoint, err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return zoom.Token{}, fmt.Errorf("cannot reach Zoom at %s: read answer: %w", endpoint, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return zoom.Token{}, tokenError(resp.StatusCode, body, c.clientSecret)
-	}
-	var t zoom.Token
-	if json.Unmarshal(body, &t) != nil || t.AccessToken == "" {
-		return zoom.Token{}, &zoom.TokenError{StatusCode: resp.StatusCode,
-			Reason: "the answer is not an access token; check ZOOM_OAUTH_URL (Zoom's is " + zoom.DefaultOAuthURL + ")"}
-	}
-	return t, nil
-}
-
-// tokenError reads the token endpoint's refusal, in Zoom's OAuth shape
-// {"error","reason"} or its API shape {"code","message"}.
-func tokenError(status int, body []byte, secret string) *zoom.TokenError {
-	var b struct {
-		Error       string `json:"error"`
-		Reason      string `json:"reason"`
-		Description string `json:"error_description"`
-		Code        int    `json:"code"`
-		Message     string `json:"message"`
-	}
-	e := &zoom.TokenError{StatusCode: status}
-	if json.Unmarshal(body, &b) == nil {
-		e.OAuthError, e.Code = b.Error, b.Code
-		e.Reason = cmp.Or(b.Reason, b.Description, b.Message)
-	} else {
-		e.Reason = strings.Join(strings.Fields(string(body)), " ")
-		if len(e.Reason) > 200 {
-			e.Reason = e.Reason[:200] + "…"
-		}
-	}
-	// An endpoint that echoes what it was sent must not make us print the secret.
-	e.Reason = strings.ReplaceAll(e.Reason, secret, "[redacted]")
-	e.OAuthError = strings.ReplaceAll(e.OAuthError, secret, "[redacted]")
-	return e
-}
-
-// errProbed stops the probe after its first page.
-var errProbed = errors.New("probed")
-
-// probeAPI lists the first active user, a page of one: the cheapest call
-// that needs the scope a sync needs first.
-func probeAPI(ctx context.Context, c validateConfig, tok zoom.Token) error {
-	client, err := zoom.New(zoom.Config{
-		APIURL:   c.apiURL,
-		OAuthURL: c.oauthURL,
-		TokenSource: oauth2.StaticTokenSource(&oauth2.Token{
-			AccessToken: tok.AccessToken, TokenType: cmp.Or(tok.TokenType, "bearer"),
-		}),
-		PageSize:         1,
-		DisablePacing:    true,
-		MaxAttempts:      2,
-		MaxRetryElapsed:  10 * time.Second,
-		MaxRateLimitWait: 5 * time.Second,
-	})
-	if err != nil {
-		return err
-	}
-	err = client.Pages(ctx, zoom.UsersListing(zoom.UserStatusActive), func(zoom.RawPage) error { return errProbed })
-	if err == nil || errors.Is(err, errProbed) {
-		return nil
-	}
-	return err
+// credentials are the configuration as credcheck takes it.
+func (c validateConfig) credentials() credcheck.Credentials {
+	return credcheck.Credentials{AccountID: c.accountID, ClientID: c.clientID, ClientSecret: c.clientSecret,
+		OAuthURL: c.oauthURL, APIURL: c.apiURL}
 }
