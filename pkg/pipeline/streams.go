@@ -29,6 +29,10 @@ const (
 	RunsBucket = "zoom_runs"
 	// ScheduleBucket holds the last scheduled slot of each connector.
 	ScheduleBucket = "zoom_schedule"
+	// BudgetBucket holds the rate budget of each Zoom account: one key per
+	// account and rate category counting the requests of the current
+	// second, with the account's holds after a 429.
+	BudgetBucket = "zoom_rate_budget"
 )
 
 // RawSubject carries raw Zoom pages and run control from fetcher to

@@ -1,6 +1,7 @@
 package zoom
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
@@ -92,6 +93,10 @@ type Config struct {
 	// DisablePacing turns client-side pacing off (benchmarks against a
 	// simulator); 429s are still honoured.
 	DisablePacing bool
+	// Budget, when set, paces the client's requests instead of PaceShare:
+	// the account's budget, shared with every client that reaches the
+	// account. A request's priority comes from its context (WithPriority).
+	Budget Budget
 
 	// MaxAttempts bounds the attempts of one request, first one included,
 	// default 8.
@@ -329,6 +334,8 @@ type request struct {
 	endpoint string
 	path     string
 	query    url.Values
+	// body, when not nil, is sent as the JSON body of a write request.
+	body []byte
 }
 
 // do sends r until it succeeds, fails permanently or the retry budget runs
@@ -349,6 +356,10 @@ func (c *Client) do(ctx context.Context, r request) ([]byte, error) {
 			return body, nil
 		}
 		if ctx.Err() != nil {
+			return nil, err
+		}
+		if rl := (*RateLimitError)(nil); errors.As(err, &rl) {
+			// Held back before sending: no retry ends the hold sooner.
 			return nil, err
 		}
 		var api *APIError
@@ -374,6 +385,10 @@ func (c *Client) do(ctx context.Context, r request) ([]byte, error) {
 			case !api.retryAt.IsZero():
 				wait = max(api.retryAt.Sub(c.now()), minRateLimitWait)
 				if wait > c.cfg.MaxRateLimitWait {
+					// The account's other clients must not spend requests
+					// bound to fail either (a daily limit resets at midnight
+					// UTC): the budget holds them back until then.
+					c.pacer.tellBudget(cat, RateLimited{Until: api.retryAt, Daily: api.daily, Limit: api.limit})
 					return nil, &RateLimitError{RetryAt: api.retryAt, Daily: api.daily, Wait: wait, Err: api,
 						reason: fmt.Sprintf("that is longer than MaxRateLimitWait (%s), so the client does not wait", c.cfg.MaxRateLimitWait)}
 				}
@@ -396,7 +411,7 @@ func (c *Client) do(ctx context.Context, r request) ([]byte, error) {
 		if reason == WaitRateLimit {
 			// The limit is the account's, not this request's: hold the whole
 			// category so that concurrent requests do not hit it too.
-			c.pacer.holdUntil(cat, c.now().Add(wait))
+			c.pacer.holdUntil(cat, RateLimited{Until: c.now().Add(wait), Daily: api.daily, Limit: api.limit})
 			c.log.Warn().Str("endpoint", name).Int("attempt", attempt).Dur("wait", wait).Bool("daily", api.daily).
 				Msg("zoom: rate limited, waiting")
 		} else {
@@ -432,6 +447,13 @@ func (c *Client) send(ctx context.Context, r request, name string, cat Category)
 		c.count.add(func(s *Stats) { s.Paced += waited })
 		c.obs.Waited(name, WaitPacing, waited)
 	}
+	if held := (*HoldError)(nil); errors.As(err, &held) {
+		method, endpoint, _ := strings.Cut(name, " ")
+		return nil, "", &RateLimitError{RetryAt: held.Until, Daily: held.Daily, Wait: held.Until.Sub(c.now()),
+			Err: &APIError{StatusCode: http.StatusTooManyRequests, Code: http.StatusTooManyRequests, Method: method, Endpoint: endpoint,
+				Message: "not sent: an earlier 429 holds the account's requests of this category back"},
+			reason: fmt.Sprintf("that is longer than MaxRateLimitWait (%s), so the client does not wait", c.cfg.MaxRateLimitWait)}
+	}
 	if err != nil {
 		return nil, "", fmt.Errorf("zoom: %s: pacing: %w", name, err)
 	}
@@ -443,9 +465,16 @@ func (c *Client) send(ctx context.Context, r request, name string, cat Category)
 	if len(r.query) > 0 {
 		u += "?" + r.query.Encode()
 	}
-	req, err := http.NewRequestWithContext(ctx, r.method, u, nil)
+	var payload io.Reader
+	if r.body != nil {
+		payload = bytes.NewReader(r.body)
+	}
+	req, err := http.NewRequestWithContext(ctx, r.method, u, payload)
 	if err != nil {
 		return nil, "", fmt.Errorf("zoom: %s: %w", name, err)
+	}
+	if r.body != nil {
+		req.Header.Set("Content-Type", "application/json")
 	}
 	tok.SetAuthHeader(req)
 	req.Header.Set("Accept", "application/json")
@@ -496,6 +525,7 @@ func (c *Client) apiError(r request, resp *http.Response, body []byte) *APIError
 	if resp.StatusCode == http.StatusTooManyRequests {
 		e.retryAt, _ = rateLimitReset(resp.Header, c.now())
 		e.daily = isDailyLimit(resp.Header, e.Message)
+		e.limit = rateLimitHeaderLimit(resp.Header)
 	}
 	return e
 }

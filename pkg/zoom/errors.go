@@ -111,6 +111,8 @@ type APIError struct {
 	// when it did not say) and whether a daily limit was hit.
 	retryAt time.Time
 	daily   bool
+	// limit is X-RateLimit-Limit of a 429, 0 when absent.
+	limit int
 }
 
 // Error reads like "zoom: GET /users: 400 code 300: The next page token is

@@ -110,16 +110,29 @@ func EndpointCategory(endpoint string) Category {
 // that concurrent callers do not spend requests that are bound to fail.
 type pacer struct {
 	limiters map[Category]*rate.Limiter // nil when pacing is disabled
+	// budget, when set, replaces the limiters: the account's budget,
+	// shared with other clients.
+	budget Budget
 	now      func() time.Time
 	sleep    func(context.Context, time.Duration) error
 
-	mu   sync.Mutex
-	hold map[Category]time.Time
+	// maxHold is the longest hold wait waits through; a longer one (a
+	// daily limit) fails fast with a *HoldError.
+	maxHold time.Duration
+
+	mu    sync.Mutex
+	hold  map[Category]time.Time
+	daily map[Category]bool
 }
 
 func newPacer(cfg Config, now func() time.Time, sleep func(context.Context, time.Duration) error) *pacer {
-	p := &pacer{now: now, sleep: sleep, hold: make(map[Category]time.Time)}
+	p := &pacer{now: now, sleep: sleep, maxHold: cfg.MaxRateLimitWait,
+		hold: make(map[Category]time.Time), daily: make(map[Category]bool)}
 	if cfg.DisablePacing {
+		return p
+	}
+	if cfg.Budget != nil {
+		p.budget = cfg.Budget
 		return p
 	}
 	p.limiters = make(map[Category]*rate.Limiter)
@@ -134,13 +147,19 @@ func newPacer(cfg Config, now func() time.Time, sleep func(context.Context, time
 func (p *pacer) wait(ctx context.Context, c Category) (time.Duration, error) {
 	var waited time.Duration
 	p.mu.Lock()
-	until := p.hold[c]
+	until, daily := p.hold[c], p.daily[c]
 	p.mu.Unlock()
-	if d := until.Sub(p.now()); d > 0 {
+	if d := until.Sub(p.now()); d > p.maxHold && p.maxHold > 0 {
+		return 0, &HoldError{Until: until, Daily: daily}
+	} else if d > 0 {
 		if err := p.sleep(ctx, d); err != nil {
 			return waited, err
 		}
 		waited += d
+	}
+	if p.budget != nil {
+		d, err := p.budget.Take(ctx, c, PriorityOf(ctx))
+		return waited + d, err
 	}
 	l := p.limiters[c]
 	if l == nil {
@@ -151,11 +170,24 @@ func (p *pacer) wait(ctx context.Context, c Category) (time.Duration, error) {
 	return waited + time.Since(start), err
 }
 
-// holdUntil keeps requests of category c back until t.
-func (p *pacer) holdUntil(c Category, t time.Time) {
+// holdUntil keeps requests of category c back until t, and tells the
+// budget, which holds back the account's other clients too.
+func (p *pacer) holdUntil(c Category, l RateLimited) {
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	if t.After(p.hold[c]) {
-		p.hold[c] = t
+	if l.Until.After(p.hold[c]) {
+		p.hold[c], p.daily[c] = l.Until, l.Daily
+	}
+	p.mu.Unlock()
+	if p.budget != nil {
+		p.budget.Limited(c, l)
+	}
+}
+
+// tellBudget tells the budget, when there is one, of a 429 this client does
+// not wait for itself (a daily limit): the budget holds the account's
+// requests back, this client's included.
+func (p *pacer) tellBudget(c Category, l RateLimited) {
+	if p.budget != nil {
+		p.budget.Limited(c, l)
 	}
 }

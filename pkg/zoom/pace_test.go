@@ -117,8 +117,8 @@ func TestRateLimitHoldsTheCategory(t *testing.T) {
 	t.Parallel()
 	clock := newFakeClock()
 	p := newPacer(Config{DisablePacing: true}, clock.now, clock.sleep)
-	p.holdUntil(CategoryMedium, clock.now().Add(3*time.Second))
-	p.holdUntil(CategoryMedium, clock.now().Add(time.Second)) // an earlier end does not shorten the hold
+	p.holdUntil(CategoryMedium, RateLimited{Until: clock.now().Add(3 * time.Second)})
+	p.holdUntil(CategoryMedium, RateLimited{Until: clock.now().Add(time.Second)}) // an earlier end does not shorten the hold
 	if d, err := p.wait(context.Background(), CategoryLight); err != nil || d != 0 {
 		t.Errorf("light wait = %s, %v, want none", d, err)
 	}
