@@ -10,21 +10,18 @@ import (
 	"io"
 	"os"
 	"strconv"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/nats-io/nats.go"
 
 	"github.com/claritysecurity/zoom-connector/pkg/pb"
 	"github.com/claritysecurity/zoom-connector/pkg/pipeline"
+	"github.com/claritysecurity/zoom-connector/pkg/snapshot"
 )
 
-// SnapshotLine is one line of zoomctl snapshot.
-type SnapshotLine struct {
-	Kind string          `json:"kind"`
-	Key  string          `json:"key"`
-	Data json.RawMessage `json:"data"`
-}
+// SnapshotLine is one line of zoomctl snapshot: a record as the snapshot
+// client reads it from the writer.
+type SnapshotLine = snapshot.Record
 
 func runSnapshot(ctx context.Context, args []string, out, errw io.Writer) int {
 	fs, tenant, connector := flags("snapshot", errw)
@@ -155,79 +152,9 @@ func SnapshotAt(ctx context.Context, dbURL string, ref pipeline.ConnectorRef, se
 	}
 }
 
-// SnapshotChunk is one reply of the writer's request-reply
-// clarity.snapshot.<tenant>.<connector> (see the README): the records of
-// one chunk, the sequence every chunk of the snapshot carries, and the
-// cursor of the next chunk ("" after the last).
-type SnapshotChunk struct {
-	Sequence string         `json:"sequence,omitempty"`
-	Records  []SnapshotLine `json:"records"`
-	Next     string         `json:"next"`
-	Error    string         `json:"error,omitempty"`
-	Code     string         `json:"code,omitempty"`
-}
-
-// ErrSnapshotExpired reports a snapshot the writer no longer holds (the
-// client was idle too long, or read past the snapshot's lifetime): start
-// again.
-var ErrSnapshotExpired = errors.New("snapshot expired")
-
-// RequestSnapshot reads a connector's snapshot from the writer over NATS,
-// chunk by chunk (limit records at most each, 0 for the writer's default),
-// asking for the next chunk only once fn has taken the previous one. It
-// calls seqFn once with the snapshot's sequence, before any record. A
-// refused request is an error; ErrSnapshotExpired means start again.
+// RequestSnapshot reads a connector's snapshot from the writer over
+// clarity.snapshot.<tenant>.<connector>, chunk by chunk: snapshot.Request,
+// the client zoomctl shares with the downstream consumer (pkg/follow).
 func RequestSnapshot(ctx context.Context, nc *nats.Conn, ref pipeline.ConnectorRef, limit int, seqFn func(int64) error, fn func(SnapshotLine) error) error {
-	subject := "clarity.snapshot." + ref.Key()
-	cursor := ""
-	seq := int64(-1)
-	for {
-		req, err := json.Marshal(struct {
-			Cursor string `json:"cursor,omitempty"`
-			Limit  int    `json:"limit,omitempty"`
-		}{cursor, limit})
-		if err != nil {
-			return err
-		}
-		rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		m, err := nc.RequestWithContext(rctx, subject, req)
-		cancel()
-		if err != nil {
-			return fmt.Errorf("request %s: %w", subject, err)
-		}
-		var c SnapshotChunk
-		if err := json.Unmarshal(m.Data, &c); err != nil {
-			return fmt.Errorf("decode snapshot chunk: %w", err)
-		}
-		switch {
-		case c.Code == "expired":
-			return fmt.Errorf("%w: %s", ErrSnapshotExpired, c.Error)
-		case c.Error != "":
-			return fmt.Errorf("snapshot refused (%s): %s", c.Code, c.Error)
-		}
-		n, err := strconv.ParseInt(c.Sequence, 10, 64)
-		if err != nil {
-			return fmt.Errorf("snapshot chunk: sequence %q: %w", c.Sequence, err)
-		}
-		switch {
-		case seq < 0:
-			seq = n
-			if seqFn != nil {
-				if err := seqFn(seq); err != nil {
-					return err
-				}
-			}
-		case n != seq:
-			return fmt.Errorf("snapshot chunk at sequence %d, the snapshot's is %d", n, seq)
-		}
-		for _, r := range c.Records {
-			if err := fn(r); err != nil {
-				return err
-			}
-		}
-		if c.Next == "" {
-			return nil
-		}
-		cursor = c.Next
-	}
+	return snapshot.Request(ctx, nc, ref, limit, seqFn, fn)
 }
