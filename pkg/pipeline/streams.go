@@ -126,6 +126,7 @@ func Streams(replicas int) []jetstream.StreamConfig {
 			MaxAge:     DefaultEventsMaxAge,
 		},
 	}
+	out = append(out, ProvisionStreams(DefaultProvisionKeep)...)
 	for i := range out {
 		out[i].Replicas = max(1, replicas)
 	}

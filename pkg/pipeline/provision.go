@@ -1,0 +1,119 @@
+package pipeline
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/claritysecurity/zoom-connector/pkg/clarity"
+)
+
+// The provisioning streams: requests from Clarity to the fetcher's
+// provisioning worker, and results from the worker to the writer, which
+// publishes them as events in sequence with the records they changed.
+const (
+	StreamProvision        = "ZOOM_PROVISION"
+	StreamProvisionResults = "ZOOM_PROVISION_RESULTS"
+)
+
+// ProvisionBucket keeps each provisioning request's progress and result
+// by connector and request id, so that a request id answers once, also
+// across restarts.
+const ProvisionBucket = "zoom_provision"
+
+// DefaultProvisionKeep is how long ZOOM_PROVISION keeps a request no worker
+// took, and the provisioning bucket a request's result, unless
+// PROVISION_KEEP says otherwise.
+const DefaultProvisionKeep = 30 * 24 * time.Hour
+
+// ProvisionSubject is where provisioning requests of connector c arrive
+// (zoom.provision.<tenant>.<connector>).
+func ProvisionSubject(c ConnectorRef) string { return clarity.ProvisionSubject(c.Tenant, c.ID) }
+
+// ProvisionResultSubject carries the results of connector c's requests from
+// the worker to the writer (zoom.provision.results.<tenant>.<connector>:
+// one token more than a request's subject, so that the two streams never
+// capture each other's messages).
+func ProvisionResultSubject(c ConnectorRef) string { return "zoom.provision.results." + c.Key() }
+
+// ProvisionResultID is the Nats-Msg-Id of a request's result: one per
+// connector and request.
+func ProvisionResultID(c ConnectorRef, auditKey string) string {
+	return "provision/" + c.Key() + "/" + auditKey
+}
+
+// ProvisionKey is the key of a request in ProvisionBucket: a digest of
+// the connector and the request's audit key, since request ids may hold
+// characters a key may not.
+func ProvisionKey(c ConnectorRef, auditKey string) string {
+	sum := sha256.Sum256([]byte(c.Key() + "\x00" + auditKey))
+	return c.Tenant + "." + c.ID + "." + hex.EncodeToString(sum[:16])
+}
+
+// ProvisionStreams returns the configuration of the provisioning streams.
+// Requests are kept (limits retention) until the worker deletes each one
+// whose result is stored: the worker reads them in order from the first
+// one left, so that after a crash it takes them up again in the order they
+// were published.
+func ProvisionStreams(keep time.Duration) []jetstream.StreamConfig {
+	return []jetstream.StreamConfig{
+		{
+			Name:        StreamProvision,
+			Description: "provisioning requests, until their result is stored",
+			Subjects:    []string{"zoom.provision.*.*"},
+			Retention:   jetstream.LimitsPolicy,
+			Storage:     jetstream.FileStorage,
+			Duplicates:  2 * time.Minute,
+			MaxAge:      keep,
+		},
+		{
+			Name:        StreamProvisionResults,
+			Description: "provisioning results, worker to writer",
+			Subjects:    []string{"zoom.provision.results.*.*"},
+			Retention:   jetstream.WorkQueuePolicy,
+			Storage:     jetstream.FileStorage,
+			Duplicates:  time.Hour,
+		},
+	}
+}
+
+// ProvisionOutcome is what the worker hands the writer for one request:
+// the result, what the audit keeps of the request, and the records to
+// refresh once the result is committed.
+type ProvisionOutcome struct {
+	Tenant    string `json:"tenant"`
+	Connector string `json:"connector"`
+	// AuditKey is the request id, or "seq:<n>" (its stream sequence) for a
+	// request that had none.
+	AuditKey string                   `json:"audit_key"`
+	Request  clarity.ProvisionRequest `json:"request"`
+	Result   clarity.ProvisionResult  `json:"result"`
+	// RequestedBy is what the request's headers say of who asked.
+	RequestedBy map[string]string `json:"requested_by,omitempty"`
+	ReceivedAt  time.Time         `json:"received_at"`
+	FinishedAt  time.Time         `json:"finished_at"`
+	// Calls are the Zoom calls the action made, in order.
+	Calls []ZoomCall `json:"calls,omitempty"`
+	// RefreshUsers are the Zoom users (ids or emails) to read again.
+	RefreshUsers []string `json:"refresh_users,omitempty"`
+	// Admins is a group's admins as read back after a change of them.
+	Admins *GroupAdminsRead `json:"admins,omitempty"`
+}
+
+// ZoomCall is one Zoom call of an action, for the audit.
+type ZoomCall struct {
+	Call   string `json:"call"`
+	Status int    `json:"status"`
+	Code   int    `json:"code,omitempty"`
+}
+
+// GroupAdminsRead is one user's admin rights on one group as Zoom showed
+// them when read back at ReadAtMs.
+type GroupAdminsRead struct {
+	GroupID  string `json:"group_id"`
+	Email    string `json:"email"`
+	IsAdmin  bool   `json:"is_admin"`
+	ReadAtMs int64  `json:"read_at_ms"`
+}
