@@ -24,6 +24,8 @@ type limiter struct {
 	now    func() time.Time
 	limits RateLimits
 	byCat  map[Category]*rate.Limiter
+	// seconds counts the requests of each second, limited or not.
+	seconds perSecond
 }
 
 func newLimiter(l RateLimits, now func() time.Time) *limiter {
@@ -52,10 +54,11 @@ func (l *limiter) allow(w http.ResponseWriter, cat Category, headers bool) bool 
 	l.mu.Lock()
 	lim := l.byCat[cat]
 	l.mu.Unlock()
+	now := l.now()
+	l.seconds.add(cat, now)
 	if lim == nil {
 		return true
 	}
-	now := l.now()
 	ok := lim.AllowN(now, 1)
 	if headers {
 		h := w.Header()
