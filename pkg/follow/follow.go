@@ -52,6 +52,9 @@ type Config struct {
 	// Loaded, when set, is called after a snapshot was loaded and saved,
 	// with its position and record count.
 	Loaded func(pos Position, records int)
+	// Resumed, when set, is called once Run has loaded a saved copy, with
+	// its position and record count.
+	Resumed func(pos Position, records int)
 	// Batch bounds the events one commit holds. Default 500.
 	Batch int
 	// ChunkLimit bounds the records of one snapshot chunk (0: the
@@ -215,6 +218,9 @@ func (f *Follower) load(ctx context.Context) error {
 	f.mu.Lock()
 	f.records, f.counts, f.pos = records, counts, pos
 	f.mu.Unlock()
+	if pos.Next > 0 && f.cfg.Resumed != nil {
+		f.cfg.Resumed(pos, len(records))
+	}
 	return nil
 }
 

@@ -30,6 +30,7 @@ func commands() []command {
 	return []command{
 		{"sync", "trigger a full sync; with --wait, follow it to its end", runSync},
 		{"snapshot", "print the current records from Postgres, one JSON object per line", runSnapshot},
+		{"follow", "keep a local copy of the records: a snapshot, then the change events; print each change", runFollow},
 		{"status", "show the recent sync runs of a connector from Postgres", runStatus},
 		{"events", "print the change events of CLARITY_ENTITLEMENTS; with --follow, new ones as they come", runEvents},
 		{"validate", "check the Zoom credentials: token, scopes and one API call", runValidate},
