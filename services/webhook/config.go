@@ -1,7 +1,9 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"os"
 	"strings"
 
 	"github.com/claritysecurity/zoom-connector/pkg/connector"
@@ -39,7 +41,16 @@ type config struct {
 	RedirectTemplate string
 	// OAuthURL and APIURL are Zoom's (ZOOM_OAUTH_URL, ZOOM_API_URL).
 	OAuthURL, APIURL string
+	// AdminAddr (ADMIN_ADDR) is the admin console's internal address;
+	// empty serves none. AdminToken is what a person signs in with
+	// (ADMIN_TOKEN, or the file ADMIN_TOKEN_FILE names); AdminURL
+	// (ADMIN_URL, default http://ADMIN_ADDR) is where browsers reach the
+	// console, linked from the OAuth redirect's pages.
+	AdminAddr, AdminToken, AdminURL string
 }
+
+// minAdminToken is the shortest admin token accepted.
+const minAdminToken = 16
 
 func readConfig(e *service.Env) (config, error) {
 	c := config{
@@ -58,6 +69,7 @@ func readConfig(e *service.Env) (config, error) {
 		e.Check(err)
 		c.Keys = keys
 	}
+	c.readAdmin(e)
 	if !strings.Contains(c.RedirectTemplate, "{connector}") {
 		e.Check(fmt.Errorf("OAUTH_REDIRECT_URL must contain {connector}, the service identifier Zoom's redirect names"))
 	}
@@ -83,4 +95,39 @@ func readConfig(e *service.Env) (config, error) {
 	}
 	c.Connector = ref
 	return c, nil
+}
+
+// readAdmin reads the admin console's variables: with ADMIN_ADDR set, a
+// token is required, and the registry's key.
+func (c *config) readAdmin(e *service.Env) {
+	c.AdminAddr = e.String("ADMIN_ADDR", "")
+	if c.AdminAddr == "" {
+		return
+	}
+	c.AdminToken = e.String("ADMIN_TOKEN", "")
+	if f := e.String("ADMIN_TOKEN_FILE", ""); f != "" && c.AdminToken == "" {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			e.Check(fmt.Errorf("ADMIN_TOKEN_FILE cannot be read: %v", errors.Unwrap(err)))
+			return
+		}
+		c.AdminToken = strings.TrimSpace(string(b))
+	}
+	switch {
+	case c.AdminToken == "":
+		e.Check(errors.New("ADMIN_ADDR is set: ADMIN_TOKEN or ADMIN_TOKEN_FILE is required to sign in to the admin console"))
+	case len(c.AdminToken) < minAdminToken:
+		e.Check(fmt.Errorf("ADMIN_TOKEN must be at least %d characters", minAdminToken))
+	}
+	if c.Keys == nil && e.String("CONNECTOR_SECRETS_KEY", "") == "" {
+		e.Check(errors.New("ADMIN_ADDR is set: the admin console needs CONNECTOR_SECRETS_KEY"))
+	}
+	def := "http://" + c.AdminAddr
+	if strings.HasPrefix(c.AdminAddr, ":") {
+		def = "http://localhost" + c.AdminAddr
+	}
+	c.AdminURL = strings.TrimRight(e.URL("ADMIN_URL", def), "/")
+	if c.AdminAddr == c.Addr || c.AdminAddr == c.HTTPAddr {
+		e.Check(fmt.Errorf("ADMIN_ADDR must differ from WEBHOOK_ADDR and WEBHOOK_OPS_ADDR, got %q", c.AdminAddr))
+	}
 }

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strings"
 
 	"golang.org/x/sync/errgroup"
 
@@ -19,6 +20,7 @@ import (
 	"github.com/claritysecurity/zoom-connector/pkg/pipeline"
 	"github.com/claritysecurity/zoom-connector/pkg/service"
 	"github.com/claritysecurity/zoom-connector/services/webhook/internal/admin"
+	"github.com/claritysecurity/zoom-connector/services/webhook/internal/console"
 	"github.com/claritysecurity/zoom-connector/services/webhook/internal/oauth"
 	"github.com/claritysecurity/zoom-connector/services/webhook/internal/receiver"
 )
@@ -78,8 +80,9 @@ func run(ctx context.Context) error {
 		return nil
 	}
 	var (
-		routes  []route
-		servers []func(context.Context) error
+		routes       []route
+		servers      []func(context.Context) error
+		adminConsole *console.Console
 	)
 	if cfg.Keys != nil {
 		authorizer, err := connector.NewAuthorizer(ctx, js, cfg.Keys, connector.AuthorizerConfig{
@@ -90,7 +93,14 @@ func run(ctx context.Context) error {
 		adm := admin.New(admin.Config{Registry: registry, Keys: cfg.Keys, Authorizer: authorizer, NC: nc, JS: js,
 			APIURL: cfg.APIURL, OAuthURL: cfg.OAuthURL, Log: log})
 		routes = append(routes, route{oauth.Route, oauth.Handler(oauth.Config{Registry: registry, Keys: cfg.Keys,
-			Authorizer: authorizer, JS: js, APIURL: cfg.APIURL, Log: log})})
+			Authorizer: authorizer, JS: js, APIURL: cfg.APIURL, AdminURL: cfg.AdminURL, Log: log})})
+		if cfg.AdminAddr != "" {
+			activity := console.NewActivity()
+			adminConsole = console.New(console.Config{Token: cfg.AdminToken, Registry: registry, Keys: cfg.Keys, NC: nc, JS: js,
+				Activity: activity, RedirectTemplate: cfg.RedirectTemplate, OAuthURL: cfg.OAuthURL, APIURL: cfg.APIURL,
+				SecureCookies: strings.HasPrefix(cfg.AdminURL, "https://"), Log: log})
+			servers = append(servers, func(ctx context.Context) error { return activity.Follow(ctx, js, log) })
+		}
 		servers = append(servers, adm.Serve, func(ctx context.Context) error {
 			return natsx.Consumer{
 				Stream:         clarity.StreamEntitlements,
@@ -117,7 +127,20 @@ func run(ctx context.Context) error {
 		return fmt.Errorf("listen on WEBHOOK_OPS_ADDR: %w", err)
 	}
 
+	var adminLn net.Listener
+	if adminConsole != nil {
+		if adminLn, err = net.Listen("tcp", cfg.AdminAddr); err != nil {
+			publicLn.Close()
+			opsLn.Close()
+			return fmt.Errorf("listen on ADMIN_ADDR: %w", err)
+		}
+	}
+
 	g, gctx := errgroup.WithContext(ctx)
+	if adminLn != nil {
+		g.Go(func() error { return adminConsole.Serve(gctx, adminLn) })
+		log.Info().Str("admin_addr", cfg.AdminAddr).Str("admin_url", cfg.AdminURL).Msg("admin console served")
+	}
 	g.Go(func() error { return service.ServeListener(gctx, opsLn, ops) })
 	g.Go(func() error {
 		select {
