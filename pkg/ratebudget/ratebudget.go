@@ -33,6 +33,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 	"golang.org/x/time/rate"
@@ -142,22 +143,45 @@ func Open(ctx context.Context, cfg Config) (*Budget, error) {
 	}
 	b := &Budget{cfg: cfg, gates: map[gateKey]*gate{}}
 	if cfg.JetStream != nil {
-		kv, err := cfg.JetStream.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-			Bucket:      pipeline.BudgetBucket,
-			Description: "the rate budget of each Zoom account: requests granted this second, holds after a 429",
-			History:     1,
-			// Counters are worth nothing after a restart but a hold: a
-			// lost hold costs one more 429.
-			Storage:      jetstream.MemoryStorage,
-			MaxValueSize: 1024,
-			Replicas:     max(1, cfg.Replicas),
-		})
+		kv, err := b.ensure(ctx)
 		if err != nil {
-			return nil, fmt.Errorf("ratebudget: open bucket %s: %w", pipeline.BudgetBucket, err)
+			return nil, err
 		}
 		b.kv = kv
 	}
 	return b, nil
+}
+
+// ensure creates the bucket, or updates its configuration.
+func (b *Budget) ensure(ctx context.Context) (jetstream.KeyValue, error) {
+	kv, err := b.cfg.JetStream.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      pipeline.BudgetBucket,
+		Description: "the rate budget of each Zoom account: requests granted this second, holds after a 429",
+		History:     1,
+		// Counters are worth nothing after a restart, and a hold lost
+		// with the server costs one more 429: memory is enough.
+		Storage:      jetstream.MemoryStorage,
+		MaxValueSize: 1024,
+		Replicas:     max(1, b.cfg.Replicas),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ratebudget: open bucket %s: %w", pipeline.BudgetBucket, err)
+	}
+	return kv, nil
+}
+
+// get reads key, creating the bucket again when a restarted server lost it
+// (it lives in memory).
+func (b *Budget) get(ctx context.Context, key string) (jetstream.KeyValueEntry, error) {
+	e, err := b.kv.Get(ctx, key)
+	// A direct get of a stream that is gone finds no responder.
+	if errors.Is(err, jetstream.ErrBucketNotFound) || errors.Is(err, jetstream.ErrStreamNotFound) || errors.Is(err, nats.ErrNoResponders) {
+		if _, cerr := b.ensure(ctx); cerr != nil {
+			return nil, cerr
+		}
+		e, err = b.kv.Get(ctx, key)
+	}
+	return e, err
 }
 
 // AccountKey names a Zoom account in the bucket without quoting its id:
@@ -338,7 +362,7 @@ func (g *gate) takeShared(ctx context.Context, p zoom.Priority) (bool, time.Dura
 		}
 		var st slot
 		var rev uint64
-		e, err := g.b.kv.Get(ctx, g.key)
+		e, err := g.b.get(ctx, g.key)
 		switch {
 		case errors.Is(err, jetstream.ErrKeyNotFound):
 		case err != nil:
@@ -430,7 +454,7 @@ func (g *gate) limited(l zoom.RateLimited) {
 	for range 50 {
 		var st slot
 		var rev uint64
-		e, err := g.b.kv.Get(ctx, g.key)
+		e, err := g.b.get(ctx, g.key)
 		switch {
 		case errors.Is(err, jetstream.ErrKeyNotFound):
 		case err != nil:
@@ -466,6 +490,7 @@ func (b *Budget) coordinated(now time.Time) bool {
 }
 
 func (b *Budget) down(err error) {
+	b.cfg.Log.Debug().Err(err).Msg("ratebudget: bucket failed")
 	next := time.Now().Add(b.cfg.Retry).UnixNano()
 	if b.downUntil.Swap(next) == 0 {
 		b.cfg.Log.Warn().Err(err).Dur("retry_in", b.cfg.Retry).
