@@ -113,8 +113,8 @@ type pacer struct {
 	// budget, when set, replaces the limiters: the account's budget,
 	// shared with other clients.
 	budget Budget
-	now      func() time.Time
-	sleep    func(context.Context, time.Duration) error
+	now    func() time.Time
+	sleep  func(context.Context, time.Duration) error
 
 	// maxHold is the longest hold wait waits through; a longer one (a
 	// daily limit) fails fast with a *HoldError.
