@@ -1,0 +1,445 @@
+package provision
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/claritysecurity/zoom-connector/pkg/clarity"
+	"github.com/claritysecurity/zoom-connector/pkg/connector"
+	"github.com/claritysecurity/zoom-connector/pkg/pipeline"
+	"github.com/claritysecurity/zoom-connector/pkg/zoom"
+)
+
+// Zoom is what the actions need of a connector's Zoom client.
+type Zoom interface {
+	ReadUser(ctx context.Context, userID string) (zoom.User, error)
+	ReadGroup(ctx context.Context, groupID string) (zoom.Group, error)
+	ReadRole(ctx context.Context, roleID string) (zoom.Role, error)
+	GroupAdminEmails(ctx context.Context, groupID string) ([]string, error)
+	AddGroupMember(ctx context.Context, groupID, userID string) error
+	RemoveGroupMember(ctx context.Context, groupID, userID string) error
+	AddGroupAdmin(ctx context.Context, groupID, userID string) error
+	RemoveGroupAdmin(ctx context.Context, groupID, userID string) error
+	AddRoleMember(ctx context.Context, roleID, userID string) error
+	RemoveRoleMember(ctx context.Context, roleID, userID string) error
+	SetUserType(ctx context.Context, userID string, typ int) error
+	SetUserStatus(ctx context.Context, userID, action string) error
+	DeleteUser(ctx context.Context, userID, action, transferEmail string) error
+	CreateUser(ctx context.Context, action, email string, typ int) (zoom.User, error)
+}
+
+// memberRole is Zoom's Member role, which a user whose role is taken away
+// falls back to.
+const memberRole = "2"
+
+// maxCalls bounds the Zoom calls one action records for the audit.
+const maxCalls = 16
+
+// maxError bounds a result's error text.
+const maxError = 1024
+
+// action runs one request against Zoom: read, write when the effect is not
+// there yet, read back.
+type action struct {
+	z   Zoom
+	req request
+	// writing is called once Zoom was read and the write is about to go:
+	// it records that the request got there, so that a worker taking the
+	// request up again after a crash knows the write may have been made.
+	writing func() error
+	// resumed says an earlier run of this request got to its write: an
+	// effect found in place is then this request's own.
+	resumed bool
+
+	calls   []pipeline.ZoomCall
+	refresh []string
+	admins  *pipeline.GroupAdminsRead
+}
+
+// outcome is what an action ends with. err, when not nil, is an error
+// that is not the request's result: the worker could not keep a record of
+// its progress, or it is stopping; the request is taken up again.
+type outcome struct {
+	result clarity.ProvisionResult
+	err    error
+}
+
+// errStopped marks an action cut short by the worker's stop.
+var errStopped = errors.New("provisioning worker stopping")
+
+// call runs one Zoom call and records it for the audit with status ok when
+// it succeeds.
+func (a *action) call(name string, ok int, f func() error) error {
+	err := f()
+	st, code := zoom.Answer(err)
+	if err == nil {
+		st = ok
+	}
+	if len(a.calls) < maxCalls {
+		a.calls = append(a.calls, pipeline.ZoomCall{Call: name, Status: st, Code: code})
+	}
+	return err
+}
+
+func (a *action) readUser(ctx context.Context, id string) (zoom.User, error) {
+	var u zoom.User
+	err := a.call("GET /users/{userId}", http.StatusOK, func() (err error) {
+		u, err = a.z.ReadUser(ctx, id)
+		return err
+	})
+	return u, err
+}
+
+// run carries the action out.
+func (a *action) run(ctx context.Context) outcome {
+	switch a.req.Action {
+	case clarity.ActionInviteUser:
+		return a.invite(ctx)
+	case clarity.ActionRemoveUser:
+		return a.remove(ctx)
+	}
+	u, err := a.readUser(ctx, a.req.zoomUser)
+	if err != nil {
+		return a.failed(ctx, err, "read the user")
+	}
+	switch a.req.Action {
+	case clarity.ActionAddGrant, clarity.ActionRemoveGrant:
+		add := a.req.Action == clarity.ActionAddGrant
+		switch a.req.grant.kind {
+		case clarity.EntitlementGroup:
+			return a.group(ctx, u, add)
+		case clarity.EntitlementGroupAdmin:
+			return a.groupAdmin(ctx, u, add)
+		case clarity.EntitlementRole:
+			return a.role(ctx, u, add)
+		default:
+			return a.license(ctx, u, add)
+		}
+	case clarity.ActionDeactivateUser:
+		return a.status(ctx, u, zoom.StatusDeactivate, zoom.UserStatusInactive)
+	default:
+		return a.status(ctx, u, zoom.StatusActivate, zoom.UserStatusActive)
+	}
+}
+
+func (a *action) group(ctx context.Context, u zoom.User, add bool) outcome {
+	gid := a.req.grant.id
+	has := func(u zoom.User) bool { return slices.Contains(u.GroupIDs, gid) }
+	if has(u) == add {
+		return a.inEffect()
+	}
+	if !add {
+		// The grant is not held: the effect is in place if the group
+		// exists, and the request names no entitlement otherwise.
+		if err := a.call("GET /groups/{groupId}", http.StatusOK, func() error { _, err := a.z.ReadGroup(ctx, gid); return err }); err != nil {
+			return a.failed(ctx, err, "read the group")
+		}
+		return a.inEffect()
+	}
+	return a.write(ctx, u.ID,
+		func() error {
+			return a.call("POST /groups/{groupId}/members", http.StatusCreated, func() error { return a.z.AddGroupMember(ctx, gid, u.ID) })
+		},
+		func() (bool, error) {
+			v, err := a.readUser(ctx, a.req.zoomUser)
+			return has(v), err
+		}, "add the user to group "+gid)
+}
+
+func (a *action) groupAdmin(ctx context.Context, u zoom.User, add bool) outcome {
+	gid := a.req.grant.id
+	var readAt time.Time
+	isAdmin := func() (bool, error) {
+		var emails []string
+		readAt = time.Now()
+		err := a.call("GET /groups/{groupId}/admins", http.StatusOK, func() (err error) {
+			emails, err = a.z.GroupAdminEmails(ctx, gid)
+			return err
+		})
+		return slices.ContainsFunc(emails, func(e string) bool { return strings.EqualFold(e, u.Email) }), err
+	}
+	now, err := isAdmin()
+	if err != nil {
+		return a.failed(ctx, err, "list the group's admins")
+	}
+	if now == add {
+		return a.inEffect()
+	}
+	if a.req.pending {
+		return a.refused("a pending user cannot be a group's admin until they accept the invitation")
+	}
+	write := func() error {
+		if add {
+			return a.call("POST /groups/{groupId}/admins", http.StatusCreated, func() error { return a.z.AddGroupAdmin(ctx, gid, u.ID) })
+		}
+		return a.call("DELETE /groups/{groupId}/admins/{userId}", http.StatusNoContent, func() error { return a.z.RemoveGroupAdmin(ctx, gid, u.ID) })
+	}
+	o := a.write(ctx, "", write, func() (bool, error) {
+		v, err := isAdmin()
+		return v == add, err
+	}, map[bool]string{true: "make the user an admin of group ", false: "take the user's admin rights on group "}[add]+gid)
+	if o.result.Result == clarity.ResultSucceeded {
+		a.admins = &pipeline.GroupAdminsRead{GroupID: gid, Email: strings.ToLower(u.Email), IsAdmin: add, ReadAtMs: readAt.UnixMilli()}
+	}
+	return o
+}
+
+func (a *action) role(ctx context.Context, u zoom.User, add bool) outcome {
+	rid := a.req.grant.id
+	if (u.RoleID == rid) == add {
+		if !add {
+			// Not held: in effect if the role exists.
+			if err := a.call("GET /roles/{roleId}", http.StatusOK, func() error { _, err := a.z.ReadRole(ctx, rid); return err }); err != nil {
+				return a.failed(ctx, err, "read the role")
+			}
+		}
+		return a.inEffect()
+	}
+	write := func() error {
+		switch {
+		case add && rid == memberRole:
+			// Zoom adds no one to the Member role: taking the user's role
+			// away gives it.
+			return a.call("DELETE /roles/{roleId}/members/{memberId}", http.StatusNoContent, func() error { return a.z.RemoveRoleMember(ctx, u.RoleID, u.ID) })
+		case add:
+			return a.call("POST /roles/{roleId}/members", http.StatusCreated, func() error { return a.z.AddRoleMember(ctx, rid, u.ID) })
+		default:
+			return a.call("DELETE /roles/{roleId}/members/{memberId}", http.StatusNoContent, func() error { return a.z.RemoveRoleMember(ctx, rid, u.ID) })
+		}
+	}
+	return a.write(ctx, u.ID, write, func() (bool, error) {
+		v, err := a.readUser(ctx, a.req.zoomUser)
+		return (v.RoleID == rid) == add, err
+	}, map[bool]string{true: "give the user role ", false: "take role "}[add]+rid)
+}
+
+func (a *action) license(ctx context.Context, u zoom.User, add bool) outcome {
+	want := a.req.grant.typ
+	if !add {
+		if want == zoom.UserTypeBasic {
+			return a.refused("every user holds a licence: license:basic is taken away by granting license:licensed or license:unassigned")
+		}
+		if u.Type != want {
+			return a.inEffect()
+		}
+		want = zoom.UserTypeBasic
+	} else if u.Type == want {
+		return a.inEffect()
+	}
+	return a.write(ctx, u.ID,
+		func() error {
+			return a.call("PATCH /users/{userId}", http.StatusNoContent, func() error { return a.z.SetUserType(ctx, u.ID, want) })
+		},
+		func() (bool, error) {
+			v, err := a.readUser(ctx, a.req.zoomUser)
+			return v.Type == want, err
+		}, "change the user's licence to "+clarity.License(want))
+}
+
+func (a *action) status(ctx context.Context, u zoom.User, act, want string) outcome {
+	if u.Status == want {
+		return a.inEffect()
+	}
+	return a.write(ctx, u.ID,
+		func() error {
+			return a.call("PUT /users/{userId}/status", http.StatusOK, func() error { return a.z.SetUserStatus(ctx, u.ID, act) })
+		},
+		func() (bool, error) {
+			v, err := a.readUser(ctx, a.req.zoomUser)
+			return v.Status == want, err
+		}, act+" the user")
+}
+
+func (a *action) remove(ctx context.Context) outcome {
+	u, err := a.readUser(ctx, a.req.zoomUser)
+	if errors.Is(err, zoom.ErrUserNotFound) && a.resumed {
+		// This request's own removal, made before the worker stopped.
+		a.refreshRemoved()
+		return a.succeeded()
+	}
+	if err != nil {
+		return a.failed(ctx, err, "read the user")
+	}
+	var transfer string
+	if a.req.TransferTo != "" {
+		t, err := a.readUser(ctx, a.req.transferZoom)
+		if err != nil {
+			return a.failed(ctx, err, "read transfer_to")
+		}
+		if t.Status != zoom.UserStatusActive {
+			return a.refused(fmt.Sprintf("transfer_to %s is %s: only an active user can receive the removed user's meetings and recordings", a.req.TransferTo, bound(t.Status, 32)))
+		}
+		transfer = t.Email
+	}
+	id := u.ID
+	if a.req.pending || id == "" {
+		id = a.req.zoomUser
+	}
+	if err := a.writing(); err != nil {
+		return outcome{err: err}
+	}
+	if err := a.call("DELETE /users/{userId}", http.StatusNoContent, func() error { return a.z.DeleteUser(ctx, id, a.req.Mode, transfer) }); err != nil {
+		return a.failed(ctx, err, a.req.Mode+" the user")
+	}
+	_, err = a.readUser(ctx, a.req.zoomUser)
+	switch {
+	case errors.Is(err, zoom.ErrUserNotFound):
+		a.refreshRemoved()
+		return a.succeeded()
+	case err != nil:
+		return a.failed(ctx, err, "read the user back")
+	}
+	return a.notShown("remove the user")
+}
+
+// refreshRemoved asks for the removed user's records to be read again:
+// Zoom no longer has the user, so they are deleted. A pending user's key
+// is pending:<email>, which is what the read asks for.
+func (a *action) refreshRemoved() {
+	if a.req.pending {
+		a.refresh = append(a.refresh, "pending:"+strings.ToLower(a.req.zoomUser))
+		return
+	}
+	a.refresh = append(a.refresh, a.req.zoomUser)
+}
+
+func (a *action) invite(ctx context.Context) outcome {
+	u, err := a.readUser(ctx, a.req.Email)
+	switch {
+	case err == nil:
+		if a.resumed {
+			a.refresh = append(a.refresh, a.req.Email)
+			return a.succeeded()
+		}
+		_ = u
+		return a.inEffect()
+	case !errors.Is(err, zoom.ErrUserNotFound):
+		return a.failed(ctx, err, "look the email up")
+	}
+	if err := a.writing(); err != nil {
+		return outcome{err: err}
+	}
+	if err := a.call("POST /users", http.StatusCreated, func() error {
+		_, err := a.z.CreateUser(ctx, zoom.CreateInvite, a.req.Email, a.req.inviteType)
+		return err
+	}); err != nil {
+		return a.failed(ctx, err, "invite the user")
+	}
+	if _, err := a.readUser(ctx, a.req.Email); err != nil {
+		if errors.Is(err, zoom.ErrUserNotFound) {
+			return a.notShown("invite the user")
+		}
+		return a.failed(ctx, err, "read the invited user back")
+	}
+	a.refresh = append(a.refresh, a.req.Email)
+	return a.succeeded()
+}
+
+// write records that the write is due, makes it and reads back: succeeded
+// only when Zoom shows the effect. refresh is the Zoom user to read again
+// afterwards ("" for none).
+func (a *action) write(ctx context.Context, refresh string, do func() error, shows func() (bool, error), what string) outcome {
+	if err := a.writing(); err != nil {
+		return outcome{err: err}
+	}
+	if err := do(); err != nil {
+		return a.failed(ctx, err, what)
+	}
+	ok, err := shows()
+	if err != nil {
+		return a.failed(ctx, err, "read back after trying to "+what)
+	}
+	if !ok {
+		return a.notShown(what)
+	}
+	if refresh != "" {
+		a.refresh = append(a.refresh, a.req.zoomUser)
+	}
+	return a.succeeded()
+}
+
+func (a *action) inEffect() outcome {
+	if a.resumed {
+		// The effect found is this request's own write, made before the
+		// worker stopped: what it answers is that it succeeded.
+		if a.req.Action != clarity.ActionInviteUser && a.req.Action != clarity.ActionRemoveUser {
+			a.refresh = append(a.refresh, a.req.zoomUser)
+		}
+		return a.succeeded()
+	}
+	return a.result(clarity.ResultAlreadyInEffect, "", 0, 0)
+}
+
+func (a *action) succeeded() outcome { return a.result(clarity.ResultSucceeded, "", 0, 0) }
+
+// refused fails a request that Zoom was not asked to carry out.
+func (a *action) refused(msg string) outcome {
+	return a.result(clarity.ResultFailed, msg, 0, 0)
+}
+
+// notShown fails a write that Zoom answered with success but does not show.
+func (a *action) notShown(what string) outcome {
+	last := a.calls[len(a.calls)-1]
+	return a.result(clarity.ResultFailed, fmt.Sprintf(
+		"Zoom answered success when asked to %s, but reading it back does not show the change: "+
+			"nothing changed (for a licence, the account may have none left)", what), last.Status, last.Code)
+}
+
+// failed turns a Zoom error into the result, or into an outcome error when
+// the worker is stopping.
+func (a *action) failed(ctx context.Context, err error, what string) outcome {
+	if ctx.Err() != nil {
+		return outcome{err: fmt.Errorf("%w: %w", errStopped, ctx.Err())}
+	}
+	status, code := zoom.Answer(err)
+	var msg string
+	switch {
+	case errors.Is(err, connector.ErrNotActive):
+		msg = "could not " + what + ": " + err.Error()
+	case errors.Is(err, zoom.ErrUserNotFound):
+		msg = fmt.Sprintf("could not %s: no such user in this connector's Zoom account (Zoom: %s)", what, zoomSaid(err))
+	case zoom.MissingScope(err):
+		var api *zoom.APIError
+		endpoint := ""
+		if errors.As(err, &api) {
+			endpoint = api.Endpoint
+		}
+		msg = fmt.Sprintf("could not %s: the connector's Zoom app lacks the %s scope (Zoom: %s); add it to the app and authorize it again",
+			what, zoom.ScopeHint(endpoint), zoomSaid(err))
+	case errors.Is(err, zoom.ErrRateLimited):
+		msg = fmt.Sprintf("could not %s: Zoom kept answering 429 (rate limited) beyond the retries the account's pacing allows: %s", what, zoomSaid(err))
+	case status != 0:
+		msg = fmt.Sprintf("Zoom refused to %s: %s", what, zoomSaid(err))
+	default:
+		msg = fmt.Sprintf("could not %s: %v", what, err)
+	}
+	return a.result(clarity.ResultFailed, msg, status, code)
+}
+
+// zoomSaid is Zoom's answer in err: status, code and message.
+func zoomSaid(err error) string {
+	var api *zoom.APIError
+	if errors.As(err, &api) {
+		s := fmt.Sprintf("%d", api.StatusCode)
+		if api.Code != 0 {
+			s += fmt.Sprintf(" code %d", api.Code)
+		}
+		if api.Message != "" {
+			s += " " + api.Message
+		}
+		return s
+	}
+	return err.Error()
+}
+
+func (a *action) result(result, msg string, status, code int) outcome {
+	return outcome{result: clarity.ProvisionResult{
+		RequestID: a.req.RequestID, Action: a.req.Action, Result: result,
+		Error: bound(msg, maxError), ZoomStatus: status, ZoomCode: code,
+	}}
+}

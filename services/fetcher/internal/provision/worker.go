@@ -1,0 +1,338 @@
+// Package provision is the fetcher's provisioning worker: it carries out
+// the grants and revocations Clarity asks for on zoom.provision.<tenant>.<connector>
+// with each connector's own Zoom client (its tokens, its account's pacing),
+// reading Zoom first so that an effect already in place makes no write, and
+// reading back after a write so that only what Zoom shows is claimed.
+//
+// Requests are read in stream order, from the first one not yet served;
+// those of one user run one at a time in that order, those of different
+// users side by side. A request's progress is kept in a JetStream bucket
+// (idempotency.go), so that a request id runs once and answers its first
+// result, also when the worker dies half-way: the request is then taken up
+// again from the stream, in order. The result goes to the Clarity-Reply-To
+// subject, when the request names one, and to the writer, which publishes
+// it as an event in sequence with the records the action changed, and then
+// has those records read again from Zoom.
+package provision
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/claritysecurity/zoom-connector/pkg/clarity"
+	"github.com/claritysecurity/zoom-connector/pkg/pipeline"
+	"github.com/claritysecurity/zoom-connector/services/fetcher/internal/runner"
+)
+
+// Defaults of Config.
+const (
+	DefaultWorkers     = 64
+	DefaultMaxInFlight = 2048
+	DefaultGrace       = 5 * time.Second
+)
+
+// Config configures a Worker.
+type Config struct {
+	// JetStream reads the requests and keeps their progress; Conn publishes
+	// the replies.
+	JetStream jetstream.JetStream
+	Conn      *nats.Conn
+	// Clients gives each connector's Zoom client, or why it is not served.
+	Clients runner.Clients
+	// Replicas of the provisioning bucket.
+	Replicas int
+	// Keep is how long a request's result is kept to answer its id again,
+	// default pipeline.DefaultProvisionKeep.
+	Keep time.Duration
+	// Workers bounds the users served at once, default DefaultWorkers.
+	Workers int
+	// MaxInFlight bounds the requests read ahead of their turn, default
+	// DefaultMaxInFlight.
+	MaxInFlight int
+	// Grace is how long the requests running when the worker stops may
+	// take to finish, default DefaultGrace; the others are taken up again
+	// at the next start.
+	Grace time.Duration
+	Log   zerolog.Logger
+}
+
+// Worker serves provisioning requests.
+type Worker struct {
+	cfg    Config
+	ledger *ledger
+	now    func() time.Time
+}
+
+// New opens the provisioning bucket and returns a Worker.
+func New(ctx context.Context, cfg Config) (*Worker, error) {
+	if cfg.Keep <= 0 {
+		cfg.Keep = pipeline.DefaultProvisionKeep
+	}
+	if cfg.Workers <= 0 {
+		cfg.Workers = DefaultWorkers
+	}
+	if cfg.MaxInFlight <= 0 {
+		cfg.MaxInFlight = DefaultMaxInFlight
+	}
+	if cfg.Grace <= 0 {
+		cfg.Grace = DefaultGrace
+	}
+	l, err := openLedger(ctx, cfg.JetStream, cfg.Replicas, cfg.Keep)
+	if err != nil {
+		return nil, err
+	}
+	return &Worker{cfg: cfg, ledger: l, now: time.Now}, nil
+}
+
+// Run serves requests until ctx ends.
+func (w *Worker) Run(ctx context.Context) error {
+	stream, err := w.cfg.JetStream.Stream(ctx, pipeline.StreamProvision)
+	if err != nil {
+		return fmt.Errorf("provisioning: %w", err)
+	}
+	cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy})
+	if err != nil {
+		return fmt.Errorf("provisioning: %w", err)
+	}
+	it, err := cons.Messages()
+	if err != nil {
+		return fmt.Errorf("provisioning: %w", err)
+	}
+	// Running requests get Grace to finish once ctx ends.
+	jobs, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancel()
+	stopped := make(chan struct{})
+	go func() {
+		select {
+		case <-ctx.Done():
+			it.Stop()
+			t := time.AfterFunc(w.cfg.Grace, cancel)
+			<-stopped
+			t.Stop()
+		case <-stopped:
+		}
+	}()
+	q := newUserQueues(w.cfg.Workers)
+	slots := make(chan struct{}, w.cfg.MaxInFlight)
+	w.cfg.Log.Info().Msg("provisioning worker started")
+	for ctx.Err() == nil {
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			continue
+		}
+		msg, err := it.Next()
+		if err != nil {
+			<-slots
+			if ctx.Err() != nil || errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+				break
+			}
+			w.cfg.Log.Warn().Err(err).Msg("provisioning: reading requests")
+			continue
+		}
+		key := queueKey(msg)
+		q.submit(key, func() {
+			defer func() { <-slots }()
+			if ctx.Err() != nil {
+				return // not begun: taken up again at the next start
+			}
+			w.serve(jobs, stream, msg)
+		})
+	}
+	q.wait()
+	close(stopped)
+	return nil
+}
+
+// queueKey is the queue of a request: its connector and user, so that one
+// user's requests run in order.
+func queueKey(msg jetstream.Msg) string {
+	req, err := parseRequest(msg.Data())
+	if err != nil || req.User == "" {
+		meta, _ := msg.Metadata()
+		if meta != nil {
+			return "seq:" + strconv.FormatUint(meta.Sequence.Stream, 10)
+		}
+		return "bad"
+	}
+	return msg.Subject() + "|" + strings.ToLower(req.User)
+}
+
+// serve handles one request until it is answered, or the worker stops.
+func (w *Worker) serve(ctx context.Context, stream jetstream.Stream, msg jetstream.Msg) {
+	wait := 200 * time.Millisecond
+	for {
+		err := w.process(ctx, stream, msg)
+		if err == nil || ctx.Err() != nil {
+			return
+		}
+		w.cfg.Log.Warn().Err(err).Str("subject", msg.Subject()).Dur("retry_in", wait).Msg("provisioning: request not served yet")
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 30*time.Second)
+	}
+}
+
+// process serves one request: from the ledger when it has its result,
+// otherwise by running it. An error leaves the request to be tried again.
+func (w *Worker) process(ctx context.Context, stream jetstream.Stream, msg jetstream.Msg) error {
+	meta, err := msg.Metadata()
+	if err != nil {
+		return fmt.Errorf("request metadata: %w", err)
+	}
+	seq := meta.Sequence.Stream
+	c, err := pipeline.FromSubject(msg.Subject())
+	if err != nil {
+		// No connector to answer as: the reply says why, and the request
+		// goes.
+		w.reply(msg, clarity.ProvisionResult{Result: clarity.ResultFailed, Error: bound(err.Error(), maxError)})
+		return w.delete(ctx, stream, seq)
+	}
+	req, bad := parseRequest(msg.Data())
+	auditKey := req.RequestID
+	if auditKey == "" {
+		auditKey = "seq:" + strconv.FormatUint(seq, 10)
+	}
+	key := pipeline.ProvisionKey(c, auditKey)
+	p, found, err := w.ledger.get(ctx, key)
+	if err != nil {
+		return err
+	}
+	if found && p.State == stateDone && p.Outcome != nil {
+		if p.Seq != seq {
+			// The same request id again: it answers the first result.
+			w.reply(msg, p.Outcome.Result)
+			w.cfg.Log.Info().Str("tenant", c.Tenant).Str("connector", c.ID).Str("request_id", req.RequestID).
+				Str("result", p.Outcome.Result.Result).Msg("provisioning request repeated: first result answered")
+			return w.delete(ctx, stream, seq)
+		}
+		return w.finish(ctx, stream, msg, key, p)
+	}
+	o := &pipeline.ProvisionOutcome{
+		Tenant: c.Tenant, Connector: c.ID, AuditKey: auditKey, Request: req.ProvisionRequest,
+		RequestedBy: requestedBy(msg.Headers()), ReceivedAt: meta.Timestamp.UTC(),
+	}
+	if bad != nil {
+		o.Result = clarity.ProvisionResult{RequestID: req.RequestID, Action: req.Action, Result: clarity.ResultFailed,
+			Error: bound(strings.TrimPrefix(bad.Error(), errBadRequest.Error()+": "), maxError)}
+	} else if err := w.act(ctx, c, req, key, seq, found && p.State == stateWriting, o); err != nil {
+		return err
+	}
+	o.FinishedAt = w.now().UTC()
+	return w.finish(ctx, stream, msg, key, progress{Seq: seq, State: stateDone, Outcome: o})
+}
+
+// act runs a well-formed request with its connector's client and fills in
+// o's result, calls and refreshes.
+func (w *Worker) act(ctx context.Context, c pipeline.ConnectorRef, req request, key string, seq uint64, resumed bool, o *pipeline.ProvisionOutcome) error {
+	fail := func(msg string) {
+		o.Result = clarity.ProvisionResult{RequestID: req.RequestID, Action: req.Action, Result: clarity.ResultFailed, Error: bound(msg, maxError)}
+	}
+	client, err := w.cfg.Clients.Client(ctx, c)
+	switch {
+	case errors.Is(err, runner.ErrNotServed):
+		fail("connector not served: " + err.Error())
+		return nil
+	case err != nil:
+		return err
+	}
+	z, ok := client.(Zoom)
+	if !ok {
+		fail(fmt.Sprintf("connector %s: its Zoom client cannot make changes", c))
+		return nil
+	}
+	a := &action{z: z, req: req, resumed: resumed,
+		writing: func() error { return w.ledger.put(ctx, key, progress{Seq: seq, State: stateWriting}) }}
+	out := a.run(ctx)
+	if out.err != nil {
+		return out.err
+	}
+	o.Result, o.Calls, o.RefreshUsers, o.Admins = out.result, a.calls, a.refresh, a.admins
+	return nil
+}
+
+// finish stores the result, answers and deletes the request.
+func (w *Worker) finish(ctx context.Context, stream jetstream.Stream, msg jetstream.Msg, key string, p progress) error {
+	if !p.Answered {
+		if err := w.ledger.put(ctx, key, p); err != nil {
+			return err
+		}
+		if err := w.handOver(ctx, p.Outcome); err != nil {
+			return err
+		}
+		w.reply(msg, p.Outcome.Result)
+		p.Answered = true
+		if err := w.ledger.put(ctx, key, p); err != nil {
+			return err
+		}
+		r := p.Outcome.Result
+		w.cfg.Log.Info().Str("tenant", p.Outcome.Tenant).Str("connector", p.Outcome.Connector).
+			Str("request_id", r.RequestID).Str("action", r.Action).Str("result", r.Result).
+			Int("zoom_status", r.ZoomStatus).Int("zoom_code", r.ZoomCode).Msg("provisioning request served")
+	}
+	meta, err := msg.Metadata()
+	if err != nil {
+		return err
+	}
+	return w.delete(ctx, stream, meta.Sequence.Stream)
+}
+
+// handOver publishes the outcome to the writer, once per request.
+func (w *Worker) handOver(ctx context.Context, o *pipeline.ProvisionOutcome) error {
+	c := pipeline.ConnectorRef{Tenant: o.Tenant, ID: o.Connector}
+	body, err := json.Marshal(o)
+	if err != nil {
+		return fmt.Errorf("encode provisioning outcome: %w", err)
+	}
+	m := nats.NewMsg(pipeline.ProvisionResultSubject(c))
+	m.Data = body
+	m.Header.Set(jetstream.MsgIDHeader, pipeline.ProvisionResultID(c, o.AuditKey))
+	if _, err := w.cfg.JetStream.PublishMsg(ctx, m); err != nil {
+		return fmt.Errorf("hand the provisioning result to the writer: %w", err)
+	}
+	return nil
+}
+
+// reply publishes r to the request's Clarity-Reply-To subject, if any.
+// A reply is a plain NATS message: no one may be listening any more.
+func (w *Worker) reply(msg jetstream.Msg, r clarity.ProvisionResult) {
+	to, err := replyTo(msg.Headers())
+	if err != nil {
+		w.cfg.Log.Warn().Err(err).Str("request_id", r.RequestID).Msg("provisioning: no reply")
+		return
+	}
+	if to == "" {
+		return
+	}
+	body, err := json.Marshal(r)
+	if err != nil {
+		return
+	}
+	m := nats.NewMsg(to)
+	m.Data = body
+	m.Header.Set("Content-Type", "application/json")
+	if err := w.cfg.Conn.PublishMsg(m); err != nil {
+		w.cfg.Log.Warn().Err(err).Str("request_id", r.RequestID).Msg("provisioning: reply not published")
+	}
+}
+
+// delete removes a served request from the stream.
+func (w *Worker) delete(ctx context.Context, stream jetstream.Stream, seq uint64) error {
+	err := stream.DeleteMsg(ctx, seq)
+	if err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) && !strings.Contains(err.Error(), "no message found") {
+		return fmt.Errorf("delete served request %d: %w", seq, err)
+	}
+	return nil
+}
