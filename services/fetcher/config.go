@@ -7,6 +7,7 @@ import (
 
 	"github.com/claritysecurity/zoom-connector/pkg/connector"
 	"github.com/claritysecurity/zoom-connector/pkg/pipeline"
+	"github.com/claritysecurity/zoom-connector/pkg/ratebudget"
 	"github.com/claritysecurity/zoom-connector/pkg/service"
 	"github.com/claritysecurity/zoom-connector/pkg/zoom"
 )
@@ -31,6 +32,13 @@ type config struct {
 	HintWorkers    int
 	SyncInterval   time.Duration
 	TriggerAckWait time.Duration
+	// SharedBudget draws every Zoom request on one budget per account,
+	// shared by the replicas through NATS (ZOOM_SHARED_BUDGET, default
+	// true); BudgetReplicas is how many replicas share it, which sets the
+	// conservative share each takes while NATS cannot be reached
+	// (ZOOM_BUDGET_REPLICAS, default 3).
+	SharedBudget   bool
+	BudgetReplicas int
 }
 
 // credentialVars are the environment connector's credentials: all three,
@@ -45,6 +53,11 @@ func readConfig(e *service.Env) (config, error) {
 		HintWorkers:    e.Int("HINT_CONCURRENCY", 4),
 		SyncInterval:   e.Duration("SYNC_INTERVAL", 24*time.Hour),
 		TriggerAckWait: e.Duration("TRIGGER_ACK_WAIT", 30*time.Second),
+		SharedBudget:   e.Bool("ZOOM_SHARED_BUDGET", true),
+		BudgetReplicas: e.Int("ZOOM_BUDGET_REPLICAS", ratebudget.DefaultExpectedReplicas),
+	}
+	if c.BudgetReplicas < 1 {
+		e.Check(fmt.Errorf("ZOOM_BUDGET_REPLICAS %d is below 1", c.BudgetReplicas))
 	}
 	plan, err := zoom.ParsePlan(e.String("ZOOM_PLAN", "pro"))
 	e.Check(err)

@@ -15,9 +15,11 @@ import (
 	"github.com/claritysecurity/zoom-connector/pkg/connector"
 	"github.com/claritysecurity/zoom-connector/pkg/natsx"
 	"github.com/claritysecurity/zoom-connector/pkg/pipeline"
+	"github.com/claritysecurity/zoom-connector/pkg/ratebudget"
 	"github.com/claritysecurity/zoom-connector/pkg/service"
 	"github.com/claritysecurity/zoom-connector/pkg/zoom"
 	"github.com/claritysecurity/zoom-connector/services/fetcher/internal/clients"
+	"github.com/claritysecurity/zoom-connector/services/fetcher/internal/provision"
 	"github.com/claritysecurity/zoom-connector/services/fetcher/internal/runner"
 	"github.com/claritysecurity/zoom-connector/services/fetcher/internal/runstate"
 	"github.com/claritysecurity/zoom-connector/services/fetcher/internal/schedule"
@@ -39,10 +41,30 @@ func run(ctx context.Context) error {
 	zm := newZoomMetrics(metrics)
 	shared := cfg.Zoom
 	shared.Observer = zm
+
+	nc, js, err := service.JetStream(ctx, cfg.Common, "fetcher", log)
+	if err != nil {
+		return err
+	}
+	defer natsx.Drain(nc) //nolint:errcheck
+	// Every replica draws on one budget per Zoom account (ratebudget).
+	var budget *ratebudget.Budget
+	if !cfg.Zoom.DisablePacing && cfg.SharedBudget {
+		budget, err = ratebudget.Open(ctx, ratebudget.Config{
+			JetStream: js, Replicas: cfg.StreamReplicas, Plan: cfg.Zoom.Plan, Share: cfg.Zoom.PaceShare,
+			ExpectedReplicas: cfg.BudgetReplicas, Observer: newBudgetMetrics(metrics), Log: log,
+		})
+		if err != nil {
+			return err
+		}
+	}
 	var envClient runner.Client
 	if !cfg.Connector.IsZero() {
 		zcfg := shared
 		zcfg.Logger = log.With().Str("tenant", cfg.Connector.Tenant).Str("connector", cfg.Connector.ID).Logger()
+		if budget != nil {
+			zcfg.Budget = budget.Account(ratebudget.AccountKey(cfg.Zoom.AccountID, cfg.Connector.String()))
+		}
 		client, err := zoom.New(zcfg)
 		if err != nil {
 			return err
@@ -52,12 +74,6 @@ func run(ctx context.Context) error {
 	// The registered connectors' clients never see the environment's
 	// credentials.
 	shared.AccountID, shared.ClientID, shared.ClientSecret = "", "", ""
-
-	nc, js, err := service.JetStream(ctx, cfg.Common, "fetcher", log)
-	if err != nil {
-		return err
-	}
-	defer natsx.Drain(nc) //nolint:errcheck
 	runs, err := runstate.Open(ctx, js, cfg.StreamReplicas)
 	if err != nil {
 		return err
@@ -78,7 +94,7 @@ func run(ctx context.Context) error {
 	set := clients.New(clients.Config{
 		Env: cfg.Connector, EnvClient: envClient,
 		Registry: registry, Keys: cfg.Keys, Authorizer: auth,
-		Zoom: shared, Holder: holder(), Log: log,
+		Zoom: shared, Budget: budget, Holder: holder(), Log: log,
 	})
 	metrics.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "fetcher_registered_clients", Help: "Zoom clients held for registered connectors (built on first use).",
@@ -100,6 +116,12 @@ func run(ctx context.Context) error {
 		return err
 	}
 	consumeMetrics := service.NewConsumeMetrics(metrics)
+	provisioner, err := provision.New(ctx, provision.Config{
+		JetStream: js, Conn: nc, Clients: set, Replicas: cfg.StreamReplicas, Log: log,
+	})
+	if err != nil {
+		return err
+	}
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return registry.Watch(gctx) })
@@ -165,6 +187,7 @@ func run(ctx context.Context) error {
 		}.Run(gctx, js, r.HandleHint)
 	}))
 	g.Go(synced(func() error { return sched.Run(gctx) }))
+	g.Go(synced(func() error { return provisioner.Run(gctx) }))
 	start := log.Info().Str("addr", cfg.HTTPAddr).Bool("secrets_key", cfg.Keys != nil)
 	if !cfg.Connector.IsZero() {
 		start = start.Str("tenant", cfg.Connector.Tenant).Str("connector", cfg.Connector.ID)

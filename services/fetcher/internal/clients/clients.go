@@ -13,6 +13,7 @@ import (
 
 	"github.com/claritysecurity/zoom-connector/pkg/connector"
 	"github.com/claritysecurity/zoom-connector/pkg/pipeline"
+	"github.com/claritysecurity/zoom-connector/pkg/ratebudget"
 	"github.com/claritysecurity/zoom-connector/pkg/zoom"
 	"github.com/claritysecurity/zoom-connector/services/fetcher/internal/runner"
 )
@@ -36,6 +37,10 @@ type Config struct {
 	// OAuth URLs, the plan, pacing, the observer. Credentials, token
 	// source and logger are set per connector.
 	Zoom zoom.Config
+	// Budget, when set, paces every client under its account's budget,
+	// shared with the other replicas: the account id for Server-to-Server
+	// connectors, the account the authorization reached for OAuth ones.
+	Budget *ratebudget.Budget
 	// Holder names this fetcher replica in the leases of token refreshes.
 	Holder string
 	// Log is the base of each client's logger, which names its connector.
@@ -154,6 +159,11 @@ func (s *Set) build(c pipeline.ConnectorRef, rec connector.Record) (*zoom.Client
 		cfg.TokenSource = s.cfg.Registry.TokenSource(s.cfg.Keys, s.cfg.Authorizer, c, s.cfg.Holder)
 	default:
 		return nil, fmt.Errorf("connector %s: auth %q is not one the fetcher knows", c, rec.Auth)
+	}
+	if s.cfg.Budget != nil {
+		// Two connectors on one account share its budget; an OAuth
+		// connector whose account is not known yet has its own.
+		cfg.Budget = s.cfg.Budget.Account(ratebudget.AccountKey(rec.AccountID, c.String()))
 	}
 	client, err := zoom.New(cfg)
 	if err != nil {
