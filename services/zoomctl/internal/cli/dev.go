@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/claritysecurity/zoom-connector/pkg/clarity"
+	"github.com/claritysecurity/zoom-connector/pkg/connector"
 	"github.com/claritysecurity/zoom-connector/pkg/pipeline"
 	"github.com/claritysecurity/zoom-connector/pkg/zoom/zoomtest"
 	"github.com/claritysecurity/zoom-connector/services/zoomctl/internal/devstack"
@@ -122,6 +123,7 @@ func (d *dev) run(ctx context.Context, o devOptions) (err error) {
 		}
 		d.say("• %-10s up, health and metrics on http://%s", name, p.Addr)
 	}
+	d.say("• admin console at %s, sign-in token %s", s.AdminURL, s.AdminToken)
 	// A service that dies ends the run, saying which and where its log is,
 	// rather than leave the progress bar (or --serve) waiting for ever.
 	ctx, died := context.WithCancelCause(ctx)
@@ -197,12 +199,38 @@ func (d *dev) run(ctx context.Context, o devOptions) (err error) {
 		return err
 	}
 	if o.serve {
+		if err := d.consentApp(s); err != nil {
+			return err
+		}
 		d.say("• the stack keeps running; NATS_URL=%s DATABASE_URL=%s; Ctrl-C stops it", s.NATSURL, dbURL)
 		<-ctx.Done()
 		if cause := context.Cause(ctx); errors.Is(cause, errServiceDied) {
 			return cause
 		}
 	}
+	return nil
+}
+
+// The connector a person connects by hand in the admin console of
+// zoomctl dev --serve.
+const consentTenant, consentConnectorID = "demo", "zoom"
+
+// consentApp adds an OAuth app that shows Zoom's consent page to the
+// simulator's account, with the redirect of consentConnector, and says how
+// to connect it in the admin console. Its credentials are the simulator's,
+// printed so that they can be pasted.
+func (d *dev) consentApp(s *devstack.Stack) error {
+	consentConnector := pipeline.ConnectorRef{Tenant: consentTenant, ID: consentConnectorID}
+	app, err := s.Sim.DefaultAccount().AddApp(zoomtest.AppOptions{Consent: true,
+		RedirectURIs: []string{connector.RedirectURL(s.RedirectTemplate(), consentConnector)}})
+	if err != nil {
+		return err
+	}
+	d.say("• to connect Zoom by hand: open %s/connect, sign in, and enter", s.AdminURL)
+	d.say("    tenant %s, service identifier %s, OAuth app", consentConnector.Tenant, consentConnector.ID)
+	d.say("    Client ID %s, Client Secret %s, webhook secret token %s (the simulator's)",
+		app.ClientID(), app.ClientSecret(), s.Config().Sim.WebhookSecret)
+	d.say("    then Save, and Authorize on the simulated Zoom's consent page")
 	return nil
 }
 

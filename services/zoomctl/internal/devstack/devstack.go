@@ -80,6 +80,10 @@ type Stack struct {
 	// simulator's OAuth app, in OAuth mode.
 	secretsKey string
 	app        *zoomtest.App
+	// AdminURL and AdminToken are the admin console's address and
+	// sign-in token in OAuth mode, served by the first webhook replica.
+	AdminURL, AdminToken string
+	adminServed          bool
 }
 
 // Start starts NATS and the simulator; services are started with Run.
@@ -132,6 +136,10 @@ func Start(ctx context.Context, cfg Config) (*Stack, error) {
 			s.Close()
 			return nil, err
 		}
+		if err := s.prepareAdmin(); err != nil {
+			s.Close()
+			return nil, err
+		}
 	}
 	return s, nil
 }
@@ -141,6 +149,30 @@ func Start(ctx context.Context, cfg Config) (*Stack, error) {
 func (s *Stack) redirectURL() string {
 	return connector.RedirectURL(s.redirectTemplate(), s.cfg.Connector)
 }
+
+// prepareAdmin picks the admin console's address and writes its sign-in
+// token to a file only the user can read, which the webhook service reads
+// (ADMIN_TOKEN_FILE).
+func (s *Stack) prepareAdmin() error {
+	addr, err := freeAddr()
+	if err != nil {
+		return err
+	}
+	tok := make([]byte, 24)
+	if _, err := rand.Read(tok); err != nil {
+		return err
+	}
+	s.AdminToken = base64.RawURLEncoding.EncodeToString(tok)
+	if err := os.WriteFile(filepath.Join(s.cfg.Dir, "admin-token"), []byte(s.AdminToken+"\n"), 0o600); err != nil {
+		return err
+	}
+	s.addrs["admin"], s.AdminURL = addr, "http://"+addr
+	return nil
+}
+
+// RedirectTemplate is the services' OAUTH_REDIRECT_URL in OAuth mode: the
+// webhook service's own route.
+func (s *Stack) RedirectTemplate() string { return s.redirectTemplate() }
 
 func (s *Stack) redirectTemplate() string {
 	return "http://" + s.addrs["webhook"] + "/application/oauthProcessCode/{connector}"
@@ -239,6 +271,14 @@ func (s *Stack) Env(name string) ([]string, error) {
 		// address, so that the simulator's webhook URL stays valid; its
 		// health and metrics address, the Proc's Addr, is its own.
 		env["WEBHOOK_ADDR"] = s.addrs["webhook"]
+		s.mu.Lock()
+		if s.AdminURL != "" && !s.adminServed {
+			s.adminServed = true
+			env["ADMIN_ADDR"] = s.addrs["admin"]
+			env["ADMIN_URL"] = s.AdminURL
+			env["ADMIN_TOKEN_FILE"] = filepath.Join(s.cfg.Dir, "admin-token")
+		}
+		s.mu.Unlock()
 	}
 	for k, v := range s.cfg.Env {
 		env[k] = v
