@@ -21,6 +21,19 @@ import (
 // lives: a restart of the NATS server must not stop a service. opts come
 // after the defaults and may override them.
 func Connect(ctx context.Context, url, name string, log zerolog.Logger, opts ...nats.Option) (*nats.Conn, jetstream.JetStream, error) {
+	return ConnectAuth(ctx, url, name, Auth{}, log, opts...)
+}
+
+// ConnectAuth is Connect with credentials and a CA (auth). Credentials the
+// server refuses stop it at once with one error that says so, rather than
+// a loop of reconnections; a permission violation later is logged with its
+// subject.
+func ConnectAuth(ctx context.Context, url, name string, auth Auth, log zerolog.Logger, opts ...nats.Option) (*nats.Conn, jetstream.JetStream, error) {
+	authOpts, err := auth.Options()
+	if err != nil {
+		return nil, nil, err
+	}
+	opts = append(authOpts, opts...)
 	nc, err := nats.Connect(url, append([]nats.Option{
 		nats.Name(name),
 		nats.MaxReconnects(-1),
@@ -35,6 +48,10 @@ func Connect(ctx context.Context, url, name string, log zerolog.Logger, opts ...
 			log.Info().Str("url", c.ConnectedUrlRedacted()).Msg("nats reconnected")
 		}),
 		nats.ErrorHandler(func(_ *nats.Conn, s *nats.Subscription, err error) {
+			if subject, ok := PermissionSubject(err); ok {
+				log.Error().Str("subject", subject).Msg("nats refused: permission violation")
+				return
+			}
 			ev := log.Warn().Err(err)
 			if s != nil {
 				ev = ev.Str("subject", s.Subject)
@@ -54,12 +71,23 @@ func Connect(ctx context.Context, url, name string, log zerolog.Logger, opts ...
 	// connection so that stream creation does not fail needlessly.
 	deadline := time.Now().Add(10 * time.Second)
 	for !nc.IsConnected() && time.Now().Before(deadline) && ctx.Err() == nil {
+		if err := nc.LastError(); authError(err) {
+			nc.Close()
+			what := "without credentials (NATS_CREDS is not set)"
+			if auth.CredsFile != "" {
+				what = "with the credentials of NATS_CREDS"
+			}
+			return nil, nil, fmt.Errorf("connect to nats at %s: the server refused the connection %s: %w", RedactURL(url), what, err)
+		}
 		time.Sleep(50 * time.Millisecond)
 	}
 	if !nc.IsConnected() {
 		nc.Close()
 		if err := ctx.Err(); err != nil {
 			return nil, nil, fmt.Errorf("connect to nats at %s: %w", RedactURL(url), err)
+		}
+		if err := nc.LastError(); err != nil {
+			return nil, nil, fmt.Errorf("connect to nats at %s: no connection within 10s: %w", RedactURL(url), redactError(err, url))
 		}
 		return nil, nil, fmt.Errorf("connect to nats at %s: no connection within 10s", RedactURL(url))
 	}

@@ -1,0 +1,410 @@
+package natsauth_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/claritysecurity/zoom-connector/pkg/clarity"
+	"github.com/claritysecurity/zoom-connector/pkg/connector"
+	"github.com/claritysecurity/zoom-connector/pkg/natsauth"
+	"github.com/claritysecurity/zoom-connector/pkg/natsx"
+	"github.com/claritysecurity/zoom-connector/pkg/natsx/natstest"
+	"github.com/claritysecurity/zoom-connector/pkg/pipeline"
+)
+
+// secured runs a server with the authorization natsauth.Init writes, and
+// returns its URL and the credentials directory.
+func secured(t *testing.T) (string, string) {
+	t.Helper()
+	dir := t.TempDir()
+	if _, err := natsauth.Init(dir); err != nil {
+		t.Fatal(err)
+	}
+	for _, tenant := range []string{"acme", "globex"} {
+		if _, err := natsauth.IssueTenant(dir, tenant, "app"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s, err := natstest.StartWithConfig(t.TempDir(), 0, filepath.Join(dir, natsauth.FileServerConfig))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
+	return s.ClientURL(), dir
+}
+
+// client is one identity's connection and the permission violations the
+// server reported to it.
+type client struct {
+	nc      *nats.Conn
+	js      jetstream.JetStream
+	refused chan string
+}
+
+func dial(t *testing.T, url, creds string) *client {
+	t.Helper()
+	c := &client{refused: make(chan string, 100)}
+	var err error
+	c.nc, c.js, err = natsx.ConnectAuth(context.Background(), url, "test", natsx.Auth{CredsFile: creds}, zerolog.Nop(),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			if subject, ok := natsx.PermissionSubject(err); ok {
+				c.refused <- subject
+			}
+		}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.nc.Close)
+	return c
+}
+
+func dialRole(t *testing.T, url, dir string, r natsauth.Role) *client {
+	return dial(t, url, filepath.Join(dir, natsauth.CredsFile(r)))
+}
+
+// expectRefused waits for the server's refusal of subject.
+func (c *client) expectRefused(t *testing.T, subject string) {
+	t.Helper()
+	timeout := time.After(5 * time.Second)
+	for {
+		select {
+		case s := <-c.refused:
+			if s == subject {
+				return
+			}
+		case <-timeout:
+			t.Fatalf("the server did not refuse %s", subject)
+		}
+	}
+}
+
+// expectRefusedLike waits for the server's refusal of a subject that
+// starts with prefix and ends with suffix.
+func (c *client) expectRefusedLike(t *testing.T, prefix, suffix string) {
+	t.Helper()
+	timeout := time.After(5 * time.Second)
+	for {
+		select {
+		case s := <-c.refused:
+			if strings.HasPrefix(s, prefix) && strings.HasSuffix(s, suffix) {
+				return
+			}
+		case <-timeout:
+			t.Fatalf("the server did not refuse %s…%s", prefix, suffix)
+		}
+	}
+}
+
+// short is a context for a request the server is expected to refuse: it
+// drops the request, so the client waits for nothing.
+func short(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// expectNoRefusal checks that the server refused nothing so far.
+func (c *client) expectNoRefusal(t *testing.T) {
+	t.Helper()
+	if err := c.nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case s := <-c.refused:
+		t.Fatalf("the server refused %s", s)
+	case <-time.After(200 * time.Millisecond):
+	}
+}
+
+func (c *client) publishRefused(t *testing.T, subject string) {
+	t.Helper()
+	if err := c.nc.Publish(subject, []byte("{}")); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	c.expectRefused(t, subject)
+}
+
+func (c *client) subscribeRefused(t *testing.T, subject string) {
+	t.Helper()
+	sub, err := c.nc.SubscribeSync(subject)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe() //nolint:errcheck
+	if err := c.nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	c.expectRefused(t, subject)
+}
+
+func ensureStreams(t *testing.T, js jetstream.JetStream) {
+	t.Helper()
+	if err := natsx.EnsureStreams(context.Background(), js, pipeline.Streams(1)...); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestRolesRefusedOutsidePermissions: for each role, a publish and a
+// subscription outside its permissions are refused by the server.
+func TestRolesRefusedOutsidePermissions(t *testing.T) {
+	url, dir := secured(t)
+	acme := pipeline.ConnectorRef{Tenant: "acme", ID: "zoom"}
+	cases := []struct {
+		creds       string
+		publish     string
+		subscribe   string
+		allowedSub  string
+		allowedPubs []string
+	}{
+		{natsauth.CredsFile(natsauth.RoleFetcher), pipeline.RecordsSubject(acme), "zoom.admin.>", "", nil},
+		{natsauth.CredsFile(natsauth.RoleNormalizer), "zoom.provision.acme.zoom", "clarity.entitlements.>", "", nil},
+		{natsauth.CredsFile(natsauth.RoleWriter), pipeline.SyncSubject(acme), "zoom.raw.>", natsauth.SnapshotSubject("*", "*"), nil},
+		{natsauth.CredsFile(natsauth.RoleWebhook), pipeline.RecordsSubject(acme), "clarity.entitlements.>", connector.SubjectList, nil},
+		{natsauth.CredsFile(natsauth.RoleOperator), pipeline.EventSubject(acme, clarity.KindSync), "clarity.entitlements.>", "", nil},
+		{natsauth.CredsFile(natsauth.RoleClarity), pipeline.RawSubject(acme), "zoom.admin.>", "", nil},
+		{natsauth.TenantCredsFile("acme", "app"), pipeline.SyncSubject(acme), "clarity.entitlements.acme.>", "", nil},
+	}
+	for _, tc := range cases {
+		t.Run(strings.TrimSuffix(tc.creds, ".creds"), func(t *testing.T) {
+			c := dial(t, url, filepath.Join(dir, tc.creds))
+			c.publishRefused(t, tc.publish)
+			c.subscribeRefused(t, tc.subscribe)
+			if tc.allowedSub != "" {
+				if _, err := c.nc.SubscribeSync(tc.allowedSub); err != nil {
+					t.Fatal(err)
+				}
+				c.expectNoRefusal(t)
+			}
+		})
+	}
+}
+
+// TestServicesWorkWithinPermissions: each service ensures the streams,
+// creates its durable consumers and buckets, and publishes what it hands on;
+// a consumer another service owns is refused.
+func TestServicesWorkWithinPermissions(t *testing.T) {
+	url, dir := secured(t)
+	ctx := context.Background()
+	acme := pipeline.ConnectorRef{Tenant: "acme", ID: "zoom"}
+	consumers := map[natsauth.Role][][2]string{
+		natsauth.RoleFetcher:    {{pipeline.StreamSync, pipeline.ConsumerFetcher}, {pipeline.StreamHint, pipeline.ConsumerFetcherHints}},
+		natsauth.RoleNormalizer: {{pipeline.StreamRaw, pipeline.ConsumerNormalizer}, {pipeline.StreamWebhook, pipeline.ConsumerNormalizerWebhook}},
+		natsauth.RoleWriter:     {{pipeline.StreamRecords, pipeline.ConsumerWriter}},
+		natsauth.RoleWebhook:    {{clarity.StreamEntitlements, pipeline.ConsumerLastSync}},
+	}
+	publishes := map[natsauth.Role]string{
+		natsauth.RoleFetcher:    pipeline.RawSubject(acme),
+		natsauth.RoleNormalizer: pipeline.RecordsSubject(acme),
+		natsauth.RoleWriter:     pipeline.EventSubject(acme, clarity.KindServiceUser),
+		natsauth.RoleWebhook:    pipeline.WebhookSubject(acme),
+		natsauth.RoleOperator:   pipeline.SyncSubject(acme),
+		natsauth.RoleClarity:    pipeline.SyncSubject(acme),
+	}
+	buckets := map[natsauth.Role][]string{
+		natsauth.RoleFetcher: {connector.Bucket, pipeline.RunsBucket, pipeline.ScheduleBucket},
+		natsauth.RoleWriter:  {connector.Bucket},
+		natsauth.RoleWebhook: {connector.Bucket, connector.StatesBucket},
+	}
+	for _, r := range []natsauth.Role{natsauth.RoleFetcher, natsauth.RoleNormalizer, natsauth.RoleWriter, natsauth.RoleWebhook, natsauth.RoleOperator, natsauth.RoleClarity} {
+		t.Run(string(r), func(t *testing.T) {
+			c := dialRole(t, url, dir, r)
+			if r != natsauth.RoleClarity {
+				ensureStreams(t, c.js)
+			}
+			for _, sc := range consumers[r] {
+				cons, err := c.js.CreateOrUpdateConsumer(ctx, sc[0], jetstream.ConsumerConfig{Durable: sc[1], AckPolicy: jetstream.AckExplicitPolicy})
+				if err != nil {
+					t.Fatalf("consumer %s of %s: %v", sc[1], sc[0], err)
+				}
+				if _, err := cons.Fetch(1, jetstream.FetchMaxWait(100*time.Millisecond)); err != nil {
+					t.Fatalf("pull from %s: %v", sc[1], err)
+				}
+			}
+			if _, err := c.js.Publish(ctx, publishes[r], []byte("{}")); err != nil {
+				t.Fatalf("publish to %s: %v", publishes[r], err)
+			}
+			for _, b := range buckets[r] {
+				kv, err := c.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: b})
+				if err != nil {
+					t.Fatalf("bucket %s: %v", b, err)
+				}
+				if _, err := kv.Put(ctx, "k", []byte("v")); err != nil {
+					t.Fatalf("put in %s: %v", b, err)
+				}
+				if e, err := kv.Get(ctx, "k"); err != nil || string(e.Value()) != "v" {
+					t.Fatalf("get from %s: %v", b, err)
+				}
+				w, err := kv.WatchAll(ctx)
+				if err != nil {
+					t.Fatalf("watch %s: %v", b, err)
+				}
+				<-w.Updates()
+				_ = w.Stop()
+			}
+			c.expectNoRefusal(t)
+		})
+	}
+	// A service cannot take another's consumer, nor read a bucket it has
+	// no business with.
+	norm := dialRole(t, url, dir, natsauth.RoleNormalizer)
+	if _, err := norm.js.CreateOrUpdateConsumer(short(t), pipeline.StreamRecords, jetstream.ConsumerConfig{Durable: pipeline.ConsumerWriter}); err == nil {
+		t.Fatal("the normalizer created the writer's consumer")
+	}
+	norm.expectRefusedLike(t, "$JS.API.CONSUMER.", pipeline.StreamRecords+"."+pipeline.ConsumerWriter)
+	if _, err := norm.js.KeyValue(short(t), connector.Bucket); err == nil {
+		t.Fatal("the normalizer opened the connector registry")
+	}
+	norm.expectRefusedLike(t, "$JS.API.STREAM.INFO.KV_"+connector.Bucket, "")
+}
+
+// TestTenantReadsOnlyItsOwnEvents: a tenant's consumer reads its tenant's
+// events through an ordered consumer, and cannot read another tenant's,
+// create a consumer on another stream, nor pull from a service's consumer.
+func TestTenantReadsOnlyItsOwnEvents(t *testing.T) {
+	url, dir := secured(t)
+	ctx := context.Background()
+	writer := dialRole(t, url, dir, natsauth.RoleWriter)
+	ensureStreams(t, writer.js)
+	webhook := dialRole(t, url, dir, natsauth.RoleWebhook)
+	if _, err := webhook.js.CreateOrUpdateConsumer(ctx, clarity.StreamEntitlements, jetstream.ConsumerConfig{
+		Durable: pipeline.ConsumerLastSync, AckPolicy: jetstream.AckExplicitPolicy,
+		FilterSubjects: []string{pipeline.EventsOfKind(clarity.KindSync)}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tenant := range []string{"acme", "globex"} {
+		ref := pipeline.ConnectorRef{Tenant: tenant, ID: "zoom"}
+		for _, kind := range []string{clarity.KindServiceUser, clarity.KindSync} {
+			if _, err := writer.js.Publish(ctx, pipeline.EventSubject(ref, kind), []byte(tenant)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	acme := dial(t, url, filepath.Join(dir, natsauth.TenantCredsFile("acme", "app")))
+
+	// Its own events: every one, and only its tenant's.
+	cons, err := acme.js.OrderedConsumer(ctx, clarity.StreamEntitlements, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{"clarity.entitlements.acme.>"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch, err := cons.Fetch(10, jetstream.FetchMaxWait(time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for m := range batch.Messages() {
+		got = append(got, string(m.Data()))
+	}
+	if len(got) != 2 || got[0] != "acme" || got[1] != "acme" {
+		t.Fatalf("acme read %q, want its two events", got)
+	}
+
+	// Another tenant's events, all tenants', another stream.
+	for _, filter := range []string{"clarity.entitlements.globex.>", "clarity.entitlements.>", "clarity.entitlements.*.zoom.sync"} {
+		// as an ordered consumer asks for one: named, with one filter
+		_, err := acme.js.CreateOrUpdateConsumer(short(t), clarity.StreamEntitlements, jetstream.ConsumerConfig{
+			Name: "mine", FilterSubject: filter, AckPolicy: jetstream.AckNonePolicy})
+		if err == nil {
+			t.Errorf("acme created a consumer of %s", filter)
+		}
+		acme.expectRefusedLike(t, "$JS.API.CONSUMER.CREATE."+clarity.StreamEntitlements+".", "."+filter)
+	}
+	if _, err := acme.js.CreateOrUpdateConsumer(short(t), pipeline.StreamRaw, jetstream.ConsumerConfig{
+		Name: "x", FilterSubject: "zoom.raw.acme.>"}); err == nil {
+		t.Error("acme created a consumer on ZOOM_RAW")
+	}
+	acme.expectRefusedLike(t, "$JS.API.CONSUMER.CREATE."+pipeline.StreamRaw+".x", "")
+	// The webhook service's consumer holds every tenant's sync events.
+	next := "$JS.API.CONSUMER.MSG.NEXT." + clarity.StreamEntitlements + "." + pipeline.ConsumerLastSync
+	acme.publishRefused(t, next)
+	// Publishing an event or a trigger, even its own.
+	acme.publishRefused(t, "clarity.entitlements.acme.zoom.sync")
+}
+
+// TestConnectRefusedWithoutUsableCredentials: no credentials, credentials
+// of another deployment, and a file that is not credentials each stop the
+// connection at once with one error that says so and shows no secret.
+func TestConnectRefusedWithoutUsableCredentials(t *testing.T) {
+	url, dir := secured(t)
+	ctx := context.Background()
+	start := time.Now()
+	_, _, err := natsx.ConnectAuth(ctx, url, "test", natsx.Auth{}, zerolog.Nop())
+	if err == nil || !strings.Contains(err.Error(), "refused the connection without credentials") {
+		t.Fatalf("without credentials: %v", err)
+	}
+
+	other := t.TempDir()
+	if _, err := natsauth.Init(other); err != nil {
+		t.Fatal(err)
+	}
+	foreign := filepath.Join(other, natsauth.CredsFile(natsauth.RoleWriter))
+	_, _, err = natsx.ConnectAuth(ctx, url, "test", natsx.Auth{CredsFile: foreign}, zerolog.Nop())
+	if err == nil || !strings.Contains(err.Error(), "refused the connection with the credentials of NATS_CREDS") {
+		t.Fatalf("another deployment's credentials: %v", err)
+	}
+	b, _ := os.ReadFile(foreign)
+	for _, line := range strings.Split(string(b), "\n") {
+		if len(line) > 20 && strings.Contains(err.Error(), line) {
+			t.Fatalf("the error shows the credentials: %v", err)
+		}
+	}
+	if d := time.Since(start); d > 8*time.Second {
+		t.Fatalf("refusals took %s: the client retried", d)
+	}
+
+	notCreds := filepath.Join(dir, natsauth.FileOperatorSeed)
+	_, _, err = natsx.ConnectAuth(ctx, url, "test", natsx.Auth{CredsFile: notCreds}, zerolog.Nop())
+	if err == nil || !strings.Contains(err.Error(), "is not a NATS credentials file") {
+		t.Fatalf("a seed file as credentials: %v", err)
+	}
+	seed, _ := os.ReadFile(notCreds)
+	if strings.Contains(err.Error(), strings.TrimSpace(string(seed))) {
+		t.Fatal("the error shows the seed")
+	}
+	if _, _, err := natsx.ConnectAuth(ctx, url, "test", natsx.Auth{CredsFile: filepath.Join(dir, "missing.creds")}, zerolog.Nop()); err == nil ||
+		!strings.HasPrefix(err.Error(), "NATS_CREDS: ") {
+		t.Fatalf("a missing file: %v", err)
+	}
+}
+
+// TestInitKeepsTheAuthority: running init again keeps the keys, so that
+// credentials issued before stay valid against the new configuration.
+func TestInitKeepsTheAuthority(t *testing.T) {
+	url, dir := secured(t)
+	before, err := os.ReadFile(filepath.Join(dir, natsauth.FileAccountSeed))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := natsauth.Init(dir); err != nil {
+		t.Fatal(err)
+	}
+	after, _ := os.ReadFile(filepath.Join(dir, natsauth.FileAccountSeed))
+	if string(before) != string(after) {
+		t.Fatal("init replaced the account key")
+	}
+	// The tenant's credentials issued before still connect.
+	dial(t, url, filepath.Join(dir, natsauth.TenantCredsFile("acme", "app")))
+	for _, name := range []string{natsauth.FileAccountSeed, natsauth.FileOperatorSeed, natsauth.CredsFile(natsauth.RoleWriter)} {
+		fi, err := os.Stat(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s has mode %v, want 0600", name, fi.Mode().Perm())
+		}
+	}
+	if _, err := natsauth.IssueTenant(dir, "Bad Tenant", "app"); err == nil {
+		t.Error("a tenant with a bad name was issued credentials")
+	}
+}

@@ -1,0 +1,319 @@
+// Package natsauth is the connector's NATS authorization: one identity per
+// role, each allowed exactly the subjects and JetStream API calls it needs
+// (publish and subscribe listed separately), and the decentralized JWT
+// credentials (an operator, one account, a user per role) that carry those
+// permissions to the server.
+//
+// The permissions are derived from the names in packages pipeline, clarity
+// and connector, so that a new stream, consumer or bucket there is one edit
+// here, and the tests of this package show each role refused outside them.
+package natsauth
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/claritysecurity/zoom-connector/pkg/clarity"
+	"github.com/claritysecurity/zoom-connector/pkg/connector"
+	"github.com/claritysecurity/zoom-connector/pkg/pipeline"
+)
+
+// Role is one NATS identity of the deployment.
+type Role string
+
+// The roles. RoleTenant is one tenant's downstream consumer: its
+// permissions depend on the tenant (TenantPermissions).
+const (
+	RoleFetcher    Role = "fetcher"
+	RoleNormalizer Role = "normalizer"
+	RoleWriter     Role = "writer"
+	RoleWebhook    Role = "webhook"
+	// RoleOperator is the operator's zoomctl.
+	RoleOperator Role = "zoomctl"
+	// RoleClarity is Clarity's backend: admin and provisioning requests,
+	// sync triggers, snapshots, and every tenant's events.
+	RoleClarity Role = "clarity"
+	RoleTenant  Role = "tenant"
+)
+
+// Roles are the fixed roles, those Permissions answers.
+var Roles = []Role{RoleFetcher, RoleNormalizer, RoleWriter, RoleWebhook, RoleOperator, RoleClarity}
+
+// Permissions is what one identity may do. Publish and Subscribe allow;
+// everything else is refused. PublishDeny refuses subjects Publish's
+// wildcards would allow.
+type Permissions struct {
+	Publish     []string
+	PublishDeny []string
+	Subscribe   []string
+	// InboxPrefix is the identity's own reply prefix (its Subscribe
+	// allows InboxPrefix.>); the client uses it in place of _INBOX, so
+	// that no identity can read another's replies.
+	InboxPrefix string
+	// Responses lets the identity answer requests it received, on their
+	// reply subjects, once each within ResponseWindow.
+	Responses bool
+}
+
+// ResponseWindow is how long after a request its answer is allowed: the
+// longest an admin request may take (the admin API gives itself 2 minutes).
+const ResponseWindow = 5 * time.Minute
+
+// InboxPrefix returns the reply prefix of a role's identity.
+func InboxPrefix(r Role) string { return "_INBOX_" + string(r) }
+
+// tenantInboxPrefix is the reply prefix of a tenant's consumer.
+func tenantInboxPrefix(tenant string) string { return "_INBOX_tenant_" + tenant }
+
+// SnapshotSubject is where the snapshot of a connector is asked for:
+// clarity.snapshot.<tenant>.<connector>, answered by the writer.
+func SnapshotSubject(tenant, id string) string { return "clarity.snapshot." + tenant + "." + id }
+
+// snapshotSessions are the writer's own notes between its replicas about
+// the snapshot sessions they serve.
+const snapshotSessions = "zoom.snapshot.session.>"
+
+// any is a connector reference that matches every connector in a subject.
+var anyConnector = pipeline.ConnectorRef{Tenant: "*", ID: "*"}
+
+// every is subject's prefix with ">" for the last token: the subject of
+// every connector, e.g. zoom.raw.> from zoom.raw.<tenant>.<connector>.
+func every(subject func(pipeline.ConnectorRef) string) string {
+	s := subject(pipeline.ConnectorRef{Tenant: "T", ID: "C"})
+	return strings.TrimSuffix(s, "T.C") + ">"
+}
+
+// jsAPI is the JetStream API prefix.
+const jsAPI = "$JS.API."
+
+// streamAdmin lets a service ensure streams: look them up, create and
+// update them. Every service ensures every stream at start, so that the
+// services start in any order.
+func streamAdmin(streams ...string) []string {
+	var out []string
+	for _, s := range streams {
+		out = append(out, jsAPI+"STREAM.INFO."+s, jsAPI+"STREAM.CREATE."+s, jsAPI+"STREAM.UPDATE."+s)
+	}
+	return out
+}
+
+// durable lets a service create, look up and pull from its durable
+// consumer of a stream, and acknowledge its messages.
+func durable(stream, name string) []string {
+	return []string{
+		jsAPI + "CONSUMER.CREATE." + stream + "." + name,
+		jsAPI + "CONSUMER.CREATE." + stream + "." + name + ".>",
+		jsAPI + "CONSUMER.DURABLE.CREATE." + stream + "." + name,
+		jsAPI + "CONSUMER.INFO." + stream + "." + name,
+		jsAPI + "CONSUMER.MSG.NEXT." + stream + "." + name,
+		"$JS.ACK." + stream + "." + name + ".>",
+	}
+}
+
+// bucket lets a service create, read, watch and write a key-value bucket.
+func bucket(name string) []string {
+	s := "KV_" + name
+	return []string{
+		"$KV." + name + ".>",
+		jsAPI + "*.*." + s,           // STREAM.INFO, CREATE, UPDATE, PURGE
+		jsAPI + "*.*." + s + ".>",    // DIRECT.GET, CONSUMER.CREATE and DELETE of watchers
+		jsAPI + "STREAM.MSG.GET." + s, // a get where direct gets are off
+		"$JS.FC." + s + ".>",          // flow control of watchers
+	}
+}
+
+// orderedReader lets an identity read a stream through ordered consumers
+// (ephemeral, named by the client) with any filter.
+func orderedReader(stream string) []string {
+	return []string{
+		jsAPI + "STREAM.INFO." + stream,
+		jsAPI + "CONSUMER.CREATE." + stream + ".>",
+		jsAPI + "CONSUMER.INFO." + stream + ".*",
+		jsAPI + "CONSUMER.DELETE." + stream + ".*",
+		jsAPI + "CONSUMER.MSG.NEXT." + stream + ".*",
+		"$JS.FC." + stream + ".>",
+	}
+}
+
+// allStreams are the names of every stream the services ensure.
+func allStreams() []string {
+	var out []string
+	for _, c := range pipeline.Streams(1) {
+		out = append(out, c.Name)
+	}
+	return out
+}
+
+// service is what every service may do: account information, ensure the
+// streams, and receive its replies.
+func service(r Role) Permissions {
+	return Permissions{
+		Publish:     append([]string{jsAPI + "INFO"}, streamAdmin(allStreams()...)...),
+		Subscribe:   []string{InboxPrefix(r) + ".>"},
+		InboxPrefix: InboxPrefix(r),
+	}
+}
+
+// consume adds a durable consumer of stream and the dead letters of its
+// messages.
+func (p *Permissions) consume(stream, name string) {
+	p.Publish = append(p.Publish, durable(stream, name)...)
+	p.Publish = append(p.Publish, pipeline.DeadLetterSubject(stream))
+}
+
+// adminOps are the admin operations the webhook service answers.
+var adminOps = []string{connector.OpAdd, connector.OpUpdate, connector.OpAuthorize, connector.OpShow, connector.OpRemove}
+
+// writerAdminOps are the admin operations the writer answers.
+var writerAdminOps = []string{connector.OpConfirmDeletions, connector.OpPurge}
+
+// Permissions returns the permissions of a fixed role.
+func PermissionsOf(r Role) (Permissions, error) {
+	switch r {
+	case RoleFetcher:
+		p := service(r)
+		p.consume(pipeline.StreamSync, pipeline.ConsumerFetcher)
+		p.consume(pipeline.StreamHint, pipeline.ConsumerFetcherHints)
+		p.Publish = append(p.Publish,
+			every(pipeline.RawSubject),
+			// the scheduler's triggers
+			every(pipeline.SyncSubject),
+			// a refused trigger is answered with a failed sync event
+			pipeline.EventsOfKind(clarity.KindSync),
+		)
+		for _, b := range []string{connector.Bucket, pipeline.RunsBucket, pipeline.ScheduleBucket} {
+			p.Publish = append(p.Publish, bucket(b)...)
+		}
+		return p, nil
+	case RoleNormalizer:
+		p := service(r)
+		p.consume(pipeline.StreamRaw, pipeline.ConsumerNormalizer)
+		p.consume(pipeline.StreamWebhook, pipeline.ConsumerNormalizerWebhook)
+		p.Publish = append(p.Publish, every(pipeline.RecordsSubject), every(pipeline.HintSubject))
+		return p, nil
+	case RoleWriter:
+		p := service(r)
+		p.consume(pipeline.StreamRecords, pipeline.ConsumerWriter)
+		p.Publish = append(p.Publish, "clarity.entitlements.>", snapshotSessions)
+		p.Publish = append(p.Publish, bucket(connector.Bucket)...)
+		p.Subscribe = append(p.Subscribe, SnapshotSubject("*", "*"), snapshotSessions)
+		for _, op := range writerAdminOps {
+			p.Subscribe = append(p.Subscribe, connector.AdminSubject(anyConnector, op))
+		}
+		p.Responses = true
+		return p, nil
+	case RoleWebhook:
+		p := service(r)
+		p.Publish = append(p.Publish, durable(clarity.StreamEntitlements, pipeline.ConsumerLastSync)...)
+		p.Publish = append(p.Publish,
+			every(pipeline.WebhookSubject),
+			// the first sync of an authorized connector
+			every(pipeline.SyncSubject),
+		)
+		for _, b := range []string{connector.Bucket, connector.StatesBucket} {
+			p.Publish = append(p.Publish, bucket(b)...)
+		}
+		for _, op := range adminOps {
+			p.Subscribe = append(p.Subscribe, connector.AdminSubject(anyConnector, op))
+		}
+		p.Subscribe = append(p.Subscribe, connector.SubjectList, connector.SubjectRotateKey, connector.SubjectTransportKey)
+		p.Responses = true
+		return p, nil
+	case RoleOperator:
+		// The operator runs the deployment: its streams, dead letters and
+		// connectors; it does not publish change events.
+		return Permissions{
+			Publish: []string{
+				"zoom.>",
+				SnapshotSubject("*", "*"),
+				jsAPI + ">",
+				"$JS.ACK.>",
+				"$JS.FC.>",
+			},
+			Subscribe:   []string{InboxPrefix(r) + ".>", "zoom.bench.>"},
+			InboxPrefix: InboxPrefix(r),
+		}, nil
+	case RoleClarity:
+		p := Permissions{
+			Publish: []string{
+				jsAPI + "INFO",
+				every(pipeline.SyncSubject),
+				connector.AdminSubject(anyConnector, "*"),
+				connector.SubjectList,
+				connector.SubjectTransportKey,
+				SnapshotSubject("*", "*"),
+			},
+			Subscribe:   []string{InboxPrefix(r) + ".>"},
+			InboxPrefix: InboxPrefix(r),
+		}
+		p.Publish = append(p.Publish, ProvisionPublish()...)
+		p.Publish = append(p.Publish, orderedReader(clarity.StreamEntitlements)...)
+		return p, nil
+	}
+	return Permissions{}, fmt.Errorf("natsauth: no role %q (one of %s, or a tenant's consumer)", r, roleNames())
+}
+
+func roleNames() string {
+	var s []string
+	for _, r := range Roles {
+		s = append(s, string(r))
+	}
+	return strings.Join(s, ", ")
+}
+
+// ProvisionPublish are the subjects Clarity's backend publishes
+// provisioning requests on.
+func ProvisionPublish() []string { return []string{"zoom.provision.*.*"} }
+
+// TenantPermissions returns the permissions of one tenant's downstream
+// consumer: ask for snapshots of the tenant's connectors, and read
+// clarity.entitlements.<tenant>.> through ordered consumers whose filter is
+// within it. It cannot list consumers, so it cannot find another's, and it
+// cannot pull from the services' durable consumers of the stream.
+func TenantPermissions(tenant string) (Permissions, error) {
+	if err := pipeline.CheckName("tenant", tenant); err != nil {
+		return Permissions{}, err
+	}
+	stream := clarity.StreamEntitlements
+	events := clarity.EventSubject(tenant, "*", "*")
+	events = strings.TrimSuffix(events, "*.*") + ">"
+	p := Permissions{
+		Publish: []string{
+			SnapshotSubject(tenant, "*"),
+			jsAPI + "STREAM.INFO." + stream,
+			// the filter is part of the subject: the server refuses a
+			// request whose configuration names another
+			jsAPI + "CONSUMER.CREATE." + stream + ".*." + events,
+			jsAPI + "CONSUMER.INFO." + stream + ".*",
+			jsAPI + "CONSUMER.DELETE." + stream + ".*",
+			jsAPI + "CONSUMER.MSG.NEXT." + stream + ".*",
+		},
+		Subscribe:   []string{tenantInboxPrefix(tenant) + ".>"},
+		InboxPrefix: tenantInboxPrefix(tenant),
+	}
+	for _, d := range durablesOf(stream) {
+		for _, op := range []string{"INFO", "DELETE", "MSG.NEXT"} {
+			p.PublishDeny = append(p.PublishDeny, jsAPI+"CONSUMER."+op+"."+stream+"."+d)
+		}
+	}
+	return p, nil
+}
+
+// durablesOf are the services' durable consumers of a stream.
+func durablesOf(stream string) []string {
+	if stream == clarity.StreamEntitlements {
+		return []string{pipeline.ConsumerLastSync}
+	}
+	return nil
+}
+
+// sorted returns p with its lists sorted and without repeats, for
+// comparison and display.
+func (p Permissions) sorted() Permissions {
+	for _, l := range []*[]string{&p.Publish, &p.PublishDeny, &p.Subscribe} {
+		*l = slices.Compact(slices.Sorted(slices.Values(*l)))
+	}
+	return p
+}

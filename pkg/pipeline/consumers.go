@@ -1,0 +1,20 @@
+package pipeline
+
+// The durable consumers of the connector's streams, named for the service
+// that reads each. The NATS permissions of a service (package natsauth)
+// allow exactly these.
+const (
+	// ConsumerFetcher reads StreamSync: the sync triggers.
+	ConsumerFetcher = "fetcher"
+	// ConsumerFetcherHints reads StreamHint.
+	ConsumerFetcherHints = "fetcher-hints"
+	// ConsumerNormalizer reads StreamRaw.
+	ConsumerNormalizer = "normalizer"
+	// ConsumerNormalizerWebhook reads StreamWebhook.
+	ConsumerNormalizerWebhook = "normalizer-webhook"
+	// ConsumerWriter reads StreamRecords.
+	ConsumerWriter = "writer"
+	// ConsumerLastSync is the webhook service's reader of the sync events
+	// on CLARITY_ENTITLEMENTS (each connector's last sync result).
+	ConsumerLastSync = "webhook-last-sync"
+)
