@@ -7,9 +7,9 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/claritysecurity/zoom-connector/pkg/pipeline"
 	"github.com/nats-io/jwt/v2"
 	"github.com/nats-io/nkeys"
-	"github.com/claritysecurity/zoom-connector/pkg/pipeline"
 )
 
 // The files of a credentials directory. The seeds and the .creds files

@@ -117,8 +117,8 @@ func bucket(name string) []string {
 	s := "KV_" + name
 	return []string{
 		"$KV." + name + ".>",
-		jsAPI + "*.*." + s,           // STREAM.INFO, CREATE, UPDATE, PURGE
-		jsAPI + "*.*." + s + ".>",    // DIRECT.GET, CONSUMER.CREATE and DELETE of watchers
+		jsAPI + "*.*." + s,            // STREAM.INFO, CREATE, UPDATE, PURGE
+		jsAPI + "*.*." + s + ".>",     // DIRECT.GET, CONSUMER.CREATE and DELETE of watchers
 		jsAPI + "STREAM.MSG.GET." + s, // a get where direct gets are off
 		"$JS.FC." + s + ".>",          // flow control of watchers
 	}
