@@ -176,7 +176,10 @@ func (e *Env) Err() error {
 
 // Common is the configuration every service shares.
 type Common struct {
-	NATSURL     string
+	NATSURL string
+	// NATS is the connection's credentials and CA (NATS_CREDS,
+	// NATS_CA_FILE): paths only.
+	NATS        natsx.Auth
 	LogLevel    string
 	LogFormat   string
 	HTTPAddr    string
@@ -195,6 +198,7 @@ type Common struct {
 func ReadCommon(e *Env, addrVar, addrDef string) Common {
 	c := Common{
 		NATSURL:        e.NATSURL("NATS_URL", "nats://127.0.0.1:4222"),
+		NATS:           natsx.Auth{CredsFile: e.String("NATS_CREDS", ""), CAFile: e.String("NATS_CA_FILE", "")},
 		LogLevel:       e.String("LOG_LEVEL", "info"),
 		LogFormat:      e.String("LOG_FORMAT", "json"),
 		HTTPAddr:       e.String(addrVar, addrDef),

@@ -95,7 +95,7 @@ func tuneGC() {
 // connector, with the configured replica count. The caller drains the
 // connection when it stops.
 func JetStream(ctx context.Context, c Common, name string, log zerolog.Logger) (*nats.Conn, jetstream.JetStream, error) {
-	nc, js, err := natsx.Connect(ctx, c.NATSURL, name, log)
+	nc, js, err := natsx.ConnectAuth(ctx, c.NATSURL, name, c.NATS, log)
 	if err != nil {
 		return nil, nil, err
 	}

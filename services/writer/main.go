@@ -101,7 +101,7 @@ func run(ctx context.Context) error {
 	// publications while reconnecting: a buffered event, flushed after a
 	// reconnection, would reach the stream ahead of events lost with the
 	// old connection (see relay.Relay.connector).
-	rnc, rjs, err := natsx.Connect(gctx, cfg.NATSURL, "writer-relay", log, nats.ReconnectBufSize(-1))
+	rnc, rjs, err := natsx.ConnectAuth(gctx, cfg.NATSURL, "writer-relay", cfg.NATS, log, nats.ReconnectBufSize(-1))
 	if err != nil {
 		return fail(err)
 	}
