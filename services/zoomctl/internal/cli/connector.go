@@ -13,10 +13,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/rs/zerolog"
-
 	"github.com/claritysecurity/zoom-connector/pkg/connector"
-	"github.com/claritysecurity/zoom-connector/pkg/natsx"
 	"github.com/claritysecurity/zoom-connector/pkg/pipeline"
 )
 
@@ -73,7 +70,7 @@ func (f connectorFlags) ref() (pipeline.ConnectorRef, error) {
 }
 
 func (f connectorFlags) client(ctx context.Context) (connector.Client, func(), error) {
-	nc, _, err := natsx.Connect(ctx, *f.natsURL, "zoomctl", zerolog.Nop())
+	nc, _, err := connectNATS(ctx, *f.natsURL, "zoomctl")
 	if err != nil {
 		return connector.Client{}, nil, err
 	}

@@ -14,7 +14,6 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/rs/zerolog"
 
 	"github.com/claritysecurity/zoom-connector/pkg/natsx"
 	"github.com/claritysecurity/zoom-connector/pkg/pipeline"
@@ -130,7 +129,7 @@ func runDLQList(ctx context.Context, args []string, out, errw io.Writer) int {
 	if err != nil {
 		return fail(errw, ExitUsage, "%v", err)
 	}
-	nc, js, err := natsx.Connect(ctx, *natsURL, "zoomctl", zerolog.Nop())
+	nc, js, err := connectNATS(ctx, *natsURL, "zoomctl")
 	if err != nil {
 		return fail(errw, ExitError, "%v", err)
 	}
@@ -195,7 +194,7 @@ func runDLQReplay(ctx context.Context, args []string, out, errw io.Writer) int {
 	if err != nil {
 		return fail(errw, ExitUsage, "%v", err)
 	}
-	nc, js, err := natsx.Connect(ctx, *natsURL, "zoomctl", zerolog.Nop())
+	nc, js, err := connectNATS(ctx, *natsURL, "zoomctl")
 	if err != nil {
 		return fail(errw, ExitError, "%v", err)
 	}

@@ -12,10 +12,8 @@ import (
 	"strings"
 
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/rs/zerolog"
 
 	"github.com/claritysecurity/zoom-connector/pkg/clarity"
-	"github.com/claritysecurity/zoom-connector/pkg/natsx"
 	"github.com/claritysecurity/zoom-connector/pkg/pipeline"
 )
 
@@ -49,7 +47,7 @@ func runEvents(ctx context.Context, args []string, out, errw io.Writer) int {
 		}
 		filter = pipeline.EventSubject(ref, cmp.Or(*kind, "*"))
 	}
-	nc, js, err := natsx.Connect(ctx, *natsURL, "zoomctl", zerolog.Nop())
+	nc, js, err := connectNATS(ctx, *natsURL, "zoomctl")
 	if err != nil {
 		return fail(errw, ExitError, "%v", err)
 	}

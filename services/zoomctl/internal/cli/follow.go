@@ -14,7 +14,6 @@ import (
 
 	"github.com/claritysecurity/zoom-connector/pkg/clarity"
 	"github.com/claritysecurity/zoom-connector/pkg/follow"
-	"github.com/claritysecurity/zoom-connector/pkg/natsx"
 )
 
 func runFollow(ctx context.Context, args []string, out, errw io.Writer) int {
@@ -41,7 +40,7 @@ func runFollow(ctx context.Context, args []string, out, errw io.Writer) int {
 	if *state == "" {
 		return fail(errw, ExitUsage, "follow: --state must name a file")
 	}
-	nc, _, err := natsx.Connect(ctx, *natsURL, "zoomctl-follow", zerolog.Nop())
+	nc, _, err := connectNATS(ctx, *natsURL, "zoomctl-follow")
 	if err != nil {
 		return fail(errw, ExitError, "%v", err)
 	}

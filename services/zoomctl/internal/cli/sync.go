@@ -14,7 +14,6 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/rs/zerolog"
 
 	"github.com/claritysecurity/zoom-connector/pkg/clarity"
 	"github.com/claritysecurity/zoom-connector/pkg/connector"
@@ -47,7 +46,7 @@ func runSync(ctx context.Context, args []string, out, errw io.Writer) int {
 		ctx, cancel = context.WithTimeout(ctx, *timeout)
 		defer cancel()
 	}
-	_, js, err := natsx.Connect(ctx, *natsURL, "zoomctl", zerolog.Nop())
+	_, js, err := connectNATS(ctx, *natsURL, "zoomctl")
 	if err != nil {
 		return fail(errw, ExitError, "%v", err)
 	}
@@ -238,7 +237,7 @@ func (p *progress) done() {
 // confirmDeletions asks the writers, through the admin API, to apply the
 // deletions that run runID held, and prints what they did.
 func confirmDeletions(ctx context.Context, natsURL string, ref pipeline.ConnectorRef, runID string, out, errw io.Writer) int {
-	nc, _, err := natsx.Connect(ctx, natsURL, "zoomctl", zerolog.Nop())
+	nc, _, err := connectNATS(ctx, natsURL, "zoomctl")
 	if err != nil {
 		return fail(errw, ExitError, "%v", err)
 	}
