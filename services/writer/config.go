@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/claritysecurity/zoom-connector/pkg/service"
+	"github.com/claritysecurity/zoom-connector/services/writer/internal/provision"
 )
 
 // config is the writer's configuration, read from the environment.
@@ -23,19 +24,22 @@ type config struct {
 	// DeleteThreshold is the accidental-deletion guard's fraction (see
 	// store.Options).
 	DeleteThreshold float64
+	// AuditRetention is how long the provisioning audit keeps a request.
+	AuditRetention time.Duration
 }
 
 func readConfig(e *service.Env) (config, error) {
 	c := config{
-		Common:        service.ReadCommon(e, "WRITER_ADDR", ":8083"),
-		DatabaseURL:   e.Required("DATABASE_URL"),
-		Concurrency:   e.Int("WRITER_CONCURRENCY", 4),
-		MaxConns:      e.Int("WRITER_DB_MAX_CONNS", 10),
-		RelayBatch:    e.Int("RELAY_BATCH", 10000),
-		RelayInterval: e.Duration("RELAY_INTERVAL", 200*time.Millisecond),
-		RunStallAfter: e.Duration("RUN_STALL_TIMEOUT", 10*time.Minute),
-		MaxDeliver:    e.Int("MAX_DELIVER", 8),
-		AckWait:       e.Duration("WRITER_ACK_WAIT", 30*time.Second),
+		Common:         service.ReadCommon(e, "WRITER_ADDR", ":8083"),
+		DatabaseURL:    e.Required("DATABASE_URL"),
+		Concurrency:    e.Int("WRITER_CONCURRENCY", 4),
+		MaxConns:       e.Int("WRITER_DB_MAX_CONNS", 10),
+		RelayBatch:     e.Int("RELAY_BATCH", 10000),
+		RelayInterval:  e.Duration("RELAY_INTERVAL", 200*time.Millisecond),
+		RunStallAfter:  e.Duration("RUN_STALL_TIMEOUT", 10*time.Minute),
+		MaxDeliver:     e.Int("MAX_DELIVER", 8),
+		AckWait:        e.Duration("WRITER_ACK_WAIT", 30*time.Second),
+		AuditRetention: e.Duration("PROVISION_AUDIT_RETENTION", provision.DefaultRetention),
 	}
 	var err error
 	c.DeleteThreshold, err = parseThreshold(e.String("DELETE_THRESHOLD", "20%"))

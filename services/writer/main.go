@@ -23,6 +23,7 @@ import (
 	"github.com/claritysecurity/zoom-connector/pkg/service"
 	"github.com/claritysecurity/zoom-connector/services/writer/internal/admin"
 	"github.com/claritysecurity/zoom-connector/services/writer/internal/ingest"
+	"github.com/claritysecurity/zoom-connector/services/writer/internal/provision"
 	"github.com/claritysecurity/zoom-connector/services/writer/internal/relay"
 	"github.com/claritysecurity/zoom-connector/services/writer/internal/snapshot"
 	"github.com/claritysecurity/zoom-connector/services/writer/internal/store"
@@ -132,6 +133,7 @@ func run(ctx context.Context) error {
 		return ok, err
 	}
 
+	consumeMetrics := service.NewConsumeMetrics(reg)
 	g.Go(func() error {
 		return natsx.Consumer{
 			Stream:       pipeline.StreamRecords,
@@ -145,8 +147,23 @@ func run(ctx context.Context) error {
 			// connector for as long as the account takes.
 			KeepAlive: true,
 			Log:       log,
-			Observer:  service.NewConsumeMetrics(reg),
+			Observer:  consumeMetrics,
 		}.Run(gctx, js, ingest.Handler(st, known))
+	})
+	g.Go(func() error {
+		return natsx.Consumer{
+			Stream:       pipeline.StreamProvisionResults,
+			Durable:      "writer-provision",
+			AckWait:      cfg.AckWait,
+			MaxDeliver:   cfg.MaxDeliver,
+			Concurrency:  cfg.Concurrency,
+			DeadLetter:   pipeline.DeadLetterSubject(pipeline.StreamProvisionResults),
+			DeadLetterID: pipeline.DeadLetterID,
+			Log:          log,
+			Observer:     consumeMetrics,
+		}.Run(gctx, js, provision.Handler(provision.Config{
+			Store: st, Publisher: js, Known: known, Retention: cfg.AuditRetention, Log: log,
+		}))
 	})
 	g.Go(func() error { return rel.Run(gctx) })
 	g.Go(func() error { return admin.Serve(gctx, nc, st, log) })

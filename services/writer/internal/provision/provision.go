@@ -1,0 +1,146 @@
+// Package provision takes the provisioning worker's outcomes
+// (zoom.provision.results.<tenant>.<connector>): each is audited and its
+// result committed to the outbox as a clarity.provisioning.<result> event,
+// in one transaction; then the records the action touched are read again
+// from Zoom (a user re-read through the fetcher, a group's admin as Zoom
+// showed it), so that their change events follow the result's.
+package provision
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/claritysecurity/zoom-connector/pkg/natsx"
+	"github.com/claritysecurity/zoom-connector/pkg/pb"
+	"github.com/claritysecurity/zoom-connector/pkg/pipeline"
+	"github.com/claritysecurity/zoom-connector/pkg/postgres"
+)
+
+// DefaultRetention is how long the audit keeps a request unless
+// PROVISION_AUDIT_RETENTION says otherwise.
+const DefaultRetention = 90 * 24 * time.Hour
+
+// pruneEvery is how often, at most, audit rows past the retention are
+// deleted.
+const pruneEvery = time.Hour
+
+// Source names the batches this package publishes, for logs and metrics.
+const Source = "provisioning"
+
+// Store is what the handler needs of the store.
+type Store interface {
+	RecordProvisioning(ctx context.Context, c pipeline.ConnectorRef, o *pipeline.ProvisionOutcome, event bool) (bool, error)
+	PruneProvisioning(ctx context.Context, before time.Time) (int64, error)
+}
+
+// Config configures the handler.
+type Config struct {
+	Store Store
+	// Publisher publishes the re-reads.
+	Publisher pipeline.Publisher
+	// Known reports whether the deployment serves a connector: the result
+	// of a request for any other is audited, not published.
+	Known func(ctx context.Context, c pipeline.ConnectorRef) (bool, error)
+	// Retention is how long audit rows are kept, default DefaultRetention.
+	Retention time.Duration
+	Log       zerolog.Logger
+}
+
+// Handler returns the consume handler of ZOOM_PROVISION_RESULTS.
+func Handler(cfg Config) natsx.Handler {
+	if cfg.Retention <= 0 {
+		cfg.Retention = DefaultRetention
+	}
+	var mu sync.Mutex
+	var pruned time.Time
+	prune := func(ctx context.Context) {
+		mu.Lock()
+		due := time.Since(pruned) > pruneEvery
+		if due {
+			pruned = time.Now()
+		}
+		mu.Unlock()
+		if !due {
+			return
+		}
+		if n, err := cfg.Store.PruneProvisioning(ctx, time.Now().Add(-cfg.Retention)); err != nil {
+			cfg.Log.Warn().Err(err).Msg("provisioning audit not pruned")
+		} else if n > 0 {
+			cfg.Log.Info().Int64("rows", n).Dur("retention", cfg.Retention).Msg("provisioning audit pruned")
+		}
+	}
+	return func(ctx context.Context, msg jetstream.Msg) error {
+		c, err := pipeline.ParseKey(strings.TrimPrefix(msg.Subject(), strings.TrimSuffix(pipeline.ProvisionResultSubject(pipeline.ConnectorRef{}), ".")))
+		if err != nil {
+			return natsx.Permanent(fmt.Errorf("provisioning result: %w", err))
+		}
+		var o pipeline.ProvisionOutcome
+		if err := json.Unmarshal(msg.Data(), &o); err != nil {
+			return natsx.Permanent(fmt.Errorf("provisioning result: %w", err))
+		}
+		if o.Tenant != c.Tenant || o.Connector != c.ID || o.AuditKey == "" {
+			return natsx.Permanent(fmt.Errorf("provisioning result for %s/%s on %s's subject", o.Tenant, o.Connector, c))
+		}
+		known, err := cfg.Known(ctx, c)
+		if err != nil {
+			return fmt.Errorf("look up connector %s: %w", c, err)
+		}
+		if _, err := cfg.Store.RecordProvisioning(ctx, c, &o, known); err != nil {
+			if postgres.Unavailable(err) && ctx.Err() == nil {
+				return natsx.Unavailable(err)
+			}
+			return err
+		}
+		prune(ctx)
+		if !known {
+			return nil
+		}
+		// Published after the result's commit (again on a redelivery: the
+		// ids make the repeats one), so the changes they make come after.
+		return refresh(ctx, cfg.Publisher, c, &o)
+	}
+}
+
+// refresh publishes the re-reads of the records the action touched.
+func refresh(ctx context.Context, pub pipeline.Publisher, c pipeline.ConnectorRef, o *pipeline.ProvisionOutcome) error {
+	stem := pipeline.ProvisionResultID(c, o.AuditKey)
+	version := o.FinishedAt.UnixMilli()
+	for i, u := range o.RefreshUsers {
+		m, err := pipeline.NewMsg(pipeline.HintSubject(c), &pb.FetchUser{
+			Tenant: c.Tenant, Connector: c.ID, UserId: u, VersionMs: version,
+		}, stem+"/user/"+strconv.Itoa(i))
+		if err != nil {
+			return natsx.Permanent(err)
+		}
+		if _, err := pub.PublishMsg(ctx, m); err != nil {
+			return fmt.Errorf("ask for user %s to be read again: %w", u, err)
+		}
+	}
+	if a := o.Admins; a != nil && a.GroupID != "" && a.Email != "" {
+		b := &pb.RecordBatch{VersionMs: max(a.ReadAtMs, 1), Source: Source}
+		admins := []*pb.GroupAdmins{{GroupId: a.GroupID, Emails: []string{strings.ToLower(a.Email)}}}
+		if a.IsAdmin {
+			b.AdminsAdded = admins
+		} else {
+			b.AdminsRemoved = admins
+		}
+		m, err := pipeline.NewMsg(pipeline.RecordsSubject(c), &pb.Envelope{
+			Tenant: c.Tenant, Connector: c.ID, Body: &pb.Envelope_Records{Records: b},
+		}, stem+"/admins")
+		if err != nil {
+			return natsx.Permanent(err)
+		}
+		if _, err := pub.PublishMsg(ctx, m); err != nil {
+			return fmt.Errorf("publish group %s's admin as read: %w", a.GroupID, err)
+		}
+	}
+	return nil
+}

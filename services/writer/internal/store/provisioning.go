@@ -1,0 +1,81 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/claritysecurity/zoom-connector/pkg/clarity"
+	"github.com/claritysecurity/zoom-connector/pkg/pipeline"
+)
+
+// Provisioning results are audited in provisioning_audit, and published as
+// clarity.provisioning.<result> events through the outbox, numbered like
+// every change, so that a result's event carries the latest sequence
+// committed and the record changes its action caused follow it. Every
+// statement on provisioning_audit is here.
+
+// RecordProvisioning stores the audit row of a provisioning outcome and,
+// with event, its result event in the same transaction. It reports false,
+// and changes nothing, when the outcome was recorded before (a redelivery).
+func (s *Store) RecordProvisioning(ctx context.Context, c pipeline.ConnectorRef, o *pipeline.ProvisionOutcome, event bool) (bool, error) {
+	data, err := json.Marshal(o.Result)
+	if err != nil {
+		return false, fmt.Errorf("%w: encode provisioning result: %v", ErrBadBatch, err)
+	}
+	req, _ := json.Marshal(o.Request) // a struct of strings always encodes
+	by, _ := json.Marshal(o.RequestedBy)
+	if o.RequestedBy == nil {
+		by = []byte("{}")
+	}
+	calls, _ := json.Marshal(o.Calls)
+	if o.Calls == nil {
+		calls = []byte("[]")
+	}
+	const insert = `
+		INSERT INTO provisioning_audit (tenant, connector, audit_key, request_id, action, user_key, entitlement,
+			request, requested_by, received_at, finished_at, result, error, zoom_status, zoom_code, calls)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+		ON CONFLICT DO NOTHING`
+	args := []any{c.Tenant, c.ID, o.AuditKey, o.Result.RequestID, o.Result.Action, o.Request.User, o.Request.Entitlement,
+		req, by, o.ReceivedAt, o.FinishedAt, o.Result.Result, o.Result.Error, o.Result.ZoomStatus, o.Result.ZoomCode, calls}
+	if !event {
+		// A connector the deployment does not serve gets no row of its own
+		// (and so no sequence): only the audit keeps the request.
+		tag, err := s.pool.Exec(ctx, insert, args...)
+		if err != nil {
+			return false, fmt.Errorf("audit provisioning: %w", err)
+		}
+		return tag.RowsAffected() == 1, nil
+	}
+	var fresh bool
+	err = retry(ctx, func() error {
+		w, err := s.begin(ctx, c, shared)
+		if err != nil {
+			return err
+		}
+		defer w.tx.Rollback(ctx) //nolint:errcheck // a no-op after commit
+		tag, err := w.tx.Exec(ctx, insert, args...)
+		if err != nil {
+			return fmt.Errorf("audit provisioning: %w", err)
+		}
+		fresh = tag.RowsAffected() == 1
+		if !fresh {
+			return nil
+		}
+		w.emit(clarity.KindProvisioning, o.Result.Result, o.Result.RequestID, data)
+		return s.commit(ctx, w)
+	})
+	return fresh, err
+}
+
+// PruneProvisioning deletes the audit rows of requests received before
+// before, and returns how many.
+func (s *Store) PruneProvisioning(ctx context.Context, before time.Time) (int64, error) {
+	tag, err := s.pool.Exec(ctx, `DELETE FROM provisioning_audit WHERE received_at < $1`, before)
+	if err != nil {
+		return 0, fmt.Errorf("prune provisioning audit: %w", err)
+	}
+	return tag.RowsAffected(), nil
+}
