@@ -10,6 +10,7 @@ import (
 	"github.com/claritysecurity/zoom-connector/pkg/ratebudget"
 	"github.com/claritysecurity/zoom-connector/pkg/service"
 	"github.com/claritysecurity/zoom-connector/pkg/zoom"
+	"github.com/claritysecurity/zoom-connector/services/fetcher/internal/runner"
 )
 
 // config is the fetcher's configuration, read from the environment.
@@ -39,6 +40,10 @@ type config struct {
 	// (ZOOM_BUDGET_REPLICAS, default 3).
 	SharedBudget   bool
 	BudgetReplicas int
+	// HintQuiet and HintMaxWait bound a connector's batch of re-read
+	// hints (HINT_BATCH_QUIET, HINT_BATCH_MAX_WAIT); HintWorkers
+	// (HINT_CONCURRENCY) bounds the hints waiting at once, and so a batch.
+	HintQuiet, HintMaxWait time.Duration
 }
 
 // credentialVars are the environment connector's credentials: all three,
@@ -50,7 +55,9 @@ func readConfig(e *service.Env) (config, error) {
 		Common:         service.ReadCommon(e, "FETCHER_ADDR", ":8081"),
 		Concurrency:    e.Int("FETCH_CONCURRENCY", 4),
 		MaxAttempts:    e.Int("MAX_RUN_ATTEMPTS", 3),
-		HintWorkers:    e.Int("HINT_CONCURRENCY", 4),
+		HintWorkers:    e.Int("HINT_CONCURRENCY", 1000),
+		HintQuiet:      e.Duration("HINT_BATCH_QUIET", runner.DefaultHintQuiet),
+		HintMaxWait:    e.Duration("HINT_BATCH_MAX_WAIT", runner.DefaultHintMaxWait),
 		SyncInterval:   e.Duration("SYNC_INTERVAL", 24*time.Hour),
 		TriggerAckWait: e.Duration("TRIGGER_ACK_WAIT", 30*time.Second),
 		SharedBudget:   e.Bool("ZOOM_SHARED_BUDGET", true),

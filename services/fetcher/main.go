@@ -106,6 +106,8 @@ func run(ctx context.Context) error {
 		Log:         log,
 		MaxAttempts: cfg.MaxAttempts,
 		AckWait:     cfg.TriggerAckWait,
+		HintQuiet:   cfg.HintQuiet, HintMaxWait: cfg.HintMaxWait,
+		HintObserver: newHintMetrics(metrics),
 	})
 	sched, err := schedule.New(ctx, schedule.Config{
 		JetStream: js, Replicas: cfg.StreamReplicas, Log: log,
@@ -177,9 +179,11 @@ func run(ctx context.Context) error {
 	}))
 	g.Go(synced(func() error {
 		return natsx.Consumer{
-			Stream:       pipeline.StreamHint,
-			Durable:      "fetcher-hints",
-			Concurrency:  cfg.HintWorkers,
+			Stream:      pipeline.StreamHint,
+			Durable:     "fetcher-hints",
+			Concurrency: cfg.HintWorkers,
+			// A hint waits for its batch, which may wait for the budget.
+			KeepAlive:    true,
 			DeadLetter:   pipeline.DeadLetterSubject(pipeline.StreamHint),
 			DeadLetterID: pipeline.DeadLetterID,
 			Log:          log,

@@ -23,7 +23,6 @@ import (
 	"github.com/claritysecurity/zoom-connector/pkg/natsx"
 	"github.com/claritysecurity/zoom-connector/pkg/pb"
 	"github.com/claritysecurity/zoom-connector/pkg/pipeline"
-	"github.com/claritysecurity/zoom-connector/pkg/zoom"
 	"github.com/claritysecurity/zoom-connector/services/fetcher/internal/runstate"
 	"github.com/claritysecurity/zoom-connector/services/fetcher/internal/syncer"
 )
@@ -96,6 +95,13 @@ type Config struct {
 	// run being fetched is kept alive every third of it, and at least
 	// every second.
 	AckWait time.Duration
+	// HintQuiet and HintMaxWait bound the batch of a connector's hints:
+	// it is served once no hint came for HintQuiet, or when its first
+	// hint has waited HintMaxWait. Defaults DefaultHintQuiet and
+	// DefaultHintMaxWait.
+	HintQuiet, HintMaxWait time.Duration
+	// HintObserver, when set, is told how each batch was served.
+	HintObserver HintObserver
 }
 
 // Runner handles triggers and hints for a set of connectors.
@@ -110,12 +116,23 @@ type Runner struct {
 	// served.
 	checkEvery time.Duration
 	now        func() time.Time
+	hints      *hints
+	hintObs    HintObserver
 }
 
 // New returns a Runner.
 func New(cfg Config) *Runner {
+	hs := &hints{quiet: cfg.HintQuiet, maxWait: cfg.HintMaxWait,
+		open: map[pipeline.ConnectorRef]*hintBatch{}, pages: map[pipeline.ConnectorRef]map[string]int{}}
+	if hs.quiet <= 0 {
+		hs.quiet = DefaultHintQuiet
+	}
+	if hs.maxWait <= 0 {
+		hs.maxWait = DefaultHintMaxWait
+	}
 	return &Runner{runs: cfg.Runs, syncer: cfg.Syncer, clients: cfg.Clients, log: cfg.Log,
-		maxAttempts: max(1, cfg.MaxAttempts), keepAlive: max(cfg.AckWait/3, time.Second), checkEvery: time.Second, now: time.Now}
+		maxAttempts: max(1, cfg.MaxAttempts), keepAlive: max(cfg.AckWait/3, time.Second), checkEvery: time.Second, now: time.Now,
+		hints: hs, hintObs: cfg.HintObserver}
 }
 
 // subjectTokens returns the tenant and connector tokens of a per-connector
@@ -520,7 +537,8 @@ func bound(s string, n int) string {
 }
 
 // HandleHint handles one message of a connector's hint subject: it re-reads
-// a user from Zoom and passes the answer on as a raw page.
+// a user from Zoom, alone or with the other users hinted at about the same
+// time, and passes the answer on as a raw page.
 func (r *Runner) HandleHint(ctx context.Context, msg jetstream.Msg) error {
 	var h pb.FetchUser
 	// The consume loop hands over the data decoded, and hides the header
@@ -550,39 +568,10 @@ func (r *Runner) HandleHint(ctx context.Context, msg jetstream.Msg) error {
 	if h.UserId == "" {
 		return natsx.Permanent(fmt.Errorf("hint for %s without user id", c))
 	}
-	page := &pb.RawPage{
-		Ref:       &pb.PageRef{Listing: pb.Listing_LISTING_USER, Page: 1, Last: true},
-		UserId:    h.UserId,
-		VersionMs: h.VersionMs,
-	}
-	// The read is ordered against other events by when it was asked for: a
-	// change Zoom made while the answer was on its way may be missing from it.
-	page.FetchedAtMs = r.now().UnixMilli()
-	body, err := client.GetUser(ctx, h.UserId)
-	switch {
-	case errors.Is(err, zoom.ErrUserNotFound):
-		page.NotFound = true
-	case errors.Is(err, connector.ErrNotActive):
-		// Zoom refused the connector's authorization meanwhile (its token
-		// source says so, and has set the connector's state): no retry
-		// helps until it is authorized again.
-		r.dropHint(c, err)
-		return nil
-	case err != nil:
-		if zoom.IsPermanent(err) {
-			return natsx.Permanent(err)
-		}
-		return err
-	default:
-		page.Body = body
-	}
-	err = r.syncer.Publish(ctx, c, &pb.Envelope{Body: &pb.Envelope_RawPage{RawPage: page}}, "")
-	if syncer.Unpublishable(err) {
-		// The user's record is larger than a NATS message: no redelivery
-		// changes that.
-		return natsx.Permanent(fmt.Errorf("user %s: %w", bound(h.UserId, 80), err))
-	}
-	return err
+	// The hint waits for the other hints of its connector that come in
+	// within a short window: together they may cost one listing rather
+	// than a request each (hints.go).
+	return r.submitHint(ctx, c, client, &h)
 }
 
 // dropHint logs a hint dropped because its connector may not sync.

@@ -1,0 +1,351 @@
+package runner
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/claritysecurity/zoom-connector/pkg/clarity"
+	"github.com/claritysecurity/zoom-connector/pkg/connector"
+	"github.com/claritysecurity/zoom-connector/pkg/natsx"
+	"github.com/claritysecurity/zoom-connector/pkg/pb"
+	"github.com/claritysecurity/zoom-connector/pkg/pipeline"
+	"github.com/claritysecurity/zoom-connector/pkg/zoom"
+	"github.com/claritysecurity/zoom-connector/services/fetcher/internal/syncer"
+)
+
+// Defaults of the hint batches (Config.HintQuiet, Config.HintMaxWait).
+const (
+	DefaultHintQuiet   = 250 * time.Millisecond
+	DefaultHintMaxWait = 5 * time.Second
+)
+
+// HintChoice says how a batch of hints was served.
+type HintChoice string
+
+// The ways a batch of hints is served.
+const (
+	// HintReread re-reads each user: GET /users/{id}, one request each.
+	HintReread HintChoice = "reread"
+	// HintListed lists the statuses the users may have (active and
+	// inactive) and re-reads only the users the listing did not show.
+	HintListed HintChoice = "listed"
+)
+
+// HintObserver is told how each batch of hints was served, for metrics.
+type HintObserver interface {
+	// HintBatch is called once per batch: how it was served, how many
+	// distinct users it asked for, and the Zoom requests it spent.
+	HintBatch(c pipeline.ConnectorRef, choice HintChoice, users int, requests int)
+}
+
+// listedStatuses are the listings a batch of hints may read instead of
+// re-reading each user. Pending users are listed without id, so a hint
+// (which names a user by id) cannot be matched with them: they are re-read.
+var listedStatuses = []string{clarity.StatusActive, clarity.StatusInactive}
+
+// usersPerPage is the page size of the client's listings (zoom.Config's
+// default and maximum), which turns Zoom's total_records into pages.
+const usersPerPage = zoom.DefaultPageSize
+
+// hints batches the hints of each connector for a short window, so that a
+// bulk change in Zoom (an administrator editing thousands of users, each
+// change a webhook) costs a listing rather than a request per user.
+type hints struct {
+	quiet, maxWait time.Duration
+	obs            HintObserver
+
+	mu    sync.Mutex
+	open  map[pipeline.ConnectorRef]*hintBatch
+	pages map[pipeline.ConnectorRef]map[string]int // pages per status, as last listed
+}
+
+// hintBatch is the hints of one connector waiting to be served together.
+type hintBatch struct {
+	c      pipeline.ConnectorRef
+	client Client
+	reqs   []*hintReq
+	first  time.Time
+	last   atomic.Int64 // unix nanoseconds of the latest hint
+	// ctx ends when every waiting handler's context has ended (the fetcher
+	// stops): nobody is left to take the results.
+	ctx     context.Context
+	cancel  context.CancelFunc
+	waiting atomic.Int64
+}
+
+type hintReq struct {
+	h    *pb.FetchUser
+	done chan error
+}
+
+// submit adds hint h of connector c to its batch and waits until the batch
+// has served it.
+func (r *Runner) submitHint(ctx context.Context, c pipeline.ConnectorRef, client Client, h *pb.FetchUser) error {
+	hs := r.hints
+	req := &hintReq{h: h, done: make(chan error, 1)}
+	hs.mu.Lock()
+	b := hs.open[c]
+	if b == nil || b.client != client {
+		pctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		b = &hintBatch{c: c, client: client, first: time.Now(), ctx: pctx, cancel: cancel}
+		hs.open[c] = b
+		go r.serveBatch(b)
+	}
+	b.reqs = append(b.reqs, req)
+	b.last.Store(time.Now().UnixNano())
+	b.waiting.Add(1)
+	hs.mu.Unlock()
+	stop := context.AfterFunc(ctx, func() {
+		if b.waiting.Add(-1) == 0 {
+			b.cancel()
+		}
+	})
+	defer stop()
+	select {
+	case err := <-req.done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// serveBatch waits until b closes (no hint for the quiet time, or the
+// first one waited maxWait), then serves it.
+func (r *Runner) serveBatch(b *hintBatch) {
+	hs := r.hints
+	defer b.cancel()
+	for {
+		hs.mu.Lock()
+		wait := min(time.Until(time.Unix(0, b.last.Load()).Add(hs.quiet)), time.Until(b.first.Add(hs.maxWait)))
+		if wait <= 0 || b.ctx.Err() != nil {
+			if hs.open[b.c] == b {
+				delete(hs.open, b.c)
+			}
+			hs.mu.Unlock()
+			break
+		}
+		hs.mu.Unlock()
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-b.ctx.Done():
+		}
+		t.Stop()
+	}
+	// Every request of the batch is prompt: someone waits for the change.
+	ctx := zoom.WithPriority(b.ctx, zoom.PriorityPrompt)
+	results := r.serveHints(ctx, b.c, b.client, b.reqs)
+	for _, req := range b.reqs {
+		req.done <- results[req.h.GetUserId()]
+	}
+}
+
+// serveHints serves the hints reqs of connector c and returns the outcome
+// for each user id.
+func (r *Runner) serveHints(ctx context.Context, c pipeline.ConnectorRef, client Client, reqs []*hintReq) map[string]error {
+	// One read per user: the newest hint's version is the one the read
+	// answers.
+	users := map[string]*pb.FetchUser{}
+	var order []string
+	for _, req := range reqs {
+		h := req.h
+		if u, ok := users[h.GetUserId()]; ok {
+			u.VersionMs = max(u.VersionMs, h.VersionMs)
+			continue
+		}
+		users[h.GetUserId()] = &pb.FetchUser{Tenant: h.Tenant, Connector: h.Connector, UserId: h.UserId, VersionMs: h.VersionMs}
+		order = append(order, h.GetUserId())
+	}
+	results := make(map[string]error, len(users))
+	choice, spent := HintReread, 0
+	if len(users) > r.listingPages(c, 1) {
+		// Worth a listing, as far as is known: the listing may still
+		// find itself dearer on its first page and stop there.
+		n, complete := r.listHinted(ctx, c, client, users, results)
+		spent += n
+		if complete {
+			choice = HintListed
+		}
+	}
+	for _, id := range order {
+		if _, done := results[id]; done {
+			continue
+		}
+		results[id] = r.reread(ctx, c, client, users[id])
+		spent++
+	}
+	if r.hintObs != nil {
+		r.hintObs.HintBatch(c, choice, len(users), spent)
+	}
+	return results
+}
+
+// listingPages is what listing every status of listedStatuses costs for
+// connector c, as its last listing counted; unknown for a status counts
+// unknown pages.
+func (r *Runner) listingPages(c pipeline.ConnectorRef, unknown int) int {
+	hs := r.hints
+	hs.mu.Lock()
+	defer hs.mu.Unlock()
+	n := 0
+	for _, s := range listedStatuses {
+		if p, ok := hs.pages[c][s]; ok {
+			n += p
+		} else {
+			n += unknown
+		}
+	}
+	return n
+}
+
+func (r *Runner) learnPages(c pipeline.ConnectorRef, status string, totalRecords int) {
+	hs := r.hints
+	hs.mu.Lock()
+	defer hs.mu.Unlock()
+	if hs.pages[c] == nil {
+		hs.pages[c] = map[string]int{}
+	}
+	hs.pages[c][status] = max(1, (totalRecords+usersPerPage-1)/usersPerPage)
+}
+
+// errDearer stops a listing that turned out dearer than re-reading the
+// users it has not shown yet.
+var errDearer = errors.New("listing dearer than re-reads")
+
+// listHinted lists the users of listedStatuses and publishes each hinted
+// user it shows as a re-read of that user, recording the outcome in
+// results. A user the listing did not show (deleted, pending, or moved
+// between statuses while the listings paged) gets no outcome and is
+// re-read by the caller: a listing, partial or not, deletes nobody. It
+// returns the requests spent and whether every listing was read to its
+// end.
+func (r *Runner) listHinted(ctx context.Context, c pipeline.ConnectorRef, client Client, users map[string]*pb.FetchUser, results map[string]error) (int, bool) {
+	spent := 0
+	for i, status := range listedStatuses {
+		err := client.Pages(ctx, zoom.UsersListing(status), func(p zoom.RawPage) error {
+			spent++
+			if p.Number == 1 {
+				r.learnPages(c, status, p.TotalRecords)
+			}
+			if err := r.publishListed(ctx, c, p, status, users, results); err != nil {
+				return err
+			}
+			// Pages left in this and the later listings, against the
+			// users not shown yet.
+			left := max(0, r.pagesOf(c, status)-p.Number)
+			for _, s := range listedStatuses[i+1:] {
+				left += r.pagesOf(c, s)
+			}
+			if !p.Last && left >= len(users)-len(results) {
+				return errDearer
+			}
+			return nil
+		})
+		if err != nil {
+			// Dearer than the re-reads left, or failed: whatever the
+			// listing did not show is re-read.
+			return spent, false
+		}
+	}
+	return spent, true
+}
+
+func (r *Runner) pagesOf(c pipeline.ConnectorRef, status string) int {
+	hs := r.hints
+	hs.mu.Lock()
+	defer hs.mu.Unlock()
+	if p, ok := hs.pages[c][status]; ok {
+		return p
+	}
+	return 1
+}
+
+// publishListed publishes the hinted users on listing page p as re-reads.
+func (r *Runner) publishListed(ctx context.Context, c pipeline.ConnectorRef, p zoom.RawPage, status string, users map[string]*pb.FetchUser, results map[string]error) error {
+	var page struct {
+		Users []json.RawMessage `json:"users"`
+	}
+	if err := zoom.Decode(p.Body, &page); err != nil {
+		return fmt.Errorf("list %s page %d: %w", p.Listing, p.Number, err)
+	}
+	for _, item := range page.Users {
+		var u struct {
+			ID     string `json:"id"`
+			Status string `json:"status"`
+		}
+		if json.Unmarshal(item, &u) != nil || u.ID == "" {
+			continue
+		}
+		h, ok := users[u.ID]
+		if !ok {
+			continue
+		}
+		if _, done := results[u.ID]; done {
+			continue // shown twice (moved while the listings paged): the first read stands
+		}
+		body := []byte(item)
+		if u.Status == "" {
+			// A re-read body carries its status; a listed item may not.
+			var m map[string]json.RawMessage
+			if json.Unmarshal(item, &m) == nil {
+				m["status"], _ = json.Marshal(status)
+				if b, err := json.Marshal(m); err == nil {
+					body = b
+				}
+			}
+		}
+		// The page was asked for after every hint of the batch came in:
+		// it is as new as a re-read asked for then.
+		results[u.ID] = r.publishRead(ctx, c, h, p.RequestedAt, body, false)
+	}
+	return nil
+}
+
+// reread re-reads user h from Zoom and publishes the answer.
+func (r *Runner) reread(ctx context.Context, c pipeline.ConnectorRef, client Client, h *pb.FetchUser) error {
+	// The read is ordered against other events by when it was asked for: a
+	// change Zoom made while the answer was on its way may be missing from it.
+	asked := r.now()
+	body, err := client.GetUser(ctx, h.UserId)
+	switch {
+	case errors.Is(err, zoom.ErrUserNotFound):
+		return r.publishRead(ctx, c, h, asked, nil, true)
+	case errors.Is(err, connector.ErrNotActive):
+		// Zoom refused the connector's authorization meanwhile (its token
+		// source says so, and has set the connector's state): no retry
+		// helps until it is authorized again.
+		r.dropHint(c, err)
+		return nil
+	case err != nil:
+		if zoom.IsPermanent(err) {
+			return natsx.Permanent(err)
+		}
+		return err
+	}
+	return r.publishRead(ctx, c, h, asked, body, false)
+}
+
+// publishRead publishes what Zoom answered for user h, asked at asked: its
+// body, or that it does not exist.
+func (r *Runner) publishRead(ctx context.Context, c pipeline.ConnectorRef, h *pb.FetchUser, asked time.Time, body []byte, notFound bool) error {
+	page := &pb.RawPage{
+		Ref:         &pb.PageRef{Listing: pb.Listing_LISTING_USER, Page: 1, Last: true},
+		UserId:      h.UserId,
+		VersionMs:   h.VersionMs,
+		FetchedAtMs: asked.UnixMilli(),
+		Body:        body,
+		NotFound:    notFound,
+	}
+	err := r.syncer.Publish(ctx, c, &pb.Envelope{Body: &pb.Envelope_RawPage{RawPage: page}}, "")
+	if syncer.Unpublishable(err) {
+		// The user's record is larger than a NATS message: no redelivery
+		// changes that.
+		return natsx.Permanent(fmt.Errorf("user %s: %w", bound(h.UserId, 80), err))
+	}
+	return err
+}
