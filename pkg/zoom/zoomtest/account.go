@@ -32,6 +32,8 @@ type Account struct {
 
 	counter acctCounter
 	faults  *Faults
+	// seats limits Licensed users (licenses.go); nil: no limit.
+	seats atomic.Pointer[SeatLimit]
 
 	// Guarded by srv.tokens.mu, with the tokens they govern.
 	epoch uint64 // ExpireTokens bumps it: older access tokens are expired

@@ -106,6 +106,9 @@ func (a *Account) patchUser(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	key := r.PathValue("userId")
+	if a.seatRefused(w, key, body.Type) {
+		return
+	}
 	p := Profile{
 		FirstName: body.FirstName, LastName: body.LastName, DisplayName: body.DisplayName,
 		Dept: body.Dept, Timezone: body.Timezone, Language: body.Language, JobTitle: body.JobTitle,
@@ -133,6 +136,9 @@ func (a *Account) patchUser(w http.ResponseWriter, r *http.Request) {
 
 func (a *Account) deleteUser(w http.ResponseWriter, r *http.Request) {
 	key, action := r.PathValue("userId"), r.URL.Query().Get("action")
+	if a.transferRefused(w, r) {
+		return
+	}
 	if err := a.mutateAsync(func(st *state) ([]event, error) { return st.removeUserCore(key, action) }); err != nil {
 		writeAPIError(w, err)
 		return
