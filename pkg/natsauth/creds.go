@@ -35,6 +35,10 @@ func TenantCredsFile(tenant, name string) string {
 	return "tenant-" + tenant + "-" + name + ".creds"
 }
 
+// MaxControlLine is the longest protocol line the server takes: it holds
+// a client's user JWT.
+const MaxControlLine = 32 << 10
+
 // Authority is the signing material of a deployment: the operator, the
 // system account and the connector's account, with their JWTs.
 type Authority struct {
@@ -115,6 +119,9 @@ func (a *Authority) ServerConfig() string {
 	fmt.Fprintf(&b, "operator: %q\n", a.opJWT)
 	fmt.Fprintf(&b, "system_account: %q\n", a.sysPub)
 	b.WriteString("resolver: MEMORY\n")
+	// A client sends its user JWT, permissions and all, in one protocol
+	// line: the fetcher's is longer than the default 4 KiB.
+	fmt.Fprintf(&b, "max_control_line: %d\n", MaxControlLine)
 	b.WriteString("resolver_preload: {\n")
 	fmt.Fprintf(&b, "  %s: %q\n", a.accountPub, a.accountJWT)
 	fmt.Fprintf(&b, "  %s: %q\n", a.sysPub, a.sysJWT)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -168,6 +169,9 @@ func TestRolesRefusedOutsidePermissions(t *testing.T) {
 		allowedPubs []string
 	}{
 		{natsauth.CredsFile(natsauth.RoleFetcher), pipeline.RecordsSubject(acme), "zoom.admin.>", "", nil},
+		// a Clarity-Reply-To that names an event subject
+		{natsauth.CredsFile(natsauth.RoleFetcher), pipeline.EventSubject(acme, clarity.KindServiceUser), "zoom.provision.>", "", nil},
+		{natsauth.CredsFile(natsauth.RoleFetcher), pipeline.ProvisionSubject(acme), "_INBOX_clarity.>", "", nil},
 		{natsauth.CredsFile(natsauth.RoleNormalizer), "zoom.provision.acme.zoom", "clarity.entitlements.>", "", nil},
 		{natsauth.CredsFile(natsauth.RoleWriter), pipeline.SyncSubject(acme), "zoom.raw.>", natsauth.SnapshotSubject("*", "*"), nil},
 		{natsauth.CredsFile(natsauth.RoleWebhook), pipeline.RecordsSubject(acme), "clarity.entitlements.>", connector.SubjectList, nil},
@@ -176,7 +180,7 @@ func TestRolesRefusedOutsidePermissions(t *testing.T) {
 		{natsauth.TenantCredsFile("acme", "app"), pipeline.SyncSubject(acme), "clarity.entitlements.acme.>", "", nil},
 	}
 	for _, tc := range cases {
-		t.Run(strings.TrimSuffix(tc.creds, ".creds"), func(t *testing.T) {
+		t.Run(strings.TrimSuffix(tc.creds, ".creds")+"/"+tc.publish, func(t *testing.T) {
 			c := dial(t, url, filepath.Join(dir, tc.creds))
 			c.publishRefused(t, tc.publish)
 			c.subscribeRefused(t, tc.subscribe)
@@ -200,7 +204,7 @@ func TestServicesWorkWithinPermissions(t *testing.T) {
 	consumers := map[natsauth.Role][][2]string{
 		natsauth.RoleFetcher:    {{pipeline.StreamSync, pipeline.ConsumerFetcher}, {pipeline.StreamHint, pipeline.ConsumerFetcherHints}},
 		natsauth.RoleNormalizer: {{pipeline.StreamRaw, pipeline.ConsumerNormalizer}, {pipeline.StreamWebhook, pipeline.ConsumerNormalizerWebhook}},
-		natsauth.RoleWriter:     {{pipeline.StreamRecords, pipeline.ConsumerWriter}},
+		natsauth.RoleWriter:     {{pipeline.StreamRecords, pipeline.ConsumerWriter}, {pipeline.StreamProvisionResults, pipeline.ConsumerWriterProvision}},
 		natsauth.RoleWebhook:    {{clarity.StreamEntitlements, pipeline.ConsumerLastSync}},
 	}
 	publishes := map[natsauth.Role]string{
@@ -209,10 +213,10 @@ func TestServicesWorkWithinPermissions(t *testing.T) {
 		natsauth.RoleWriter:     pipeline.EventSubject(acme, clarity.KindServiceUser),
 		natsauth.RoleWebhook:    pipeline.WebhookSubject(acme),
 		natsauth.RoleOperator:   pipeline.SyncSubject(acme),
-		natsauth.RoleClarity:    pipeline.SyncSubject(acme),
+		natsauth.RoleClarity:    pipeline.ProvisionSubject(acme),
 	}
 	buckets := map[natsauth.Role][]string{
-		natsauth.RoleFetcher: {connector.Bucket, pipeline.RunsBucket, pipeline.ScheduleBucket},
+		natsauth.RoleFetcher: {connector.Bucket, pipeline.RunsBucket, pipeline.ScheduleBucket, pipeline.ProvisionBucket, pipeline.BudgetBucket},
 		natsauth.RoleWriter:  {connector.Bucket},
 		natsauth.RoleWebhook: {connector.Bucket, connector.StatesBucket},
 	}
@@ -251,6 +255,36 @@ func TestServicesWorkWithinPermissions(t *testing.T) {
 				}
 				<-w.Updates()
 				_ = w.Stop()
+			}
+			if r == natsauth.RoleFetcher {
+				// The provisioning worker: the requests in order, one
+				// deleted once served, its result handed to the writer.
+				if _, err := c.js.Publish(ctx, pipeline.ProvisionSubject(acme), []byte("{}")); err == nil {
+					t.Fatal("the fetcher published a provisioning request")
+				}
+				c.expectRefused(t, pipeline.ProvisionSubject(acme))
+				clarityC := dialRole(t, url, dir, natsauth.RoleClarity)
+				ack, err := clarityC.js.Publish(ctx, pipeline.ProvisionSubject(acme), []byte("{}"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				oc, err := c.js.OrderedConsumer(ctx, pipeline.StreamProvision, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := oc.Next(jetstream.FetchMaxWait(2 * time.Second)); err != nil {
+					t.Fatalf("read a provisioning request: %v", err)
+				}
+				st, err := c.js.Stream(ctx, pipeline.StreamProvision)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := st.DeleteMsg(ctx, ack.Sequence); err != nil {
+					t.Fatalf("delete a served request: %v", err)
+				}
+				if _, err := c.js.Publish(ctx, pipeline.ProvisionResultSubject(acme), []byte("{}")); err != nil {
+					t.Fatal(err)
+				}
 			}
 			c.expectNoRefusal(t)
 		})
@@ -407,4 +441,59 @@ func TestInitKeepsTheAuthority(t *testing.T) {
 	if _, err := natsauth.IssueTenant(dir, "Bad Tenant", "app"); err == nil {
 		t.Error("a tenant with a bad name was issued credentials")
 	}
+}
+
+// TestEveryStreamHasItsRoles: every stream the services ensure has a role
+// that publishes to it and one, not the operator, that reads it (the dead
+// letters aside, which the operator reads), so that a stream added to
+// package pipeline without permissions fails here.
+func TestEveryStreamHasItsRoles(t *testing.T) {
+	perms := map[natsauth.Role]natsauth.Permissions{}
+	for _, r := range natsauth.Roles {
+		p, err := natsauth.PermissionsOf(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		perms[r] = p
+	}
+	for _, sc := range pipeline.Streams(1) {
+		var publishers, readers []natsauth.Role
+		for r, p := range perms {
+			for _, subject := range sc.Subjects {
+				if slices.ContainsFunc(p.Publish, func(allow string) bool { return covers(allow, subject) }) {
+					publishers = append(publishers, r)
+					break
+				}
+			}
+			if r != natsauth.RoleOperator && slices.ContainsFunc(p.Publish, func(allow string) bool {
+				return strings.HasPrefix(allow, "$JS.API.CONSUMER.MSG.NEXT."+sc.Name+".")
+			}) {
+				readers = append(readers, r)
+			}
+		}
+		if len(publishers) == 0 {
+			t.Errorf("no role publishes to stream %s (%v)", sc.Name, sc.Subjects)
+		}
+		if len(readers) == 0 && sc.Name != pipeline.StreamDeadLetter {
+			t.Errorf("no service reads stream %s", sc.Name)
+		}
+	}
+}
+
+// covers reports whether the permission subject allow allows every subject
+// filter matches.
+func covers(allow, filter string) bool {
+	a, f := strings.Split(allow, "."), strings.Split(filter, ".")
+	for i, tok := range a {
+		if tok == ">" {
+			return len(f) > i
+		}
+		if i >= len(f) {
+			return false
+		}
+		if tok != "*" && tok != f[i] || tok == "*" && f[i] == ">" {
+			return false
+		}
+	}
+	return len(a) == len(f)
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/claritysecurity/zoom-connector/pkg/clarity"
 	"github.com/claritysecurity/zoom-connector/pkg/connector"
 	"github.com/claritysecurity/zoom-connector/pkg/pipeline"
+	"github.com/claritysecurity/zoom-connector/pkg/snapshot"
 )
 
 // Role is one NATS identity of the deployment.
@@ -67,9 +68,11 @@ func InboxPrefix(r Role) string { return "_INBOX_" + string(r) }
 // tenantInboxPrefix is the reply prefix of a tenant's consumer.
 func tenantInboxPrefix(tenant string) string { return "_INBOX_tenant_" + tenant }
 
-// SnapshotSubject is where the snapshot of a connector is asked for:
-// clarity.snapshot.<tenant>.<connector>, answered by the writer.
-func SnapshotSubject(tenant, id string) string { return "clarity.snapshot." + tenant + "." + id }
+// SnapshotSubject is where the snapshot of a tenant's connector is asked
+// for (tenant and id may be wildcards), answered by the writer.
+func SnapshotSubject(tenant, id string) string {
+	return snapshot.Subject(pipeline.ConnectorRef{Tenant: tenant, ID: id})
+}
 
 // snapshotSessions are the writer's own notes between its replicas about
 // the snapshot sessions they serve.
@@ -183,9 +186,21 @@ func PermissionsOf(r Role) (Permissions, error) {
 			// a refused trigger is answered with a failed sync event
 			pipeline.EventsOfKind(clarity.KindSync),
 		)
-		for _, b := range []string{connector.Bucket, pipeline.RunsBucket, pipeline.ScheduleBucket} {
+		for _, b := range []string{connector.Bucket, pipeline.RunsBucket, pipeline.ScheduleBucket,
+			pipeline.ProvisionBucket, pipeline.BudgetBucket} {
 			p.Publish = append(p.Publish, bucket(b)...)
 		}
+		// The provisioning worker reads the requests in order through
+		// ordered consumers, deletes each it served, hands the result to
+		// the writer, and answers on the requester's inbox: the inbox of
+		// Clarity's backend or of the operator's zoomctl, nowhere else.
+		p.Publish = append(p.Publish, orderedReader(pipeline.StreamProvision)...)
+		p.Publish = append(p.Publish,
+			jsAPI+"STREAM.MSG.DELETE."+pipeline.StreamProvision,
+			every(pipeline.ProvisionResultSubject),
+			InboxPrefix(RoleClarity)+".>",
+			InboxPrefix(RoleOperator)+".>",
+		)
 		return p, nil
 	case RoleNormalizer:
 		p := service(r)
@@ -196,6 +211,7 @@ func PermissionsOf(r Role) (Permissions, error) {
 	case RoleWriter:
 		p := service(r)
 		p.consume(pipeline.StreamRecords, pipeline.ConsumerWriter)
+		p.consume(pipeline.StreamProvisionResults, pipeline.ConsumerWriterProvision)
 		p.Publish = append(p.Publish, "clarity.entitlements.>", snapshotSessions)
 		p.Publish = append(p.Publish, bucket(connector.Bucket)...)
 		p.Subscribe = append(p.Subscribe, SnapshotSubject("*", "*"), snapshotSessions)
@@ -248,8 +264,9 @@ func PermissionsOf(r Role) (Permissions, error) {
 			Subscribe:   []string{InboxPrefix(r) + ".>"},
 			InboxPrefix: InboxPrefix(r),
 		}
-		p.Publish = append(p.Publish, ProvisionPublish()...)
+		p.Publish = append(p.Publish, pipeline.ProvisionSubject(anyConnector))
 		p.Publish = append(p.Publish, orderedReader(clarity.StreamEntitlements)...)
+		p.PublishDeny = servicesDurables(clarity.StreamEntitlements)
 		return p, nil
 	}
 	return Permissions{}, fmt.Errorf("natsauth: no role %q (one of %s, or a tenant's consumer)", r, roleNames())
@@ -262,10 +279,6 @@ func roleNames() string {
 	}
 	return strings.Join(s, ", ")
 }
-
-// ProvisionPublish are the subjects Clarity's backend publishes
-// provisioning requests on.
-func ProvisionPublish() []string { return []string{"zoom.provision.*.*"} }
 
 // TenantPermissions returns the permissions of one tenant's downstream
 // consumer: ask for snapshots of the tenant's connectors, and read
@@ -293,12 +306,21 @@ func TenantPermissions(tenant string) (Permissions, error) {
 		Subscribe:   []string{tenantInboxPrefix(tenant) + ".>"},
 		InboxPrefix: tenantInboxPrefix(tenant),
 	}
-	for _, d := range durablesOf(stream) {
-		for _, op := range []string{"INFO", "DELETE", "MSG.NEXT"} {
-			p.PublishDeny = append(p.PublishDeny, jsAPI+"CONSUMER."+op+"."+stream+"."+d)
-		}
-	}
+	p.PublishDeny = servicesDurables(stream)
 	return p, nil
+}
+
+// servicesDurables refuses the services' durable consumers of a stream to
+// a reader of it: pulling from one would take the service's messages.
+func servicesDurables(stream string) []string {
+	var out []string
+	for _, d := range durablesOf(stream) {
+		for _, op := range []string{"CREATE", "DURABLE.CREATE", "INFO", "DELETE", "MSG.NEXT"} {
+			out = append(out, jsAPI+"CONSUMER."+op+"."+stream+"."+d)
+		}
+		out = append(out, jsAPI+"CONSUMER.CREATE."+stream+"."+d+".>")
+	}
+	return out
 }
 
 // durablesOf are the services' durable consumers of a stream.

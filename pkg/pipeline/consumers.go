@@ -14,6 +14,8 @@ const (
 	ConsumerNormalizerWebhook = "normalizer-webhook"
 	// ConsumerWriter reads StreamRecords.
 	ConsumerWriter = "writer"
+	// ConsumerWriterProvision reads StreamProvisionResults.
+	ConsumerWriterProvision = "writer-provision"
 	// ConsumerLastSync is the webhook service's reader of the sync events
 	// on CLARITY_ENTITLEMENTS (each connector's last sync result).
 	ConsumerLastSync = "webhook-last-sync"

@@ -39,6 +39,7 @@ func commands() []command {
 		{"bench", "measure the whole pipeline against the simulator (make bench)", runBench},
 		{"connector", "add, authorize, list, show, update, remove connectors; rotate-key (the admin API)", runConnector},
 		{"provision", "send one provisioning request and print its result; log: the provisioning audit", runProvision},
+		{"creds", "issue NATS credentials: init (server configuration, one per role), tenant (a downstream consumer)", runCreds},
 	}
 }
 
