@@ -28,8 +28,8 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/claritysecurity/zoom-connector/pkg/connector"
+	"github.com/claritysecurity/zoom-connector/pkg/natsauth"
 	"github.com/claritysecurity/zoom-connector/pkg/natsx"
-	"github.com/claritysecurity/zoom-connector/pkg/natsx/natstest"
 	"github.com/claritysecurity/zoom-connector/pkg/pipeline"
 	"github.com/claritysecurity/zoom-connector/pkg/zoom/zoomtest"
 )
@@ -62,6 +62,9 @@ type Config struct {
 	// simulator's account an OAuth app whose redirect is the webhook
 	// service's, and Connect registers and authorizes the connector.
 	OAuth bool
+	// Secured runs NATS as a deployment does: authorization on, and each
+	// service with its own credentials (NATS_CREDS, a file in CredsDir).
+	Secured bool
 }
 
 // Stack is a running stack.
@@ -98,12 +101,15 @@ func Start(ctx context.Context, cfg Config) (*Stack, error) {
 		return nil, err
 	}
 	s := &Stack{cfg: cfg, addrs: map[string]string{}}
-	ns, err := natstest.Start(filepath.Join(cfg.Dir, "nats"), 0)
+	if err := s.initCreds(); err != nil {
+		return nil, err
+	}
+	ns, err := s.startNATS(filepath.Join(cfg.Dir, "nats"), 0)
 	if err != nil {
 		return nil, err
 	}
 	s.NATS, s.NATSURL = ns, ns.ClientURL()
-	s.NC, s.JS, err = natsx.Connect(ctx, s.NATSURL, "devstack", zerolog.Nop())
+	s.NC, s.JS, err = natsx.ConnectAuth(ctx, s.NATSURL, "devstack", s.natsAuth(), zerolog.Nop())
 	if err != nil {
 		s.Close()
 		return nil, err
@@ -266,6 +272,9 @@ func (s *Stack) Env(name string) ([]string, error) {
 		env["OAUTH_REDIRECT_URL"] = s.redirectTemplate()
 	}
 	env[addrVar(name)] = addr
+	if f := s.CredsFile(natsauth.Role(name)); f != "" {
+		env["NATS_CREDS"] = f
+	}
 	if name == "webhook" {
 		// Every webhook replica takes Zoom's calls on the one public
 		// address, so that the simulator's webhook URL stays valid; its
@@ -490,7 +499,7 @@ func (s *Stack) RestartNATS(down time.Duration) error {
 	s.NATS.Shutdown()
 	s.NATS.WaitForShutdown()
 	time.Sleep(down)
-	ns, err := natstest.Start(dir, port)
+	ns, err := s.startNATS(dir, port)
 	if err != nil {
 		return err
 	}
