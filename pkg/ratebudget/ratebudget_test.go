@@ -3,6 +3,7 @@ package ratebudget_test
 import (
 	"context"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -212,5 +213,45 @@ func TestCoordinatorAwayConservativeShareAndBack(t *testing.T) {
 	}
 	if got := sim.RequestsByStatus()["GET /users/{userId} 429"]; got != 0 {
 		t.Errorf("%d 429s, want 0", got)
+	}
+}
+
+// TestPromptRequestsGoFirst: while bulk requests from two replicas take
+// all they may of every second, a prompt request from either still goes
+// within the second: bulk requests never take the reserve, and in its own
+// replica a prompt request goes before the bulk ones waiting.
+func TestPromptRequestsGoFirst(t *testing.T) {
+	srv := natstest.Run(t)
+	sim := newSim(t)
+	replicas := []replica{
+		newReplica(t, sim, connect(t, srv.ClientURL()), ratebudget.Config{}),
+		newReplica(t, sim, connect(t, srv.ClientURL()), ratebudget.Config{}),
+	}
+	const d = 4 * time.Second
+	done := make(chan struct{})
+	var prompts []time.Duration
+	go func() {
+		defer close(done)
+		users := sim.Org().Users
+		ctx := zoom.WithPriority(context.Background(), zoom.PriorityPrompt)
+		for i := 0; i < 12; i++ {
+			time.Sleep(d / 16)
+			start := time.Now()
+			if _, err := replicas[i%2].client.GetUser(ctx, users[i].ID); err != nil {
+				t.Errorf("prompt get user: %v", err)
+				return
+			}
+			prompts = append(prompts, time.Since(start))
+		}
+	}()
+	bulk := hammer(d, t, sim, replicas, 6)
+	<-done
+	slowest := slices.Max(prompts)
+	t.Logf("%d bulk reads; prompt reads took %v", bulk, prompts)
+	if slowest > 2*time.Second {
+		t.Errorf("a prompt read took %s while bulk reads filled the budget, want within the next second or so (the reserve of every second is theirs)", slowest)
+	}
+	if peak := sim.DefaultAccount().PeakPerSecond()[zoomtest.Light]; peak > budgetLight {
+		t.Errorf("peak %d Light requests in one second, want at most the budget %d", peak, budgetLight)
 	}
 }
