@@ -212,7 +212,9 @@ func PermissionsOf(r Role) (Permissions, error) {
 		p := service(r)
 		p.consume(pipeline.StreamRecords, pipeline.ConsumerWriter)
 		p.consume(pipeline.StreamProvisionResults, pipeline.ConsumerWriterProvision)
-		p.Publish = append(p.Publish, "clarity.entitlements.>", snapshotSessions)
+		p.Publish = append(p.Publish, "clarity.entitlements.>", snapshotSessions,
+			// the users a provisioning changed, read again
+			every(pipeline.HintSubject))
 		p.Publish = append(p.Publish, bucket(connector.Bucket)...)
 		p.Subscribe = append(p.Subscribe, SnapshotSubject("*", "*"), snapshotSessions)
 		for _, op := range writerAdminOps {
