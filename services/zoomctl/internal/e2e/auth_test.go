@@ -210,6 +210,7 @@ func TestServiceWithUnusableCredentialsStops(t *testing.T) {
 			if len(fatal) != 1 {
 				t.Fatalf("want one line saying %q; output:\n%s", tc.want, out)
 			}
+			t.Logf("%s", fatal[0])
 			if strings.Count(string(out), "\n") > 3 {
 				t.Errorf("a loop of errors rather than one line:\n%s", out)
 			}
