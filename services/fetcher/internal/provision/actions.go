@@ -131,24 +131,25 @@ func (a *action) group(ctx context.Context, u zoom.User, add bool) outcome {
 	gid := a.req.grant.id
 	has := func(u zoom.User) bool { return slices.Contains(u.GroupIDs, gid) }
 	if has(u) == add {
-		return a.inEffect()
-	}
-	if !add {
-		// The grant is not held: the effect is in place if the group
-		// exists, and the request names no entitlement otherwise.
-		if err := a.call("GET /groups/{groupId}", http.StatusOK, func() error { _, err := a.z.ReadGroup(ctx, gid); return err }); err != nil {
-			return a.failed(ctx, err, "read the group")
+		if !add {
+			// The grant is not held: the effect is in place if the group
+			// exists, and the request names no entitlement otherwise.
+			if err := a.call("GET /groups/{groupId}", http.StatusOK, func() error { _, err := a.z.ReadGroup(ctx, gid); return err }); err != nil {
+				return a.failed(ctx, err, "read the group")
+			}
 		}
 		return a.inEffect()
 	}
-	return a.write(ctx, u.ID,
-		func() error {
+	write := func() error {
+		if add {
 			return a.call("POST /groups/{groupId}/members", http.StatusCreated, func() error { return a.z.AddGroupMember(ctx, gid, u.ID) })
-		},
-		func() (bool, error) {
-			v, err := a.readUser(ctx, a.req.zoomUser)
-			return has(v), err
-		}, "add the user to group "+gid)
+		}
+		return a.call("DELETE /groups/{groupId}/members/{memberId}", http.StatusNoContent, func() error { return a.z.RemoveGroupMember(ctx, gid, u.ID) })
+	}
+	return a.write(ctx, u.ID, write, func() (bool, error) {
+		v, err := a.readUser(ctx, a.req.zoomUser)
+		return has(v) == add, err
+	}, map[bool]string{true: "add the user to group ", false: "take the user out of group "}[add]+gid)
 }
 
 func (a *action) groupAdmin(ctx context.Context, u zoom.User, add bool) outcome {

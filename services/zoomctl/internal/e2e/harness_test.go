@@ -156,7 +156,7 @@ func collectRef(t *testing.T, s *devstack.Stack, ref pipeline.ConnectorRef) *col
 		c.ids[ev.ID]++
 		parts := strings.Split(ev.Type, ".")
 		kind, op := parts[1], parts[2]
-		if kind == clarity.KindSync {
+		if kind == clarity.KindSync || kind == clarity.KindProvisioning {
 			return
 		}
 		k := kind + "|" + ev.Subject
