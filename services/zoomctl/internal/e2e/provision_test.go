@@ -209,7 +209,9 @@ func TestProvisioningActions(t *testing.T) {
 		{"activate", clarity.ProvisionRequest{Action: clarity.ActionActivateUser, User: u4}, u4,
 			in(u4, func(u zoomtest.User) bool { return u.Status == zoomtest.StatusActive })},
 		{"invite", clarity.ProvisionRequest{Action: clarity.ActionInviteUser, Email: invited, License: "licensed"}, "pending:" + invited,
-			in(invited, func(u zoomtest.User) bool { return u.Status == zoomtest.StatusPending && u.Type == zoomtest.TypeLicensed })},
+			in(invited, func(u zoomtest.User) bool {
+				return u.Status == zoomtest.StatusPending && u.Type == zoomtest.TypeLicensed
+			})},
 		{"remove pending", clarity.ProvisionRequest{Action: clarity.ActionRemoveUser, User: "pending:" + invited}, "pending:" + invited,
 			func(a *zoomtest.Account) bool { _, ok := user(a, invited); return !ok }},
 		{"delete with transfer", clarity.ProvisionRequest{Action: clarity.ActionRemoveUser, User: u5, Mode: clarity.RemoveDelete, TransferTo: u0}, u5,
