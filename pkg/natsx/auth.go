@@ -1,6 +1,7 @@
 package natsx
 
 import (
+	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -91,6 +92,15 @@ func inboxOfCreds(path string) (string, error) {
 func authError(err error) bool {
 	return errors.Is(err, nats.ErrAuthorization) || errors.Is(err, nats.ErrAuthExpired) ||
 		errors.Is(err, nats.ErrAuthRevoked) || errors.Is(err, nats.ErrAccountAuthExpired)
+}
+
+// certError reports whether err is the client refusing the server's
+// certificate: retrying with the same CA cannot succeed.
+func certError(err error) bool {
+	var verify *tls.CertificateVerificationError
+	var unknown x509.UnknownAuthorityError
+	var host x509.HostnameError
+	return errors.As(err, &verify) || errors.As(err, &unknown) || errors.As(err, &host)
 }
 
 // PermissionSubject returns the subject of a permission violation the

@@ -79,6 +79,10 @@ func ConnectAuth(ctx context.Context, url, name string, auth Auth, log zerolog.L
 			}
 			return nil, nil, fmt.Errorf("connect to nats at %s: the server refused the connection %s: %w", RedactURL(url), what, err)
 		}
+		if err := nc.LastError(); certError(err) {
+			nc.Close()
+			return nil, nil, fmt.Errorf("connect to nats at %s: the server's certificate is not trusted (NATS_CA_FILE names the CA that signed it): %w", RedactURL(url), err)
+		}
 		time.Sleep(50 * time.Millisecond)
 	}
 	if !nc.IsConnected() {
