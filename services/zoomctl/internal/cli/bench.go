@@ -304,9 +304,16 @@ func benchOne(ctx context.Context, users, webhooks int, binDir, dbURL string, er
 		}
 	}
 
+	stmts := statementMeter{dbURL: dbURL, path: os.Getenv("BENCH_PG_STATEMENTS")}
+	if err := stmts.reset(ctx); err != nil {
+		return r, err
+	}
 	d, events, res, err = timed()
 	if err != nil || res.Op != clarity.OpCompleted {
 		return r, fmt.Errorf("resync: %v %s", err, res.Data.Error)
+	}
+	if err := stmts.write(ctx, fmt.Sprintf(".%d.json", users)); err != nil {
+		return r, err
 	}
 	r.ResyncSeconds, r.ResyncChanges = d.Seconds(), events
 	r.ResyncCPU = cpu
