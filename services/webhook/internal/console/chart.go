@@ -16,10 +16,11 @@ var kindColors = [...]string{"#2d6cdf", "#e08a1e", "#2f9e5b", "#9b59b6"}
 
 // Chart geometry.
 const (
-	chartW, chartH = 640, 200
+	chartW, chartH = 500, 200
 	chartLeft      = 56
 	chartBottom    = 28
 	chartTop       = 12
+	maxBar         = 40.0
 )
 
 // kindLabel is a record kind as the pages name it.
@@ -41,9 +42,9 @@ func runsChart(runs []Run) template.HTML {
 	}
 	var b strings.Builder
 	svgOpen(&b, "Records changed per kind in each of the last runs")
-	axis(&b, float64(max), "")
+	axis(&b, float64(max), compact)
 	slot := float64(chartW-chartLeft-8) / float64(len(runs))
-	bw := slot * 0.7
+	bw := min(slot*0.7, maxBar)
 	for i := range runs {
 		r := runs[len(runs)-1-i]
 		x := float64(chartLeft) + float64(i)*slot + (slot-bw)/2
@@ -78,9 +79,9 @@ func durationChart(runs []Run) template.HTML {
 	}
 	var b strings.Builder
 	svgOpen(&b, "Duration of each of the last runs, in seconds")
-	axis(&b, max, "s")
+	axis(&b, max, func(v float64) string { return roundDuration(time.Duration(v * float64(time.Second))) })
 	slot := float64(chartW-chartLeft-8) / float64(len(runs))
-	bw := slot * 0.7
+	bw := min(slot*0.7, maxBar)
 	for i := range runs {
 		r := runs[len(runs)-1-i]
 		d := r.Duration(r.Finished).Seconds()
@@ -103,14 +104,15 @@ func svgOpen(b *strings.Builder, title string) {
 		chartW, chartH, chartW, chartH, html.EscapeString(title))
 }
 
-// axis draws the value axis from 0 to max with three grid lines.
-func axis(b *strings.Builder, max float64, unit string) {
+// axis draws the value axis from 0 to max with three grid lines, each
+// labelled by label.
+func axis(b *strings.Builder, max float64, label func(float64) string) {
 	inner := float64(chartH - chartBottom - chartTop)
 	for i := 0; i <= 2; i++ {
 		v := max * float64(i) / 2
 		y := float64(chartH-chartBottom) - inner*float64(i)/2
 		fmt.Fprintf(b, `<line x1="%d" y1="%.1f" x2="%d" y2="%.1f" class="grid"/>`, chartLeft, y, chartW-4, y)
-		fmt.Fprintf(b, `<text x="%d" y="%.1f" text-anchor="end">%s%s</text>`, chartLeft-6, y+4, html.EscapeString(compact(v)), unit)
+		fmt.Fprintf(b, `<text x="%d" y="%.1f" text-anchor="end">%s</text>`, chartLeft-6, y+4, html.EscapeString(label(v)))
 	}
 }
 

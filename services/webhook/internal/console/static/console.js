@@ -15,19 +15,26 @@
   });
   var live = document.getElementById("live");
   if (!live) return;
-  var wasRunning = live.getAttribute("data-running") === "1";
+  // key names the running run and the last finished one: when it changes
+  // and nothing runs, the runs and charts below changed too.
+  function key(root) {
+    var k = root.querySelector("#live-key");
+    return k ? k.getAttribute("data-key") : "";
+  }
+  var shown = key(live);
   function refresh() {
     fetch(live.getAttribute("data-live"), { credentials: "same-origin", cache: "no-store" })
       .then(function (r) { return r.ok ? r.text() : Promise.reject(r.status); })
       .then(function (html) {
-        var running = html.indexOf("state running") >= 0;
+        var next = document.createElement("div");
+        next.innerHTML = html;
+        var k = key(next), running = next.querySelector(".state.running") !== null;
+        if (k !== shown && !running) { location.reload(); return; }
+        shown = k;
         live.innerHTML = html;
-        // A run that just ended: the whole page (runs, charts) changes.
-        if (wasRunning && !running) { location.reload(); return; }
-        wasRunning = running;
         setTimeout(refresh, running ? 2000 : 5000);
       })
       .catch(function () { setTimeout(refresh, 10000); });
   }
-  setTimeout(refresh, wasRunning ? 2000 : 5000);
+  setTimeout(refresh, live.getAttribute("data-running") === "1" ? 2000 : 5000);
 })();
