@@ -19,7 +19,7 @@ bench: build
 	scripts/bench.sh
 
 demo: build
-	bin/zoomctl dev
+	bin/zoomctl dev $(if $(PLAN),--plan $(PLAN))
 
 # Regenerates pkg/pb from proto/ (needs protoc and protoc-gen-go; the
 # generated code is committed, so only changes to proto/ need this).

@@ -23,8 +23,9 @@ import (
 func runDev(ctx context.Context, args []string, out, errw io.Writer) int {
 	fs, tenant, connector := flags("dev", errw)
 	users := fs.Int("users", 5000, "users in the simulated organisation")
-	groups := fs.Int("groups", 0, "groups (default users/50)")
+	groups := fs.Int("groups", 0, "groups (default users/50; none on a free plan)")
 	roles := fs.Int("roles", 10, "roles")
+	plan := fs.String("plan", "pro", "the simulated account's plan: free (basic), pro or business; a free account syncs its users without groups and roles")
 	seed := fs.Int64("seed", 1, "seed of the generated organisation")
 	changes := fs.Int("changes", 5, "simulator changes made after the sync, sent as webhooks")
 	dir := fs.String("dir", "", "working directory for NATS, Postgres and logs (default: a temporary one, removed at exit)")
@@ -39,7 +40,12 @@ func runDev(ctx context.Context, args []string, out, errw io.Writer) int {
 	if err != nil {
 		return fail(errw, ExitUsage, "%v", err)
 	}
-	if *groups == 0 {
+	simPlan, err := devPlan(*plan)
+	if err != nil {
+		return fail(errw, ExitUsage, "dev: %v", err)
+	}
+	// A free account has no groups: Zoom offers them on paid plans only.
+	if *groups == 0 && simPlan != zoomtest.PlanBasic {
 		*groups = max(1, *users/50)
 	}
 	if *binDir == "" {
@@ -64,7 +70,7 @@ func runDev(ctx context.Context, args []string, out, errw io.Writer) int {
 	}
 	d := &dev{out: out, errw: errw, start: time.Now()}
 	if err := d.run(ctx, devOptions{
-		connector: ref, users: *users, groups: *groups, roles: *roles, seed: *seed,
+		connector: ref, users: *users, groups: *groups, roles: *roles, seed: *seed, plan: simPlan,
 		changes: *changes, dir: *dir, binDir: *binDir, serve: *serve, verbose: *verbose, dbURL: *dbURL,
 	}); err != nil {
 		if ctx.Err() != nil {
@@ -80,6 +86,7 @@ type devOptions struct {
 	connector                     pipeline.ConnectorRef
 	users, groups, roles, changes int
 	seed                          int64
+	plan                          zoomtest.Plan
 	dir, binDir, dbURL            string
 	serve, verbose                bool
 }
@@ -102,7 +109,7 @@ func (d *dev) run(ctx context.Context, o devOptions) (err error) {
 		defer pg.Stop() //nolint:errcheck
 		dbURL = pg.URL
 	}
-	d.say("• generating an organisation: %d users, %d groups, %d roles (seed %d)", o.users, o.groups, o.roles, o.seed)
+	d.say("• generating an organisation: %d users, %d groups, %d roles (seed %d), plan %s", o.users, o.groups, o.roles, o.seed, o.plan)
 	org := zoomtest.Generate(o.seed, zoomtest.Size{Users: o.users, Groups: o.groups, Roles: o.roles})
 	var logw io.Writer
 	if o.verbose {
@@ -110,6 +117,7 @@ func (d *dev) run(ctx context.Context, o devOptions) (err error) {
 	}
 	s, err := devstack.Start(ctx, devstack.Config{
 		BinDir: o.binDir, DatabaseURL: dbURL, Dir: o.dir, Connector: o.connector, Org: org, Log: logw, OAuth: true,
+		Sim: zoomtest.Options{Plan: o.plan},
 	})
 	if err != nil {
 		return err
@@ -178,6 +186,9 @@ func (d *dev) run(ctx context.Context, o devOptions) (err error) {
 	st := res.Data.Stats
 	d.say("• sync %s in %s: %d created, %d updated, %d deleted, %d unchanged, %d Zoom requests",
 		res.Op, time.Since(bar.start).Round(time.Millisecond), st.Created, st.Updated, st.Deleted, st.Unchanged, st.APIRequests)
+	if len(res.Data.Unavailable) > 0 {
+		d.say("• not offered on the account's plan: %s", strings.Join(res.Data.Unavailable, ", "))
+	}
 	if res.Op != clarity.OpCompleted {
 		return fmt.Errorf("sync failed: %s", res.Data.Error)
 	}
@@ -357,4 +368,15 @@ func (b *bar) draw(requests int) {
 	fmt.Fprintf(b.w, "\r  [%s%s] %3.0f%%  Zoom requests %d/%d  records %d  %.0f/s  eta %s   ",
 		strings.Repeat("█", filled), strings.Repeat("░", width-filled), frac*100, requests, b.want,
 		b.events, float64(b.events)/max(el, 0.001), eta)
+}
+
+// devPlan reads the --plan of zoomctl dev: "free" is Zoom's Basic plan.
+func devPlan(s string) (zoomtest.Plan, error) {
+	switch p := zoomtest.Plan(strings.ToLower(strings.TrimSpace(s))); p {
+	case "free", zoomtest.PlanBasic:
+		return zoomtest.PlanBasic, nil
+	case zoomtest.PlanPro, zoomtest.PlanBusiness:
+		return p, nil
+	}
+	return "", fmt.Errorf("--plan %.32q is not free, basic, pro or business", s)
 }
