@@ -385,7 +385,13 @@ func (a *action) refused(msg string) outcome {
 
 // notShown fails a write that Zoom answered with success but does not show.
 func (a *action) notShown(what string) outcome {
-	last := a.calls[len(a.calls)-1]
+	// Zoom's answer to the write: the last call that was not a read.
+	var last pipeline.ZoomCall
+	for _, c := range a.calls {
+		if !strings.HasPrefix(c.Call, "GET ") {
+			last = c
+		}
+	}
 	return a.result(clarity.ResultFailed, fmt.Sprintf(
 		"Zoom answered success when asked to %s, but reading it back does not show the change: "+
 			"nothing changed (for a licence, the account may have none left)", what), last.Status, last.Code)

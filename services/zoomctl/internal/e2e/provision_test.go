@@ -306,3 +306,239 @@ func TestProvisioningActions(t *testing.T) {
 		t.Errorf("event ids delivered more than once: %v", dup)
 	}
 }
+
+// orgJSON is the account's organisation, to compare before and after.
+func orgJSON(t *testing.T, a *zoomtest.Account) string {
+	t.Helper()
+	b, err := json.Marshal(a.Org())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// TestProvisioningFailures checks each failure the worker reports: the
+// exact result, nothing changed in Zoom nor in the records; and a second
+// connector on a second account, which a request for one never touches.
+func TestProvisioningFailures(t *testing.T) {
+	org := zoomtest.Generate(302, zoomtest.Size{Users: 40, Groups: 3, Roles: 4})
+	owner, _ := org.Owner()
+	users := pickUsers(t, org, 4)
+	role := customRole(t, org)
+	// The fourth user is an admin.
+	adminUser := users[3]
+	for i := range org.Users {
+		if org.Users[i].ID == adminUser.ID {
+			org.Users[i].RoleID = zoomtest.RoleAdmin
+		}
+	}
+	p := startProvStack(t, org, nil)
+	group := ""
+	for _, g := range org.Groups {
+		if !slices.Contains(users[0].GroupIDs, g.ID) {
+			group = g.ID
+		}
+	}
+	n := 0
+	// fails sends req and checks the failure: result, Zoom's answer, an
+	// error that says contains, the failed event, and that nothing changed.
+	fails := func(t *testing.T, ref pipeline.ConnectorRef, req clarity.ProvisionRequest, status, code int, contains string) {
+		t.Helper()
+		n++
+		req.RequestID = fmt.Sprintf("fail-%d", n)
+		before := orgJSON(t, p.acct)
+		mark := p.c.mark()
+		res := p.send(t, ref, req)
+		requireResult(t, res, req, clarity.ResultFailed, status, code)
+		if !strings.Contains(res.Error, contains) {
+			t.Errorf("error %q does not say %q", res.Error, contains)
+		}
+		if after := orgJSON(t, p.acct); after != before {
+			t.Errorf("the account changed")
+		}
+		if ref != p.ref {
+			return
+		}
+		_, ev := resultEvent(t, p.c, req.RequestID)
+		if ev.Type != "clarity.provisioning.failed" {
+			t.Errorf("result event %s, want clarity.provisioning.failed", ev.Type)
+		}
+		for _, e := range p.c.since(mark) {
+			if !strings.HasPrefix(e.Type, "clarity.provisioning.") {
+				t.Errorf("a failed request changed a record: %s %s", e.Type, e.Subject)
+			}
+		}
+	}
+	u := users[0].ID
+	t.Run("owner's role", func(t *testing.T) {
+		fails(t, p.ref, clarity.ProvisionRequest{Action: clarity.ActionAddGrant, User: owner.ID, Entitlement: "role:" + role}, 400, 300, "Owner")
+	})
+	t.Run("owner cannot be deactivated", func(t *testing.T) {
+		fails(t, p.ref, clarity.ProvisionRequest{Action: clarity.ActionDeactivateUser, User: owner.ID}, 400, 200, "cannot be activated or deactivated")
+	})
+	t.Run("admin cannot be disassociated", func(t *testing.T) {
+		fails(t, p.ref, clarity.ProvisionRequest{Action: clarity.ActionRemoveUser, User: adminUser.ID}, 400, 1117, "Admin")
+	})
+	t.Run("unknown user", func(t *testing.T) {
+		fails(t, p.ref, clarity.ProvisionRequest{Action: clarity.ActionAddGrant, User: "NoSuchUser000", Entitlement: "group:" + group}, 404, 1001, "no such user")
+	})
+	t.Run("unknown group", func(t *testing.T) {
+		fails(t, p.ref, clarity.ProvisionRequest{Action: clarity.ActionAddGrant, User: u, Entitlement: "group:NoSuchGroup"}, 404, 4130, "group")
+		fails(t, p.ref, clarity.ProvisionRequest{Action: clarity.ActionRemoveGrant, User: u, Entitlement: "group:NoSuchGroup"}, 404, 4130, "group")
+	})
+	t.Run("unknown role", func(t *testing.T) {
+		fails(t, p.ref, clarity.ProvisionRequest{Action: clarity.ActionAddGrant, User: u, Entitlement: "role:999"}, 400, 1034, "role")
+	})
+	t.Run("no licence left", func(t *testing.T) {
+		licensed := 0
+		for _, x := range p.acct.Org().Users {
+			if x.Type == zoomtest.TypeLicensed {
+				licensed++
+			}
+		}
+		p.acct.SetSeatLimit(&zoomtest.SeatLimit{Licensed: licensed})
+		defer p.acct.SetSeatLimit(nil)
+		fails(t, p.ref, clarity.ProvisionRequest{Action: clarity.ActionAddGrant, User: u, Entitlement: "license:licensed"}, 400, zoomtest.CodeNoLicense, "licenses")
+		// Zoom answering success to a change it does not make.
+		p.acct.SetSeatLimit(&zoomtest.SeatLimit{Licensed: licensed, Silent: true})
+		fails(t, p.ref, clarity.ProvisionRequest{Action: clarity.ActionAddGrant, User: u, Entitlement: "license:licensed"}, 204, 0, "does not show")
+	})
+	t.Run("missing write scope", func(t *testing.T) {
+		var scopes []string
+		for _, s := range zoomtest.DefaultScopes {
+			if s != "group:write:admin" {
+				scopes = append(scopes, s)
+			}
+		}
+		p.acct.SetScopes(scopes)
+		p.acct.ExpireTokens()
+		defer func() { p.acct.SetScopes(zoomtest.DefaultScopes); p.acct.ExpireTokens() }()
+		fails(t, p.ref, clarity.ProvisionRequest{Action: clarity.ActionAddGrant, User: u, Entitlement: "group:" + group}, 400, 4711, "group:write:admin")
+	})
+	t.Run("revoked credentials", func(t *testing.T) {
+		p.acct.Faults().RevokeCredentials()
+		p.acct.ExpireTokens()
+		defer p.acct.Faults().RestoreCredentials()
+		fails(t, p.ref, clarity.ProvisionRequest{Action: clarity.ActionAddGrant, User: u, Entitlement: "group:" + group}, 401, 4702, "invalid_client")
+	})
+	t.Run("unknown connector", func(t *testing.T) {
+		other := pipeline.ConnectorRef{Tenant: p.ref.Tenant, ID: "nosuch"}
+		fails(t, other, clarity.ProvisionRequest{Action: clarity.ActionDeactivateUser, User: u}, 0, 0, "default/nosuch")
+	})
+	t.Run("bad requests", func(t *testing.T) {
+		ctx := context.Background()
+		inbox := p.NC.NewRespInbox()
+		sub, err := p.NC.SubscribeSync(inbox)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer sub.Unsubscribe() //nolint:errcheck
+		before := orgJSON(t, p.acct)
+		writes := p.acct.WriteRequests()
+		long := strings.Repeat("x", 2000)
+		for _, c := range []struct{ body, id, says string }{
+			{`{not json`, "", "not a JSON object"},
+			{`{"request_id":"b1","action":"promote_user","user":"` + u + `"}`, "b1", "unknown action"},
+			{`{"request_id":"b2","action":"add_grant","user":"` + u + `","entitlement":"service_user:` + u + `"}`, "b2", "cannot be granted"},
+			{`{"request_id":"b3","action":"add_grant","user":"` + u + `","entitlement":"group"}`, "b3", "not a group:"},
+			{`{"request_id":"b4","action":"add_grant","user":"` + long + `","entitlement":"group:` + group + `"}`, "b4", "over the"},
+			{`{"request_id":"` + long + `","action":"deactivate_user","user":"` + u + `"}`, "", "request_id is"},
+			{`{"action":"deactivate_user","user":"` + u + `"}`, "", "request_id is required"},
+			{`{"request_id":"b5","action":"invite_user","email":"not an email"}`, "b5", "plain address"},
+			{`{"request_id":"b6","action":"remove_user","user":"` + u + `","mode":"shred"}`, "b6", "mode"},
+			{`{"request_id":"b7","action":"deactivate_user","user":"a/b"}`, "b7", "not a user key"},
+			{`{"request_id":"b8","action":"add_grant","user":"` + u + `","entitlement":"license:premium"}`, "b8", "license:basic"},
+			{`{"request_id":"b9","action":"remove_grant","user":"` + u + `","entitlement":"license:basic"}`, "b9", "license:licensed"},
+			{strings.Repeat(" ", 20000) + `{}`, "", "over the"},
+		} {
+			if err := cli.PublishProvision(ctx, p.JS, p.ref, []byte(c.body), inbox, nil); err != nil {
+				t.Fatal(err)
+			}
+			m, err := sub.NextMsg(30 * time.Second)
+			if err != nil {
+				t.Fatalf("no reply to %.60q: %v", c.body, err)
+			}
+			var res clarity.ProvisionResult
+			if err := json.Unmarshal(m.Data, &res); err != nil {
+				t.Fatalf("reply to %.60q: %s", c.body, m.Data)
+			}
+			if res.Result != clarity.ResultFailed || res.ZoomStatus != 0 || res.ZoomCode != 0 || res.RequestID != c.id || !strings.Contains(res.Error, c.says) {
+				t.Errorf("reply to %.60q: %+v, want failed with zoom_status 0 saying %q", c.body, res, c.says)
+			}
+		}
+		if got := p.acct.WriteRequests() - writes; got != 0 {
+			t.Errorf("bad requests made %d write requests", got)
+		}
+		if orgJSON(t, p.acct) != before {
+			t.Errorf("the account changed")
+		}
+		// The worker goes on.
+		res := p.send(t, p.ref, clarity.ProvisionRequest{RequestID: "after-bad", Action: clarity.ActionAddGrant, User: u, Entitlement: "group:" + group})
+		if res.Result != clarity.ResultSucceeded {
+			t.Fatalf("a good request after bad ones: %+v", res)
+		}
+		waitFor(t, 30*time.Second, func() bool { return len(diffRecords(p.c.snapshot(), expected(p.Stack))) == 0 })
+	})
+	t.Run("429 storm, expired token", func(t *testing.T) {
+		u1 := users[1].ID
+		p.acct.Faults().Add(zoomtest.Fault{Route: "POST /groups/{groupId}/members", Status: 429, Code: 429, Times: 3,
+			Message: "You have reached the maximum per-second rate limit for this API. Try again later."})
+		p.acct.ExpireTokens()
+		res := p.send(t, p.ref, clarity.ProvisionRequest{RequestID: "storm", Action: clarity.ActionAddGrant, User: u1, Entitlement: "group:" + group})
+		if res.Result != clarity.ResultSucceeded {
+			t.Fatalf("through a 429 storm and an expired token: %+v", res)
+		}
+		if got, _ := user(p.acct, u1); !slices.Contains(got.GroupIDs, group) {
+			t.Fatalf("succeeded, but Zoom does not show it")
+		}
+		// The faults answer before the account is known: the server counts them.
+		if got := p.Sim.RequestsByStatus()["POST /groups/{groupId}/members 429"]; got != 3 {
+			t.Errorf("429 answers: %d, want 3", got)
+		}
+		waitFor(t, 30*time.Second, func() bool { return len(diffRecords(p.c.snapshot(), expected(p.Stack))) == 0 })
+	})
+	t.Run("two connectors", func(t *testing.T) {
+		other := pipeline.ConnectorRef{Tenant: "globex", ID: "zoom-eu"}
+		acct, err := p.Sim.AddAccount("acc-globex", zoomtest.Generate(303, zoomtest.Size{Users: 30, Groups: 2, Roles: 3}), zoomtest.AccountOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		co := collectRef(t, p.Stack, other)
+		// The admin API that registers connectors is the webhook service's.
+		if _, err := p.Run("webhook"); err != nil {
+			t.Fatal(err)
+		}
+		var out, errw strings.Builder
+		code := cli.Main(context.Background(), []string{"connector", "add", "--tenant", other.Tenant, "--connector", other.ID, "--auth", "s2s",
+			"--client-id", acct.ClientID(), "--client-secret-file", secretFile(t, acct.ClientSecret()), "--account-id", acct.ID(),
+			"--nats-url", p.NATSURL}, &out, &errw)
+		if code != cli.ExitOK {
+			t.Fatalf("connector add: %d %s", code, errw.String())
+		}
+		if op, d := co.waitSyncEnd(t, 1, 2*time.Minute); op != clarity.OpCompleted {
+			t.Fatalf("first sync of %s: %s (%s)", other, op, d.Error)
+		}
+		mine := p.acct
+		beforeMine, writesMine := orgJSON(t, mine), mine.TotalRequests()
+		markMine := p.c.mark()
+		// A user of the first account, asked of the second: not there.
+		fails(t, other, clarity.ProvisionRequest{Action: clarity.ActionDeactivateUser, User: u}, 404, 1001, "no such user")
+		// A user of the second account: changed there only.
+		theirs := pickUsers(t, acct.Org(), 1)[0]
+		res := p.send(t, other, clarity.ProvisionRequest{RequestID: "globex-1", Action: clarity.ActionDeactivateUser, User: theirs.ID})
+		if res.Result != clarity.ResultSucceeded {
+			t.Fatalf("request of %s: %+v", other, res)
+		}
+		if got, _ := user(acct, theirs.ID); got.Status != zoomtest.StatusInactive {
+			t.Fatalf("the second account does not show the change")
+		}
+		resultEvent(t, co, "globex-1")
+		waitFor(t, 30*time.Second, func() bool { return len(diffRecords(co.snapshot(), expectedOf(acct.Org()))) == 0 })
+		if orgJSON(t, mine) != beforeMine || mine.TotalRequests() != writesMine {
+			t.Errorf("requests of %s touched the first account (%d requests)", other, mine.TotalRequests()-writesMine)
+		}
+		if evs := p.c.since(markMine); len(evs) != 0 {
+			t.Errorf("requests of %s made events of %s: %v", other, p.ref, evs[0].Type)
+		}
+	})
+}
