@@ -328,6 +328,10 @@ func TestConsoleConnectJourney(t *testing.T) {
 		t.Errorf("a saved OAuth connector is %s before its authorization, want %s", v.State, connector.StatePendingAuthorization)
 	}
 
+	// The first sync is held up on Zoom's roles listing for a few
+	// seconds, so that its progress can be seen while it runs.
+	acct.Faults().Add(zoomtest.Fault{Route: "GET /roles", Latency: 6 * time.Second, Times: 1})
+
 	// Authorize: the redirect's page, which links back to the console.
 	b.do("authorize", chromedp.Click(chromedp.CSS("button[value=authorize]")), chromedp.WaitVisible(chromedp.CSS("h1.ok, h1.err")))
 	if got := b.text("h1"); got != "Zoom is connected" {
@@ -343,6 +347,15 @@ func TestConsoleConnectJourney(t *testing.T) {
 	// The connector's page: the first sync completes with the account's
 	// records.
 	b.do("open the connector", chromedp.Navigate(admin+connectorPath), chromedp.WaitVisible(chromedp.CSS("#live")))
+	// The page shows the run while it runs, refreshing by itself.
+	if err := chromedp.Do(b.ctx, waitJS(`document.querySelector("#live .state.running") !== null`)); err != nil {
+		b.shot("failed-running-sync")
+		t.Fatalf("the connector's page did not show the running sync: %v", err)
+	}
+	if got := b.text("#live"); !strings.Contains(got, "running since") || !strings.Contains(got, "Records changed so far") {
+		t.Errorf("the running sync's part says %q", got)
+	}
+	b.shot("connector-running")
 	if err := chromedp.Do(b.ctx, waitJS(`document.querySelector("#last-sync .state.completed") !== null`)); err != nil {
 		b.shot("failed-first-sync")
 		t.Fatalf("the connector's page did not show a completed sync: %v", err)

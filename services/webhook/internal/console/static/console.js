@@ -32,9 +32,9 @@
         if (k !== shown && !running) { location.reload(); return; }
         shown = k;
         live.innerHTML = html;
-        setTimeout(refresh, running ? 2000 : 5000);
+        setTimeout(refresh, running ? 1500 : 3000);
       })
       .catch(function () { setTimeout(refresh, 10000); });
   }
-  setTimeout(refresh, live.getAttribute("data-running") === "1" ? 2000 : 5000);
+  setTimeout(refresh, live.getAttribute("data-running") === "1" ? 1500 : 3000);
 })();
