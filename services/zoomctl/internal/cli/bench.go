@@ -113,6 +113,7 @@ func runBench(ctx context.Context, args []string, out, errw io.Writer) int {
 	jsonPath := fs.String("json", "bench-results/bench.json", "where to write the figures as JSON")
 	binDir := fs.String("bin", "", "directory of the service binaries (default: zoomctl's own)")
 	conns := fs.Bool("connectors", false, "also measure many connectors: idle memory, and many synced at once against one of their total size")
+	snapshotUsers := fs.Int("snapshot", 0, "also measure a consumer's snapshot of an account of this many users while resyncs run (0: skip; see benchsnapshot.go)")
 	var co ConnectorsOptions
 	fs.IntVar(&co.Idle, "idle-connectors", 1000, "with --connectors: connectors registered for the idle memory figures (0: skip)")
 	fs.IntVar(&co.IdleUsers, "idle-connector-users", 5, "with --connectors: users of each idle connector's account")
@@ -148,8 +149,8 @@ func runBench(ctx context.Context, args []string, out, errw io.Writer) int {
 	// "none" runs no size: the many-connectors section alone.
 	if s := strings.TrimSpace(*sizes); s != "none" && (s != "" || !*conns) {
 		fields = strings.Split(s, ",")
-	} else if !*conns {
-		return fail(errw, ExitUsage, "bench: --users none measures nothing without --connectors")
+	} else if !*conns && *snapshotUsers == 0 {
+		return fail(errw, ExitUsage, "bench: --users none measures nothing without --connectors or --snapshot")
 	}
 	for _, f := range fields {
 		n, err := strconv.Atoi(strings.TrimSpace(f))
@@ -172,6 +173,11 @@ func runBench(ctx context.Context, args []string, out, errw io.Writer) int {
 	}
 	if len(results) > 0 {
 		printBench(out, results)
+	}
+	if *snapshotUsers > 0 {
+		if err := runSnapshotBench(ctx, *snapshotUsers, *binDir, dbURL, *jsonPath, out, errw); err != nil {
+			return fail(errw, ExitError, "bench: %v", err)
+		}
 	}
 	var section *BenchConnectors
 	if *conns {
