@@ -127,7 +127,7 @@ func benchSnapshot(ctx context.Context, users int, binDir, dbURL string, errw io
 				out.err = err
 				break
 			}
-			out.d = append(out.d, d.Seconds())
+			out.d = append(out.d, math.Round(d.Seconds()*1000)/1000)
 			select {
 			case <-stop:
 				done <- out
@@ -216,7 +216,11 @@ func printSnapshotBench(w io.Writer, r BenchSnapshot) {
 	fmt.Fprintf(w, "  snapshot loaded and saved   %.1fs (%.0f records/s)\n", r.SnapshotSeconds, r.SnapshotRecordsPerSecond)
 	fmt.Fprintf(w, "  consumer peak RSS           %.0f MiB (state file %.0f MiB)\n", r.ConsumerPeakRSSMiB, r.StateFileMiB)
 	fmt.Fprintf(w, "  resync alone                %.2fs (median of 2)\n", r.ResyncSeconds)
-	fmt.Fprintf(w, "  resyncs during the snapshot %v s\n", r.DuringSeconds)
+	during := make([]string, len(r.DuringSeconds))
+	for i, d := range r.DuringSeconds {
+		during[i] = fmt.Sprintf("%.2fs", d)
+	}
+	fmt.Fprintf(w, "  resyncs during the snapshot %s\n", strings.Join(during, " "))
 	fmt.Fprintf(w, "  writer slowdown             x%.2f (writer peak RSS %d MiB)\n", r.Slowdown, r.WriterPeakMiB)
 }
 
