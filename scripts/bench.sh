@@ -12,6 +12,12 @@
 # with BENCH_CONNECTORS=1 runs it alone (it then syncs the one 100,000-user
 # connector itself).
 #
+# BENCH_SNAPSHOT=N adds the snapshot section: a downstream consumer
+# (zoomctl follow) loads the snapshot of an N-user account while no-op
+# resyncs run (its time, its peak memory, the resyncs' slowdown), written to
+# bench-results/snapshot.json. 100000 by default, 0 (off) by default when
+# BENCH_USERS is set.
+#
 # Prints the tables and writes bench-results/bench.json: the list of sizes,
 # or, with the section, {"sizes": [...], "connectors": {...}}.
 set -euo pipefail
@@ -29,5 +35,10 @@ case "$connectors" in
 	exit 2
 	;;
 esac
+if [[ -n "${BENCH_USERS:-}" ]]; then
+	snapshot="${BENCH_SNAPSHOT:-0}"
+else
+	snapshot="${BENCH_SNAPSHOT:-100000}"
+fi
 exec bin/zoomctl bench --users "${BENCH_USERS:-10000,100000}" --repeat "${BENCH_REPEAT:-1}" \
-	--connectors="$connectors" --json bench-results/bench.json
+	--connectors="$connectors" --snapshot "$snapshot" --json bench-results/bench.json
