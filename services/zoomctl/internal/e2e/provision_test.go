@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/claritysecurity/zoom-connector/pkg/clarity"
 	"github.com/claritysecurity/zoom-connector/pkg/pipeline"
 	"github.com/claritysecurity/zoom-connector/pkg/zoom/zoomtest"
@@ -541,4 +543,178 @@ func TestProvisioningFailures(t *testing.T) {
 			t.Errorf("requests of %s made events of %s: %v", other, p.ref, evs[0].Type)
 		}
 	})
+}
+
+// TestProvisioningBurst sends 1,000 requests for 200 users at once and
+// kills the fetcher (SIGKILL) while they are served: every request is
+// answered, its result event published once, no write is made twice, and
+// Zoom's final state and the records are what the requests imply, in the
+// order they were published.
+func TestProvisioningBurst(t *testing.T) {
+	org := zoomtest.Generate(304, zoomtest.Size{Users: 240, Groups: 4, Roles: 3})
+	raw := make([]byte, 32)
+	if _, err := rand.Read(raw); err != nil {
+		t.Fatal(err)
+	}
+	// Pacing off: the simulator answers at once, and the test is about
+	// order and crashes, not rates.
+	s := startStackEnv(t, org, zoomtest.Options{}, map[string]int{"webhook": 0, "fetcher": 0},
+		map[string]string{"ZOOM_PACING": "false", "CONNECTOR_SECRETS_KEY": "k1:" + base64.StdEncoding.EncodeToString(raw)})
+	f, err := s.Run("fetcher")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := collect(t, s)
+	if op, d := sync1(t, s, c); op != clarity.OpCompleted {
+		t.Fatalf("first sync: %s (%s)", op, d.Error)
+	}
+	acct := s.Sim.DefaultAccount()
+	ref := s.Config().Connector
+	var users []zoomtest.User
+	for _, u := range org.Users {
+		if u.ID != "" && u.Status != zoomtest.StatusPending && len(users) < 200 {
+			users = append(users, u)
+		}
+	}
+	if len(users) < 200 {
+		t.Fatalf("%d users with an id, want 200", len(users))
+	}
+	groups := []string{org.Groups[0].ID, org.Groups[1].ID}
+	// What the requests imply: each user's membership of the two groups,
+	// from the start, applied in publish order.
+	member := map[string]bool{}
+	for _, u := range users {
+		for _, g := range groups {
+			member[u.ID+"|"+g] = slices.Contains(u.GroupIDs, g)
+		}
+	}
+	type sent struct {
+		req    clarity.ProvisionRequest
+		effect bool // the request changes Zoom
+	}
+	var reqs []sent
+	for i := range 1000 {
+		u := users[(i*7+i/200)%200]
+		g := groups[(i/3)%2]
+		add := (i*31+i/7)%3 != 0
+		action := clarity.ActionRemoveGrant
+		if add {
+			action = clarity.ActionAddGrant
+		}
+		k := u.ID + "|" + g
+		reqs = append(reqs, sent{
+			req:    clarity.ProvisionRequest{RequestID: fmt.Sprintf("burst-%04d", i), Action: action, User: u.ID, Entitlement: "group:" + g},
+			effect: member[k] != add,
+		})
+		member[k] = add
+	}
+	wantWrites := 0
+	for _, r := range reqs {
+		if r.effect {
+			wantWrites++
+		}
+	}
+	inbox := s.NC.NewRespInbox()
+	replies := make(chan clarity.ProvisionResult, 4096)
+	sub, err := s.NC.Subscribe(inbox, func(m *nats.Msg) {
+		var r clarity.ProvisionResult
+		if err := json.Unmarshal(m.Data, &r); err != nil {
+			t.Errorf("reply not JSON: %s", m.Data)
+			return
+		}
+		replies <- r
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe() //nolint:errcheck
+	writes := acct.WriteRequests()
+	ctx := context.Background()
+	for _, r := range reqs {
+		body, _ := json.Marshal(r.req)
+		if err := cli.PublishProvision(ctx, s.JS, ref, body, inbox, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := map[string][]clarity.ProvisionResult{}
+	killed := false
+	deadline := time.After(3 * time.Minute)
+	for len(got) < len(reqs) {
+		select {
+		case r := <-replies:
+			got[r.RequestID] = append(got[r.RequestID], r)
+		case <-deadline:
+			t.Fatalf("%d of %d requests answered within 3 minutes", len(got), len(reqs))
+		}
+		if !killed && len(got) >= 300 {
+			killed = true
+			f.Kill()
+			t.Logf("fetcher killed after %d answers", len(got))
+			if f, err = s.Run("fetcher"); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if !killed {
+		t.Fatal("the fetcher was not killed")
+	}
+	// Late repeats of a reply (a reply sent just before the kill, whose
+	// sending was not yet recorded) come within a moment.
+	time.Sleep(500 * time.Millisecond)
+	for len(replies) > 0 {
+		r := <-replies
+		got[r.RequestID] = append(got[r.RequestID], r)
+	}
+	repeats := 0
+	succeeded := 0
+	for _, r := range reqs {
+		rs := got[r.req.RequestID]
+		for _, x := range rs[1:] {
+			repeats++
+			if x != rs[0] {
+				t.Errorf("request %s answered %+v, then %+v", r.req.RequestID, rs[0], x)
+			}
+		}
+		want := clarity.ResultAlreadyInEffect
+		if r.effect {
+			want = clarity.ResultSucceeded
+			succeeded++
+		}
+		if rs[0].Result != want {
+			t.Errorf("request %s (%s %s): %+v, want %s", r.req.RequestID, r.req.Action, r.req.Entitlement, rs[0], want)
+		}
+	}
+	t.Logf("%d requests, %d succeeded, %d replies repeated after the kill", len(reqs), succeeded, repeats)
+	// No request ran twice: one write per request that changed Zoom.
+	if n := acct.WriteRequests() - writes; n != wantWrites {
+		t.Errorf("write requests: %d, want %d (one per request with an effect)", n, wantWrites)
+	}
+	// Zoom's state is what the requests imply, in publish order.
+	for _, u := range users {
+		zu, _ := user(acct, u.ID)
+		for _, g := range groups {
+			if slices.Contains(zu.GroupIDs, g) != member[u.ID+"|"+g] {
+				t.Errorf("user %s in group %s: %t, want %t", u.ID, g, !member[u.ID+"|"+g], member[u.ID+"|"+g])
+			}
+		}
+	}
+	// One result event per request, and records equal to Zoom's.
+	waitFor(t, time.Minute, func() bool {
+		for _, r := range reqs {
+			if resultEvents(c, r.req.RequestID) == 0 {
+				return false
+			}
+		}
+		return true
+	})
+	for _, r := range reqs {
+		if n := resultEvents(c, r.req.RequestID); n != 1 {
+			t.Errorf("request %s: %d result events, want 1", r.req.RequestID, n)
+		}
+	}
+	waitFor(t, time.Minute, func() bool { return len(diffRecords(c.snapshot(), expected(s))) == 0 })
+	requireSame(t, "snapshot after the burst", snapshot(t, s), expected(s))
+	if dup := c.duplicates(); len(dup) > 0 {
+		t.Errorf("event ids delivered more than once: %v", dup[:min(10, len(dup))])
+	}
 }
