@@ -117,9 +117,18 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool, migrations fs.FS) error {
 		return fmt.Errorf("migrate: lock: %w", err)
 	}
 	defer conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, lockID) //nolint:errcheck
-	if _, err := conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
-		name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`); err != nil {
+	// A login that may not change the schema (a service's, when the
+	// schema's owner migrates it) starts on a migrated schema: it only
+	// reads what was applied.
+	var exists bool
+	if err := conn.QueryRow(ctx, `SELECT to_regclass('schema_migrations') IS NOT NULL`).Scan(&exists); err != nil {
 		return fmt.Errorf("migrate: %w", err)
+	}
+	if !exists {
+		if _, err := conn.Exec(ctx, `CREATE TABLE schema_migrations (
+			name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`); err != nil {
+			return fmt.Errorf("migrate: %w", notOwner(err))
+		}
 	}
 	for _, name := range names {
 		var done bool
@@ -141,10 +150,22 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool, migrations fs.FS) error {
 			return err
 		})
 		if err != nil {
-			return fmt.Errorf("migrate %s: %w", name, err)
+			return fmt.Errorf("migrate %s: %w", name, notOwner(err))
 		}
 	}
 	return nil
+}
+
+// InsufficientPrivilege is the SQLSTATE of a statement the login may not
+// run.
+const InsufficientPrivilege = "42501"
+
+// notOwner adds to a refused schema change what to do about it.
+func notOwner(err error) error {
+	if SQLState(err) != InsufficientPrivilege {
+		return err
+	}
+	return fmt.Errorf("%w (this login may not change the schema: apply the migrations as the schema's owner first)", err)
 }
 
 // SQLSTATE codes (PostgreSQL's appendix "PostgreSQL Error Codes") by which

@@ -26,6 +26,10 @@ type config struct {
 	DeleteThreshold float64
 	// AuditRetention is how long the provisioning audit keeps a request.
 	AuditRetention time.Duration
+	// MigrateOnly applies the migrations and stops (WRITER_MIGRATE_ONLY):
+	// the schema owner's run, before the writer starts on a login that
+	// may not change the schema.
+	MigrateOnly bool
 }
 
 func readConfig(e *service.Env) (config, error) {
@@ -40,6 +44,7 @@ func readConfig(e *service.Env) (config, error) {
 		MaxDeliver:     e.Int("MAX_DELIVER", 8),
 		AckWait:        e.Duration("WRITER_ACK_WAIT", 30*time.Second),
 		AuditRetention: e.Duration("PROVISION_AUDIT_RETENTION", provision.DefaultRetention),
+		MigrateOnly:    e.Bool("WRITER_MIGRATE_ONLY", false),
 	}
 	var err error
 	c.DeleteThreshold, err = parseThreshold(e.String("DELETE_THRESHOLD", "20%"))

@@ -93,6 +93,12 @@ func run(ctx context.Context) error {
 	if err := store.Migrate(gctx, pool); err != nil {
 		return fail(err)
 	}
+	if cfg.MigrateOnly {
+		log.Info().Msg("migrations applied")
+		cancel()
+		_ = g.Wait()
+		return nil
+	}
 	nc, js, err := service.JetStream(gctx, cfg.Common, "writer", log)
 	if err != nil {
 		return fail(err)

@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"context"
+	"crypto/rand"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -9,11 +11,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/rs/zerolog"
 
 	"github.com/claritysecurity/zoom-connector/pkg/clarity"
 	"github.com/claritysecurity/zoom-connector/pkg/natsauth"
 	"github.com/claritysecurity/zoom-connector/pkg/natsx"
+	"github.com/claritysecurity/zoom-connector/pkg/postgres"
 	"github.com/claritysecurity/zoom-connector/pkg/postgres/pgtest"
 	snapshotclient "github.com/claritysecurity/zoom-connector/pkg/snapshot"
 	"github.com/claritysecurity/zoom-connector/pkg/zoom/zoomtest"
@@ -22,11 +26,12 @@ import (
 )
 
 // startSecuredStack runs the stack as a deployment runs it: NATS with
-// authorization on, each service with its own credentials.
+// authorization on, each service with its own credentials, and the writer
+// on its own PostgreSQL login in a schema its owner migrated.
 func startSecuredStack(t *testing.T, org *zoomtest.Org) *devstack.Stack {
 	t.Helper()
 	s, err := devstack.Start(context.Background(), devstack.Config{
-		BinDir: binDir(t), DatabaseURL: pgtest.New(t, func(context.Context, string) error { return nil }),
+		BinDir: binDir(t), DatabaseURL: roleDatabase(t).writer,
 		Dir: t.TempDir(), Org: org, Secured: true, Env: map[string]string{"TRIGGER_ACK_WAIT": "3s"},
 	})
 	if err != nil {
@@ -232,5 +237,130 @@ func TestServiceWithUnusableCredentialsStops(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// dbLogins are the URLs of a database's logins, one per role of
+// deploy/postgres/roles.sql.
+type dbLogins struct{ admin, owner, writer, reader string }
+
+// roleDatabase creates an empty database with the deployment's roles
+// (deploy/postgres/roles.sql, under names of this test's own), checks that
+// the writer's login may not migrate it, migrates it as the owner through
+// the writer binary (WRITER_MIGRATE_ONLY, as the deployment's migration
+// job does), and returns the logins.
+func roleDatabase(t *testing.T) dbLogins {
+	t.Helper()
+	ctx := context.Background()
+	admin := pgtest.New(t, func(context.Context, string) error { return nil })
+	script, err := os.ReadFile(filepath.Join("..", "..", "..", "..", "deploy", "postgres", "roles.sql"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	suffix := strings.ToLower(rand.Text()[:8])
+	names := map[string]string{"owner": "zoom_owner_" + suffix, "writer": "zoom_writer_" + suffix, "reader": "zoom_reader_" + suffix, "schema": "zoom"}
+	var sql []string
+	for _, line := range strings.Split(string(script), "\n") {
+		if strings.HasPrefix(line, "\\") {
+			continue // psql's own commands
+		}
+		for v, name := range names {
+			line = strings.ReplaceAll(line, `:"`+v+`"`, `"`+name+`"`)
+		}
+		sql = append(sql, line)
+	}
+	conn, err := pgx.Connect(ctx, admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, strings.Join(sql, "\n")); err != nil {
+		t.Fatalf("roles.sql: %v", err)
+	}
+	logins := dbLogins{admin: admin}
+	for _, r := range []string{"owner", "writer", "reader"} {
+		password := rand.Text()
+		if _, err := conn.Exec(ctx, `ALTER ROLE "`+names[r]+`" PASSWORD '`+password+`'`); err != nil {
+			t.Fatal(err)
+		}
+		u, err := url.Parse(admin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		u.User = url.UserPassword(names[r], password)
+		switch r {
+		case "owner":
+			logins.owner = u.String()
+		case "writer":
+			logins.writer = u.String()
+		case "reader":
+			logins.reader = u.String()
+		}
+	}
+	t.Cleanup(func() {
+		c, err := pgx.Connect(context.Background(), admin)
+		if err != nil {
+			return
+		}
+		defer c.Close(context.Background())
+		_, _ = c.Exec(context.Background(), `DROP SCHEMA zoom CASCADE`)
+		for _, r := range []string{"owner", "writer", "reader"} {
+			_, _ = c.Exec(context.Background(), `DROP OWNED BY "`+names[r]+`"`)
+			_, _ = c.Exec(context.Background(), `DROP ROLE "`+names[r]+`"`)
+		}
+	})
+
+	migrate := func(dbURL string) (string, error) {
+		cmd := exec.Command(filepath.Join(binDir(t), "writer"))
+		cmd.Env = append(os.Environ(), "DATABASE_URL="+dbURL, "WRITER_MIGRATE_ONLY=true", "WRITER_ADDR=127.0.0.1:0", "LOG_FORMAT=json")
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	if out, err := migrate(logins.writer); err == nil || !strings.Contains(out, "apply the migrations as the schema's owner") {
+		t.Fatalf("the writer's login migrated, or failed without saying why (%v):\n%s", err, out)
+	}
+	if out, err := migrate(logins.owner); err != nil {
+		t.Fatalf("the owner's migration: %v\n%s", err, out)
+	}
+	return logins
+}
+
+// TestDatabaseLoginsReachOnlyTheirOperations: the writer's login may not
+// create, alter, drop or truncate a table; the reader's may not change a
+// row; both read.
+func TestDatabaseLoginsReachOnlyTheirOperations(t *testing.T) {
+	logins := roleDatabase(t)
+	ctx := context.Background()
+	refused := map[string][]string{
+		logins.writer: {
+			`CREATE TABLE stolen (a int)`,
+			`CREATE TABLE public.stolen (a int)`,
+			`DROP TABLE records`,
+			`TRUNCATE records`,
+			`ALTER TABLE records ADD COLUMN x int`,
+			`CREATE INDEX ON records (key)`,
+		},
+		logins.reader: {
+			`DELETE FROM records`,
+			`INSERT INTO schema_migrations (name) VALUES ('x')`,
+			`UPDATE runs SET status = status`,
+		},
+	}
+	for dbURL, statements := range refused {
+		conn, err := pgx.Connect(ctx, dbURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var n int
+		if err := conn.QueryRow(ctx, `SELECT count(*) FROM records`).Scan(&n); err != nil {
+			t.Fatalf("%s reads records: %v", conn.Config().User, err)
+		}
+		for _, st := range statements {
+			_, err := conn.Exec(ctx, st)
+			if postgres.SQLState(err) != postgres.InsufficientPrivilege {
+				t.Errorf("%s: %s: %v, want permission denied", conn.Config().User, st, err)
+			}
+		}
+		conn.Close(ctx)
 	}
 }
