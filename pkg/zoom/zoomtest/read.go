@@ -130,7 +130,8 @@ type userDetail struct {
 
 // getUser serves GET /users/{userId}, by id or email, "me" (the account
 // owner), or by employee_unique_id with search_by_unique_id=true. Unlike the listing it
-// shows a pending user's id.
+// shows a pending user's id, and of a pending user nothing else but a
+// created_at that is the time of the call (writeInvitee).
 func (a *Account) getUser(w http.ResponseWriter, r *http.Request) {
 	key := r.PathValue("userId")
 	a.st.mu.RLock()
@@ -157,6 +158,10 @@ func (a *Account) getUser(w http.ResponseWriter, r *http.Request) {
 	u := su.u.clone()
 	role, _ := a.st.role(u.RoleID)
 	a.st.mu.RUnlock()
+	if u.Status == StatusPending {
+		writeInvitee(w, u.ID, a.srv.now())
+		return
+	}
 
 	d := userDetail{
 		ID: u.ID, FirstName: u.FirstName, LastName: u.LastName, DisplayName: u.DisplayName,

@@ -179,7 +179,8 @@ func TestPendingUsersHaveNoID(t *testing.T) {
 			t.Fatalf("pending user %v: got id %v, want no id field", u["email"], id)
 		}
 	}
-	// GET /users/{userId} does show a pending user's id.
+	// GET /users/{userId} does show a pending user's id, and nothing
+	// else but a created_at that is the time of the call.
 	var pending User
 	for _, u := range org.Users {
 		if u.Status == StatusPending {
@@ -187,12 +188,17 @@ func TestPendingUsersHaveNoID(t *testing.T) {
 			break
 		}
 	}
+	before := time.Now().UTC().Truncate(time.Second)
 	r := api(t, s, tok, "GET", "/users/"+strings.ToUpper(pending.Email), nil)
 	if got := r.str("id"); got != pending.ID {
 		t.Errorf("GET /users/{email}: got id %q, want %q", got, pending.ID)
 	}
-	if got := r.str("status"); got != StatusPending {
-		t.Errorf("GET /users/{email}: got status %q, want pending", got)
+	if len(r.body) != 2 {
+		t.Errorf("GET /users/{email} of a pending user: got %s, want only id and created_at", r.raw)
+	}
+	if at, err := time.Parse(time.RFC3339, r.str("created_at")); err != nil || at.Before(before) || at.Equal(pending.CreatedAt) {
+		t.Errorf("GET /users/{email} of a pending user: created_at %q (%v), want the time of the call, not %s",
+			r.str("created_at"), err, pending.CreatedAt.Format(time.RFC3339))
 	}
 	active, _ := listAll(t, s, tok, "/users?page_size=300", "users")
 	for _, u := range active {

@@ -192,6 +192,10 @@ func FuzzPage(f *testing.F) {
 				if len(b.GetDeletes()) != 1 || len(b.GetRecords()) != 0 || b.GetDeletes()[0].GetKey() != BoundID(userID) {
 					t.Errorf("user %q not found: batch %v, want one delete of it", userID, b)
 				}
+			} else if readInvitee(body) {
+				if b.GetReplaceUser() != "" || len(b.GetRecords()) != 0 || len(b.GetDeletes()) != 0 {
+					t.Errorf("invitee read back: batch %v, want an empty one", b)
+				}
 			} else if b.GetReplaceUser() == "" || len(b.GetRecords()) == 0 || b.GetRecords()[0].GetKey() != b.GetReplaceUser() {
 				t.Errorf("user read: replace %q with %d records, want the user's records", b.GetReplaceUser(), len(b.GetRecords()))
 			}
@@ -222,4 +226,15 @@ func FuzzPage(f *testing.F) {
 			t.Errorf("%v: the same page gave two different batches", l)
 		}
 	})
+}
+
+// readInvitee reports whether body, an answer to GET /users/{id}, is one of
+// a user whose invitation is pending: an id, and a pending status or no
+// email.
+func readInvitee(body []byte) bool {
+	var u zoom.User
+	if zoom.Decode(body, &u) != nil {
+		return false
+	}
+	return invitee(&u)
 }

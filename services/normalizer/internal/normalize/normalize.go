@@ -32,6 +32,9 @@ type Stats struct {
 	// record: a user with neither id nor email, a group or role without id,
 	// a group admin without email.
 	Skipped int
+	// Invitees is the number of users read back by id whose invitation
+	// is pending, which yield no record (see userPage).
+	Invitees int
 }
 
 // Page normalizes one raw page. See PageStats.

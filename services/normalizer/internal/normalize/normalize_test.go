@@ -573,13 +573,6 @@ func TestSingleUser(t *testing.T) {
 			wantVersion: fetchedAt,
 		},
 		{
-			name:        "pending user keyed by email like in the pending listing",
-			page:        &pb.RawPage{Ref: &pb.PageRef{Listing: pb.Listing_LISTING_USER}, UserId: "p1", FetchedAtMs: fetchedAt, Body: []byte(`{"id":"p1","email":"New@B.c","type":1,"status":"pending"}`)},
-			wantKey:     "pending:new@b.c",
-			wantStatus:  "pending",
-			wantVersion: fetchedAt,
-		},
-		{
 			name:        "not found deletes the user",
 			page:        &pb.RawPage{Ref: &pb.PageRef{Listing: pb.Listing_LISTING_USER}, UserId: "u9", VersionMs: version, FetchedAtMs: fetchedAt, NotFound: true},
 			wantVersion: fetchedAt,
