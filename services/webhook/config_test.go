@@ -18,6 +18,7 @@ func TestReadConfig(t *testing.T) {
 		}
 		return m
 	}
+	key32 := "k1:" + base64.StdEncoding.EncodeToString(make([]byte, 32))
 	tests := []struct {
 		name    string
 		env     map[string]string
@@ -48,6 +49,19 @@ func TestReadConfig(t *testing.T) {
 		{"tenant not a valid name", with("CLARITY_TENANT", "Acme"), "CLARITY_TENANT", nil},
 		{"connector too long", with("CONNECTOR_ID", strings.Repeat("z", 64)), "CONNECTOR_ID", nil},
 		{"one address for both", with("WEBHOOK_ADDR", ":8084"), "WEBHOOK_OPS_ADDR must differ from WEBHOOK_ADDR", nil},
+		{"no admin console", secret, "", func(c config) bool { return c.AdminAddr == "" && c.AdminToken == "" && c.AdminURL == "" }},
+		{"admin console", with("ADMIN_ADDR", "127.0.0.1:8085", "ADMIN_TOKEN", "s3cret-admin-token-1", "CONNECTOR_SECRETS_KEY", key32), "",
+			func(c config) bool {
+				return c.AdminAddr == "127.0.0.1:8085" && c.AdminToken == "s3cret-admin-token-1" && c.AdminURL == "http://127.0.0.1:8085"
+			}},
+		{"admin console behind TLS", with("ADMIN_ADDR", ":8085", "ADMIN_TOKEN", "s3cret-admin-token-1", "CONNECTOR_SECRETS_KEY", key32,
+			"ADMIN_URL", "https://admin.example/"), "", func(c config) bool { return c.AdminURL == "https://admin.example" }},
+		{"admin console without a token", with("ADMIN_ADDR", ":8085", "CONNECTOR_SECRETS_KEY", key32), "ADMIN_TOKEN or ADMIN_TOKEN_FILE is required", nil},
+		{"admin token too short", with("ADMIN_ADDR", ":8085", "ADMIN_TOKEN", "s3cret", "CONNECTOR_SECRETS_KEY", key32), "ADMIN_TOKEN must be at least 16", nil},
+		{"admin token file missing", with("ADMIN_ADDR", ":8085", "ADMIN_TOKEN_FILE", "/nonexistent/s3cret", "CONNECTOR_SECRETS_KEY", key32), "ADMIN_TOKEN_FILE cannot be read", nil},
+		{"admin console without a secrets key", with("ADMIN_ADDR", ":8085", "ADMIN_TOKEN", "s3cret-admin-token-1"), "needs CONNECTOR_SECRETS_KEY", nil},
+		{"admin console on the public address", with("ADMIN_ADDR", ":8080", "ADMIN_TOKEN", "s3cret-admin-token-1", "CONNECTOR_SECRETS_KEY", key32),
+			"ADMIN_ADDR must differ", nil},
 		{"no concurrency", with("WEBHOOK_MAX_CONCURRENT", "0"), "WEBHOOK_MAX_CONCURRENT must be at least 1", nil},
 		{"concurrency not a number", with("WEBHOOK_MAX_CONCURRENT", "many"), "WEBHOOK_MAX_CONCURRENT must be an integer", nil},
 		{"no body", with("WEBHOOK_MAX_BODY", "0"), "WEBHOOK_MAX_BODY must be between 1 and", nil},
