@@ -166,9 +166,8 @@ func (r *Runner) serveHints(ctx context.Context, c pipeline.ConnectorRef, client
 	if len(users) > r.listingPages(c, 1) {
 		// Worth a listing, as far as is known: the listing may still
 		// find itself dearer on its first page and stop there.
-		n, complete := r.listHinted(ctx, c, client, users, results)
-		spent += n
-		if complete {
+		spent += r.listHinted(ctx, c, client, users, results)
+		if len(results) > 0 {
 			choice = HintListed
 		}
 	}
@@ -222,9 +221,9 @@ var errDearer = errors.New("listing dearer than re-reads")
 // results. A user the listing did not show (deleted, pending, or moved
 // between statuses while the listings paged) gets no outcome and is
 // re-read by the caller: a listing, partial or not, deletes nobody. It
-// returns the requests spent and whether every listing was read to its
-// end.
-func (r *Runner) listHinted(ctx context.Context, c pipeline.ConnectorRef, client Client, users map[string]*pb.FetchUser, results map[string]error) (int, bool) {
+// stops as soon as the pages left cost as much as re-reading the users it
+// has not shown yet (none left included). It returns the requests spent.
+func (r *Runner) listHinted(ctx context.Context, c pipeline.ConnectorRef, client Client, users map[string]*pb.FetchUser, results map[string]error) int {
 	spent := 0
 	for i, status := range listedStatuses {
 		err := client.Pages(ctx, zoom.UsersListing(status), func(p zoom.RawPage) error {
@@ -249,10 +248,10 @@ func (r *Runner) listHinted(ctx context.Context, c pipeline.ConnectorRef, client
 		if err != nil {
 			// Dearer than the re-reads left, or failed: whatever the
 			// listing did not show is re-read.
-			return spent, false
+			return spent
 		}
 	}
-	return spent, true
+	return spent
 }
 
 func (r *Runner) pagesOf(c pipeline.ConnectorRef, status string) int {

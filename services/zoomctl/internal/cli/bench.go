@@ -120,8 +120,15 @@ func runBench(ctx context.Context, args []string, out, errw io.Writer) int {
 	fs.IntVar(&co.Many, "sync-connectors", 200, "with --connectors: connectors synced at once (0: skip)")
 	fs.IntVar(&co.ManyUsers, "sync-connector-users", 500, "with --connectors: users of each of them")
 	fs.DurationVar(&co.Settle, "settle", 10*time.Second, "with --connectors: idle time before memory is read")
+	budget := fs.Bool("budget", false, "measure the account-wide rate budget instead: fetcher replicas sharing one connector's budget under the Pro plan's limits during a full sync of each size, while webhooks change users")
+	budgetReplicas := fs.Int("budget-replicas", 3, "with --budget: fetcher replicas")
+	budgetChanges := fs.Int("budget-changes", 10000, "with --budget: user.updated webhooks during the sync")
+	budgetSpread := fs.Duration("budget-spread", time.Minute, "with --budget: how long the webhooks take")
 	if code, ok := parse(fs, args); !ok {
 		return code
+	}
+	if *budget {
+		return runBudgetBench(ctx, *sizes, *budgetReplicas, *budgetChanges, *budgetSpread, *binDir, *jsonPath, out, errw)
 	}
 	if *conns && (co.Idle < 0 || co.IdleUsers < 1 || co.Many < 0 || co.ManyUsers < 10 || co.Settle < 0) {
 		return fail(errw, ExitUsage, "bench: bad --connectors sizes")
