@@ -497,3 +497,50 @@ func covers(allow, filter string) bool {
 	}
 	return len(a) == len(f)
 }
+
+// TestTLSAndCredentials: a server configured as the deployment's (the
+// authorization fragment included, TLS with a certificate the directory's
+// CA signed) takes a client with the CA and a role's credentials over
+// tls://, and refuses one without the CA.
+func TestTLSAndCredentials(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := natsauth.Init(dir); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := natsauth.IssueServerCert(dir, "nats", []string{"nats", "127.0.0.1"}); err != nil {
+		t.Fatal(err)
+	}
+	conf := filepath.Join(dir, "nats.conf")
+	if err := os.WriteFile(conf, []byte("include "+natsauth.FileServerConfig+"\n"+
+		"tls {\n  cert_file: \""+filepath.Join(dir, "nats.crt")+"\"\n  key_file: \""+filepath.Join(dir, "nats.key")+"\"\n}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s, err := natstest.StartWithConfig(t.TempDir(), 0, conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
+	url := "tls://" + s.Addr().String()
+	creds := filepath.Join(dir, natsauth.CredsFile(natsauth.RoleWriter))
+	nc, js, err := natsx.ConnectAuth(context.Background(), url, "test", natsx.Auth{CredsFile: creds, CAFile: filepath.Join(dir, natsauth.FileCACert)}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	if _, err := nc.TLSConnectionState(); err != nil {
+		t.Fatalf("not TLS: %v", err)
+	}
+	ensureStreams(t, js)
+	if _, _, err := natsx.ConnectAuth(context.Background(), url, "test", natsx.Auth{CredsFile: creds}, zerolog.Nop()); err == nil ||
+		!strings.Contains(err.Error(), "certificate is not trusted") {
+		t.Fatalf("without the CA: %v", err)
+	}
+	// Issuing a second certificate keeps the CA.
+	ca, _ := os.ReadFile(filepath.Join(dir, natsauth.FileCACert))
+	if _, err := natsauth.IssueServerCert(dir, "postgres", []string{"postgres"}); err != nil {
+		t.Fatal(err)
+	}
+	if again, _ := os.ReadFile(filepath.Join(dir, natsauth.FileCACert)); string(again) != string(ca) {
+		t.Fatal("a second certificate replaced the CA")
+	}
+}
