@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
 
 	"github.com/claritysecurity/zoom-connector/pkg/clarity"
@@ -90,11 +91,12 @@ type browserSession struct {
 	t       *testing.T
 	ctx     context.Context
 	dir     string
+	prefix  string
 	secrets []string
 	shots   []string
 }
 
-func newBrowser(t *testing.T, secrets []string) *browserSession {
+func newBrowser(t *testing.T, prefix string, secrets []string) *browserSession {
 	t.Helper()
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(chromiumPath(t)), chromedp.NoSandbox, chromedp.WindowSize(1280, 900),
@@ -106,7 +108,7 @@ func newBrowser(t *testing.T, secrets []string) *browserSession {
 	if err := chromedp.Do(ctx); err != nil { // starts the browser
 		t.Fatalf("start chromium: %v", err)
 	}
-	return &browserSession{t: t, ctx: ctx, dir: screenshotDir(t), secrets: secrets}
+	return &browserSession{t: t, ctx: ctx, dir: screenshotDir(t), prefix: prefix, secrets: secrets}
 }
 
 // do runs steps, failing the test with what it was doing.
@@ -154,7 +156,7 @@ func (b *browserSession) location() string {
 	return loc
 }
 
-// shot writes a screenshot of the whole page as <n>-<name>.png and checks
+// shot writes a screenshot of the whole page as <prefix>-<n>-<name>.png and checks
 // the page for secrets.
 func (b *browserSession) shot(name string) {
 	b.t.Helper()
@@ -164,7 +166,7 @@ func (b *browserSession) shot(name string) {
 		return
 	}
 	b.shots = append(b.shots, name)
-	p := filepath.Join(b.dir, fmt.Sprintf("%02d-%s.png", len(b.shots), name))
+	p := filepath.Join(b.dir, fmt.Sprintf("%s-%02d-%s.png", b.prefix, len(b.shots), name))
 	if err := os.WriteFile(p, png, 0o644); err != nil {
 		b.t.Error(err)
 	}
@@ -252,7 +254,7 @@ func TestConsoleConnectJourney(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	b := newBrowser(t, []string{app.ClientSecret(), lacking.ClientSecret(), otherApp.ClientSecret(),
+	b := newBrowser(t, "journey", []string{app.ClientSecret(), lacking.ClientSecret(), otherApp.ClientSecret(),
 		acct.WebhookSecret(), s.AdminToken})
 	admin := s.AdminURL
 
@@ -271,6 +273,9 @@ func TestConsoleConnectJourney(t *testing.T) {
 		chromedp.Click(chromedp.CSS("form button[type=submit]")), chromedp.WaitVisible(chromedp.CSS("header nav")))
 	if got := b.text("main h1"); got != "Connectors" {
 		t.Fatalf("after signing in the page is %q", got)
+	}
+	if ran, err := chromedp.Run(b.ctx, chromedp.Evaluate[bool](`document.documentElement.hasAttribute("data-script")`)); err != nil || !ran {
+		t.Errorf("the console's script did not run (%v)", err)
 	}
 	b.shot("connectors-empty")
 
@@ -441,4 +446,80 @@ func TestConsoleConnectJourney(t *testing.T) {
 		t.Errorf("after Deny: connector show exit %d: %s %s", code, out, errw)
 	}
 	t.Logf("screenshots: %s (%s)", b.dir, strings.Join(b.shots, ", "))
+}
+
+// TestConsoleWithoutJavaScript uses the console in a browser that runs no
+// script: sign in, connect a Server-to-Server app (Save starts its first
+// sync), then disable, enable and remove it, all as plain forms and
+// redirects.
+func TestConsoleWithoutJavaScript(t *testing.T) {
+	chromiumPath(t)
+	org := zoomtest.Generate(180, zoomtest.Size{Users: 25, Groups: 2, Roles: 2})
+	s := consoleStack(t, org)
+	ref := pipeline.ConnectorRef{Tenant: "nojs", ID: "zoom-s2s"}
+	b := newBrowser(t, "nojs", []string{s.Sim.ClientSecret(), s.AdminToken})
+	if _, err := chromedp.Call(b.ctx, emulation.SetScriptExecutionDisabled, emulation.SetScriptExecutionDisabledParams{Value: true}); err != nil {
+		t.Fatal(err)
+	}
+	admin := s.AdminURL
+	b.do("sign in", chromedp.Navigate(admin+"/signin"), chromedp.SendKeys(chromedp.CSS("#token"), s.AdminToken),
+		chromedp.Click(chromedp.CSS("form button[type=submit]")), chromedp.WaitVisible(chromedp.CSS("header nav")))
+	b.do("connect a Server-to-Server app", chromedp.Navigate(admin+"/connect?tenant="+ref.Tenant+"&connector="+ref.ID),
+		chromedp.WaitVisible(chromedp.CSS("#client_id")), chromedp.Click(chromedp.CSS("input[name=auth][value=s2s]")),
+		chromedp.SendKeys(chromedp.CSS("#account_id"), s.Sim.AccountID()), chromedp.SendKeys(chromedp.CSS("#client_id"), s.Sim.ClientID()),
+		chromedp.SendKeys(chromedp.CSS("#client_secret"), s.Sim.ClientSecret()),
+		chromedp.Click(chromedp.CSS("button[value=validate]")), chromedp.WaitVisible(chromedp.CSS("#validation")))
+	if ran, err := chromedp.Run(b.ctx, chromedp.Evaluate[bool](`document.documentElement.hasAttribute("data-script")`)); err != nil || ran {
+		t.Fatalf("the console's script ran in a browser with scripts disabled (%v)", err)
+	}
+	if got := b.text("#validation .verdict"); got != "All checks passed: Save to connect." {
+		t.Errorf("validation of the simulator's own app says %q", got)
+	}
+	b.shot("validated")
+	b.do("save", chromedp.Click(chromedp.CSS("button[value=save]")), chromedp.WaitVisible(chromedp.CSS("p.flash.good")))
+	if got := b.text("p.flash.good"); !strings.Contains(got, "first full sync has started") {
+		t.Errorf("Save of a Server-to-Server app says %q", got)
+	}
+	connectorPath := "/connectors/" + ref.Tenant + "/" + ref.ID
+	if loc := b.location(); loc != admin+connectorPath {
+		t.Errorf("Save went to %s, want the connector's page", loc)
+	}
+	// Without the script the page does not refresh: reloading it shows the
+	// first sync's end and records.
+	want := expectedCounts(org)
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		b.do("reload the connector's page", chromedp.Navigate(admin+connectorPath), chromedp.WaitVisible(chromedp.CSS("#live")))
+		if got := b.text("#live"); strings.Contains(got, "Last sync completed") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no completed sync on the connector's page after 90s: %q", b.text("#live"))
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	if got := b.text(`#records td[data-kind="service_user"]`); got != strconv.Itoa(want[clarity.KindServiceUser]) {
+		t.Errorf("the page shows %s users, want %d", got, want[clarity.KindServiceUser])
+	}
+	b.shot("connector")
+	b.do("disable", chromedp.Click(chromedp.CSS(`form[action$="/disable"] button`)), chromedp.WaitVisible(chromedp.CSS(`form[action$="/enable"]`)))
+	if v := (&connectorStack{Stack: s}).show(t, ref); v.State != connector.StateDisabled {
+		t.Errorf("after Disable the connector is %s", v.State)
+	}
+	b.do("enable", chromedp.Click(chromedp.CSS(`form[action$="/enable"] button`)), chromedp.WaitVisible(chromedp.CSS(`form[action$="/disable"]`)))
+	if v := (&connectorStack{Stack: s}).show(t, ref); v.State != connector.StateActive {
+		t.Errorf("after Enable the connector is %s", v.State)
+	}
+	// Remove needs its box ticked; the browser insists (required), and so
+	// does the console.
+	b.do("remove", chromedp.Click(chromedp.CSS(`form[action$="/remove"] input[name=confirm]`)),
+		chromedp.Click(chromedp.CSS(`form[action$="/remove"] button`)), waitJS(`location.pathname === "/" && document.querySelector("p.flash.good") !== null`))
+	if got := b.text("p.flash.good"); !strings.Contains(got, "removed") || b.location() != admin+"/" {
+		t.Errorf("Remove says %q at %s", got, b.location())
+	}
+	b.shot("removed")
+	code, _, _ := (&connectorStack{Stack: s}).zoomctl(t, "connector", "show", "--tenant", ref.Tenant, "--connector", ref.ID)
+	if code == cli.ExitOK {
+		t.Error("the removed connector is still registered")
+	}
 }

@@ -2,6 +2,7 @@
 // running sync's progress up to date.
 (function () {
   "use strict";
+  document.documentElement.setAttribute("data-script", "on");
   document.addEventListener("click", function (e) {
     var b = e.target.closest("button.copy");
     if (!b) return;
