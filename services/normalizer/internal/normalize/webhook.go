@@ -273,25 +273,28 @@ func groupEvent(name string, object json.RawMessage, version int64) (Result, err
 			}
 		}
 	case "group.member_added":
-		ids := memberIDs(g.Members)
-		if len(ids) == 0 {
+		// A member may be an invitee, whom the listings key by email:
+		// the grant goes to both keys, and the writer keeps only the one
+		// whose user exists (a grant of no user waits for the next sync).
+		keys := memberKeys(g.Members)
+		if len(keys) == 0 {
 			return Result{Ignored: true}, nil
 		}
-		recs := make([]*pb.Record, len(ids))
-		for i, id := range ids {
-			recs[i] = GrantRecord(id, clarity.GroupKey(g.ID))
+		recs := make([]*pb.Record, len(keys))
+		for i, k := range keys {
+			recs[i] = GrantRecord(k, clarity.GroupKey(g.ID))
 		}
 		fill = func(b *pb.RecordBatch) { b.Records = recs }
 	case "group.member_deleted", "group.members_deleted":
 		// Zoom's own example of group.member_deleted names itself
 		// group.members_deleted; both spellings mean the same.
-		ids := memberIDs(g.Members)
-		if len(ids) == 0 {
+		keys := memberKeys(g.Members)
+		if len(keys) == 0 {
 			return Result{Ignored: true}, nil
 		}
-		dels := make([]*pb.RecordRef, len(ids))
-		for i, id := range ids {
-			dels[i] = &pb.RecordRef{Kind: pb.Kind_KIND_SERVICE_USER_ENTITLEMENT, Key: clarity.GrantKey(id, clarity.GroupKey(g.ID))}
+		dels := make([]*pb.RecordRef, len(keys))
+		for i, k := range keys {
+			dels[i] = &pb.RecordRef{Kind: pb.Kind_KIND_SERVICE_USER_ENTITLEMENT, Key: clarity.GrantKey(k, clarity.GroupKey(g.ID))}
 		}
 		fill = func(b *pb.RecordBatch) { b.Deletes = dels }
 	case "group.admin_added", "group.admin_deleted":
@@ -337,20 +340,28 @@ func decodeObject(name string, object json.RawMessage, v any) error {
 	return nil
 }
 
-// memberIDs are the distinct, non-empty ids of members, each cut to its
-// bound as a listed user's is, in order. A member without id cannot be keyed
-// (grants are keyed by user id, and an invitee is no member yet); the next
-// full sync sees it. A repeat would put one record twice in a batch.
-func memberIDs(ms []webhookMember) []string {
-	ids := make([]string, 0, len(ms))
-	done := make(map[string]bool, len(ms))
-	for _, m := range ms {
-		id := BoundID(m.ID)
-		if id == "" || done[id] {
-			continue
+// memberKeys are the distinct user keys members may have, in order: each
+// member's id, and for a member with an email the key of an invitee of that
+// email, as the pending listing keys it (Zoom's events carry both, and do
+// not say whether the member's invitation is pending). Ids and emails are
+// cut to their bounds as a listed user's are. A member with neither has no
+// key; a repeat would put one record twice in a batch.
+func memberKeys(ms []webhookMember) []string {
+	keys := make([]string, 0, 2*len(ms))
+	done := make(map[string]bool, 2*len(ms))
+	add := func(k string) {
+		if !done[k] {
+			done[k] = true
+			keys = append(keys, k)
 		}
-		done[id] = true
-		ids = append(ids, id)
 	}
-	return ids
+	for _, m := range ms {
+		if id := BoundID(m.ID); id != "" {
+			add(id)
+		}
+		if email := BoundID(m.Email); normEmail(email) != "" {
+			add(clarity.UserKey("", email))
+		}
+	}
+	return keys
 }

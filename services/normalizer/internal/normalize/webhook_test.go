@@ -139,10 +139,10 @@ func TestWebhookZoomExamples(t *testing.T) {
 			b.Deletes = deletes(pb.Kind_KIND_ENTITLEMENT, "group:"+group, "group_admin:"+group)
 		})}},
 		{"group.member_added", Result{Batch: batch(exampleTS, func(b *pb.RecordBatch) {
-			b.Records = grants("group:"+group, member)
+			b.Records = grants("group:"+group, member, "pending:jchill@example.com")
 		})}},
 		{"group.member_deleted", Result{Batch: batch(exampleTS, func(b *pb.RecordBatch) {
-			b.Deletes = deletes(pb.Kind_KIND_SERVICE_USER_ENTITLEMENT, member+"|group:"+group)
+			b.Deletes = deletes(pb.Kind_KIND_SERVICE_USER_ENTITLEMENT, member+"|group:"+group, "pending:jchill@example.com|group:"+group)
 		})}},
 		{"group.admin_added", Result{Batch: batch(exampleTS, func(b *pb.RecordBatch) {
 			b.AdminsAdded = []*pb.GroupAdmins{{GroupId: group, Emails: []string{"jchill@example.com"}}}
@@ -260,9 +260,9 @@ func TestWebhook(t *testing.T) {
 			Result{Batch: batch(9, func(b *pb.RecordBatch) { b.Records = groupRecords(t, "g", "") })},
 		},
 		{
-			"members without id skipped, repeats once",
-			event(t, `{"event":"group.member_added","event_ts":9,"payload":{"object":{"id":"g","members":[{"email":"a@x"},{"id":"u1"},{"id":"u2","email":"b@x"},{"id":"u1"},{"id":""}]}}}`),
-			Result{Batch: batch(9, func(b *pb.RecordBatch) { b.Records = grants("group:g", "u1", "u2") })},
+			"members by id and as invitees by email, repeats once",
+			event(t, `{"event":"group.member_added","event_ts":9,"payload":{"object":{"id":"g","members":[{"email":"A@x"},{"id":"u1"},{"id":"u2","email":"b@x"},{"id":"u1"},{"id":""},{"email":" "}]}}}`),
+			Result{Batch: batch(9, func(b *pb.RecordBatch) { b.Records = grants("group:g", "pending:a@x", "u1", "u2", "pending:b@x") })},
 		},
 		{
 			"member_deleted spelled as documented",
@@ -272,8 +272,8 @@ func TestWebhook(t *testing.T) {
 			})},
 		},
 		{
-			"members without ids",
-			event(t, `{"event":"group.member_added","event_ts":9,"payload":{"object":{"id":"g","members":[{"email":"a@x"}]}}}`),
+			"members without ids nor emails",
+			event(t, `{"event":"group.member_added","event_ts":9,"payload":{"object":{"id":"g","members":[{"email":""},{"id":""}]}}}`),
 			Result{Ignored: true},
 		},
 		{

@@ -25,22 +25,33 @@ func (s *Store) ApplyChange(ctx context.Context, c pipeline.ConnectorRef, b *pb.
 		return err
 	}
 	w.changedUsers = map[string]bool{}
-	if err := w.applyChange(ctx, b); err != nil {
+	orphans, err := w.applyChange(ctx, b)
+	if err != nil {
 		_ = w.tx.Rollback(ctx)
 		return err
+	}
+	if orphans > 0 {
+		s.log.Debug().Str("tenant", c.Tenant).Str("connector", c.ID).Int("records", orphans).
+			Msg("grants and attributes of users not stored left for the next full sync")
 	}
 	return s.commit(ctx, w)
 }
 
-func (w *wtx) applyChange(ctx context.Context, b *pb.RecordBatch) error {
+// applyChange applies b and returns how many of its records it left out
+// because their user does not exist (see withoutOrphans).
+func (w *wtx) applyChange(ctx context.Context, b *pb.RecordBatch) (int, error) {
 	v := b.VersionMs
 	for _, d := range b.Deletes {
 		if err := w.deleteCascade(ctx, d, v); err != nil {
-			return err
+			return 0, err
 		}
 	}
-	if err := w.upsert(ctx, b.Records, v, 0, nil); err != nil {
-		return err
+	recs, orphans, err := w.withoutOrphans(ctx, b.Records)
+	if err != nil {
+		return 0, err
+	}
+	if err := w.upsert(ctx, recs, v, 0, nil); err != nil {
+		return 0, err
 	}
 	if b.ReplaceUser != "" {
 		keep := []string{}
@@ -53,17 +64,17 @@ func (w *wtx) applyChange(ctx context.Context, b *pb.RecordBatch) error {
 		if _, err := w.tombstone(ctx, v, dependentsOf("r", "$3")+` AND r.version <= $2
 			AND r.key <> ALL($4::text[]) AND COALESCE(r.ent_key, '') NOT LIKE 'group_admin:%'`,
 			b.ReplaceUser, keep); err != nil {
-			return err
+			return 0, err
 		}
 	}
 	for _, ga := range b.AdminsRemoved {
 		if err := w.removeAdmins(ctx, ga, v); err != nil {
-			return err
+			return 0, err
 		}
 	}
 	for _, ga := range b.AdminsAdded {
 		if err := w.addAdmins(ctx, ga, v); err != nil {
-			return err
+			return 0, err
 		}
 	}
 	// New admins, and new users who are admins already, get their grants.
@@ -79,7 +90,7 @@ func (w *wtx) applyChange(ctx context.Context, b *pb.RecordBatch) error {
 	if len(emails) > 0 {
 		grants, versions, err := w.adminGrantsFor(ctx, lowerEmails(emails), 0)
 		if err != nil {
-			return err
+			return 0, err
 		}
 		// A grant is as new as the admin row it derives from, not as the
 		// change that led to it (a re-read user, say): an older removal
@@ -90,11 +101,11 @@ func (w *wtx) applyChange(ctx context.Context, b *pb.RecordBatch) error {
 		}
 		for _, at := range slices.Sorted(maps.Keys(byVersion)) {
 			if err := w.upsert(ctx, byVersion[at], at, 0, nil); err != nil {
-				return err
+				return 0, err
 			}
 		}
 	}
-	return w.forgetDigests(ctx)
+	return orphans, w.forgetDigests(ctx)
 }
 
 // forgetDigests drops the stored digest of every user whose records this
