@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
@@ -73,6 +74,19 @@ func TestFollow(t *testing.T) {
 	}
 	seq, final := settled(t, s)
 	t.Logf("writer at sequence %d with %d records", seq, len(final))
+	// Changes published again past JetStream's duplicate window (another
+	// message id), as a relay could after a long outage: the consumers
+	// drop them by their sequence, and apply no event twice. (The
+	// collector, which requires the message id to be the event's, is done.)
+	c.cc.Stop()
+	republish(t, s, 100)
+	// One more change after them: a consumer that applied it has read the
+	// repeats.
+	if _, err := s.Sim.UpdateUser(ctx, s.Sim.Org().Users[5].ID, zoomtest.Profile{LastName: zoomtest.Ptr("After the repeats")}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, func() bool { n, _ := writerRecords(t, s); return n > seq })
+	seq, final = settled(t, s)
 
 	after := startFollower(t, s, filepath.Join(dir, "after"))
 	for _, fw := range []struct {
@@ -181,6 +195,35 @@ func TestFollowAfterRetention(t *testing.T) {
 	}
 	if resumed.f.Loads() != 1 || resumed.loadedAt() == 0 {
 		t.Errorf("the copy resumed after retention dropped its events loaded %d snapshots (the last at sequence %d), want one, after the sync", resumed.f.Loads(), resumed.loadedAt())
+	}
+}
+
+// republish publishes the last n events of the stream again, each under
+// another message id so that JetStream keeps them.
+func republish(t *testing.T, s *devstack.Stack, n uint64) {
+	t.Helper()
+	ctx := context.Background()
+	st, err := s.JS.Stream(ctx, clarity.StreamEntitlements)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := info.State.LastSeq
+	for q := last - n + 1; q <= last; q++ {
+		m, err := st.GetMsg(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		msg := nats.NewMsg(m.Subject)
+		msg.Data = m.Data
+		msg.Header.Set("Content-Type", clarity.ContentType)
+		msg.Header.Set(jetstream.MsgIDHeader, m.Header.Get(jetstream.MsgIDHeader)+"/again")
+		if _, err := s.JS.PublishMsg(ctx, msg); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 
