@@ -1047,9 +1047,13 @@ func (x *GroupAdmins) GetEmails() []string {
 
 // RecordRef names a record to delete.
 type RecordRef struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Kind          Kind                   `protobuf:"varint,1,opt,name=kind,proto3,enum=zoomconnector.v1.Kind" json:"kind,omitempty"`
-	Key           string                 `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Kind  Kind                   `protobuf:"varint,1,opt,name=kind,proto3,enum=zoomconnector.v1.Kind" json:"kind,omitempty"`
+	Key   string                 `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	// removal says why a service user is deleted: "deleted" or
+	// "disassociated" (the user.deleted and user.disassociated webhooks).
+	// Empty means "absent": Zoom no longer lists or has the user.
+	Removal       string `protobuf:"bytes,3,opt,name=removal,proto3" json:"removal,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1094,6 +1098,13 @@ func (x *RecordRef) GetKind() Kind {
 func (x *RecordRef) GetKey() string {
 	if x != nil {
 		return x.Key
+	}
+	return ""
+}
+
+func (x *RecordRef) GetRemoval() string {
+	if x != nil {
+		return x.Removal
 	}
 	return ""
 }
@@ -1468,7 +1479,10 @@ type Change struct {
 	Subject string `protobuf:"bytes,3,opt,name=subject,proto3" json:"subject,omitempty"`
 	// data is the record's JSON state after the change (its last state for
 	// deleted).
-	Data          []byte `protobuf:"bytes,4,opt,name=data,proto3" json:"data,omitempty"`
+	Data []byte `protobuf:"bytes,4,opt,name=data,proto3" json:"data,omitempty"`
+	// removal is the CloudEvent extension attribute of a service_user
+	// deleted: deleted, disassociated or absent.
+	Removal       string `protobuf:"bytes,5,opt,name=removal,proto3" json:"removal,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1529,6 +1543,13 @@ func (x *Change) GetData() []byte {
 		return x.Data
 	}
 	return nil
+}
+
+func (x *Change) GetRemoval() string {
+	if x != nil {
+		return x.Removal
+	}
+	return ""
 }
 
 var File_pipeline_proto protoreflect.FileDescriptor
@@ -1605,10 +1626,11 @@ const file_pipeline_proto_rawDesc = "" +
 	"\x05email\x18\a \x01(\tR\x05email\"@\n" +
 	"\vGroupAdmins\x12\x19\n" +
 	"\bgroup_id\x18\x01 \x01(\tR\agroupId\x12\x16\n" +
-	"\x06emails\x18\x02 \x03(\tR\x06emails\"I\n" +
+	"\x06emails\x18\x02 \x03(\tR\x06emails\"c\n" +
 	"\tRecordRef\x12*\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x16.zoomconnector.v1.KindR\x04kind\x12\x10\n" +
-	"\x03key\x18\x02 \x01(\tR\x03key\"\xf2\x03\n" +
+	"\x03key\x18\x02 \x01(\tR\x03key\x12\x18\n" +
+	"\aremoval\x18\x03 \x01(\tR\aremoval\"\xf2\x03\n" +
 	"\vRecordBatch\x12'\n" +
 	"\x03run\x18\x01 \x01(\v2\x15.zoomconnector.v1.RunR\x03run\x12+\n" +
 	"\x03ref\x18\x02 \x01(\v2\x19.zoomconnector.v1.PageRefR\x03ref\x12\x1d\n" +
@@ -1636,12 +1658,13 @@ const file_pipeline_proto_rawDesc = "" +
 	"\n" +
 	"version_ms\x18\x04 \x01(\x03R\tversionMs\"A\n" +
 	"\vChangeBatch\x122\n" +
-	"\achanges\x18\x01 \x03(\v2\x18.zoomconnector.v1.ChangeR\achanges\"Z\n" +
+	"\achanges\x18\x01 \x03(\v2\x18.zoomconnector.v1.ChangeR\achanges\"t\n" +
 	"\x06Change\x12\x12\n" +
 	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x0e\n" +
 	"\x02op\x18\x02 \x01(\tR\x02op\x12\x18\n" +
 	"\asubject\x18\x03 \x01(\tR\asubject\x12\x12\n" +
-	"\x04data\x18\x04 \x01(\fR\x04data*\xc6\x01\n" +
+	"\x04data\x18\x04 \x01(\fR\x04data\x12\x18\n" +
+	"\aremoval\x18\x05 \x01(\tR\aremoval*\xc6\x01\n" +
 	"\aListing\x12\x17\n" +
 	"\x13LISTING_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14LISTING_USERS_ACTIVE\x10\x01\x12\x1a\n" +
