@@ -11,18 +11,38 @@ const ContentType = "application/cloudevents+json"
 
 // Event is a change event: one CloudEvent 1.0 in structured JSON mode.
 type Event struct {
-	SpecVersion     string          `json:"specversion"`
-	ID              string          `json:"id"`
-	Source          string          `json:"source"`
-	Type            string          `json:"type"`
-	Subject         string          `json:"subject"`
-	Time            time.Time       `json:"time"`
-	DataContentType string          `json:"datacontenttype"`
-	Tenant          string          `json:"tenant"`
-	Connector       string          `json:"connector"`
-	Sequence        string          `json:"sequence"`
-	Data            json.RawMessage `json:"data"`
+	SpecVersion     string    `json:"specversion"`
+	ID              string    `json:"id"`
+	Source          string    `json:"source"`
+	Type            string    `json:"type"`
+	Subject         string    `json:"subject"`
+	Time            time.Time `json:"time"`
+	DataContentType string    `json:"datacontenttype"`
+	Tenant          string    `json:"tenant"`
+	Connector       string    `json:"connector"`
+	Sequence        string    `json:"sequence"`
+	// Removal is the extension attribute of a service_user deleted event
+	// (RemovalDeleted, RemovalDisassociated, RemovalAbsent); empty, and
+	// absent from the JSON, on every other event.
+	Removal string          `json:"removal,omitempty"`
+	Data    json.RawMessage `json:"data"`
 }
+
+// Why a service user was deleted: the removal attribute of its deleted
+// event.
+const (
+	// RemovalDeleted: Zoom deleted the user (user.deleted).
+	RemovalDeleted = "deleted"
+	// RemovalDisassociated: the user was removed from the account and
+	// keeps a Zoom account of its own under the same email
+	// (user.disassociated).
+	RemovalDisassociated = "disassociated"
+	// RemovalAbsent: a complete full sync no longer listed the user, or
+	// Zoom answered that it does not exist, without saying why; also an
+	// invitee's pending record once its invitation is accepted, and every
+	// user of a connector that is removed.
+	RemovalAbsent = "absent"
+)
 
 // Change operations, the last part of an event type.
 const (
@@ -133,6 +153,10 @@ func (e *Event) AppendJSON(b []byte) []byte {
 	b = AppendJSONString(b, e.Connector, true)
 	b = append(b, `,"sequence":`...)
 	b = AppendJSONString(b, e.Sequence, true)
+	if e.Removal != "" {
+		b = append(b, `,"removal":`...)
+		b = AppendJSONString(b, e.Removal, true)
+	}
 	b = append(b, `,"data":`...)
 	if len(e.Data) == 0 {
 		b = append(b, "null"...)

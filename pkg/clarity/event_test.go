@@ -32,6 +32,14 @@ func TestAppendJSONMatchesMarshal(t *testing.T) {
 			if got := ev.AppendJSON(nil); !bytes.Equal(got, want) {
 				t.Errorf("got  %s\nwant %s", got, want)
 			}
+			gone := NewEvent("default", "zoom", 43, KindServiceUser, OpDeleted, tt.subject, tt.at, json.RawMessage(tt.data))
+			gone.Removal = RemovalDisassociated
+			if want, _ = json.Marshal(gone); !bytes.Contains(want, []byte(`"removal":"disassociated"`)) {
+				t.Fatalf("a deleted user's event %s has no removal", want)
+			}
+			if got := gone.AppendJSON(nil); !bytes.Equal(got, want) {
+				t.Errorf("with removal: got  %s\nwant %s", got, want)
+			}
 		})
 	}
 }

@@ -28,14 +28,11 @@ func TestSchemaMatchesProtoAndTypes(t *testing.T) {
 	if err := json.Unmarshal(b, &schema); err != nil {
 		t.Fatalf("events.schema.json: %v", err)
 	}
-	type removal struct {
-		Removal string `json:"removal"`
-	}
 	cases := []struct {
 		message string
 		goType  []reflect.Type
 	}{
-		{"ChangeEvent", []reflect.Type{reflect.TypeFor[Event](), reflect.TypeFor[removal]()}},
+		{"ChangeEvent", []reflect.Type{reflect.TypeFor[Event]()}},
 		{"ServiceUser", []reflect.Type{reflect.TypeFor[ServiceUser]()}},
 		{"Entitlement", []reflect.Type{reflect.TypeFor[Entitlement]()}},
 		{"ServiceUserEntitlement", []reflect.Type{reflect.TypeFor[Grant]()}},
