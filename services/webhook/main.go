@@ -99,7 +99,7 @@ func run(ctx context.Context) error {
 			adminConsole = console.New(console.Config{Token: cfg.AdminToken, Registry: registry, Keys: cfg.Keys, NC: nc, JS: js,
 				Activity: activity, RedirectTemplate: cfg.RedirectTemplate, OAuthURL: cfg.OAuthURL, APIURL: cfg.APIURL,
 				SecureCookies: strings.HasPrefix(cfg.AdminURL, "https://"), Log: log})
-			servers = append(servers, func(ctx context.Context) error { return activity.Follow(ctx, js, log) })
+			servers = append(servers, func(ctx context.Context) error { return activity.Follow(ctx, nc, js, log) })
 		}
 		servers = append(servers, adm.Serve, func(ctx context.Context) error {
 			return natsx.Consumer{

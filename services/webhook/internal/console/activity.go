@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
@@ -40,6 +42,14 @@ type Run struct {
 	// Deletions is "held" when the accidental-deletion guard held them.
 	Deletions   string
 	Unavailable []string
+	// Pages counts the Zoom pages the fetcher published, and PagesBy
+	// each listing's; RateLimited the 429 answers and Waited the time
+	// waited after them and after failures: from the fetcher's progress
+	// messages, so zero when the console did not hear them.
+	Pages       int
+	PagesBy     map[string]int
+	RateLimited int64
+	Waited      time.Duration
 }
 
 // Duration is how long the run took, or has taken so far.
@@ -61,6 +71,62 @@ type history struct {
 	// events the stream still held when the console read them.
 	records map[string]int64
 	updated time.Time
+	// progress is what the fetcher said since the last run ended.
+	progress runProgress
+}
+
+// Bounds of what one connector's progress keeps.
+const (
+	maxListings = 64
+	maxFetchers = 64
+)
+
+// counters are a fetcher process's Zoom client counters for a connector.
+type counters struct{ requests, rateLimited, waitedMS int64 }
+
+// runProgress adds up the progress messages of the running sync.
+type runProgress struct {
+	pages map[string]int // listing → the highest page number heard
+	// base are each fetcher's counters when the run began (the last heard
+	// before it), latest the last heard.
+	base, latest map[string]counters
+}
+
+func newRunProgress(base map[string]counters) runProgress {
+	if base == nil {
+		base = map[string]counters{}
+	}
+	return runProgress{pages: map[string]int{}, base: base, latest: map[string]counters{}}
+}
+
+// fill writes the progress into a run.
+func (p runProgress) fill(r *Run) {
+	r.PagesBy, r.Pages = map[string]int{}, 0
+	for l, n := range p.pages {
+		r.PagesBy[l] = n
+		r.Pages += n
+	}
+	r.RateLimited, r.Waited = 0, 0
+	for f, c := range p.latest {
+		b := p.base[f]
+		if c.requests < b.requests { // a new client since: its counters started over
+			b = counters{}
+		}
+		r.RateLimited += c.rateLimited - b.rateLimited
+		r.Waited += time.Duration(c.waitedMS-b.waitedMS) * time.Millisecond
+	}
+}
+
+// ended starts the progress of the next run from where this one ended.
+func (p runProgress) ended() runProgress {
+	base := make(map[string]counters, len(p.base)+len(p.latest))
+	for f, c := range p.base {
+		base[f] = c
+	}
+	for f, c := range p.latest {
+		base[f] = c
+	}
+	return newRunProgress(base)
 }
 
 // Activity follows every connector's change events in
@@ -72,8 +138,10 @@ type Activity struct {
 	// partial is set when the stream no longer held its first events
 	// (they aged out): record counts then miss what they said.
 	partial bool
-	caught  chan struct{}
-	once    sync.Once
+	// err is why the events could not be read, until they are again.
+	err    error
+	caught chan struct{}
+	once   sync.Once
 }
 
 // NewActivity returns an empty Activity; Follow fills it.
@@ -85,8 +153,47 @@ func NewActivity() *Activity {
 // it started.
 func (a *Activity) CaughtUp() <-chan struct{} { return a.caught }
 
-// Follow reads the events until ctx ends.
-func (a *Activity) Follow(ctx context.Context, js jetstream.JetStream, log zerolog.Logger) error {
+// retryFollow is how long Follow waits before it reads the events again
+// after a failure.
+const retryFollow = 10 * time.Second
+
+// Follow reads the events, and hears the fetchers' progress, until ctx
+// ends. A failure (the stream unreadable, the permission to read it
+// missing) is logged and shown on the pages (Err), and the events are read
+// again from the start a little later: the console never stops the
+// service.
+func (a *Activity) Follow(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, log zerolog.Logger) error {
+	for {
+		err := a.follow(ctx, nc, js, log)
+		if ctx.Err() != nil {
+			return nil
+		}
+		log.Error().Err(err).Msg("console: the change events cannot be read; trying again")
+		a.mu.Lock()
+		a.err = err
+		a.conn = map[pipeline.ConnectorRef]*history{}
+		a.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(retryFollow):
+		}
+	}
+}
+
+// Err is why the events cannot be read, or nil.
+func (a *Activity) Err() error {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	return a.err
+}
+
+func (a *Activity) follow(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, log zerolog.Logger) error {
+	sub, err := nc.Subscribe(pipeline.ProgressFilter, func(m *nats.Msg) { a.progress(m.Subject, m.Data) })
+	if err != nil {
+		return fmt.Errorf("console: hear the fetchers' progress: %w", err)
+	}
+	defer sub.Unsubscribe() //nolint:errcheck
 	stream, err := js.Stream(ctx, clarity.StreamEntitlements)
 	if err != nil {
 		return fmt.Errorf("console: open %s: %w", clarity.StreamEntitlements, err)
@@ -97,7 +204,7 @@ func (a *Activity) Follow(ctx context.Context, js jetstream.JetStream, log zerol
 	}
 	last := info.State.LastSeq
 	a.mu.Lock()
-	a.partial = info.State.FirstSeq > 1
+	a.partial, a.err = info.State.FirstSeq > 1, nil
 	a.mu.Unlock()
 	if last == 0 {
 		a.once.Do(func() { close(a.caught) })
@@ -116,10 +223,9 @@ func (a *Activity) Follow(ctx context.Context, js jetstream.JetStream, log zerol
 		m, err := it.Next()
 		if err != nil {
 			if ctx.Err() != nil || errors.Is(err, jetstream.ErrMsgIteratorClosed) {
-				return nil
+				return ctx.Err()
 			}
-			log.Warn().Err(err).Msg("console: reading the change events")
-			continue
+			return fmt.Errorf("console: read %s: %w", clarity.StreamEntitlements, err)
 		}
 		a.apply(m.Subject(), m.Data())
 		if md, err := m.Metadata(); err == nil && md.Sequence.Stream >= last {
@@ -154,7 +260,7 @@ func (a *Activity) apply(subject string, data []byte) {
 		if len(a.conn) >= maxConnectors {
 			return
 		}
-		h = &history{records: map[string]int64{}}
+		h = &history{records: map[string]int64{}, progress: newRunProgress(nil)}
 		a.conn[ref] = h
 	}
 	h.updated = ev.Time
@@ -193,6 +299,8 @@ func (a *Activity) apply(subject string, data []byte) {
 		if r.Started.IsZero() {
 			r.Started = r.Finished
 		}
+		h.progress.fill(&r)
+		h.progress = h.progress.ended()
 		r.Stats, r.Error, r.Deletions = d.Stats, bound(d.Error, 512), bound(d.Deletions, 32)
 		for _, u := range d.Unavailable {
 			if len(r.Unavailable) < 4 {
@@ -251,11 +359,13 @@ func (a *Activity) Of(ref pipeline.ConnectorRef) Snapshot {
 	if h.current != nil {
 		c := *h.current
 		c.Changes = copyCounts(c.Changes)
+		h.progress.fill(&c)
 		out.Current = &c
 	}
 	for i := len(h.runs) - 1; i >= 0; i-- {
 		r := h.runs[i]
 		r.Changes = copyCounts(r.Changes)
+		r.PagesBy = maps.Clone(r.PagesBy)
 		out.Runs = append(out.Runs, r)
 	}
 	out.Records = copyCounts(h.records)
@@ -268,4 +378,33 @@ func copyCounts(m map[string]int64) map[string]int64 {
 		out[k] = v
 	}
 	return out
+}
+
+// progress takes one progress message of the fetcher's.
+func (a *Activity) progress(subject string, data []byte) {
+	ref, err := pipeline.ProgressConnector(subject)
+	if err != nil || len(data) > pipeline.MaxProgress {
+		return
+	}
+	var p pipeline.Progress
+	if json.Unmarshal(data, &p) != nil || p.Page < 1 || len(p.Listing) > 128 || len(p.Fetcher) > 64 {
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	h := a.conn[ref]
+	if h == nil {
+		if len(a.conn) >= maxConnectors {
+			return
+		}
+		h = &history{records: map[string]int64{}, progress: newRunProgress(nil)}
+		a.conn[ref] = h
+	}
+	pr := h.progress
+	if _, ok := pr.pages[p.Listing]; ok || len(pr.pages) < maxListings {
+		pr.pages[p.Listing] = max(pr.pages[p.Listing], p.Page)
+	}
+	if _, ok := pr.latest[p.Fetcher]; ok || len(pr.latest) < maxFetchers {
+		pr.latest[p.Fetcher] = counters{requests: p.Requests, rateLimited: p.RateLimited, waitedMS: p.WaitedMS}
+	}
 }

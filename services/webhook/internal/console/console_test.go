@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/xml"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -404,5 +405,48 @@ func TestChartsAreWellFormedSVG(t *testing.T) {
 	}
 	if runsChart(nil) != "" {
 		t.Error("a chart of no runs is drawn")
+	}
+}
+
+func TestActivityProgress(t *testing.T) {
+	a := NewActivity()
+	ref := pipeline.ConnectorRef{Tenant: "acme", ID: "zoom"}
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	prog := func(fetcher, listing string, page int, requests, limited, waited int64) {
+		b, _ := json.Marshal(pipeline.Progress{Fetcher: fetcher, Listing: listing, Page: page, Requests: requests, RateLimited: limited, WaitedMS: waited})
+		a.progress(pipeline.ProgressSubject(ref), b)
+	}
+	sync := func(seq int64, op string, at time.Time) {
+		a.apply(pipeline.EventSubject(ref, clarity.KindSync), event(t, ref, seq, clarity.KindSync, op, at,
+			clarity.SyncData{RunID: fmt.Sprint("r", seq), StartedAt: t0.Format(time.RFC3339Nano), FinishedAt: at.Format(time.RFC3339Nano)}))
+	}
+	// A run before: its counters are the next run's base.
+	sync(1, clarity.OpStarted, t0)
+	prog("f1", "users", 1, 3, 1, 1000)
+	sync(2, clarity.OpCompleted, t0.Add(time.Second))
+	if r := a.Of(ref).Runs[0]; r.Pages != 1 || r.RateLimited != 1 || r.Waited != time.Second {
+		t.Fatalf("first run: %+v", r)
+	}
+	// Pages heard before the run's start event count for it.
+	prog("f1", "users", 1, 4, 1, 1000)
+	sync(3, clarity.OpStarted, t0.Add(time.Minute))
+	prog("f1", "users", 2, 5, 3, 4000)
+	prog("f1", "groups", 1, 6, 3, 4000)
+	cur := a.Of(ref).Current
+	if cur == nil || cur.Pages != 3 || cur.PagesBy["users"] != 2 || cur.RateLimited != 2 || cur.Waited != 3*time.Second {
+		t.Fatalf("running: %+v", cur)
+	}
+	// A fetcher whose client was made anew counts from zero.
+	prog("f1", "roles", 1, 1, 1, 500)
+	sync(4, clarity.OpCompleted, t0.Add(2*time.Minute))
+	if r := a.Of(ref).Runs[0]; r.Pages != 4 || r.RateLimited != 1 || r.Waited != 500*time.Millisecond {
+		t.Errorf("second run: %+v", r)
+	}
+	// Garbage and over-long messages change nothing.
+	a.progress(pipeline.ProgressSubject(ref), []byte("{"))
+	a.progress(pipeline.ProgressSubject(ref), []byte(`{"fetcher":"f","listing":"`+strings.Repeat("l", 2000)+`","page":1}`))
+	a.progress("zoom.raw.acme.zoom", []byte(`{"fetcher":"f","listing":"users","page":9}`))
+	if cur := a.Of(ref).Current; cur != nil {
+		t.Errorf("a run appeared from garbage: %+v", cur)
 	}
 }

@@ -93,6 +93,9 @@ func (c *Console) connectorsPage(w http.ResponseWriter, r *http.Request, s *sess
 	for _, e := range c.cfg.Registry.All() {
 		rows = append(rows, c.row(e, dead))
 	}
+	if err := c.cfg.Activity.Err(); err != nil {
+		deadErr = strings.TrimSpace(deadErr + " The change events cannot be read, so syncs and record counts are not shown: " + bound(err.Error(), 200))
+	}
 	c.render(w, http.StatusOK, "connectors", c.withSession(s, page{Title: "Connectors", Error: deadErr, Data: rows}))
 }
 
@@ -143,7 +146,11 @@ func (c *Console) connectorPage(w http.ResponseWriter, r *http.Request, s *sessi
 	}
 	dead, _ := c.dead.count(r.Context())
 	d := c.detail(e, dead)
-	c.render(w, http.StatusOK, "connector", c.withSession(s, page{Title: e.Ref().String(), Data: d}))
+	p := page{Title: e.Ref().String(), Data: d}
+	if err := c.cfg.Activity.Err(); err != nil {
+		p.Error = "The change events cannot be read, so syncs and record counts are not shown: " + bound(err.Error(), 200)
+	}
+	c.render(w, http.StatusOK, "connector", c.withSession(s, p))
 }
 
 // livePart is the running sync's part of a connector's page, which its
