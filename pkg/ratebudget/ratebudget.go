@@ -154,15 +154,24 @@ func Open(ctx context.Context, cfg Config) (*Budget, error) {
 
 // ensure creates the bucket, or updates its configuration.
 func (b *Budget) ensure(ctx context.Context) (jetstream.KeyValue, error) {
-	kv, err := b.cfg.JetStream.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:      pipeline.BudgetBucket,
-		Description: "the rate budget of each Zoom account: requests granted this second, holds after a 429",
-		History:     1,
+	return Bucket(ctx, b.cfg.JetStream, b.cfg.Replicas)
+}
+
+// Bucket creates the budget's bucket, or updates its configuration, and
+// returns it. The fetcher's listing rounds of hint batches share it: both
+// are short-lived coordination of the replicas reaching one account.
+func Bucket(ctx context.Context, js jetstream.JetStream, replicas int) (jetstream.KeyValue, error) {
+	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket: pipeline.BudgetBucket,
+		Description: "the rate budget of each Zoom account (requests granted this second, holds after a 429) " +
+			"and the listing rounds of the fetchers' hint batches",
+		History: 1,
 		// Counters are worth nothing after a restart, and a hold lost
 		// with the server costs one more 429: memory is enough.
-		Storage:      jetstream.MemoryStorage,
-		MaxValueSize: 1024,
-		Replicas:     max(1, b.cfg.Replicas),
+		Storage: jetstream.MemoryStorage,
+		// A round's batch stores the ids it wants read.
+		MaxValueSize: 512 << 10,
+		Replicas:     max(1, replicas),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("ratebudget: open bucket %s: %w", pipeline.BudgetBucket, err)

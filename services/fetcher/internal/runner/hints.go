@@ -163,7 +163,15 @@ func (r *Runner) serveHints(ctx context.Context, c pipeline.ConnectorRef, client
 	}
 	results := make(map[string]error, len(users))
 	choice, spent := HintReread, 0
-	if len(users) > r.listingPages(c, 1) {
+	if r.rounds != nil && len(users) >= roundMinUsers {
+		// A round shared with the other replicas' batches: one listing
+		// for all of them, or none when re-reads cost less.
+		n, _ := r.viaRound(ctx, c, client, users, results)
+		spent += n
+		if len(results) > 0 {
+			choice = HintListed
+		}
+	} else if len(users) > r.listingPages(c, 1) {
 		// Worth a listing, as far as is known: the listing may still
 		// find itself dearer on its first page and stop there.
 		spent += r.listHinted(ctx, c, client, users, results)

@@ -102,6 +102,12 @@ type Config struct {
 	HintQuiet, HintMaxWait time.Duration
 	// HintObserver, when set, is told how each batch was served.
 	HintObserver HintObserver
+	// HintRounds, when set, is the bucket through which the replicas'
+	// batches share one listing (hintround.go); nil lists per batch.
+	// HintRoundGather is how long a round waits for batches to join,
+	// default DefaultRoundGather.
+	HintRounds      jetstream.KeyValue
+	HintRoundGather time.Duration
 }
 
 // Runner handles triggers and hints for a set of connectors.
@@ -118,6 +124,7 @@ type Runner struct {
 	now        func() time.Time
 	hints      *hints
 	hintObs    HintObserver
+	rounds     *rounds
 }
 
 // New returns a Runner.
@@ -130,9 +137,13 @@ func New(cfg Config) *Runner {
 	if hs.maxWait <= 0 {
 		hs.maxWait = DefaultHintMaxWait
 	}
-	return &Runner{runs: cfg.Runs, syncer: cfg.Syncer, clients: cfg.Clients, log: cfg.Log,
+	r := &Runner{runs: cfg.Runs, syncer: cfg.Syncer, clients: cfg.Clients, log: cfg.Log,
 		maxAttempts: max(1, cfg.MaxAttempts), keepAlive: max(cfg.AckWait/3, time.Second), checkEvery: time.Second, now: time.Now,
 		hints: hs, hintObs: cfg.HintObserver}
+	if cfg.HintRounds != nil {
+		r.rounds = newRounds(cfg.HintRounds, cfg.HintRoundGather)
+	}
+	return r
 }
 
 // subjectTokens returns the tenant and connector tokens of a per-connector
