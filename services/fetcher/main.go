@@ -58,6 +58,12 @@ func run(ctx context.Context) error {
 			return err
 		}
 	}
+	// The replicas' hint batches share listing rounds in the budget's
+	// bucket (the runner's hintround.go).
+	rounds, err := ratebudget.Bucket(ctx, js, cfg.StreamReplicas)
+	if err != nil {
+		return err
+	}
 	var envClient runner.Client
 	if !cfg.Connector.IsZero() {
 		zcfg := shared
@@ -108,6 +114,7 @@ func run(ctx context.Context) error {
 		AckWait:     cfg.TriggerAckWait,
 		HintQuiet:   cfg.HintQuiet, HintMaxWait: cfg.HintMaxWait,
 		HintObserver: newHintMetrics(metrics),
+		HintRounds:   rounds,
 	})
 	sched, err := schedule.New(ctx, schedule.Config{
 		JetStream: js, Replicas: cfg.StreamReplicas, Log: log,
