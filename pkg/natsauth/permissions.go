@@ -185,6 +185,8 @@ func PermissionsOf(r Role) (Permissions, error) {
 			every(pipeline.SyncSubject),
 			// a refused trigger is answered with a failed sync event
 			pipeline.EventsOfKind(clarity.KindSync),
+			// each page's progress, for the admin console
+			every(pipeline.ProgressSubject),
 		)
 		for _, b := range []string{connector.Bucket, pipeline.RunsBucket, pipeline.ScheduleBucket,
 			pipeline.ProvisionBucket, pipeline.BudgetBucket} {
@@ -237,6 +239,13 @@ func PermissionsOf(r Role) (Permissions, error) {
 			p.Subscribe = append(p.Subscribe, connector.AdminSubject(anyConnector, op))
 		}
 		p.Subscribe = append(p.Subscribe, connector.SubjectList, connector.SubjectRotateKey, connector.SubjectTransportKey)
+		// The admin console (ADMIN_ADDR): it reads the change events and
+		// the dead letters, calls the admin API as a client, and hears the
+		// fetchers' progress.
+		p.Publish = append(p.Publish, orderedReader(clarity.StreamEntitlements)...)
+		p.Publish = append(p.Publish, orderedReader(pipeline.StreamDeadLetter)...)
+		p.Publish = append(p.Publish, connector.AdminSubject(anyConnector, "*"), connector.SubjectTransportKey)
+		p.Subscribe = append(p.Subscribe, pipeline.ProgressFilter)
 		p.Responses = true
 		return p, nil
 	case RoleOperator:
