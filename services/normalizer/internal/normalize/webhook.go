@@ -213,12 +213,17 @@ func userEvent(name string, object json.RawMessage, version int64) (Result, erro
 	switch name {
 	case "user.deleted", "user.disassociated":
 		// Both leave the account; only these events tell them apart, and
-		// for Clarity both mean the user is gone.
+		// the deletion says which (a disassociated person keeps a Zoom
+		// account of their own under the same email).
 		// A pending invitee is stored under its email, not its id.
+		removal := clarity.RemovalDeleted
+		if name == "user.disassociated" {
+			removal = clarity.RemovalDisassociated
+		}
 		return Result{Batch: webhookBatch(version, func(b *pb.RecordBatch) {
-			b.Deletes = []*pb.RecordRef{{Kind: pb.Kind_KIND_SERVICE_USER, Key: id}}
+			b.Deletes = []*pb.RecordRef{{Kind: pb.Kind_KIND_SERVICE_USER, Key: id, Removal: removal}}
 			if normEmail(email) != "" {
-				b.Deletes = append(b.Deletes, &pb.RecordRef{Kind: pb.Kind_KIND_SERVICE_USER, Key: clarity.UserKey("", email)})
+				b.Deletes = append(b.Deletes, &pb.RecordRef{Kind: pb.Kind_KIND_SERVICE_USER, Key: clarity.UserKey("", email), Removal: removal})
 			}
 		})}, nil
 	}

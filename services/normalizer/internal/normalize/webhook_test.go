@@ -60,6 +60,15 @@ func deletes(kind pb.Kind, keys ...string) []*pb.RecordRef {
 	return out
 }
 
+// removals are the deletions of service users for the reason removal.
+func removals(removal string, keys ...string) []*pb.RecordRef {
+	out := deletes(pb.Kind_KIND_SERVICE_USER, keys...)
+	for _, d := range out {
+		d.Removal = removal
+	}
+	return out
+}
+
 func batch(version int64, fill func(*pb.RecordBatch)) *pb.RecordBatch {
 	b := &pb.RecordBatch{VersionMs: version, Source: "webhook"}
 	fill(b)
@@ -124,10 +133,10 @@ func TestWebhookZoomExamples(t *testing.T) {
 			}),
 		}},
 		{"user.deleted", Result{Batch: batch(exampleTS, func(b *pb.RecordBatch) {
-			b.Deletes = deletes(pb.Kind_KIND_SERVICE_USER, user, "pending:jchill@example.com")
+			b.Deletes = removals(clarity.RemovalDeleted, user, "pending:jchill@example.com")
 		})}},
 		{"user.disassociated", Result{Batch: batch(exampleTS, func(b *pb.RecordBatch) {
-			b.Deletes = deletes(pb.Kind_KIND_SERVICE_USER, user, "pending:jchill@example.com")
+			b.Deletes = removals(clarity.RemovalDisassociated, user, "pending:jchill@example.com")
 		})}},
 		{"group.created", Result{Batch: batch(exampleTS, func(b *pb.RecordBatch) {
 			b.Records = groupRecords(t, group, "example-group")
@@ -203,7 +212,7 @@ func TestWebhook(t *testing.T) {
 		{
 			"time_stamp when no event_ts",
 			&pb.WebhookEvent{Event: "user.deleted", Body: []byte(`{"event":"user.deleted","payload":{"time_stamp":42,"object":{"id":"u1"}}}`), ReceivedAtMs: received},
-			Result{Batch: batch(42, func(b *pb.RecordBatch) { b.Deletes = deletes(pb.Kind_KIND_SERVICE_USER, "u1") })},
+			Result{Batch: batch(42, func(b *pb.RecordBatch) { b.Deletes = removals(clarity.RemovalDeleted, "u1") })},
 		},
 		{
 			"received_at when no event time",

@@ -205,6 +205,7 @@ func (r *Relay) connector(ctx context.Context, id int64) (int, error) {
 		}
 		for i, c := range batch.Changes {
 			ev := clarity.NewEvent(b.Connector.Tenant, b.Connector.ID, b.First+int64(i), c.Kind, c.Op, c.Subject, b.At, c.Data)
+			ev.Removal = c.Removal
 			// One message and one buffer serve every event: a publication
 			// copies them before it returns.
 			buf = ev.AppendJSON(buf[:0])

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/claritysecurity/zoom-connector/pkg/clarity"
 	"github.com/claritysecurity/zoom-connector/pkg/pb"
 	"github.com/claritysecurity/zoom-connector/pkg/pipeline"
 )
@@ -134,12 +135,21 @@ func (w *wtx) deleteCascade(ctx context.Context, d *pb.RecordRef, v int64) error
 	if pipeline.KindName(d.Kind) == "" || d.Key == "" {
 		return fmt.Errorf("%w: delete of kind %v key %q", ErrBadBatch, d.Kind, d.Key)
 	}
+	switch d.Removal {
+	case "", clarity.RemovalDeleted, clarity.RemovalDisassociated, clarity.RemovalAbsent:
+	default:
+		return fmt.Errorf("%w: delete of %q with removal %.32q", ErrBadBatch, d.Key, d.Removal)
+	}
 	var dependents string
 	switch d.Kind {
 	case pb.Kind_KIND_SERVICE_USER:
 		dependents = dependentsOf("r", "$3")
 	case pb.Kind_KIND_ENTITLEMENT:
 		dependents = `r.ent_key = $3`
+	}
+	if d.Kind == pb.Kind_KIND_SERVICE_USER {
+		w.removal = d.Removal
+		defer func() { w.removal = "" }()
 	}
 	// A record newer than the deletion stays, and so do its dependents: a
 	// full sync that found a user unchanged confirmed its records with it,

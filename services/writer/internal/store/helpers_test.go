@@ -73,6 +73,7 @@ type event struct {
 	Op      string
 	Subject string
 	Data    string
+	Removal string
 }
 
 func (e event) String() string { return fmt.Sprintf("%d %s.%s %s", e.Seq, e.Kind, e.Op, e.Subject) }
@@ -106,7 +107,7 @@ func take(t testing.TB, pool *pgxpool.Pool) []event {
 			t.Fatalf("outbox row %d: got %d changes, want %d", first, got, want)
 		}
 		for i, c := range batch.Changes {
-			out = append(out, event{Seq: first + int64(i), Kind: c.Kind, Op: c.Op, Subject: c.Subject, Data: string(c.Data)})
+			out = append(out, event{Seq: first + int64(i), Kind: c.Kind, Op: c.Op, Subject: c.Subject, Data: string(c.Data), Removal: c.Removal})
 		}
 	}
 	if err := rows.Err(); err != nil {

@@ -104,7 +104,22 @@ func (w *wtx) emitGone(deleted []gone) {
 	})
 	for _, g := range deleted {
 		w.emit(pipeline.KindName(pb.Kind(g.kind)), clarity.OpDeleted, g.key, []byte(g.data))
+		if pb.Kind(g.kind) == pb.Kind_KIND_SERVICE_USER {
+			w.changes[len(w.changes)-1].removal = w.removalOf()
+		}
 		w.userChanged(g.user)
 	}
 	w.stats.deleted += int64(len(deleted))
+}
+
+// removalOf is the removal attribute of a service user the transaction
+// deletes now: the reason the deleting webhook gave, else
+// clarity.RemovalAbsent (a complete full sync no longer listed the user,
+// Zoom answered that it does not exist, an invitee's invitation was
+// accepted, or its connector was removed).
+func (w *wtx) removalOf() string {
+	if w.removal != "" {
+		return w.removal
+	}
+	return clarity.RemovalAbsent
 }

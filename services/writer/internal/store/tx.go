@@ -59,6 +59,10 @@ type wtx struct {
 	seqLocked bool
 	seq       int64
 	written   int
+	// removal is why the service users the transaction deletes now go:
+	// set by a deletion a webhook names (deleteCascade), empty otherwise,
+	// which is clarity.RemovalAbsent (see emitGone).
+	removal string
 }
 
 // stats counts the records a transaction or a run created, updated,
@@ -67,12 +71,14 @@ type stats struct {
 	created, updated, deleted, unchanged int64
 }
 
-// change is one change held for the outbox.
+// change is one change held for the outbox. removal is set on the
+// deletion of a service user only (see emitGone).
 type change struct {
 	kind    string
 	op      string
 	subject string
 	data    []byte
+	removal string
 }
 
 // begin starts a write transaction of connector c, holding its row in mode.
@@ -190,7 +196,7 @@ func (w *wtx) writeChanges(ctx context.Context) error {
 	}
 	batch := &pb.ChangeBatch{Changes: make([]*pb.Change, n)}
 	for i, c := range w.changes {
-		batch.Changes[i] = &pb.Change{Kind: c.kind, Op: c.op, Subject: c.subject, Data: c.data}
+		batch.Changes[i] = &pb.Change{Kind: c.kind, Op: c.op, Subject: c.subject, Data: c.data, Removal: c.removal}
 	}
 	body, encoding, err := outbox.EncodeChanges(batch)
 	if err != nil {
