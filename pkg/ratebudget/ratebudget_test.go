@@ -2,8 +2,10 @@ package ratebudget_test
 
 import (
 	"context"
+	"errors"
 	"net"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -253,5 +255,39 @@ func TestPromptRequestsGoFirst(t *testing.T) {
 	}
 	if peak := sim.DefaultAccount().PeakPerSecond()[zoomtest.Light]; peak > budgetLight {
 		t.Errorf("peak %d Light requests in one second, want at most the budget %d", peak, budgetLight)
+	}
+}
+
+// TestDailyLimitHoldsEveryReplica: once Zoom answers one replica that the
+// account's daily limit is reached, the other replica's requests of that
+// category fail at once, saying until when, without being sent; other
+// categories go on.
+func TestDailyLimitHoldsEveryReplica(t *testing.T) {
+	srv := natstest.Run(t)
+	sim := newSim(t)
+	a := newReplica(t, sim, connect(t, srv.ClientURL()), ratebudget.Config{})
+	b := newReplica(t, sim, connect(t, srv.ClientURL()), ratebudget.Config{})
+	sim.Faults().Add(zoomtest.Fault{Route: "GET /users/{userId}", Status: 429, Code: 429, Times: 1,
+		Message: "You have reached the maximum daily rate limit for this API. Refer to the response header for details on when you can make another request."})
+	ctx := context.Background()
+	users := sim.Org().Users
+	_, err := a.client.GetUser(ctx, users[0].ID)
+	var rl *zoom.RateLimitError
+	if !errors.As(err, &rl) || !rl.Daily {
+		t.Fatalf("first replica: %v, want a daily *zoom.RateLimitError", err)
+	}
+	sent := sim.Requests()["GET /users/{userId}"]
+	_, err = b.client.GetUser(ctx, users[1].ID)
+	if !errors.As(err, &rl) || !rl.Daily || rl.RetryAt.UTC().Hour() != 0 || !rl.RetryAt.After(time.Now()) {
+		t.Fatalf("second replica: %v, want a daily *zoom.RateLimitError until midnight UTC", err)
+	}
+	if got := sim.Requests()["GET /users/{userId}"]; got != sent {
+		t.Errorf("the second replica sent %d requests during the hold, want none", got-sent)
+	}
+	if !strings.Contains(err.Error(), "daily rate limit") || !strings.Contains(err.Error(), "T00:00:00Z") {
+		t.Errorf("error %q does not say the daily limit holds until midnight UTC", err)
+	}
+	if err := b.client.Pages(ctx, zoom.UsersListing("active"), func(zoom.RawPage) error { return nil }); err != nil {
+		t.Errorf("a listing (another category) during the hold: %v", err)
 	}
 }

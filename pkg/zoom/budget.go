@@ -105,3 +105,9 @@ func (e *HoldError) Error() string {
 	}
 	return "zoom: the account's " + kind + " rate limit holds requests back until " + e.Until.UTC().Format(time.RFC3339)
 }
+
+// nextMidnightUTC is when Zoom's daily limits reset after t.
+func nextMidnightUTC(t time.Time) time.Time {
+	y, m, d := t.UTC().Date()
+	return time.Date(y, m, d+1, 0, 0, 0, 0, time.UTC)
+}

@@ -393,6 +393,9 @@ func (c *Client) do(ctx context.Context, r request) ([]byte, error) {
 						reason: fmt.Sprintf("that is longer than MaxRateLimitWait (%s), so the client does not wait", c.cfg.MaxRateLimitWait)}
 				}
 			case api.daily:
+				// Zoom's daily limits reset at midnight UTC: the account's
+				// other clients hold back until then.
+				c.pacer.tellBudget(cat, RateLimited{Until: nextMidnightUTC(c.now()), Daily: true, Limit: api.limit})
 				return nil, &RateLimitError{Daily: true, Err: api,
 					reason: "Zoom did not say when it resets, and a daily limit is not worth waiting for"}
 			default:
