@@ -334,8 +334,10 @@ func TestConsoleConnectJourney(t *testing.T) {
 	}
 
 	// The first sync is held up on Zoom's roles listing for a few
-	// seconds, so that its progress can be seen while it runs.
+	// seconds, so that its progress can be seen while it runs, and Zoom
+	// answers its groups listing once with 429: one rate-limit wait.
 	acct.Faults().Add(zoomtest.Fault{Route: "GET /roles", Latency: 6 * time.Second, Times: 1})
+	acct.Faults().Add(zoomtest.Fault{Route: "GET /groups", Status: 429, Times: 1})
 
 	// Authorize: the redirect's page, which links back to the console.
 	b.do("authorize", chromedp.Click(chromedp.CSS("button[value=authorize]")), chromedp.WaitVisible(chromedp.CSS("h1.ok, h1.err")))
@@ -360,6 +362,9 @@ func TestConsoleConnectJourney(t *testing.T) {
 	if got := b.text("#live"); !strings.Contains(got, "running since") || !strings.Contains(got, "Records changed so far") {
 		t.Errorf("the running sync's part says %q", got)
 	}
+	if err := chromedp.Do(b.ctx, waitJS(`/Zoom pages so far: [1-9]/.test(document.querySelector("#progress").textContent)`)); err != nil {
+		t.Errorf("the running sync shows no Zoom pages: %v", err)
+	}
 	b.shot("connector-running")
 	if err := chromedp.Do(b.ctx, waitJS(`document.querySelector("#last-sync .state.completed") !== null`)); err != nil {
 		b.shot("failed-first-sync")
@@ -377,6 +382,14 @@ func TestConsoleConnectJourney(t *testing.T) {
 	}
 	if strings.Contains(b.html(), "missing: add") {
 		t.Error("the connector's page says a granted scope is missing")
+	}
+	// The run's pages (every listing's, one page each at this size) and
+	// its one rate-limit wait.
+	if got := b.text("#runs tbody tr:last-child td.waits"); !strings.HasPrefix(got, "1 (") {
+		t.Errorf("the first run shows rate-limit waits %q, want 1 and the time waited", got)
+	}
+	if got, _ := strconv.Atoi(b.text("#runs tbody tr:last-child td.pages")); got < 5 {
+		t.Errorf("the first run shows %d Zoom pages, want one per listing at least", got)
 	}
 	if n := strings.Count(b.html(), `<svg class="chart"`); n != 2 {
 		t.Errorf("the connector's page has %d charts, want 2", n)
