@@ -43,7 +43,18 @@ type Listing struct {
 	Status string
 	// GroupID is the group of a ListingGroupAdmins.
 	GroupID string
+	// RoleType is the type of the roles of a ListingRoles: "" lists
+	// Zoom's default, the common roles; RoleTypeIQ the Zoom IQ
+	// (Revenue Accelerator) roles.
+	RoleType string
 }
+
+// RoleTypeIQ is the type of the Zoom IQ roles, which GET /roles lists only
+// with type=iq.
+const RoleTypeIQ = "iq"
+
+// IQRolesListing lists the account's Zoom IQ roles.
+func IQRolesListing() Listing { return Listing{Kind: ListingRoles, RoleType: RoleTypeIQ} }
 
 // UsersListing lists the users of one status (active, inactive or pending),
 // with their custom attributes.
@@ -72,6 +83,9 @@ func (l Listing) String() string {
 	case ListingGroupAdmins:
 		return "groups/" + l.GroupID + "/admins"
 	case ListingRoles:
+		if l.RoleType != "" {
+			return "roles/" + l.RoleType
+		}
 		return "roles"
 	}
 	return "listing(" + strconv.Itoa(int(l.Kind)) + ")"
@@ -105,8 +119,14 @@ func (l Listing) validate() error {
 			return nil
 		}
 		return fmt.Errorf("zoom: list users: status %q is not active, inactive or pending", l.Status)
-	case ListingGroups, ListingRoles:
+	case ListingGroups:
 		return nil
+	case ListingRoles:
+		switch l.RoleType {
+		case "", RoleTypeIQ:
+			return nil
+		}
+		return fmt.Errorf("zoom: list roles: type %q is not iq", l.RoleType)
 	case ListingGroupAdmins:
 		if l.GroupID == "" {
 			return errors.New("zoom: list group admins: empty group id")
@@ -133,6 +153,9 @@ func (l Listing) request(pageSize int, pageToken string) request {
 		q.Set("page_size", strconv.Itoa(pageSize))
 	case ListingRoles:
 		// GET /roles takes no paging parameters; type defaults to common.
+		if l.RoleType != "" {
+			q.Set("type", l.RoleType)
+		}
 	}
 	if pageToken != "" {
 		q.Set("next_page_token", pageToken)

@@ -29,6 +29,10 @@ type User struct {
 	UserCreatedAt     string            `json:"user_created_at,omitempty"`
 	LoginTypes        []int             `json:"login_types,omitempty"`
 	CustomAttributes  []CustomAttribute `json:"custom_attributes,omitempty"`
+	// PlanUnitedType and LicenseInfoList name a user's paid bundles and
+	// add-ons (see licence.go); Zoom gives them only to some accounts.
+	PlanUnitedType  Code          `json:"plan_united_type,omitempty"`
+	LicenseInfoList []LicenseInfo `json:"license_info_list,omitempty"`
 
 	// Enrichment fields, returned by GET /users/{userId} only.
 	JobTitle   string `json:"job_title,omitempty"`
