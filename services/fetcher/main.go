@@ -107,7 +107,7 @@ func run(ctx context.Context) error {
 	}, func() float64 { return float64(set.Cached()) }))
 	r := runner.New(runner.Config{
 		Runs:        runs,
-		Syncer:      syncer.New(syncer.Config{JetStream: js, Concurrency: cfg.Concurrency, Log: log, Progress: zm}),
+		Syncer:      syncer.New(syncer.Config{JetStream: js, Concurrency: cfg.Concurrency, Log: log, Progress: newProgressReporter(zm, nc, set)}),
 		Clients:     set,
 		Log:         log,
 		MaxAttempts: cfg.MaxAttempts,
