@@ -216,7 +216,7 @@ func TestServicesWorkWithinPermissions(t *testing.T) {
 		natsauth.RoleClarity:    pipeline.ProvisionSubject(acme),
 	}
 	buckets := map[natsauth.Role][]string{
-		natsauth.RoleFetcher: {connector.Bucket, pipeline.RunsBucket, pipeline.ScheduleBucket, pipeline.ProvisionBucket, pipeline.BudgetBucket},
+		natsauth.RoleFetcher: {connector.Bucket, connector.StatesBucket, pipeline.RunsBucket, pipeline.ScheduleBucket, pipeline.ProvisionBucket, "zoom_provision_lease", pipeline.BudgetBucket},
 		natsauth.RoleWriter:  {connector.Bucket},
 		natsauth.RoleWebhook: {connector.Bucket, connector.StatesBucket},
 	}

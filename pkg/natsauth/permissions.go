@@ -74,6 +74,10 @@ func SnapshotSubject(tenant, id string) string {
 	return snapshot.Subject(pipeline.ConnectorRef{Tenant: tenant, ID: id})
 }
 
+// provisionLeaseBucket holds the lease of the fetcher replica that serves
+// provisioning requests (named in the fetcher's provision package).
+const provisionLeaseBucket = "zoom_provision_lease"
+
 // snapshotSessions are the writer's own notes between its replicas about
 // the snapshot sessions they serve.
 const snapshotSessions = "zoom.snapshot.session.>"
@@ -188,8 +192,10 @@ func PermissionsOf(r Role) (Permissions, error) {
 			// each page's progress, for the admin console
 			every(pipeline.ProgressSubject),
 		)
-		for _, b := range []string{connector.Bucket, pipeline.RunsBucket, pipeline.ScheduleBucket,
-			pipeline.ProvisionBucket, pipeline.BudgetBucket} {
+		// The OAuth states too: the fetcher refreshes tokens through the
+		// connector package's Authorizer, which opens that bucket.
+		for _, b := range []string{connector.Bucket, connector.StatesBucket, pipeline.RunsBucket, pipeline.ScheduleBucket,
+			pipeline.ProvisionBucket, provisionLeaseBucket, pipeline.BudgetBucket} {
 			p.Publish = append(p.Publish, bucket(b)...)
 		}
 		// The provisioning worker reads the requests in order through
