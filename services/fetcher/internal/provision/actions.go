@@ -1,6 +1,7 @@
 package provision
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -314,10 +315,9 @@ func (a *action) invite(ctx context.Context) outcome {
 	switch {
 	case err == nil:
 		if a.resumed {
-			a.refresh = append(a.refresh, a.req.Email)
+			a.refresh = append(a.refresh, cmp.Or(u.ID, a.req.Email))
 			return a.succeeded()
 		}
-		_ = u
 		return a.inEffect()
 	case !errors.Is(err, zoom.ErrUserNotFound):
 		return a.failed(ctx, err, "look the email up")
@@ -331,13 +331,14 @@ func (a *action) invite(ctx context.Context) outcome {
 	}); err != nil {
 		return a.failed(ctx, err, "invite the user")
 	}
-	if _, err := a.readUser(ctx, a.req.Email); err != nil {
+	v, err := a.readUser(ctx, a.req.Email)
+	if err != nil {
 		if errors.Is(err, zoom.ErrUserNotFound) {
 			return a.notShown("invite the user")
 		}
 		return a.failed(ctx, err, "read the invited user back")
 	}
-	a.refresh = append(a.refresh, a.req.Email)
+	a.refresh = append(a.refresh, cmp.Or(v.ID, a.req.Email))
 	return a.succeeded()
 }
 

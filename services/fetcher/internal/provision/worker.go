@@ -20,6 +20,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -62,13 +63,16 @@ type Config struct {
 	// take to finish, default DefaultGrace; the others are taken up again
 	// at the next start.
 	Grace time.Duration
-	Log   zerolog.Logger
+	// Holder names this replica in the provisioning lease.
+	Holder string
+	Log    zerolog.Logger
 }
 
 // Worker serves provisioning requests.
 type Worker struct {
 	cfg    Config
 	ledger *ledger
+	lease  *lease
 	now    func() time.Time
 }
 
@@ -90,11 +94,27 @@ func New(ctx context.Context, cfg Config) (*Worker, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Worker{cfg: cfg, ledger: l, now: time.Now}, nil
+	if cfg.Holder == "" {
+		cfg.Holder = "fetcher"
+	}
+	// Each process holds the lease under a name of its own: a restarted
+	// replica is another holder.
+	holder := cfg.Holder + "/" + strconv.Itoa(os.Getpid()) + "/" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	ls, err := openLease(ctx, cfg.JetStream, cfg.Replicas, holder, cfg.Log)
+	if err != nil {
+		return nil, err
+	}
+	return &Worker{cfg: cfg, ledger: l, lease: ls, now: time.Now}, nil
 }
 
-// Run serves requests until ctx ends.
+// Run serves requests, whenever this replica holds the provisioning
+// lease, until ctx ends.
 func (w *Worker) Run(ctx context.Context) error {
+	return w.lease.hold(ctx, w.serve)
+}
+
+// serve serves requests until ctx ends.
+func (w *Worker) serve(ctx context.Context) error {
 	stream, err := w.cfg.JetStream.Stream(ctx, pipeline.StreamProvision)
 	if err != nil {
 		return fmt.Errorf("provisioning: %w", err)
@@ -145,7 +165,7 @@ func (w *Worker) Run(ctx context.Context) error {
 			if ctx.Err() != nil {
 				return // not begun: taken up again at the next start
 			}
-			w.serve(jobs, stream, msg)
+			w.serveOne(jobs, stream, msg)
 		})
 	}
 	q.wait()
@@ -167,8 +187,8 @@ func queueKey(msg jetstream.Msg) string {
 	return msg.Subject() + "|" + strings.ToLower(req.User)
 }
 
-// serve handles one request until it is answered, or the worker stops.
-func (w *Worker) serve(ctx context.Context, stream jetstream.Stream, msg jetstream.Msg) {
+// serveOne handles one request until it is answered, or the worker stops.
+func (w *Worker) serveOne(ctx context.Context, stream jetstream.Stream, msg jetstream.Msg) {
 	wait := 200 * time.Millisecond
 	for {
 		err := w.process(ctx, stream, msg)
