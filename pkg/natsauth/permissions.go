@@ -183,6 +183,8 @@ func PermissionsOf(r Role) (Permissions, error) {
 		p := service(r)
 		p.consume(pipeline.StreamSync, pipeline.ConsumerFetcher)
 		p.consume(pipeline.StreamHint, pipeline.ConsumerFetcherHints)
+		// whether the trigger that drives a run is still in the stream
+		p.Publish = append(p.Publish, jsAPI+"STREAM.MSG.GET."+pipeline.StreamSync)
 		p.Publish = append(p.Publish,
 			every(pipeline.RawSubject),
 			// the scheduler's triggers
