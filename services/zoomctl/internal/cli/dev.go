@@ -15,6 +15,7 @@ import (
 
 	"github.com/claritysecurity/zoom-connector/pkg/clarity"
 	"github.com/claritysecurity/zoom-connector/pkg/connector"
+	"github.com/claritysecurity/zoom-connector/pkg/natsauth"
 	"github.com/claritysecurity/zoom-connector/pkg/pipeline"
 	"github.com/claritysecurity/zoom-connector/pkg/zoom/zoomtest"
 	"github.com/claritysecurity/zoom-connector/services/zoomctl/internal/devstack"
@@ -117,13 +118,14 @@ func (d *dev) run(ctx context.Context, o devOptions) (err error) {
 	}
 	s, err := devstack.Start(ctx, devstack.Config{
 		BinDir: o.binDir, DatabaseURL: dbURL, Dir: o.dir, Connector: o.connector, Org: org, Log: logw, OAuth: true,
-		Sim: zoomtest.Options{Plan: o.plan},
+		Sim: zoomtest.Options{Plan: o.plan}, Secured: true,
 	})
 	if err != nil {
 		return err
 	}
 	defer s.Close()
 	d.say("• NATS at %s, Zoom simulator at %s", s.NATSURL, s.Sim.URL())
+	d.say("• NATS authorization on: each service connects with its own credentials from %s", s.CredsDir())
 	for _, name := range devstack.Services {
 		p, err := s.Run(name)
 		if err != nil {
@@ -213,7 +215,8 @@ func (d *dev) run(ctx context.Context, o devOptions) (err error) {
 		if err := d.consentApp(s); err != nil {
 			return err
 		}
-		d.say("• the stack keeps running; NATS_URL=%s DATABASE_URL=%s; Ctrl-C stops it", s.NATSURL, dbURL)
+		d.say("• the stack keeps running; NATS_URL=%s NATS_CREDS=%s DATABASE_URL=%s; Ctrl-C stops it",
+			s.NATSURL, s.CredsFile(natsauth.RoleOperator), dbURL)
 		<-ctx.Done()
 		if cause := context.Cause(ctx); errors.Is(cause, errServiceDied) {
 			return cause
