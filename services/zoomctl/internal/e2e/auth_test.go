@@ -15,6 +15,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/claritysecurity/zoom-connector/pkg/clarity"
+	"github.com/claritysecurity/zoom-connector/pkg/connector"
 	"github.com/claritysecurity/zoom-connector/pkg/natsauth"
 	"github.com/claritysecurity/zoom-connector/pkg/natsx"
 	"github.com/claritysecurity/zoom-connector/pkg/postgres"
@@ -28,10 +29,10 @@ import (
 // startSecuredStack runs the stack as a deployment runs it: NATS with
 // authorization on, each service with its own credentials, and the writer
 // on its own PostgreSQL login in a schema its owner migrated.
-func startSecuredStack(t *testing.T, org *zoomtest.Org) *devstack.Stack {
+func startSecuredStack(t *testing.T, org *zoomtest.Org, oauth bool) *devstack.Stack {
 	t.Helper()
 	s, err := devstack.Start(context.Background(), devstack.Config{
-		BinDir: binDir(t), DatabaseURL: roleDatabase(t).writer,
+		BinDir: binDir(t), DatabaseURL: roleDatabase(t).writer, OAuth: oauth,
 		Dir: t.TempDir(), Org: org, Secured: true, Env: map[string]string{"TRIGGER_ACK_WAIT": "3s"},
 	})
 	if err != nil {
@@ -76,7 +77,7 @@ func refusedInLogs(t *testing.T, s *devstack.Stack) []string {
 // service is refused anything on the way.
 func TestSecuredSyncWebhookProvisioning(t *testing.T) {
 	org := zoomtest.Generate(23, zoomtest.Size{Users: 60, Groups: 5, Roles: 4})
-	s := startSecuredStack(t, org)
+	s := startSecuredStack(t, org, false)
 	for _, name := range devstack.Services {
 		env, err := s.Env(name)
 		if err != nil {
@@ -154,6 +155,43 @@ func TestSecuredSyncWebhookProvisioning(t *testing.T) {
 	}
 }
 
+// TestSecuredOAuthConnector: with authorization on, the operator registers
+// a connector through the admin API, the OAuth redirect authorizes it and
+// its first sync runs, webhooks signed with its secret flow, Clarity's
+// backend reads it through the admin API, and no service is refused
+// anything on the way.
+func TestSecuredOAuthConnector(t *testing.T) {
+	org := zoomtest.Generate(29, zoomtest.Size{Users: 40, Groups: 4, Roles: 3})
+	s := startSecuredStack(t, org, true)
+	c := collect(t, s)
+	ctx := context.Background()
+	if err := s.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	converge(t, s, c, "after the authorization's first sync")
+	s.Sim.SetWebhookURL(s.WebhookURL)
+	if _, _, err := s.Sim.AddUser(ctx, zoomtest.User{Email: "oauth.hook@example.com", FirstName: "O", LastName: "Auth", Type: 1}); err != nil {
+		t.Fatal(err)
+	}
+	converge(t, s, c, "after a webhook")
+
+	nc, _, err := natsx.ConnectAuth(ctx, s.NATSURL, "clarity", natsx.Auth{CredsFile: s.CredsFile(natsauth.RoleClarity)}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	r, err := connector.Client{NC: nc, Timeout: 10 * time.Second}.Call(ctx, connector.AdminSubject(s.Config().Connector, connector.OpShow), struct{}{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Connector == nil || r.Connector.State != connector.StateActive {
+		t.Fatalf("Clarity's backend shows the connector as %+v, want active", r.Connector)
+	}
+	if lines := refusedInLogs(t, s); len(lines) > 0 {
+		t.Fatalf("the server refused the services:\n%s", strings.Join(lines, "\n"))
+	}
+}
+
 func containsLast(env []string, kv string) bool {
 	key, _, _ := strings.Cut(kv, "=")
 	last := ""
@@ -169,7 +207,7 @@ func containsLast(env []string, kv string) bool {
 // server refuses, or whose NATS_CREDS is no credentials file, exits at once
 // with one line that says so and shows no secret.
 func TestServiceWithUnusableCredentialsStops(t *testing.T) {
-	s := startSecuredStack(t, zoomtest.Generate(3, zoomtest.Size{Users: 5, Groups: 1, Roles: 1}))
+	s := startSecuredStack(t, zoomtest.Generate(3, zoomtest.Size{Users: 5, Groups: 1, Roles: 1}), false)
 	other := t.TempDir()
 	if _, err := natsauth.Init(other); err != nil {
 		t.Fatal(err)
