@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"crypto/rand"
 	"net/url"
 	"os"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/claritysecurity/zoom-connector/pkg/clarity"
 	"github.com/claritysecurity/zoom-connector/pkg/connector"
+	"github.com/claritysecurity/zoom-connector/pkg/follow"
 	"github.com/claritysecurity/zoom-connector/pkg/natsauth"
 	"github.com/claritysecurity/zoom-connector/pkg/natsx"
 	"github.com/claritysecurity/zoom-connector/pkg/postgres"
@@ -148,6 +150,28 @@ func TestSecuredSyncWebhookProvisioning(t *testing.T) {
 	}
 	if want := len(expected(s)); got != want {
 		t.Fatalf("tenant snapshot: %d records, want %d", got, want)
+	}
+	// and keeps a copy with the follower: a snapshot, then the events.
+	f, err := follow.New(follow.Config{Conn: tnc, Connector: s.Config().Connector,
+		Store: follow.NewFileStore(filepath.Join(t.TempDir(), "copy"))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fctx, stopFollow := context.WithCancel(ctx)
+	followed := make(chan error, 1)
+	go func() { followed <- f.Run(fctx) }()
+	if _, _, err := s.Sim.AddUser(ctx, zoomtest.User{Email: "followed@example.com", FirstName: "Fol", LastName: "Lowed", Type: 1}); err != nil {
+		t.Fatal(err)
+	}
+	converge(t, s, c, "after a webhook the follower sees")
+	for deadline := time.Now().Add(15 * time.Second); f.Len() != len(expected(s)); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the tenant's follower holds %d records, want %d", f.Len(), len(expected(s)))
+		}
+	}
+	stopFollow()
+	if err := <-followed; err != nil && !errors.Is(err, context.Canceled) {
+		t.Fatalf("follower: %v", err)
 	}
 
 	if lines := refusedInLogs(t, s); len(lines) > 0 {
