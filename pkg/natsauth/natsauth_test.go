@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -543,4 +544,55 @@ func TestTLSAndCredentials(t *testing.T) {
 	if again, _ := os.ReadFile(filepath.Join(dir, natsauth.FileCACert)); string(again) != string(ca) {
 		t.Fatal("a second certificate replaced the CA")
 	}
+}
+
+// TestPermissionViolationLogged: a refusal is logged with its subject, and
+// the log shows nothing of the credentials.
+func TestPermissionViolationLogged(t *testing.T) {
+	url, dir := secured(t)
+	var logs syncBuffer
+	creds := filepath.Join(dir, natsauth.CredsFile(natsauth.RoleNormalizer))
+	nc, _, err := natsx.ConnectAuth(context.Background(), url, "test", natsx.Auth{CredsFile: creds}, zerolog.New(&logs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	if err := nc.Publish("zoom.provision.acme.zoom", []byte("{}")); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(logs.String(), `"subject":"zoom.provision.acme.zoom"`); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no log of the refusal with its subject:\n%s", logs.String())
+		}
+	}
+	if !strings.Contains(logs.String(), "permission violation") {
+		t.Fatalf("the log does not say what was refused:\n%s", logs.String())
+	}
+	b, err := os.ReadFile(creds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if len(line) > 20 && !strings.HasPrefix(line, "---") && strings.Contains(logs.String(), line) {
+			t.Fatal("the log shows the credentials")
+		}
+	}
+}
+
+// syncBuffer is a buffer the client's callbacks and the test share.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
