@@ -3,6 +3,7 @@ package pipeline
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -96,8 +97,9 @@ type ProvisionOutcome struct {
 	FinishedAt  time.Time         `json:"finished_at"`
 	// Calls are the Zoom calls the action made, in order.
 	Calls []ZoomCall `json:"calls,omitempty"`
-	// RefreshUsers are the Zoom users (ids or emails) to read again.
-	RefreshUsers []string `json:"refresh_users,omitempty"`
+	// Reads are the users the action changed, as Zoom showed them when read
+	// back: the writer has them normalized like a listing's users.
+	Reads []UserRead `json:"reads,omitempty"`
 	// Admins is a group's admins as read back after a change of them.
 	Admins *GroupAdminsRead `json:"admins,omitempty"`
 }
@@ -107,6 +109,18 @@ type ZoomCall struct {
 	Call   string `json:"call"`
 	Status int    `json:"status"`
 	Code   int    `json:"code,omitempty"`
+}
+
+// UserRead is one user as read from Zoom: the body of GET /users/{userId},
+// or the user's item of the pending listing with its status, or NotFound
+// when Zoom no longer has the user.
+type UserRead struct {
+	// UserID is how the user was read: its Zoom id, or for a pending user
+	// its key pending:<email> (which a NotFound read deletes).
+	UserID   string          `json:"user_id"`
+	Body     json.RawMessage `json:"body,omitempty"`
+	NotFound bool            `json:"not_found,omitempty"`
+	ReadAtMs int64           `json:"read_at_ms"`
 }
 
 // GroupAdminsRead is one user's admin rights on one group as Zoom showed

@@ -83,6 +83,35 @@ func (c *Client) GroupAdminEmails(ctx context.Context, groupID string) ([]string
 	return out, err
 }
 
+// PendingUser returns, as Zoom lists it, the pending user (invited, not yet
+// joined) with this email, and false when the pending listing has none.
+// GET /users/{userId} shows of a pending user only its id: the listing is
+// what says its type, role and groups.
+func (c *Client) PendingUser(ctx context.Context, email string) ([]byte, bool, error) {
+	var found []byte
+	errFound := errors.New("found")
+	err := c.Pages(ctx, UsersListing(UserStatusPending), func(p RawPage) error {
+		var page struct {
+			Users []json.RawMessage `json:"users"`
+		}
+		if err := Decode(p.Body, &page); err != nil {
+			return err
+		}
+		for _, raw := range page.Users {
+			var u User
+			if Decode(raw, &u) == nil && strings.EqualFold(u.Email, email) {
+				found = raw
+				return errFound
+			}
+		}
+		return nil
+	})
+	if errors.Is(err, errFound) {
+		return found, true, nil
+	}
+	return nil, false, err
+}
+
 // AddGroupMember adds a user to a group: POST /groups/{groupId}/members.
 func (c *Client) AddGroupMember(ctx context.Context, groupID, userID string) error {
 	return c.call(ctx, request{method: http.MethodPost, endpoint: "/groups/{groupId}/members",
@@ -181,9 +210,14 @@ func (c *Client) call(ctx context.Context, r request, out any) error {
 }
 
 // members is {"<field>":[{"id":"<userID>"}]}, the body of the endpoints
-// that add members or admins.
+// that add members or admins; a user named by email (a pending user, who
+// has no id) is {"email":…}.
 func members(field, userID string) []byte {
-	b, _ := json.Marshal(map[string][]map[string]string{field: {{"id": userID}}}) // strings always encode
+	ref := "id"
+	if strings.Contains(userID, "@") {
+		ref = "email"
+	}
+	b, _ := json.Marshal(map[string][]map[string]string{field: {{ref: userID}}}) // strings always encode
 	return b
 }
 

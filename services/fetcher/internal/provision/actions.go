@@ -3,6 +3,7 @@ package provision
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -18,7 +19,8 @@ import (
 
 // Zoom is what the actions need of a connector's Zoom client.
 type Zoom interface {
-	ReadUser(ctx context.Context, userID string) (zoom.User, error)
+	GetUser(ctx context.Context, userID string) ([]byte, error)
+	PendingUser(ctx context.Context, email string) ([]byte, bool, error)
 	ReadGroup(ctx context.Context, groupID string) (zoom.Group, error)
 	ReadRole(ctx context.Context, roleID string) (zoom.Role, error)
 	GroupAdminEmails(ctx context.Context, groupID string) ([]string, error)
@@ -57,9 +59,12 @@ type action struct {
 	// effect found in place is then this request's own.
 	resumed bool
 
-	calls   []pipeline.ZoomCall
-	refresh []string
-	admins  *pipeline.GroupAdminsRead
+	calls []pipeline.ZoomCall
+	// read is the latest read of the request's user; reads are the reads
+	// the writer publishes once the result is committed.
+	read   *pipeline.UserRead
+	reads  []pipeline.UserRead
+	admins *pipeline.GroupAdminsRead
 }
 
 // outcome is what an action ends with. err, when not nil, is an error
@@ -87,13 +92,71 @@ func (a *action) call(name string, ok int, f func() error) error {
 	return err
 }
 
+// readUser reads a user: by GET /users/{userId}, or for the request's
+// pending user (whom that shows only by id) from the pending listing. A
+// read of the request's user is kept in a.read.
 func (a *action) readUser(ctx context.Context, id string) (zoom.User, error) {
+	mine := id == a.req.zoomUser
+	at := time.Now()
+	var body []byte
+	var err error
+	if mine && a.req.pending {
+		var ok bool
+		err = a.call("GET /users?status=pending", http.StatusOK, func() (err error) {
+			body, ok, err = a.z.PendingUser(ctx, id)
+			return err
+		})
+		if err == nil && !ok {
+			err = fmt.Errorf("%w: Zoom lists no pending user %s", zoom.ErrUserNotFound, id)
+		}
+		if err == nil {
+			body, err = withStatus(body, zoom.UserStatusPending)
+		}
+	} else {
+		err = a.call("GET /users/{userId}", http.StatusOK, func() (err error) {
+			body, err = a.z.GetUser(ctx, id)
+			return err
+		})
+	}
+	if mine {
+		key := id
+		if a.req.pending {
+			key = "pending:" + strings.ToLower(id)
+		}
+		switch {
+		case errors.Is(err, zoom.ErrUserNotFound):
+			a.read = &pipeline.UserRead{UserID: key, NotFound: true, ReadAtMs: at.UnixMilli()}
+		case err == nil:
+			a.read = &pipeline.UserRead{UserID: key, Body: body, ReadAtMs: at.UnixMilli()}
+		}
+	}
+	if err != nil {
+		return zoom.User{}, err
+	}
 	var u zoom.User
-	err := a.call("GET /users/{userId}", http.StatusOK, func() (err error) {
-		u, err = a.z.ReadUser(ctx, id)
-		return err
-	})
-	return u, err
+	if err := zoom.Decode(body, &u); err != nil {
+		return zoom.User{}, fmt.Errorf("read user %s: %w", bound(id, 80), err)
+	}
+	return u, nil
+}
+
+// withStatus adds status to a listed user, which a listing of one status
+// does not repeat.
+func withStatus(body []byte, status string) ([]byte, error) {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(body, &m); err != nil {
+		return nil, fmt.Errorf("listed user: %w", err)
+	}
+	m["status"], _ = json.Marshal(status)
+	return json.Marshal(m)
+}
+
+// refreshed has the latest read of the request's user published once the
+// result is committed.
+func (a *action) refreshed() {
+	if a.read != nil {
+		a.reads = append(a.reads, *a.read)
+	}
 }
 
 // run carries the action out.
@@ -129,6 +192,7 @@ func (a *action) run(ctx context.Context) outcome {
 }
 
 func (a *action) group(ctx context.Context, u zoom.User, add bool) outcome {
+	u.ID = cmp.Or(u.ID, a.req.zoomUser) // a pending user is named by email
 	gid := a.req.grant.id
 	has := func(u zoom.User) bool { return slices.Contains(u.GroupIDs, gid) }
 	if has(u) == add {
@@ -147,13 +211,14 @@ func (a *action) group(ctx context.Context, u zoom.User, add bool) outcome {
 		}
 		return a.call("DELETE /groups/{groupId}/members/{memberId}", http.StatusNoContent, func() error { return a.z.RemoveGroupMember(ctx, gid, u.ID) })
 	}
-	return a.write(ctx, u.ID, write, func() (bool, error) {
+	return a.write(ctx, true, write, func() (bool, error) {
 		v, err := a.readUser(ctx, a.req.zoomUser)
 		return has(v) == add, err
 	}, map[bool]string{true: "add the user to group ", false: "take the user out of group "}[add]+gid)
 }
 
 func (a *action) groupAdmin(ctx context.Context, u zoom.User, add bool) outcome {
+	u.ID = cmp.Or(u.ID, a.req.zoomUser) // a pending user is named by email
 	gid := a.req.grant.id
 	var readAt time.Time
 	isAdmin := func() (bool, error) {
@@ -181,7 +246,7 @@ func (a *action) groupAdmin(ctx context.Context, u zoom.User, add bool) outcome 
 		}
 		return a.call("DELETE /groups/{groupId}/admins/{userId}", http.StatusNoContent, func() error { return a.z.RemoveGroupAdmin(ctx, gid, u.ID) })
 	}
-	o := a.write(ctx, "", write, func() (bool, error) {
+	o := a.write(ctx, false, write, func() (bool, error) {
 		v, err := isAdmin()
 		return v == add, err
 	}, map[bool]string{true: "make the user an admin of group ", false: "take the user's admin rights on group "}[add]+gid)
@@ -192,6 +257,7 @@ func (a *action) groupAdmin(ctx context.Context, u zoom.User, add bool) outcome 
 }
 
 func (a *action) role(ctx context.Context, u zoom.User, add bool) outcome {
+	u.ID = cmp.Or(u.ID, a.req.zoomUser) // a pending user is named by email
 	rid := a.req.grant.id
 	if (u.RoleID == rid) == add {
 		if !add {
@@ -214,13 +280,14 @@ func (a *action) role(ctx context.Context, u zoom.User, add bool) outcome {
 			return a.call("DELETE /roles/{roleId}/members/{memberId}", http.StatusNoContent, func() error { return a.z.RemoveRoleMember(ctx, rid, u.ID) })
 		}
 	}
-	return a.write(ctx, u.ID, write, func() (bool, error) {
+	return a.write(ctx, true, write, func() (bool, error) {
 		v, err := a.readUser(ctx, a.req.zoomUser)
 		return (v.RoleID == rid) == add, err
 	}, map[bool]string{true: "give the user role ", false: "take role "}[add]+rid)
 }
 
 func (a *action) license(ctx context.Context, u zoom.User, add bool) outcome {
+	u.ID = cmp.Or(u.ID, a.req.zoomUser) // a pending user is named by email
 	want := a.req.grant.typ
 	if !add {
 		if want == zoom.UserTypeBasic {
@@ -233,7 +300,7 @@ func (a *action) license(ctx context.Context, u zoom.User, add bool) outcome {
 	} else if u.Type == want {
 		return a.inEffect()
 	}
-	return a.write(ctx, u.ID,
+	return a.write(ctx, true,
 		func() error {
 			return a.call("PATCH /users/{userId}", http.StatusNoContent, func() error { return a.z.SetUserType(ctx, u.ID, want) })
 		},
@@ -244,10 +311,11 @@ func (a *action) license(ctx context.Context, u zoom.User, add bool) outcome {
 }
 
 func (a *action) status(ctx context.Context, u zoom.User, act, want string) outcome {
+	u.ID = cmp.Or(u.ID, a.req.zoomUser) // a pending user is named by email
 	if u.Status == want {
 		return a.inEffect()
 	}
-	return a.write(ctx, u.ID,
+	return a.write(ctx, true,
 		func() error {
 			return a.call("PUT /users/{userId}/status", http.StatusOK, func() error { return a.z.SetUserStatus(ctx, u.ID, act) })
 		},
@@ -261,7 +329,7 @@ func (a *action) remove(ctx context.Context) outcome {
 	u, err := a.readUser(ctx, a.req.zoomUser)
 	if errors.Is(err, zoom.ErrUserNotFound) && a.resumed {
 		// This request's own removal, made before the worker stopped.
-		a.refreshRemoved()
+		a.refreshed()
 		return a.succeeded()
 	}
 	if err != nil {
@@ -291,7 +359,7 @@ func (a *action) remove(ctx context.Context) outcome {
 	_, err = a.readUser(ctx, a.req.zoomUser)
 	switch {
 	case errors.Is(err, zoom.ErrUserNotFound):
-		a.refreshRemoved()
+		a.refreshed()
 		return a.succeeded()
 	case err != nil:
 		return a.failed(ctx, err, "read the user back")
@@ -299,23 +367,16 @@ func (a *action) remove(ctx context.Context) outcome {
 	return a.notShown("remove the user")
 }
 
-// refreshRemoved asks for the removed user's records to be read again:
-// Zoom no longer has the user, so they are deleted. A pending user's key
-// is pending:<email>, which is what the read asks for.
-func (a *action) refreshRemoved() {
-	if a.req.pending {
-		a.refresh = append(a.refresh, "pending:"+strings.ToLower(a.req.zoomUser))
-		return
-	}
-	a.refresh = append(a.refresh, a.req.zoomUser)
-}
-
 func (a *action) invite(ctx context.Context) outcome {
-	u, err := a.readUser(ctx, a.req.Email)
+	// Anyone with the email in the account, pending or not, is in effect.
+	err := a.call("GET /users/{userId}", http.StatusOK, func() error { _, err := a.z.GetUser(ctx, a.req.Email); return err })
 	switch {
 	case err == nil:
 		if a.resumed {
-			a.refresh = append(a.refresh, cmp.Or(u.ID, a.req.Email))
+			// This request's own invitation: its records are read.
+			if _, err := a.readUser(ctx, a.req.zoomUser); err == nil {
+				a.refreshed()
+			}
 			return a.succeeded()
 		}
 		return a.inEffect()
@@ -331,21 +392,20 @@ func (a *action) invite(ctx context.Context) outcome {
 	}); err != nil {
 		return a.failed(ctx, err, "invite the user")
 	}
-	v, err := a.readUser(ctx, a.req.Email)
-	if err != nil {
+	if _, err := a.readUser(ctx, a.req.zoomUser); err != nil {
 		if errors.Is(err, zoom.ErrUserNotFound) {
 			return a.notShown("invite the user")
 		}
 		return a.failed(ctx, err, "read the invited user back")
 	}
-	a.refresh = append(a.refresh, cmp.Or(v.ID, a.req.Email))
+	a.refreshed()
 	return a.succeeded()
 }
 
 // write records that the write is due, makes it and reads back: succeeded
-// only when Zoom shows the effect. refresh is the Zoom user to read again
-// afterwards ("" for none).
-func (a *action) write(ctx context.Context, refresh string, do func() error, shows func() (bool, error), what string) outcome {
+// only when Zoom shows the effect. With refresh, the user as read back is
+// published once the result is committed.
+func (a *action) write(ctx context.Context, refresh bool, do func() error, shows func() (bool, error), what string) outcome {
 	if err := a.writing(); err != nil {
 		return outcome{err: err}
 	}
@@ -359,8 +419,8 @@ func (a *action) write(ctx context.Context, refresh string, do func() error, sho
 	if !ok {
 		return a.notShown(what)
 	}
-	if refresh != "" {
-		a.refresh = append(a.refresh, a.req.zoomUser)
+	if refresh {
+		a.refreshed()
 	}
 	return a.succeeded()
 }
@@ -369,9 +429,7 @@ func (a *action) inEffect() outcome {
 	if a.resumed {
 		// The effect found is this request's own write, made before the
 		// worker stopped: what it answers is that it succeeded.
-		if a.req.Action != clarity.ActionInviteUser && a.req.Action != clarity.ActionRemoveUser {
-			a.refresh = append(a.refresh, a.req.zoomUser)
-		}
+		a.refreshed()
 		return a.succeeded()
 	}
 	return a.result(clarity.ResultAlreadyInEffect, "", 0, 0)

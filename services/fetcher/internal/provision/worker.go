@@ -279,7 +279,7 @@ func (w *Worker) act(ctx context.Context, c pipeline.ConnectorRef, req request, 
 	if out.err != nil {
 		return out.err
 	}
-	o.Result, o.Calls, o.RefreshUsers, o.Admins = out.result, a.calls, a.refresh, a.admins
+	o.Result, o.Calls, o.Reads, o.Admins = out.result, a.calls, a.reads, a.admins
 	return nil
 }
 

@@ -112,16 +112,27 @@ func Handler(cfg Config) natsx.Handler {
 // refresh publishes the re-reads of the records the action touched.
 func refresh(ctx context.Context, pub pipeline.Publisher, c pipeline.ConnectorRef, o *pipeline.ProvisionOutcome) error {
 	stem := pipeline.ProvisionResultID(c, o.AuditKey)
-	version := o.FinishedAt.UnixMilli()
-	for i, u := range o.RefreshUsers {
-		m, err := pipeline.NewMsg(pipeline.HintSubject(c), &pb.FetchUser{
-			Tenant: c.Tenant, Connector: c.ID, UserId: u, VersionMs: version,
+	for i, r := range o.Reads {
+		if r.UserID == "" || (len(r.Body) == 0 && !r.NotFound) {
+			continue
+		}
+		// The user as the action read it back, normalized by the
+		// normalizer like a re-read user (LISTING_USER).
+		m, err := pipeline.NewMsg(pipeline.RawSubject(c), &pb.Envelope{
+			Tenant: c.Tenant, Connector: c.ID,
+			Body: &pb.Envelope_RawPage{RawPage: &pb.RawPage{
+				Ref:         &pb.PageRef{Listing: pb.Listing_LISTING_USER, Page: 1, Last: true},
+				FetchedAtMs: max(r.ReadAtMs, 1),
+				Body:        r.Body,
+				UserId:      r.UserID,
+				NotFound:    r.NotFound,
+			}},
 		}, stem+"/user/"+strconv.Itoa(i))
 		if err != nil {
 			return natsx.Permanent(err)
 		}
 		if _, err := pub.PublishMsg(ctx, m); err != nil {
-			return fmt.Errorf("ask for user %s to be read again: %w", u, err)
+			return fmt.Errorf("publish user %s as read: %w", r.UserID, err)
 		}
 	}
 	if a := o.Admins; a != nil && a.GroupID != "" && a.Email != "" {
