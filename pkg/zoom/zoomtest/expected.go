@@ -26,14 +26,21 @@ type Record struct {
 //
 // The oracle uses only what a full sync can see with the fewest requests:
 // GET /users (three statuses, include_fields=custom_attributes), GET
-// /groups, GET /groups/{groupId}/admins and GET /roles. In particular the
-// language and login_types attributes are never expected: they are not in
-// the GET /users list item schema, only in GET /users/{userId}, which a sync
-// does not call for every user (enrichment is off by default). Roles of a
-// type other than "common" are left out because GET /roles lists common
-// roles by default.
+// /groups, GET /groups/{groupId}/admins and GET /roles (type common and
+// type iq). In particular the language and login_types attributes are never
+// expected: they are not in the GET /users list item schema, only in GET
+// /users/{userId}, which a sync does not call for every user (enrichment is
+// off by default).
+//
+// A user's Zoom United plan and the items of its license_info_list are
+// licence entitlements, which exist while someone holds them:
+// license:united:<plan_united_type>, and license:<license_type in lower
+// case>:<license_option> for each item but MEETING 2 (the Licensed type,
+// license:licensed). They are named as Zoom names the plan, or
+// "Zoom United plan <n>" and "<LICENSE_TYPE> licence option <n>".
 func Expected(org *Org) []Record {
 	var users, ents, grants, attrs []Record
+	tiers := map[string]string{} // the licence tiers users hold, by key
 
 	for _, u := range org.Users {
 		key := u.ID
@@ -77,6 +84,10 @@ func Expected(org *Org) []Record {
 		case TypeBasic, TypeLicensed, TypeUnassigned:
 			grant("license:" + licenseOf(u.Type))
 		}
+		for _, t := range licenceTiers(u) {
+			grant(t.key)
+			tiers[t.key] = t.name
+		}
 
 		attr := func(name, value string) {
 			if value == "" {
@@ -119,10 +130,13 @@ func Expected(org *Org) []Record {
 		}
 	}
 	for _, r := range org.Roles {
-		if r.Type != "" && r.Type != "common" {
+		if r.Type != "" && r.Type != "common" && r.Type != "iq" {
 			continue
 		}
 		ents = append(ents, entitlement("role:"+r.ID, "role", r.ID, r.Name, r.Description))
+	}
+	for key, name := range tiers {
+		ents = append(ents, entitlement(key, "license", "", name, ""))
 	}
 	ents = append(ents,
 		entitlement("license:basic", "license", "", "Basic", ""),
@@ -157,4 +171,43 @@ func licenseOf(t int) string {
 		return "unassigned"
 	}
 	return "type:" + strconv.Itoa(t)
+}
+
+// tier is a licence tier's entitlement key and name.
+type tier struct{ key, name string }
+
+// licenceTiers are the licence tiers u holds beside its type (see
+// Expected), each once.
+func licenceTiers(u User) []tier {
+	var out []tier
+	add := func(t tier) {
+		for _, o := range out {
+			if o.key == t.key {
+				return
+			}
+		}
+		out = append(out, t)
+	}
+	if u.PlanUnitedType != "" {
+		name, ok := unitedPlanNames[u.PlanUnitedType]
+		if !ok {
+			name = "Zoom United plan " + u.PlanUnitedType
+		}
+		add(tier{"license:united:" + u.PlanUnitedType, name})
+	}
+	for _, li := range u.LicenseInfoList {
+		opt := strconv.FormatInt(li.LicenseOption, 10)
+		if li.LicenseType == "" || (li.LicenseType == "MEETING" && opt == "2") {
+			continue
+		}
+		name := ""
+		if li.LicenseType == "ZOOM_WORKPLACE_BUNDLE" {
+			name = workplacePlanNames[opt]
+		}
+		if name == "" {
+			name = li.LicenseType + " licence option " + opt
+		}
+		add(tier{"license:" + strings.ToLower(li.LicenseType) + ":" + opt, name})
+	}
+	return out
 }

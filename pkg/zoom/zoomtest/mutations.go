@@ -386,8 +386,10 @@ func attrsOrEmpty(a []CustomAttribute) []CustomAttribute {
 }
 
 // DeactivateUser deactivates an active user. As Zoom documents,
-// deactivation removes the user's licences: a Licensed user (type 2) becomes
-// Basic (type 1) and stays so when reactivated. The owner cannot be
+// deactivation "removes all licenses associated with a user": a Licensed
+// user (type 2) becomes Basic (type 1), and its Zoom United plan and
+// license_info_list go (dropLicences); it stays so when reactivated, which
+// Zoom documents as restoring the login only. The owner cannot be
 // deactivated. Webhook: user.deactivated.
 func (a *Account) DeactivateUser(ctx context.Context, user string) (Delivery, error) {
 	return a.mutate(ctx, func(st *state) ([]event, error) { return st.setStatusCore(user, "deactivate") })
@@ -419,9 +421,7 @@ func (st *state) setStatusCore(user, action string) ([]event, error) {
 		}
 		st.update(su, func(u *User) {
 			u.Status = StatusInactive
-			if u.Type == TypeLicensed {
-				u.Type = TypeBasic
-			}
+			dropLicences(u)
 		})
 		return []event{{name: "user.deactivated", operator: true, object: userObject(su.u)}}, nil
 	}

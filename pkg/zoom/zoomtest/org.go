@@ -66,6 +66,10 @@ type User struct {
 	LoginTypes        []int             `json:"login_types,omitempty"`
 	CustomAttributes  []CustomAttribute `json:"custom_attributes,omitempty"`
 	PMI               int64             `json:"pmi,omitempty"`
+	// PlanUnitedType and LicenseInfoList are the user's paid bundles and
+	// add-ons (licence.go); Generate gives none, a test sets them.
+	PlanUnitedType  string        `json:"plan_united_type,omitempty"`
+	LicenseInfoList []LicenseInfo `json:"license_info_list,omitempty"`
 
 	// Profile fields that only GET /users/{userId} returns.
 	JobTitle   string `json:"job_title,omitempty"`
@@ -140,5 +144,6 @@ func (u User) clone() User {
 	u.GroupIDs = slices.Clone(u.GroupIDs)
 	u.LoginTypes = slices.Clone(u.LoginTypes)
 	u.CustomAttributes = slices.Clone(u.CustomAttributes)
+	u.LicenseInfoList = slices.Clone(u.LicenseInfoList)
 	return u
 }

@@ -126,6 +126,8 @@ type userDetail struct {
 	LoginTypes         []int             `json:"login_types,omitempty"`
 	CustomAttributes   []CustomAttribute `json:"custom_attributes,omitempty"`
 	JID                string            `json:"jid,omitempty"`
+	PlanUnitedType     string            `json:"plan_united_type,omitempty"`
+	LicenseInfoList    []LicenseInfo     `json:"license_info_list,omitempty"`
 }
 
 // getUser serves GET /users/{userId}, by id or email, "me" (the account
@@ -173,7 +175,8 @@ func (a *Account) getUser(w http.ResponseWriter, r *http.Request) {
 		GroupIDs: u.GroupIDs, EmployeeUniqueID: u.EmployeeUniqueID, JobTitle: u.JobTitle,
 		Company: u.Company, Location: u.Location, Manager: u.Manager, CostCenter: u.CostCenter,
 		LoginTypes: u.LoginTypes, CustomAttributes: u.CustomAttributes,
-		JID: strings.ToLower(u.ID) + "@xmpp.zoom.us",
+		JID:            strings.ToLower(u.ID) + "@xmpp.zoom.us",
+		PlanUnitedType: u.PlanUnitedType, LicenseInfoList: u.LicenseInfoList,
 	}
 	if u.PMI != 0 {
 		d.PersonalMeetingURL = "https://zoom.us/j/" + strconv.FormatInt(u.PMI, 10)

@@ -260,6 +260,8 @@ type listUser struct {
 	Status            string            `json:"status"`
 	EmployeeUniqueID  string            `json:"employee_unique_id,omitempty"`
 	CustomAttributes  []CustomAttribute `json:"custom_attributes,omitempty"`
+	PlanUnitedType    string            `json:"plan_united_type,omitempty"`
+	LicenseInfoList   []LicenseInfo     `json:"license_info_list,omitempty"`
 }
 
 type groupMember struct {
@@ -296,6 +298,7 @@ func (su *suser) render(variant int) []byte {
 			Dept: u.Dept, CreatedAt: zoomTime(u.CreatedAt), UserCreatedAt: zoomTime(u.UserCreatedAt),
 			LastLoginTime: zoomTime(u.LastLoginTime), LastClientVersion: u.LastClientVersion,
 			GroupIDs: u.GroupIDs, RoleID: u.RoleID, Status: u.Status, EmployeeUniqueID: u.EmployeeUniqueID,
+			PlanUnitedType: u.PlanUnitedType, LicenseInfoList: u.LicenseInfoList,
 		}
 		if u.Status == StatusPending {
 			lu.ID = ""

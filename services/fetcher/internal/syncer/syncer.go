@@ -256,6 +256,17 @@ func (s *Syncer) Fetch(ctx context.Context, c pipeline.ConnectorRef, run *pb.Run
 		}
 		return err
 	})
+	// GET /roles lists one type of roles a call: the Zoom IQ roles are a
+	// listing of their own, keyed by their type. Refused by the plan, the
+	// account has none (a free account is refused the common ones too,
+	// which spares every role).
+	spawn(func() error {
+		err := walk(zoom.IQRolesListing(), pb.Listing_LISTING_ROLES, zoom.RoleTypeIQ, single, nil)
+		if errors.Is(err, zoom.ErrPlanUnavailable) {
+			return nil
+		}
+		return err
+	})
 	for _, u := range userListings {
 		spawn(func() error { return walk(zoom.UsersListing(u.status), u.listing, "", single, nil) })
 	}

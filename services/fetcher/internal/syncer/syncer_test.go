@@ -109,5 +109,8 @@ func pageID(p *pb.RawPage, attempt int) string {
 		pb.Listing_LISTING_GROUP_ADMINS:   "groups/" + p.Ref.ListingKey + "/admins",
 		pb.Listing_LISTING_ROLES:          "roles",
 	}[p.Ref.Listing]
+	if p.Ref.Listing == pb.Listing_LISTING_ROLES && p.Ref.ListingKey != "" {
+		listing += "/" + p.Ref.ListingKey // the roles of one type: roles/iq
+	}
 	return "run-1/" + strconv.Itoa(attempt) + "/" + listing + "/" + strconv.Itoa(int(p.Ref.Pass)) + "/" + strconv.Itoa(int(p.Ref.Page))
 }

@@ -157,6 +157,9 @@ func AppendUser(dst []*pb.Record, u *zoom.User, status string) ([]*pb.Record, st
 	if lk, ok := clarity.LicenseKey(u.Type); ok {
 		dst = append(dst, GrantRecord(key, lk))
 	}
+	for _, e := range LicenseTiers(u) {
+		dst = append(dst, GrantRecord(key, e.ID))
+	}
 
 	dst = appendAttr(dst, key, AttrDepartment, u.Dept)
 	dst = appendAttr(dst, key, AttrTimezone, u.Timezone)
@@ -230,7 +233,7 @@ func withinBounds(u *zoom.User) bool {
 // userRecords is an upper bound of the number of records AppendUser makes
 // for u, so that a page's record slice is allocated once.
 func userRecords(u *zoom.User) int {
-	return 1 + len(u.GroupIDs) + 2 + 7 + len(u.CustomAttributes)
+	return 1 + len(u.GroupIDs) + 2 + 1 + len(u.LicenseInfoList) + 7 + len(u.CustomAttributes)
 }
 
 func appendAttr(dst []*pb.Record, userKey, name, value string) []*pb.Record {
@@ -318,13 +321,16 @@ func usersPage(b *pb.RecordBatch, body []byte, status string) (Stats, error) {
 		n += userRecords(&list.Users[i])
 	}
 	recs := make([]*pb.Record, 0, n)
+	var tiers tierEntitlements
 	for i := range list.Users {
 		var ok bool
 		if recs, _, ok = AppendUser(recs, &list.Users[i], status); !ok {
 			st.Skipped++
+		} else {
+			tiers.add(LicenseTiers(&list.Users[i]))
 		}
 	}
-	b.Records = recs
+	b.Records = append(recs, tiers.recs...)
 	return st, nil
 }
 
@@ -388,7 +394,9 @@ func userPage(b *pb.RecordBatch, p *pb.RawPage) (Stats, error) {
 	if !ok {
 		return Stats{Items: 1, Skipped: 1}, fmt.Errorf("%w: user %q has neither id nor email", ErrBadPage, p.GetUserId())
 	}
-	b.Records = recs
+	var tiers tierEntitlements
+	tiers.add(LicenseTiers(&u))
+	b.Records = append(recs, tiers.recs...)
 	b.ReplaceUser = key
 	return Stats{Items: 1}, nil
 }

@@ -328,14 +328,14 @@ func joinCounts(keys []string, m map[string]int) string {
 
 // expectedPages estimates the requests of a full sync from Zoom's
 // total_records of each listing: one per page of 300, one per group's
-// admins, roles, and the token.
+// admins, the roles of each type, and the token.
 func expectedPages(org *zoomtest.Org) int {
 	by := map[string]int{}
 	for _, u := range org.Users {
 		by[u.Status]++
 	}
 	pages := func(n int) int { return max(1, (n+299)/300) }
-	n := pages(by["active"]) + pages(by["inactive"]) + pages(by["pending"]) + pages(len(org.Groups)) + 2
+	n := pages(by["active"]) + pages(by["inactive"]) + pages(by["pending"]) + pages(len(org.Groups)) + 3
 	for _, g := range org.Groups {
 		n += pages(len(g.Admins))
 	}

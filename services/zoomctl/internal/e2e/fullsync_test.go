@@ -107,7 +107,7 @@ func checkRequests(t *testing.T, s interface{ Requests() map[string]int }, org *
 		"GET /users":                   pages(byStatus["active"]) + pages(byStatus["inactive"]) + pages(byStatus["pending"]),
 		"GET /groups":                  pages(len(org.Groups)),
 		"GET /groups/{groupId}/admins": admins,
-		"GET /roles":                   1,
+		"GET /roles":                   2, // type common, type iq
 	}
 	got := s.Requests()
 	for k, w := range want {
