@@ -15,7 +15,12 @@ func WriteTable(w io.Writer) error {
 	fmt.Fprintln(w, "|---|---|---|---|")
 	row := func(name string, p Permissions) {
 		var pub, js []string
-		for _, s := range p.Publish {
+		publish := p.Publish
+		if ensure := streamAdmin(allStreams()...); containsAll(publish, ensure) {
+			publish = slices.DeleteFunc(slices.Clone(publish), func(s string) bool { return slices.Contains(ensure, s) })
+			js = append(js, "ensure every stream (info, create, update)")
+		}
+		for _, s := range publish {
 			if item, ok := jetStreamItem(s); ok {
 				js = append(js, item)
 			} else {
@@ -125,4 +130,14 @@ func merge(items []string) []string {
 		}
 	}
 	return out
+}
+
+// containsAll reports whether list holds every item of want.
+func containsAll(list, want []string) bool {
+	for _, w := range want {
+		if !slices.Contains(list, w) {
+			return false
+		}
+	}
+	return true
 }
