@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/claritysecurity/zoom-connector/pkg/clarity"
+	"github.com/claritysecurity/zoom-connector/pkg/connector"
 	"github.com/claritysecurity/zoom-connector/pkg/pipeline"
 	"github.com/claritysecurity/zoom-connector/pkg/zoom/zoomtest"
 	"github.com/claritysecurity/zoom-connector/services/zoomctl/internal/cli"
@@ -37,7 +38,7 @@ func startProvStack(t *testing.T, org *zoomtest.Org, env map[string]string) *pro
 	if _, err := rand.Read(raw); err != nil {
 		t.Fatal(err)
 	}
-	all := map[string]string{"CONNECTOR_SECRETS_KEY": "k1:" + base64.StdEncoding.EncodeToString(raw)}
+	all := map[string]string{"CONNECTOR_SECRETS_KEY": "k1:" + base64.StdEncoding.EncodeToString(raw), "OAUTH_REDIRECT_URL": redirectTemplate}
 	for k, v := range env {
 		all[k] = v
 	}
@@ -393,6 +394,19 @@ func TestProvisioningFailures(t *testing.T) {
 			}
 		}
 	}
+	// webhook starts the webhook service once: the admin API that
+	// registers connectors and the OAuth redirect are its.
+	webhookUp := false
+	webhook := func(t *testing.T) {
+		t.Helper()
+		if webhookUp {
+			return
+		}
+		if _, err := p.Run("webhook"); err != nil {
+			t.Fatal(err)
+		}
+		webhookUp = true
+	}
 	u := users[0].ID
 	t.Run("owner's role", func(t *testing.T) {
 		fails(t, p.ref, clarity.ProvisionRequest{Action: clarity.ActionAddGrant, User: owner.ID, Entitlement: "role:" + role}, 400, 300, "Owner")
@@ -528,10 +542,7 @@ func TestProvisioningFailures(t *testing.T) {
 			t.Fatal(err)
 		}
 		co := collectRef(t, p.Stack, other)
-		// The admin API that registers connectors is the webhook service's.
-		if _, err := p.Run("webhook"); err != nil {
-			t.Fatal(err)
-		}
+		webhook(t)
 		var out, errw strings.Builder
 		code := cli.Main(context.Background(), []string{"connector", "add", "--tenant", other.Tenant, "--connector", other.ID, "--auth", "s2s",
 			"--client-id", acct.ClientID(), "--client-secret-file", secretFile(t, acct.ClientSecret()), "--account-id", acct.ID(),
@@ -563,6 +574,42 @@ func TestProvisioningFailures(t *testing.T) {
 		}
 		if evs := p.c.since(markMine); len(evs) != 0 {
 			t.Errorf("requests of %s made events of %s: %v", other, p.ref, evs[0].Type)
+		}
+	})
+	t.Run("oauth connector: expired token, revoked grant, needs authorization", func(t *testing.T) {
+		webhook(t)
+		cs := &connectorStack{Stack: p.Stack}
+		ref := pipeline.ConnectorRef{Tenant: "acme", ID: "zoom"}
+		acct, app := cs.account(t, "acc-acme", ref, 305, 20)
+		co := collectRef(t, p.Stack, ref)
+		// Registered, not yet authorized: refused at once.
+		v := cs.addOAuth(t, ref, app, app.ClientSecret())
+		who := pickUsers(t, acct.Org(), 2)
+		fails(t, ref, clarity.ProvisionRequest{Action: clarity.ActionDeactivateUser, User: who[0].ID}, 0, 0, "pending_authorization")
+		if _, status, page := cs.browser(t, v.AuthorizeURL); status != 200 {
+			t.Fatalf("authorization: %d %s", status, page)
+		}
+		if op, d := co.waitSyncEnd(t, 1, 2*time.Minute); op != clarity.OpCompleted {
+			t.Fatalf("first sync of %s: %s (%s)", ref, op, d.Error)
+		}
+		// An expired access token is refreshed (and the refresh token
+		// rotated) on the way.
+		acct.ExpireTokens()
+		if res := p.send(t, ref, clarity.ProvisionRequest{RequestID: "acme-1", Action: clarity.ActionDeactivateUser, User: who[0].ID}); res.Result != clarity.ResultSucceeded {
+			t.Fatalf("with an expired token: %+v", res)
+		}
+		// Zoom revokes the grant: the request fails saying to authorize
+		// again, and the connector needs it.
+		app.RevokeGrants()
+		before := orgJSON(t, acct)
+		res := p.send(t, ref, clarity.ProvisionRequest{RequestID: "acme-2", Action: clarity.ActionDeactivateUser, User: who[1].ID})
+		if res.Result != clarity.ResultFailed || !strings.Contains(res.Error, "authorize") {
+			t.Fatalf("with a revoked grant: %+v, want failed saying to authorize again", res)
+		}
+		cs.waitState(t, ref, connector.StateNeedsReauthorization)
+		fails(t, ref, clarity.ProvisionRequest{Action: clarity.ActionDeactivateUser, User: who[1].ID}, 0, 0, "needs_reauthorization")
+		if orgJSON(t, acct) != before {
+			t.Errorf("the account changed")
 		}
 	})
 }
