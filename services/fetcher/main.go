@@ -171,7 +171,7 @@ func run(ctx context.Context) error {
 	g.Go(synced(func() error {
 		return natsx.Consumer{
 			Stream:      pipeline.StreamSync,
-			Durable:     "fetcher",
+			Durable:     pipeline.ConsumerFetcher,
 			AckWait:     cfg.TriggerAckWait,
 			MaxDeliver:  1000,
 			Concurrency: 4,
@@ -187,7 +187,7 @@ func run(ctx context.Context) error {
 	g.Go(synced(func() error {
 		return natsx.Consumer{
 			Stream:      pipeline.StreamHint,
-			Durable:     "fetcher-hints",
+			Durable:     pipeline.ConsumerFetcherHints,
 			Concurrency: cfg.HintWorkers,
 			// A hint waits for its batch, which may wait for the budget.
 			KeepAlive:    true,

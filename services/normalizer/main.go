@@ -47,7 +47,7 @@ func run(ctx context.Context) error {
 	g.Go(func() error {
 		return natsx.Consumer{
 			Stream:       pipeline.StreamRaw,
-			Durable:      "normalizer",
+			Durable:      pipeline.ConsumerNormalizer,
 			MaxDeliver:   cfg.MaxDeliver,
 			Concurrency:  cfg.Concurrency,
 			DeadLetter:   pipeline.DeadLetterSubject(pipeline.StreamRaw),
@@ -59,7 +59,7 @@ func run(ctx context.Context) error {
 	g.Go(func() error {
 		return natsx.Consumer{
 			Stream:       pipeline.StreamWebhook,
-			Durable:      "normalizer-webhook",
+			Durable:      pipeline.ConsumerNormalizerWebhook,
 			MaxDeliver:   cfg.MaxDeliver,
 			Concurrency:  cfg.Concurrency,
 			DeadLetter:   pipeline.DeadLetterSubject(pipeline.StreamWebhook),

@@ -143,7 +143,7 @@ func run(ctx context.Context) error {
 	g.Go(func() error {
 		return natsx.Consumer{
 			Stream:       pipeline.StreamRecords,
-			Durable:      "writer",
+			Durable:      pipeline.ConsumerWriter,
 			AckWait:      cfg.AckWait,
 			MaxDeliver:   cfg.MaxDeliver,
 			Concurrency:  cfg.Concurrency,
@@ -159,7 +159,7 @@ func run(ctx context.Context) error {
 	g.Go(func() error {
 		return natsx.Consumer{
 			Stream:       pipeline.StreamProvisionResults,
-			Durable:      "writer-provision",
+			Durable:      pipeline.ConsumerWriterProvision,
 			AckWait:      cfg.AckWait,
 			MaxDeliver:   cfg.MaxDeliver,
 			Concurrency:  cfg.Concurrency,

@@ -16,7 +16,7 @@ import (
 
 // LastSyncConsumer names the durable consumer of sync events that keeps each
 // registered connector's last sync in its record.
-const LastSyncConsumer = "webhook-last-sync"
+const LastSyncConsumer = pipeline.ConsumerLastSync
 
 // LastSync returns the consume handler that records the end of every full
 // sync (clarity.sync.completed or failed) in its connector's record, for
