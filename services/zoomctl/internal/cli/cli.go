@@ -68,8 +68,8 @@ func usage(w io.Writer) {
 		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "Run zoomctl <command> --help for its flags. Environment: NATS_URL, DATABASE_URL,")
-	fmt.Fprintln(w, "CLARITY_TENANT (default \"default\"), CONNECTOR_ID (default \"zoom\").")
+	fmt.Fprintln(w, "Run zoomctl <command> --help for its flags. Environment: NATS_URL, NATS_CREDS (a credentials")
+	fmt.Fprintln(w, "file), NATS_CA_FILE, DATABASE_URL, CLARITY_TENANT (default \"default\"), CONNECTOR_ID (default \"zoom\").")
 }
 
 // flags returns a flag set for a command with the shared connector flags,
