@@ -87,6 +87,8 @@ var endpointCategories = map[string]Category{
 	"DELETE /groups/{groupId}/members/{memberId}": CategoryLight,
 	"PATCH /groups/{groupId}/members/{memberId}":  CategoryMedium,
 	"GET /groups/{groupId}/admins":                CategoryMedium,
+	"POST /groups/{groupId}/admins":               CategoryMedium,
+	"DELETE /groups/{groupId}/admins/{userId}":    CategoryLight,
 	"GET /roles":                                  CategoryMedium,
 	"GET /roles/{roleId}":                         CategoryLight,
 	"GET /roles/{roleId}/members":                 CategoryMedium,
