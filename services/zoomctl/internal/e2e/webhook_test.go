@@ -116,6 +116,12 @@ func TestWebhookEvents(t *testing.T) {
 		if d.Status != http.StatusOK {
 			t.Fatalf("%s: webhook answered %d (%v), want 200", st.event, d.Status, d.Err)
 		}
+		if st.event == "user.created (invitation)" {
+			// Zoom reads an invitee back as its id and a created_at only:
+			// it has no record until a listing or its acceptance.
+			convergeExcept(t, s, c, st.event, "pending:invitee@example.com")
+			continue
+		}
 		converge(t, s, c, st.event)
 	}
 	noSyncSince(t, c, mark)
