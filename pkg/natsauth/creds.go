@@ -176,7 +176,7 @@ func (a *Authority) RoleCreds(r Role) ([]byte, error) {
 // TenantCreds returns the credentials of a downstream consumer of one
 // tenant, named name (an application of the tenant, say).
 func (a *Authority) TenantCreds(tenant, name string) ([]byte, error) {
-	p, err := TenantPermissions(tenant)
+	p, err := TenantPermissions(tenant, name)
 	if err != nil {
 		return nil, err
 	}

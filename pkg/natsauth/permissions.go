@@ -65,8 +65,10 @@ const ResponseWindow = 5 * time.Minute
 // InboxPrefix returns the reply prefix of a role's identity.
 func InboxPrefix(r Role) string { return "_INBOX_" + string(r) }
 
-// tenantInboxPrefix is the reply prefix of a tenant's consumer.
-func tenantInboxPrefix(tenant string) string { return "_INBOX_tenant_" + tenant }
+// tenantInboxPrefix is the reply prefix of a tenant's consumer named name:
+// its own, so that two consumers of a tenant do not read each other's
+// replies either.
+func tenantInboxPrefix(tenant, name string) string { return "_INBOX_tenant_" + tenant + "_" + name }
 
 // SnapshotSubject is where the snapshot of a tenant's connector is asked
 // for (tenant and id may be wildcards), answered by the writer.
@@ -300,12 +302,15 @@ func roleNames() string {
 }
 
 // TenantPermissions returns the permissions of one tenant's downstream
-// consumer: ask for snapshots of the tenant's connectors, and read
+// consumer, named name (an application of the tenant): ask for snapshots of the tenant's connectors, and read
 // clarity.entitlements.<tenant>.> through ordered consumers whose filter is
 // within it. It cannot list consumers, so it cannot find another's, and it
 // cannot pull from the services' durable consumers of the stream.
-func TenantPermissions(tenant string) (Permissions, error) {
+func TenantPermissions(tenant, name string) (Permissions, error) {
 	if err := pipeline.CheckName("tenant", tenant); err != nil {
+		return Permissions{}, err
+	}
+	if err := pipeline.CheckName("consumer", name); err != nil {
 		return Permissions{}, err
 	}
 	stream := clarity.StreamEntitlements
@@ -322,8 +327,8 @@ func TenantPermissions(tenant string) (Permissions, error) {
 			jsAPI + "CONSUMER.DELETE." + stream + ".*",
 			jsAPI + "CONSUMER.MSG.NEXT." + stream + ".*",
 		},
-		Subscribe:   []string{tenantInboxPrefix(tenant) + ".>"},
-		InboxPrefix: tenantInboxPrefix(tenant),
+		Subscribe:   []string{tenantInboxPrefix(tenant, name) + ".>"},
+		InboxPrefix: tenantInboxPrefix(tenant, name),
 	}
 	p.PublishDeny = servicesDurables(stream)
 	return p, nil

@@ -49,15 +49,11 @@ func WriteTable(w io.Writer) error {
 		}
 		row(string(r), p)
 	}
-	p, err := TenantPermissions("TENANT")
+	p, err := TenantPermissions("acme", "app")
 	if err != nil {
-		// The placeholder is no valid name; show the shape with a real one.
-		p, err = TenantPermissions("acme")
-		if err != nil {
-			return err
-		}
+		return err
 	}
-	row("tenant consumer (here of tenant `acme`)", p)
+	row("tenant consumer (here tenant `acme`, consumer `app`)", p)
 	return nil
 }
 
