@@ -124,8 +124,15 @@ func runBench(ctx context.Context, args []string, out, errw io.Writer) int {
 	budgetReplicas := fs.Int("budget-replicas", 3, "with --budget: fetcher replicas")
 	budgetChanges := fs.Int("budget-changes", 10000, "with --budget: user.updated webhooks during the sync")
 	budgetSpread := fs.Duration("budget-spread", time.Minute, "with --budget: how long the webhooks take")
+	provision := fs.Bool("provision", false, "measure provisioning instead: requests per second through the worker under the Pro plan's limits, and one request's latency during a full sync (benchprovision.go)")
+	provisionRequests := fs.Int("provision-requests", 300, "with --provision: requests for the rate")
+	provisionSync := fs.Int("provision-sync-users", 100000, "with --provision: users of the account fully synced during the latency figure (0: skip)")
+	provisionShare := fs.Float64("provision-share", 1, "with --provision: the fetcher's ZOOM_RATE_SHARE")
 	if code, ok := parse(fs, args); !ok {
 		return code
+	}
+	if *provision {
+		return runProvisionBench(ctx, *provisionRequests, *provisionSync, *provisionShare, *binDir, *jsonPath, out, errw)
 	}
 	if *budget {
 		return runBudgetBench(ctx, *sizes, *budgetReplicas, *budgetChanges, *budgetSpread, *binDir, *jsonPath, out, errw)
