@@ -5,7 +5,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/claritysecurity/zoom-connector/pkg/pipeline"
 	"github.com/nats-io/jwt/v2"
@@ -25,6 +28,10 @@ const (
 	// it): the operator, the system account and the connector's account,
 	// preloaded into a memory resolver.
 	FileServerConfig = "nats-auth.conf"
+	// FileRevoked lists the users whose credentials are revoked: a public
+	// key and the Unix time of the revocation per line. The account JWT
+	// carries them.
+	FileRevoked = "revoked"
 )
 
 // CredsFile is the name of a role's credentials file in the directory.
@@ -58,13 +65,13 @@ func NewAuthority() (*Authority, error) {
 	if err != nil {
 		return nil, err
 	}
-	return authorityOf(op, acct)
+	return authorityOf(op, acct, nil)
 }
 
 // authorityOf signs the JWTs of an operator and account: the same keys
 // give the same identities, so a directory's credentials stay valid when
 // the configuration is written again.
-func authorityOf(op, acct nkeys.KeyPair) (*Authority, error) {
+func authorityOf(op, acct nkeys.KeyPair, revoked map[string]time.Time) (*Authority, error) {
 	opPub, err := op.PublicKey()
 	if err != nil {
 		return nil, err
@@ -100,6 +107,9 @@ func authorityOf(op, acct nkeys.KeyPair) (*Authority, error) {
 	ac.Limits.JetStreamLimits = jwt.JetStreamLimits{
 		MemoryStorage: jwt.NoLimit, DiskStorage: jwt.NoLimit, Streams: jwt.NoLimit,
 		Consumer: jwt.NoLimit, MaxAckPending: jwt.NoLimit,
+	}
+	for user, at := range revoked {
+		ac.RevokeAt(user, at)
 	}
 	accountJWT, err := ac.Encode(op)
 	if err != nil {
@@ -193,7 +203,80 @@ func LoadAuthority(dir string) (*Authority, error) {
 	if err != nil {
 		return nil, err
 	}
-	return authorityOf(op, acct)
+	revoked, err := readRevoked(dir)
+	if err != nil {
+		return nil, err
+	}
+	return authorityOf(op, acct, revoked)
+}
+
+// readRevoked reads the directory's revocations.
+func readRevoked(dir string) (map[string]time.Time, error) {
+	path := filepath.Join(dir, FileRevoked)
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]time.Time{}
+	for i, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		if line = strings.TrimSpace(line); line == "" {
+			continue
+		}
+		key, at, ok := strings.Cut(line, " ")
+		unix, err := strconv.ParseInt(strings.TrimSpace(at), 10, 64)
+		if !ok || err != nil || !nkeys.IsValidPublicUserKey(key) {
+			return nil, fmt.Errorf("natsauth: %s line %d is not \"<user public key> <unix time>\"", path, i+1)
+		}
+		out[key] = time.Unix(unix, 0)
+	}
+	return out, nil
+}
+
+// Revoke revokes the credentials in the file creds, which the directory's
+// account issued, and writes the server configuration again: once the
+// server has read it (a reload), they are refused. It returns the user's
+// name.
+func Revoke(dir, creds string) (string, error) {
+	a, err := LoadAuthority(dir)
+	if err != nil {
+		return "", err
+	}
+	b, err := os.ReadFile(creds)
+	if err != nil {
+		return "", err
+	}
+	token, err := jwt.ParseDecoratedJWT(b)
+	if err != nil {
+		return "", fmt.Errorf("natsauth: %s is not a credentials file", creds)
+	}
+	uc, err := jwt.DecodeUserClaims(token)
+	if err != nil {
+		return "", fmt.Errorf("natsauth: %s is not a credentials file", creds)
+	}
+	if uc.Issuer != a.accountPub {
+		return "", fmt.Errorf("natsauth: %s was not issued by the account of %s", creds, dir)
+	}
+	revoked, err := readRevoked(dir)
+	if err != nil {
+		return "", err
+	}
+	var lines []string
+	for k, at := range revoked {
+		lines = append(lines, k+" "+strconv.FormatInt(at.Unix(), 10))
+	}
+	// A second later than now: the JWT's issue time has a second's grain.
+	lines = append(lines, uc.Subject+" "+strconv.FormatInt(time.Now().Add(time.Second).Unix(), 10))
+	slices.Sort(lines)
+	if err := writeFile(filepath.Join(dir, FileRevoked), []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
+		return "", err
+	}
+	if a, err = LoadAuthority(dir); err != nil {
+		return "", err
+	}
+	return uc.Name, writeFile(filepath.Join(dir, FileServerConfig), []byte(a.ServerConfig()), 0o644)
 }
 
 // readSeed reads an nkey seed file; its errors never show the seed.

@@ -596,3 +596,46 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// TestRevokedCredentialsRefused: a tenant consumer's revoked credentials
+// are refused once the server runs the configuration written again; the
+// other credentials still connect.
+func TestRevokedCredentialsRefused(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := natsauth.Init(dir); err != nil {
+		t.Fatal(err)
+	}
+	gone, err := natsauth.IssueTenant(dir, "acme", "old")
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept, err := natsauth.IssueTenant(dir, "acme", "app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	name, err := natsauth.Revoke(dir, gone)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if name != "tenant-acme-old" {
+		t.Errorf("revoked %q", name)
+	}
+	other := t.TempDir()
+	if _, err := natsauth.Init(other); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := natsauth.Revoke(dir, filepath.Join(other, natsauth.CredsFile(natsauth.RoleWriter))); err == nil {
+		t.Error("revoked credentials another account issued")
+	}
+	s, err := natstest.StartWithConfig(t.TempDir(), 0, filepath.Join(dir, natsauth.FileServerConfig))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
+	if _, _, err := natsx.ConnectAuth(context.Background(), s.ClientURL(), "test", natsx.Auth{CredsFile: gone}, zerolog.Nop()); err == nil ||
+		!strings.Contains(err.Error(), "refused the connection with the credentials of NATS_CREDS") {
+		t.Fatalf("revoked credentials: %v", err)
+	}
+	dial(t, s.ClientURL(), kept)
+	dial(t, s.ClientURL(), filepath.Join(dir, natsauth.CredsFile(natsauth.RoleWriter)))
+}
