@@ -31,6 +31,7 @@ import (
 
 	"github.com/claritysecurity/zoom-connector/pkg/clarity"
 	"github.com/claritysecurity/zoom-connector/pkg/pipeline"
+	"github.com/claritysecurity/zoom-connector/pkg/zoom"
 	"github.com/claritysecurity/zoom-connector/services/fetcher/internal/runner"
 )
 
@@ -275,7 +276,9 @@ func (w *Worker) act(ctx context.Context, c pipeline.ConnectorRef, req request, 
 	}
 	a := &action{z: z, req: req, resumed: resumed,
 		writing: func() error { return w.ledger.put(ctx, key, progress{Seq: seq, State: stateWriting}) }}
-	out := a.run(ctx)
+	// Someone waits for the result: the account's rate budget serves the
+	// action's calls before a full sync's pages.
+	out := a.run(zoom.WithPriority(ctx, zoom.PriorityPrompt))
 	if out.err != nil {
 		return out.err
 	}
