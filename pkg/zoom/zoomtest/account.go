@@ -109,6 +109,7 @@ func (s *Server) newAccount(id string, org *Org, opts AccountOptions) *Account {
 		st:     newState(org, id),
 		limits: newLimiter(opts.RateLimits, s.now),
 	}
+	a.limits.plan = a.Plan // the daily caps depend on it
 	a.faults = &Faults{srv: s, acct: a, scope: id, rules: s.faults.rules}
 	a.counter.reset()
 	a.SetScopes(opts.Scopes)

@@ -17,6 +17,13 @@ type RateLimits struct {
 	Light  int `json:"light"`
 	Medium int `json:"medium"`
 	Heavy  int `json:"heavy"`
+	// LightDaily, MediumDaily and HeavyDaily cap the requests of a label
+	// per UTC day (dailylimit.go); zero is Zoom's cap for the account's
+	// plan: FreeLightDaily and the others on a free plan, none on a paid
+	// one.
+	LightDaily  int `json:"light_daily,omitempty"`
+	MediumDaily int `json:"medium_daily,omitempty"`
+	HeavyDaily  int `json:"heavy_daily,omitempty"`
 }
 
 type limiter struct {
@@ -26,6 +33,10 @@ type limiter struct {
 	byCat  map[Category]*rate.Limiter
 	// seconds counts the requests of each second, limited or not.
 	seconds perSecond
+	// day counts the requests of the UTC day against the daily caps, of
+	// the plan that plan reports (nil: a paid one).
+	day  daily
+	plan func() Plan
 }
 
 func newLimiter(l RateLimits, now func() time.Time) *limiter {
@@ -52,10 +63,18 @@ func (l *limiter) set(rl RateLimits) {
 // does for the per-second limit.
 func (l *limiter) allow(w http.ResponseWriter, cat Category, headers bool) bool {
 	l.mu.Lock()
-	lim := l.byCat[cat]
+	lim, rl, planOf := l.byCat[cat], l.limits, l.plan
 	l.mu.Unlock()
 	now := l.now()
 	l.seconds.add(cat, now)
+	plan := PlanPro
+	if planOf != nil {
+		plan = planOf()
+	}
+	if limit := dailyLimit(rl, plan, cat); !l.day.take(cat, now, limit) {
+		writeDailyLimited(w, cat, limit, now, headers)
+		return false
+	}
 	if lim == nil {
 		return true
 	}

@@ -277,3 +277,30 @@ func noOrphanGrants(t *testing.T, c *collector) {
 		}
 	}
 }
+
+// TestDailyLimitWithoutHeaders: Zoom's daily limit answers 429 with a
+// message and, in its current documents, no rate-limit headers. A sync that
+// meets it fails at once, saying so, instead of retrying a limit that
+// resets only at midnight UTC; its requests stop with the first refusal of
+// each listing.
+func TestDailyLimitWithoutHeaders(t *testing.T) {
+	org := zoomtest.Generate(29, zoomtest.Size{Users: 400, Groups: 4, Roles: 3})
+	s := startStack(t, org, zoomtest.Options{OmitRateLimitHeaders: true, RateLimits: zoomtest.RateLimits{MediumDaily: 3}},
+		map[string]int{"webhook": 0})
+	c := collect(t, s)
+	op, d := sync1(t, s, c)
+	if op != clarity.OpFailed || !strings.Contains(d.Error, "daily") {
+		t.Fatalf("sync over the daily limit: got %s (%q), want failed naming the daily limit", op, d.Error)
+	}
+	medium := 0
+	for route, n := range s.Sim.Requests() {
+		if route == "GET /users" || route == "GET /groups" || route == "GET /roles" || route == "GET /groups/{groupId}/admins" {
+			medium += n
+		}
+	}
+	// Three answered, and at most one refusal per listing running at once.
+	if medium > 3+8 {
+		t.Errorf("%d Medium requests, want the sync to stop asking after the daily limit", medium)
+	}
+	t.Logf("sync failed after %d Medium requests: %s", medium, d.Error)
+}
