@@ -28,6 +28,11 @@ const (
 	// it): the operator, the system account and the connector's account,
 	// preloaded into a memory resolver.
 	FileServerConfig = "nats-auth.conf"
+	// FileOperatorJWT and FileSystemJWT keep the operator's and the system
+	// account's JWTs (public), so that the configuration written again
+	// trusts the same ones.
+	FileOperatorJWT = "operator.jwt"
+	FileSystemJWT   = "system.jwt"
 	// FileRevoked lists the users whose credentials are revoked: a public
 	// key and the Unix time of the revocation per line. The account JWT
 	// carries them.
@@ -65,22 +70,11 @@ func NewAuthority() (*Authority, error) {
 	if err != nil {
 		return nil, err
 	}
-	return authorityOf(op, acct, nil)
-}
-
-// authorityOf signs the JWTs of an operator and account: the same keys
-// give the same identities, so a directory's credentials stay valid when
-// the configuration is written again.
-func authorityOf(op, acct nkeys.KeyPair, revoked map[string]time.Time) (*Authority, error) {
 	opPub, err := op.PublicKey()
 	if err != nil {
 		return nil, err
 	}
-	acctPub, err := acct.PublicKey()
-	if err != nil {
-		return nil, err
-	}
-	// The system account takes no user: its key is not kept.
+	// The system account takes no user: its key is not kept, its JWT is.
 	sys, err := nkeys.CreateAccount()
 	if err != nil {
 		return nil, err
@@ -102,6 +96,18 @@ func authorityOf(op, acct nkeys.KeyPair, revoked map[string]time.Time) (*Authori
 	if err != nil {
 		return nil, fmt.Errorf("natsauth: system account: %w", err)
 	}
+	a := &Authority{operator: op, account: acct, opJWT: opJWT, sysJWT: sysJWT, sysPub: sysPub}
+	return a, a.signAccount(nil)
+}
+
+// signAccount signs the connector's account JWT with the users revoked:
+// the one JWT that changes, so that a server reloads the configuration
+// written again (its operator and system account stay the same).
+func (a *Authority) signAccount(revoked map[string]time.Time) error {
+	acctPub, err := a.account.PublicKey()
+	if err != nil {
+		return err
+	}
 	ac := jwt.NewAccountClaims(acctPub)
 	ac.Name = "ZOOM"
 	ac.Limits.JetStreamLimits = jwt.JetStreamLimits{
@@ -111,12 +117,12 @@ func authorityOf(op, acct nkeys.KeyPair, revoked map[string]time.Time) (*Authori
 	for user, at := range revoked {
 		ac.RevokeAt(user, at)
 	}
-	accountJWT, err := ac.Encode(op)
+	token, err := ac.Encode(a.operator)
 	if err != nil {
-		return nil, fmt.Errorf("natsauth: account: %w", err)
+		return fmt.Errorf("natsauth: account: %w", err)
 	}
-	return &Authority{operator: op, account: acct, opJWT: opJWT, sysJWT: sysJWT, accountJWT: accountJWT,
-		sysPub: sysPub, accountPub: acctPub}, nil
+	a.accountJWT, a.accountPub = token, acctPub
+	return nil
 }
 
 // ServerConfig is the nats-server configuration fragment that trusts the
@@ -203,11 +209,27 @@ func LoadAuthority(dir string) (*Authority, error) {
 	if err != nil {
 		return nil, err
 	}
+	a := &Authority{operator: op, account: acct}
+	for _, f := range []struct {
+		name string
+		into *string
+	}{{FileOperatorJWT, &a.opJWT}, {FileSystemJWT, &a.sysJWT}} {
+		b, err := os.ReadFile(filepath.Join(dir, f.name))
+		if err != nil {
+			return nil, fmt.Errorf("natsauth: read %s: %w", f.name, err)
+		}
+		*f.into = strings.TrimSpace(string(b))
+	}
+	sc, err := jwt.DecodeAccountClaims(a.sysJWT)
+	if err != nil {
+		return nil, fmt.Errorf("natsauth: %s: %w", FileSystemJWT, err)
+	}
+	a.sysPub = sc.Subject
 	revoked, err := readRevoked(dir)
 	if err != nil {
 		return nil, err
 	}
-	return authorityOf(op, acct, revoked)
+	return a, a.signAccount(revoked)
 }
 
 // readRevoked reads the directory's revocations.
@@ -368,6 +390,11 @@ func checkLabel(name string) error {
 }
 
 func (a *Authority) writeSeeds(dir string) error {
+	for name, token := range map[string]string{FileOperatorJWT: a.opJWT, FileSystemJWT: a.sysJWT} {
+		if err := writeFile(filepath.Join(dir, name), []byte(token+"\n"), 0o644); err != nil {
+			return err
+		}
+	}
 	for name, kp := range map[string]nkeys.KeyPair{FileOperatorSeed: a.operator, FileAccountSeed: a.account} {
 		seed, err := kp.Seed()
 		if err != nil {

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
@@ -421,8 +422,17 @@ func TestInitKeepsTheAuthority(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	confBefore, _ := os.ReadFile(filepath.Join(dir, natsauth.FileServerConfig))
 	if _, err := natsauth.Init(dir); err != nil {
 		t.Fatal(err)
+	}
+	// The operator and the system account stay the same: a running server
+	// reloads the configuration written again.
+	confAfter, _ := os.ReadFile(filepath.Join(dir, natsauth.FileServerConfig))
+	for _, key := range []string{"operator:", "system_account:"} {
+		if line(string(confBefore), key) == "" || line(string(confBefore), key) != line(string(confAfter), key) {
+			t.Errorf("the configuration's %s changed", key)
+		}
 	}
 	after, _ := os.ReadFile(filepath.Join(dir, natsauth.FileAccountSeed))
 	if string(before) != string(after) {
@@ -597,9 +607,10 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// TestRevokedCredentialsRefused: a tenant consumer's revoked credentials
-// are refused once the server runs the configuration written again; the
-// other credentials still connect.
+// TestRevokedCredentialsRefused: a tenant consumer's credentials revoked,
+// the server reloads the configuration written again: the consumer's
+// connection is closed and it cannot connect again; the other credentials
+// still connect.
 func TestRevokedCredentialsRefused(t *testing.T) {
 	dir := t.TempDir()
 	if _, err := natsauth.Init(dir); err != nil {
@@ -613,6 +624,28 @@ func TestRevokedCredentialsRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A server as nats-server -c runs it, so that it can reload.
+	conf := filepath.Join(dir, "server.conf")
+	if err := os.WriteFile(conf, []byte("include "+natsauth.FileServerConfig+"\nlisten: 127.0.0.1:-1\n"+
+		"jetstream { store_dir: \""+t.TempDir()+"\" }\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	opts, err := server.ProcessConfigFile(conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.NoLog, opts.NoSigs = true, true
+	s, err := server.NewServer(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Start()
+	if !s.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats server not ready")
+	}
+	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
+	old := dial(t, s.ClientURL(), gone)
+
 	name, err := natsauth.Revoke(dir, gone)
 	if err != nil {
 		t.Fatal(err)
@@ -620,6 +653,21 @@ func TestRevokedCredentialsRefused(t *testing.T) {
 	if name != "tenant-acme-old" {
 		t.Errorf("revoked %q", name)
 	}
+	if err := s.Reload(); err != nil {
+		t.Fatalf("reload: %v", err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); old.nc.IsConnected(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the revoked consumer stays connected")
+		}
+	}
+	if _, _, err := natsx.ConnectAuth(context.Background(), s.ClientURL(), "test", natsx.Auth{CredsFile: gone}, zerolog.Nop()); err == nil ||
+		!strings.Contains(err.Error(), "refused the connection with the credentials of NATS_CREDS") {
+		t.Fatalf("revoked credentials: %v", err)
+	}
+	dial(t, s.ClientURL(), kept)
+	dial(t, s.ClientURL(), filepath.Join(dir, natsauth.CredsFile(natsauth.RoleWriter)))
+
 	other := t.TempDir()
 	if _, err := natsauth.Init(other); err != nil {
 		t.Fatal(err)
@@ -627,15 +675,14 @@ func TestRevokedCredentialsRefused(t *testing.T) {
 	if _, err := natsauth.Revoke(dir, filepath.Join(other, natsauth.CredsFile(natsauth.RoleWriter))); err == nil {
 		t.Error("revoked credentials another account issued")
 	}
-	s, err := natstest.StartWithConfig(t.TempDir(), 0, filepath.Join(dir, natsauth.FileServerConfig))
-	if err != nil {
-		t.Fatal(err)
+}
+
+// line returns the line of text that starts with prefix.
+func line(text, prefix string) string {
+	for _, l := range strings.Split(text, "\n") {
+		if strings.HasPrefix(l, prefix) {
+			return l
+		}
 	}
-	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
-	if _, _, err := natsx.ConnectAuth(context.Background(), s.ClientURL(), "test", natsx.Auth{CredsFile: gone}, zerolog.Nop()); err == nil ||
-		!strings.Contains(err.Error(), "refused the connection with the credentials of NATS_CREDS") {
-		t.Fatalf("revoked credentials: %v", err)
-	}
-	dial(t, s.ClientURL(), kept)
-	dial(t, s.ClientURL(), filepath.Join(dir, natsauth.CredsFile(natsauth.RoleWriter)))
+	return ""
 }
