@@ -57,6 +57,9 @@ const (
 	// roundMaxWait bounds how long a batch waits for a round to end before
 	// it re-reads its users itself (the lister died).
 	roundMaxWait = 5 * time.Minute
+	// roundMaxGather is how long past its start a round stays open while
+	// the users wanted cost fewer requests one by one than a listing.
+	roundMaxGather = 15 * time.Second
 	// roundPoll is how often a waiting batch reads the round's state.
 	roundPoll = 200 * time.Millisecond
 )
@@ -258,6 +261,15 @@ func (r *Runner) listRound(ctx context.Context, c pipeline.ConnectorRef, client 
 		next := cur
 		next.State = roundListing
 		if cur.Wanted <= r.listingPages(c, 1) {
+			if time.Since(time.UnixMilli(o.StartMs)) < roundMaxGather {
+				// Not worth a listing yet: more batches may join. A
+				// hint waiting a little longer costs less than a
+				// request each.
+				if err := sleep(ctx, rs.gather/2); err != nil {
+					return 0
+				}
+				continue
+			}
 			next.State = roundCancelled
 		}
 		if err := rs.write(ctx, c, next, rev); errors.Is(err, errConflictRound) {
