@@ -150,7 +150,18 @@ func TestWebhookBatchesFit(t *testing.T) {
 			item: func(i int) (string, string) {
 				return `{"id":"` + zoomID(i) + `","email":"user.` + strconv.Itoa(i) + `@example.com"}`, zoomID(i)
 			},
-			got: grantedUsers,
+			// Each member is granted under its id and under the invitee
+			// key of its email (the writer keeps the one whose user
+			// exists): the ids are what is counted here.
+			got: func(b *pb.RecordBatch) []string {
+				var out []string
+				for _, u := range grantedUsers(b) {
+					if !strings.HasPrefix(u, "pending:") {
+						out = append(out, u)
+					}
+				}
+				return out
+			},
 		},
 		{
 			name: "member_added, shortest ids", event: "group.member_added", field: "members",
