@@ -225,8 +225,9 @@ func PermissionsOf(r Role) (Permissions, error) {
 		p.consume(pipeline.StreamRecords, pipeline.ConsumerWriter)
 		p.consume(pipeline.StreamProvisionResults, pipeline.ConsumerWriterProvision)
 		p.Publish = append(p.Publish, "clarity.entitlements.>", snapshotSessions,
-			// the users a provisioning changed, read again
-			every(pipeline.HintSubject))
+			// what a provisioning changed, as the worker read it back: the
+			// users' pages to the normalizer, a group's admins to itself
+			every(pipeline.RawSubject), every(pipeline.RecordsSubject))
 		p.Publish = append(p.Publish, bucket(connector.Bucket)...)
 		p.Subscribe = append(p.Subscribe, SnapshotSubject("*", "*"), snapshotSessions)
 		for _, op := range writerAdminOps {
