@@ -23,7 +23,17 @@
 //     auto-approved or through a consent page, refresh-token rotation,
 //     revocation, and the app_deauthorized notification, with counters
 //     (Account.TokenStats) for tests of a client's token handling.
-//   - Rate limits per label (Light, Medium, Heavy) are off unless configured.
+//   - Rate limits per label (Light, Medium, Heavy) are off unless configured;
+//     daily caps (dailylimit.go) are Zoom's on a free plan (6,000 Light,
+//     2,000 Medium, 1,000 Heavy a UTC day) or as RateLimits sets them, and
+//     answer 429 with Zoom's daily message, with rate-limit headers only
+//     when they are on.
+//   - As strict as Zoom where Zoom is unfriendly: GET /users/{userId} of a
+//     pending user is its id and a created_at that is the time of the call,
+//     nothing else; a free plan is refused every groups and roles route;
+//     deactivation removes every licence (a Licensed user becomes Basic, its
+//     plan_united_type and license_info_list go) and reactivation gives none
+//     back.
 //   - Faults (Server.Faults, Account.Faults) inject 5xx errors, latency,
 //     token expiry, revoked credentials and broken listings at run time.
 //   - Mutation methods (AddUser, DeactivateUser, AddGroupMember, …) change the
