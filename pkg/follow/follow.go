@@ -499,9 +499,12 @@ func decode(m jetstream.Msg, ref pipeline.ConnectorRef) (Change, error) {
 	if !ok {
 		return Change{}, fmt.Errorf("event %s: unknown kind in type %q", bound(ev.ID), bound(ev.Type))
 	}
+	// A sync event of a trigger the fetcher refused carries sequence 0
+	// (nothing committed): never greater than the applied one, it is
+	// dropped as repeats are.
 	seq, err := strconv.ParseInt(ev.Sequence, 10, 64)
-	if err != nil || seq <= 0 {
-		return Change{}, fmt.Errorf("event %s: sequence %q is not a positive decimal", bound(ev.ID), bound(ev.Sequence))
+	if err != nil || seq < 0 {
+		return Change{}, fmt.Errorf("event %s: sequence %q is not a decimal sequence", bound(ev.ID), bound(ev.Sequence))
 	}
 	return Change{ID: ev.ID, Sequence: seq, Kind: kind, Op: parts[2], Key: ev.Subject, Time: ev.Time, Data: ev.Data, Removal: ev.Removal}, nil
 }

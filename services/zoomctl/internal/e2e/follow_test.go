@@ -193,6 +193,28 @@ func TestFollowAfterRetention(t *testing.T) {
 		}
 		t.Logf("consumer %s: %d snapshots loaded, the last at sequence %d; %d events applied", fw.name, fw.f.f.Loads(), fw.f.loadedAt(), fw.f.count())
 	}
+	// A connector no fetcher serves: its trigger is refused with a
+	// sync.failed of sequence 0, which its consumer drops (nothing was
+	// ever committed), going on.
+	acme := pipeline.ConnectorRef{Tenant: "acme", ID: "zoom"}
+	refused := startFollowerOf(t, s, acme, filepath.Join(dir, "acme"))
+	waitFor(t, 30*time.Second, func() bool { return refused.f.Loads() == 1 })
+	if err := cli.Trigger(ctx, s.JS, acme, "follow-refused"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, func() bool {
+		_, err := st.GetLastMsgForSubject(ctx, pipeline.EventSubject(acme, clarity.KindSync))
+		return err == nil
+	})
+	time.Sleep(500 * time.Millisecond) // the consumer's turn to read it
+	select {
+	case <-refused.ended:
+		t.Fatalf("the consumer of a connector whose trigger was refused ended: %v", refused.err)
+	default:
+	}
+	if pos := refused.f.Position(); pos.Sequence != 0 || refused.count() != 0 || refused.f.Len() != 0 {
+		t.Errorf("the consumer of a connector whose trigger was refused: position %+v, %d events applied, %d records; want nothing", pos, refused.count(), refused.f.Len())
+	}
 	if resumed.f.Loads() != 1 || resumed.loadedAt() == 0 {
 		t.Errorf("the copy resumed after retention dropped its events loaded %d snapshots (the last at sequence %d), want one, after the sync", resumed.f.Loads(), resumed.loadedAt())
 	}
@@ -308,7 +330,9 @@ type followed struct {
 	f      *follow.Follower
 	store  *follow.FileStore
 	cancel context.CancelFunc
-	done   chan error
+	ended  chan struct{} // closed when Run has returned err
+	err    error
+	once   sync.Once
 
 	mu      sync.Mutex
 	applied map[string]int
@@ -318,9 +342,15 @@ type followed struct {
 
 func startFollower(t *testing.T, s *devstack.Stack, path string) *followed {
 	t.Helper()
-	fw := &followed{store: follow.NewFileStore(path), done: make(chan error, 1), applied: map[string]int{}}
+	return startFollowerOf(t, s, s.Config().Connector, path)
+}
+
+// startFollowerOf follows connector ref of the stack.
+func startFollowerOf(t *testing.T, s *devstack.Stack, ref pipeline.ConnectorRef, path string) *followed {
+	t.Helper()
+	fw := &followed{store: follow.NewFileStore(path), ended: make(chan struct{}), applied: map[string]int{}}
 	f, err := follow.New(follow.Config{
-		Conn: s.NC, Connector: s.Config().Connector, Store: fw.store,
+		Conn: s.NC, Connector: ref, Store: fw.store,
 		Apply: func(c follow.Change) {
 			fw.mu.Lock()
 			fw.applied[c.ID]++
@@ -339,7 +369,10 @@ func startFollower(t *testing.T, s *devstack.Stack, path string) *followed {
 	fw.f = f
 	ctx, cancel := context.WithCancel(context.Background())
 	fw.cancel = cancel
-	go func() { fw.done <- f.Run(ctx) }()
+	go func() {
+		fw.err = f.Run(ctx)
+		close(fw.ended)
+	}()
 	t.Cleanup(func() { _ = fw.stop() })
 	return fw
 }
@@ -348,16 +381,12 @@ func startFollower(t *testing.T, s *devstack.Stack, path string) *followed {
 // stopped.
 func (fw *followed) stop() error {
 	fw.cancel()
-	err, ok := <-fw.done
-	if !ok {
+	<-fw.ended
+	fw.once.Do(func() { fw.store.Close() })
+	if errors.Is(fw.err, context.Canceled) {
 		return nil
 	}
-	close(fw.done)
-	fw.store.Close()
-	if errors.Is(err, context.Canceled) {
-		return nil
-	}
-	return err
+	return fw.err
 }
 
 func (fw *followed) waitAt(t *testing.T, seq int64) {
@@ -365,8 +394,8 @@ func (fw *followed) waitAt(t *testing.T, seq int64) {
 	deadline := time.Now().Add(2 * time.Minute)
 	for fw.f.Position().Sequence < seq {
 		select {
-		case err := <-fw.done:
-			t.Fatalf("follower ended at sequence %d of %d: %v", fw.f.Position().Sequence, seq, err)
+		case <-fw.ended:
+			t.Fatalf("follower ended at sequence %d of %d: %v", fw.f.Position().Sequence, seq, fw.err)
 		default:
 		}
 		if time.Now().After(deadline) {
