@@ -154,10 +154,15 @@ func withStatus(body []byte, status string) ([]byte, error) {
 // refreshed has the latest read of the request's user published once the
 // result is committed.
 func (a *action) refreshed() {
-	if a.read != nil {
+	// A user larger than maxRead (Zoom's are a few KiB) is left to the
+	// next full sync: the result must fit in one message.
+	if a.read != nil && len(a.read.Body) <= maxRead {
 		a.reads = append(a.reads, *a.read)
 	}
 }
+
+// maxRead bounds a user's body that the outcome carries.
+const maxRead = 256 << 10
 
 // run carries the action out.
 func (a *action) run(ctx context.Context) outcome {
