@@ -40,5 +40,18 @@ if [[ -n "${BENCH_USERS:-}" ]]; then
 else
 	snapshot="${BENCH_SNAPSHOT:-100000}"
 fi
-exec bin/zoomctl bench --users "${BENCH_USERS:-10000,100000}" --repeat "${BENCH_REPEAT:-1}" \
+bin/zoomctl bench --users "${BENCH_USERS:-10000,100000}" --repeat "${BENCH_REPEAT:-1}" \
 	--connectors="$connectors" --snapshot "$snapshot" --json bench-results/bench.json
+# BENCH_PROVISION=N (default 100000; "off", the default when BENCH_USERS is set, skips
+# it) adds the provisioning figures: requests per second through the worker
+# under the Pro plan's limits against the limit, and one request's latency
+# during a full sync of an N-user account (0: the rate only), written to
+# bench-results/provision.json.
+if [[ -n "${BENCH_USERS:-}" ]]; then
+	provision="${BENCH_PROVISION:-off}"
+else
+	provision="${BENCH_PROVISION:-100000}"
+fi
+if [[ "$provision" != off ]]; then
+	bin/zoomctl bench --provision --provision-sync-users "$provision" --json bench-results/provision.json
+fi
