@@ -4,6 +4,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -37,7 +39,18 @@ func ProvisionSubject(c ConnectorRef) string { return clarity.ProvisionSubject(c
 // the worker to the writer (zoom.provision.results.<tenant>.<connector>:
 // one token more than a request's subject, so that the two streams never
 // capture each other's messages).
-func ProvisionResultSubject(c ConnectorRef) string { return "zoom.provision.results." + c.Key() }
+func ProvisionResultSubject(c ConnectorRef) string { return provisionResults + c.Key() }
+
+const provisionResults = "zoom.provision.results."
+
+// ProvisionResultConnector returns the connector of a result's subject.
+func ProvisionResultConnector(subject string) (ConnectorRef, error) {
+	key, ok := strings.CutPrefix(subject, provisionResults)
+	if !ok {
+		return ConnectorRef{}, fmt.Errorf("%w: subject %q is not a provisioning result's", ErrBadName, truncate(subject))
+	}
+	return ParseKey(key)
+}
 
 // ProvisionResultID is the Nats-Msg-Id of a request's result: one per
 // connector and request.

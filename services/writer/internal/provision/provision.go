@@ -78,7 +78,7 @@ func Handler(cfg Config) natsx.Handler {
 		}
 	}
 	return func(ctx context.Context, msg jetstream.Msg) error {
-		c, err := pipeline.ParseKey(strings.TrimPrefix(msg.Subject(), strings.TrimSuffix(pipeline.ProvisionResultSubject(pipeline.ConnectorRef{}), ".")))
+		c, err := pipeline.ProvisionResultConnector(msg.Subject())
 		if err != nil {
 			return natsx.Permanent(fmt.Errorf("provisioning result: %w", err))
 		}
