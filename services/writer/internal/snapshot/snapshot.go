@@ -63,11 +63,12 @@ import (
 
 	"github.com/claritysecurity/zoom-connector/pkg/pb"
 	"github.com/claritysecurity/zoom-connector/pkg/pipeline"
+	wire "github.com/claritysecurity/zoom-connector/pkg/snapshot"
 	"github.com/claritysecurity/zoom-connector/services/writer/internal/store"
 )
 
 // Subject is where the snapshot of connector c is asked for.
-func Subject(c pipeline.ConnectorRef) string { return "clarity.snapshot." + c.Key() }
+func Subject(c pipeline.ConnectorRef) string { return wire.Subject(c) }
 
 // sessionPrefix starts the subjects on which replicas tell a session's
 // holder that a chunk of it was served (internal to the writer).
@@ -76,8 +77,8 @@ const sessionPrefix = "zoom.snapshot.session."
 // Reply codes.
 const (
 	CodeBadRequest = "bad_request"
-	CodeBusy       = "busy"
-	CodeExpired    = "expired"
+	CodeBusy       = wire.CodeBusy
+	CodeExpired    = wire.CodeExpired
 	CodeInternal   = "internal"
 )
 
@@ -95,21 +96,12 @@ type Request struct {
 	Limit  int    `json:"limit,omitempty"`
 }
 
-// Record is one record of a chunk, as zoomctl snapshot prints it.
-type Record struct {
-	Kind string          `json:"kind"`
-	Key  string          `json:"key"`
-	Data json.RawMessage `json:"data"`
-}
+// Record is one record of a chunk, as zoomctl snapshot prints it: the
+// type its clients read (package snapshot of pkg).
+type Record = wire.Record
 
 // Reply is one chunk, or a refusal (Error and Code).
-type Reply struct {
-	Sequence string   `json:"sequence,omitempty"`
-	Records  []Record `json:"records"`
-	Next     string   `json:"next"`
-	Error    string   `json:"error,omitempty"`
-	Code     string   `json:"code,omitempty"`
-}
+type Reply = wire.Chunk
 
 // Config tunes the server; zero values are the defaults.
 type Config struct {
