@@ -28,7 +28,8 @@ import (
 //	GET    /_sim/accounts/{id}/org           the organisation as JSON
 //	GET    /_sim/accounts/{id}/expected      the oracle's records, one JSON object a line
 //	GET    /_sim/accounts/{id}/events        the account's webhook notifications
-//	GET    /_sim/accounts/{id}/requests      the account's request counts, shaped like /_sim/requests
+//	GET    /_sim/accounts/{id}/requests      the account's request counts, shaped like /_sim/requests, and "writes" (WriteRequests)
+//	PUT    /_sim/accounts/{id}/seats         {"licensed":N,"silent":false}: at most N Licensed users (SeatLimit); N 0 lifts the limit
 //	GET    /_sim/accounts/{id}/tokens        TokenStats: tokens issued, rotations, reuses, revocations
 //	PUT    /_sim/accounts/{id}/webhook       {"url":"…","secret":"…"} (no "secret": unchanged)
 //	PUT    /_sim/accounts/{id}/rate-limits   {"light":30,"medium":20,"heavy":10}

@@ -231,7 +231,20 @@ func (s *Server) accountRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /_sim/accounts/{id}/requests", acct(func(a *Account, w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{
 			"total": a.TotalRequests(), "routes": a.Requests(), "statuses": a.RequestsByStatus(),
+			"writes": a.WriteRequests(),
 		})
+	}))
+	mux.HandleFunc("PUT /_sim/accounts/{id}/seats", acct(func(a *Account, w http.ResponseWriter, r *http.Request) {
+		var l SeatLimit
+		if !decodeAdmin(w, r, 1<<10, &l) {
+			return
+		}
+		if l.Licensed <= 0 {
+			a.SetSeatLimit(nil)
+		} else {
+			a.SetSeatLimit(&l)
+		}
+		w.WriteHeader(http.StatusNoContent)
 	}))
 	mux.HandleFunc("GET /_sim/accounts/{id}/tokens", acct(func(a *Account, w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, a.TokenStats())

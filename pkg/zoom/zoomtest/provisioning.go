@@ -11,8 +11,8 @@ import (
 // CodeNoLicense), or, with Silent, a success that changes nothing, as Zoom
 // answers some writes.
 type SeatLimit struct {
-	Licensed int
-	Silent   bool
+	Licensed int  `json:"licensed"`
+	Silent   bool `json:"silent,omitempty"`
 }
 
 // CodeNoLicense is the code of the simulator's refusal of a Licensed type
