@@ -107,6 +107,8 @@ func FuzzPage(f *testing.F) {
 		`{"roles":[{"id":"0","name":"Owner","description":"\"quoted\""}],"total_records":"many"}`,
 		`{"id":"u","status":"inactive","type":99,"role_id":"2","language":"fr","job_title":"x"}`,
 		`{"email":"only@email.example"}`,
+		`{"users":[{"id":"u","email":"a@b","plan_united_type":"32","license_info_list":[{"license_type":"ZOOM_WORKPLACE_BUNDLE","license_option":16},{"license_type":"a|b","license_option":"7"},{"license_type":"MEETING","license_option":2},{"license_type":"ZOOM_WORKPLACE_BUNDLE","license_option":16}]},{"id":"v","email":"c@d","plan_united_type":32}]}`,
+		`{"id":"u","email":"a@b","status":"active","plan_united_type":"1.5","license_info_list":[{"license_type":"","license_option":-1}]}`,
 		`{"users":[{"id":1}]}`,
 		`{"users":{"id":"u"}}`,
 	}
