@@ -11,6 +11,10 @@ import (
 	"iter"
 	"os"
 	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/claritysecurity/zoom-connector/pkg/clarity"
 )
 
 // FileStore keeps a local copy in two files: path holds the records of the
@@ -27,6 +31,7 @@ type FileStore struct {
 	// baseBytes and journalBytes are the sizes of the two files:
 	// ShouldCompact asks for a Reset once the journal outgrows the records.
 	baseBytes, journalBytes int64
+	buf                     []byte // the last commit's line, reused
 }
 
 // NewFileStore returns the store at path (its directory must exist).
@@ -185,15 +190,13 @@ func (s *FileStore) Reset(ctx context.Context, pos Position, records iter.Seq[Re
 	b, _ := json.Marshal(header{Format: fileFormat, Epoch: epoch, Sequence: pos.Sequence, Next: pos.Next, Records: n})
 	w.Write(append(b, '\n'))
 	var written int64
+	var line []byte
 	for r := range records {
 		if written == n {
 			break
 		}
-		b, err := json.Marshal(r)
-		if err != nil {
-			return fmt.Errorf("record %s %s: %w", r.Kind, r.Key, err)
-		}
-		w.Write(append(b, '\n'))
+		line = append(appendRecord(line[:0], r), '\n')
+		w.Write(line)
 		written++
 	}
 	if written != n {
@@ -240,18 +243,79 @@ func (s *FileStore) Commit(_ context.Context, pos Position, changes []Change) er
 	if s.journal == nil {
 		return errors.New("commit before load or reset")
 	}
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(commitLine{Epoch: s.epoch, Sequence: pos.Sequence, Next: pos.Next, Changes: changes}); err != nil {
-		return err
-	}
-	if _, err := s.journal.Write(buf.Bytes()); err != nil {
+	b := appendCommit(s.buf[:0], commitLine{Epoch: s.epoch, Sequence: pos.Sequence, Next: pos.Next, Changes: changes})
+	s.buf = b[:0]
+	if _, err := s.journal.Write(b); err != nil {
 		return err
 	}
 	if err := s.journal.Sync(); err != nil {
 		return err
 	}
-	s.journalBytes += int64(buf.Len())
+	s.journalBytes += int64(len(b))
 	return nil
+}
+
+// The lines of both files are written by hand, without reflection, as
+// json.Marshal would write them; data is JSON already (it was read as
+// such) and is copied, compacted only if it spans lines.
+
+func appendRecord(b []byte, r Record) []byte {
+	b = append(b, `{"kind":`...)
+	b = clarity.AppendJSONString(b, r.Kind, false)
+	b = append(b, `,"key":`...)
+	b = clarity.AppendJSONString(b, r.Key, false)
+	b = append(b, `,"data":`...)
+	b = appendData(b, r.Data)
+	return append(b, '}')
+}
+
+func appendCommit(b []byte, c commitLine) []byte {
+	b = append(b, `{"epoch":`...)
+	b = strconv.AppendUint(b, c.Epoch, 10)
+	b = append(b, `,"sequence":`...)
+	b = strconv.AppendInt(b, c.Sequence, 10)
+	b = append(b, `,"next":`...)
+	b = strconv.AppendUint(b, c.Next, 10)
+	b = append(b, `,"changes":[`...)
+	for i, ch := range c.Changes {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"id":`...)
+		b = clarity.AppendJSONString(b, ch.ID, false)
+		b = append(b, `,"sequence":`...)
+		b = strconv.AppendInt(b, ch.Sequence, 10)
+		b = append(b, `,"kind":`...)
+		b = clarity.AppendJSONString(b, ch.Kind, false)
+		b = append(b, `,"op":`...)
+		b = clarity.AppendJSONString(b, ch.Op, false)
+		b = append(b, `,"key":`...)
+		b = clarity.AppendJSONString(b, ch.Key, false)
+		b = append(b, `,"time":"`...)
+		b = ch.Time.AppendFormat(b, time.RFC3339Nano)
+		b = append(b, `","data":`...)
+		b = appendData(b, ch.Data)
+		if ch.Removal != "" {
+			b = append(b, `,"removal":`...)
+			b = clarity.AppendJSONString(b, ch.Removal, false)
+		}
+		b = append(b, '}')
+	}
+	return append(b, "]}\n"...)
+}
+
+func appendData(b []byte, data json.RawMessage) []byte {
+	if len(data) == 0 {
+		return append(b, "null"...)
+	}
+	if bytes.IndexByte(data, '\n') < 0 && bytes.IndexByte(data, '\r') < 0 {
+		return append(b, data...)
+	}
+	var buf bytes.Buffer
+	if json.Compact(&buf, data) != nil {
+		return append(b, "null"...)
+	}
+	return append(b, buf.Bytes()...)
 }
 
 // ShouldCompact implements Compactor: once the journal is larger than the
