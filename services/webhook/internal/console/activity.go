@@ -181,6 +181,17 @@ func (a *Activity) Follow(ctx context.Context, nc *nats.Conn, js jetstream.JetSt
 	}
 }
 
+// Reading reports whether the events the stream held when the console
+// started are still being read: until then the figures are incomplete.
+func (a *Activity) Reading() bool {
+	select {
+	case <-a.caught:
+		return false
+	default:
+		return true
+	}
+}
+
 // Err is why the events cannot be read, or nil.
 func (a *Activity) Err() error {
 	a.mu.RLock()
@@ -204,13 +215,15 @@ func (a *Activity) follow(ctx context.Context, nc *nats.Conn, js jetstream.JetSt
 	}
 	last := info.State.LastSeq
 	a.mu.Lock()
-	a.partial, a.err = info.State.FirstSeq > 1, nil
+	a.partial = info.State.FirstSeq > 1
 	a.mu.Unlock()
 	if last == 0 {
 		a.once.Do(func() { close(a.caught) })
 	}
+	// A consumer that cannot be made (no permission, the stream gone) is
+	// an error after a few attempts, not a wait for ever.
 	cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{"clarity.entitlements.>"}, DeliverPolicy: jetstream.DeliverAllPolicy})
+		FilterSubjects: []string{"clarity.entitlements.>"}, DeliverPolicy: jetstream.DeliverAllPolicy, MaxResetAttempts: 3})
 	if err != nil {
 		return fmt.Errorf("console: follow %s: %w", clarity.StreamEntitlements, err)
 	}
@@ -218,6 +231,9 @@ func (a *Activity) follow(ctx context.Context, nc *nats.Conn, js jetstream.JetSt
 	if err != nil {
 		return fmt.Errorf("console: follow %s: %w", clarity.StreamEntitlements, err)
 	}
+	a.mu.Lock()
+	a.err = nil // the consumer is made: the events are read again
+	a.mu.Unlock()
 	go func() { <-ctx.Done(); it.Stop() }()
 	for {
 		m, err := it.Next()

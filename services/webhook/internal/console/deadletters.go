@@ -58,7 +58,8 @@ func (d *deadLetters) read(ctx context.Context) (map[pipeline.ConnectorRef]int, 
 	if err != nil || info.State.Msgs == 0 {
 		return out, err
 	}
-	cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{HeadersOnly: true, DeliverPolicy: jetstream.DeliverAllPolicy})
+	cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{HeadersOnly: true, DeliverPolicy: jetstream.DeliverAllPolicy,
+		MaxResetAttempts: 1})
 	if err != nil {
 		return out, err
 	}

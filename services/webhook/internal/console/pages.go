@@ -126,10 +126,17 @@ type detail struct {
 	RunsChart     template.HTML
 	DurationChart template.HTML
 	Now           time.Time
+	// Reading is set while the console still reads the events it missed;
+	// EventsErr says why it cannot read them.
+	Reading   bool
+	EventsErr string
 }
 
 func (c *Console) detail(e connector.Entry, dead map[pipeline.ConnectorRef]int) detail {
-	d := detail{row: c.row(e, dead), Now: c.cfg.Now()}
+	d := detail{row: c.row(e, dead), Now: c.cfg.Now(), Reading: c.cfg.Activity.Reading()}
+	if err := c.cfg.Activity.Err(); err != nil {
+		d.EventsErr = "The change events cannot be read, so syncs and record counts are not shown: " + bound(err.Error(), 200)
+	}
 	if granted := strings.Fields(e.Tokens.Scope); len(granted) > 0 {
 		d.ScopesGranted = true
 		d.Scopes = credcheck.CheckScopes(granted)
@@ -146,11 +153,7 @@ func (c *Console) connectorPage(w http.ResponseWriter, r *http.Request, s *sessi
 	}
 	dead, _ := c.dead.count(r.Context())
 	d := c.detail(e, dead)
-	p := page{Title: e.Ref().String(), Data: d}
-	if err := c.cfg.Activity.Err(); err != nil {
-		p.Error = "The change events cannot be read, so syncs and record counts are not shown: " + bound(err.Error(), 200)
-	}
-	c.render(w, http.StatusOK, "connector", c.withSession(s, p))
+	c.render(w, http.StatusOK, "connector", c.withSession(s, page{Title: e.Ref().String(), Data: d}))
 }
 
 // livePart is the running sync's part of a connector's page, which its

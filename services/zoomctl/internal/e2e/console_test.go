@@ -18,6 +18,7 @@ import (
 
 	"github.com/claritysecurity/zoom-connector/pkg/clarity"
 	"github.com/claritysecurity/zoom-connector/pkg/connector"
+	"github.com/claritysecurity/zoom-connector/pkg/natsauth"
 	"github.com/claritysecurity/zoom-connector/pkg/pipeline"
 	"github.com/claritysecurity/zoom-connector/pkg/postgres/pgtest"
 	"github.com/claritysecurity/zoom-connector/pkg/zoom/zoomtest"
@@ -224,7 +225,13 @@ func expectedCounts(org *zoomtest.Org) map[string]int {
 // $CONSOLE_SCREENSHOTS (default bench-results/screenshots).
 func TestConsoleConnectJourney(t *testing.T) {
 	chromiumPath(t)
-	s := consoleStack(t, zoomtest.Generate(170, zoomtest.Size{Users: 10, Groups: 1, Roles: 2}))
+	// As a deployment runs: NATS authorization on, each service on its own
+	// credentials; zoomctl on the operator's.
+	s := startSecuredStack(t, zoomtest.Generate(170, zoomtest.Size{Users: 10, Groups: 1, Roles: 2}), true)
+	if s.AdminURL == "" || s.AdminToken == "" {
+		t.Fatal("the stack serves no admin console")
+	}
+	t.Setenv("NATS_CREDS", s.CredsFile(natsauth.RoleOperator))
 	ref := pipeline.ConnectorRef{Tenant: "acme", ID: "zoom"}
 	declined := pipeline.ConnectorRef{Tenant: "acme", ID: "declined"}
 
@@ -411,6 +418,9 @@ func TestConsoleConnectJourney(t *testing.T) {
 		!strings.Contains(row, strconv.Itoa(want[clarity.KindServiceUser])) {
 		t.Errorf("the connectors list shows %q", row)
 	}
+	if strings.Contains(b.html(), `class="flash bad"`) {
+		t.Errorf("the connectors page shows an error: %q", b.text("p.flash.bad"))
+	}
 	b.shot("connectors")
 
 	// A form posted without its CSRF token is refused, and does nothing.
@@ -457,6 +467,9 @@ func TestConsoleConnectJourney(t *testing.T) {
 	code, out, errw := (&connectorStack{Stack: s}).zoomctl(t, "connector", "show", "--tenant", declined.Tenant, "--connector", declined.ID, "--json")
 	if code != cli.ExitOK || strings.Contains(out, "last_sync") {
 		t.Errorf("after Deny: connector show exit %d: %s %s", code, out, errw)
+	}
+	if refused := refusedInLogs(t, s); len(refused) > 0 {
+		t.Errorf("NATS refused a service something:\n%s", strings.Join(refused, "\n"))
 	}
 	t.Logf("screenshots: %s (%s)", b.dir, strings.Join(b.shots, ", "))
 }
