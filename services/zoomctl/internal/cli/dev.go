@@ -240,8 +240,8 @@ func (d *dev) consentApp(s *devstack.Stack) error {
 	if err != nil {
 		return err
 	}
-	d.say("• to connect Zoom by hand: open %s/connect, sign in, and enter", s.AdminURL)
-	d.say("    tenant %s, service identifier %s, OAuth app", consentConnector.Tenant, consentConnector.ID)
+	d.say("• to connect Zoom by hand: open %s/connect?tenant=%s&connector=%s, sign in, and enter (an OAuth app)",
+		s.AdminURL, consentConnector.Tenant, consentConnector.ID)
 	d.say("    Client ID %s, Client Secret %s, webhook secret token %s (the simulator's)",
 		app.ClientID(), app.ClientSecret(), s.Config().Sim.WebhookSecret)
 	d.say("    then Save, and Authorize on the simulated Zoom's consent page")
