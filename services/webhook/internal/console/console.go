@@ -135,6 +135,14 @@ func (c *Console) authed(next func(http.ResponseWriter, *http.Request, *session)
 				c.forbidden(w, "Your session has ended. Sign in again.")
 				return
 			}
+			// The page asked for is shown once signed in.
+			if s == nil {
+				s = c.sessions.create(false)
+				http.SetCookie(w, cookie(s, c.secure(r)))
+			}
+			if next := r.URL.RequestURI(); localPath(next) {
+				c.sessions.with(s, func(s *session) { s.next = next })
+			}
 			http.Redirect(w, r, "/signin", http.StatusSeeOther)
 			return
 		}
@@ -236,10 +244,24 @@ func (c *Console) signIn(w http.ResponseWriter, r *http.Request) {
 			Error: "That is not the admin token. It is ADMIN_TOKEN (or the file ADMIN_TOKEN_FILE names) of the webhook service."}))
 		return
 	}
+	next := "/"
+	c.sessions.with(s, func(s *session) {
+		if localPath(s.next) {
+			next = s.next
+		}
+	})
 	c.sessions.end(s)
 	n := c.sessions.create(true)
 	http.SetCookie(w, cookie(n, c.secure(r)))
-	http.Redirect(w, r, "/", http.StatusSeeOther)
+	http.Redirect(w, r, next, http.StatusSeeOther)
+}
+
+// localPath reports whether p is a path of this console to send a browser
+// to: it starts with one slash, is bounded, and cannot be read as another
+// host (//host, /\host).
+func localPath(p string) bool {
+	return len(p) > 0 && len(p) <= 512 && p[0] == '/' && !strings.HasPrefix(p, "//") && !strings.HasPrefix(p, "/\\") &&
+		!strings.ContainsAny(p, "\r\n")
 }
 
 func (c *Console) signOut(w http.ResponseWriter, r *http.Request, s *session) {

@@ -145,8 +145,9 @@ func TestSignIn(t *testing.T) {
 	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/signin" {
 		t.Fatalf("GET / without a session: %d to %q, want a redirect to /signin", resp.StatusCode, resp.Header.Get("Location"))
 	}
-	resp, page := b.get("/signin")
+	// The redirect starts a session that has not signed in.
 	anon := sessionCookie(t, resp)
+	resp, page := b.get("/signin")
 	if !anon.HttpOnly || anon.SameSite != http.SameSiteStrictMode || anon.Secure {
 		t.Errorf("cookie %+v: want HttpOnly, SameSite=Strict, not Secure over plain HTTP", anon)
 	}
@@ -448,5 +449,24 @@ func TestActivityProgress(t *testing.T) {
 	a.progress("zoom.raw.acme.zoom", []byte(`{"fetcher":"f","listing":"users","page":9}`))
 	if cur := a.Of(ref).Current; cur != nil {
 		t.Errorf("a run appeared from garbage: %+v", cur)
+	}
+}
+
+func TestSignInReturnsToThePageAskedFor(t *testing.T) {
+	b, _ := newConsole(t, Config{})
+	resp, _ := b.get("/connect?tenant=demo&connector=zoom")
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/signin" {
+		t.Fatalf("GET /connect without a session: %d to %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	_, page := b.get("/signin")
+	resp, _ = b.post("/signin", url.Values{"csrf": {csrfIn(t, page)}, "token": {testToken}})
+	if got := resp.Header.Get("Location"); got != "/connect?tenant=demo&connector=zoom" {
+		t.Errorf("after signing in: sent to %q, want the page asked for", got)
+	}
+	for p, want := range map[string]bool{"/": true, "/connectors/a/b": true, "//evil.example/": false, "/\\evil.example": false,
+		"https://evil.example/": false, "": false, "/x\r\nSet-Cookie: a=b": false, "/" + strings.Repeat("a", 600): false} {
+		if localPath(p) != want {
+			t.Errorf("localPath(%q) = %t", p, !want)
+		}
 	}
 }

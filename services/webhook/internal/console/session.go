@@ -32,8 +32,10 @@ type session struct {
 	authed bool
 	seen   time.Time
 	// flash is a one-time message shown on the next page.
-	flash     string
-	flashBad  bool
+	flash    string
+	flashBad bool
+	// next is the page asked for before signing in, shown after it.
+	next      string
 	draft     draft
 	createdAt time.Time
 }
