@@ -470,3 +470,59 @@ func TestSignInReturnsToThePageAskedFor(t *testing.T) {
 		}
 	}
 }
+
+func TestConnectorActions(t *testing.T) {
+	srv := natstest.Run(t)
+	nc, js, err := natsx.Connect(context.Background(), srv.ClientURL(), "console-test", zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	reg, err := connector.Open(context.Background(), js, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := testKeys(t)
+	ref := pipeline.ConnectorRef{Tenant: "acme", ID: "zoom"}
+	sealed, err := keys.Seal("the-client-secret", connector.SecretAD(ref, connector.FieldClientSecret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := reg.Create(context.Background(), connector.Record{Tenant: ref.Tenant, Connector: ref.ID, Auth: connector.AuthS2S,
+		ClientID: "cid", AccountID: "acct", ClientSecret: sealed, Schedule: "24h", State: connector.StateActive}); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := newConsole(t, Config{Registry: reg, NC: nc, JS: js, Keys: keys})
+	csrf := b.signIn()
+	state := func() string {
+		e, err := reg.Get(context.Background(), ref)
+		if err != nil {
+			return "gone"
+		}
+		return e.State
+	}
+	_, page := b.get("/connectors/acme/zoom")
+	if strings.Contains(page, "the-client-secret") || !strings.Contains(page, `<span class="set">set</span>`) {
+		t.Error("the connector's page shows its secret, or not that it is set")
+	}
+	if resp, _ := b.post("/connectors/acme/zoom/disable", url.Values{CSRFField: {csrf}}); resp.StatusCode != http.StatusSeeOther || state() != connector.StateDisabled {
+		t.Errorf("disable: %d, state %s", resp.StatusCode, state())
+	}
+	if resp, _ := b.post("/connectors/acme/zoom/enable", url.Values{CSRFField: {csrf}}); resp.StatusCode != http.StatusSeeOther || state() != connector.StateActive {
+		t.Errorf("enable: %d, state %s", resp.StatusCode, state())
+	}
+	// Remove without its box ticked removes nothing, and says why.
+	b.post("/connectors/acme/zoom/remove", url.Values{CSRFField: {csrf}})
+	if _, page := b.get("/connectors/acme/zoom"); state() != connector.StateActive || !strings.Contains(page, "Tick the box") {
+		t.Errorf("remove without confirming: state %s", state())
+	}
+	if resp, page := b.post("/connectors/acme/zoom/nonsense", url.Values{CSRFField: {csrf}}); resp.StatusCode != http.StatusNotFound || !strings.Contains(page, "no such action") {
+		t.Errorf("an unknown action: %d", resp.StatusCode)
+	}
+	if resp, _ := b.get("/connectors/acme/other"); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("an unknown connector's page: %d", resp.StatusCode)
+	}
+	if resp, _ := b.get("/connectors/Bad!/zoom"); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("a malformed connector's page: %d", resp.StatusCode)
+	}
+}
