@@ -245,10 +245,15 @@ func (w *Worker) process(ctx context.Context, stream jetstream.Stream, msg jetst
 		Tenant: c.Tenant, Connector: c.ID, AuditKey: auditKey, Request: req.ProvisionRequest,
 		RequestedBy: requestedBy(msg.Headers()), ReceivedAt: meta.Timestamp.UTC(),
 	}
+	resumed := found && p.State == stateWriting
+	if resumed {
+		w.cfg.Log.Info().Str("tenant", c.Tenant).Str("connector", c.ID).Str("request_id", req.RequestID).
+			Msg("provisioning request taken up again: its write may have been made")
+	}
 	if bad != nil {
 		o.Result = clarity.ProvisionResult{RequestID: req.RequestID, Action: req.Action, Result: clarity.ResultFailed,
 			Error: bound(strings.TrimPrefix(bad.Error(), errBadRequest.Error()+": "), maxError)}
-	} else if err := w.act(ctx, c, req, key, seq, found && p.State == stateWriting, o); err != nil {
+	} else if err := w.act(ctx, c, req, key, seq, resumed, o); err != nil {
 		return err
 	}
 	o.FinishedAt = w.now().UTC()

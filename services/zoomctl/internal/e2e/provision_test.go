@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -697,6 +698,11 @@ func TestProvisioningBurst(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sub.Unsubscribe() //nolint:errcheck
+	// Writes take a moment, so that many are under way when the fetcher
+	// is killed.
+	for _, route := range []string{"POST /groups/{groupId}/members", "DELETE /groups/{groupId}/members/{memberId}"} {
+		acct.Faults().Add(zoomtest.Fault{Route: route, Latency: 20 * time.Millisecond})
+	}
 	writes := acct.WriteRequests()
 	ctx := context.Background()
 	for _, r := range reqs {
@@ -753,7 +759,9 @@ func TestProvisioningBurst(t *testing.T) {
 			t.Errorf("request %s (%s %s): %+v, want %s", r.req.RequestID, r.req.Action, r.req.Entitlement, rs[0], want)
 		}
 	}
-	t.Logf("%d requests, %d succeeded, %d replies repeated after the kill", len(reqs), succeeded, repeats)
+	log, _ := os.ReadFile(f.LogPath())
+	t.Logf("%d requests, %d succeeded, %d replies repeated after the kill, %d taken up again after their write's mark",
+		len(reqs), succeeded, repeats, strings.Count(string(log), "taken up again"))
 	// No request ran twice: one write per request that changed Zoom.
 	if n := acct.WriteRequests() - writes; n != wantWrites {
 		t.Errorf("write requests: %d, want %d (one per request with an effect)", n, wantWrites)
