@@ -126,7 +126,8 @@ func run(ctx context.Context) error {
 	}
 	consumeMetrics := service.NewConsumeMetrics(metrics)
 	provisioner, err := provision.New(ctx, provision.Config{
-		JetStream: js, Conn: nc, Clients: set, Replicas: cfg.StreamReplicas, Holder: holder(), Log: log,
+		JetStream: js, Conn: nc, Clients: set, Replicas: cfg.StreamReplicas, Holder: holder(),
+		Observer: provision.NewMetrics(metrics), Log: log,
 	})
 	if err != nil {
 		return err

@@ -85,10 +85,7 @@ func parseRequest(body []byte) (request, error) {
 		r.Action = bound(r.Action, 32)
 		return r, fmt.Errorf("%w: request_id is required", errBadRequest)
 	}
-	switch r.Action {
-	case clarity.ActionAddGrant, clarity.ActionRemoveGrant, clarity.ActionDeactivateUser,
-		clarity.ActionActivateUser, clarity.ActionRemoveUser, clarity.ActionInviteUser:
-	default:
+	if !knownAction(r.Action) {
 		a := r.Action
 		r.Action = bound(a, 32)
 		return r, fmt.Errorf("%w: unknown action %q (one of add_grant, remove_grant, deactivate_user, activate_user, remove_user, invite_user)", errBadRequest, bound(a, 32))

@@ -66,7 +66,9 @@ type Config struct {
 	Grace time.Duration
 	// Holder names this replica in the provisioning lease.
 	Holder string
-	Log    zerolog.Logger
+	// Observer, when set, is told of each request served.
+	Observer Observer
+	Log      zerolog.Logger
 }
 
 // Worker serves provisioning requests.
@@ -90,6 +92,9 @@ func New(ctx context.Context, cfg Config) (*Worker, error) {
 	}
 	if cfg.Grace <= 0 {
 		cfg.Grace = DefaultGrace
+	}
+	if cfg.Observer == nil {
+		cfg.Observer = nopObserver{}
 	}
 	l, err := openLedger(ctx, cfg.JetStream, cfg.Replicas, cfg.Keep)
 	if err != nil {
@@ -306,6 +311,12 @@ func (w *Worker) finish(ctx context.Context, stream jetstream.Stream, msg jetstr
 			return err
 		}
 		r := p.Outcome.Result
+		// Known actions only: a bad request's action is anyone's text.
+		action := r.Action
+		if !knownAction(action) {
+			action = "invalid"
+		}
+		w.cfg.Observer.Served(action, r.Result, w.now().Sub(p.Outcome.ReceivedAt))
 		w.cfg.Log.Info().Str("tenant", p.Outcome.Tenant).Str("connector", p.Outcome.Connector).
 			Str("request_id", r.RequestID).Str("action", r.Action).Str("result", r.Result).
 			Int("zoom_status", r.ZoomStatus).Int("zoom_code", r.ZoomCode).Msg("provisioning request served")
@@ -363,4 +374,14 @@ func (w *Worker) delete(ctx context.Context, stream jetstream.Stream, seq uint64
 		return fmt.Errorf("delete served request %d: %w", seq, err)
 	}
 	return nil
+}
+
+// knownAction reports whether a is one of the contract's actions.
+func knownAction(a string) bool {
+	switch a {
+	case clarity.ActionAddGrant, clarity.ActionRemoveGrant, clarity.ActionDeactivateUser,
+		clarity.ActionActivateUser, clarity.ActionRemoveUser, clarity.ActionInviteUser:
+		return true
+	}
+	return false
 }

@@ -331,6 +331,22 @@ func TestProvisioningActions(t *testing.T) {
 	if dup := p.c.duplicates(); len(dup) > 0 {
 		t.Errorf("event ids delivered more than once: %v", dup)
 	}
+	// The fetcher counts what it served.
+	for _, proc := range p.Procs() {
+		if proc.Name != "fetcher" {
+			continue
+		}
+		m := scrapeMetrics(t, proc)
+		if got := m.sum("zoom_provisioning_requests_total", `action="add_grant"`, `result="succeeded"`); got != 4 {
+			t.Errorf("add_grant succeeded: %v, want 4", got)
+		}
+		if got := m.sum("zoom_provisioning_requests_total", `result="already_in_effect"`); got != 11 {
+			t.Errorf("already_in_effect: %v, want 11", got)
+		}
+		if got := m.sum("zoom_provisioning_seconds_count"); got != float64(2*len(steps)) {
+			t.Errorf("provisioning times: %v, want %d", got, 2*len(steps))
+		}
+	}
 }
 
 // orgJSON is the account's organisation, to compare before and after.
