@@ -331,6 +331,27 @@ func TestProvisioningActions(t *testing.T) {
 	if dup := p.c.duplicates(); len(dup) > 0 {
 		t.Errorf("event ids delivered more than once: %v", dup)
 	}
+	// zoomctl provision and provision log, as a person runs them.
+	var out, errw strings.Builder
+	code := cli.Main(context.Background(), []string{"provision", "--action", "deactivate_user", "--user", u0,
+		"--request-id", "by-hand", "--requested-by", "alice", "--json", "--nats-url", p.NATSURL}, &out, &errw)
+	var byHand clarity.ProvisionResult
+	if err := json.Unmarshal([]byte(out.String()), &byHand); code != cli.ExitOK || err != nil ||
+		byHand != (clarity.ProvisionResult{RequestID: "by-hand", Action: clarity.ActionDeactivateUser, Result: clarity.ResultSucceeded}) {
+		t.Errorf("zoomctl provision: exit %d, %q %q", code, out.String(), errw.String())
+	}
+	out.Reset()
+	code = cli.Main(context.Background(), []string{"provision", "--action", "deactivate_user", "--user", "NoSuchUser",
+		"--nats-url", p.NATSURL}, &out, &errw)
+	if code != cli.ExitFailed || !strings.Contains(out.String(), "failed") || !strings.Contains(out.String(), "zoom: 404 code 1001") {
+		t.Errorf("zoomctl provision of an unknown user: exit %d, %q", code, out.String())
+	}
+	out.Reset()
+	code = cli.Main(context.Background(), []string{"provision", "log", "--user", u0, "--since", "1h",
+		"--database-url", p.Config().DatabaseURL}, &out, &errw)
+	if code != cli.ExitOK || !strings.Contains(out.String(), "by-hand deactivate_user "+u0+": succeeded by alice") {
+		t.Errorf("zoomctl provision log: exit %d, %q %q", code, out.String(), errw.String())
+	}
 	// The fetcher counts what it served.
 	for _, proc := range p.Procs() {
 		if proc.Name != "fetcher" {
@@ -343,8 +364,8 @@ func TestProvisioningActions(t *testing.T) {
 		if got := m.sum("zoom_provisioning_requests_total", `result="already_in_effect"`); got != 11 {
 			t.Errorf("already_in_effect: %v, want 11", got)
 		}
-		if got := m.sum("zoom_provisioning_seconds_count"); got != float64(2*len(steps)) {
-			t.Errorf("provisioning times: %v, want %d", got, 2*len(steps))
+		if got := m.sum("zoom_provisioning_seconds_count"); got != float64(2*len(steps)+2) {
+			t.Errorf("provisioning times: %v, want %d", got, 2*len(steps)+2)
 		}
 	}
 }
