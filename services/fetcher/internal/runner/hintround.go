@@ -58,8 +58,9 @@ const (
 	// it re-reads its users itself (the lister died).
 	roundMaxWait = 5 * time.Minute
 	// roundMaxGather is how long past its start a round stays open while
-	// the users wanted cost fewer requests one by one than a listing.
-	roundMaxGather = 15 * time.Second
+	// the users wanted cost fewer requests one by one than a listing, or
+	// while batches keep joining.
+	roundMaxGather = 30 * time.Second
 	// roundPoll is how often a waiting batch reads the round's state.
 	roundPoll = 200 * time.Millisecond
 )
@@ -251,6 +252,7 @@ func (r *Runner) listRound(ctx context.Context, c pipeline.ConnectorRef, client 
 		return 0
 	}
 	var cur round
+	lastWanted := -1
 	for {
 		var rev uint64
 		var err error
@@ -260,16 +262,19 @@ func (r *Runner) listRound(ctx context.Context, c pipeline.ConnectorRef, client 
 		}
 		next := cur
 		next.State = roundListing
-		if cur.Wanted <= r.listingPages(c, 1) {
-			if time.Since(time.UnixMilli(o.StartMs)) < roundMaxGather {
-				// Not worth a listing yet: more batches may join. A
-				// hint waiting a little longer costs less than a
-				// request each.
-				if err := sleep(ctx, rs.gather/2); err != nil {
-					return 0
-				}
-				continue
+		worth := cur.Wanted > r.listingPages(c, 1)
+		if time.Since(time.UnixMilli(o.StartMs)) < roundMaxGather && (!worth || cur.Wanted > lastWanted) {
+			// Not worth a listing yet, or batches still joining (a bulk
+			// change still sending its webhooks): one listing later
+			// serves more of them than two now. A hint waiting a little
+			// longer costs less than a request each.
+			lastWanted = cur.Wanted
+			if err := sleep(ctx, rs.gather/2); err != nil {
+				return 0
 			}
+			continue
+		}
+		if !worth {
 			next.State = roundCancelled
 		}
 		if err := rs.write(ctx, c, next, rev); errors.Is(err, errConflictRound) {
