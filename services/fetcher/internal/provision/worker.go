@@ -376,7 +376,7 @@ func (w *Worker) delete(ctx context.Context, stream jetstream.Stream, seq uint64
 	return nil
 }
 
-// knownAction reports whether a is one of the contract's actions.
+// knownAction reports whether a is one of the provisioning actions.
 func knownAction(a string) bool {
 	switch a {
 	case clarity.ActionAddGrant, clarity.ActionRemoveGrant, clarity.ActionDeactivateUser,
