@@ -536,6 +536,17 @@ func TestConsoleWithoutJavaScript(t *testing.T) {
 	if v := (&connectorStack{Stack: s}).show(t, ref); v.State != connector.StateActive {
 		t.Errorf("after Enable the connector is %s", v.State)
 	}
+	// Save on a registered connector updates it: here only its schedule;
+	// the secrets stay as they were.
+	b.do("change the schedule", chromedp.Navigate(admin+"/connect?tenant="+ref.Tenant+"&connector="+ref.ID),
+		chromedp.WaitVisible(chromedp.CSS("#schedule")), chromedp.Click(chromedp.CSS("input[name=auth][value=s2s]")),
+		setValue("#schedule", "6h"), chromedp.Click(chromedp.CSS("button[value=save]")), chromedp.WaitVisible(chromedp.CSS("p.flash.good")))
+	if got := b.text("p.flash.good"); !strings.Contains(got, "saved") {
+		t.Errorf("Save of a registered connector says %q", got)
+	}
+	if v := (&connectorStack{Stack: s}).show(t, ref); v.Schedule != "6h" || v.State != connector.StateActive || v.ClientID != s.Sim.ClientID() {
+		t.Errorf("after the update: %+v", v)
+	}
 	// Remove needs its box ticked; the browser insists (required), and so
 	// does the console.
 	b.do("remove", chromedp.Click(chromedp.CSS(`form[action$="/remove"] input[name=confirm]`)),
