@@ -510,9 +510,13 @@ type RawPage struct {
 	Body        []byte                 `protobuf:"bytes,4,opt,name=body,proto3" json:"body,omitempty"`
 	// For LISTING_USER: the user id that was read (the body is empty when Zoom
 	// answered that the user does not exist), and the webhook time that asked.
-	UserId        string `protobuf:"bytes,5,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
-	VersionMs     int64  `protobuf:"varint,6,opt,name=version_ms,json=versionMs,proto3" json:"version_ms,omitempty"`
-	NotFound      bool   `protobuf:"varint,7,opt,name=not_found,json=notFound,proto3" json:"not_found,omitempty"`
+	UserId    string `protobuf:"bytes,5,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	VersionMs int64  `protobuf:"varint,6,opt,name=version_ms,json=versionMs,proto3" json:"version_ms,omitempty"`
+	NotFound  bool   `protobuf:"varint,7,opt,name=not_found,json=notFound,proto3" json:"not_found,omitempty"`
+	// removal, for a user not found: why it went, when the reader knows
+	// ("deleted" or "disassociated": a remove_user it carried out); empty
+	// means "absent".
+	Removal       string `protobuf:"bytes,8,opt,name=removal,proto3" json:"removal,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -594,6 +598,13 @@ func (x *RawPage) GetNotFound() bool {
 		return x.NotFound
 	}
 	return false
+}
+
+func (x *RawPage) GetRemoval() string {
+	if x != nil {
+		return x.Removal
+	}
+	return ""
 }
 
 // RawPages is a bundle of raw pages of one run.
@@ -1585,7 +1596,7 @@ const file_pipeline_proto_rawDesc = "" +
 	"listingKey\x12\x12\n" +
 	"\x04page\x18\x03 \x01(\x05R\x04page\x12\x12\n" +
 	"\x04last\x18\x04 \x01(\bR\x04last\x12\x12\n" +
-	"\x04pass\x18\x05 \x01(\x05R\x04pass\"\xec\x01\n" +
+	"\x04pass\x18\x05 \x01(\x05R\x04pass\"\x86\x02\n" +
 	"\aRawPage\x12'\n" +
 	"\x03run\x18\x01 \x01(\v2\x15.zoomconnector.v1.RunR\x03run\x12+\n" +
 	"\x03ref\x18\x02 \x01(\v2\x19.zoomconnector.v1.PageRefR\x03ref\x12\"\n" +
@@ -1594,7 +1605,8 @@ const file_pipeline_proto_rawDesc = "" +
 	"\auser_id\x18\x05 \x01(\tR\x06userId\x12\x1d\n" +
 	"\n" +
 	"version_ms\x18\x06 \x01(\x03R\tversionMs\x12\x1b\n" +
-	"\tnot_found\x18\a \x01(\bR\bnotFound\";\n" +
+	"\tnot_found\x18\a \x01(\bR\bnotFound\x12\x18\n" +
+	"\aremoval\x18\b \x01(\tR\aremoval\";\n" +
 	"\bRawPages\x12/\n" +
 	"\x05pages\x18\x01 \x03(\v2\x19.zoomconnector.v1.RawPageR\x05pages\"5\n" +
 	"\n" +

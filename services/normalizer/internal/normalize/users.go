@@ -360,8 +360,18 @@ func userPage(b *pb.RecordBatch, p *pb.RawPage) (Stats, error) {
 			return Stats{}, fmt.Errorf("%w: user not found, but no user id", ErrBadPage)
 		}
 		// The hint carried the id as Zoom wrote it; the user's key is the
-		// id cut to its bound, as AppendUser cuts it.
-		b.Deletes = []*pb.RecordRef{{Kind: pb.Kind_KIND_SERVICE_USER, Key: BoundID(p.GetUserId())}}
+		// id cut to its bound, as AppendUser cuts it. Why the user went
+		// is known only to a reader that removed it (a provisioning
+		// remove_user); else Zoom does not say, and it is absent.
+		var removal string
+		switch r := p.GetRemoval(); r {
+		case clarity.RemovalDeleted, clarity.RemovalDisassociated:
+			removal = r
+		case "", clarity.RemovalAbsent:
+		default:
+			return Stats{}, fmt.Errorf("%w: user %q not found with removal %.32q", ErrBadPage, p.GetUserId(), r)
+		}
+		b.Deletes = []*pb.RecordRef{{Kind: pb.Kind_KIND_SERVICE_USER, Key: BoundID(p.GetUserId()), Removal: removal}}
 		return Stats{Items: 1}, nil
 	}
 	var u zoom.User

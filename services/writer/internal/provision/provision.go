@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
+	"github.com/claritysecurity/zoom-connector/pkg/clarity"
 	"github.com/claritysecurity/zoom-connector/pkg/natsx"
 	"github.com/claritysecurity/zoom-connector/pkg/pb"
 	"github.com/claritysecurity/zoom-connector/pkg/pipeline"
@@ -126,6 +127,7 @@ func refresh(ctx context.Context, pub pipeline.Publisher, c pipeline.ConnectorRe
 				Body:        r.Body,
 				UserId:      r.UserID,
 				NotFound:    r.NotFound,
+				Removal:     removalOf(o, r),
 			}},
 		}, stem+"/user/"+strconv.Itoa(i))
 		if err != nil {
@@ -154,4 +156,17 @@ func refresh(ctx context.Context, pub pipeline.Publisher, c pipeline.ConnectorRe
 		}
 	}
 	return nil
+}
+
+// removalOf is why a user the action read back as gone went: the mode of
+// the remove_user that removed it (disassociate when it names none), else
+// empty (absent: Zoom does not say).
+func removalOf(o *pipeline.ProvisionOutcome, r pipeline.UserRead) string {
+	if !r.NotFound || o.Request.Action != clarity.ActionRemoveUser {
+		return ""
+	}
+	if o.Request.Mode == clarity.RemoveDelete {
+		return clarity.RemovalDeleted
+	}
+	return clarity.RemovalDisassociated
 }

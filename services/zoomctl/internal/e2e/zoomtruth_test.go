@@ -304,3 +304,32 @@ func TestDailyLimitWithoutHeaders(t *testing.T) {
 	}
 	t.Logf("sync failed after %d Medium requests: %s", medium, d.Error)
 }
+
+// TestRemovalByProvisioning: a user removed through remove_user is deleted
+// from the read-back that finds it gone (no webhook arrives here), and its
+// deleted event says how: disassociated by default, deleted with
+// "mode":"delete".
+func TestRemovalByProvisioning(t *testing.T) {
+	org := zoomtest.Generate(31, zoomtest.Size{Users: 60, Groups: 2, Roles: 3})
+	p := startProvStack(t, org, nil)
+	users := pickUsers(t, org, 2)
+	mark := p.c.mark()
+	for i, req := range []clarity.ProvisionRequest{
+		{Action: clarity.ActionRemoveUser, User: users[0].ID},
+		{Action: clarity.ActionRemoveUser, User: users[1].ID, Mode: clarity.RemoveDelete},
+	} {
+		req.RequestID = "rm-" + strings.Repeat("x", i+1)
+		requireResult(t, p.send(t, p.ref, req), req, clarity.ResultSucceeded, 0, 0)
+	}
+	waitRecords(t, p.c, expected(p.Stack))
+	got := map[string]string{}
+	for _, ev := range p.c.since(mark) {
+		if ev.Type == "clarity.service_user.deleted" {
+			got[ev.Subject] = ev.Removal
+		}
+	}
+	want := map[string]string{users[0].ID: clarity.RemovalDisassociated, users[1].ID: clarity.RemovalDeleted}
+	if !maps.Equal(got, want) {
+		t.Errorf("users deleted with removal %v, want %v", got, want)
+	}
+}
