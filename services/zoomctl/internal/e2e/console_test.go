@@ -468,6 +468,15 @@ func TestConsoleConnectJourney(t *testing.T) {
 	if code != cli.ExitOK || strings.Contains(out, "last_sync") {
 		t.Errorf("after Deny: connector show exit %d: %s %s", code, out, errw)
 	}
+	// Re-authorize from the connector's page: Zoom's consent page again,
+	// and this time Authorize.
+	b.do("re-authorize", chromedp.Navigate(admin+"/connectors/"+declined.Tenant+"/"+declined.ID),
+		chromedp.Click(chromedp.CSS(`form[action$="/authorize"] button`)), chromedp.WaitVisible(chromedp.CSS("button[value=authorize]")),
+		chromedp.Click(chromedp.CSS("button[value=authorize]")), chromedp.WaitVisible(chromedp.CSS("h1.ok, h1.err")))
+	if got := b.text("h1"); got != "Zoom is connected" {
+		t.Errorf("after Re-authorize the page says %q", got)
+	}
+	(&connectorStack{Stack: s}).waitState(t, declined, connector.StateActive)
 	if refused := refusedInLogs(t, s); len(refused) > 0 {
 		t.Errorf("NATS refused a service something:\n%s", strings.Join(refused, "\n"))
 	}
