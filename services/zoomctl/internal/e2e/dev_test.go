@@ -26,7 +26,7 @@ func TestDevStack(t *testing.T) {
 		t.Fatalf("zoomctl dev: exit %d\nstdout:\n%s\nstderr:\n%s", code, out.String(), errw.String())
 	}
 	text := out.String()
-	for _, want := range []string{"through the OAuth flow", "authorized: the connector is active", "sync completed", "zoom → ", "change events as they arrive", "summary"} {
+	for _, want := range []string{"NATS authorization on: each service connects with its own credentials", "through the OAuth flow", "authorized: the connector is active", "sync completed", "zoom → ", "change events as they arrive", "summary"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("output lacks %q:\n%s", want, text)
 		}
