@@ -26,6 +26,38 @@ const (
 // across restarts.
 const ProvisionBucket = "zoom_provision"
 
+// ProvisionHoldBucket marks the users a provisioning write is under way
+// for, by connector and user key or lower-case email: the writer holds back
+// the incremental changes (webhooks, re-reads) of a marked user until the
+// write's result is committed, so that the record changes the write caused
+// follow its result event. A mark lives ProvisionHoldTTL at most.
+const ProvisionHoldBucket = "zoom_provision_hold"
+
+// ProvisionHoldTTL bounds how long a mark holds a user's changes back, should
+// its worker die before the result.
+const ProvisionHoldTTL = 3 * time.Minute
+
+// ProvisionHoldConfig is ProvisionHoldBucket's configuration, which the
+// fetcher and the writer both ensure.
+func ProvisionHoldConfig(replicas int) jetstream.KeyValueConfig {
+	return jetstream.KeyValueConfig{
+		Bucket:      ProvisionHoldBucket,
+		Description: "users a provisioning write is under way for: their incremental changes wait for its result",
+		History:     1,
+		TTL:         ProvisionHoldTTL,
+		Storage:     jetstream.FileStorage,
+		Replicas:    max(1, replicas),
+	}
+}
+
+// ProvisionHoldKey is the key of a mark in ProvisionHoldBucket: the
+// connector and a digest of who (a user key or an email, compared in lower
+// case).
+func ProvisionHoldKey(c ConnectorRef, who string) string {
+	sum := sha256.Sum256([]byte(strings.ToLower(who)))
+	return c.Tenant + "." + c.ID + "." + hex.EncodeToString(sum[:16])
+}
+
 // DefaultProvisionKeep is how long ZOOM_PROVISION keeps a request no worker
 // took, and the provisioning bucket a request's result, unless
 // PROVISION_KEEP says otherwise.
@@ -115,6 +147,9 @@ type ProvisionOutcome struct {
 	Reads []UserRead `json:"reads,omitempty"`
 	// Admins is a group's admins as read back after a change of them.
 	Admins *GroupAdminsRead `json:"admins,omitempty"`
+	// Holds are who the worker marked in ProvisionHoldBucket before its
+	// write: the writer lifts the marks once the result is committed.
+	Holds []string `json:"holds,omitempty"`
 }
 
 // ZoomCall is one Zoom call of an action, for the audit.

@@ -140,6 +140,10 @@ func run(ctx context.Context) error {
 	}
 
 	consumeMetrics := service.NewConsumeMetrics(reg)
+	holds, err := provision.OpenHolds(gctx, js, cfg.StreamReplicas)
+	if err != nil {
+		return fail(err)
+	}
 	g.Go(func() error {
 		return natsx.Consumer{
 			Stream:       pipeline.StreamRecords,
@@ -154,7 +158,7 @@ func run(ctx context.Context) error {
 			KeepAlive: true,
 			Log:       log,
 			Observer:  consumeMetrics,
-		}.Run(gctx, js, ingest.Handler(st, known))
+		}.Run(gctx, js, ingest.Handler(provision.Holding{Store: st, Holds: holds}, known))
 	})
 	g.Go(func() error {
 		return natsx.Consumer{
@@ -168,7 +172,7 @@ func run(ctx context.Context) error {
 			Log:          log,
 			Observer:     consumeMetrics,
 		}.Run(gctx, js, provision.Handler(provision.Config{
-			Store: st, Publisher: js, Known: known, Retention: cfg.AuditRetention, Log: log,
+			Store: st, Publisher: js, Known: known, Holds: holds, Retention: cfg.AuditRetention, Log: log,
 		}))
 	})
 	g.Go(func() error { return rel.Run(gctx) })

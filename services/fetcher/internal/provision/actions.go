@@ -51,10 +51,16 @@ const maxError = 1024
 type action struct {
 	z   Zoom
 	req request
-	// writing is called once Zoom was read and the write is about to go:
-	// it records that the request got there, so that a worker taking the
-	// request up again after a crash knows the write may have been made.
-	writing func() error
+	// writing is called once Zoom was read and the write is about to go,
+	// with who the write is for (the user's key and email): it records
+	// that the request got there, so that a worker taking the request up
+	// again after a crash knows the write may have been made, and holds
+	// back their other changes until the result is committed.
+	writing func(who []string) error
+	// held is who writing was called for.
+	held []string
+	// email is the request's user's email, once read.
+	email string
 	// resumed says an earlier run of this request got to its write: an
 	// effect found in place is then this request's own.
 	resumed bool
@@ -137,7 +143,29 @@ func (a *action) readUser(ctx context.Context, id string) (zoom.User, error) {
 	if err := zoom.Decode(body, &u); err != nil {
 		return zoom.User{}, fmt.Errorf("read user %s: %w", bound(id, 80), err)
 	}
+	if mine && u.Email != "" {
+		a.email = strings.ToLower(u.Email)
+	}
 	return u, nil
+}
+
+// who is who a write is for: the request's user key and, once read, the
+// user's email (Zoom names group admins by email).
+func (a *action) who() []string {
+	out := []string{a.req.User}
+	if a.email != "" {
+		out = append(out, a.email)
+	}
+	if a.req.pending {
+		out = append(out, strings.ToLower(a.req.zoomUser))
+	}
+	return out
+}
+
+// startWrite calls writing for the request's user.
+func (a *action) startWrite() error {
+	a.held = a.who()
+	return a.writing(a.held)
 }
 
 // withStatus adds status to a listed user, which a listing of one status
@@ -355,7 +383,7 @@ func (a *action) remove(ctx context.Context) outcome {
 	if a.req.pending || id == "" {
 		id = a.req.zoomUser
 	}
-	if err := a.writing(); err != nil {
+	if err := a.startWrite(); err != nil {
 		return outcome{err: err}
 	}
 	if err := a.call("DELETE /users/{userId}", http.StatusNoContent, func() error { return a.z.DeleteUser(ctx, id, a.req.Mode, transfer) }); err != nil {
@@ -388,7 +416,7 @@ func (a *action) invite(ctx context.Context) outcome {
 	case !errors.Is(err, zoom.ErrUserNotFound):
 		return a.failed(ctx, err, "look the email up")
 	}
-	if err := a.writing(); err != nil {
+	if err := a.startWrite(); err != nil {
 		return outcome{err: err}
 	}
 	if err := a.call("POST /users", http.StatusCreated, func() error {
@@ -411,7 +439,7 @@ func (a *action) invite(ctx context.Context) outcome {
 // only when Zoom shows the effect. With refresh, the user as read back is
 // published once the result is committed.
 func (a *action) write(ctx context.Context, refresh bool, do func() error, shows func() (bool, error), what string) outcome {
-	if err := a.writing(); err != nil {
+	if err := a.startWrite(); err != nil {
 		return outcome{err: err}
 	}
 	if err := do(); err != nil {

@@ -75,6 +75,7 @@ type Config struct {
 type Worker struct {
 	cfg    Config
 	ledger *ledger
+	holds  *holds
 	lease  *lease
 	now    func() time.Time
 }
@@ -110,7 +111,11 @@ func New(ctx context.Context, cfg Config) (*Worker, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Worker{cfg: cfg, ledger: l, lease: ls, now: time.Now}, nil
+	h, err := openHolds(ctx, cfg.JetStream, cfg.Replicas)
+	if err != nil {
+		return nil, err
+	}
+	return &Worker{cfg: cfg, ledger: l, holds: h, lease: ls, now: time.Now}, nil
 }
 
 // Run serves requests, whenever this replica holds the provisioning
@@ -285,14 +290,23 @@ func (w *Worker) act(ctx context.Context, c pipeline.ConnectorRef, req request, 
 		return nil
 	}
 	a := &action{z: z, req: req, resumed: resumed,
-		writing: func() error { return w.ledger.put(ctx, key, progress{Seq: seq, State: stateWriting}) }}
+		writing: func(who []string) error {
+			if err := w.ledger.put(ctx, key, progress{Seq: seq, State: stateWriting}); err != nil {
+				return err
+			}
+			return w.holds.mark(ctx, c, who)
+		}}
 	// Someone waits for the result: the account's rate budget serves the
 	// action's calls before a full sync's pages.
 	out := a.run(zoom.WithPriority(ctx, zoom.PriorityPrompt))
 	if out.err != nil {
 		return out.err
 	}
-	o.Result, o.Calls, o.Reads, o.Admins = out.result, a.calls, a.reads, a.admins
+	o.Result, o.Calls, o.Reads, o.Admins, o.Holds = out.result, a.calls, a.reads, a.admins, a.held
+	if resumed && len(o.Holds) == 0 {
+		// The marks of the run that died: lifted with this result.
+		o.Holds = a.who()
+	}
 	return nil
 }
 

@@ -9,6 +9,7 @@ package provision
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -50,6 +51,9 @@ type Config struct {
 	// Known reports whether the deployment serves a connector: the result
 	// of a request for any other is audited, not published.
 	Known func(ctx context.Context, c pipeline.ConnectorRef) (bool, error)
+	// Holds is the bucket of the users a write is under way for, whose
+	// marks a result lifts (see Holding).
+	Holds jetstream.KeyValue
 	// Retention is how long audit rows are kept, default DefaultRetention.
 	Retention time.Duration
 	Log       zerolog.Logger
@@ -101,6 +105,12 @@ func Handler(cfg Config) natsx.Handler {
 			return err
 		}
 		prune(ctx)
+		// The changes held back for the result go on now, after it.
+		for _, who := range o.Holds {
+			if err := cfg.Holds.Delete(ctx, pipeline.ProvisionHoldKey(c, who)); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+				return fmt.Errorf("lift a provisioning hold: %w", err)
+			}
+		}
 		if !known {
 			return nil
 		}

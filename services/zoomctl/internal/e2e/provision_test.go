@@ -23,9 +23,9 @@ import (
 	"github.com/claritysecurity/zoom-connector/services/zoomctl/internal/devstack"
 )
 
-// provStack is a stack for provisioning tests: no webhook service, so that
-// the only record changes an action causes are the ones its worker has
-// read again from Zoom (a webhook could bring them ahead of the result).
+// provStack is a stack for provisioning tests, with or without Zoom's
+// webhooks: with them, the simulator notifies each change at once, so that
+// the notification races the result of the request that made the change.
 type provStack struct {
 	*devstack.Stack
 	c    *collector
@@ -33,7 +33,13 @@ type provStack struct {
 	ref  pipeline.ConnectorRef
 }
 
+// startProvStack starts a provisioning stack without Zoom's webhooks.
 func startProvStack(t *testing.T, org *zoomtest.Org, env map[string]string) *provStack {
+	t.Helper()
+	return startProv(t, org, false, env)
+}
+
+func startProv(t *testing.T, org *zoomtest.Org, webhooks bool, env map[string]string) *provStack {
 	t.Helper()
 	raw := make([]byte, 32)
 	if _, err := rand.Read(raw); err != nil {
@@ -43,7 +49,14 @@ func startProvStack(t *testing.T, org *zoomtest.Org, env map[string]string) *pro
 	for k, v := range env {
 		all[k] = v
 	}
-	s := startStackEnv(t, org, zoomtest.Options{}, map[string]int{"webhook": 0}, all)
+	n := 0
+	if webhooks {
+		n = 1
+	}
+	s := startStackEnv(t, org, zoomtest.Options{}, map[string]int{"webhook": n}, all)
+	if webhooks {
+		s.Sim.SetWebhookURL(s.WebhookURL)
+	}
 	p := &provStack{Stack: s, c: collect(t, s), acct: s.Sim.DefaultAccount(), ref: s.Config().Connector}
 	if op, d := sync1(t, s, p.c); op != clarity.OpCompleted {
 		t.Fatalf("first sync: %s (%s)", op, d.Error)
@@ -166,13 +179,14 @@ func customRole(t *testing.T, org *zoomtest.Org) string {
 }
 
 // TestProvisioningActions runs every action against the simulator through
-// the real services: each time the effect in Zoom, the reply, the result
-// event, the record change events that follow it and, for the same request
+// the real services, with Zoom's webhooks on: each time the effect in Zoom,
+// the reply, the result event, the record change events that follow it
+// (the webhook of the change waits for the result) and, for the same request
 // again under a new id, already_in_effect with no write request; under the
 // same id, the first result again.
 func TestProvisioningActions(t *testing.T) {
 	org := zoomtest.Generate(301, zoomtest.Size{Users: 60, Groups: 4, Roles: 5})
-	p := startProvStack(t, org, nil)
+	p := startProv(t, org, true, nil)
 	users := pickUsers(t, org, 6)
 	group := ""
 	for _, g := range org.Groups {
