@@ -173,36 +173,75 @@ func (f *Follower) Loads() int {
 // Run loads the saved copy, then follows the events until ctx ends (it
 // returns ctx's error) or an error it cannot get past. It loads a snapshot
 // when nothing was saved, and again whenever events it needs are gone.
+//
+// An error of NATS or JetStream (a server restarting, a snapshot request
+// timing out) is logged and tried again after a pause (1s, doubling to
+// 30s, back to 1s once the copy moves on); Run returns on anything else:
+// an event or record it cannot apply, or the store failing.
 func (f *Follower) Run(ctx context.Context) error {
 	if err := f.load(ctx); err != nil {
 		return err
 	}
+	pause := time.Second
 	for {
-		pos := f.Position()
-		fresh := pos.Next == 0
-		if !fresh {
-			dropped, err := f.droppedSince(ctx, pos)
-			if err != nil {
-				return err
+		before := f.Position()
+		err := f.round(ctx)
+		var te *transientError
+		if !errors.As(err, &te) || ctx.Err() != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
 			}
-			fresh = dropped
+			return err
 		}
-		if fresh {
-			if err := f.reload(ctx); err != nil {
-				return err
-			}
+		if f.Position() != before {
+			pause = time.Second
 		}
-		err := f.follow(ctx)
-		if errors.Is(err, ErrGap) {
-			f.cfg.Log.Warn().Err(err).Int64("sequence", f.Position().Sequence).Msg("loading a snapshot again")
-			if err := f.reload(ctx); err != nil {
-				return err
-			}
-			continue
+		f.cfg.Log.Warn().Err(err).Dur("retry_in", pause).Msg("follow: trying again")
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(pause):
 		}
-		return err
+		pause = min(2*pause, 30*time.Second)
 	}
 }
+
+// round loads a snapshot if the copy needs one, then follows the events
+// until an error, loading a snapshot again at each gap.
+func (f *Follower) round(ctx context.Context) error {
+	pos := f.Position()
+	fresh := pos.Next == 0
+	if !fresh {
+		dropped, err := f.droppedSince(ctx, pos)
+		if err != nil {
+			return err
+		}
+		fresh = dropped
+	}
+	if fresh {
+		if err := f.reload(ctx); err != nil {
+			return err
+		}
+	}
+	for {
+		err := f.follow(ctx)
+		if !errors.Is(err, ErrGap) {
+			return err
+		}
+		f.cfg.Log.Warn().Err(err).Int64("sequence", f.Position().Sequence).Msg("loading a snapshot again")
+		if err := f.reload(ctx); err != nil {
+			return err
+		}
+	}
+}
+
+// transientError is an error of NATS or JetStream that Run tries again.
+type transientError struct{ err error }
+
+func (e *transientError) Error() string { return e.err.Error() }
+func (e *transientError) Unwrap() error { return e.err }
+
+func transient(err error) error { return &transientError{err} }
 
 // load reads the store into the copy.
 func (f *Follower) load(ctx context.Context) error {
@@ -231,11 +270,11 @@ func (f *Follower) load(ctx context.Context) error {
 func (f *Follower) droppedSince(ctx context.Context, pos Position) (bool, error) {
 	st, err := f.js.Stream(ctx, clarity.StreamEntitlements)
 	if err != nil {
-		return false, fmt.Errorf("stream %s: %w", clarity.StreamEntitlements, err)
+		return false, transient(fmt.Errorf("stream %s: %w", clarity.StreamEntitlements, err))
 	}
 	info, err := st.Info(ctx, jetstream.WithSubjectFilter(f.subject()))
 	if err != nil {
-		return false, fmt.Errorf("stream %s: %w", clarity.StreamEntitlements, err)
+		return false, transient(fmt.Errorf("stream %s: %w", clarity.StreamEntitlements, err))
 	}
 	if info.State.LastSeq+1 < pos.Next {
 		return true, nil // not the stream the copy was read from (made again)
@@ -255,24 +294,25 @@ func (f *Follower) subject() string { return pipeline.EventSubject(f.cfg.Connect
 func (f *Follower) reload(ctx context.Context) error {
 	st, err := f.js.Stream(ctx, clarity.StreamEntitlements)
 	if err != nil {
-		return fmt.Errorf("stream %s: %w", clarity.StreamEntitlements, err)
+		return transient(fmt.Errorf("stream %s: %w", clarity.StreamEntitlements, err))
 	}
 	delay := 500 * time.Millisecond
 	for {
 		info, err := st.Info(ctx)
 		if err != nil {
-			return fmt.Errorf("stream %s: %w", clarity.StreamEntitlements, err)
+			return transient(fmt.Errorf("stream %s: %w", clarity.StreamEntitlements, err))
 		}
 		last := info.State.LastSeq
 		records := map[recKey]json.RawMessage{}
 		counts := map[string]int{}
 		var seq int64
+		var bad error // a record that cannot be applied: not worth asking again
 		err = snapshot.Request(ctx, f.cfg.Conn, f.cfg.Connector, f.cfg.ChunkLimit, func(n int64) error {
 			seq = n
 			return nil
 		}, func(r snapshot.Record) error {
-			_, err := apply(records, counts, Change{Kind: r.Kind, Op: opCreated, Key: r.Key, Data: r.Data}, f.cfg.MaxRecords)
-			return err
+			_, bad = apply(records, counts, Change{Kind: r.Kind, Op: opCreated, Key: r.Key, Data: r.Data}, f.cfg.MaxRecords)
+			return bad
 		})
 		if errors.Is(err, snapshot.ErrBusy) || errors.Is(err, snapshot.ErrExpired) {
 			f.cfg.Log.Info().Err(err).Dur("retry_in", delay).Msg("snapshot: trying again")
@@ -285,6 +325,9 @@ func (f *Follower) reload(ctx context.Context) error {
 			continue
 		}
 		if err != nil {
+			if bad == nil && ctx.Err() == nil {
+				err = transient(err)
+			}
 			return fmt.Errorf("load snapshot: %w", err)
 		}
 		pos := Position{Sequence: seq, Next: last + 1}
@@ -320,11 +363,11 @@ func (f *Follower) follow(ctx context.Context) error {
 		OptStartSeq:    pos.Next,
 	})
 	if err != nil {
-		return fmt.Errorf("consumer: %w", err)
+		return transient(fmt.Errorf("consumer: %w", err))
 	}
 	it, err := cons.Messages(jetstream.PullMaxMessages(2 * f.cfg.Batch))
 	if err != nil {
-		return fmt.Errorf("consumer: %w", err)
+		return transient(fmt.Errorf("consumer: %w", err))
 	}
 	defer it.Stop()
 	for {
@@ -346,7 +389,7 @@ func (f *Follower) follow(ctx context.Context) error {
 				if ctx.Err() != nil {
 					return ctx.Err()
 				}
-				return fmt.Errorf("read events: %w", err)
+				return transient(fmt.Errorf("read events: %w", err))
 			}
 			c, err := decode(m, f.cfg.Connector)
 			if err != nil {

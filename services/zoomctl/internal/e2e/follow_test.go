@@ -137,7 +137,8 @@ func TestFollow(t *testing.T) {
 // once retention has dropped the events it needs loads a snapshot again
 // and ends with exactly the writer's records, as do a consumer that runs
 // throughout (falling behind further than the stream keeps, it starts
-// again from a snapshot) and one started after the sync.
+// again from a snapshot) and one started after the sync; they all go on
+// after NATS restarts.
 func TestFollowAfterRetention(t *testing.T) {
 	org := zoomtest.Generate(23, zoomtest.Size{Users: 3000, Groups: 30, Roles: 6})
 	s := startStackEnv(t, org, zoomtest.Options{}, nil, map[string]string{"EVENTS_MAX_BYTES": strconv.Itoa(1 << 20)})
@@ -218,6 +219,59 @@ func TestFollowAfterRetention(t *testing.T) {
 	if resumed.f.Loads() != 1 || resumed.loadedAt() == 0 {
 		t.Errorf("the copy resumed after retention dropped its events loaded %d snapshots (the last at sequence %d), want one, after the sync", resumed.f.Loads(), resumed.loadedAt())
 	}
+
+	// NATS restarts under the running consumers: they go on, and follow
+	// the changes made after it.
+	if err := s.RestartNATS(2 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if _, err := s.Sim.UpdateUser(ctx, s.Sim.Org().Users[10+i].ID, zoomtest.Profile{LastName: zoomtest.Ptr(fmt.Sprintf("After the restart %d", i))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, time.Minute, func() bool { n, _ := writerRecords(t, s); return n > seq })
+	seq, final = settled(t, s)
+	for _, fw := range []struct {
+		name string
+		f    *followed
+	}{{"resumed after retention", resumed}, {"throughout", live}, {"after", after}} {
+		fw.f.waitAt(t, seq)
+		requireRecords(t, "consumer "+fw.name+", after NATS restarted", fw.f.records(), final)
+		if d := fw.f.twice(); len(d) > 0 {
+			t.Errorf("consumer %s applied %d events twice, e.g. %s", fw.name, len(d), d[0])
+		}
+	}
+	select {
+	case <-refused.ended:
+		t.Errorf("the consumer of connector acme/zoom ended when NATS restarted: %v", refused.err)
+	default:
+	}
+
+	// A consumer started while no writer answers snapshot requests waits
+	// for one, and loads its snapshot once the writer is back.
+	for _, p := range s.Procs() {
+		if p.Name == "writer" {
+			if err := p.Stop(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	waiting := startFollower(t, s, filepath.Join(dir, "waiting"))
+	time.Sleep(3 * time.Second)
+	select {
+	case <-waiting.ended:
+		t.Fatalf("a consumer started while no writer runs ended: %v", waiting.err)
+	default:
+	}
+	if n := waiting.f.Loads(); n != 0 {
+		t.Fatalf("a consumer started while no writer runs loaded %d snapshots", n)
+	}
+	if _, err := s.Run("writer"); err != nil {
+		t.Fatal(err)
+	}
+	waiting.waitAt(t, seq)
+	requireRecords(t, "consumer started while no writer ran", waiting.records(), final)
 }
 
 // republish publishes the last n events of the stream again, each under
