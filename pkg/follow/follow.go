@@ -391,7 +391,7 @@ func (f *Follower) follow(ctx context.Context) error {
 				}
 				return transient(fmt.Errorf("read events: %w", err))
 			}
-			c, err := decode(m, f.cfg.Connector)
+			c, err := decode(m.Subject(), m.Data(), f.cfg.Connector)
 			if err != nil {
 				return err
 			}
@@ -521,15 +521,15 @@ type event struct {
 	Removal string `json:"removal,omitempty"`
 }
 
-// decode reads one message of the stream as a change.
-func decode(m jetstream.Msg, ref pipeline.ConnectorRef) (Change, error) {
-	data := m.Data()
+// decode reads one message of the stream (its subject and data) as a
+// change.
+func decode(subject string, data []byte, ref pipeline.ConnectorRef) (Change, error) {
 	if len(data) > maxEvent {
-		return Change{}, fmt.Errorf("event on %s of %d bytes: at most %d", bound(m.Subject()), len(data), maxEvent)
+		return Change{}, fmt.Errorf("event on %s of %d bytes: at most %d", bound(subject), len(data), maxEvent)
 	}
 	var ev event
 	if err := json.Unmarshal(data, &ev); err != nil {
-		return Change{}, fmt.Errorf("event on %s: %w", bound(m.Subject()), err)
+		return Change{}, fmt.Errorf("event on %s: %w", bound(subject), err)
 	}
 	if ev.Tenant != ref.Tenant || ev.Connector != ref.ID {
 		return Change{}, fmt.Errorf("event %s: of %s/%s, not %s", bound(ev.ID), bound(ev.Tenant), bound(ev.Connector), ref)
@@ -541,6 +541,12 @@ func decode(m jetstream.Msg, ref pipeline.ConnectorRef) (Change, error) {
 	kind, ok := kindOf(parts[1])
 	if !ok {
 		return Change{}, fmt.Errorf("event %s: unknown kind in type %q", bound(ev.ID), bound(ev.Type))
+	}
+	switch op := parts[2]; {
+	case kind == clarity.KindSync && (op == clarity.OpStarted || op == clarity.OpCompleted || op == clarity.OpFailed):
+	case kind != clarity.KindSync && (op == clarity.OpCreated || op == clarity.OpUpdated || op == clarity.OpDeleted):
+	default:
+		return Change{}, fmt.Errorf("event %s: unknown operation in type %q", bound(ev.ID), bound(ev.Type))
 	}
 	// A sync event of a trigger the fetcher refused carries sequence 0
 	// (nothing committed): never greater than the applied one, it is

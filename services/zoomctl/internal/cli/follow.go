@@ -61,7 +61,7 @@ func runFollow(ctx context.Context, args []string, out, errw io.Writer) int {
 	}
 	if !*quiet {
 		cfg.Apply = func(c follow.Change) {
-			p.printf("applied %d %s %s %s %s\n", c.Sequence, c.ID, c.Op, c.Kind, c.Key)
+			p.printf("applied %d %q %s %s %q\n", c.Sequence, c.ID, c.Op, c.Kind, c.Key)
 		}
 	}
 	f, err := follow.New(cfg)
