@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -666,8 +667,9 @@ func TestProvisioningFailures(t *testing.T) {
 	})
 }
 
-// TestProvisioningBurst sends 1,000 requests for 200 users at once and
-// kills the fetcher (SIGKILL) while they are served: every request is
+// TestProvisioningBurst sends 1,000 requests for 200 users at once to two
+// fetcher replicas and kills the one serving them (SIGKILL) while they are
+// served, the other taking over: every request is
 // answered, its result event published once, no write is made twice, and
 // Zoom's final state and the records are what the requests imply, in the
 // order they were published.
@@ -688,6 +690,12 @@ func TestProvisioningBurst(t *testing.T) {
 	c := collect(t, s)
 	if op, d := sync1(t, s, c); op != clarity.OpCompleted {
 		t.Fatalf("first sync: %s (%s)", op, d.Error)
+	}
+	// A second replica: one serves provisioning at a time, the holder of
+	// the lease; the other takes over when it dies.
+	f2, err := s.Run("fetcher")
+	if err != nil {
+		t.Fatal(err)
 	}
 	acct := s.Sim.DefaultAccount()
 	ref := s.Config().Connector
@@ -774,9 +782,13 @@ func TestProvisioningBurst(t *testing.T) {
 		}
 		if !killed && len(got) >= 300 {
 			killed = true
-			f.Kill()
-			t.Logf("fetcher killed after %d answers", len(got))
-			if f, err = s.Run("fetcher"); err != nil {
+			holder := f
+			if b, _ := os.ReadFile(f.LogPath()); !strings.Contains(string(b), "provisioning lease taken") {
+				holder = f2
+			}
+			holder.Kill()
+			t.Logf("the serving fetcher killed after %d answers", len(got))
+			if _, err = s.Run("fetcher"); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -810,9 +822,14 @@ func TestProvisioningBurst(t *testing.T) {
 			t.Errorf("request %s (%s %s): %+v, want %s", r.req.RequestID, r.req.Action, r.req.Entitlement, rs[0], want)
 		}
 	}
-	log, _ := os.ReadFile(f.LogPath())
+	resumed := 0
+	logs, _ := filepath.Glob(filepath.Join(s.Config().Dir, "logs", "fetcher*.log"))
+	for _, l := range logs {
+		b, _ := os.ReadFile(l)
+		resumed += strings.Count(string(b), "taken up again")
+	}
 	t.Logf("%d requests, %d succeeded, %d replies repeated after the kill, %d taken up again after their write's mark",
-		len(reqs), succeeded, repeats, strings.Count(string(log), "taken up again"))
+		len(reqs), succeeded, repeats, resumed)
 	// No request ran twice: one write per request that changed Zoom.
 	if n := acct.WriteRequests() - writes; n != wantWrites {
 		t.Errorf("write requests: %d, want %d (one per request with an effect)", n, wantWrites)
