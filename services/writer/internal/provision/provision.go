@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
@@ -112,7 +113,7 @@ func Handler(cfg Config) natsx.Handler {
 			}
 		}
 		if !known {
-			return nil
+			return unsequenced(ctx, cfg.Publisher, c, &o)
 		}
 		// Published after the result's commit (again on a redelivery: the
 		// ids make the repeats one), so the changes they make come after.
@@ -179,4 +180,26 @@ func removalOf(o *pipeline.ProvisionOutcome, r pipeline.UserRead) string {
 		return clarity.RemovalDeleted
 	}
 	return clarity.RemovalDisassociated
+}
+
+// unsequenced publishes the result event of a request for a connector the
+// deployment does not serve straight on its event subject, as the fetcher
+// refuses a sync trigger for one: no sequence is kept for a connector that
+// does not exist, so its sequence is 0, and its id derives from the
+// request's audit key, so that a redelivery publishes the same event.
+func unsequenced(ctx context.Context, pub pipeline.Publisher, c pipeline.ConnectorRef, o *pipeline.ProvisionOutcome) error {
+	data, err := json.Marshal(o.Result)
+	if err != nil {
+		return natsx.Permanent(err)
+	}
+	ev := clarity.NewEvent(c.Tenant, c.ID, 0, clarity.KindProvisioning, o.Result.Result, o.Result.RequestID, o.FinishedAt, data)
+	ev.ID = pipeline.RefusalID(c.Tenant, c.ID, "provision-"+o.AuditKey)
+	m := nats.NewMsg(clarity.EventSubject(c.Tenant, c.ID, clarity.KindProvisioning))
+	m.Data = ev.AppendJSON(nil)
+	m.Header.Set("Content-Type", clarity.ContentType)
+	m.Header.Set(jetstream.MsgIDHeader, ev.ID)
+	if _, err := pub.PublishMsg(ctx, m); err != nil {
+		return fmt.Errorf("publish the result of %s for an unserved connector: %w", o.AuditKey, err)
+	}
+	return nil
 }

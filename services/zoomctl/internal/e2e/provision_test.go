@@ -514,7 +514,14 @@ func TestProvisioningFailures(t *testing.T) {
 	})
 	t.Run("unknown connector", func(t *testing.T) {
 		other := pipeline.ConnectorRef{Tenant: p.ref.Tenant, ID: "nosuch"}
+		co := collectRef(t, p.Stack, other)
 		fails(t, other, clarity.ProvisionRequest{Action: clarity.ActionDeactivateUser, User: u}, 0, 0, "default/nosuch")
+		// Its event all the same, with no sequence of a connector that
+		// does not exist.
+		_, ev := resultEvent(t, co, fmt.Sprintf("fail-%d", n))
+		if ev.Type != "clarity.provisioning.failed" || ev.Sequence != "0" {
+			t.Errorf("result event of an unknown connector: %s, sequence %s", ev.Type, ev.Sequence)
+		}
 	})
 	t.Run("bad requests", func(t *testing.T) {
 		ctx := context.Background()
