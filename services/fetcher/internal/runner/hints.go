@@ -234,17 +234,21 @@ var errDearer = errors.New("listing dearer than re-reads")
 func (r *Runner) listHinted(ctx context.Context, c pipeline.ConnectorRef, client Client, users map[string]*pb.FetchUser, results map[string]error) int {
 	spent := 0
 	for i, status := range listedStatuses {
+		listed := 0
 		err := client.Pages(ctx, zoom.UsersListing(status), func(p zoom.RawPage) error {
 			spent++
 			if p.Number == 1 {
+				listed = 0 // a restarted listing counts again
 				r.learnPages(c, status, p.TotalRecords)
 			}
+			listed += p.Items
 			if err := r.publishListed(ctx, c, p, status, users, results); err != nil {
 				return err
 			}
-			// Pages left in this and the later listings, against the
-			// users not shown yet.
-			left := max(0, r.pagesOf(c, status)-p.Number)
+			// Pages left in this listing (from Zoom's count of its
+			// items) and the later ones, against the users not shown
+			// yet.
+			left := (max(0, p.TotalRecords-listed) + usersPerPage - 1) / usersPerPage
 			for _, s := range listedStatuses[i+1:] {
 				left += r.pagesOf(c, s)
 			}
