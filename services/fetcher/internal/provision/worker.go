@@ -28,11 +28,19 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/claritysecurity/zoom-connector/pkg/clarity"
 	"github.com/claritysecurity/zoom-connector/pkg/pipeline"
 	"github.com/claritysecurity/zoom-connector/pkg/zoom"
 	"github.com/claritysecurity/zoom-connector/services/fetcher/internal/runner"
+)
+
+// maxAheadBytes bounds the bytes of the requests read ahead of their turn;
+// requestOverhead is what a request costs beyond its body.
+const (
+	maxAheadBytes   = 64 << 20
+	requestOverhead = 1 << 10
 )
 
 // Defaults of Config.
@@ -154,6 +162,7 @@ func (w *Worker) serve(ctx context.Context) error {
 	}()
 	q := newUserQueues(w.cfg.Workers)
 	slots := make(chan struct{}, w.cfg.MaxInFlight)
+	ahead := semaphore.NewWeighted(maxAheadBytes)
 	w.cfg.Log.Info().Msg("provisioning worker started")
 	for ctx.Err() == nil {
 		select {
@@ -170,9 +179,16 @@ func (w *Worker) serve(ctx context.Context) error {
 			w.cfg.Log.Warn().Err(err).Msg("provisioning: reading requests")
 			continue
 		}
+		// What the requests read ahead hold is bounded too: a request may
+		// be as large as a NATS message.
+		weight := min(int64(len(msg.Data()))+requestOverhead, maxAheadBytes)
+		if err := ahead.Acquire(ctx, weight); err != nil {
+			<-slots
+			break
+		}
 		key := queueKey(msg)
 		q.submit(key, func() {
-			defer func() { <-slots }()
+			defer func() { ahead.Release(weight); <-slots }()
 			if ctx.Err() != nil {
 				return // not begun: taken up again at the next start
 			}
