@@ -40,6 +40,7 @@ func TestSchemaMatchesProtoAndTypes(t *testing.T) {
 		{"SyncData", []reflect.Type{reflect.TypeFor[SyncData]()}},
 		{"SyncStats", []reflect.Type{reflect.TypeFor[SyncStats]()}},
 		{"HeldCounts", []reflect.Type{reflect.TypeFor[HeldCounts]()}},
+		{"ProvisioningResult", []reflect.Type{reflect.TypeFor[ProvisionResult]()}},
 	}
 	if len(cases) != len(proto) {
 		t.Errorf("events.proto has %d messages, the test knows %d", len(proto), len(cases))

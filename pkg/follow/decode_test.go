@@ -28,6 +28,9 @@ func TestDecode(t *testing.T) {
 	if c, err := decode(subject, ev("clarity.sync.failed", "0", ""), ref); err != nil || c.Sequence != 0 {
 		t.Errorf("the sync.failed of a refused trigger: %+v, %v", c, err)
 	}
+	if c, err := decode(subject, ev("clarity.provisioning.already_in_effect", "43", ""), ref); err != nil || c.IsRecord() || c.Op != "already_in_effect" {
+		t.Errorf("a provisioning result: %+v, %v", c, err)
+	}
 	other := strings.Replace(string(ev("clarity.service_user.created", "1", "")), `"tenant":"default"`, `"tenant":"acme"`, 1)
 	for name, data := range map[string][]byte{
 		"too large":        append(ev("clarity.service_user.created", "1", ""), make([]byte, maxEvent)...),
@@ -36,6 +39,7 @@ func TestDecode(t *testing.T) {
 		"unknown kind":     ev("clarity.meeting.created", "1", ""),
 		"unknown op":       ev("clarity.service_user.started", "1", ""),
 		"sync op":          ev("clarity.sync.created", "1", ""),
+		"provisioning op":  ev("clarity.provisioning.created", "1", ""),
 		"type shape":       ev("clarity.service_user", "1", ""),
 		"sequence":         ev("clarity.service_user.created", "-1", ""),
 		"sequence decimal": ev("clarity.service_user.created", "x1", ""),

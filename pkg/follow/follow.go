@@ -463,18 +463,32 @@ func (f *Follower) all() iter.Seq[Record] {
 	}
 }
 
-// kindOf returns the shared constant of a record kind, and false for
-// anything else.
+// kindOf returns the shared constant of an event kind (a record kind,
+// sync or provisioning), and false for anything else.
 func kindOf(s string) (string, bool) {
 	for _, k := range clarity.Kinds {
 		if s == k {
 			return k, true
 		}
 	}
-	if s == clarity.KindSync {
+	switch s {
+	case clarity.KindSync:
 		return clarity.KindSync, true
+	case clarity.KindProvisioning:
+		return clarity.KindProvisioning, true
 	}
 	return "", false
+}
+
+// validOp reports whether op is an operation of kind.
+func validOp(kind, op string) bool {
+	switch kind {
+	case clarity.KindSync:
+		return op == clarity.OpStarted || op == clarity.OpCompleted || op == clarity.OpFailed
+	case clarity.KindProvisioning:
+		return op == clarity.ResultSucceeded || op == clarity.ResultAlreadyInEffect || op == clarity.ResultFailed
+	}
+	return op == clarity.OpCreated || op == clarity.OpUpdated || op == clarity.OpDeleted
 }
 
 // apply applies one change to records; it reports whether a record
@@ -484,8 +498,8 @@ func apply(records map[recKey]json.RawMessage, counts map[string]int, c Change, 
 	if !ok {
 		return false, fmt.Errorf("record of unknown kind %q", bound(c.Kind))
 	}
-	if kind == clarity.KindSync {
-		return false, nil
+	if !c.IsRecord() {
+		return false, nil // a sync or provisioning event: no record
 	}
 	if c.Key == "" || len(c.Key) > maxKey {
 		return false, fmt.Errorf("%s record: key of %d bytes: must be 1 to %d", kind, len(c.Key), maxKey)
@@ -542,14 +556,12 @@ func decode(subject string, data []byte, ref pipeline.ConnectorRef) (Change, err
 	if !ok {
 		return Change{}, fmt.Errorf("event %s: unknown kind in type %q", bound(ev.ID), bound(ev.Type))
 	}
-	switch op := parts[2]; {
-	case kind == clarity.KindSync && (op == clarity.OpStarted || op == clarity.OpCompleted || op == clarity.OpFailed):
-	case kind != clarity.KindSync && (op == clarity.OpCreated || op == clarity.OpUpdated || op == clarity.OpDeleted):
-	default:
+	if !validOp(kind, parts[2]) {
 		return Change{}, fmt.Errorf("event %s: unknown operation in type %q", bound(ev.ID), bound(ev.Type))
 	}
-	// A sync event of a trigger the fetcher refused carries sequence 0
-	// (nothing committed): never greater than the applied one, it is
+	// A sync event of a trigger the fetcher refused, and the provisioning
+	// result of a connector the deployment does not serve, carry sequence
+	// 0 (nothing committed): never greater than the applied one, they are
 	// dropped as repeats are.
 	seq, err := strconv.ParseInt(ev.Sequence, 10, 64)
 	if err != nil || seq < 0 {

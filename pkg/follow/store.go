@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"iter"
 	"time"
+
+	"github.com/claritysecurity/zoom-connector/pkg/clarity"
 )
 
 // Position is how far a local copy goes.
@@ -24,8 +26,9 @@ type Record struct {
 	Data json.RawMessage `json:"data"`
 }
 
-// Change is one applied change event (or a sync event: Kind
-// clarity.KindSync, which changes no record).
+// Change is one applied event: a record's change, or a sync or
+// provisioning event (Kind clarity.KindSync or clarity.KindProvisioning,
+// Op the sync's or the result's), which changes no record.
 type Change struct {
 	ID       string          `json:"id"`
 	Sequence int64           `json:"sequence"`
@@ -37,6 +40,12 @@ type Change struct {
 	// Removal is the removal extension of a service_user deleted event
 	// (deleted, disassociated, absent).
 	Removal string `json:"removal,omitempty"`
+}
+
+// IsRecord reports whether the change is a record's (not a sync or
+// provisioning event).
+func (c Change) IsRecord() bool {
+	return c.Kind != clarity.KindSync && c.Kind != clarity.KindProvisioning
 }
 
 // Store keeps a local copy and its position across restarts. Commit and

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -74,6 +75,10 @@ func TestFollow(t *testing.T) {
 	}
 	seq, final := settled(t, s)
 	t.Logf("writer at sequence %d with %d records", seq, len(final))
+	// A provisioning request: its result event, and the record changes it
+	// caused, reach the consumers too.
+	provisionOne(t, s)
+	seq, final = settled(t, s)
 	// Changes published again past JetStream's duplicate window (another
 	// message id), as a relay could after a long outage: the consumers
 	// drop them by their sequence, and apply no event twice. (The
@@ -272,6 +277,35 @@ func TestFollowAfterRetention(t *testing.T) {
 	}
 	waiting.waitAt(t, seq)
 	requireRecords(t, "consumer started while no writer ran", waiting.records(), final)
+}
+
+// provisionOne adds an active user to a group it is not in, through a
+// provisioning request, and requires it to succeed.
+func provisionOne(t *testing.T, s *devstack.Stack) {
+	t.Helper()
+	org := s.Sim.Org()
+	for _, u := range org.Users[300:] {
+		if u.Status != "active" {
+			continue
+		}
+		for _, g := range org.Groups {
+			if slices.Contains(u.GroupIDs, g.ID) {
+				continue
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+			defer cancel()
+			req := clarity.ProvisionRequest{RequestID: "follow-provision", Action: clarity.ActionAddGrant, User: u.ID, Entitlement: "group:" + g.ID}
+			res, err := cli.Provision(ctx, s.NC, s.JS, s.Config().Connector, req, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Result != clarity.ResultSucceeded {
+				t.Fatalf("provisioning %+v: %+v", req, res)
+			}
+			return
+		}
+	}
+	t.Fatal("no active user outside a group to provision")
 }
 
 // republish publishes the last n events of the stream again, each under
@@ -628,7 +662,7 @@ func loadState(t *testing.T, path string) map[string]json.RawMessage {
 	defer st.Close()
 	_, err := st.Load(context.Background(), func(c follow.Change) error {
 		switch {
-		case c.Kind == clarity.KindSync:
+		case !c.IsRecord():
 		case c.Op == clarity.OpDeleted:
 			delete(out, c.Kind+"|"+c.Key)
 		default:
@@ -735,7 +769,7 @@ func (sc *schemaChecker) records(records map[string]json.RawMessage) {
 	// the sync started and completed.
 	for _, typ := range []string{"clarity.service_user.created", "clarity.service_user.updated", "clarity.service_user.deleted",
 		"clarity.entitlement.created", "clarity.service_user_entitlement.created", "clarity.service_user_entitlement.deleted",
-		"clarity.service_user_attribute.created", "clarity.sync.started", "clarity.sync.completed"} {
+		"clarity.service_user_attribute.created", "clarity.sync.started", "clarity.sync.completed", "clarity.provisioning.succeeded"} {
 		if sc.types[typ] == 0 {
 			t.Errorf("no %s event was validated; validated %v", typ, sc.types)
 		}
