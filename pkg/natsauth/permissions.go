@@ -199,7 +199,7 @@ func PermissionsOf(r Role) (Permissions, error) {
 		// The OAuth states too: the fetcher refreshes tokens through the
 		// connector package's Authorizer, which opens that bucket.
 		for _, b := range []string{connector.Bucket, connector.StatesBucket, pipeline.RunsBucket, pipeline.ScheduleBucket,
-			pipeline.ProvisionBucket, provisionLeaseBucket, pipeline.BudgetBucket} {
+			pipeline.ProvisionBucket, provisionLeaseBucket, pipeline.ProvisionHoldBucket, pipeline.BudgetBucket} {
 			p.Publish = append(p.Publish, bucket(b)...)
 		}
 		// The provisioning worker reads the requests in order through
@@ -229,6 +229,9 @@ func PermissionsOf(r Role) (Permissions, error) {
 			// users' pages to the normalizer, a group's admins to itself
 			every(pipeline.RawSubject), every(pipeline.RecordsSubject))
 		p.Publish = append(p.Publish, bucket(connector.Bucket)...)
+		// The users a provisioning write is under way for: their changes
+		// wait for its result, which lifts the marks.
+		p.Publish = append(p.Publish, bucket(pipeline.ProvisionHoldBucket)...)
 		p.Subscribe = append(p.Subscribe, SnapshotSubject("*", "*"), snapshotSessions)
 		for _, op := range writerAdminOps {
 			p.Subscribe = append(p.Subscribe, connector.AdminSubject(anyConnector, op))
