@@ -218,8 +218,8 @@ func TestServicesWorkWithinPermissions(t *testing.T) {
 		natsauth.RoleClarity:    pipeline.ProvisionSubject(acme),
 	}
 	buckets := map[natsauth.Role][]string{
-		natsauth.RoleFetcher: {connector.Bucket, connector.StatesBucket, pipeline.RunsBucket, pipeline.ScheduleBucket, pipeline.ProvisionBucket, "zoom_provision_lease", pipeline.BudgetBucket},
-		natsauth.RoleWriter:  {connector.Bucket},
+		natsauth.RoleFetcher: {connector.Bucket, connector.StatesBucket, pipeline.RunsBucket, pipeline.ScheduleBucket, pipeline.ProvisionBucket, "zoom_provision_lease", pipeline.ProvisionHoldBucket, pipeline.BudgetBucket},
+		natsauth.RoleWriter:  {connector.Bucket, pipeline.ProvisionHoldBucket},
 		natsauth.RoleWebhook: {connector.Bucket, connector.StatesBucket},
 	}
 	for _, r := range []natsauth.Role{natsauth.RoleFetcher, natsauth.RoleNormalizer, natsauth.RoleWriter, natsauth.RoleWebhook, natsauth.RoleOperator, natsauth.RoleClarity} {
