@@ -776,3 +776,42 @@ func (sc *schemaChecker) records(records map[string]json.RawMessage) {
 	}
 	t.Logf("validated %d events (%v) and %d records against events.schema.json", n, sc.types, len(records))
 }
+
+// settled waits until every event the stream holds of the connector was
+// validated, and fails the test if any was not valid.
+func (sc *schemaChecker) settled(s *devstack.Stack) {
+	t := sc.t
+	t.Helper()
+	stream, err := s.JS.Stream(context.Background(), clarity.StreamEntitlements)
+	if err != nil {
+		t.Fatal(err)
+	}
+	subject := pipeline.EventSubject(s.Config().Connector, ">")
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		info, err := stream.Info(context.Background(), jetstream.WithSubjectFilter(subject))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var held uint64
+		for _, n := range info.State.Subjects {
+			held += n
+		}
+		sc.mu.Lock()
+		seen, bad := 0, sc.bad
+		for _, c := range sc.types {
+			seen += c
+		}
+		sc.mu.Unlock()
+		if uint64(seen) >= held {
+			if bad > 0 {
+				t.Errorf("%d of %d events are not valid against events.schema.json", bad, seen)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("validated %d of the %d events of %s", seen, held, subject)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}

@@ -19,6 +19,7 @@ import (
 func TestDeletionGuardHoldsAndConfirms(t *testing.T) {
 	org := zoomtest.Generate(43, zoomtest.Size{Users: 200, Groups: 5, Roles: 4})
 	s := startStack(t, org, zoomtest.Options{Seed: 43}, map[string]int{"webhook": 0})
+	sc := checkSchema(t, s) // the confirmed deletions say why the users went
 	c := collect(t, s)
 	ctx := context.Background()
 	if op, d := sync1(t, s, c); op != clarity.OpCompleted {
@@ -96,4 +97,5 @@ func TestDeletionGuardHoldsAndConfirms(t *testing.T) {
 	if dup := c.duplicates(); len(dup) > 0 {
 		t.Errorf("event ids delivered more than once: %v", dup[:min(10, len(dup))])
 	}
+	sc.settled(s)
 }

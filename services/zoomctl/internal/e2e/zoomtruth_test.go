@@ -102,6 +102,7 @@ func TestInviteesFromWebhooks(t *testing.T) {
 func TestRemovalReasons(t *testing.T) {
 	ctx := context.Background()
 	s, c := webhookStack(t, 200)
+	sc := checkSchema(t, s)
 	left, gone, lost := activeUser(t, s.Sim, 0), activeUser(t, s.Sim, 1), activeUser(t, s.Sim, 2)
 	mark := c.mark()
 	deliver(t, "user.disassociated", func() (zoomtest.Delivery, error) { return s.Sim.RemoveUser(ctx, left.ID, "disassociate") })
@@ -127,6 +128,7 @@ func TestRemovalReasons(t *testing.T) {
 		t.Errorf("users deleted with removal %v, want %v", got, want)
 	}
 	requireSame(t, "records after the sync", snapshot(t, s), expected(s))
+	sc.settled(s)
 }
 
 // TestLicenceTiers: users' Zoom United plans and license_info_list
@@ -160,11 +162,13 @@ func TestLicenceTiers(t *testing.T) {
 		t.Fatal("too few licensed users")
 	}
 	s := startStack(t, org, zoomtest.Options{}, nil)
+	sc := checkSchema(t, s)
 	c := collect(t, s)
 	if op, d := sync1(t, s, c); op != clarity.OpCompleted {
 		t.Fatalf("first sync: %s (%s)", op, d.Error)
 	}
 	got := snapshot(t, s)
+	sc.settled(s)
 	requireSame(t, "records after the first sync", got, expected(s))
 	for k, name := range map[string]string{
 		"entitlement|license:united:1024":                                "Zoom United Ent-United with US/CA Unlimited",
