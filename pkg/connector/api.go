@@ -82,6 +82,9 @@ type SettingsRequest struct {
 	ClientID  string `json:"client_id,omitempty"`
 	AccountID string `json:"account_id,omitempty"`
 	Schedule  string `json:"schedule,omitempty"`
+	// Enrich turns enrichment on or off (Record.Enrich); nil keeps it as
+	// it is (off for a new connector).
+	Enrich *bool `json:"enrich,omitempty"`
 	// ClientSecret and WebhookSecret are sealed with SealForTransport.
 	ClientSecret  string `json:"client_secret_sealed,omitempty"`
 	WebhookSecret string `json:"webhook_secret_sealed,omitempty"`
@@ -106,6 +109,7 @@ type View struct {
 	State        string    `json:"state"`
 	Reason       string    `json:"reason,omitempty"`
 	Schedule     string    `json:"schedule"`
+	Enrich       bool      `json:"enrich"`
 	ClientID     string    `json:"client_id"`
 	AccountID    string    `json:"account_id,omitempty"`
 	RedirectURL  string    `json:"redirect_url,omitempty"`

@@ -65,7 +65,12 @@ type Record struct {
 	WebhookSecret Sealed `json:"webhook_secret,omitempty"`
 	// Schedule is ScheduleManual or a Go duration ("24h").
 	Schedule string `json:"schedule"`
-	State    string `json:"state"`
+	// Enrich reads each user's details (GET /users/{id}) once it is new
+	// or its listed data changed, at the lowest priority of the account's
+	// rate budget, for the attributes only those details hold. Off by
+	// default; a record stored without it has it off.
+	Enrich bool   `json:"enrich,omitempty"`
+	State  string `json:"state"`
 	// Reason says why the state is what it is, for people (never a
 	// secret).
 	Reason string `json:"reason,omitempty"`

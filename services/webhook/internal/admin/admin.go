@@ -148,6 +148,9 @@ func (s *Server) add(ctx context.Context, ref pipeline.ConnectorRef, body []byte
 	}
 	rec := connector.Record{Tenant: ref.Tenant, Connector: ref.ID, Auth: req.Auth, ClientID: req.ClientID,
 		AccountID: req.AccountID, Schedule: req.Schedule, State: connector.StatePendingAuthorization}
+	if req.Enrich != nil {
+		rec.Enrich = *req.Enrich
+	}
 	if rec.Schedule == "" {
 		rec.Schedule = DefaultSchedule
 	}
@@ -219,6 +222,9 @@ func (s *Server) update(ctx context.Context, ref pipeline.ConnectorRef, body []b
 		}
 		if req.Schedule != "" {
 			r.Schedule = req.Schedule
+		}
+		if req.Enrich != nil {
+			r.Enrich = *req.Enrich
 		}
 		if err := s.seal(r, secret, webhook); err != nil {
 			return false, err
@@ -416,7 +422,7 @@ func (s *Server) transportKey() connector.Reply {
 
 func (s *Server) view(r connector.Record) connector.View {
 	v := connector.View{Tenant: r.Tenant, Connector: r.Connector, Auth: r.Auth, State: r.State, Reason: r.Reason,
-		Schedule: r.Schedule, ClientID: r.ClientID, AccountID: r.AccountID, WebhookSet: r.WebhookSecret != "",
+		Schedule: r.Schedule, Enrich: r.Enrich, ClientID: r.ClientID, AccountID: r.AccountID, WebhookSet: r.WebhookSecret != "",
 		LastSync: r.LastSync, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt}
 	if r.Auth == connector.AuthOAuth {
 		v.RedirectURL = s.cfg.Authorizer.RedirectURL(r.Ref())

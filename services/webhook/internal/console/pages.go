@@ -74,7 +74,7 @@ func (c *Console) row(e connector.Entry, dead map[pipeline.ConnectorRef]int) row
 // one is set.
 func view(r connector.Record, redirectTemplate string) connector.View {
 	v := connector.View{Tenant: r.Tenant, Connector: r.Connector, Auth: r.Auth, State: r.State, Reason: r.Reason,
-		Schedule: r.Schedule, ClientID: r.ClientID, AccountID: r.AccountID, WebhookSet: r.WebhookSecret != "",
+		Schedule: r.Schedule, Enrich: r.Enrich, ClientID: r.ClientID, AccountID: r.AccountID, WebhookSet: r.WebhookSecret != "",
 		LastSync: r.LastSync, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt}
 	if r.Auth == connector.AuthOAuth {
 		v.RedirectURL = connector.RedirectURL(redirectTemplate, r.Ref())

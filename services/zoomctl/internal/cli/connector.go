@@ -119,6 +119,7 @@ func connectorSettings(ctx context.Context, verb string, args []string, out, err
 	accountID := f.fs.String("account-id", "", "the Zoom account id (s2s)")
 	webhookFile := f.fs.String("webhook-secret-file", "", "file holding the app's webhook Secret Token (- for standard input)")
 	schedule := f.fs.String("schedule", "", "manual, or the interval of full syncs such as 24h (default 24h)")
+	enrich := f.fs.Bool("enrich", false, "read each new or changed user's details (GET /users/{id}) for job title, location, company, manager, cost center, language and login types, at the lowest priority of the account's rate budget; --enrich=false turns it off (default off)")
 	if code, ok := parse(f.fs, args); !ok {
 		return code
 	}
@@ -160,6 +161,11 @@ func connectorSettings(ctx context.Context, verb string, args []string, out, err
 	}
 	defer done()
 	req := connector.SettingsRequest{Auth: *auth, ClientID: *clientID, AccountID: *accountID, Schedule: *schedule}
+	f.fs.Visit(func(fl *flag.Flag) {
+		if fl.Name == "enrich" {
+			req.Enrich = enrich
+		}
+	})
 	if req.ClientSecret, err = c.SealSecret(ctx, ref, connector.FieldClientSecret, secret); err != nil {
 		return fail(errw, ExitError, "%v", err)
 	}
@@ -340,6 +346,9 @@ func printConnector(out io.Writer, asJSON bool, r connector.Reply) int {
 	row("state", v.State)
 	row("reason", v.Reason)
 	row("schedule", v.Schedule)
+	if v.Enrich {
+		row("enrichment", "on")
+	}
 	row("client id", v.ClientID)
 	row("account id", v.AccountID)
 	row("redirect url", v.RedirectURL)
