@@ -271,8 +271,10 @@ type gate struct {
 	// local paces the fallback share.
 	local *rate.Limiter
 	// prompt counts the prompt requests waiting here: bulk ones let them
-	// go first.
-	prompt atomic.Int64
+	// go first. foreground counts the prompt and bulk ones: background
+	// ones let them go first.
+	prompt     atomic.Int64
+	foreground atomic.Int64
 
 	mu        sync.Mutex
 	holdUntil time.Time
@@ -300,6 +302,10 @@ func (g *gate) take(ctx context.Context, p zoom.Priority) (time.Duration, error)
 		g.prompt.Add(1)
 		defer g.prompt.Add(-1)
 	}
+	if p != zoom.PriorityBackground {
+		g.foreground.Add(1)
+		defer g.foreground.Add(-1)
+	}
 	for {
 		if err := ctx.Err(); err != nil {
 			return time.Since(start), err
@@ -315,8 +321,9 @@ func (g *gate) take(ctx context.Context, p zoom.Priority) (time.Duration, error)
 			}
 			continue
 		}
-		if p == zoom.PriorityBulk && g.prompt.Load() > 0 {
-			// A prompt request waits in this process: it goes first.
+		if (p == zoom.PriorityBulk && g.prompt.Load() > 0) || (p == zoom.PriorityBackground && g.foreground.Load() > 0) {
+			// A request of a higher priority waits in this process: it
+			// goes first.
 			if err := sleep(ctx, 5*time.Millisecond); err != nil {
 				return time.Since(start), err
 			}

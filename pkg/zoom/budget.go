@@ -20,12 +20,18 @@ const (
 	PriorityBulk Priority = iota
 	// PriorityPrompt is work someone waits for: provisioning, re-reads.
 	PriorityPrompt
+	// PriorityBackground is work nobody waits for (the enrichment of
+	// users): it goes only while no prompt or bulk request waits.
+	PriorityBackground
 )
 
 // String names the priority for logs and metrics.
 func (p Priority) String() string {
-	if p == PriorityPrompt {
+	switch p {
+	case PriorityPrompt:
 		return "prompt"
+	case PriorityBackground:
+		return "background"
 	}
 	return "bulk"
 }
