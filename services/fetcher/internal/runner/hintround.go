@@ -276,6 +276,8 @@ func (r *Runner) listRound(ctx context.Context, c pipeline.ConnectorRef, client 
 		}
 		if !worth {
 			next.State = roundCancelled
+			r.log.Info().Str("tenant", c.Tenant).Str("connector", c.ID).Int64("round", o.N).Int("users", cur.Wanted).
+				Msg("hint listing round cancelled: re-reads cost less")
 		}
 		if err := rs.write(ctx, c, next, rev); errors.Is(err, errConflictRound) {
 			continue // a batch joined meanwhile
@@ -318,6 +320,15 @@ func (r *Runner) listRound(ctx context.Context, c pipeline.ConnectorRef, client 
 	if len(users) > 0 {
 		spent = r.listHinted(ctx, c, client, users, results)
 	}
+	served := 0
+	for _, err := range results {
+		if err == nil {
+			served++
+		}
+	}
+	r.log.Info().Str("tenant", c.Tenant).Str("connector", c.ID).Int64("round", o.N).Int("batches", len(wants)).
+		Int("users", len(users)).Int("served", served).Int("requests", spent).
+		Dur("gathered", time.Since(time.UnixMilli(o.StartMs))).Msg("hint listing round")
 	for k, w := range wants {
 		var left wanted
 		for i, id := range w.IDs {
