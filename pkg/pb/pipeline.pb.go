@@ -40,6 +40,9 @@ const (
 	Listing_LISTING_ROLES        Listing = 6
 	// One user read with GET /users/{id} after a webhook hint; not part of a run.
 	Listing_LISTING_USER Listing = 7
+	// One user's details read with GET /users/{id} for enrichment: only the
+	// attributes no listing gives; not part of a run.
+	Listing_LISTING_USER_DETAIL Listing = 8
 )
 
 // Enum value maps for Listing.
@@ -53,6 +56,7 @@ var (
 		5: "LISTING_GROUP_ADMINS",
 		6: "LISTING_ROLES",
 		7: "LISTING_USER",
+		8: "LISTING_USER_DETAIL",
 	}
 	Listing_value = map[string]int32{
 		"LISTING_UNSPECIFIED":    0,
@@ -63,6 +67,7 @@ var (
 		"LISTING_GROUP_ADMINS":   5,
 		"LISTING_ROLES":          6,
 		"LISTING_USER":           7,
+		"LISTING_USER_DETAIL":    8,
 	}
 )
 
@@ -1676,7 +1681,7 @@ const file_pipeline_proto_rawDesc = "" +
 	"\x02op\x18\x02 \x01(\tR\x02op\x12\x18\n" +
 	"\asubject\x18\x03 \x01(\tR\asubject\x12\x12\n" +
 	"\x04data\x18\x04 \x01(\fR\x04data\x12\x18\n" +
-	"\aremoval\x18\x05 \x01(\tR\aremoval*\xc6\x01\n" +
+	"\aremoval\x18\x05 \x01(\tR\aremoval*\xdf\x01\n" +
 	"\aListing\x12\x17\n" +
 	"\x13LISTING_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14LISTING_USERS_ACTIVE\x10\x01\x12\x1a\n" +
@@ -1685,7 +1690,8 @@ const file_pipeline_proto_rawDesc = "" +
 	"\x0eLISTING_GROUPS\x10\x04\x12\x18\n" +
 	"\x14LISTING_GROUP_ADMINS\x10\x05\x12\x11\n" +
 	"\rLISTING_ROLES\x10\x06\x12\x10\n" +
-	"\fLISTING_USER\x10\a*\x8d\x01\n" +
+	"\fLISTING_USER\x10\a\x12\x17\n" +
+	"\x13LISTING_USER_DETAIL\x10\b*\x8d\x01\n" +
 	"\x04Kind\x12\x14\n" +
 	"\x10KIND_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11KIND_SERVICE_USER\x10\x01\x12\x14\n" +

@@ -79,6 +79,10 @@ func PageStats(p *pb.RawPage) (*pb.RecordBatch, Stats, error) {
 		// new as the webhook that asked for it.
 		b.VersionMs = max(p.GetVersionMs(), p.GetFetchedAtMs())
 		st, err = userPage(b, p)
+	case pb.Listing_LISTING_USER_DETAIL:
+		// Ordered like a re-read: by when Zoom was asked.
+		b.VersionMs = max(p.GetVersionMs(), p.GetFetchedAtMs())
+		st, err = detailPage(b, p)
 	default:
 		err = fmt.Errorf("%w: unknown listing %v", ErrBadPage, l)
 	}

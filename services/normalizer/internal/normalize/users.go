@@ -20,11 +20,11 @@ import (
 const (
 	AttrDepartment        = "department"
 	AttrTimezone          = "timezone"
-	AttrLanguage          = "language"
+	AttrLanguage          = clarity.AttrLanguage
 	AttrEmployeeUniqueID  = "employee_unique_id"
 	AttrLastClientVersion = "last_client_version"
 	AttrVerified          = "verified"
-	AttrLoginTypes        = "login_types"
+	AttrLoginTypes        = clarity.AttrLoginTypes
 	CustomPrefix          = "custom."
 )
 
