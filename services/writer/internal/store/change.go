@@ -55,7 +55,8 @@ func (w *wtx) applyChange(ctx context.Context, b *pb.RecordBatch) (int, error) {
 		return 0, err
 	}
 	if b.ReplaceUser != "" {
-		keep := []string{}
+		// A user read by id gives no enrichment attribute: those stay.
+		keep := enrichmentKeys(b.ReplaceUser)
 		for _, r := range b.Records {
 			if r.UserKey == b.ReplaceUser && r.Kind != pb.Kind_KIND_SERVICE_USER {
 				keep = append(keep, r.Key)

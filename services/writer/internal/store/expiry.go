@@ -192,8 +192,9 @@ const (
 	staleOfUser = `d.version < $2 AND ` + unseenOfUser
 	// unseenOfUser selects the live grants and attributes d of a user u
 	// compared record by record at u.diffed_at that its page did not give.
+	// Enrichment attributes are no page's.
 	unseenOfUser = `d.kind IN ` + dependentKindsSQL + ` AND NOT d.deleted AND d.seen_at < u.diffed_at
-		AND COALESCE(d.ent_key, '') NOT LIKE 'group_admin:%'`
+		AND COALESCE(d.ent_key, '') NOT LIKE 'group_admin:%' AND ` + notEnrichmentOfUser
 )
 
 // dependents is a LATERAL join to the grants and attributes d of each user
