@@ -185,6 +185,8 @@ func PermissionsOf(r Role) (Permissions, error) {
 		p := service(r)
 		p.consume(pipeline.StreamSync, pipeline.ConsumerFetcher)
 		p.consume(pipeline.StreamHint, pipeline.ConsumerFetcherHints)
+		// the service_user events: the users whose details to read
+		p.consume(clarity.StreamEntitlements, pipeline.ConsumerFetcherEnrich)
 		// whether the trigger that drives a run is still in the stream
 		p.Publish = append(p.Publish, jsAPI+"STREAM.MSG.GET."+pipeline.StreamSync)
 		p.Publish = append(p.Publish,
@@ -354,7 +356,7 @@ func servicesDurables(stream string) []string {
 // durablesOf are the services' durable consumers of a stream.
 func durablesOf(stream string) []string {
 	if stream == clarity.StreamEntitlements {
-		return []string{pipeline.ConsumerLastSync}
+		return []string{pipeline.ConsumerLastSync, pipeline.ConsumerFetcherEnrich}
 	}
 	return nil
 }

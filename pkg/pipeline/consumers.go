@@ -8,6 +8,10 @@ const (
 	ConsumerFetcher = "fetcher"
 	// ConsumerFetcherHints reads StreamHint.
 	ConsumerFetcherHints = "fetcher-hints"
+	// ConsumerFetcherEnrich is the fetcher's reader of the service_user
+	// events on CLARITY_ENTITLEMENTS: the users to read the details of,
+	// for the connectors with enrichment on.
+	ConsumerFetcherEnrich = "fetcher-enrich"
 	// ConsumerNormalizer reads StreamRaw.
 	ConsumerNormalizer = "normalizer"
 	// ConsumerNormalizerWebhook reads StreamWebhook.

@@ -44,6 +44,12 @@ type config struct {
 	// hints (HINT_BATCH_QUIET, HINT_BATCH_MAX_WAIT); HintWorkers
 	// (HINT_CONCURRENCY) bounds the hints waiting at once, and so a batch.
 	HintQuiet, HintMaxWait time.Duration
+	// Enrich turns enrichment on for the environment's connector
+	// (ZOOM_ENRICH, default false); a registered connector has its own.
+	// EnrichWorkers (ENRICH_CONCURRENCY) bounds the users whose details
+	// wait to be read at once.
+	Enrich        bool
+	EnrichWorkers int
 }
 
 // credentialVars are the environment connector's credentials: all three,
@@ -62,6 +68,8 @@ func readConfig(e *service.Env) (config, error) {
 		TriggerAckWait: e.Duration("TRIGGER_ACK_WAIT", 30*time.Second),
 		SharedBudget:   e.Bool("ZOOM_SHARED_BUDGET", true),
 		BudgetReplicas: e.Int("ZOOM_BUDGET_REPLICAS", ratebudget.DefaultExpectedReplicas),
+		Enrich:         e.Bool("ZOOM_ENRICH", false),
+		EnrichWorkers:  e.Int("ENRICH_CONCURRENCY", 64),
 	}
 	if c.BudgetReplicas < 1 {
 		e.Check(fmt.Errorf("ZOOM_BUDGET_REPLICAS %d is below 1", c.BudgetReplicas))

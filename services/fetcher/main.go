@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/claritysecurity/zoom-connector/pkg/clarity"
 	"github.com/claritysecurity/zoom-connector/pkg/connector"
 	"github.com/claritysecurity/zoom-connector/pkg/natsx"
 	"github.com/claritysecurity/zoom-connector/pkg/pipeline"
@@ -19,6 +20,7 @@ import (
 	"github.com/claritysecurity/zoom-connector/pkg/service"
 	"github.com/claritysecurity/zoom-connector/pkg/zoom"
 	"github.com/claritysecurity/zoom-connector/services/fetcher/internal/clients"
+	"github.com/claritysecurity/zoom-connector/services/fetcher/internal/enrich"
 	"github.com/claritysecurity/zoom-connector/services/fetcher/internal/provision"
 	"github.com/claritysecurity/zoom-connector/services/fetcher/internal/runner"
 	"github.com/claritysecurity/zoom-connector/services/fetcher/internal/runstate"
@@ -105,9 +107,10 @@ func run(ctx context.Context) error {
 	metrics.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "fetcher_registered_clients", Help: "Zoom clients held for registered connectors (built on first use).",
 	}, func() float64 { return float64(set.Cached()) }))
+	sy := syncer.New(syncer.Config{JetStream: js, Concurrency: cfg.Concurrency, Log: log, Progress: newProgressReporter(zm, nc, set)})
 	r := runner.New(runner.Config{
 		Runs:        runs,
-		Syncer:      syncer.New(syncer.Config{JetStream: js, Concurrency: cfg.Concurrency, Log: log, Progress: newProgressReporter(zm, nc, set)}),
+		Syncer:      sy,
 		Clients:     set,
 		Log:         log,
 		MaxAttempts: cfg.MaxAttempts,
@@ -197,6 +200,33 @@ func run(ctx context.Context) error {
 			Log:          log,
 			Observer:     consumeMetrics,
 		}.Run(gctx, js, r.HandleHint)
+	}))
+	enricher := enrich.New(enrich.Config{
+		Clients: set, Publisher: sy, Log: log,
+		Enabled: func(c pipeline.ConnectorRef) bool {
+			if !cfg.Connector.IsZero() && c == cfg.Connector {
+				return cfg.Enrich
+			}
+			e, ok := registry.Lookup(c)
+			return ok && e.Enrich
+		},
+	})
+	g.Go(synced(func() error {
+		return natsx.Consumer{
+			Stream:         clarity.StreamEntitlements,
+			Durable:        enrich.Consumer,
+			FilterSubjects: []string{enrich.Filter()},
+			Concurrency:    cfg.EnrichWorkers,
+			// A read waits for the account's budget behind every other
+			// request: it is handed back at shutdown rather than finished.
+			KeepAlive:           true,
+			Grace:               500 * time.Millisecond,
+			MaxUnavailableDelay: time.Minute,
+			DeadLetter:          pipeline.DeadLetterSubject(clarity.StreamEntitlements),
+			DeadLetterID:        pipeline.DeadLetterID,
+			Log:                 log,
+			Observer:            consumeMetrics,
+		}.Run(gctx, js, enricher.Handle)
 	}))
 	g.Go(synced(func() error { return sched.Run(gctx) }))
 	g.Go(synced(func() error { return provisioner.Run(gctx) }))

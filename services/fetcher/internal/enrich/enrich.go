@@ -1,0 +1,217 @@
+// Package enrich reads the details of users (GET /users/{id}) for the
+// connectors with enrichment on: the attributes that only those details
+// hold (clarity.EnrichmentAttributes). It follows the service_user change
+// events: a user created or updated (its listed data changed) is read once,
+// at the lowest priority of its account's rate budget, and its details go
+// to the normalizer as a raw page of listing LISTING_USER_DETAIL. An
+// account whose users do not change costs nothing.
+package enrich
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/claritysecurity/zoom-connector/pkg/clarity"
+	"github.com/claritysecurity/zoom-connector/pkg/connector"
+	"github.com/claritysecurity/zoom-connector/pkg/natsx"
+	"github.com/claritysecurity/zoom-connector/pkg/pb"
+	"github.com/claritysecurity/zoom-connector/pkg/pipeline"
+	"github.com/claritysecurity/zoom-connector/pkg/zoom"
+	"github.com/claritysecurity/zoom-connector/services/fetcher/internal/runner"
+	"github.com/claritysecurity/zoom-connector/services/fetcher/internal/syncer"
+)
+
+// Consumer names the fetcher's durable consumer of the service_user events.
+const Consumer = pipeline.ConsumerFetcherEnrich
+
+// DefaultQuiet is Config.Quiet's default.
+const DefaultQuiet = time.Second
+
+// pendingPrefix starts the key of a pending user (clarity.UserKey).
+const pendingPrefix = "pending:"
+
+// maxKeyBytes bounds the user key an event names: a Zoom user id is far
+// shorter; the normalizer bounds ids at 512 bytes.
+const maxKeyBytes = 512
+
+// Publisher hands a raw page to the normalizer (syncer.Syncer's Publish).
+type Publisher interface {
+	Publish(ctx context.Context, c pipeline.ConnectorRef, env *pb.Envelope, msgID string) error
+}
+
+// Config configures an Enricher.
+type Config struct {
+	// Clients gives each connector's Zoom client.
+	Clients runner.Clients
+	// Enabled reports whether connector c has enrichment on.
+	Enabled func(c pipeline.ConnectorRef) bool
+	// Publisher publishes the details read.
+	Publisher Publisher
+	// Quiet is how long a read waits before it goes, so that the events of
+	// one user that come meanwhile share it (DefaultQuiet when zero).
+	Quiet time.Duration
+	Log   zerolog.Logger
+}
+
+// Enricher serves the service_user events (Handle).
+type Enricher struct {
+	cfg Config
+	now func() time.Time
+
+	mu      sync.Mutex
+	pending map[userRef]*read
+}
+
+type userRef struct {
+	c  pipeline.ConnectorRef
+	id string
+}
+
+// read is one GET /users/{id} under way: the events that come before it
+// goes wait for its outcome.
+type read struct {
+	started bool
+	done    chan struct{}
+	err     error
+}
+
+// New returns an Enricher.
+func New(cfg Config) *Enricher {
+	if cfg.Quiet <= 0 {
+		cfg.Quiet = DefaultQuiet
+	}
+	return &Enricher{cfg: cfg, now: time.Now, pending: map[userRef]*read{}}
+}
+
+// Filter is the subject filter of the events the Enricher reads.
+func Filter() string { return pipeline.EventsOfKind(clarity.KindServiceUser) }
+
+// Handle is the consume handler of one service_user event: a user created
+// or updated, of a connector with enrichment on, is read (and the events
+// of that user that come while its read waits share it). Every other event
+// is acknowledged as it is.
+func (e *Enricher) Handle(ctx context.Context, msg jetstream.Msg) error {
+	c, err := pipeline.FromSubject(msg.Subject())
+	if err != nil {
+		return natsx.Permanent(err)
+	}
+	var ev struct {
+		Type      string `json:"type"`
+		Subject   string `json:"subject"`
+		Tenant    string `json:"tenant"`
+		Connector string `json:"connector"`
+	}
+	if err := json.Unmarshal(msg.Data(), &ev); err != nil {
+		return natsx.Permanent(fmt.Errorf("service_user event: %w", err))
+	}
+	if ev.Tenant != c.Tenant || ev.Connector != c.ID {
+		return nil // another connector's event on this one's subject: none of ours
+	}
+	op, ok := strings.CutPrefix(ev.Type, "clarity."+clarity.KindServiceUser+".")
+	if !ok || (op != clarity.OpCreated && op != clarity.OpUpdated) {
+		return nil
+	}
+	// A pending user has no id to read it by; it is read once it accepts
+	// its invitation (created under its id).
+	key := ev.Subject
+	if key == "" || strings.HasPrefix(key, pendingPrefix) {
+		return nil
+	}
+	if len(key) > maxKeyBytes {
+		return natsx.Permanent(fmt.Errorf("service_user event of %s: a user key of %d bytes", c, len(key)))
+	}
+	if e.cfg.Enabled == nil || !e.cfg.Enabled(c) {
+		return nil
+	}
+	client, err := e.cfg.Clients.Client(ctx, c)
+	switch {
+	case errors.Is(err, runner.ErrNotServed):
+		// Not active, or not served at all: its next full sync, once it
+		// is, creates or updates what changed meanwhile.
+		return nil
+	case err != nil:
+		return err
+	}
+	return e.read(ctx, c, client, key, pipeline.DerivedID(pipeline.InputID(msg), "details", -1))
+}
+
+// read reads user id of connector c once for every event that asks before
+// the read goes.
+func (e *Enricher) read(ctx context.Context, c pipeline.ConnectorRef, client runner.Client, id, msgID string) error {
+	k := userRef{c, id}
+	e.mu.Lock()
+	if r := e.pending[k]; r != nil && !r.started {
+		e.mu.Unlock()
+		select {
+		case <-r.done:
+			return r.err
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	r := &read{done: make(chan struct{})}
+	e.pending[k] = r
+	e.mu.Unlock()
+
+	t := time.NewTimer(e.cfg.Quiet)
+	select {
+	case <-t.C:
+		e.mu.Lock()
+		r.started = true
+		e.mu.Unlock()
+		r.err = e.fetch(ctx, c, client, id, msgID)
+	case <-ctx.Done():
+		t.Stop()
+		r.err = ctx.Err()
+	}
+	e.mu.Lock()
+	if e.pending[k] == r {
+		delete(e.pending, k)
+	}
+	e.mu.Unlock()
+	close(r.done)
+	return r.err
+}
+
+// fetch reads user id's details at background priority and publishes them.
+func (e *Enricher) fetch(ctx context.Context, c pipeline.ConnectorRef, client runner.Client, id, msgID string) error {
+	asked := e.now()
+	body, err := client.GetUser(zoom.WithPriority(ctx, zoom.PriorityBackground), id)
+	var limited *zoom.RateLimitError
+	switch {
+	case errors.Is(err, zoom.ErrUserNotFound):
+		// Gone since: its deletion comes by a webhook or the next sync.
+		return nil
+	case errors.Is(err, connector.ErrNotActive):
+		return nil
+	case errors.As(err, &limited):
+		// The account's budget is spent (a daily limit until midnight UTC):
+		// the event waits in place, costing no request.
+		return natsx.Unavailable(err)
+	case err != nil:
+		if zoom.IsPermanent(err) {
+			return natsx.Permanent(err)
+		}
+		return err
+	}
+	page := &pb.RawPage{
+		Ref:         &pb.PageRef{Listing: pb.Listing_LISTING_USER_DETAIL, Page: 1, Last: true},
+		UserId:      id,
+		VersionMs:   asked.UnixMilli(),
+		FetchedAtMs: asked.UnixMilli(),
+		Body:        body,
+	}
+	err = e.cfg.Publisher.Publish(ctx, c, &pb.Envelope{Body: &pb.Envelope_RawPage{RawPage: page}}, msgID)
+	if syncer.Unpublishable(err) {
+		return natsx.Permanent(fmt.Errorf("details of user %.80s: %w", id, err))
+	}
+	return err
+}
