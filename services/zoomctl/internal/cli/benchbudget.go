@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -156,10 +157,12 @@ func budgetBench(ctx context.Context, users, replicas, changes int, spread time.
 	fmt.Fprintf(errw, "  %d changes over %s while the sync runs…\n", changes, spread)
 	bulkStart := time.Now()
 	every := spread / time.Duration(changes)
+	// Users anywhere in the account, in no order, as an administrator's
+	// import or group move would pick them; the same ones every run.
+	pick := rand.New(rand.NewPCG(uint64(users), uint64(changes))).Perm(len(active) - 10)
 	for i := range changes {
 		name := fmt.Sprintf("Budget %d", i)
-		// Spread over the account, as an import or a group move would be.
-		u := active[i*(len(active)-10)/changes]
+		u := active[pick[i]]
 		if _, err := s.Sim.UpdateUser(ctx, u.ID, zoomtest.Profile{LastName: zoomtest.Ptr(name)}); err != nil {
 			return r, err
 		}
