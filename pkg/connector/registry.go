@@ -69,8 +69,14 @@ type Record struct {
 	// or its listed data changed, at the lowest priority of the account's
 	// rate budget, for the attributes only those details hold. Off by
 	// default; a record stored without it has it off.
-	Enrich bool   `json:"enrich,omitempty"`
-	State  string `json:"state"`
+	Enrich bool `json:"enrich,omitempty"`
+	// EnrichBaseline says that the details of every user were asked for
+	// since enrichment was turned on (or that it was on from the start):
+	// only users created or changed since need reading. The fetcher sets
+	// it once it has read every user listed after a full sync; turning
+	// enrichment off clears it.
+	EnrichBaseline bool   `json:"enrich_baseline,omitempty"`
+	State          string `json:"state"`
 	// Reason says why the state is what it is, for people (never a
 	// secret).
 	Reason string `json:"reason,omitempty"`

@@ -203,19 +203,31 @@ func run(ctx context.Context) error {
 	}))
 	enricher := enrich.New(enrich.Config{
 		Clients: set, Publisher: sy, Log: log,
-		Enabled: func(c pipeline.ConnectorRef) bool {
+		State: func(c pipeline.ConnectorRef) (bool, bool) {
 			if !cfg.Connector.IsZero() && c == cfg.Connector {
-				return cfg.Enrich
+				// Where the environment's connector stands is kept
+				// nowhere: its users are read as they come or change.
+				return cfg.Enrich, true
 			}
 			e, ok := registry.Lookup(c)
-			return ok && e.Enrich
+			return ok && e.Enrich, ok && e.EnrichBaseline
+		},
+		BaselineDone: func(ctx context.Context, c pipeline.ConnectorRef) error {
+			_, err := registry.Modify(ctx, c, func(r *connector.Record) error {
+				r.EnrichBaseline = r.Enrich
+				return nil
+			})
+			if errors.Is(err, connector.ErrNotFound) {
+				return nil
+			}
+			return err
 		},
 	})
 	g.Go(synced(func() error {
 		return natsx.Consumer{
 			Stream:         clarity.StreamEntitlements,
 			Durable:        enrich.Consumer,
-			FilterSubjects: []string{enrich.Filter()},
+			FilterSubjects: enrich.Filters(),
 			Concurrency:    cfg.EnrichWorkers,
 			// A read waits for the account's budget behind every other
 			// request: it is handed back at shutdown rather than finished.

@@ -51,8 +51,12 @@ type Publisher interface {
 type Config struct {
 	// Clients gives each connector's Zoom client.
 	Clients runner.Clients
-	// Enabled reports whether connector c has enrichment on.
-	Enabled func(c pipeline.ConnectorRef) bool
+	// State reports whether connector c has enrichment on, and whether
+	// its baseline is done (every user read since it was turned on).
+	State func(c pipeline.ConnectorRef) (on, baseline bool)
+	// BaselineDone records that every user of connector c listed after a
+	// full sync has been read.
+	BaselineDone func(ctx context.Context, c pipeline.ConnectorRef) error
 	// Publisher publishes the details read.
 	Publisher Publisher
 	// Quiet is how long a read waits before it goes, so that the events of
@@ -91,13 +95,18 @@ func New(cfg Config) *Enricher {
 	return &Enricher{cfg: cfg, now: time.Now, pending: map[userRef]*read{}}
 }
 
-// Filter is the subject filter of the events the Enricher reads.
-func Filter() string { return pipeline.EventsOfKind(clarity.KindServiceUser) }
+// Filters are the subject filters of the events the Enricher reads: the
+// service_user events, and the sync events (a completed full sync starts
+// the baseline of a connector that needs one).
+func Filters() []string {
+	return []string{pipeline.EventsOfKind(clarity.KindServiceUser), pipeline.EventsOfKind(clarity.KindSync)}
+}
 
-// Handle is the consume handler of one service_user event: a user created
-// or updated, of a connector with enrichment on, is read (and the events
-// of that user that come while its read waits share it). Every other event
-// is acknowledged as it is.
+// Handle is the consume handler of one event. A user created or updated,
+// of a connector with enrichment on, is read (and the events of that user
+// that come while its read waits share it). A completed full sync of a
+// connector with enrichment on and no baseline yet reads every user it
+// lists (baseline.go). Every other event is acknowledged as it is.
 func (e *Enricher) Handle(ctx context.Context, msg jetstream.Msg) error {
 	c, err := pipeline.FromSubject(msg.Subject())
 	if err != nil {
@@ -115,6 +124,9 @@ func (e *Enricher) Handle(ctx context.Context, msg jetstream.Msg) error {
 	if ev.Tenant != c.Tenant || ev.Connector != c.ID {
 		return nil // another connector's event on this one's subject: none of ours
 	}
+	if ev.Type == "clarity."+clarity.KindSync+"."+clarity.OpCompleted {
+		return e.baseline(ctx, c, pipeline.InputID(msg))
+	}
 	op, ok := strings.CutPrefix(ev.Type, "clarity."+clarity.KindServiceUser+".")
 	if !ok || (op != clarity.OpCreated && op != clarity.OpUpdated) {
 		return nil
@@ -128,7 +140,7 @@ func (e *Enricher) Handle(ctx context.Context, msg jetstream.Msg) error {
 	if len(key) > maxKeyBytes {
 		return natsx.Permanent(fmt.Errorf("service_user event of %s: a user key of %d bytes", c, len(key)))
 	}
-	if e.cfg.Enabled == nil || !e.cfg.Enabled(c) {
+	if on, _ := e.state(c); !on {
 		return nil
 	}
 	client, err := e.cfg.Clients.Client(ctx, c)
@@ -141,6 +153,13 @@ func (e *Enricher) Handle(ctx context.Context, msg jetstream.Msg) error {
 		return err
 	}
 	return e.read(ctx, c, client, key, pipeline.DerivedID(pipeline.InputID(msg), "details", -1))
+}
+
+func (e *Enricher) state(c pipeline.ConnectorRef) (on, baseline bool) {
+	if e.cfg.State == nil {
+		return false, false
+	}
+	return e.cfg.State(c)
 }
 
 // read reads user id of connector c once for every event that asks before

@@ -149,7 +149,9 @@ func (s *Server) add(ctx context.Context, ref pipeline.ConnectorRef, body []byte
 	rec := connector.Record{Tenant: ref.Tenant, Connector: ref.ID, Auth: req.Auth, ClientID: req.ClientID,
 		AccountID: req.AccountID, Schedule: req.Schedule, State: connector.StatePendingAuthorization}
 	if req.Enrich != nil {
-		rec.Enrich = *req.Enrich
+		// A new connector has no user yet: each comes as created, and is
+		// read then.
+		rec.Enrich, rec.EnrichBaseline = *req.Enrich, *req.Enrich
 	}
 	if rec.Schedule == "" {
 		rec.Schedule = DefaultSchedule
@@ -223,8 +225,11 @@ func (s *Server) update(ctx context.Context, ref pipeline.ConnectorRef, body []b
 		if req.Schedule != "" {
 			r.Schedule = req.Schedule
 		}
-		if req.Enrich != nil {
-			r.Enrich = *req.Enrich
+		if req.Enrich != nil && *req.Enrich != r.Enrich {
+			// Turned on, the users synced so far are read after the next
+			// full sync; turned off, the next turn on reads them again
+			// (changes meanwhile went unread).
+			r.Enrich, r.EnrichBaseline = *req.Enrich, false
 		}
 		if err := s.seal(r, secret, webhook); err != nil {
 			return false, err
