@@ -74,7 +74,9 @@ type Config struct {
 	ExpectedReplicas int
 	// Reserve is the part of each second's budget that only prompt
 	// requests may take, default 0.2 (at least one request when the budget
-	// is two or more): a full sync never takes all of a second.
+	// is two or more): a full sync never takes all of a second. While
+	// prompt requests come (in this or the last second, from any
+	// replica), bulk ones get only a quarter of the budget.
 	Reserve float64
 	// MaxWait is the longest hold a request waits through; a longer one
 	// (a daily limit) fails it at once with a *zoom.HoldError. Default
@@ -260,6 +262,10 @@ type slot struct {
 	// Limit is the per-second limit Zoom's X-RateLimit-Limit reported,
 	// when lower than the plan's.
 	Limit int `json:"l,omitempty"`
+	// PromptSecond is the last second a prompt request was granted in:
+	// while prompt requests come, in this or the last second, bulk ones
+	// get a quarter of the budget, whichever replica they come from.
+	PromptSecond int64 `json:"p,omitempty"`
 }
 
 // gate is one account's category in this process.
@@ -282,8 +288,10 @@ type gate struct {
 	limit     int // Zoom's reported limit, 0 when none
 }
 
-// capacity is how many requests of priority p one second grants.
-func (g *gate) capacity(p zoom.Priority, zoomLimit int) int {
+// capacity is how many requests of priority p one second grants;
+// promptActive says prompt requests were granted in this or the last
+// second.
+func (g *gate) capacity(p zoom.Priority, zoomLimit int, promptActive bool) int {
 	limit := g.plan
 	if zoomLimit > 0 && float64(zoomLimit) < limit {
 		limit = float64(zoomLimit)
@@ -291,6 +299,9 @@ func (g *gate) capacity(p zoom.Priority, zoomLimit int) int {
 	n := max(1, int(math.Floor(limit*g.b.cfg.Share)))
 	if p == zoom.PriorityPrompt || n < 2 {
 		return n
+	}
+	if promptActive {
+		return max(1, n/4)
 	}
 	return n - max(1, int(math.Floor(float64(n)*g.b.cfg.Reserve)))
 }
@@ -397,10 +408,13 @@ func (g *gate) takeShared(ctx context.Context, p zoom.Priority) (bool, time.Dura
 		if st.Second != sec {
 			st.Second, st.N = sec, 0
 		}
-		if st.N >= g.capacity(p, st.Limit) {
+		if st.N >= g.capacity(p, st.Limit, st.PromptSecond >= sec-1) {
 			return false, next.Sub(now) + jitter(), nil
 		}
 		st.N++
+		if p == zoom.PriorityPrompt {
+			st.PromptSecond = sec
+		}
 		if err := g.write(ctx, st, rev); errors.Is(err, errConflict) {
 			continue
 		} else if err != nil {
