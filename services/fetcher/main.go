@@ -212,6 +212,13 @@ func run(ctx context.Context) error {
 			e, ok := registry.Lookup(c)
 			return ok && e.Enrich, ok && e.EnrichBaseline
 		},
+		BaselineNeeded: func(ctx context.Context, c pipeline.ConnectorRef) (bool, error) {
+			e, err := registry.Get(ctx, c)
+			if errors.Is(err, connector.ErrNotFound) {
+				return false, nil
+			}
+			return err == nil && e.Enrich && !e.EnrichBaseline, err
+		},
 		BaselineDone: func(ctx context.Context, c pipeline.ConnectorRef) error {
 			_, err := registry.Modify(ctx, c, func(r *connector.Record) error {
 				r.EnrichBaseline = r.Enrich

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 
 	"golang.org/x/sync/errgroup"
@@ -31,8 +32,22 @@ var baselineStatuses = []string{clarity.StatusActive, clarity.StatusInactive}
 // publishes.
 func (e *Enricher) baseline(ctx context.Context, c pipeline.ConnectorRef, input string) error {
 	on, done := e.state(c)
-	if !on || done || e.cfg.BaselineDone == nil {
+	if !on || done || e.cfg.BaselineDone == nil || e.cfg.BaselineNeeded == nil {
 		return nil
+	}
+	// Two full syncs that end close together start one baseline: the
+	// second finds it done.
+	e.mu.Lock()
+	l := e.baselines[c]
+	if l == nil {
+		l = &sync.Mutex{}
+		e.baselines[c] = l
+	}
+	e.mu.Unlock()
+	l.Lock()
+	defer l.Unlock()
+	if need, err := e.cfg.BaselineNeeded(ctx, c); err != nil || !need {
+		return err
 	}
 	client, err := e.cfg.Clients.Client(ctx, c)
 	switch {
@@ -82,7 +97,8 @@ func (e *Enricher) baseline(ctx context.Context, c pipeline.ConnectorRef, input 
 				// A user listed twice (moved while the listings paged)
 				// publishes one page: the id is the user's.
 				msgID := pipeline.DerivedID(input, "baseline/"+id, -1)
-				err := e.fetch(gctx, c, client, id, msgID)
+				asked := e.now()
+				err := e.fetch(gctx, c, client, id, asked, msgID)
 				if errors.Is(err, natsx.ErrPermanent) {
 					// Zoom refuses this user's details for good: the
 					// others are read all the same.
@@ -93,6 +109,9 @@ func (e *Enricher) baseline(ctx context.Context, c pipeline.ConnectorRef, input 
 				if err != nil {
 					return err
 				}
+				e.mu.Lock()
+				e.remember(userRef{c, id}, asked)
+				e.mu.Unlock()
 				n.Add(1)
 			}
 			return nil

@@ -54,9 +54,12 @@ type Config struct {
 	// State reports whether connector c has enrichment on, and whether
 	// its baseline is done (every user read since it was turned on).
 	State func(c pipeline.ConnectorRef) (on, baseline bool)
-	// BaselineDone records that every user of connector c listed after a
-	// full sync has been read.
-	BaselineDone func(ctx context.Context, c pipeline.ConnectorRef) error
+	// BaselineNeeded confirms, from the registry itself rather than a
+	// copy that may lag, that connector c has enrichment on and no
+	// baseline; BaselineDone records that every user of connector c
+	// listed after a full sync has been read.
+	BaselineNeeded func(ctx context.Context, c pipeline.ConnectorRef) (bool, error)
+	BaselineDone   func(ctx context.Context, c pipeline.ConnectorRef) error
 	// Publisher publishes the details read.
 	Publisher Publisher
 	// Quiet is how long a read waits before it goes, so that the events of
@@ -72,6 +75,10 @@ type Enricher struct {
 
 	mu      sync.Mutex
 	pending map[userRef]*read
+	recent  map[userRef]time.Time
+	// baselines holds a lock per connector: one baseline of a connector
+	// at a time in this process.
+	baselines map[pipeline.ConnectorRef]*sync.Mutex
 }
 
 type userRef struct {
@@ -79,34 +86,51 @@ type userRef struct {
 	id string
 }
 
-// read is one GET /users/{id} under way: the events that come before it
-// goes wait for its outcome.
+// read is one GET /users/{id} under way: the events that it covers wait
+// for its outcome.
 type read struct {
 	started bool
+	asked   time.Time // when it started
 	done    chan struct{}
 	err     error
 }
+
+// clockSkew is how far the clocks of NATS (an event's time of storage) and
+// of the fetcher are taken to differ at most.
+const clockSkew = 500 * time.Millisecond
+
+// The reads remembered, so that the events of a user that come after its
+// read went (its attributes' after its own, in a first sync) cost nothing:
+// at most maxRecent, those older than recentFor forgotten first.
+const (
+	maxRecent = 200_000
+	recentFor = 10 * time.Minute
+)
 
 // New returns an Enricher.
 func New(cfg Config) *Enricher {
 	if cfg.Quiet <= 0 {
 		cfg.Quiet = DefaultQuiet
 	}
-	return &Enricher{cfg: cfg, now: time.Now, pending: map[userRef]*read{}}
+	return &Enricher{cfg: cfg, now: time.Now, pending: map[userRef]*read{}, recent: map[userRef]time.Time{}, baselines: map[pipeline.ConnectorRef]*sync.Mutex{}}
 }
 
 // Filters are the subject filters of the events the Enricher reads: the
-// service_user events, and the sync events (a completed full sync starts
-// the baseline of a connector that needs one).
+// service_user events and the service_user_attribute events (a user's
+// listed data), and the sync events (a completed full sync starts the
+// baseline of a connector that needs one).
 func Filters() []string {
-	return []string{pipeline.EventsOfKind(clarity.KindServiceUser), pipeline.EventsOfKind(clarity.KindSync)}
+	return []string{pipeline.EventsOfKind(clarity.KindServiceUser), pipeline.EventsOfKind(clarity.KindServiceUserAttribute),
+		pipeline.EventsOfKind(clarity.KindSync)}
 }
 
 // Handle is the consume handler of one event. A user created or updated,
-// of a connector with enrichment on, is read (and the events of that user
+// or one of its attributes but the enrichment ones created or updated, of
+// a connector with enrichment on, is read (and the events of that user
 // that come while its read waits share it). A completed full sync of a
 // connector with enrichment on and no baseline yet reads every user it
-// lists (baseline.go). Every other event is acknowledged as it is.
+// lists (baseline.go). Every other event is acknowledged as it is: a
+// grant's (group, role, licence: no profile edit), a deletion's.
 func (e *Enricher) Handle(ctx context.Context, msg jetstream.Msg) error {
 	c, err := pipeline.FromSubject(msg.Subject())
 	if err != nil {
@@ -127,13 +151,27 @@ func (e *Enricher) Handle(ctx context.Context, msg jetstream.Msg) error {
 	if ev.Type == "clarity."+clarity.KindSync+"."+clarity.OpCompleted {
 		return e.baseline(ctx, c, pipeline.InputID(msg))
 	}
-	op, ok := strings.CutPrefix(ev.Type, "clarity."+clarity.KindServiceUser+".")
+	kind, op, ok := strings.Cut(strings.TrimPrefix(ev.Type, "clarity."), ".")
 	if !ok || (op != clarity.OpCreated && op != clarity.OpUpdated) {
+		return nil
+	}
+	key := ev.Subject
+	switch kind {
+	case clarity.KindServiceUser:
+	case clarity.KindServiceUserAttribute:
+		// <user key>|<name>: a Zoom id holds no '|', and a pending user,
+		// whose key might, is not read anyway. The enrichment attributes
+		// are what a read gives: they ask for none.
+		user, name, ok := strings.Cut(key, "|")
+		if !ok || clarity.IsEnrichmentAttribute(name) {
+			return nil
+		}
+		key = user
+	default:
 		return nil
 	}
 	// A pending user has no id to read it by; it is read once it accepts
 	// its invitation (created under its id).
-	key := ev.Subject
 	if key == "" || strings.HasPrefix(key, pendingPrefix) {
 		return nil
 	}
@@ -152,7 +190,11 @@ func (e *Enricher) Handle(ctx context.Context, msg jetstream.Msg) error {
 	case err != nil:
 		return err
 	}
-	return e.read(ctx, c, client, key, pipeline.DerivedID(pipeline.InputID(msg), "details", -1))
+	md, err := msg.Metadata()
+	if err != nil {
+		return natsx.Permanent(fmt.Errorf("event without metadata: %w", err))
+	}
+	return e.read(ctx, c, client, key, md.Timestamp, pipeline.DerivedID(pipeline.InputID(msg), "details", -1))
 }
 
 func (e *Enricher) state(c pipeline.ConnectorRef) (on, baseline bool) {
@@ -162,12 +204,20 @@ func (e *Enricher) state(c pipeline.ConnectorRef) (on, baseline bool) {
 	return e.cfg.State(c)
 }
 
-// read reads user id of connector c once for every event that asks before
-// the read goes.
-func (e *Enricher) read(ctx context.Context, c pipeline.ConnectorRef, client runner.Client, id, msgID string) error {
+// read reads user id of connector c for an event stored at stored, unless
+// a read asked after that covers it: a read gives Zoom's state when it is
+// answered, which has every change the event stands for (the writer read
+// it from Zoom before the event was stored). An event that comes while a
+// read waits, or shortly after one, costs nothing.
+func (e *Enricher) read(ctx context.Context, c pipeline.ConnectorRef, client runner.Client, id string, stored time.Time, msgID string) error {
 	k := userRef{c, id}
+	covers := func(asked time.Time) bool { return asked.After(stored.Add(clockSkew)) }
 	e.mu.Lock()
-	if r := e.pending[k]; r != nil && !r.started {
+	if asked, ok := e.recent[k]; ok && covers(asked) {
+		e.mu.Unlock()
+		return nil
+	}
+	if r := e.pending[k]; r != nil && (!r.started || covers(r.asked)) {
 		e.mu.Unlock()
 		select {
 		case <-r.done:
@@ -184,9 +234,9 @@ func (e *Enricher) read(ctx context.Context, c pipeline.ConnectorRef, client run
 	select {
 	case <-t.C:
 		e.mu.Lock()
-		r.started = true
+		r.started, r.asked = true, e.now()
 		e.mu.Unlock()
-		r.err = e.fetch(ctx, c, client, id, msgID)
+		r.err = e.fetch(ctx, c, client, id, r.asked, msgID)
 	case <-ctx.Done():
 		t.Stop()
 		r.err = ctx.Err()
@@ -195,14 +245,31 @@ func (e *Enricher) read(ctx context.Context, c pipeline.ConnectorRef, client run
 	if e.pending[k] == r {
 		delete(e.pending, k)
 	}
+	if r.err == nil {
+		e.remember(k, r.asked)
+	}
 	e.mu.Unlock()
 	close(r.done)
 	return r.err
 }
 
+// remember notes that user k was read as asked at asked, forgetting the
+// reads older than recentFor once maxRecent are noted. e.mu is held.
+func (e *Enricher) remember(k userRef, asked time.Time) {
+	if len(e.recent) >= maxRecent {
+		for u, at := range e.recent {
+			if e.now().Sub(at) > recentFor {
+				delete(e.recent, u)
+			}
+		}
+	}
+	if len(e.recent) < maxRecent {
+		e.recent[k] = asked
+	}
+}
+
 // fetch reads user id's details at background priority and publishes them.
-func (e *Enricher) fetch(ctx context.Context, c pipeline.ConnectorRef, client runner.Client, id, msgID string) error {
-	asked := e.now()
+func (e *Enricher) fetch(ctx context.Context, c pipeline.ConnectorRef, client runner.Client, id string, asked time.Time, msgID string) error {
 	body, err := client.GetUser(zoom.WithPriority(ctx, zoom.PriorityBackground), id)
 	var limited *zoom.RateLimitError
 	switch {
