@@ -201,7 +201,7 @@ func PermissionsOf(r Role) (Permissions, error) {
 		// The OAuth states too: the fetcher refreshes tokens through the
 		// connector package's Authorizer, which opens that bucket.
 		for _, b := range []string{connector.Bucket, connector.StatesBucket, pipeline.RunsBucket, pipeline.ScheduleBucket,
-			pipeline.ProvisionBucket, provisionLeaseBucket, pipeline.ProvisionHoldBucket, pipeline.BudgetBucket} {
+			pipeline.ProvisionBucket, provisionLeaseBucket, pipeline.ProvisionHoldBucket, pipeline.BudgetBucket, pipeline.EnrichBucket} {
 			p.Publish = append(p.Publish, bucket(b)...)
 		}
 		// The provisioning worker reads the requests in order through

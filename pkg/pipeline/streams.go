@@ -33,6 +33,9 @@ const (
 	// account and rate category counting the requests of the current
 	// second, with the account's holds after a 429.
 	BudgetBucket = "zoom_rate_budget"
+	// EnrichBucket holds, for enrichment, the profile digest of each user
+	// at its last read: one key per connector and user.
+	EnrichBucket = "zoom_enrich"
 )
 
 // RawSubject carries raw Zoom pages and run control from fetcher to

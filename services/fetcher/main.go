@@ -136,6 +136,11 @@ func run(ctx context.Context) error {
 		return err
 	}
 
+	memo, err := enrich.OpenMemo(ctx, js, cfg.StreamReplicas)
+	if err != nil {
+		return err
+	}
+
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return registry.Watch(gctx) })
 	// Nothing is consumed before the registry's copy holds every connector
@@ -202,7 +207,7 @@ func run(ctx context.Context) error {
 		}.Run(gctx, js, r.HandleHint)
 	}))
 	enricher := enrich.New(enrich.Config{
-		Clients: set, Publisher: sy, Log: log,
+		Clients: set, Publisher: sy, Memo: memo, Log: log,
 		State: func(c pipeline.ConnectorRef) (bool, bool) {
 			if !cfg.Connector.IsZero() && c == cfg.Connector {
 				// Where the environment's connector stands is kept

@@ -58,7 +58,10 @@ func (e *Enricher) baseline(ctx context.Context, c pipeline.ConnectorRef, input 
 	}
 	e.cfg.Log.Info().Str("tenant", c.Tenant).Str("connector", c.ID).Msg("enrichment: reading the details of every user")
 	bg := zoom.WithPriority(ctx, zoom.PriorityBackground)
-	ids := make(chan string)
+	type listed struct {
+		id, digest string
+	}
+	ids := make(chan listed)
 	g, gctx := errgroup.WithContext(bg)
 	var n atomic.Int64
 	g.Go(func() error {
@@ -66,9 +69,7 @@ func (e *Enricher) baseline(ctx context.Context, c pipeline.ConnectorRef, input 
 		for _, status := range baselineStatuses {
 			err := client.Pages(gctx, zoom.UsersListing(status), func(p zoom.RawPage) error {
 				var page struct {
-					Users []struct {
-						ID string `json:"id"`
-					} `json:"users"`
+					Users []listedUser `json:"users"`
 				}
 				if err := zoom.Decode(p.Body, &page); err != nil {
 					return fmt.Errorf("list %s users page %d: %w", status, p.Number, err)
@@ -78,7 +79,7 @@ func (e *Enricher) baseline(ctx context.Context, c pipeline.ConnectorRef, input 
 						continue
 					}
 					select {
-					case ids <- u.ID:
+					case ids <- listed{u.ID, profileOfListed(u, status).digest()}:
 					case <-gctx.Done():
 						return gctx.Err()
 					}
@@ -93,7 +94,8 @@ func (e *Enricher) baseline(ctx context.Context, c pipeline.ConnectorRef, input 
 	})
 	for range baselineWorkers {
 		g.Go(func() error {
-			for id := range ids {
+			for u := range ids {
+				id := u.id
 				// A user listed twice (moved while the listings paged)
 				// publishes one page: the id is the user's.
 				msgID := pipeline.DerivedID(input, "baseline/"+id, -1)
@@ -112,6 +114,11 @@ func (e *Enricher) baseline(ctx context.Context, c pipeline.ConnectorRef, input 
 				e.mu.Lock()
 				e.remember(userRef{c, id}, asked)
 				e.mu.Unlock()
+				if e.cfg.Memo != nil {
+					if err := e.cfg.Memo.put(gctx, c, id, u.digest); err != nil {
+						return err
+					}
+				}
 				n.Add(1)
 			}
 			return nil

@@ -35,6 +35,9 @@ const Consumer = pipeline.ConsumerFetcherEnrich
 // DefaultQuiet is Config.Quiet's default.
 const DefaultQuiet = time.Second
 
+// attrLastClientVersion is the attribute of the user's Zoom client version.
+const attrLastClientVersion = "last_client_version"
+
 // pendingPrefix starts the key of a pending user (clarity.UserKey).
 const pendingPrefix = "pending:"
 
@@ -62,6 +65,9 @@ type Config struct {
 	BaselineDone   func(ctx context.Context, c pipeline.ConnectorRef) error
 	// Publisher publishes the details read.
 	Publisher Publisher
+	// Memo remembers each user's profile at its last read; nil reads a
+	// user at each of its service_user events, logins included.
+	Memo *Memo
 	// Quiet is how long a read waits before it goes, so that the events of
 	// one user that come meanwhile share it (DefaultQuiet when zero).
 	Quiet time.Duration
@@ -137,10 +143,11 @@ func (e *Enricher) Handle(ctx context.Context, msg jetstream.Msg) error {
 		return natsx.Permanent(err)
 	}
 	var ev struct {
-		Type      string `json:"type"`
-		Subject   string `json:"subject"`
-		Tenant    string `json:"tenant"`
-		Connector string `json:"connector"`
+		Type      string          `json:"type"`
+		Subject   string          `json:"subject"`
+		Tenant    string          `json:"tenant"`
+		Connector string          `json:"connector"`
+		Data      json.RawMessage `json:"data"`
 	}
 	if err := json.Unmarshal(msg.Data(), &ev); err != nil {
 		return natsx.Permanent(fmt.Errorf("service_user event: %w", err))
@@ -152,18 +159,32 @@ func (e *Enricher) Handle(ctx context.Context, msg jetstream.Msg) error {
 		return e.baseline(ctx, c, pipeline.InputID(msg))
 	}
 	kind, op, ok := strings.Cut(strings.TrimPrefix(ev.Type, "clarity."), ".")
-	if !ok || (op != clarity.OpCreated && op != clarity.OpUpdated) {
+	if !ok {
 		return nil
 	}
 	key := ev.Subject
-	switch kind {
-	case clarity.KindServiceUser:
-	case clarity.KindServiceUserAttribute:
+	var digest string
+	switch {
+	case kind == clarity.KindServiceUser && op == clarity.OpDeleted:
+		if e.cfg.Memo != nil && key != "" && len(key) <= maxKeyBytes {
+			return e.cfg.Memo.forget(ctx, c, key)
+		}
+		return nil
+	case op != clarity.OpCreated && op != clarity.OpUpdated:
+		return nil
+	case kind == clarity.KindServiceUser:
+		var p profile
+		if err := json.Unmarshal(ev.Data, &p); err != nil {
+			return natsx.Permanent(fmt.Errorf("service_user event of %s: %w", c, err))
+		}
+		digest = p.digest()
+	case kind == clarity.KindServiceUserAttribute:
 		// <user key>|<name>: a Zoom id holds no '|', and a pending user,
 		// whose key might, is not read anyway. The enrichment attributes
-		// are what a read gives: they ask for none.
+		// are what a read gives, and the client version changes with
+		// every update of the user's Zoom client: they ask for none.
 		user, name, ok := strings.Cut(key, "|")
-		if !ok || clarity.IsEnrichmentAttribute(name) {
+		if !ok || clarity.IsEnrichmentAttribute(name) || name == attrLastClientVersion {
 			return nil
 		}
 		key = user
@@ -181,6 +202,14 @@ func (e *Enricher) Handle(ctx context.Context, msg jetstream.Msg) error {
 	if on, _ := e.state(c); !on {
 		return nil
 	}
+	if digest != "" && e.cfg.Memo != nil {
+		// The same profile as at the last read: a login, nothing to read.
+		if was, err := e.cfg.Memo.get(ctx, c, key); err != nil {
+			return err
+		} else if was == digest {
+			return nil
+		}
+	}
 	client, err := e.cfg.Clients.Client(ctx, c)
 	switch {
 	case errors.Is(err, runner.ErrNotServed):
@@ -194,7 +223,13 @@ func (e *Enricher) Handle(ctx context.Context, msg jetstream.Msg) error {
 	if err != nil {
 		return natsx.Permanent(fmt.Errorf("event without metadata: %w", err))
 	}
-	return e.read(ctx, c, client, key, md.Timestamp, pipeline.DerivedID(pipeline.InputID(msg), "details", -1))
+	if err := e.read(ctx, c, client, key, md.Timestamp, pipeline.DerivedID(pipeline.InputID(msg), "details", -1)); err != nil {
+		return err
+	}
+	if digest != "" && e.cfg.Memo != nil {
+		return e.cfg.Memo.put(ctx, c, key, digest)
+	}
+	return nil
 }
 
 func (e *Enricher) state(c pipeline.ConnectorRef) (on, baseline bool) {

@@ -101,7 +101,8 @@ func hasEnrichment(records map[string]json.RawMessage) []string {
 // TestEnrichment: a connector's enrichment, off by default, reads no user's
 // details and makes no enrichment attribute. Turned on, the next full sync
 // is followed by one GET /users/{id} per user, and the attributes are the
-// simulator's; a full sync of an unchanged account reads none again; a user
+// simulator's; a full sync of an unchanged account reads none again, nor
+// one after users only signed in (the fetcher remembers each profile); a user
 // whose listed data changed is read once more (and the full sync that
 // compares it keeps its enrichment attributes); a user deleted takes its
 // enrichment attributes along. A connector added with enrichment on reads
@@ -176,6 +177,35 @@ func TestEnrichment(t *testing.T) {
 	}
 	requireSame(t, "records after a no-op sync", col.snapshot(), enrichedOf(acct.Org()))
 
+	// Users who signed in (last_login_at changed, their profile did not)
+	// are read by nobody.
+	signedIn := 0
+	for _, u := range acct.Org().Users {
+		if u.Status == zoomtest.StatusActive && signedIn < 20 {
+			if err := acct.SignIn(u.ID, time.Now()); err != nil {
+				t.Fatal(err)
+			}
+			signedIn++
+		}
+	}
+	before = reads()
+	mark := col.mark()
+	sync("the sync after sign-ins")
+	waitEnriched(t, col, acct.Org(), "records after sign-ins")
+	enrichIdle(t, s)
+	updated := 0
+	for _, ev := range col.since(mark) {
+		if ev.Type == "clarity."+clarity.KindServiceUser+"."+clarity.OpUpdated {
+			updated++
+		}
+	}
+	if updated != signedIn {
+		t.Errorf("sign-ins of %d users: %d service_user updated events", signedIn, updated)
+	}
+	if n := reads() - before; n != 0 {
+		t.Errorf("sign-ins only: %d reads of a user by id, want none", n)
+	}
+
 	// A user whose listed data changed is read once more; the full sync
 	// that compares it keeps its enrichment attributes.
 	changed := acct.Org().Users[0]
@@ -189,7 +219,7 @@ func TestEnrichment(t *testing.T) {
 		t.Fatal(err)
 	}
 	before = reads()
-	mark := col.mark()
+	mark = col.mark()
 	sync("the sync after a change")
 	waitEnriched(t, col, acct.Org(), "records after a change")
 	enrichIdle(t, s)
