@@ -40,9 +40,15 @@ func NewFileStore(path string) *FileStore { return &FileStore{path: path} }
 // fileFormat names the layout of the records file.
 const fileFormat = "clarity-follow/1"
 
-// maxLine bounds one line of either file (a commit of many changes is
-// one line): larger is not something this store wrote.
-const maxLine = 256 << 20
+// maxLine bounds one line of either file: larger is not something this
+// store wrote. A commit is one line, of events of less than MaxBatchBytes
+// plus one event (at most maxEvent) together; each change is written with
+// fewer fields than its event had, and its strings grow at most three
+// times as they are written again (a byte that was not UTF-8 becomes
+// U+FFFD, U+2028 its escape), hence three times that, and room for the
+// per-change fields of a batch of small events. A record is one line
+// of less than one event.
+const maxLine = 3*(MaxBatchBytes+maxEvent) + 4<<20
 
 // header is the first line of the records file.
 type header struct {

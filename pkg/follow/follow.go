@@ -57,6 +57,10 @@ type Config struct {
 	Resumed func(pos Position, records int)
 	// Batch bounds the events one commit holds. Default 500.
 	Batch int
+	// BatchBytes bounds the event bytes one commit holds: a batch closes
+	// once its events reach it (so it holds less than BatchBytes plus one
+	// event). Default and at most MaxBatchBytes.
+	BatchBytes int
 	// ChunkLimit bounds the records of one snapshot chunk (0: the
 	// writer's default).
 	ChunkLimit int
@@ -70,6 +74,9 @@ type Config struct {
 const (
 	// maxEvent is the largest event read: NATS's largest payload.
 	maxEvent = 1 << 20
+	// MaxBatchBytes is the most event bytes one commit holds (less one
+	// event): a Store's line of one commit is bounded by it.
+	MaxBatchBytes = 64 << 20
 	// maxKey bounds a record's key.
 	maxKey = 4 << 10
 	// drainWait is how long a batch waits for one more event.
@@ -105,6 +112,9 @@ func New(cfg Config) (*Follower, error) {
 	}
 	if cfg.Batch <= 0 {
 		cfg.Batch = 500
+	}
+	if cfg.BatchBytes <= 0 || cfg.BatchBytes > MaxBatchBytes {
+		cfg.BatchBytes = MaxBatchBytes
 	}
 	if cfg.MaxRecords <= 0 {
 		cfg.MaxRecords = 20_000_000
@@ -372,10 +382,12 @@ func (f *Follower) follow(ctx context.Context) error {
 	defer it.Stop()
 	for {
 		// The first event waits as long as ctx; the ones after it are
-		// taken while they come at once, up to a batch.
+		// taken while they come at once, up to a batch (Batch events, or
+		// BatchBytes of them).
 		var changes []Change
 		next := pos
-		for n := 0; n < f.cfg.Batch; n++ {
+		size := 0
+		for n := 0; n < f.cfg.Batch && size < f.cfg.BatchBytes; n++ {
 			var m jetstream.Msg
 			if n == 0 {
 				m, err = it.Next(jetstream.NextContext(ctx))
@@ -408,6 +420,7 @@ func (f *Follower) follow(ctx context.Context) error {
 			default:
 				changes = append(changes, c)
 				next.Sequence = c.Sequence
+				size += len(m.Data())
 			}
 			next.Next = meta.Sequence.Stream + 1
 		}
