@@ -74,6 +74,12 @@ func (s *FileStore) Load(ctx context.Context, fn func(Change) error) (Position, 
 	s.close()
 	f, err := os.Open(s.path)
 	if errors.Is(err, os.ErrNotExist) {
+		// Without the records, a journal left is of records gone: it is
+		// emptied, never replayed onto a later Reset's.
+		if err := os.Truncate(s.journalPath(), 0); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return Position{}, err
+		}
+		s.epoch = 0
 		return Position{}, nil
 	}
 	if err != nil {
@@ -191,7 +197,10 @@ func (s *FileStore) Reset(ctx context.Context, pos Position, records iter.Seq[Re
 	for range records {
 		n++
 	}
-	epoch := s.epoch + 1
+	// An epoch is unique to its Reset, also across a records file lost
+	// (its journal's lines are then never taken as the new records'):
+	// the time, or one more than the last when the clock went back.
+	epoch := max(s.epoch+1, uint64(time.Now().UnixNano()))
 	w := bufio.NewWriterSize(f, 1<<20)
 	b, _ := json.Marshal(header{Format: fileFormat, Epoch: epoch, Sequence: pos.Sequence, Next: pos.Next, Records: n})
 	w.Write(append(b, '\n'))
