@@ -14,6 +14,9 @@ import (
 
 // Progress states of a request in the ledger.
 const (
+	// stateClaimed: the request message Seq serves the request id; Zoom
+	// was not written yet.
+	stateClaimed = "claimed"
 	// stateWriting: Zoom did not show the effect when read, and the write
 	// is about to be sent (or was, when the worker died after it).
 	stateWriting = "writing"
@@ -58,23 +61,61 @@ func openLedger(ctx context.Context, js jetstream.JetStream, replicas int, keep 
 	return &ledger{kv: kv}, nil
 }
 
-// get returns the progress of the request stored under key, and false when
-// the ledger holds none.
-func (l *ledger) get(ctx context.Context, key string) (progress, bool, error) {
+// get returns the progress of the request stored under key, its revision,
+// and false when the ledger holds none. An entry that does not decode is an
+// error, not an absence: the request waits rather than risk running twice.
+func (l *ledger) get(ctx context.Context, key string) (progress, uint64, bool, error) {
 	e, err := l.kv.Get(ctx, key)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return progress{}, false, nil
+		return progress{}, 0, false, nil
 	}
 	if err != nil {
-		return progress{}, false, fmt.Errorf("read provisioning progress: %w", err)
+		return progress{}, 0, false, fmt.Errorf("read provisioning progress: %w", err)
 	}
 	var p progress
 	if err := json.Unmarshal(e.Value(), &p); err != nil {
-		// An entry this code did not write: the request starts over,
-		// which reading Zoom first makes safe.
-		return progress{}, false, nil
+		return progress{}, 0, false, fmt.Errorf("%w: %v", errUndecodable, err)
 	}
-	return p, true, nil
+	return p, e.Revision(), true, nil
+}
+
+// errUndecodable reports a ledger entry this code cannot read: whether its
+// request ran is unknown, so it is not run.
+var errUndecodable = errors.New("provisioning progress entry does not decode: the request is not run until it is removed or expires")
+
+// errClaimed reports a request id that another request message serves.
+var errClaimed = errors.New("the request id is being served by an earlier request message: this one answers its result once it is done")
+
+// claim stores p under key if the ledger holds nothing there yet, so that
+// of two messages with one request id only one runs. It fails with
+// errClaimed when another got there first.
+func (l *ledger) claim(ctx context.Context, key string, p progress) error {
+	b, err := json.Marshal(p)
+	if err != nil {
+		return fmt.Errorf("encode provisioning progress: %w", err)
+	}
+	if _, err := l.kv.Create(ctx, key, b); err != nil {
+		if errors.Is(err, jetstream.ErrKeyExists) {
+			return errClaimed
+		}
+		return fmt.Errorf("claim provisioning request: %w", err)
+	}
+	return nil
+}
+
+// takeOver stores p under key if the entry is still at revision rev.
+func (l *ledger) takeOver(ctx context.Context, key string, p progress, rev uint64) error {
+	b, err := json.Marshal(p)
+	if err != nil {
+		return fmt.Errorf("encode provisioning progress: %w", err)
+	}
+	if _, err := l.kv.Update(ctx, key, b, rev); err != nil {
+		if errors.Is(err, jetstream.ErrKeyExists) {
+			return errClaimed
+		}
+		return fmt.Errorf("take over provisioning request: %w", err)
+	}
+	return nil
 }
 
 // put stores the progress of the request under key.

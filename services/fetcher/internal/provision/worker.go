@@ -253,7 +253,7 @@ func (w *Worker) process(ctx context.Context, stream jetstream.Stream, msg jetst
 		auditKey = "seq:" + strconv.FormatUint(seq, 10)
 	}
 	key := pipeline.ProvisionKey(c, auditKey)
-	p, found, err := w.ledger.get(ctx, key)
+	p, rev, found, err := w.ledger.get(ctx, key)
 	if err != nil {
 		return err
 	}
@@ -266,6 +266,27 @@ func (w *Worker) process(ctx context.Context, stream jetstream.Stream, msg jetst
 			return w.delete(ctx, stream, seq)
 		}
 		return w.finish(ctx, stream, msg, key, p)
+	}
+	switch {
+	case !found:
+		// Only one message of a request id runs: the one that claims it.
+		if err := w.ledger.claim(ctx, key, progress{Seq: seq, State: stateClaimed}); err != nil {
+			return err
+		}
+	case p.Seq != seq:
+		// Another message of this request id claimed it and has no result
+		// yet: this one waits for that result, unless the other left the
+		// stream (it expired), when this one takes the request over.
+		if _, err := stream.GetMsg(ctx, p.Seq); !errors.Is(err, jetstream.ErrMsgNotFound) {
+			if err != nil {
+				return fmt.Errorf("look up request %d: %w", p.Seq, err)
+			}
+			return fmt.Errorf("request %d: %w", p.Seq, errClaimed)
+		}
+		p.Seq = seq
+		if err := w.ledger.takeOver(ctx, key, p, rev); err != nil {
+			return err
+		}
 	}
 	o := &pipeline.ProvisionOutcome{
 		Tenant: c.Tenant, Connector: c.ID, AuditKey: auditKey, Request: req.ProvisionRequest,
