@@ -30,7 +30,10 @@ const ProvisionBucket = "zoom_provision"
 // for, by connector and user key or lower-case email: the writer holds back
 // the incremental changes (webhooks, re-reads) of a marked user until the
 // write's result is committed, so that the record changes the write caused
-// follow its result event. A mark lives ProvisionHoldTTL at most.
+// follow its result event. A mark's value is the audit key of the request
+// that made it: a result lifts only its own request's marks, never those a
+// later request for the same user made meanwhile. A mark lives
+// ProvisionHoldTTL at most.
 const ProvisionHoldBucket = "zoom_provision_hold"
 
 // ProvisionHoldTTL bounds how long a mark holds a user's changes back, should

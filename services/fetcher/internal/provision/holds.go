@@ -25,10 +25,12 @@ func openHolds(ctx context.Context, js jetstream.JetStream, replicas int) (*hold
 	return &holds{kv: kv}, nil
 }
 
-// mark marks each of who (user keys, emails) of connector c.
-func (h *holds) mark(ctx context.Context, c pipeline.ConnectorRef, who []string) error {
+// mark marks each of who (user keys, emails) of connector c for the
+// request auditKey: the mark names the request, so that only its result
+// lifts it, not that of an earlier request for the same user.
+func (h *holds) mark(ctx context.Context, c pipeline.ConnectorRef, auditKey string, who []string) error {
 	for _, w := range who {
-		if _, err := h.kv.Put(ctx, pipeline.ProvisionHoldKey(c, w), []byte{'1'}); err != nil {
+		if _, err := h.kv.Put(ctx, pipeline.ProvisionHoldKey(c, w), []byte(auditKey)); err != nil {
 			return fmt.Errorf("mark a provisioning write under way: %w", err)
 		}
 	}

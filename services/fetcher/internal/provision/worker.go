@@ -331,7 +331,7 @@ func (w *Worker) act(ctx context.Context, c pipeline.ConnectorRef, req request, 
 			if err := w.ledger.put(ctx, key, progress{Seq: seq, State: stateWriting}); err != nil {
 				return err
 			}
-			return w.holds.mark(ctx, c, who)
+			return w.holds.mark(ctx, c, o.AuditKey, who)
 		}}
 	// Someone waits for the result: the account's rate budget serves the
 	// action's calls before a full sync's pages.

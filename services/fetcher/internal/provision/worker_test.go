@@ -1,10 +1,13 @@
 package provision
 
 import (
+	"context"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/claritysecurity/zoom-connector/pkg/clarity"
+	"github.com/claritysecurity/zoom-connector/pkg/pipeline"
 	"github.com/claritysecurity/zoom-connector/pkg/zoom/zoomtest"
 )
 
@@ -34,5 +37,28 @@ func TestRequestIDRunsOnce(t *testing.T) {
 	in1, in2 := h.inGroup(t, u1.ID, gid), h.inGroup(t, u2.ID, gid)
 	if in1 == in2 {
 		t.Fatalf("u1 in group %v, u2 in group %v: want exactly one of the two requests run (result %+v)", in1, in2, got[0])
+	}
+}
+
+// TestMarkNamesRequest: the mark a write makes names its request, so that
+// only that request's result lifts it (no writer runs here: the marks stay).
+func TestMarkNamesRequest(t *testing.T) {
+	h := newHarness(t, time.Minute)
+	gid := h.org.Groups[0].ID
+	u := h.activeUser(t, gid)
+	sub, err := h.nc.SubscribeSync("replies.mark")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.request(t, clarity.ProvisionRequest{RequestID: "r-mark", Action: clarity.ActionAddGrant, User: u.ID, Entitlement: "group:" + gid}, "replies.mark")
+	h.run(t)
+	if r := results(t, sub, 1)[0]; r.Result != clarity.ResultSucceeded {
+		t.Fatalf("result %+v", r)
+	}
+	for _, who := range []string{u.ID, strings.ToLower(u.Email)} {
+		e, err := h.w.holds.kv.Get(context.Background(), pipeline.ProvisionHoldKey(testConnector, who))
+		if err != nil || string(e.Value()) != "r-mark" {
+			t.Fatalf("mark of %s: %v, %v; want one naming r-mark", who, e, err)
+		}
 	}
 }

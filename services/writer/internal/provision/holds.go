@@ -55,6 +55,33 @@ func (h Holding) ApplyChange(ctx context.Context, c pipeline.ConnectorRef, b *pb
 	return h.Store.ApplyChange(ctx, c, b)
 }
 
+// Lift lifts the marks of who (user keys, emails) of connector c that the
+// request auditKey made. A mark another request made since (a later request
+// for the same user, whose changes must wait for its own result) stays:
+// a mark is deleted only at the revision that was read, and only when it
+// names auditKey.
+func Lift(ctx context.Context, kv jetstream.KeyValue, c pipeline.ConnectorRef, auditKey string, who []string) error {
+	for _, w := range who {
+		key := pipeline.ProvisionHoldKey(c, w)
+		e, err := kv.Get(ctx, key)
+		switch {
+		case errors.Is(err, jetstream.ErrKeyNotFound):
+			continue
+		case err != nil:
+			return fmt.Errorf("read a provisioning hold: %w", err)
+		case string(e.Value()) != auditKey:
+			continue // another request's mark
+		}
+		err = kv.Delete(ctx, key, jetstream.LastRevision(e.Revision()))
+		if err != nil && !errors.Is(err, jetstream.ErrKeyExists) && !errors.Is(err, jetstream.ErrKeyNotFound) {
+			// ErrKeyExists: marked again since it was read, by another
+			// request, whose mark stays.
+			return fmt.Errorf("lift a provisioning hold: %w", err)
+		}
+	}
+	return nil
+}
+
 // changeUsers is who an incremental change is about: user keys and
 // lower-case emails, each once.
 func changeUsers(b *pb.RecordBatch) []string {

@@ -1,10 +1,16 @@
 package provision
 
 import (
+	"context"
+	"errors"
 	"slices"
 	"testing"
 
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/claritysecurity/zoom-connector/pkg/natsx/natstest"
 	"github.com/claritysecurity/zoom-connector/pkg/pb"
+	"github.com/claritysecurity/zoom-connector/pkg/pipeline"
 )
 
 // TestChangeUsers names every user a change touches: the replaced user, the
@@ -34,5 +40,53 @@ func TestChangeUsers(t *testing.T) {
 	}
 	if got := changeUsers(&pb.RecordBatch{}); len(got) != 0 {
 		t.Fatalf("an empty change: %q", got)
+	}
+}
+
+// TestLiftOnlyOwnMarks lifts the marks of one request's result only: a
+// mark a later request for the same user made stays, so that its changes
+// still wait for its own result.
+func TestLiftOnlyOwnMarks(t *testing.T) {
+	ctx := context.Background()
+	js := natstest.JetStream(t)
+	kv, err := OpenHolds(ctx, js, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := pipeline.ConnectorRef{Tenant: "t1", ID: "zoom"}
+	// Request r1 marked u1 and ann; then r2, for the same user, marked u1
+	// again.
+	for _, m := range []struct{ who, by string }{{"u1", "r1"}, {"ann@example.com", "r1"}, {"u1", "r2"}} {
+		if _, err := kv.Put(ctx, pipeline.ProvisionHoldKey(c, m.who), []byte(m.by)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := Lift(ctx, kv, c, "r1", []string{"u1", "ann@example.com", "nobody"}); err != nil {
+		t.Fatal(err)
+	}
+	e, err := kv.Get(ctx, pipeline.ProvisionHoldKey(c, "u1"))
+	if err != nil || string(e.Value()) != "r2" {
+		t.Fatalf("r2's mark of u1 after r1's result: %v, %v; want it kept", e, err)
+	}
+	if _, err := kv.Get(ctx, pipeline.ProvisionHoldKey(c, "ann@example.com")); !errors.Is(err, jetstream.ErrKeyNotFound) {
+		t.Fatalf("r1's mark of ann after its result: %v; want it lifted", err)
+	}
+	if err := Lift(ctx, kv, c, "r2", []string{"u1"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kv.Get(ctx, pipeline.ProvisionHoldKey(c, "u1")); !errors.Is(err, jetstream.ErrKeyNotFound) {
+		t.Fatalf("r2's mark of u1 after its result: %v; want it lifted", err)
+	}
+	// A mark made again between the read and the delete stays.
+	if _, err := kv.Put(ctx, pipeline.ProvisionHoldKey(c, "u9"), []byte("r3")); err != nil {
+		t.Fatal(err)
+	}
+	e, _ = kv.Get(ctx, pipeline.ProvisionHoldKey(c, "u9"))
+	if _, err := kv.Put(ctx, pipeline.ProvisionHoldKey(c, "u9"), []byte("r3")); err != nil {
+		t.Fatal(err)
+	}
+	err = kv.Delete(ctx, pipeline.ProvisionHoldKey(c, "u9"), jetstream.LastRevision(e.Revision()))
+	if !errors.Is(err, jetstream.ErrKeyExists) {
+		t.Fatalf("a delete at a stale revision: %v; Lift counts on ErrKeyExists", err)
 	}
 }

@@ -9,7 +9,6 @@ package provision
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -107,10 +106,8 @@ func Handler(cfg Config) natsx.Handler {
 		}
 		prune(ctx)
 		// The changes held back for the result go on now, after it.
-		for _, who := range o.Holds {
-			if err := cfg.Holds.Delete(ctx, pipeline.ProvisionHoldKey(c, who)); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
-				return fmt.Errorf("lift a provisioning hold: %w", err)
-			}
+		if err := Lift(ctx, cfg.Holds, c, o.AuditKey, o.Holds); err != nil {
+			return err
 		}
 		if !known {
 			return unsequenced(ctx, cfg.Publisher, c, &o)
