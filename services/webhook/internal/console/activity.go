@@ -234,7 +234,18 @@ func (a *Activity) follow(ctx context.Context, nc *nats.Conn, js jetstream.JetSt
 	a.mu.Lock()
 	a.err = nil // the consumer is made: the events are read again
 	a.mu.Unlock()
-	go func() { <-ctx.Done(); it.Stop() }()
+	// Next waits for ever: ctx's end stops it, from a goroutine that ends
+	// with this call.
+	defer it.Stop()
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		select {
+		case <-ctx.Done():
+			it.Stop()
+		case <-done:
+		}
+	}()
 	for {
 		m, err := it.Next()
 		if err != nil {
