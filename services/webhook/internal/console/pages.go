@@ -198,19 +198,23 @@ func (c *Console) connectorAction(w http.ResponseWriter, r *http.Request, s *ses
 		return
 	case ActionDisable, ActionEnable:
 		state, reason, msg := connector.StateDisabled, "disabled in the admin console", "Connector disabled: it does not sync until enabled."
-		if r.PathValue("action") == ActionEnable {
-			if e.Auth != connector.AuthS2S {
-				c.sessions.setFlash(s, "An OAuth connector is enabled by authorizing it again.", true)
-				break
-			}
+		enable := r.PathValue("action") == ActionEnable
+		if enable {
 			state, reason, msg = connector.StateActive, "", "Connector enabled."
 		}
+		// Enabling checks the record it changes: one whose credentials
+		// were wiped meanwhile is refused, not set active.
 		_, err := c.cfg.Registry.Modify(ctx, ref, func(rec *connector.Record) error {
+			if enable {
+				if err := canEnable(c.cfg.Keys, *rec); err != nil {
+					return err
+				}
+			}
 			rec.State, rec.Reason = state, reason
 			return nil
 		})
 		if err != nil {
-			msg = "The connector's state could not be changed: " + bound(err.Error(), 300)
+			msg = enableMessage(err)
 		}
 		c.sessions.setFlash(s, msg, err != nil)
 	case ActionRemove:
