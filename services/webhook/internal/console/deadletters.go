@@ -21,6 +21,8 @@ const maxDeadLetters = 100_000
 
 // deadLetters counts the messages waiting in ZOOM_DLQ for each connector,
 // from the subject each was taken from (zoomctl dlq list shows them).
+// One count at a time is read, without the lock: while it is read (up to
+// readDeadLetters of NATS requests), pages are served the last counts.
 type deadLetters struct {
 	js  jetstream.JetStream
 	now func() time.Time
@@ -29,24 +31,61 @@ type deadLetters struct {
 	at     time.Time
 	counts map[pipeline.ConnectorRef]int
 	err    error
+	// reading is closed when the count being read is stored; nil when
+	// none is being read.
+	reading chan struct{}
 }
 
-// count returns the counts, read again when older than deadLetterTTL.
+// readDeadLetters bounds the reading of one count.
+const readDeadLetters = 5 * time.Second
+
+// count returns the counts, and starts reading them again when they are
+// older than deadLetterTTL. Only the first count, when there is none yet,
+// is waited for (as long as ctx allows).
 func (d *deadLetters) count(ctx context.Context) (map[pipeline.ConnectorRef]int, error) {
 	d.mu.Lock()
-	defer d.mu.Unlock()
 	if d.counts != nil && d.now().Sub(d.at) < deadLetterTTL {
+		defer d.mu.Unlock()
 		return d.counts, d.err
 	}
-	d.counts, d.err = d.read(ctx)
-	d.at = d.now()
+	if d.reading == nil {
+		d.reading = make(chan struct{})
+		go d.refresh(d.reading)
+	}
+	reading := d.reading
+	if d.counts != nil {
+		defer d.mu.Unlock()
+		return d.counts, d.err
+	}
+	d.mu.Unlock()
+	select {
+	case <-reading:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	return d.counts, d.err
+}
+
+// refresh reads the counts, of no request's context (a page that gave up
+// leaves them to the next), and stores them; when they cannot be read,
+// the last ones stay, with the error.
+func (d *deadLetters) refresh(done chan struct{}) {
+	ctx, cancel := context.WithTimeout(context.Background(), readDeadLetters)
+	defer cancel()
+	counts, err := d.read(ctx)
+	d.mu.Lock()
+	if err != nil && d.counts != nil {
+		counts = d.counts // the last counts, with why they are not new
+	}
+	d.counts, d.err, d.at, d.reading = counts, err, d.now(), nil
+	d.mu.Unlock()
+	close(done)
 }
 
 func (d *deadLetters) read(ctx context.Context) (map[pipeline.ConnectorRef]int, error) {
 	out := map[pipeline.ConnectorRef]int{}
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
 	stream, err := d.js.Stream(ctx, pipeline.StreamDeadLetter)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		return out, nil
