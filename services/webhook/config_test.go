@@ -2,6 +2,8 @@ package main
 
 import (
 	"encoding/base64"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -85,5 +87,30 @@ func TestReadConfig(t *testing.T) {
 				t.Errorf("error %q holds the secret", err)
 			}
 		})
+	}
+}
+
+// The admin token is trimmed as the console trims the token posted to
+// sign in: whitespace around it in the environment, or a file's trailing
+// newline, is not part of it.
+func TestAdminTokenTrimmed(t *testing.T) {
+	key32 := "k1:" + base64.StdEncoding.EncodeToString(make([]byte, 32))
+	const token = "s3cret-admin-token-1"
+	file := filepath.Join(t.TempDir(), "admin-token")
+	if err := os.WriteFile(file, []byte(token+"\r\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for name, env := range map[string]map[string]string{
+		"environment": {"ADMIN_TOKEN": " " + token + "\n"},
+		"file":        {"ADMIN_TOKEN_FILE": file},
+	} {
+		env["ADMIN_ADDR"], env["CONNECTOR_SECRETS_KEY"] = ":8085", key32
+		c, err := readConfig(service.EnvFrom(env))
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if c.AdminToken != token {
+			t.Errorf("%s: admin token of %d bytes, want the %d of the token", name, len(c.AdminToken), len(token))
+		}
 	}
 }

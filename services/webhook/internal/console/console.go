@@ -80,6 +80,8 @@ func New(cfg Config) *Console {
 	if cfg.Activity == nil {
 		cfg.Activity = NewActivity()
 	}
+	// Trimmed as the token posted to sign in is.
+	cfg.Token = strings.TrimSpace(cfg.Token)
 	c := &Console{cfg: cfg, sessions: newSessions(cfg.Now), dead: &deadLetters{js: cfg.JS, now: cfg.Now}}
 	c.pages = template.Must(template.New("pages").Funcs(funcs).ParseFS(templateFS, "templates/*.html"))
 	c.routes()
