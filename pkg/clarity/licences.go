@@ -17,8 +17,8 @@ import (
 //     Unlimited. MEETING 2 is the Licensed user type, which license:licensed
 //     already is, and yields none.
 //
-// Names are Zoom's own for the codes its OpenAPI documents (UnitedPlans,
-// WorkplacePlans); another code is named after its field and number.
+// Known codes have Zoom's own names (UnitedPlanName, WorkplacePlanName);
+// another code is named after its field and number.
 const (
 	LicenseUnitedPrefix = "license:united:"
 	// MeetingLicensedOption is the MEETING option that is the Licensed
@@ -26,9 +26,9 @@ const (
 	MeetingLicensedOption = "2"
 )
 
-// UnitedPlans names the plan_united_type codes of Zoom's OpenAPI (GET
-// /users, February 2026).
-var UnitedPlans = map[string]string{
+// unitedPlans names the plan_united_type codes GET /users reports. Read
+// only: UnitedPlanName looks a code up.
+var unitedPlans = map[string]string{
 	"1":      "Zoom United Pro-United with US/CA Unlimited",
 	"2":      "Zoom United Pro-United with UK/IR Unlimited",
 	"4":      "Zoom United Pro-United with AU/NZ Unlimited",
@@ -49,11 +49,11 @@ var UnitedPlans = map[string]string{
 	"131072": "Zoom United Ent-United with JP Unlimited",
 }
 
-// WorkplacePlans names the ZOOM_WORKPLACE_BUNDLE license_option codes of
-// Zoom's OpenAPI (GET /users, February 2026). Zoom documents 4, 8 and 16
-// for Government accounts too, 16 there as plain "Zoom Workplace Business
-// Plus"; the names here are the commercial accounts'.
-var WorkplacePlans = map[string]string{
+// workplacePlans names the ZOOM_WORKPLACE_BUNDLE license_option codes
+// GET /users reports. Government accounts use 4, 8 and 16 too, 16 there
+// for plain "Zoom Workplace Business Plus"; the names here are the
+// commercial accounts'. Read only: WorkplacePlanName looks a code up.
+var workplacePlans = map[string]string{
 	"4":                  "Zoom Workplace Enterprise",
 	"8":                  "Zoom Workplace Enterprise Plus",
 	"16":                 "Zoom Workplace Business Plus with US/CA Unlimited",
@@ -82,10 +82,24 @@ var WorkplacePlans = map[string]string{
 	"68719476736":        "Zoom Workplace for Education Enterprise Premier with Global Select",
 }
 
+// UnitedPlanName returns Zoom's name of a plan_united_type code, and
+// false for a code it has none for here.
+func UnitedPlanName(code string) (string, bool) {
+	name, ok := unitedPlans[code]
+	return name, ok
+}
+
+// WorkplacePlanName returns Zoom's name of a ZOOM_WORKPLACE_BUNDLE
+// license_option code, and false for a code it has none for here.
+func WorkplacePlanName(option string) (string, bool) {
+	name, ok := workplacePlans[option]
+	return name, ok
+}
+
 // UnitedLicense is the entitlement of plan_united_type code (decimal
 // digits).
 func UnitedLicense(code string) Entitlement {
-	name, ok := UnitedPlans[code]
+	name, ok := UnitedPlanName(code)
 	if !ok {
 		name = "Zoom United plan " + code
 	}
@@ -112,7 +126,7 @@ func TierLicense(licenseType, option string) (Entitlement, bool) {
 	}
 	var name string
 	if t == "zoom_workplace_bundle" {
-		name = WorkplacePlans[option]
+		name, _ = WorkplacePlanName(option)
 	}
 	if name == "" {
 		name = strings.ToUpper(t) + " licence option " + option

@@ -31,7 +31,16 @@ func TestLicenceTierKeysAndNames(t *testing.T) {
 	if e := UnitedLicense("3"); e.ID != "license:united:3" || e.Name != "Zoom United plan 3" {
 		t.Errorf("UnitedLicense(3) = %+v", e)
 	}
-	if len(UnitedPlans) != 18 || len(WorkplacePlans) != 26 {
-		t.Errorf("%d United plans and %d Workplace plans, want Zoom's 18 and 26", len(UnitedPlans), len(WorkplacePlans))
+	if len(unitedPlans) != 18 || len(workplacePlans) != 26 {
+		t.Errorf("%d United plans and %d Workplace plans, want Zoom's 18 and 26", len(unitedPlans), len(workplacePlans))
+	}
+	if name, ok := UnitedPlanName("131072"); !ok || name != "Zoom United Ent-United with JP Unlimited" {
+		t.Errorf("UnitedPlanName(131072) = %q, %v", name, ok)
+	}
+	if name, ok := WorkplacePlanName("8"); !ok || name != "Zoom Workplace Enterprise Plus" {
+		t.Errorf("WorkplacePlanName(8) = %q, %v", name, ok)
+	}
+	if name, ok := WorkplacePlanName("3"); ok || name != "" {
+		t.Errorf("WorkplacePlanName(3) = %q, %v; want none", name, ok)
 	}
 }
