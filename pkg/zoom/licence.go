@@ -5,7 +5,7 @@ import (
 	"strings"
 )
 
-// Code is a Zoom enum value that Zoom documents as a string of digits
+// Code is a Zoom enum value that Zoom sends as a string of digits
 // (plan_united_type, "1") or as an integer (license_option, 16): it reads
 // either spelling, and anything else (a fraction, a word, an object) as
 // empty, so that an odd value costs the user one entitlement rather than
@@ -20,7 +20,8 @@ func (c *Code) UnmarshalJSON(b []byte) error {
 	if len(s) >= 2 && s[0] == '"' && s[len(s)-1] == '"' {
 		s = strings.TrimSpace(s[1 : len(s)-1])
 	}
-	// Zoom's largest documented option, 576460752303423488, has 18 digits.
+	// A uint64 has at most 20 digits (the largest known option,
+	// 576460752303423488, has 18); longer is no code.
 	if s == "" || len(s) > 20 {
 		return nil
 	}
@@ -42,7 +43,7 @@ func (c *Code) UnmarshalJSON(b []byte) error {
 // subscription plans enabled that contain duplicate plans".
 type LicenseInfo struct {
 	// LicenseType is MEETING (the paid user type) or ZOOM_WORKPLACE_BUNDLE
-	// (a Zoom Workplace plan) in Zoom's OpenAPI.
+	// (a Zoom Workplace plan); another type is kept as Zoom spells it.
 	LicenseType string `json:"license_type"`
 	// LicenseOption is the plan option within the type: for MEETING 2
 	// (Licensed), for ZOOM_WORKPLACE_BUNDLE the plan (16, Business Plus
@@ -51,7 +52,7 @@ type LicenseInfo struct {
 	SubscriptionID string `json:"subscription_id,omitempty"`
 }
 
-// The license types of LicenseInfo that Zoom documents.
+// The license types of LicenseInfo the connector names.
 const (
 	LicenseTypeMeeting   = "MEETING"
 	LicenseTypeWorkplace = "ZOOM_WORKPLACE_BUNDLE"

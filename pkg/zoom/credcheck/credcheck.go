@@ -31,7 +31,7 @@ type Scope struct {
 	// Purpose says what the connector does with it.
 	Purpose string
 	// Classic are the classic scopes that grant it: a write scope includes
-	// its read scope, as Zoom's API reference lists both for every read.
+	// its read scope: Zoom grants every read to either.
 	Classic []string
 	// Granular are the granular scopes that, all together, stand for it:
 	// exactly the operations the connector calls, not the whole classic

@@ -7,9 +7,9 @@ import (
 	"time"
 )
 
-// Zoom's daily limits (developers.zoom.us/docs/api/rate-limits/): a free
-// account may make 6,000 Light, 2,000 Medium and 1,000 Heavy requests a
-// day; paid plans document no daily cap for these labels. The day is
+// Zoom's daily limits: a free account may make 6,000 Light, 2,000 Medium
+// and 1,000 Heavy requests a day; paid plans have no daily cap for these
+// labels. The day is
 // Zoom's, in UTC: the limits reset at midnight UTC.
 const (
 	FreeLightDaily  = 6000
@@ -52,9 +52,9 @@ func (d *daily) take(cat Category, now time.Time, limit int) bool {
 }
 
 // writeDailyLimited answers a request over a daily limit as Zoom does: 429
-// code 429 with DailyMessage. Zoom's current documents name no headers;
-// older ones and its DevRel name X-RateLimit-Type Daily-limit and a
-// Retry-After that is the datetime of the reset. With headers off (see
+// code 429 with DailyMessage, with no headers or with X-RateLimit-Type
+// Daily-limit and a Retry-After that is the datetime of the reset (Zoom
+// has answered both ways). With headers off (see
 // Server.SetRateLimitHeaders) there are none, and the client must know the
 // limit from the message.
 func writeDailyLimited(w http.ResponseWriter, cat Category, limit int, now time.Time, headers bool) {

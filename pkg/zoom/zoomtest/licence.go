@@ -1,20 +1,19 @@
 package zoomtest
 
 // LicenseInfo is one item of a user's license_info_list in GET /users and
-// GET /users/{userId}: a licence of one subscription, as Zoom's OpenAPI
-// describes it (license_type MEETING or ZOOM_WORKPLACE_BUNDLE, an integer
-// license_option, a subscription_id).
+// GET /users/{userId}: a licence of one subscription (license_type
+// MEETING or ZOOM_WORKPLACE_BUNDLE, an integer license_option, a
+// subscription_id).
 type LicenseInfo struct {
 	LicenseType    string `json:"license_type"`
 	LicenseOption  int64  `json:"license_option"`
 	SubscriptionID string `json:"subscription_id,omitempty"`
 }
 
-// dropLicences removes every licence of u, as deactivation does in Zoom
-// ("Deactivating a user removes all licenses associated with a user",
-// PUT /users/{userId}/status): a Licensed user becomes Basic, and its Zoom
-// United plan and license_info_list go. Unassigned (type 4) is no
-// licence, and stays.
+// dropLicences removes every licence of u, as deactivation (PUT
+// /users/{userId}/status) does in Zoom: a Licensed user becomes Basic,
+// and its Zoom United plan and license_info_list go. Unassigned (type 4)
+// is no licence, and stays.
 func dropLicences(u *User) {
 	if u.Type == TypeLicensed {
 		u.Type = TypeBasic
@@ -23,10 +22,9 @@ func dropLicences(u *User) {
 	u.LicenseInfoList = nil
 }
 
-// The plan names Zoom's OpenAPI gives the codes of plan_united_type and
-// of a ZOOM_WORKPLACE_BUNDLE license_option (GET /users, February 2026):
-// what the account's admin sees, and what Expected names the licence
-// entitlements.
+// Zoom's plan names of the codes of plan_united_type and of a
+// ZOOM_WORKPLACE_BUNDLE license_option: what the account's admin sees,
+// and what Expected names the licence entitlements.
 var (
 	unitedPlanNames = map[string]string{
 		"1":      "Zoom United Pro-United with US/CA Unlimited",

@@ -6,8 +6,8 @@ import (
 )
 
 // SeatLimit bounds an account's Licensed users (type 2), as the licences
-// an account bought do. Zoom's documents do not say how it refuses a type
-// change beyond them; both readings are offered: an error (400 code
+// an account bought do. How Zoom refuses a type change beyond them is not
+// known; both readings are offered: an error (400 code
 // CodeNoLicense), or, with Silent, a success that changes nothing, as Zoom
 // answers some writes.
 type SeatLimit struct {
@@ -16,7 +16,7 @@ type SeatLimit struct {
 }
 
 // CodeNoLicense is the code of the simulator's refusal of a Licensed type
-// beyond the account's seats (UNCONFIRMED in Zoom's documents).
+// beyond the account's seats (Zoom's own code for it is not known).
 const CodeNoLicense = 2034
 
 // SetSeatLimit limits the account's Licensed users; nil lifts the limit.

@@ -67,7 +67,7 @@ func TestInviteeReadBack(t *testing.T) {
 		t.Errorf("active user read back: replace %q, users %v; want the records of %s", b.GetReplaceUser(), users, active.ID)
 	}
 
-	// The sparse answer as Zoom documents it, whatever the simulator says.
+	// The sparse answer Zoom gives for an invitee, whatever the simulator says.
 	for _, body := range []string{
 		`{"id":"` + pending.ID + `","created_at":"2026-12-05T19:40:02Z"}`,
 		`{"id":"` + pending.ID + `","email":"` + pending.Email + `","status":"pending","type":1,"created_at":"2026-12-05T19:40:02Z"}`,

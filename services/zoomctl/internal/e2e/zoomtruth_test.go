@@ -15,7 +15,7 @@ import (
 )
 
 // The tests of this file hold the connector to what Zoom really holds, with
-// the simulator as strict as Zoom's documents: an invitee read back by id
+// the simulator as strict as Zoom is: an invitee read back by id
 // is its id and a call-time created_at; deactivation removes every licence.
 
 // TestInviteesFromWebhooks: an invitation's user.created makes the
@@ -134,7 +134,7 @@ func TestRemovalReasons(t *testing.T) {
 // TestLicenceTiers: users' Zoom United plans and license_info_list
 // bundles are license entitlements with Zoom's names, held by those users,
 // and the Zoom IQ roles are role entitlements; a deactivated user loses
-// every licence, as Zoom documents, and its records follow from the
+// every licence, as in Zoom, and its records follow from the
 // webhook; a resync of the unchanged account emits nothing but its sync
 // events.
 func TestLicenceTiers(t *testing.T) {
@@ -283,7 +283,7 @@ func noOrphanGrants(t *testing.T, c *collector) {
 }
 
 // TestDailyLimitWithoutHeaders: Zoom's daily limit answers 429 with a
-// message and, in its current documents, no rate-limit headers. A sync that
+// message and no rate-limit headers. A sync that
 // meets it fails at once, saying so, instead of retrying a limit that
 // resets only at midnight UTC; its requests stop with the first refusal of
 // each listing.
