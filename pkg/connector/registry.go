@@ -75,8 +75,11 @@ type Record struct {
 	// only users created or changed since need reading. The fetcher sets
 	// it once it has read every user listed after a full sync; turning
 	// enrichment off clears it.
-	EnrichBaseline bool   `json:"enrich_baseline,omitempty"`
-	State          string `json:"state"`
+	EnrichBaseline bool `json:"enrich_baseline,omitempty"`
+	// EnrichSince is when enrichment was last turned on: a user read
+	// before it is read again by the baseline.
+	EnrichSince time.Time `json:"enrich_since,omitzero"`
+	State       string    `json:"state"`
 	// Reason says why the state is what it is, for people (never a
 	// secret).
 	Reason string `json:"reason,omitempty"`

@@ -217,12 +217,12 @@ func run(ctx context.Context) error {
 			e, ok := registry.Lookup(c)
 			return ok && e.Enrich, ok && e.EnrichBaseline
 		},
-		BaselineNeeded: func(ctx context.Context, c pipeline.ConnectorRef) (bool, error) {
+		BaselineNeeded: func(ctx context.Context, c pipeline.ConnectorRef) (bool, time.Time, error) {
 			e, err := registry.Get(ctx, c)
 			if errors.Is(err, connector.ErrNotFound) {
-				return false, nil
+				return false, time.Time{}, nil
 			}
-			return err == nil && e.Enrich && !e.EnrichBaseline, err
+			return err == nil && e.Enrich && !e.EnrichBaseline, e.EnrichSince, err
 		},
 		BaselineDone: func(ctx context.Context, c pipeline.ConnectorRef) error {
 			_, err := registry.Modify(ctx, c, func(r *connector.Record) error {

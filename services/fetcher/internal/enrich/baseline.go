@@ -46,7 +46,8 @@ func (e *Enricher) baseline(ctx context.Context, c pipeline.ConnectorRef, input 
 	e.mu.Unlock()
 	l.Lock()
 	defer l.Unlock()
-	if need, err := e.cfg.BaselineNeeded(ctx, c); err != nil || !need {
+	need, since, err := e.cfg.BaselineNeeded(ctx, c)
+	if err != nil || !need {
 		return err
 	}
 	client, err := e.cfg.Clients.Client(ctx, c)
@@ -96,6 +97,18 @@ func (e *Enricher) baseline(ctx context.Context, c pipeline.ConnectorRef, input 
 		g.Go(func() error {
 			for u := range ids {
 				id := u.id
+				if e.cfg.Memo != nil {
+					// Read since enrichment was turned on, with the
+					// profile it has now: by a baseline cut short, or
+					// as it was created or changed.
+					digest, at, err := e.cfg.Memo.get(gctx, c, id)
+					if err != nil {
+						return err
+					}
+					if digest == u.digest && at.After(since) {
+						continue
+					}
+				}
 				// A user listed twice (moved while the listings paged)
 				// publishes one page: the id is the user's.
 				msgID := pipeline.DerivedID(input, "baseline/"+id, -1)

@@ -59,9 +59,11 @@ type Config struct {
 	State func(c pipeline.ConnectorRef) (on, baseline bool)
 	// BaselineNeeded confirms, from the registry itself rather than a
 	// copy that may lag, that connector c has enrichment on and no
-	// baseline; BaselineDone records that every user of connector c
-	// listed after a full sync has been read.
-	BaselineNeeded func(ctx context.Context, c pipeline.ConnectorRef) (bool, error)
+	// baseline, and says since when it is on (a user read since needs no
+	// read in the baseline: one cut short resumes where it was);
+	// BaselineDone records that every user of connector c listed after a
+	// full sync has been read.
+	BaselineNeeded func(ctx context.Context, c pipeline.ConnectorRef) (bool, time.Time, error)
 	BaselineDone   func(ctx context.Context, c pipeline.ConnectorRef) error
 	// Publisher publishes the details read.
 	Publisher Publisher
@@ -204,7 +206,7 @@ func (e *Enricher) Handle(ctx context.Context, msg jetstream.Msg) error {
 	}
 	if digest != "" && e.cfg.Memo != nil {
 		// The same profile as at the last read: a login, nothing to read.
-		if was, err := e.cfg.Memo.get(ctx, c, key); err != nil {
+		if was, _, err := e.cfg.Memo.get(ctx, c, key); err != nil {
 			return err
 		} else if was == digest {
 			return nil

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -60,16 +61,17 @@ func memoKey(c pipeline.ConnectorRef, id string) string {
 	return c.Key() + "." + hex.EncodeToString(sum[:12])
 }
 
-// get returns the digest remembered of user id, "" when none.
-func (m *Memo) get(ctx context.Context, c pipeline.ConnectorRef, id string) (string, error) {
+// get returns the digest remembered of user id and when it was stored, ""
+// when none.
+func (m *Memo) get(ctx context.Context, c pipeline.ConnectorRef, id string) (string, time.Time, error) {
 	e, err := m.kv.Get(ctx, memoKey(c, id))
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return "", nil
+		return "", time.Time{}, nil
 	}
 	if err != nil {
-		return "", err
+		return "", time.Time{}, err
 	}
-	return string(e.Value()), nil
+	return string(e.Value()), e.Created(), nil
 }
 
 func (m *Memo) put(ctx context.Context, c pipeline.ConnectorRef, id, digest string) error {

@@ -152,6 +152,9 @@ func (s *Server) add(ctx context.Context, ref pipeline.ConnectorRef, body []byte
 		// A new connector has no user yet: each comes as created, and is
 		// read then.
 		rec.Enrich, rec.EnrichBaseline = *req.Enrich, *req.Enrich
+		if rec.Enrich {
+			rec.EnrichSince = time.Now().UTC()
+		}
 	}
 	if rec.Schedule == "" {
 		rec.Schedule = DefaultSchedule
@@ -230,6 +233,9 @@ func (s *Server) update(ctx context.Context, ref pipeline.ConnectorRef, body []b
 			// full sync; turned off, the next turn on reads them again
 			// (changes meanwhile went unread).
 			r.Enrich, r.EnrichBaseline = *req.Enrich, false
+			if r.Enrich {
+				r.EnrichSince = time.Now().UTC()
+			}
 		}
 		if err := s.seal(r, secret, webhook); err != nil {
 			return false, err
