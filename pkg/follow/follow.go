@@ -584,10 +584,4 @@ func decode(subject string, data []byte, ref pipeline.ConnectorRef) (Change, err
 }
 
 // bound shortens a string read from outside for an error message.
-func bound(s string) string {
-	const max = 200
-	if len(s) > max {
-		return s[:max] + "…"
-	}
-	return s
-}
+func bound(s string) string { return pipeline.Bound(s, 200) }

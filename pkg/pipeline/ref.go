@@ -82,9 +82,4 @@ func FromSubject(subject string) (ConnectorRef, error) {
 	return NewConnectorRef(parts[2], parts[3])
 }
 
-func truncate(s string) string {
-	if len(s) > 64 {
-		return s[:64] + "…"
-	}
-	return s
-}
+func truncate(s string) string { return Bound(s, 64) }

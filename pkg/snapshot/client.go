@@ -121,10 +121,4 @@ func Request(ctx context.Context, nc *nats.Conn, ref pipeline.ConnectorRef, limi
 }
 
 // bound shortens a string from a reply for an error message.
-func bound(s string) string {
-	const max = 200
-	if len(s) > max {
-		return s[:max] + "…"
-	}
-	return s
-}
+func bound(s string) string { return pipeline.Bound(s, 200) }

@@ -348,12 +348,9 @@ func parseTime(s string, def time.Time) time.Time {
 	return def
 }
 
-func bound(s string, n int) string {
-	if len(s) > n {
-		return s[:n] + "…"
-	}
-	return s
-}
+// bound shortens a string from outside for a page, at a character
+// boundary.
+func bound(s string, n int) string { return pipeline.Bound(s, n) }
 
 // Snapshot is a copy of one connector's activity.
 type Snapshot struct {
