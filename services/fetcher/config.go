@@ -61,7 +61,7 @@ func readConfig(e *service.Env) (config, error) {
 		Common:         service.ReadCommon(e, "FETCHER_ADDR", ":8081"),
 		Concurrency:    e.Int("FETCH_CONCURRENCY", 4),
 		MaxAttempts:    e.Int("MAX_RUN_ATTEMPTS", 3),
-		HintWorkers:    e.Int("HINT_CONCURRENCY", 1000),
+		HintWorkers:    e.Int("HINT_CONCURRENCY", 5000),
 		HintQuiet:      e.Duration("HINT_BATCH_QUIET", runner.DefaultHintQuiet),
 		HintMaxWait:    e.Duration("HINT_BATCH_MAX_WAIT", runner.DefaultHintMaxWait),
 		SyncInterval:   e.Duration("SYNC_INTERVAL", 24*time.Hour),
