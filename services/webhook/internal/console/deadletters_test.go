@@ -68,6 +68,13 @@ func TestDeadLettersServeLastCounts(t *testing.T) {
 	if reading == nil {
 		t.Fatal("no read of the counts in flight")
 	}
+	d.count(ctx)
+	d.mu.Lock()
+	same := d.reading == reading
+	d.mu.Unlock()
+	if !same {
+		t.Error("a second read started while one is in flight")
+	}
 	<-reading
 	if counts, err := d.count(ctx); err == nil || counts[ref] != 2 {
 		t.Errorf("after a failed read: %v, %v; want the last counts and the error", counts, err)
