@@ -4,11 +4,13 @@ package deploycheck
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+
+	"sigs.k8s.io/kustomize/api/krusty"
+	"sigs.k8s.io/kustomize/kyaml/filesys"
 )
 
 // repo is the repository's root, from this package's directory.
@@ -20,17 +22,22 @@ var services = []string{"fetcher", "normalizer", "writer", "webhook"}
 // document is one manifest of the built output.
 type document struct{ kind, name, text string }
 
-// build runs kubectl kustomize on deploy/k8s (Kustomize parses every
-// manifest and resolves the kustomization) and splits its output.
+// build runs Kustomize (the library kubectl kustomize is made of) on
+// deploy/k8s: it parses every manifest and resolves the kustomization, as
+// kubectl apply -k does. The output is split into its manifests.
 func build(t *testing.T) []document {
 	t.Helper()
-	kubectl, err := exec.LookPath("kubectl")
+	dir, err := filepath.Abs(filepath.Join(repo, "deploy", "k8s"))
 	if err != nil {
-		t.Fatal("kubectl is needed to build the manifests (apt-get install kubectl)")
+		t.Fatal(err)
 	}
-	out, err := exec.Command(kubectl, "kustomize", filepath.Join(repo, "deploy", "k8s")).CombinedOutput()
+	res, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(filesys.MakeFsOnDisk(), dir)
 	if err != nil {
-		t.Fatalf("kubectl kustomize deploy/k8s: %v\n%s", err, out)
+		t.Fatalf("kustomize build deploy/k8s: %v", err)
+	}
+	out, err := res.AsYaml()
+	if err != nil {
+		t.Fatalf("kustomize build deploy/k8s: %v", err)
 	}
 	kindRe := regexp.MustCompile(`(?m)^kind: (\S+)$`)
 	nameRe := regexp.MustCompile(`(?m)^metadata:\n(?:  .*\n)*?  name: (\S+)$`)
