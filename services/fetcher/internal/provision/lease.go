@@ -22,6 +22,11 @@ const (
 	LeaseTTL = 6 * time.Second
 )
 
+// errLeaseLost is the cause of the end of a held context whose lease was
+// lost (not renewed in time, or taken by another replica): another replica
+// may be serving the same requests already.
+var errLeaseLost = errors.New("provisioning lease lost")
+
 // lease is the provisioning worker's lease.
 type lease struct {
 	kv     jetstream.KeyValue
@@ -45,7 +50,7 @@ func openLease(ctx context.Context, js jetstream.JetStream, replicas int, holder
 }
 
 // hold runs fn whenever this replica holds the lease, with a context that
-// ends when the lease is lost, until ctx ends.
+// ends when the lease is lost (its cause then errLeaseLost), until ctx ends.
 func (l *lease) hold(ctx context.Context, fn func(ctx context.Context) error) error {
 	for ctx.Err() == nil {
 		rev, err := l.kv.Create(ctx, leaseKey, []byte(l.holder))
@@ -60,11 +65,11 @@ func (l *lease) hold(ctx context.Context, fn func(ctx context.Context) error) er
 			continue
 		}
 		l.log.Info().Str("holder", l.holder).Msg("provisioning lease taken")
-		held, release := context.WithCancel(ctx)
+		held, release := context.WithCancelCause(ctx)
 		renewed := make(chan struct{})
 		go func() {
 			defer close(renewed)
-			defer release()
+			defer release(nil)
 			for {
 				select {
 				case <-held.Done():
@@ -75,6 +80,7 @@ func (l *lease) hold(ctx context.Context, fn func(ctx context.Context) error) er
 				if err != nil {
 					if held.Err() == nil {
 						l.log.Warn().Err(err).Msg("provisioning lease lost")
+						release(errLeaseLost)
 					}
 					return
 				}
@@ -82,7 +88,7 @@ func (l *lease) hold(ctx context.Context, fn func(ctx context.Context) error) er
 			}
 		}()
 		err = fn(held)
-		release()
+		release(nil)
 		<-renewed
 		if ctx.Err() != nil {
 			// Stopping: the lease goes at once, so a replica that stays

@@ -146,7 +146,9 @@ func (w *Worker) serve(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("provisioning: %w", err)
 	}
-	// Running requests get Grace to finish once ctx ends.
+	// Running requests get Grace to finish once ctx ends because the
+	// worker stops; when the lease was lost, another replica may serve the
+	// same requests already: they are cut short at once.
 	jobs, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()
 	stopped := make(chan struct{})
@@ -154,7 +156,11 @@ func (w *Worker) serve(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			it.Stop()
-			t := time.AfterFunc(w.cfg.Grace, cancel)
+			grace := w.cfg.Grace
+			if errors.Is(context.Cause(ctx), errLeaseLost) {
+				grace = 0
+			}
+			t := time.AfterFunc(grace, cancel)
 			<-stopped
 			t.Stop()
 		case <-stopped:

@@ -3,10 +3,12 @@ package provision
 import (
 	"context"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/claritysecurity/zoom-connector/pkg/clarity"
+	"github.com/claritysecurity/zoom-connector/pkg/natsx/natstest"
 	"github.com/claritysecurity/zoom-connector/pkg/pipeline"
 	"github.com/claritysecurity/zoom-connector/pkg/zoom/zoomtest"
 )
@@ -60,5 +62,52 @@ func TestMarkNamesRequest(t *testing.T) {
 		if err != nil || string(e.Value()) != "r-mark" {
 			t.Fatalf("mark of %s: %v, %v; want one naming r-mark", who, e, err)
 		}
+	}
+}
+
+// TestLostLeaseCutsJobsShort: when another replica takes the lease while a
+// write is under way, the write is cut short at once rather than after the
+// stop's grace, and the request is left for the new holder.
+func TestLostLeaseCutsJobsShort(t *testing.T) {
+	h := newHarness(t, time.Hour)
+	gid := h.org.Groups[0].ID
+	u := h.activeUser(t, gid)
+	// The write takes 10 s: cut short, the request is left unanswered;
+	// left to run, it is answered once Zoom answers.
+	h.sim.Faults().Add(zoomtest.Fault{Route: "POST /groups/{groupId}/members", Latency: 10 * time.Second})
+	h.request(t, clarity.ProvisionRequest{RequestID: "r-lease", Action: clarity.ActionAddGrant, User: u.ID, Entitlement: "group:" + gid}, "")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	served := make(chan struct{})
+	var once sync.Once
+	go func() {
+		_ = h.w.lease.hold(ctx, func(held context.Context) error {
+			defer once.Do(func() { close(served) })
+			return h.w.serve(held)
+		})
+	}()
+	key := pipeline.ProvisionKey(testConnector, "r-lease")
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(20 * time.Millisecond) {
+		if p, _, _, err := h.w.ledger.get(ctx, key); err == nil && p.State == stateWriting {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the request's write never began")
+		}
+	}
+	// Another replica takes the lease.
+	if _, err := h.w.lease.kv.Put(ctx, leaseKey, []byte("other")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-served:
+	case <-time.After(time.Minute):
+		t.Fatal("the write went on a minute after the lease was lost (the stop's grace is an hour)")
+	}
+	if p, _, _, err := h.w.ledger.get(ctx, key); err != nil || p.State != stateWriting {
+		t.Fatalf("ledger after the lease was lost: %+v, %v; want the request left writing for the next holder", p, err)
+	}
+	if msgs := natstest.StreamMsgs(t, h.js, pipeline.StreamProvision); len(msgs) != 1 {
+		t.Fatalf("%d requests in the stream; want the request kept", len(msgs))
 	}
 }
