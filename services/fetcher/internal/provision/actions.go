@@ -387,6 +387,14 @@ func (a *action) remove(ctx context.Context) outcome {
 		return outcome{err: err}
 	}
 	if err := a.call("DELETE /users/{userId}", http.StatusNoContent, func() error { return a.z.DeleteUser(ctx, id, a.req.Mode, transfer) }); err != nil {
+		// The client repeats a write whose answer was lost: a removal
+		// made then answers 404 to its repeat. Zoom decides.
+		if ctx.Err() == nil {
+			if _, rerr := a.readUser(ctx, a.req.zoomUser); errors.Is(rerr, zoom.ErrUserNotFound) {
+				a.refreshed()
+				return a.succeeded()
+			}
+		}
 		return a.failed(ctx, err, a.req.Mode+" the user")
 	}
 	_, err = a.readUser(ctx, a.req.zoomUser)
@@ -423,6 +431,14 @@ func (a *action) invite(ctx context.Context) outcome {
 		_, err := a.z.CreateUser(ctx, zoom.CreateInvite, a.req.Email, a.req.inviteType)
 		return err
 	}); err != nil {
+		// The client repeats a write whose answer was lost: an invitation
+		// made then answers 409 to its repeat. Zoom decides.
+		if ctx.Err() == nil {
+			if _, rerr := a.readUser(ctx, a.req.zoomUser); rerr == nil {
+				a.refreshed()
+				return a.succeeded()
+			}
+		}
 		return a.failed(ctx, err, "invite the user")
 	}
 	if _, err := a.readUser(ctx, a.req.zoomUser); err != nil {
@@ -436,13 +452,24 @@ func (a *action) invite(ctx context.Context) outcome {
 }
 
 // write records that the write is due, makes it and reads back: succeeded
-// only when Zoom shows the effect. With refresh, the user as read back is
+// only when Zoom shows the effect, also when the write answered an error. With refresh, the user as read back is
 // published once the result is committed.
 func (a *action) write(ctx context.Context, refresh bool, do func() error, shows func() (bool, error), what string) outcome {
 	if err := a.startWrite(); err != nil {
 		return outcome{err: err}
 	}
 	if err := do(); err != nil {
+		// The client repeats a write whose answer was lost (a transport
+		// error, a 5xx): the write made then may answer an error to its
+		// repeat. What Zoom shows decides.
+		if ctx.Err() == nil {
+			if ok, rerr := shows(); rerr == nil && ok {
+				if refresh {
+					a.refreshed()
+				}
+				return a.succeeded()
+			}
+		}
 		return a.failed(ctx, err, what)
 	}
 	ok, err := shows()
