@@ -78,12 +78,17 @@ func parseRequest(body []byte) (request, error) {
 	}
 	if err := checkText("request_id", r.RequestID, MaxRequestID); err != nil {
 		r.RequestID = ""
-		r.Action = bound(r.Action, 32)
+		r.Action = bound(printable(r.Action), 32)
 		return r, err
 	}
 	if r.RequestID == "" {
-		r.Action = bound(r.Action, 32)
+		r.Action = bound(printable(r.Action), 32)
 		return r, fmt.Errorf("%w: request_id is required", errBadRequest)
+	}
+	if err := checkText("action", r.Action, 32); err != nil {
+		// The result repeats the action: only what can be stored and shown.
+		r.Action = bound(printable(r.Action), 32)
+		return r.cleared(), err
 	}
 	if !knownAction(r.Action) {
 		a := r.Action
@@ -225,6 +230,21 @@ func checkText(field, v string, n int) error {
 	return nil
 }
 
+// printable is s as UTF-8 without control characters (NUL among them,
+// which no Postgres text holds).
+func printable(s string) string {
+	s = strings.ToValidUTF8(s, "?")
+	if !strings.ContainsFunc(s, unicode.IsControl) {
+		return s
+	}
+	return strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return -1
+		}
+		return r
+	}, s)
+}
+
 // requestedBy is what the audit keeps of the request's headers: the
 // Clarity-… headers but the reply subject, and the message id, bounded.
 func requestedBy(h nats.Header) map[string]string {
@@ -237,7 +257,7 @@ func requestedBy(h nats.Header) map[string]string {
 		if (!strings.HasPrefix(canon, "clarity-") && canon != "nats-msg-id") || canon == strings.ToLower(clarity.ReplyToHeader) || len(vs) == 0 {
 			continue
 		}
-		out[bound(name, 64)] = bound(strings.ToValidUTF8(vs[0], "?"), maxHeaderValue)
+		out[bound(printable(name), 64)] = bound(printable(vs[0]), maxHeaderValue)
 	}
 	if len(out) == 0 {
 		return nil

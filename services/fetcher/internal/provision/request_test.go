@@ -34,6 +34,8 @@ func TestParseRequest(t *testing.T) {
 		{body: `{"action":"deactivate_user","user":"u1"}`, err: "request_id is required"},
 		{body: `{"request_id":"r\n1","action":"deactivate_user","user":"u1"}`, err: "control characters"},
 		{body: `{"request_id":"r1","action":"nuke","user":"u1"}`, err: "unknown action"},
+		{body: `{"request_id":"r1","action":"\u0000","user":"u1"}`, err: "action holds control characters"},
+		{body: `{"request_id":"r1","action":"deactivate_user\u0000","user":"u1"}`, err: "action holds control characters"},
 		{body: `{"request_id":"r1","action":"deactivate_user"}`, err: "needs user"},
 		{body: `{"request_id":"r1","action":"deactivate_user","user":"` + long + `"}`, err: "over the"},
 		{body: `{"request_id":"r1","action":"deactivate_user","user":"../admin"}`, err: "not a user key"},
@@ -57,6 +59,8 @@ func TestParseRequest(t *testing.T) {
 			t.Errorf("%.80s: parsed as %+v", c.body, r)
 		case c.err != "" && (err == nil || !strings.Contains(err.Error(), c.err)):
 			t.Errorf("%.80s: error %v, want one saying %q", c.body, err, c.err)
+		case c.err != "" && checkText("action", r.Action, 40) != nil:
+			t.Errorf("%.80s: the result would repeat action %q", c.body, r.Action)
 		case c.err != "" && len(r.RequestID) > MaxRequestID:
 			t.Errorf("%.80s: the result would repeat a request id of %d bytes", c.body, len(r.RequestID))
 		}
@@ -91,9 +95,11 @@ func TestRequestedBy(t *testing.T) {
 	h.Set(clarity.ReplyToHeader, "_INBOX.1")
 	h.Set("Authorization", "Bearer secret")
 	h.Set("Nats-Msg-Id", "m1")
+	h.Set("Clarity-Tenant-User", "bob\x00\x01\x7f\xff")
 	got := requestedBy(h)
-	if len(got) != 2 || len(got["Clarity-Requested-By"]) > maxHeaderValue+len("…") || got["Nats-Msg-Id"] != "m1" {
-		t.Fatalf("requestedBy: %v", got)
+	if len(got) != 3 || len(got["Clarity-Requested-By"]) > maxHeaderValue+len("…") || got["Nats-Msg-Id"] != "m1" ||
+		got["Clarity-Tenant-User"] != "bob?" {
+		t.Fatalf("requestedBy: %q", got)
 	}
 }
 

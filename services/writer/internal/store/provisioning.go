@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/claritysecurity/zoom-connector/pkg/clarity"
@@ -20,6 +21,7 @@ import (
 // with event, its result event in the same transaction. It reports false,
 // and changes nothing, when the outcome was recorded before (a redelivery).
 func (s *Store) RecordProvisioning(ctx context.Context, c pipeline.ConnectorRef, o *pipeline.ProvisionOutcome, event bool) (bool, error) {
+	o = storable(o)
 	data, err := json.Marshal(o.Result)
 	if err != nil {
 		return false, fmt.Errorf("%w: encode provisioning result: %v", ErrBadBatch, err)
@@ -78,4 +80,37 @@ func (s *Store) PruneProvisioning(ctx context.Context, before time.Time) (int64,
 		return 0, fmt.Errorf("prune provisioning audit: %w", err)
 	}
 	return tag.RowsAffected(), nil
+}
+
+// storable is a copy of o whose texts Postgres takes: valid UTF-8 without
+// NUL, which neither text nor jsonb holds. The worker bounds and checks
+// what it hands over; this keeps an outcome that slipped through from
+// being refused on every redelivery, and so from never being published.
+func storable(o *pipeline.ProvisionOutcome) *pipeline.ProvisionOutcome {
+	c := *o
+	for _, p := range []*string{&c.AuditKey,
+		&c.Request.RequestID, &c.Request.Action, &c.Request.User, &c.Request.Entitlement, &c.Request.Mode,
+		&c.Request.TransferTo, &c.Request.Email, &c.Request.License,
+		&c.Result.RequestID, &c.Result.Action, &c.Result.Result, &c.Result.Error} {
+		*p = storableText(*p)
+	}
+	if o.RequestedBy != nil {
+		c.RequestedBy = make(map[string]string, len(o.RequestedBy))
+		for k, v := range o.RequestedBy {
+			c.RequestedBy[storableText(k)] = storableText(v)
+		}
+	}
+	if o.Calls != nil {
+		c.Calls = make([]pipeline.ZoomCall, len(o.Calls))
+		for i, call := range o.Calls {
+			call.Call = storableText(call.Call)
+			c.Calls[i] = call
+		}
+	}
+	return &c
+}
+
+// storableText is s as valid UTF-8 without NUL.
+func storableText(s string) string {
+	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "")
 }

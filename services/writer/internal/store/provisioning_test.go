@@ -74,3 +74,32 @@ func TestRecordProvisioning(t *testing.T) {
 		t.Errorf("prune: %d %v, want 1", n, err)
 	}
 }
+
+// TestRecordProvisioningUnstorableText: an outcome whose texts hold NUL or
+// are not UTF-8 (which Postgres text and jsonb refuse) is recorded and
+// published all the same, its texts cleaned, rather than refused on every
+// redelivery.
+func TestRecordProvisioningUnstorableText(t *testing.T) {
+	s, pool := newStore(t)
+	ctx := context.Background()
+	o := &pipeline.ProvisionOutcome{
+		Tenant: ref.Tenant, Connector: ref.ID, AuditKey: "r\x00nul",
+		Request:     clarity.ProvisionRequest{RequestID: "r\x00nul", Action: "\x00", User: "u\x001"},
+		Result:      clarity.ProvisionResult{RequestID: "r\x00nul", Action: "\x00", Result: clarity.ResultFailed, Error: "bad \xff\x00"},
+		RequestedBy: map[string]string{"Clarity-Requested-By": "al\x00ice"},
+		ReceivedAt:  time.Now().UTC(), FinishedAt: time.Now().UTC(),
+		Calls: []pipeline.ZoomCall{{Call: "GET\x00", Status: 200}},
+	}
+	fresh, err := s.RecordProvisioning(ctx, ref, o, true)
+	if err != nil || !fresh {
+		t.Fatalf("record: %v %v", fresh, err)
+	}
+	wantTypes(t, take(t, pool), "provisioning.failed rnul")
+	var by, errText string
+	if err := pool.QueryRow(ctx, `SELECT requested_by::text, error FROM provisioning_audit WHERE audit_key = 'rnul'`).Scan(&by, &errText); err != nil {
+		t.Fatal(err)
+	}
+	if by != `{"Clarity-Requested-By": "alice"}` || errText != "bad \uFFFD" {
+		t.Errorf("audit row: %s %q", by, errText)
+	}
+}
