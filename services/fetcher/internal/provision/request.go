@@ -266,15 +266,26 @@ func requestedBy(h nats.Header) map[string]string {
 }
 
 // replyTo returns the request's Clarity-Reply-To subject when it is one a
-// reply can go to: a literal NATS subject (no wildcards, no spaces).
+// reply can go to: a literal NATS subject (no wildcards, no spaces, no
+// control characters) outside the connector's own subjects (zoom.…), the
+// events Clarity consumes (clarity.entitlements.…) and the server's ($…),
+// where a reply would pass for a sync trigger, an event or an API call.
+// A request whose reply subject is refused is served all the same: its
+// result is the event.
 func replyTo(h nats.Header) (string, error) {
 	s := h.Get(clarity.ReplyToHeader)
 	if s == "" {
 		return "", nil
 	}
-	if len(s) > maxReplyTo || strings.ContainsAny(s, " \t\r\n*>") || strings.HasPrefix(s, ".") ||
+	if len(s) > maxReplyTo || !utf8.ValidString(s) || strings.ContainsAny(s, " \t\r\n*>") ||
+		strings.ContainsFunc(s, unicode.IsControl) || strings.HasPrefix(s, ".") ||
 		strings.HasSuffix(s, ".") || strings.Contains(s, "..") {
 		return "", fmt.Errorf("%s is not a subject a reply can be published to", clarity.ReplyToHeader)
+	}
+	for _, p := range [...]string{"zoom.", "clarity.entitlements.", "$"} {
+		if strings.HasPrefix(s, p) {
+			return "", fmt.Errorf("%s is under %s…, where no reply is published", clarity.ReplyToHeader, p)
+		}
 	}
 	return s, nil
 }

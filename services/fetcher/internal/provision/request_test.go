@@ -69,14 +69,19 @@ func TestParseRequest(t *testing.T) {
 
 func TestReplyTo(t *testing.T) {
 	for subject, ok := range map[string]bool{
-		"":                       true,
-		"_INBOX.abc.def":         true,
-		"clarity.replies.r-1":    true,
-		"a b":                    false,
-		"clarity.>":              false,
-		"clarity.*.x":            false,
-		"x..y":                   false,
-		strings.Repeat("a", 300): false,
+		"":                            true,
+		"_INBOX.abc.def":              true,
+		"clarity.replies.r-1":         true,
+		"a b":                         false,
+		"clarity.>":                   false,
+		"clarity.*.x":                 false,
+		"zoom.sync.default.other":     false,
+		"zoom.provision.default.zoom": false,
+		"clarity.entitlements.default.zoom.provisioning": false,
+		"$JS.API.STREAM.DELETE.ZOOM_PROVISION":           false,
+		"_INBOX.a\x00b":                                  false,
+		"x..y":                                           false,
+		strings.Repeat("a", 300):                         false,
 	} {
 		h := nats.Header{}
 		if subject != "" {

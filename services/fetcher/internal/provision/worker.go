@@ -406,7 +406,9 @@ func (w *Worker) handOver(ctx context.Context, o *pipeline.ProvisionOutcome) err
 func (w *Worker) reply(msg jetstream.Msg, r clarity.ProvisionResult) {
 	to, err := replyTo(msg.Headers())
 	if err != nil {
-		w.cfg.Log.Warn().Err(err).Str("request_id", r.RequestID).Msg("provisioning: no reply")
+		w.cfg.Log.Warn().Err(err).Str("request_id", r.RequestID).
+			Str("reply_to", bound(printable(msg.Headers().Get(clarity.ReplyToHeader)), 80)).
+			Msg("provisioning: no reply (the result is the event only)")
 		return
 	}
 	if to == "" {
