@@ -268,7 +268,13 @@ func (a *action) groupAdmin(ctx context.Context, u zoom.User, add bool) outcome 
 		return a.failed(ctx, err, "list the group's admins")
 	}
 	if now == add {
-		return a.inEffect()
+		o := a.inEffect()
+		if o.result.Result == clarity.ResultSucceeded {
+			// Taken up again after its write: the grant is refreshed as
+			// after any write.
+			a.admins = &pipeline.GroupAdminsRead{GroupID: gid, Email: strings.ToLower(u.Email), IsAdmin: add, ReadAtMs: readAt.UnixMilli()}
+		}
+		return o
 	}
 	if a.req.pending {
 		return a.refused("a pending user cannot be a group's admin until they accept the invitation")

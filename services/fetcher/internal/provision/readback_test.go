@@ -2,6 +2,7 @@ package provision
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -76,5 +77,31 @@ func TestAmbiguousWriteReadBack(t *testing.T) {
 		if out.err != nil || out.result.Result != clarity.ResultSucceeded {
 			t.Errorf("%s: %+v, %v (calls %+v); want succeeded, Zoom showing the effect", req.RequestID, out.result, out.err, a.calls)
 		}
+	}
+}
+
+// TestResumedGroupAdminRefreshes: a group_admin grant taken up again after
+// its write (the worker died before the result) claims succeeded and has
+// the grant refreshed, as after the write.
+func TestResumedGroupAdminRefreshes(t *testing.T) {
+	h := newHarness(t, time.Minute)
+	ctx := context.Background()
+	gid := h.org.Groups[0].ID
+	u := h.activeUser(t, "")
+	// The run that died made the write.
+	if err := h.z.AddGroupAdmin(ctx, gid, u.ID); err != nil {
+		t.Fatal(err)
+	}
+	r, err := parseRequest([]byte(`{"request_id":"r-admin","action":"add_grant","user":"` + u.ID + `","entitlement":"group_admin:` + gid + `"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &action{z: h.z, req: r, resumed: true, writing: func([]string) error { return nil }}
+	out := a.run(ctx)
+	if out.err != nil || out.result.Result != clarity.ResultSucceeded {
+		t.Fatalf("%+v, %v; want succeeded", out.result, out.err)
+	}
+	if a.admins == nil || a.admins.GroupID != gid || !a.admins.IsAdmin || a.admins.Email != strings.ToLower(u.Email) {
+		t.Fatalf("admins refreshed: %+v; want %s an admin of %s", a.admins, u.Email, gid)
 	}
 }
