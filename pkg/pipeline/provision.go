@@ -62,9 +62,11 @@ func ProvisionHoldKey(c ConnectorRef, who string) string {
 }
 
 // DefaultProvisionKeep is how long ZOOM_PROVISION keeps a request no worker
-// took, and the provisioning bucket a request's result, unless
-// PROVISION_KEEP says otherwise.
-const DefaultProvisionKeep = 30 * 24 * time.Hour
+// took, and the provisioning bucket a request's result. The writer's
+// provisioning audit keeps a request no longer (it refuses a longer
+// PROVISION_AUDIT_RETENTION): a request id repeated while the audit has it
+// finds its result in the bucket and answers it, never runs again.
+const DefaultProvisionKeep = 90 * 24 * time.Hour
 
 // ProvisionSubject is where provisioning requests of connector c arrive
 // (zoom.provision.<tenant>.<connector>).

@@ -49,6 +49,7 @@ func readConfig(e *service.Env) (config, error) {
 	var err error
 	c.DeleteThreshold, err = parseThreshold(e.String("DELETE_THRESHOLD", "20%"))
 	e.Check(err)
+	e.Check(provision.CheckRetention(c.AuditRetention))
 	return c, e.Err()
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -88,5 +89,19 @@ func TestLiftOnlyOwnMarks(t *testing.T) {
 	err = kv.Delete(ctx, pipeline.ProvisionHoldKey(c, "u9"), jetstream.LastRevision(e.Revision()))
 	if !errors.Is(err, jetstream.ErrKeyExists) {
 		t.Fatalf("a delete at a stale revision: %v; Lift counts on ErrKeyExists", err)
+	}
+}
+
+// TestCheckRetention refuses an audit kept longer than the worker keeps a
+// request's result; the default passes.
+func TestCheckRetention(t *testing.T) {
+	if err := CheckRetention(DefaultRetention); err != nil {
+		t.Fatalf("the default retention: %v", err)
+	}
+	if DefaultRetention < pipeline.DefaultProvisionKeep {
+		t.Fatalf("default retention %s under the worker's keep %s", DefaultRetention, pipeline.DefaultProvisionKeep)
+	}
+	if err := CheckRetention(pipeline.DefaultProvisionKeep + time.Hour); err == nil {
+		t.Fatal("a retention longer than the worker's keep is accepted")
 	}
 }

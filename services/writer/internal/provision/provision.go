@@ -9,6 +9,7 @@ package provision
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -24,11 +25,24 @@ import (
 	"github.com/claritysecurity/zoom-connector/pkg/pb"
 	"github.com/claritysecurity/zoom-connector/pkg/pipeline"
 	"github.com/claritysecurity/zoom-connector/pkg/postgres"
+	"github.com/claritysecurity/zoom-connector/services/writer/internal/store"
 )
 
 // DefaultRetention is how long the audit keeps a request unless
-// PROVISION_AUDIT_RETENTION says otherwise.
-const DefaultRetention = 90 * 24 * time.Hour
+// PROVISION_AUDIT_RETENTION says otherwise: as long as the worker keeps a
+// request's result to answer its id again, the most it may be.
+const DefaultRetention = pipeline.DefaultProvisionKeep
+
+// CheckRetention refuses an audit retention longer than the worker keeps a
+// request's result: a request id repeated after its result was forgotten
+// would run again while the audit still holds its first run.
+func CheckRetention(d time.Duration) error {
+	if d > pipeline.DefaultProvisionKeep {
+		return fmt.Errorf("PROVISION_AUDIT_RETENTION %s is longer than the %s the provisioning worker keeps a request's result to answer its id again",
+			d, pipeline.DefaultProvisionKeep)
+	}
+	return nil
+}
 
 // pruneEvery is how often, at most, audit rows past the retention are
 // deleted.
@@ -98,7 +112,16 @@ func Handler(cfg Config) natsx.Handler {
 		if err != nil {
 			return fmt.Errorf("look up connector %s: %w", c, err)
 		}
-		if _, err := cfg.Store.RecordProvisioning(ctx, c, &o, known); err != nil {
+		_, err = cfg.Store.RecordProvisioning(ctx, c, &o, known)
+		conflict := errors.Is(err, store.ErrAuditConflict)
+		switch {
+		case conflict:
+			// Another run of the same request id is audited and
+			// published: this one publishes nothing, neither result nor
+			// re-reads, so that what Clarity sees stays the first run's.
+			cfg.Log.Warn().Str("tenant", c.Tenant).Str("connector", c.ID).Str("request_id", o.Result.RequestID).
+				Str("result", o.Result.Result).Msg("provisioning: a request id ran again after its result was forgotten; the first run's result stands")
+		case err != nil:
 			if postgres.Unavailable(err) && ctx.Err() == nil {
 				return natsx.Unavailable(err)
 			}
@@ -108,6 +131,9 @@ func Handler(cfg Config) natsx.Handler {
 		// The changes held back for the result go on now, after it.
 		if err := Lift(ctx, cfg.Holds, c, o.AuditKey, o.Holds); err != nil {
 			return err
+		}
+		if conflict {
+			return nil
 		}
 		if !known {
 			return unsequenced(ctx, cfg.Publisher, c, &o)

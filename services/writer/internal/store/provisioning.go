@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -19,7 +20,8 @@ import (
 
 // RecordProvisioning stores the audit row of a provisioning outcome and,
 // with event, its result event in the same transaction. It reports false,
-// and changes nothing, when the outcome was recorded before (a redelivery).
+// and changes nothing, when the outcome was recorded before (a redelivery),
+// and ErrAuditConflict when another run of the same request id was.
 func (s *Store) RecordProvisioning(ctx context.Context, c pipeline.ConnectorRef, o *pipeline.ProvisionOutcome, event bool) (bool, error) {
 	o = storable(o)
 	data, err := json.Marshal(o.Result)
@@ -49,7 +51,10 @@ func (s *Store) RecordProvisioning(ctx context.Context, c pipeline.ConnectorRef,
 		if err != nil {
 			return false, fmt.Errorf("audit provisioning: %w", err)
 		}
-		return tag.RowsAffected() == 1, nil
+		if tag.RowsAffected() == 1 {
+			return true, nil
+		}
+		return false, s.sameProvisioning(ctx, c, o)
 	}
 	var fresh bool
 	err = retry(ctx, func() error {
@@ -69,7 +74,29 @@ func (s *Store) RecordProvisioning(ctx context.Context, c pipeline.ConnectorRef,
 		w.emit(clarity.KindProvisioning, o.Result.Result, o.Result.RequestID, data)
 		return s.commit(ctx, w)
 	})
-	return fresh, err
+	if err != nil || fresh {
+		return fresh, err
+	}
+	return false, s.sameProvisioning(ctx, c, o)
+}
+
+// ErrAuditConflict reports an outcome whose request id the audit holds from
+// another run of it: recorded and published, the first run's result stands.
+var ErrAuditConflict = errors.New("the provisioning audit holds another run of this request id")
+
+// sameProvisioning reports, as ErrAuditConflict, that the audit row of o's
+// request is not o's (a redelivery of o finds its own).
+func (s *Store) sameProvisioning(ctx context.Context, c pipeline.ConnectorRef, o *pipeline.ProvisionOutcome) error {
+	var received, finished time.Time
+	err := s.pool.QueryRow(ctx, `SELECT received_at, finished_at FROM provisioning_audit WHERE tenant = $1 AND connector = $2 AND audit_key = $3`,
+		c.Tenant, c.ID, o.AuditKey).Scan(&received, &finished)
+	if err != nil {
+		return fmt.Errorf("read provisioning audit: %w", err)
+	}
+	if !received.Equal(o.ReceivedAt.Truncate(time.Microsecond)) || !finished.Equal(o.FinishedAt.Truncate(time.Microsecond)) {
+		return fmt.Errorf("%w: %s", ErrAuditConflict, o.AuditKey)
+	}
+	return nil
 }
 
 // PruneProvisioning deletes the audit rows of requests received before

@@ -3,11 +3,13 @@ package store_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"testing"
 	"time"
 
 	"github.com/claritysecurity/zoom-connector/pkg/clarity"
 	"github.com/claritysecurity/zoom-connector/pkg/pipeline"
+	"github.com/claritysecurity/zoom-connector/services/writer/internal/store"
 )
 
 // TestRecordProvisioning stores a result once: its audit row and its event
@@ -101,5 +103,40 @@ func TestRecordProvisioningUnstorableText(t *testing.T) {
 	}
 	if by != `{"Clarity-Requested-By": "alice"}` || errText != "bad \uFFFD" {
 		t.Errorf("audit row: %s %q", by, errText)
+	}
+}
+
+// TestRecordProvisioningConflict: a request id run again (its result
+// forgotten by the worker) finds the first run audited: nothing is
+// recorded or published, and the conflict is reported; a redelivery of the
+// first run's outcome is not a conflict.
+func TestRecordProvisioningConflict(t *testing.T) {
+	s, pool := newStore(t)
+	ctx := context.Background()
+	first := &pipeline.ProvisionOutcome{
+		Tenant: ref.Tenant, Connector: ref.ID, AuditKey: "r-again",
+		Request:    clarity.ProvisionRequest{RequestID: "r-again", Action: clarity.ActionDeactivateUser, User: "u1"},
+		Result:     clarity.ProvisionResult{RequestID: "r-again", Action: clarity.ActionDeactivateUser, Result: clarity.ResultSucceeded},
+		ReceivedAt: time.Now().Add(-time.Minute).UTC(), FinishedAt: time.Now().Add(-time.Minute).UTC(),
+	}
+	if fresh, err := s.RecordProvisioning(ctx, ref, first, true); err != nil || !fresh {
+		t.Fatalf("record: %v %v", fresh, err)
+	}
+	take(t, pool)
+	if fresh, err := s.RecordProvisioning(ctx, ref, first, true); err != nil || fresh {
+		t.Fatalf("a redelivery: %v %v; want nothing new and no error", fresh, err)
+	}
+	again := *first
+	again.Result.Result = clarity.ResultAlreadyInEffect
+	again.ReceivedAt, again.FinishedAt = time.Now().UTC(), time.Now().UTC()
+	for _, event := range []bool{true, false} {
+		if fresh, err := s.RecordProvisioning(ctx, ref, &again, event); fresh || !errors.Is(err, store.ErrAuditConflict) {
+			t.Fatalf("another run (event %v): %v %v; want ErrAuditConflict", event, fresh, err)
+		}
+	}
+	wantTypes(t, take(t, pool))
+	var result string
+	if err := pool.QueryRow(ctx, `SELECT result FROM provisioning_audit WHERE audit_key = 'r-again'`).Scan(&result); err != nil || result != clarity.ResultSucceeded {
+		t.Fatalf("audit row: %q %v; want the first run's", result, err)
 	}
 }
