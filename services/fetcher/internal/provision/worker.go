@@ -119,7 +119,7 @@ func New(ctx context.Context, cfg Config) (*Worker, error) {
 	if err != nil {
 		return nil, err
 	}
-	h, err := openHolds(ctx, cfg.JetStream, cfg.Replicas)
+	h, err := openHolds(ctx, cfg.JetStream, cfg.Replicas, cfg.Log)
 	if err != nil {
 		return nil, err
 	}
@@ -332,12 +332,15 @@ func (w *Worker) act(ctx context.Context, c pipeline.ConnectorRef, req request, 
 		fail(fmt.Sprintf("connector %s: its Zoom client cannot make changes", c))
 		return nil
 	}
+	// The marks live while the action runs, however long its calls take.
+	marks := w.holds.forRequest(c, o.AuditKey)
+	defer marks.end()
 	a := &action{z: z, req: req, resumed: resumed,
 		writing: func(who []string) error {
 			if err := w.ledger.put(ctx, key, progress{Seq: seq, State: stateWriting}); err != nil {
 				return err
 			}
-			return w.holds.mark(ctx, c, o.AuditKey, who)
+			return marks.mark(ctx, who)
 		}}
 	// Someone waits for the result: the account's rate budget serves the
 	// action's calls before a full sync's pages.
