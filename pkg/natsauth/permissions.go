@@ -77,8 +77,8 @@ func SnapshotSubject(tenant, id string) string {
 }
 
 // provisionLeaseBucket holds the lease of the fetcher replica that serves
-// provisioning requests (named in the fetcher's provision package).
-const provisionLeaseBucket = "zoom_provision_lease"
+// provisioning requests.
+const provisionLeaseBucket = pipeline.ProvisionLeaseBucket
 
 // snapshotSessions are the writer's own notes between its replicas about
 // the snapshot sessions they serve.

@@ -26,6 +26,11 @@ const (
 // across restarts.
 const ProvisionBucket = "zoom_provision"
 
+// ProvisionLeaseBucket holds the lease of the fetcher replica that serves
+// provisioning requests: the requests are read in stream order, by one
+// worker at a time.
+const ProvisionLeaseBucket = "zoom_provision_lease"
+
 // ProvisionHoldBucket marks the users a provisioning write is under way
 // for, by connector and user key or lower-case email: the writer holds back
 // the incremental changes (webhooks, re-reads) of a marked user until the

@@ -8,6 +8,8 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
+
+	"github.com/claritysecurity/zoom-connector/pkg/pipeline"
 )
 
 // The worker reads the requests in stream order, so one worker serves them
@@ -16,8 +18,7 @@ import (
 // writes it again every LeaseTTL/3; a replica that dies (SIGKILL) leaves
 // it to expire, and another takes over within LeaseTTL.
 const (
-	leaseBucket = "zoom_provision_lease"
-	leaseKey    = "worker"
+	leaseKey = "worker"
 	// LeaseTTL is how long a lease outlives its holder's last renewal.
 	LeaseTTL = 6 * time.Second
 )
@@ -36,7 +37,7 @@ type lease struct {
 
 func openLease(ctx context.Context, js jetstream.JetStream, replicas int, holder string, log zerolog.Logger) (*lease, error) {
 	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:      leaseBucket,
+		Bucket:      pipeline.ProvisionLeaseBucket,
 		Description: "which fetcher replica serves provisioning requests",
 		History:     1,
 		TTL:         LeaseTTL,
