@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/claritysecurity/zoom-connector/pkg/clarity"
+	"github.com/claritysecurity/zoom-connector/pkg/zoom"
 )
 
 // Bounds of what a request may carry. A request beyond them is answered
@@ -151,11 +152,11 @@ func (r request) parseInvite() (request, error) {
 	}
 	switch r.License {
 	case "", "basic":
-		r.inviteType = 1
+		r.inviteType = zoom.UserTypeBasic
 	case "licensed":
-		r.inviteType = 2
+		r.inviteType = zoom.UserTypeLicensed
 	case "unassigned":
-		r.inviteType = 4
+		r.inviteType = zoom.UserTypeUnassigned
 	default:
 		return r.cleared(), fmt.Errorf("%w: license %q is not basic, licensed or unassigned", errBadRequest, r.License)
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/claritysecurity/zoom-connector/pkg/clarity"
+	"github.com/claritysecurity/zoom-connector/pkg/zoom"
 )
 
 func TestParseRequest(t *testing.T) {
@@ -22,13 +23,13 @@ func TestParseRequest(t *testing.T) {
 				return r.grant == grant{kind: "group", id: "g1"} && r.zoomUser == "abc_D-1" && !r.pending
 			}},
 		{body: `{"request_id":"r1","action":"remove_grant","user":"pending:Ann@Example.com","entitlement":"license:unassigned"}`,
-			check: func(r request) bool { return r.grant.typ == 4 && r.zoomUser == "Ann@Example.com" && r.pending }},
+			check: func(r request) bool { return r.grant.typ == zoom.UserTypeUnassigned && r.zoomUser == "Ann@Example.com" && r.pending }},
 		{body: `{"request_id":"r1","action":"remove_user","user":"u1","transfer_to":"u2"}`,
 			check: func(r request) bool { return r.Mode == clarity.RemoveDisassociate && r.transferZoom == "u2" }},
 		{body: `{"request_id":"r1","action":"invite_user","email":"new@example.com","license":"licensed"}`,
-			check: func(r request) bool { return r.inviteType == 2 && r.User == "pending:new@example.com" && r.pending }},
+			check: func(r request) bool { return r.inviteType == zoom.UserTypeLicensed && r.User == "pending:new@example.com" && r.pending }},
 		{body: `{"request_id":"r1","action":"invite_user","email":"new@example.com"}`,
-			check: func(r request) bool { return r.inviteType == 1 }},
+			check: func(r request) bool { return r.inviteType == zoom.UserTypeBasic }},
 		{body: `[1,2]`, err: "not a JSON object"},
 		{body: `{"request_id":"r1"} {"request_id":"r2"}`, err: "more than one JSON value"},
 		{body: `{"action":"deactivate_user","user":"u1"}`, err: "request_id is required"},

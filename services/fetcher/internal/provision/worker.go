@@ -432,10 +432,18 @@ func (w *Worker) reply(msg jetstream.Msg, r clarity.ProvisionResult) {
 // delete removes a served request from the stream.
 func (w *Worker) delete(ctx context.Context, stream jetstream.Stream, seq uint64) error {
 	err := stream.DeleteMsg(ctx, seq)
-	if err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) && !strings.Contains(err.Error(), "no message found") {
+	if err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) && !isNoMessage(err) {
 		return fmt.Errorf("delete served request %d: %w", seq, err)
 	}
 	return nil
+}
+
+// isNoMessage reports the server's answer to deleting a message it does not
+// hold (deleted by an earlier try), which does not match
+// jetstream.ErrMsgNotFound: the client wraps ErrMsgDeleteUnsuccessful
+// around the server's error as text ("no message found", err_code 10057).
+func isNoMessage(err error) bool {
+	return errors.Is(err, jetstream.ErrMsgDeleteUnsuccessful) && strings.Contains(err.Error(), "no message found")
 }
 
 // knownAction reports whether a is one of the provisioning actions.

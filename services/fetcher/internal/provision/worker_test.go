@@ -111,3 +111,26 @@ func TestLostLeaseCutsJobsShort(t *testing.T) {
 		t.Fatalf("%d requests in the stream; want the request kept", len(msgs))
 	}
 }
+
+// TestDeleteServedTwice: deleting a served request that is gone already
+// (deleted by an earlier try, or never stored again) is not an error.
+func TestDeleteServedTwice(t *testing.T) {
+	h := newHarness(t, time.Minute)
+	ctx := context.Background()
+	h.request(t, clarity.ProvisionRequest{RequestID: "r-del", Action: clarity.ActionDeactivateUser, User: "u1"}, "")
+	stream, err := h.js.Stream(ctx, pipeline.StreamProvision)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		if err := h.w.delete(ctx, stream, 1); err != nil {
+			t.Fatalf("delete %d: %v", i+1, err)
+		}
+	}
+	// Any other failure of a delete is one.
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := h.w.delete(cctx, stream, 1); err == nil {
+		t.Fatal("a delete that could not be sent: no error")
+	}
+}
