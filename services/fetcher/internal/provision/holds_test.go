@@ -48,3 +48,23 @@ func TestMarksOutliveTTLWhileRunning(t *testing.T) {
 		t.Fatalf("u1's mark %s after its action ended: %v; want it expired", 2*cfg.TTL, err)
 	}
 }
+
+// TestUndecodableLedgerEntry: an entry the ledger cannot read is an error,
+// never "no progress" (which would run the request again).
+func TestUndecodableLedgerEntry(t *testing.T) {
+	ctx := context.Background()
+	js := natstest.JetStream(t)
+	l, err := openLedger(ctx, js, 1, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.kv.Put(ctx, "k", []byte("not json")); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, found, err := l.get(ctx, "k"); !errors.Is(err, errUndecodable) || found {
+		t.Fatalf("get: found %v, %v; want errUndecodable", found, err)
+	}
+	if _, _, found, err := l.get(ctx, "none"); err != nil || found {
+		t.Fatalf("get of nothing: found %v, %v", found, err)
+	}
+}

@@ -70,7 +70,9 @@ type Config struct {
 	Holds jetstream.KeyValue
 	// Retention is how long audit rows are kept, default DefaultRetention.
 	Retention time.Duration
-	Log       zerolog.Logger
+	// Now is the clock, default time.Now.
+	Now func() time.Time
+	Log zerolog.Logger
 }
 
 // Handler returns the consume handler of ZOOM_PROVISION_RESULTS.
@@ -78,19 +80,23 @@ func Handler(cfg Config) natsx.Handler {
 	if cfg.Retention <= 0 {
 		cfg.Retention = DefaultRetention
 	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
 	var mu sync.Mutex
 	var pruned time.Time
 	prune := func(ctx context.Context) {
 		mu.Lock()
-		due := time.Since(pruned) > pruneEvery
+		now := cfg.Now()
+		due := now.Sub(pruned) > pruneEvery
 		if due {
-			pruned = time.Now()
+			pruned = now
 		}
 		mu.Unlock()
 		if !due {
 			return
 		}
-		if n, err := cfg.Store.PruneProvisioning(ctx, time.Now().Add(-cfg.Retention)); err != nil {
+		if n, err := cfg.Store.PruneProvisioning(ctx, cfg.Now().Add(-cfg.Retention)); err != nil {
 			cfg.Log.Warn().Err(err).Msg("provisioning audit not pruned")
 		} else if n > 0 {
 			cfg.Log.Info().Int64("rows", n).Dur("retention", cfg.Retention).Msg("provisioning audit pruned")
