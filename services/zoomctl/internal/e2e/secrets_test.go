@@ -96,7 +96,9 @@ func TestSecretsStayOutOfLogs(t *testing.T) {
 			t.Fatalf("change %d (%s): webhook answered %d (%v), want 200", i, d.Event, d.Status, d.Err)
 		}
 	}
-	converge(t, s, c, "webhooks")
+	// Zoom reads an invitee back as its id and a created_at only: it has
+	// no record until a listing or its acceptance.
+	convergeExcept(t, s, c, "webhooks", "pending:invited.leak@example.com")
 
 	// A delivery signed with another secret is refused, and a URL
 	// validation is answered; both handle the secret token.
