@@ -23,11 +23,15 @@ func TestParseRequest(t *testing.T) {
 				return r.grant == grant{kind: "group", id: "g1"} && r.zoomUser == "abc_D-1" && !r.pending
 			}},
 		{body: `{"request_id":"r1","action":"remove_grant","user":"pending:Ann@Example.com","entitlement":"license:unassigned"}`,
-			check: func(r request) bool { return r.grant.typ == zoom.UserTypeUnassigned && r.zoomUser == "Ann@Example.com" && r.pending }},
+			check: func(r request) bool {
+				return r.grant.typ == zoom.UserTypeUnassigned && r.zoomUser == "Ann@Example.com" && r.pending
+			}},
 		{body: `{"request_id":"r1","action":"remove_user","user":"u1","transfer_to":"u2"}`,
 			check: func(r request) bool { return r.Mode == clarity.RemoveDisassociate && r.transferZoom == "u2" }},
 		{body: `{"request_id":"r1","action":"invite_user","email":"new@example.com","license":"licensed"}`,
-			check: func(r request) bool { return r.inviteType == zoom.UserTypeLicensed && r.User == "pending:new@example.com" && r.pending }},
+			check: func(r request) bool {
+				return r.inviteType == zoom.UserTypeLicensed && r.User == "pending:new@example.com" && r.pending
+			}},
 		{body: `{"request_id":"r1","action":"invite_user","email":"new@example.com"}`,
 			check: func(r request) bool { return r.inviteType == zoom.UserTypeBasic }},
 		{body: `[1,2]`, err: "not a JSON object"},
