@@ -15,8 +15,8 @@ import (
 
 // A snapshot is every live record of a connector together with the
 // sequence it is consistent with: applying on top of it exactly the change
-// events whose sequence is greater gives the current records (CONTRACT.md
-// section 10).
+// events whose sequence is greater gives the current records (README,
+// "Downstream: snapshot, then follow").
 //
 // Why one REPEATABLE READ transaction is enough, without any lock:
 //
