@@ -70,20 +70,22 @@ func (m *marks) mark(ctx context.Context, who []string) error {
 	defer m.mu.Unlock()
 	if m.stop == nil {
 		m.stop, m.done = make(chan struct{}), make(chan struct{})
-		go m.renew(context.WithoutCancel(ctx))
+		go m.renew(context.WithoutCancel(ctx), m.stop, m.done)
 	}
 	return nil
 }
 
-// renew writes the marks again every renewEvery until end: each at the
-// revision it wrote, so that a mark another request made since stays its.
-func (m *marks) renew(ctx context.Context) {
-	defer close(m.done)
+// renew writes the marks again every renewEvery until stop is closed (by
+// end): each at the revision it wrote, so that a mark another request made
+// since stays its. It takes its channels as arguments: end clears the
+// fields before it closes stop.
+func (m *marks) renew(ctx context.Context, stop <-chan struct{}, done chan<- struct{}) {
+	defer close(done)
 	t := time.NewTicker(m.h.renewEvery)
 	defer t.Stop()
 	for {
 		select {
-		case <-m.stop:
+		case <-stop:
 			return
 		case <-t.C:
 		}
