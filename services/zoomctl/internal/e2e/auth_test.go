@@ -2,8 +2,8 @@ package e2e
 
 import (
 	"context"
-	"errors"
 	"crypto/rand"
+	"errors"
 	"net/url"
 	"os"
 	"os/exec"
