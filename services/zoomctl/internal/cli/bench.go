@@ -229,20 +229,11 @@ func benchOne(ctx context.Context, users, webhooks int, binDir, dbURL string, er
 		return r, err
 	}
 	defer os.RemoveAll(dir)
-	if dbURL == "" {
-		pg, err := devstack.StartPostgres(filepath.Join(dir, "pg"))
-		if err != nil {
-			return r, err
-		}
-		defer pg.Stop() //nolint:errcheck
-		dbURL = pg.URL
-	} else {
-		var drop func()
-		if dbURL, drop, err = freshDatabase(ctx, dbURL); err != nil {
-			return r, err
-		}
-		defer drop() // runs after s.Close below: deferred calls run last first
+	var release func()
+	if dbURL, release, err = benchDatabase(ctx, dir, dbURL); err != nil {
+		return r, err
 	}
+	defer release() // runs after s.Close below: deferred calls run last first
 	org := zoomtest.Generate(int64(users), zoomtest.Size{Users: users, Groups: max(1, users/50), Roles: 20})
 	s, err := devstack.Start(ctx, devstack.Config{BinDir: binDir, DatabaseURL: dbURL, Dir: dir, Org: org,
 		Env: map[string]string{"LOG_LEVEL": "warn"}})
@@ -373,6 +364,20 @@ func benchOne(ctx context.Context, users, webhooks int, binDir, dbURL string, er
 		}
 	}
 	return r, nil
+}
+
+// benchDatabase gives a bench run a database of its own: a throwaway
+// cluster in dir when dbURL is empty, else a fresh database next to the one
+// dbURL names. release stops or drops it.
+func benchDatabase(ctx context.Context, dir, dbURL string) (url string, release func(), err error) {
+	if dbURL != "" {
+		return freshDatabase(ctx, dbURL)
+	}
+	pg, err := devstack.StartPostgres(filepath.Join(dir, "pg"))
+	if err != nil {
+		return "", nil, err
+	}
+	return pg.URL, func() { pg.Stop() }, nil //nolint:errcheck
 }
 
 // freshDatabase creates a new database next to the one dbURL names, and

@@ -70,20 +70,11 @@ func budgetBench(ctx context.Context, users, replicas, changes int, spread time.
 		return r, err
 	}
 	defer os.RemoveAll(dir)
-	if dbURL == "" {
-		pg, err := devstack.StartPostgres(filepath.Join(dir, "pg"))
-		if err != nil {
-			return r, err
-		}
-		defer pg.Stop() //nolint:errcheck
-		dbURL = pg.URL
-	} else {
-		var drop func()
-		if dbURL, drop, err = freshDatabase(ctx, dbURL); err != nil {
-			return r, err
-		}
-		defer drop()
+	var release func()
+	if dbURL, release, err = benchDatabase(ctx, dir, dbURL); err != nil {
+		return r, err
 	}
+	defer release()
 	pro := zoomtest.RateLimits{
 		Light:  int(zoom.PlanLimit(zoom.PlanPro, zoom.CategoryLight)),
 		Medium: int(zoom.PlanLimit(zoom.PlanPro, zoom.CategoryMedium)),

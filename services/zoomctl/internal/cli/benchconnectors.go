@@ -9,7 +9,6 @@ import (
 	"io"
 	"math"
 	"os"
-	"path/filepath"
 	"runtime"
 	"sort"
 	"strconv"
@@ -198,20 +197,11 @@ func benchStack(ctx context.Context, binDir, dbURL string, services []string) (s
 		return nil, "", nil, err
 	}
 	undo = append(undo, func() { os.RemoveAll(dir) })
-	if dbURL == "" {
-		pg, err := devstack.StartPostgres(filepath.Join(dir, "pg"))
-		if err != nil {
-			return nil, "", nil, err
-		}
-		undo = append(undo, func() { _ = pg.Stop() })
-		dbURL = pg.URL
-	} else {
-		var drop func()
-		if dbURL, drop, err = freshDatabase(ctx, dbURL); err != nil {
-			return nil, "", nil, err
-		}
-		undo = append(undo, drop)
+	var release func()
+	if dbURL, release, err = benchDatabase(ctx, dir, dbURL); err != nil {
+		return nil, "", nil, err
 	}
+	undo = append(undo, release)
 	// The default account is not synced: a one-user organisation.
 	s, err = devstack.Start(ctx, devstack.Config{BinDir: binDir, DatabaseURL: dbURL, Dir: dir, OAuth: true,
 		Org: zoomtest.Generate(1, zoomtest.Size{Users: 1}), Env: map[string]string{"LOG_LEVEL": "warn"}})

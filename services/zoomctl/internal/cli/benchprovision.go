@@ -118,20 +118,11 @@ func provisionStack(ctx context.Context, org *zoomtest.Org, share float64, binDi
 		return nil, cleanup, err
 	}
 	cleanups = append(cleanups, func() { os.RemoveAll(dir) })
-	if dbURL == "" {
-		pg, err := devstack.StartPostgres(filepath.Join(dir, "pg"))
-		if err != nil {
-			return nil, cleanup, err
-		}
-		cleanups = append(cleanups, func() { pg.Stop() }) //nolint:errcheck
-		dbURL = pg.URL
-	} else {
-		var drop func()
-		if dbURL, drop, err = freshDatabase(ctx, dbURL); err != nil {
-			return nil, cleanup, err
-		}
-		cleanups = append(cleanups, drop)
+	var release func()
+	if dbURL, release, err = benchDatabase(ctx, dir, dbURL); err != nil {
+		return nil, cleanup, err
 	}
+	cleanups = append(cleanups, release)
 	s, err := devstack.Start(ctx, devstack.Config{BinDir: binDir, DatabaseURL: dbURL, Dir: dir, Org: org,
 		Sim: zoomtest.Options{RateLimits: proLimits()},
 		Env: map[string]string{"LOG_LEVEL": "warn", "ZOOM_PACING": "true", "ZOOM_PLAN": "pro",

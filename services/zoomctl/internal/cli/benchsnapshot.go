@@ -54,20 +54,11 @@ func benchSnapshot(ctx context.Context, users int, binDir, dbURL string, errw io
 		return r, err
 	}
 	defer os.RemoveAll(dir)
-	if dbURL == "" {
-		pg, err := devstack.StartPostgres(filepath.Join(dir, "pg"))
-		if err != nil {
-			return r, err
-		}
-		defer pg.Stop() //nolint:errcheck
-		dbURL = pg.URL
-	} else {
-		var drop func()
-		if dbURL, drop, err = freshDatabase(ctx, dbURL); err != nil {
-			return r, err
-		}
-		defer drop()
+	var release func()
+	if dbURL, release, err = benchDatabase(ctx, dir, dbURL); err != nil {
+		return r, err
 	}
+	defer release()
 	org := zoomtest.Generate(int64(users), zoomtest.Size{Users: users, Groups: max(1, users/50), Roles: 20})
 	s, err := devstack.Start(ctx, devstack.Config{BinDir: binDir, DatabaseURL: dbURL, Dir: dir, Org: org,
 		Env: map[string]string{"LOG_LEVEL": "warn"}})
