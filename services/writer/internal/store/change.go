@@ -51,7 +51,9 @@ func (w *wtx) applyChange(ctx context.Context, b *pb.RecordBatch) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	if err := w.upsert(ctx, recs, v, 0, nil); err != nil {
+	// A user read back is an observation of Zoom at v; an event's records
+	// changed at v.
+	if err := w.upsert(ctx, recs, v, 0, b.ReplaceUser != "", nil); err != nil {
 		return 0, err
 	}
 	if b.ReplaceUser != "" {
@@ -102,7 +104,7 @@ func (w *wtx) applyChange(ctx context.Context, b *pb.RecordBatch) (int, error) {
 			byVersion[versions[i]] = append(byVersion[versions[i]], g)
 		}
 		for _, at := range slices.Sorted(maps.Keys(byVersion)) {
-			if err := w.upsert(ctx, byVersion[at], at, 0, nil); err != nil {
+			if err := w.upsert(ctx, byVersion[at], at, 0, false, nil); err != nil {
 				return 0, err
 			}
 		}

@@ -355,3 +355,23 @@ func TestLateDeletionOfAConfirmedUser(t *testing.T) {
 	wantTypes(t, take(t, pool))
 	wantLive(t, pool, uk("u1"), gk("u1", g1), ak("u1", "department"), ek(g1))
 }
+
+// TestReadBackInTheMillisecondOfADeletion: a user read back by id is Zoom's
+// state at or after the time it was asked for. Asked for in the very
+// millisecond a user.deleted event carries, the answer may predate the
+// deletion, and the user stays deleted; an event of that millisecond is
+// later than the deletion it follows, and brings its record back.
+func TestReadBackInTheMillisecondOfADeletion(t *testing.T) {
+	t.Parallel()
+	s, pool := newStore(t)
+	applyChange(t, s, change(100, user(t, "u1", "alice@example.com", "Alice"), group(t, "g1", "Sales")))
+	applyChange(t, s, del(200, pb.Kind_KIND_SERVICE_USER, "u1"))
+	b := change(200, user(t, "u1", "alice@example.com", "Alice"))
+	b.ReplaceUser = "u1"
+	applyChange(t, s, b)
+	wantLive(t, pool, ek("group:g1"))
+
+	applyChange(t, s, del(300, pb.Kind_KIND_ENTITLEMENT, "group:g1"))
+	applyChange(t, s, change(300, group(t, "g1", "Sales again")))
+	wantLive(t, pool, ek("group:g1"))
+}

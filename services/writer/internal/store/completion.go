@@ -117,7 +117,7 @@ func (w *wtx) finalize(ctx context.Context, runID string, r runRow, threshold fl
 	if err != nil {
 		return nil, err
 	}
-	if err := w.upsert(ctx, grants, gen, gen, nil); err != nil {
+	if err := w.upsert(ctx, grants, gen, gen, true, nil); err != nil {
 		return nil, err
 	}
 	if spare.roles {
@@ -128,7 +128,7 @@ func (w *wtx) finalize(ctx context.Context, runID string, r runRow, threshold fl
 		if err != nil {
 			return nil, err
 		}
-		if err := w.upsert(ctx, licenses, gen, gen, nil); err != nil {
+		if err := w.upsert(ctx, licenses, gen, gen, true, nil); err != nil {
 			return nil, err
 		}
 	}

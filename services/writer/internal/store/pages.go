@@ -77,7 +77,7 @@ func (s *Store) applyPages(ctx context.Context, c pipeline.ConnectorRef, run *pb
 		case pb.Listing_LISTING_USERS_ACTIVE, pb.Listing_LISTING_USERS_INACTIVE, pb.Listing_LISTING_USERS_PENDING:
 			err = w.applyUsers(ctx, b.Records, b.VersionMs, gen)
 		default:
-			err = w.upsert(ctx, b.Records, b.VersionMs, gen, nil)
+			err = w.upsert(ctx, b.Records, b.VersionMs, gen, true, nil)
 		}
 		if err != nil {
 			return false, err

@@ -46,7 +46,13 @@ func hashRecords(recs []*pb.Record) {
 // the rows it reads (see forUpdate). page is the users page being applied,
 // nil for any other input: records of its fresh users are not looked up
 // (nothing is stored for them), and a user created takes the page's digest.
-func (w *wtx) upsert(ctx context.Context, recs []*pb.Record, version, seenAt int64, page *usersPage) error {
+//
+// observed says that version is when the records were asked of Zoom (a
+// page, a user read back), not when they changed (an event): Zoom answered
+// with its state at some moment at or after version, maybe just before a
+// deletion dated the same millisecond, so a tombstone as new as version
+// keeps the records dead. An event as new as a tombstone is later than it.
+func (w *wtx) upsert(ctx context.Context, recs []*pb.Record, version, seenAt int64, observed bool, page *usersPage) error {
 	if len(recs) == 0 {
 		return nil
 	}
@@ -79,7 +85,12 @@ func (w *wtx) upsert(ctx context.Context, recs []*pb.Record, version, seenAt int
 		return err
 	}
 
-	gone, err := w.deletedOwners(ctx, uniq, old, version, page)
+	// A tombstone newer than deadAt wins over the input.
+	deadAt := version
+	if observed {
+		deadAt = version - 1
+	}
+	gone, err := w.deletedOwners(ctx, uniq, old, deadAt, page)
 	if err != nil {
 		return err
 	}
@@ -99,7 +110,7 @@ func (w *wtx) upsert(ctx context.Context, recs []*pb.Record, version, seenAt int
 			create = append(create, r)
 			w.emit(kind, clarity.OpCreated, r.Key, r.Data)
 			w.stats.created++
-		case e.version > version:
+		case e.version > version || (e.deleted && e.version > deadAt):
 			// A newer event already shaped this record; the input is stale.
 			// A live record was still seen by the run; a tombstone stays dead.
 			if !e.deleted && seenAt > e.seenAt {
@@ -230,8 +241,8 @@ func (w *wtx) countUnchanged(e existing, seenAt int64) {
 
 // deletedOwners returns the users and entitlements, among the owners of the
 // grants and attributes that recs would create or revive, that were deleted
-// at a time after version. A fresh user of page has no tombstone.
-func (w *wtx) deletedOwners(ctx context.Context, recs []*pb.Record, old map[rkey]existing, version int64, page *usersPage) (map[string]bool, error) {
+// at a time after deadAt. A fresh user of page has no tombstone.
+func (w *wtx) deletedOwners(ctx context.Context, recs []*pb.Record, old map[rkey]existing, deadAt int64, page *usersPage) (map[string]bool, error) {
 	var kinds []int16
 	var keys []string
 	seen := map[string]bool{}
@@ -260,7 +271,7 @@ func (w *wtx) deletedOwners(ctx context.Context, recs []*pb.Record, old map[rkey
 	rows, err := w.tx.Query(ctx, `
 		SELECT r.key FROM unnest($2::smallint[], $3::text[]) AS i(kind, key)
 		CROSS JOIN LATERAL (`+probe(`r.key, r.deleted, r.version`, `i.kind`, `i.key`, "")+`) r
-		WHERE r.deleted AND r.version > $4`, w.cid, kinds, keys, version)
+		WHERE r.deleted AND r.version > $4`, w.cid, kinds, keys, deadAt)
 	if err != nil {
 		return nil, fmt.Errorf("read deleted owners: %w", err)
 	}

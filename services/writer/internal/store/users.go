@@ -242,13 +242,13 @@ func (p *usersPage) takeDigest(userKey string) ([]byte, bool) {
 // key's uniqueness, and the records are then applied again, each looked up.
 func (w *wtx) upsertFresh(ctx context.Context, recs []*pb.Record, version, seenAt int64, page *usersPage) error {
 	if len(page.fresh) == 0 {
-		return w.upsert(ctx, recs, version, seenAt, page)
+		return w.upsert(ctx, recs, version, seenAt, true, page)
 	}
 	if _, err := w.tx.Exec(ctx, `SAVEPOINT fresh`); err != nil {
 		return fmt.Errorf("create records: %w", err)
 	}
 	changes, stats, digests := len(w.changes), w.stats, maps.Clone(page.digests)
-	err := w.upsert(ctx, recs, version, seenAt, page)
+	err := w.upsert(ctx, recs, version, seenAt, true, page)
 	if postgres.SQLState(err) == postgres.UniqueViolation {
 		if _, err := w.tx.Exec(ctx, `ROLLBACK TO SAVEPOINT fresh`); err != nil {
 			return fmt.Errorf("create records: %w", err)
@@ -256,7 +256,7 @@ func (w *wtx) upsertFresh(ctx context.Context, recs []*pb.Record, version, seenA
 		// Again as it was before, with every record looked up.
 		w.changes, w.stats = w.changes[:changes], stats
 		page.digests, page.fresh = digests, nil
-		err = w.upsert(ctx, recs, version, seenAt, page)
+		err = w.upsert(ctx, recs, version, seenAt, true, page)
 	}
 	if err != nil {
 		return err

@@ -55,22 +55,39 @@ func TestUserDigest(t *testing.T) {
 
 // TestStaleGrantOfDeletedEntitlement: a group deleted by a webhook while a
 // full sync runs must not get grants back from a page read before the
-// deletion, even for users who held none before.
+// deletion, whether the user held the grant before or not, and also when
+// the page was asked for in the very millisecond of the deletion (Zoom
+// read its state before the deletion took effect).
 func TestStaleGrantOfDeletedEntitlement(t *testing.T) {
 	t.Parallel()
-	s, pool := newStore(t)
-	g1 := clarity.GroupKey("g1")
-	syncRun(t, s, pool, newRun("r1", 0), nil, group(t, "g1", "Sales"), user(t, "u1", "alice@example.com", "Alice"))
+	for _, tc := range []struct {
+		name      string
+		deletedAt int64 // offset of the deletion; the users page is read at 1100
+		held      bool  // whether the user held the grant before the run
+	}{
+		{"later, held none", 2000, false},
+		{"later, held it", 2000, true},
+		{"same millisecond, held none", 1100, false},
+		{"same millisecond, held it", 1100, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			s, pool := newStore(t)
+			g1 := clarity.GroupKey("g1")
+			first := []*pb.Record{group(t, "g1", "Sales"), user(t, "u1", "alice@example.com", "Alice")}
+			if tc.held {
+				first = append(first, grant(t, "u1", g1))
+			}
+			syncRun(t, s, pool, newRun("r1", 0), nil, first...)
 
-	run := newRun("r2", 1000)
-	// The group is deleted at base+2000; the users page was read at
-	// base+1100 (page() reads 100 ms after the run's start) and still lists
-	// Alice in it.
-	del := change(2000)
-	del.Deletes = []*pb.RecordRef{{Kind: pb.Kind_KIND_ENTITLEMENT, Key: g1}}
-	applyChange(t, s, del)
-	applyPage(t, s, page(run, pb.Listing_LISTING_USERS_ACTIVE, 1, user(t, "u1", "alice@example.com", "Alice"), grant(t, "u1", g1)))
-	wantLive(t, pool, uk("u1"))
+			run := newRun("r2", 1000)
+			del := change(tc.deletedAt)
+			del.Deletes = []*pb.RecordRef{{Kind: pb.Kind_KIND_ENTITLEMENT, Key: g1}}
+			applyChange(t, s, del)
+			applyPage(t, s, page(run, pb.Listing_LISTING_USERS_ACTIVE, 1, user(t, "u1", "alice@example.com", "Alice"), grant(t, "u1", g1)))
+			wantLive(t, pool, uk("u1"))
+		})
+	}
 }
 
 // TestCompleteRunAfterFailedRun: a run that fails after comparing a user
