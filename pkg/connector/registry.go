@@ -268,10 +268,7 @@ func (r *Registry) apply(e jetstream.KeyValueEntry) {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if old, ok := r.entries[ref]; ok && old.Revision > e.Revision() {
-		return
-	}
-	if e.Revision() <= r.gone[ref] {
+	if !r.newer(ref, e.Revision()) {
 		return
 	}
 	switch e.Operation() {
@@ -288,8 +285,49 @@ func (r *Registry) apply(e jetstream.KeyValueEntry) {
 		}
 		r.entries[ref] = Entry{Record: rec, Revision: e.Revision()}
 	}
+	r.notify()
+}
+
+// newer reports whether revision rev of ref is newer than what the copy
+// holds or last saw removed. r.mu is held.
+func (r *Registry) newer(ref pipeline.ConnectorRef, rev uint64) bool {
+	if old, ok := r.entries[ref]; ok && old.Revision > rev {
+		return false
+	}
+	return rev > r.gone[ref]
+}
+
+// notify wakes whoever waits on Changed. r.mu is held.
+func (r *Registry) notify() {
 	close(r.changed)
 	r.changed = make(chan struct{})
+}
+
+// wrote puts a record this registry has just stored into the copy, so that
+// the writer reads its own write before the watch brings it.
+func (r *Registry) wrote(e Entry) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.newer(e.Ref(), e.Revision) {
+		return
+	}
+	r.entries[e.Ref()] = e
+	r.notify()
+}
+
+// removed takes a connector this registry has just removed out of the
+// copy. The removal's own revision is unknown until the watch brings it;
+// no revision of the record up to the one the copy held can come back.
+func (r *Registry) removed(ref pipeline.ConnectorRef) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	old, ok := r.entries[ref]
+	if !ok {
+		return
+	}
+	delete(r.entries, ref)
+	r.gone[ref] = max(r.gone[ref], old.Revision)
+	r.notify()
 }
 
 // Synced is closed once the watch has read every record that existed when
@@ -328,7 +366,8 @@ func (r *Registry) Find(ctx context.Context, ref pipeline.ConnectorRef, stale fu
 }
 
 // All returns the watched copy of every record, ordered by tenant and
-// connector.
+// connector. The copy holds this registry's own changes at once and those
+// of other processes when the watch brings them; List reads the bucket.
 func (r *Registry) All() []Entry {
 	r.mu.RLock()
 	out := make([]Entry, 0, len(r.entries))
@@ -338,6 +377,43 @@ func (r *Registry) All() []Entry {
 	r.mu.RUnlock()
 	slices.SortFunc(out, func(a, b Entry) int { return strings.Compare(a.Ref().Key(), b.Ref().Key()) })
 	return out
+}
+
+// List reads every connector's record from the bucket (not the watched
+// copy), ordered by tenant and connector: what an administrator asks to
+// see must include a change another replica made a moment ago.
+func (r *Registry) List(ctx context.Context) ([]Entry, error) {
+	keys, err := r.kv.ListKeys(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list connectors: %w", err)
+	}
+	var refs []pipeline.ConnectorRef
+	seen := map[pipeline.ConnectorRef]bool{}
+	for k := range keys.Keys() {
+		// A key written during the listing may come twice.
+		if ref, err := pipeline.ParseKey(k); err == nil && !seen[ref] {
+			seen[ref] = true
+			refs = append(refs, ref)
+		}
+	}
+	_ = keys.Stop() // stopped already when the keys ran out
+	if err := ctx.Err(); err != nil {
+		// The keys ran out because ctx ended: the list is not whole.
+		return nil, fmt.Errorf("list connectors: %w", err)
+	}
+	out := make([]Entry, 0, len(refs))
+	for _, ref := range refs {
+		e, err := r.Get(ctx, ref)
+		if errors.Is(err, ErrNotFound) {
+			continue // removed since the keys were listed
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, e)
+	}
+	slices.SortFunc(out, func(a, b Entry) int { return strings.Compare(a.Ref().Key(), b.Ref().Key()) })
+	return out, nil
 }
 
 // Get reads a connector's record from the bucket (not the watched copy).
@@ -375,7 +451,9 @@ func (r *Registry) Create(ctx context.Context, rec Record) (Entry, error) {
 	if err != nil {
 		return Entry{}, fmt.Errorf("register connector %s: %w", rec.Ref(), err)
 	}
-	return Entry{Record: rec, Revision: rev}, nil
+	out := Entry{Record: rec, Revision: rev}
+	r.wrote(out)
+	return out, nil
 }
 
 // Update replaces a connector's record if it is still at e.Revision;
@@ -397,6 +475,7 @@ func (r *Registry) Update(ctx context.Context, e Entry) (Entry, error) {
 		return Entry{}, fmt.Errorf("update connector %s: %w", e.Ref(), err)
 	}
 	e.Revision = rev
+	r.wrote(e)
 	return e, nil
 }
 
@@ -427,6 +506,7 @@ func (r *Registry) Delete(ctx context.Context, ref pipeline.ConnectorRef) error 
 	if err := r.kv.Delete(ctx, ref.Key()); err != nil {
 		return fmt.Errorf("remove connector %s: %w", ref, err)
 	}
+	r.removed(ref)
 	return nil
 }
 
@@ -436,5 +516,6 @@ func (r *Registry) Purge(ctx context.Context, ref pipeline.ConnectorRef) error {
 	if err := r.kv.Purge(ctx, ref.Key()); err != nil {
 		return fmt.Errorf("remove connector %s: %w", ref, err)
 	}
+	r.removed(ref)
 	return nil
 }

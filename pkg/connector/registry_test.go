@@ -100,6 +100,70 @@ func TestRegistryLive(t *testing.T) {
 	}
 }
 
+// TestRegistryReadsItsOwnWrites: the copy of the registry that made a
+// change holds it at once, before (here: without) the watch bringing it,
+// and List reads what another replica changed a moment ago.
+func TestRegistryReadsItsOwnWrites(t *testing.T) {
+	ctx := context.Background()
+	r := newRegistry(t) // no watch runs
+	other := &Registry{kv: r.kv, now: time.Now, entries: map[pipeline.ConnectorRef]Entry{}, gone: map[pipeline.ConnectorRef]uint64{},
+		synced: make(chan struct{}), changed: make(chan struct{})}
+	acme, globex := pipeline.ConnectorRef{Tenant: "acme", ID: "zoom"}, pipeline.ConnectorRef{Tenant: "globex", ID: "zoom"}
+	keys := func(es []Entry) (out []string) {
+		for _, e := range es {
+			out = append(out, e.Ref().Key())
+		}
+		return out
+	}
+
+	e, err := r.Create(ctx, s2s("acme", "zoom"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, ok := r.Lookup(acme); !ok || got.Revision != e.Revision {
+		t.Errorf("lookup after create: %+v %v", got, ok)
+	}
+	e.Schedule = ScheduleManual
+	if _, err := r.Update(ctx, e); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := r.Lookup(acme); got.Schedule != ScheduleManual {
+		t.Errorf("lookup after update: schedule %q", got.Schedule)
+	}
+	if _, err := other.Create(ctx, s2s("globex", "zoom")); err != nil {
+		t.Fatal(err)
+	}
+	if got := keys(r.All()); len(got) != 1 {
+		t.Errorf("the copy without a watch: %v, want acme only", got)
+	}
+	if got, err := r.List(ctx); err != nil || len(got) != 2 || got[0].Ref() != acme || got[1].Ref() != globex {
+		t.Errorf("list: %v %v, want acme and globex", keys(got), err)
+	}
+	if err := r.Delete(ctx, acme); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := r.Lookup(acme); ok {
+		t.Error("lookup after delete: still there")
+	}
+	if got, err := r.List(ctx); err != nil || len(got) != 1 || got[0].Ref() != globex {
+		t.Errorf("list after delete: %v %v, want globex", keys(got), err)
+	}
+	// The watch, started late, brings the older revisions first: none of
+	// them puts acme back.
+	watch(t, r)
+	if _, ok := r.Lookup(acme); ok {
+		t.Error("the watch put a deleted connector back")
+	}
+	if _, ok := r.Lookup(globex); !ok {
+		t.Error("the watch did not bring globex")
+	}
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := r.List(cancelled); err == nil {
+		t.Error("a list cut short by its context answered")
+	}
+}
+
 func TestRecordValidate(t *testing.T) {
 	for _, tc := range []struct {
 		name string

@@ -96,7 +96,7 @@ func (s *Server) Serve(ctx context.Context) error {
 		}))
 	}
 	err = errors.Join(err,
-		sub(connector.SubjectList, func(ctx context.Context, m *nats.Msg) connector.Reply { return s.list(m.Data) }),
+		sub(connector.SubjectList, func(ctx context.Context, m *nats.Msg) connector.Reply { return s.list(ctx, m.Data) }),
 		sub(connector.SubjectRotateKey, func(ctx context.Context, m *nats.Msg) connector.Reply { return s.rotateKey(ctx) }),
 		sub(connector.SubjectTransportKey, func(context.Context, *nats.Msg) connector.Reply { return s.transportKey() }))
 	if err != nil {
@@ -369,7 +369,7 @@ func (s *Server) remove(ctx context.Context, ref pipeline.ConnectorRef, body []b
 	return r
 }
 
-func (s *Server) list(body []byte) connector.Reply {
+func (s *Server) list(ctx context.Context, body []byte) connector.Reply {
 	var req connector.ListRequest
 	if len(body) > 0 {
 		if err := json.Unmarshal(body, &req); err != nil {
@@ -381,8 +381,12 @@ func (s *Server) list(body []byte) connector.Reply {
 			return failed(err)
 		}
 	}
+	all, err := s.cfg.Registry.List(ctx)
+	if err != nil {
+		return failed(err)
+	}
 	out := []connector.View{}
-	for _, e := range s.cfg.Registry.All() {
+	for _, e := range all {
 		if req.Tenant == "" || e.Tenant == req.Tenant {
 			out = append(out, s.view(e.Record))
 		}
@@ -392,7 +396,13 @@ func (s *Server) list(body []byte) connector.Reply {
 
 func (s *Server) rotateKey(ctx context.Context) connector.Reply {
 	var n int64
-	for _, e := range s.cfg.Registry.All() {
+	// From the bucket: a connector another replica added a moment ago
+	// must not keep a secret sealed under the old key.
+	all, err := s.cfg.Registry.List(ctx)
+	if err != nil {
+		return failed(err)
+	}
+	for _, e := range all {
 		ref := e.Ref()
 		// Counted per attempt: Modify tries again after a conflict.
 		var resealed int64
