@@ -141,7 +141,7 @@ func runBench(ctx context.Context, args []string, out, errw io.Writer) int {
 		return fail(errw, ExitUsage, "bench: bad --connectors sizes")
 	}
 	if path := os.Getenv("BENCH_CPUPROFILE"); path != "" {
-		// zoomctl hosts the embedded NATS server and the simulator: their
+		// zoomctl hosts the simulator (the NATS server runs apart): its
 		// share of the machine is part of what the bench measures.
 		f, err := os.Create(path)
 		if err != nil {
@@ -224,6 +224,9 @@ func runBench(ctx context.Context, args []string, out, errw io.Writer) int {
 
 func benchOne(ctx context.Context, users, webhooks int, binDir, dbURL string, errw io.Writer) (BenchResult, error) {
 	r := BenchResult{Users: users, PeakRSSMiB: map[string]int64{}}
+	if err := resetOwnPeakRSS(); err != nil {
+		fmt.Fprintf(errw, "  %v: zoomctl's peak RSS counts from its start\n", err)
+	}
 	dir, err := os.MkdirTemp("", "zoom-bench-")
 	if err != nil {
 		return r, err
@@ -236,7 +239,7 @@ func benchOne(ctx context.Context, users, webhooks int, binDir, dbURL string, er
 	defer release() // runs after s.Close below: deferred calls run last first
 	org := zoomtest.Generate(int64(users), zoomtest.Size{Users: users, Groups: max(1, users/50), Roles: 20})
 	s, err := devstack.Start(ctx, devstack.Config{BinDir: binDir, DatabaseURL: dbURL, Dir: dir, Org: org,
-		Env: map[string]string{"LOG_LEVEL": "warn"}})
+		Env: map[string]string{"LOG_LEVEL": "warn"}, NATSProcess: true})
 	if err != nil {
 		return r, err
 	}
@@ -266,7 +269,7 @@ func benchOne(ctx context.Context, users, webhooks int, binDir, dbURL string, er
 		return info.State.LastSeq, nil
 	}
 
-	meter := cpuMeter{procs: s.Procs, postmaster: findPostmaster(ctx, dbURL)}
+	meter := cpuMeter{procs: benchProcs(s), postmaster: findPostmaster(ctx, dbURL)}
 	var cpu map[string]float64       // of the last timed sync
 	var firstEvent, lastEvent uint64 // stream sequences of the last timed sync
 	timed := func() (time.Duration, int, Result, error) {
@@ -358,11 +361,17 @@ func benchOne(ctx context.Context, users, webhooks int, binDir, dbURL string, er
 		r.WebhookP50Millis = percentile(lat, 0.50)
 		r.WebhookP99Millis = percentile(lat, 0.99)
 	}
-	for _, p := range s.Procs() {
+	for _, p := range benchProcs(s)() {
 		if mib := p.PeakRSS() >> 20; mib > r.PeakRSSMiB[p.Name] {
 			r.PeakRSSMiB[p.Name] = mib
 		}
 	}
+	// zoomctl's own: the simulator, its organisation and the bench.
+	peak, err := ownPeakRSS()
+	if err != nil {
+		return r, err
+	}
+	r.PeakRSSMiB[cpuZoomctl] = peak >> 20
 	return r, nil
 }
 
@@ -516,6 +525,15 @@ func printBench(out io.Writer, rs []BenchResult) {
 	for _, name := range devstack.Services {
 		row("peak RSS "+name+" (MiB)", func(r BenchResult) string { return strconv.FormatInt(r.PeakRSSMiB[name], 10) })
 	}
+	apart := false
+	for _, r := range rs {
+		_, ok := r.PeakRSSMiB[cpuNATS]
+		apart = apart || ok
+	}
+	if apart {
+		row("peak RSS NATS server (MiB)", func(r BenchResult) string { return strconv.FormatInt(r.PeakRSSMiB[cpuNATS], 10) })
+		row("peak RSS zoomctl: simulator, bench (MiB)", func(r BenchResult) string { return strconv.FormatInt(r.PeakRSSMiB[cpuZoomctl], 10) })
+	}
 	// Where the time went: CPU seconds of each process, full sync / resync.
 	cpuRow := func(label string, f func(map[string]float64) (float64, bool)) {
 		shown := false
@@ -533,11 +551,7 @@ func printBench(out io.Writer, rs []BenchResult) {
 		})
 	}
 	for _, name := range cpuOrder {
-		label := name
-		if name == cpuZoomctl {
-			label = "zoomctl (NATS, sim)"
-		}
-		cpuRow("CPU s, full / resync: "+label, func(m map[string]float64) (float64, bool) {
+		cpuRow("CPU s, full / resync: "+cpuLabel(name, apart), func(m map[string]float64) (float64, bool) {
 			v, ok := m[name]
 			return v, ok
 		})
@@ -551,8 +565,8 @@ func printBench(out io.Writer, rs []BenchResult) {
 	})
 }
 
-// writeHeapProfile writes a heap profile of zoomctl (the embedded NATS
-// server and the simulator) to path, after a collection.
+// writeHeapProfile writes a heap profile of zoomctl (the simulator; the
+// NATS server runs apart) to path, after a collection.
 func writeHeapProfile(path string) error {
 	f, err := os.Create(path)
 	if err != nil {

@@ -84,7 +84,7 @@ func budgetBench(ctx context.Context, users, replicas, changes int, spread time.
 		r.Budget[cat] = int(float64(n) * share)
 	}
 	org := zoomtest.Generate(int64(users), zoomtest.Size{Users: users, Groups: max(1, users/50), Roles: 20})
-	s, err := devstack.Start(ctx, devstack.Config{BinDir: binDir, DatabaseURL: dbURL, Dir: dir, Org: org,
+	s, err := devstack.Start(ctx, devstack.Config{BinDir: binDir, DatabaseURL: dbURL, Dir: dir, Org: org, NATSProcess: true,
 		Sim: zoomtest.Options{RateLimits: pro},
 		Env: map[string]string{"LOG_LEVEL": "warn", "ZOOM_PACING": "true", "ZOOM_PLAN": "pro",
 			"ZOOM_RATE_SHARE": strconv.FormatFloat(share, 'f', -1, 64), "ZOOM_BUDGET_REPLICAS": strconv.Itoa(replicas)}})

@@ -203,7 +203,7 @@ func benchStack(ctx context.Context, binDir, dbURL string, services []string) (s
 	}
 	undo = append(undo, release)
 	// The default account is not synced: a one-user organisation.
-	s, err = devstack.Start(ctx, devstack.Config{BinDir: binDir, DatabaseURL: dbURL, Dir: dir, OAuth: true,
+	s, err = devstack.Start(ctx, devstack.Config{BinDir: binDir, DatabaseURL: dbURL, Dir: dir, OAuth: true, NATSProcess: true,
 		Org: zoomtest.Generate(1, zoomtest.Size{Users: 1}), Env: map[string]string{"LOG_LEVEL": "warn"}})
 	if err != nil {
 		return nil, "", nil, err
@@ -421,7 +421,7 @@ func syncConnectors(ctx context.Context, n, users int, binDir, dbURL string, err
 	if err != nil {
 		return r, err
 	}
-	meter := cpuMeter{procs: s.Procs, postmaster: findPostmaster(ctx, pgURL)}
+	meter := cpuMeter{procs: benchProcs(s), postmaster: findPostmaster(ctx, pgURL)}
 	zoomBefore := s.Sim.TotalRequests()
 	cpuBefore := meter.sample()
 	t0 := time.Now()
@@ -713,11 +713,8 @@ func printConnectors(out io.Writer, c BenchConnectors) {
 			if _, ok := m.CPU[name]; !ok {
 				continue
 			}
-			label := name
-			if name == cpuZoomctl {
-				label = "zoomctl (NATS, sim)"
-			}
-			row("CPU s, many / one: "+label, fmt.Sprintf("%.1f / %.1f", m.CPU[name], m.OneCPU[name]))
+			_, apart := m.CPU[cpuNATS]
+			row("CPU s, many / one: "+cpuLabel(name, apart), fmt.Sprintf("%.1f / %.1f", m.CPU[name], m.OneCPU[name]))
 		}
 		total, one := 0.0, 0.0
 		for _, v := range m.CPU {

@@ -14,7 +14,8 @@ import (
 
 // The bench reports the CPU time each process spent on a sync, which says
 // where the time went on a machine the pipeline saturates: each service,
-// zoomctl itself (it hosts the embedded NATS server and the simulator) and
+// the NATS server (a process of its own, cpuNATS), zoomctl itself (it hosts
+// the simulator, and the NATS server too when a stack runs it inside) and
 // PostgreSQL when it runs on this machine.
 const (
 	cpuZoomctl  = "zoomctl"
@@ -22,7 +23,7 @@ const (
 )
 
 // cpuOrder is the order of the table's CPU rows.
-var cpuOrder = append([]string{cpuPostgres, cpuZoomctl}, devstack.Services...)
+var cpuOrder = append([]string{cpuPostgres, cpuNATS, cpuZoomctl}, devstack.Services...)
 
 // userHZ is the unit of the CPU times in /proc/<pid>/stat (USER_HZ, 100 on
 // every Linux architecture).

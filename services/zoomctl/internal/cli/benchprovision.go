@@ -123,7 +123,7 @@ func provisionStack(ctx context.Context, org *zoomtest.Org, share float64, binDi
 		return nil, cleanup, err
 	}
 	cleanups = append(cleanups, release)
-	s, err := devstack.Start(ctx, devstack.Config{BinDir: binDir, DatabaseURL: dbURL, Dir: dir, Org: org,
+	s, err := devstack.Start(ctx, devstack.Config{BinDir: binDir, DatabaseURL: dbURL, Dir: dir, Org: org, NATSProcess: true,
 		Sim: zoomtest.Options{RateLimits: proLimits()},
 		Env: map[string]string{"LOG_LEVEL": "warn", "ZOOM_PACING": "true", "ZOOM_PLAN": "pro",
 			"ZOOM_RATE_SHARE": strconv.FormatFloat(share, 'f', -1, 64)}})

@@ -60,7 +60,7 @@ func benchSnapshot(ctx context.Context, users int, binDir, dbURL string, errw io
 	}
 	defer release()
 	org := zoomtest.Generate(int64(users), zoomtest.Size{Users: users, Groups: max(1, users/50), Roles: 20})
-	s, err := devstack.Start(ctx, devstack.Config{BinDir: binDir, DatabaseURL: dbURL, Dir: dir, Org: org,
+	s, err := devstack.Start(ctx, devstack.Config{BinDir: binDir, DatabaseURL: dbURL, Dir: dir, Org: org, NATSProcess: true,
 		Env: map[string]string{"LOG_LEVEL": "warn"}})
 	if err != nil {
 		return r, err

@@ -52,7 +52,7 @@ func Main(ctx context.Context, args []string, out, errw io.Writer) int {
 		}
 		return ExitOK
 	}
-	for _, c := range commands() {
+	for _, c := range append(commands(), hiddenCommands()...) {
 		if c.name == args[0] {
 			return c.run(ctx, args[1:], out, errw)
 		}

@@ -7,7 +7,6 @@ import (
 
 	"github.com/claritysecurity/zoom-connector/pkg/natsauth"
 	"github.com/claritysecurity/zoom-connector/pkg/natsx"
-	"github.com/claritysecurity/zoom-connector/pkg/natsx/natstest"
 )
 
 // CredsDir is the directory of the stack's NATS credentials when it is
@@ -36,10 +35,7 @@ func (s *Stack) initCreds() error {
 // startNATS starts the embedded server with its store in dir, with the
 // deployment's authorization when the stack is secured.
 func (s *Stack) startNATS(dir string, port int) (*server.Server, error) {
-	if !s.cfg.Secured {
-		return natstest.Start(dir, port)
-	}
-	return natstest.StartWithConfig(dir, port, filepath.Join(s.CredsDir(), natsauth.FileServerConfig))
+	return StartNATSServer(s.natsServerConfig(dir, port))
 }
 
 // natsAuth is how the stack's own connection authenticates: as the

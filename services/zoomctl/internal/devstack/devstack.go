@@ -65,12 +65,17 @@ type Config struct {
 	// Secured runs NATS as a deployment does: authorization on, and each
 	// service with its own credentials (NATS_CREDS, a file in CredsDir).
 	Secured bool
+	// NATSProcess runs the NATS server as a process of its own (zoomctl's
+	// NATSVerb from BinDir) instead of inside this one, so that its memory
+	// and CPU are its own (the bench); NATSProc is then that process.
+	NATSProcess bool
 }
 
 // Stack is a running stack.
 type Stack struct {
 	cfg        Config
 	NATS       *server.Server
+	NATSProc   *Proc
 	NATSURL    string
 	NC         *nats.Conn
 	JS         jetstream.JetStream
@@ -104,11 +109,18 @@ func Start(ctx context.Context, cfg Config) (*Stack, error) {
 	if err := s.initCreds(); err != nil {
 		return nil, err
 	}
-	ns, err := s.startNATS(filepath.Join(cfg.Dir, "nats"), 0)
+	var err error
+	if cfg.NATSProcess {
+		s.NATSProc, s.NATSURL, err = s.startNATSProcess(s.natsServerConfig(filepath.Join(cfg.Dir, "nats"), 0))
+	} else {
+		s.NATS, err = s.startNATS(filepath.Join(cfg.Dir, "nats"), 0)
+	}
 	if err != nil {
 		return nil, err
 	}
-	s.NATS, s.NATSURL = ns, ns.ClientURL()
+	if s.NATS != nil {
+		s.NATSURL = s.NATS.ClientURL()
+	}
 	s.NC, s.JS, err = natsx.ConnectAuth(ctx, s.NATSURL, "devstack", s.natsAuth(), zerolog.Nop())
 	if err != nil {
 		s.Close()
@@ -435,6 +447,9 @@ func (s *Stack) Close() {
 		s.NATS.Shutdown()
 		s.NATS.WaitForShutdown()
 	}
+	if s.NATSProc != nil {
+		_ = s.NATSProc.Stop()
+	}
 }
 
 func freeAddr() (string, error) {
@@ -494,6 +509,9 @@ func (s *Stack) Procs() []*Proc {
 // the same store, as an operator's restart would. down is how long it stays
 // away.
 func (s *Stack) RestartNATS(down time.Duration) error {
+	if s.NATS == nil {
+		return errors.New("devstack: RestartNATS restarts the in-process server only")
+	}
 	port := s.NATS.Addr().(*net.TCPAddr).Port
 	dir := filepath.Join(s.cfg.Dir, "nats")
 	s.NATS.Shutdown()
