@@ -42,7 +42,9 @@ func binDir(t testing.TB) string {
 		if buildErr != nil {
 			return
 		}
-		for _, s := range devstack.Services {
+		// zoomctl too: some tests run it, and a stack's NATS process is
+		// its hidden verb.
+		for _, s := range append(slices.Clone(devstack.Services), "zoomctl") {
 			out, err := exec.Command("go", "build", "-o", filepath.Join(builtDir, s),
 				"github.com/claritysecurity/zoom-connector/services/"+s).CombinedOutput()
 			if err != nil {
