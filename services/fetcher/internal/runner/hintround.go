@@ -28,15 +28,23 @@ import (
 //   - round.<tenant>.<connector>.<n>.want.<batch> holds the user ids and
 //     versions a batch wants read, written before the batch joins;
 //   - round.<tenant>.<connector>.<n>.left.<batch> holds, once the round is
-//     done, the ids of that batch the listing did not show (or could not
-//     publish): the batch re-reads them one by one.
+//     done, what it did not serve of that batch: the ids the listing did
+//     not show (or could not publish), which the batch re-reads one by one,
+//     and the ids whose place the listing had passed before it learned of
+//     the batch, which the batch takes to the next round (once).
 //
 // A batch opens a round when none is open, and lists when its start comes;
 // it cancels the round when the users wanted cost fewer requests one by
-// one. Every batch joined before the listing began: each page is asked for
-// after every joined batch's hints came in, as a re-read would be. The
-// lister publishes the wanted users it sees as re-reads. Should the lister
-// die, the batches waiting give up after a bound and re-read their users.
+// one. Batches join while the round is open and while it lists. The lister
+// learns of each batch (reads its wanted users) before a page, and a page
+// serves a user only for the batches learned of before the page was asked
+// for: the page is then as new as a re-read asked for after the hint came
+// in. So a batch that joins a listing round is served by the pages still
+// to come; its users on pages already listed go on to the next round,
+// which knows where they are (at or before where the listing was) and
+// lists only that far. The lister publishes the wanted users it sees as
+// re-reads. Should the lister die, the batches waiting give up after a
+// bound and re-read their users.
 
 // Round states.
 const (
@@ -59,8 +67,12 @@ const (
 	roundMaxWait = 5 * time.Minute
 	// roundMaxGather is how long past its start a round stays open while
 	// the users wanted cost fewer requests one by one than a listing, or
-	// while batches keep joining.
-	roundMaxGather = 30 * time.Second
+	// while batches keep joining. Every page listed while a bulk change
+	// still sends its webhooks is listed again for the hints that come
+	// after it, so a round waits for the change to end, but not longer
+	// than lets its first hints be published within two minutes: a
+	// listing of 100,000 users at Pro's limits takes about 45 s.
+	roundMaxGather = 45 * time.Second
 	// roundPoll is how often a waiting batch reads the round's state.
 	roundPoll = 200 * time.Millisecond
 )
@@ -71,12 +83,34 @@ type round struct {
 	StartMs int64  `json:"start_ms"`
 	Owner   string `json:"owner"`
 	Wanted  int    `json:"wanted"`
+	// Reach is the furthest position (listing pages) that the users
+	// joined are listed at or before, as far as batches that a listing
+	// had passed know; it counts only when Whole is false (no batch
+	// wants users that could be anywhere).
+	Reach int  `json:"reach,omitempty"`
+	Whole bool `json:"whole,omitempty"`
 }
 
+// wanted is users, their hints' versions and, for each, where it is
+// listed at or before (0: anywhere).
 type wanted struct {
 	IDs      []string `json:"ids"`
 	Versions []int64  `json:"versions"`
+	Reach    []int    `json:"reach,omitempty"`
 }
+
+// roundOutcome is what a round did not serve of one batch: users to
+// re-read one by one (the listing did not show them, or they could not be
+// published), and users whose pages the listing had asked for before it
+// learned of the batch, for the next round.
+type roundOutcome struct {
+	Reread wanted `json:"reread"`
+	Next   wanted `json:"next"`
+}
+
+// reachSlack is how many pages past where a listing passed a user the next
+// round still looks for it: users added or removed meanwhile move it.
+const reachSlack = 2
 
 // rounds is the runner's side of the listing rounds.
 type rounds struct {
@@ -101,66 +135,70 @@ func roundPrefix(c pipeline.ConnectorRef, n int64) string {
 	return roundKey(c) + "." + strconv.FormatInt(n, 10)
 }
 
-var errRoundBusy = errors.New("a round is listing")
-
 // viaRound serves users through a listing round shared with the other
 // replicas' batches, recording in results the users it served; the caller
-// re-reads the rest. It returns the requests this replica spent, and
-// whether the users went through a round at all.
-func (r *Runner) viaRound(ctx context.Context, c pipeline.ConnectorRef, client Client, users map[string]*pb.FetchUser, results map[string]error) (int, bool) {
+// re-reads the rest, except those it returns: users the round's listing
+// had already passed when this batch joined it, worth the next round
+// (only when carry is set; otherwise they are re-read too). reach, when
+// set, bounds where each user is listed (listedUser.reach). It returns the
+// requests this replica spent.
+func (r *Runner) viaRound(ctx context.Context, c pipeline.ConnectorRef, client Client, users map[string]*pb.FetchUser, reach map[string]int, results map[string]error, carry bool) (int, map[string]*pb.FetchUser, map[string]int) {
 	rs := r.rounds
 	batch := rs.id + "-" + strconv.FormatInt(rs.seq.Add(1), 10)
 	var w wanted
+	furthest, whole := 0, false
 	for id, h := range users {
 		w.IDs = append(w.IDs, id)
 		w.Versions = append(w.Versions, h.VersionMs)
+		if n := reach[id]; n > 0 {
+			w.Reach = append(w.Reach, n)
+			furthest = max(furthest, n)
+		} else {
+			w.Reach = append(w.Reach, 0)
+			whole = true
+		}
 	}
 	data, err := json.Marshal(w)
 	if err != nil || len(data) > maxWanted {
-		return 0, false
+		return 0, nil, nil
 	}
 	deadline := time.Now().Add(roundMaxWait)
 	var joined round
 	for {
 		if time.Now().After(deadline) || ctx.Err() != nil {
-			return 0, false
+			return 0, nil, nil
 		}
 		cur, rev, err := rs.read(ctx, c)
 		if err != nil {
-			return 0, false
+			return 0, nil, nil
 		}
 		next := cur
-		switch cur.State {
-		case roundOpen:
+		switch {
+		case cur.State == roundOpen || (cur.State == roundListing && time.Since(time.UnixMilli(cur.StartMs)) < roundMaxWait):
+			// Open, or listing: a batch that joins a listing round is
+			// served by the pages asked for after its lister learned of
+			// it; the users the listing had passed go on to the next.
 			next.Wanted += len(users)
-		case roundListing:
-			if time.Since(time.UnixMilli(cur.StartMs)) < roundMaxWait {
-				// This batch came in after the listing began: it waits
-				// for the next round.
-				if err := sleep(ctx, roundPoll); err != nil {
-					return 0, false
-				}
-				continue
-			}
-			// The lister stopped without ending its round: open the next.
+			next.Reach = max(next.Reach, furthest)
+			next.Whole = next.Whole || whole
+		default:
+			// None yet, done, cancelled, or a lister that stopped
+			// without ending its round: open the next.
 			next = round{N: cur.N + 1, State: roundOpen, StartMs: time.Now().Add(rs.gather).UnixMilli(),
-				Owner: batch, Wanted: len(users)}
-		default: // none yet, done or cancelled: open the next
-			next = round{N: cur.N + 1, State: roundOpen, StartMs: time.Now().Add(rs.gather).UnixMilli(),
-				Owner: batch, Wanted: len(users)}
+				Owner: batch, Wanted: len(users), Reach: furthest, Whole: whole}
 		}
 		// What the batch wants is stored before it joins, so that the
 		// lister, which counts the users joined, finds it.
 		wantKey := roundPrefix(c, next.N) + ".want." + batch
 		if _, err := rs.kv.Put(ctx, wantKey, data); err != nil {
-			return 0, false
+			return 0, nil, nil
 		}
 		if err := rs.write(ctx, c, next, rev); errors.Is(err, errConflictRound) {
 			_ = rs.kv.Delete(ctx, wantKey)
 			continue
 		} else if err != nil {
 			_ = rs.kv.Delete(ctx, wantKey)
-			return 0, false
+			return 0, nil, nil
 		}
 		joined = next
 		break
@@ -173,40 +211,54 @@ func (r *Runner) viaRound(ctx context.Context, c pipeline.ConnectorRef, client C
 	for {
 		cur, _, err := rs.read(ctx, c)
 		if err != nil || time.Now().After(deadline) || ctx.Err() != nil {
-			return spent, false
+			return spent, nil, nil
 		}
 		if cur.N > joined.N || cur.State == roundDone || cur.State == roundCancelled {
 			if cur.N == joined.N && cur.State == roundCancelled {
 				_ = rs.kv.Delete(ctx, roundPrefix(c, joined.N)+".want."+batch)
-				return spent, false
+				return spent, nil, nil
 			}
 			break
 		}
 		if err := sleep(ctx, roundPoll); err != nil {
-			return spent, false
+			return spent, nil, nil
 		}
 	}
 	leftKey := roundPrefix(c, joined.N) + ".left." + batch
 	e, err := rs.kv.Get(ctx, leftKey)
 	if err != nil {
 		// No account of this batch: every user is re-read.
-		return spent, false
+		return spent, nil, nil
 	}
-	var left wanted
-	if json.Unmarshal(e.Value(), &left) != nil {
-		return spent, false
+	var out roundOutcome
+	if json.Unmarshal(e.Value(), &out) != nil {
+		return spent, nil, nil
 	}
 	_ = rs.kv.Delete(ctx, leftKey)
 	notServed := map[string]bool{}
-	for _, id := range left.IDs {
+	for _, id := range out.Reread.IDs {
 		notServed[id] = true
+	}
+	var next map[string]*pb.FetchUser
+	nextReach := map[string]int{}
+	for i, id := range out.Next.IDs {
+		notServed[id] = true
+		if h, ok := users[id]; ok && carry {
+			if next == nil {
+				next = map[string]*pb.FetchUser{}
+			}
+			next[id] = h
+			if i < len(out.Next.Reach) && out.Next.Reach[i] > 0 {
+				nextReach[id] = out.Next.Reach[i]
+			}
+		}
 	}
 	for id := range users {
 		if !notServed[id] {
 			results[id] = nil
 		}
 	}
-	return spent, true
+	return spent, next, nextReach
 }
 
 var errConflictRound = errors.New("round changed concurrently")
@@ -242,9 +294,11 @@ func (rs *rounds) write(ctx context.Context, c pipeline.ConnectorRef, st round, 
 	return err
 }
 
-// listRound runs round o, which this batch opened: at its start it closes
-// it to new batches, and either cancels it (the users wanted cost fewer
-// requests one by one) or lists, publishing every wanted user it sees, and
+// listRound runs round o, which this batch opened: at its start it either
+// cancels it (the users wanted cost fewer requests one by one) or lists,
+// publishing every wanted user it sees on a page asked for after it
+// learned of the user's batch. Batches keep joining while it lists: after
+// each page it takes in the batches that joined meanwhile. At the end it
 // tells each batch what it did not serve. It returns the requests spent.
 func (r *Runner) listRound(ctx context.Context, c pipeline.ConnectorRef, client Client, o round) int {
 	rs := r.rounds
@@ -252,9 +306,9 @@ func (r *Runner) listRound(ctx context.Context, c pipeline.ConnectorRef, client 
 		return 0
 	}
 	var cur round
+	var rev uint64
 	lastWanted := -1
 	for {
-		var rev uint64
 		var err error
 		cur, rev, err = rs.read(ctx, c)
 		if err != nil || cur.N != o.N || cur.State != roundOpen {
@@ -262,7 +316,11 @@ func (r *Runner) listRound(ctx context.Context, c pipeline.ConnectorRef, client 
 		}
 		next := cur
 		next.State = roundListing
-		worth := cur.Wanted > r.listingPages(c, 1)
+		cost := r.listingPages(c, 1)
+		if !cur.Whole && cur.Reach > 0 {
+			cost = min(cost, cur.Reach)
+		}
+		worth := cur.Wanted > cost
 		if time.Since(time.UnixMilli(o.StartMs)) < roundMaxGather && (!worth || cur.Wanted > lastWanted) {
 			// Not worth a listing yet, or batches still joining (a bulk
 			// change still sending its webhooks): one listing later
@@ -289,70 +347,180 @@ func (r *Runner) listRound(ctx context.Context, c pipeline.ConnectorRef, client 
 		}
 		break
 	}
-	prefix := roundPrefix(c, o.N)
-	// Every batch that joined stored what it wants first.
-	wants := map[string]wanted{}
-	users := map[string]*pb.FetchUser{}
-	lister, err := rs.kv.ListKeysFiltered(ctx, prefix+".want.*")
-	if err == nil {
-		for k := range lister.Keys() {
-			e, err := rs.kv.Get(ctx, k)
-			if err != nil {
-				continue
+	l := &roundLister{r: r, c: c, prefix: roundPrefix(c, o.N), batches: map[string]*roundBatch{}, users: map[string]*listedUser{}}
+	// Every batch that joined stored what it wants first: those joined
+	// before the listing began are served by any of its pages.
+	l.take(ctx, listCursor{})
+	spent, complete := 0, true
+	if len(l.users) > 0 {
+		spent, complete = r.listHinted(ctx, c, client, l.users, func(at listCursor) {
+			// Batches that joined while the page was on its way: only
+			// later pages serve them.
+			e, err := rs.kv.Get(ctx, roundKey(c))
+			if err != nil || e.Revision() == l.rev {
+				return
 			}
-			var w wanted
-			if json.Unmarshal(e.Value(), &w) != nil || len(w.IDs) != len(w.Versions) {
-				continue
-			}
-			wants[k] = w
-			for i, id := range w.IDs {
-				if h, ok := users[id]; ok {
-					h.VersionMs = max(h.VersionMs, w.Versions[i])
-					continue
-				}
-				users[id] = &pb.FetchUser{Tenant: c.Tenant, Connector: c.ID, UserId: id, VersionMs: w.Versions[i]}
-			}
-		}
-		_ = lister.Stop()
+			l.take(ctx, at)
+		})
 	}
-	results := map[string]error{}
-	spent := 0
-	if len(users) > 0 {
-		spent = r.listHinted(ctx, c, client, users, results)
-	}
-	served := 0
-	for _, err := range results {
-		if err == nil {
-			served++
-		}
-	}
-	r.log.Info().Str("tenant", c.Tenant).Str("connector", c.ID).Int64("round", o.N).Int("batches", len(wants)).
-		Int("users", len(users)).Int("served", served).Int("requests", spent).
-		Dur("gathered", time.Since(time.UnixMilli(o.StartMs))).Msg("hint listing round")
-	for k, w := range wants {
-		var left wanted
-		for i, id := range w.IDs {
-			if err, ok := results[id]; !ok || err != nil {
-				left.IDs = append(left.IDs, id)
-				left.Versions = append(left.Versions, w.Versions[i])
-			}
-		}
-		data, _ := json.Marshal(left)
-		batch := k[len(prefix+".want."):]
-		if _, err := rs.kv.Put(ctx, prefix+".left."+batch, data); err != nil {
-			continue // that batch finds no account and re-reads its users
-		}
-		_ = rs.kv.Delete(ctx, k)
-	}
+	// The listing is over; batches that join until the round is done are
+	// told so (all their users go on to the next round).
+	l.complete = complete
+	end := listCursor{pos: listingOver}
 	for {
 		cur, rev, err := rs.read(ctx, c)
 		if err != nil || cur.N != o.N {
 			return spent
 		}
+		l.take(ctx, end)
+		l.tell(ctx)
 		cur.State = roundDone
-		if err := rs.write(ctx, c, cur, rev); !errors.Is(err, errConflictRound) {
+		if err := rs.write(ctx, c, cur, rev); errors.Is(err, errConflictRound) {
+			continue
+		} else if err != nil {
 			return spent
 		}
+		break
+	}
+	served, late := 0, 0
+	for _, u := range l.users {
+		if u.done && u.err == nil {
+			served++
+		}
+	}
+	for _, b := range l.batches {
+		if b.late {
+			late++
+		}
+	}
+	r.log.Info().Str("tenant", c.Tenant).Str("connector", c.ID).Int64("round", o.N).Int("batches", len(l.batches)).
+		Int("late_batches", late).Int("users", len(l.users)).Int("served", served).Int("requests", spent).
+		Dur("gathered", time.Since(time.UnixMilli(o.StartMs))).Msg("hint listing round")
+	return spent
+}
+
+// roundLister is a lister's account of the batches of its round.
+type roundLister struct {
+	r       *Runner
+	c       pipeline.ConnectorRef
+	prefix  string
+	rev     uint64 // the round key's revision when batches were last taken in
+	batches map[string]*roundBatch
+	users   map[string]*listedUser
+	// complete once the listing showed every page: a late batch's users
+	// it did not serve are then on pages it had passed.
+	complete bool
+}
+
+// listingOver is the position of batches that joined after the last page.
+const listingOver = 1 << 30
+
+// roundBatch is a batch that joined the round: what it wants, when the
+// lister learned of it, and where the listing was then.
+type roundBatch struct {
+	w       wanted
+	learned time.Time
+	at      listCursor
+	late    bool // joined while the listing paged
+	told    bool
+}
+
+// take takes in the batches that joined and are not known yet; at is
+// where the listing is (no page yet: the zero cursor).
+func (l *roundLister) take(ctx context.Context, at listCursor) {
+	kv := l.r.rounds.kv
+	if e, err := kv.Get(ctx, roundKey(l.c)); err == nil {
+		l.rev = e.Revision()
+	}
+	lister, err := kv.ListKeysFiltered(ctx, l.prefix+".want.*")
+	if err != nil {
+		return
+	}
+	defer func() { _ = lister.Stop() }()
+	for k := range lister.Keys() {
+		if _, known := l.batches[k]; known {
+			continue
+		}
+		e, err := kv.Get(ctx, k)
+		if err != nil {
+			continue
+		}
+		var w wanted
+		if json.Unmarshal(e.Value(), &w) != nil || len(w.IDs) != len(w.Versions) {
+			continue
+		}
+		// Learned now: the pages asked for from here on are newer than
+		// every hint of the batch.
+		b := &roundBatch{w: w, learned: time.Now(), at: at, late: at.pos > 0}
+		l.batches[k] = b
+		for i, id := range w.IDs {
+			reach := 0
+			if i < len(w.Reach) && w.Reach[i] > 0 {
+				reach = w.Reach[i] + reachSlack
+			}
+			u, ok := l.users[id]
+			if !ok {
+				l.users[id] = &listedUser{h: &pb.FetchUser{Tenant: l.c.Tenant, Connector: l.c.ID, UserId: id, VersionMs: w.Versions[i]},
+					since: b.learned, reach: reach}
+				continue
+			}
+			u.h.VersionMs = max(u.h.VersionMs, w.Versions[i])
+			if reach == 0 || u.reach == 0 {
+				u.reach = 0
+			} else {
+				u.reach = max(u.reach, reach)
+			}
+			if u.done {
+				// Published before this batch was known: a page asked
+				// for from now on must show it again.
+				u.done, u.since = false, b.learned
+			}
+		}
+	}
+}
+
+// tell writes each batch's outcome not written yet: the users not served
+// by a page asked for after the batch was learned of, to re-read (the
+// listing did not show them where it looked after the batch joined) or for
+// the next round (the listing had passed their place before it).
+func (l *roundLister) tell(ctx context.Context) {
+	kv := l.r.rounds.kv
+	for k, b := range l.batches {
+		if b.told {
+			continue
+		}
+		var out roundOutcome
+		for i, id := range b.w.IDs {
+			u := l.users[id]
+			if u.err == nil && !u.servedAt.IsZero() && !u.servedAt.Before(b.learned) {
+				continue
+			}
+			if b.late && (l.complete || b.at.pos == listingOver) {
+				// The listing had passed pages before it learned of the
+				// batch: the user may be on one of them, at or before
+				// where the listing was then.
+				reach := b.at.pos
+				if reach == listingOver {
+					reach = 0
+				}
+				out.Next.IDs = append(out.Next.IDs, id)
+				out.Next.Versions = append(out.Next.Versions, b.w.Versions[i])
+				out.Next.Reach = append(out.Next.Reach, reach)
+				continue
+			}
+			// Not shown where the listing looked after it learned of
+			// the batch, or the listing stopped early because re-reads
+			// cost less than its pages left, or failed.
+			out.Reread.IDs = append(out.Reread.IDs, id)
+			out.Reread.Versions = append(out.Reread.Versions, b.w.Versions[i])
+		}
+		data, _ := json.Marshal(out)
+		batch := k[len(l.prefix+".want."):]
+		if _, err := kv.Put(ctx, l.prefix+".left."+batch, data); err != nil {
+			continue // that batch finds no account and re-reads its users
+		}
+		b.told = true
+		_ = kv.Delete(ctx, k)
 	}
 }
 

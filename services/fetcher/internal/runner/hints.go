@@ -165,16 +165,32 @@ func (r *Runner) serveHints(ctx context.Context, c pipeline.ConnectorRef, client
 	choice, spent := HintReread, 0
 	if r.rounds != nil && len(users) >= roundMinUsers {
 		// A round shared with the other replicas' batches: one listing
-		// for all of them, or none when re-reads cost less.
-		n, _ := r.viaRound(ctx, c, client, users, results)
-		spent += n
+		// for all of them, or none when re-reads cost less. Users the
+		// round had already passed when this batch joined it (its listing
+		// was under way) go on to the next round, once.
+		todo, reach := users, map[string]int(nil)
+		for attempt := 0; attempt < 2 && len(todo) >= roundMinUsers; attempt++ {
+			var n int
+			n, todo, reach = r.viaRound(ctx, c, client, todo, reach, results, attempt == 0)
+			spent += n
+		}
 		if len(results) > 0 {
 			choice = HintListed
 		}
 	} else if len(users) > r.listingPages(c, 1) {
 		// Worth a listing, as far as is known: the listing may still
 		// find itself dearer on its first page and stop there.
-		spent += r.listHinted(ctx, c, client, users, results)
+		listed := make(map[string]*listedUser, len(users))
+		for id, h := range users {
+			listed[id] = &listedUser{h: h}
+		}
+		n, _ := r.listHinted(ctx, c, client, listed, nil)
+		spent += n
+		for id, u := range listed {
+			if u.done {
+				results[id] = u.err
+			}
+		}
 		if len(results) > 0 {
 			choice = HintListed
 		}
@@ -224,17 +240,46 @@ func (r *Runner) learnPages(c pipeline.ConnectorRef, status string, totalRecords
 // users it has not shown yet.
 var errDearer = errors.New("listing dearer than re-reads")
 
-// listHinted lists the users of listedStatuses and publishes each hinted
-// user it shows as a re-read of that user, recording the outcome in
-// results. A user the listing did not show (deleted, pending, or moved
-// between statuses while the listings paged) gets no outcome and is
-// re-read by the caller: a listing, partial or not, deletes nobody. It
-// stops as soon as the pages left cost as much as re-reading the users it
-// has not shown yet (none left included). It returns the requests spent.
-func (r *Runner) listHinted(ctx context.Context, c pipeline.ConnectorRef, client Client, users map[string]*pb.FetchUser, results map[string]error) int {
-	spent := 0
+// listedUser is a user a listing looks for: the hint it answers, since
+// when (a page asked for earlier than since is too old for the hint), and
+// once shown on a page that new, the outcome of publishing it.
+type listedUser struct {
+	h     *pb.FetchUser
+	since time.Time
+	// reach, when above 0, is the position (pages of listedStatuses in
+	// listing order, as paged through) that the user is listed at or
+	// before: a listing that had passed it. 0 is anywhere.
+	reach int
+	// done once the user was published from a page asked for at or after
+	// since; servedAt is that page's request time.
+	done     bool
+	servedAt time.Time
+	err      error
+}
+
+// listCursor is where a listing of listedStatuses is: the pages handed
+// over so far, in listing order.
+type listCursor struct {
+	status string
+	pos    int
+}
+
+// listHinted lists the users of listedStatuses and publishes each wanted
+// user it shows on a page asked for at or after the user's since, as a
+// re-read of that user, marking it done with the outcome. A user the
+// listing did not show (deleted, pending, or moved between statuses while
+// the listings paged) stays not done, for the caller to re-read: a
+// listing, partial or not, deletes nobody. After each page, more (the
+// caller's late joiners) gets the listing's position and may add users to
+// users; their since must be later than the page's request. The listing
+// stops as soon as the pages left cost as much as re-reading the users not
+// yet shown (none left included); the pages left are those up to the
+// furthest reach of the users not done. It returns the requests spent and
+// whether it listed every page.
+func (r *Runner) listHinted(ctx context.Context, c pipeline.ConnectorRef, client Client, users map[string]*listedUser, more func(listCursor)) (int, bool) {
+	spent, before := 0, 0 // before: pages of the statuses listed so far
 	for i, status := range listedStatuses {
-		listed := 0
+		listed, number := 0, 0
 		err := client.Pages(ctx, zoom.UsersListing(status), func(p zoom.RawPage) error {
 			spent++
 			if p.Number == 1 {
@@ -242,28 +287,48 @@ func (r *Runner) listHinted(ctx context.Context, c pipeline.ConnectorRef, client
 				r.learnPages(c, status, p.TotalRecords)
 			}
 			listed += p.Items
-			if err := r.publishListed(ctx, c, p, status, users, results); err != nil {
+			number = p.Number
+			if err := r.publishListed(ctx, c, p, status, users); err != nil {
 				return err
 			}
-			// Pages left in this listing (from Zoom's count of its
-			// items) and the later ones, against the users not shown
-			// yet.
-			left := (max(0, p.TotalRecords-listed) + usersPerPage - 1) / usersPerPage
-			for _, s := range listedStatuses[i+1:] {
-				left += r.pagesOf(c, s)
+			if more != nil {
+				more(listCursor{status: status, pos: before + p.Number})
 			}
-			if !p.Last && left >= len(users)-len(results) {
+			// Pages left in this listing (from Zoom's count of its
+			// items) and the later ones, up to the furthest a user not
+			// shown yet may be listed, against those users.
+			end := before + p.Number + (max(0, p.TotalRecords-listed)+usersPerPage-1)/usersPerPage
+			for _, s := range listedStatuses[i+1:] {
+				end += r.pagesOf(c, s)
+			}
+			pending, reach := 0, 0
+			for _, u := range users {
+				if u.done {
+					continue
+				}
+				pending++
+				if u.reach <= 0 {
+					reach = end
+				} else {
+					reach = max(reach, u.reach)
+				}
+			}
+			// None left where they can be (0) and some pending: the
+			// pages after cannot show them.
+			left := max(0, min(end, reach)-(before+p.Number))
+			if !p.Last && (left >= pending || left == 0) {
 				return errDearer
 			}
 			return nil
 		})
+		before += number
 		if err != nil {
 			// Dearer than the re-reads left, or failed: whatever the
 			// listing did not show is re-read.
-			return spent
+			return spent, false
 		}
 	}
-	return spent
+	return spent, true
 }
 
 func (r *Runner) pagesOf(c pipeline.ConnectorRef, status string) int {
@@ -276,8 +341,9 @@ func (r *Runner) pagesOf(c pipeline.ConnectorRef, status string) int {
 	return 1
 }
 
-// publishListed publishes the hinted users on listing page p as re-reads.
-func (r *Runner) publishListed(ctx context.Context, c pipeline.ConnectorRef, p zoom.RawPage, status string, users map[string]*pb.FetchUser, results map[string]error) error {
+// publishListed publishes the wanted users on listing page p as re-reads:
+// those not done whose since the page's request is not older than.
+func (r *Runner) publishListed(ctx context.Context, c pipeline.ConnectorRef, p zoom.RawPage, status string, users map[string]*listedUser) error {
 	var page struct {
 		Users []json.RawMessage `json:"users"`
 	}
@@ -292,12 +358,16 @@ func (r *Runner) publishListed(ctx context.Context, c pipeline.ConnectorRef, p z
 		if json.Unmarshal(item, &u) != nil || u.ID == "" {
 			continue
 		}
-		h, ok := users[u.ID]
-		if !ok {
+		w, ok := users[u.ID]
+		if !ok || w.done {
+			// Not wanted, or shown twice (moved while the listings
+			// paged): the first read stands.
 			continue
 		}
-		if _, done := results[u.ID]; done {
-			continue // shown twice (moved while the listings paged): the first read stands
+		if p.RequestedAt.Before(w.since) {
+			// Asked for before the hint was known here: possibly older
+			// than the change. A later page (or round) must show it.
+			continue
 		}
 		body := []byte(item)
 		if u.Status == "" {
@@ -310,9 +380,10 @@ func (r *Runner) publishListed(ctx context.Context, c pipeline.ConnectorRef, p z
 				}
 			}
 		}
-		// The page was asked for after every hint of the batch came in:
-		// it is as new as a re-read asked for then.
-		results[u.ID] = r.publishRead(ctx, c, h, p.RequestedAt, body, false)
+		// The page was asked for after the hint came in: it is as new as
+		// a re-read asked for then.
+		w.done, w.servedAt = true, p.RequestedAt
+		w.err = r.publishRead(ctx, c, w.h, p.RequestedAt, body, false)
 	}
 	return nil
 }
