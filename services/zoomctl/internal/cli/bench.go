@@ -141,8 +141,9 @@ func runBench(ctx context.Context, args []string, out, errw io.Writer) int {
 		return fail(errw, ExitUsage, "bench: bad --connectors sizes")
 	}
 	if path := os.Getenv("BENCH_CPUPROFILE"); path != "" {
-		// zoomctl hosts the simulator (the NATS server runs apart): its
-		// share of the machine is part of what the bench measures.
+		// zoomctl hosts the simulator (the NATS server runs apart and
+		// profiles itself, see benchOne): its share of the machine is part
+		// of what the bench measures.
 		f, err := os.Create(path)
 		if err != nil {
 			return fail(errw, ExitError, "bench: %v", err)
@@ -238,8 +239,14 @@ func benchOne(ctx context.Context, users, webhooks int, binDir, dbURL string, er
 	}
 	defer release() // runs after s.Close below: deferred calls run last first
 	org := zoomtest.Generate(int64(users), zoomtest.Size{Users: users, Groups: max(1, users/50), Roles: 20})
+	// With BENCH_CPUPROFILE the NATS server profiles itself too, each
+	// size to a file of its own.
+	var natsProfile string
+	if path := os.Getenv("BENCH_CPUPROFILE"); path != "" {
+		natsProfile = fmt.Sprintf("%s.nats.%d", path, users)
+	}
 	s, err := devstack.Start(ctx, devstack.Config{BinDir: binDir, DatabaseURL: dbURL, Dir: dir, Org: org,
-		Env: map[string]string{"LOG_LEVEL": "warn"}, NATSProcess: true})
+		Env: map[string]string{"LOG_LEVEL": "warn"}, NATSProcess: true, NATSCPUProfile: natsProfile})
 	if err != nil {
 		return r, err
 	}

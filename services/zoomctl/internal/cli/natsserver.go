@@ -27,6 +27,7 @@ func runNATSServer(ctx context.Context, args []string, out, errw io.Writer) int 
 	fs.StringVar(&cfg.StoreDir, "store", "", "JetStream store directory (required)")
 	fs.IntVar(&cfg.Port, "port", 0, "client port on 127.0.0.1 (0: a free one)")
 	fs.StringVar(&cfg.ConfigFile, "config", "", "server configuration file read first (the deployment's authorization)")
+	fs.StringVar(&cfg.CPUProfile, "cpuprofile", "", "write a CPU profile of this process, from start to stop, to this file")
 	if code, ok := parse(fs, args); !ok {
 		return code
 	}

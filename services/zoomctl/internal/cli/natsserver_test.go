@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -63,7 +64,8 @@ func natsVerb(t *testing.T, args ...string) (string, func() int) {
 // cleanly, its store intact, when told to.
 func TestNATSServerVerb(t *testing.T) {
 	store := filepath.Join(t.TempDir(), "store")
-	url, stop := natsVerb(t, "--store", store)
+	profile := filepath.Join(t.TempDir(), "nats.pprof")
+	url, stop := natsVerb(t, "--store", store, "--cpuprofile", profile)
 	nc, err := nats.Connect(url)
 	if err != nil {
 		t.Fatal(err)
@@ -88,6 +90,10 @@ func TestNATSServerVerb(t *testing.T) {
 	nc.Close()
 	if code := stop(); code != ExitOK {
 		t.Fatalf("exit %d after its stop, want %d", code, ExitOK)
+	}
+	// The profile is complete once it stopped: a gzipped protobuf.
+	if b, err := os.ReadFile(profile); err != nil || len(b) < 20 || b[0] != 0x1f || b[1] != 0x8b {
+		t.Errorf("CPU profile: %d bytes, %v; want a gzipped profile", len(b), err)
 	}
 
 	// Started again on the same store, it has the stream and its message.

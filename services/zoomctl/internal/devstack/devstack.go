@@ -69,6 +69,9 @@ type Config struct {
 	// NATSVerb from BinDir) instead of inside this one, so that its memory
 	// and CPU are its own (the bench); NATSProc is then that process.
 	NATSProcess bool
+	// NATSCPUProfile, with NATSProcess, is where that process writes a CPU
+	// profile of itself until it stops ("" for none).
+	NATSCPUProfile string
 }
 
 // Stack is a running stack.

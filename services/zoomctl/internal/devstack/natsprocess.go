@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"time"
@@ -37,11 +38,14 @@ const natsURLPrefix = "nats-server ready: "
 // NATSServerConfig is the embedded server of a stack: its JetStream store
 // directory, its port (0: a free one), and the server configuration file
 // of a secured stack ("" when it has none). The payload limit is the
-// deployment's (natstest.MaxPayload).
+// deployment's (natstest.MaxPayload). CPUProfile, when set, is where
+// ServeNATS writes a CPU profile of its process, from the server's start
+// to its stop.
 type NATSServerConfig struct {
 	StoreDir   string
 	Port       int
 	ConfigFile string
+	CPUProfile string
 }
 
 // StartNATSServer starts the embedded server as cfg describes.
@@ -59,7 +63,24 @@ func StartNATSServer(cfg NATSServerConfig) (*server.Server, error) {
 // SIGTERM or SIGINT), then shuts it down and waits for its store to be
 // closed. Once the server takes connections it writes one line, with its
 // client URL, to ready.
-func ServeNATS(ctx context.Context, cfg NATSServerConfig, ready io.Writer) error {
+func ServeNATS(ctx context.Context, cfg NATSServerConfig, ready io.Writer) (err error) {
+	if cfg.CPUProfile != "" {
+		f, perr := os.Create(cfg.CPUProfile)
+		if perr != nil {
+			return fmt.Errorf("cpu profile: %w", perr)
+		}
+		if perr := pprof.StartCPUProfile(f); perr != nil {
+			f.Close()
+			return fmt.Errorf("cpu profile: %w", perr)
+		}
+		// Deferred first, run last: after the server's shutdown.
+		defer func() {
+			pprof.StopCPUProfile()
+			if cerr := f.Close(); cerr != nil && err == nil {
+				err = fmt.Errorf("cpu profile: %w", cerr)
+			}
+		}()
+	}
 	ns, err := StartNATSServer(cfg)
 	if err != nil {
 		return err
@@ -78,7 +99,7 @@ func ServeNATS(ctx context.Context, cfg NATSServerConfig, ready io.Writer) error
 // natsServerConfig is the configuration of the stack's server, its store
 // in dir.
 func (s *Stack) natsServerConfig(dir string, port int) NATSServerConfig {
-	c := NATSServerConfig{StoreDir: dir, Port: port}
+	c := NATSServerConfig{StoreDir: dir, Port: port, CPUProfile: s.cfg.NATSCPUProfile}
 	if s.cfg.Secured {
 		c.ConfigFile = filepath.Join(s.CredsDir(), natsauth.FileServerConfig)
 	}
@@ -101,6 +122,9 @@ func (s *Stack) startNATSProcess(cfg NATSServerConfig) (*Proc, string, error) {
 	args := []string{NATSVerb, "--store", cfg.StoreDir, "--port", fmt.Sprint(cfg.Port)}
 	if cfg.ConfigFile != "" {
 		args = append(args, "--config", cfg.ConfigFile)
+	}
+	if cfg.CPUProfile != "" {
+		args = append(args, "--cpuprofile", cfg.CPUProfile)
 	}
 	cmd := exec.Command(filepath.Join(s.cfg.BinDir, "zoomctl"), args...)
 	ready := &readyLine{w: lf, line: make(chan string, 1)}
