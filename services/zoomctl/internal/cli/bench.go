@@ -43,6 +43,10 @@ type BenchResult struct {
 	WebhookP50Millis float64          `json:"webhook_latency_p50_ms"`
 	WebhookP99Millis float64          `json:"webhook_latency_p99_ms"`
 	PeakRSSMiB       map[string]int64 `json:"peak_rss_mib"`
+	// NATSSyncsPeakMiB is the NATS server's peak RSS through the full sync
+	// and the resync, before the floors and the webhooks (its process's
+	// VmHWM then); PeakRSSMiB has its peak over the whole run.
+	NATSSyncsPeakMiB int64 `json:"nats_server_peak_rss_through_syncs_mib,omitempty"`
 	// FullSyncCPU and ResyncCPU are the CPU seconds each process spent
 	// during the full sync and the resync (see cpuMeter).
 	FullSyncCPU map[string]float64 `json:"full_sync_cpu_seconds,omitempty"`
@@ -89,6 +93,7 @@ func median(runs []BenchResult) BenchResult {
 	out.PeakRSSMiB = map[string]int64{}
 	for _, r := range runs {
 		out.ResyncChanges = max(out.ResyncChanges, r.ResyncChanges)
+		out.NATSSyncsPeakMiB = max(out.NATSSyncsPeakMiB, r.NATSSyncsPeakMiB)
 		for name, mib := range r.PeakRSSMiB {
 			out.PeakRSSMiB[name] = max(out.PeakRSSMiB[name], mib)
 		}
@@ -338,6 +343,9 @@ func benchOne(ctx context.Context, users, webhooks int, binDir, dbURL string, er
 	}
 	r.ResyncSeconds, r.ResyncChanges = d.Seconds(), events
 	r.ResyncCPU = cpu
+	if s.NATSProc != nil {
+		r.NATSSyncsPeakMiB = s.NATSProc.PeakRSS() >> 20
+	}
 	fmt.Fprintf(errw, "  no-op resync %.1fs\n", r.ResyncSeconds)
 
 	if r.CopySeconds, err = copyFloor(ctx, dbURL, r.Records); err != nil {
@@ -539,6 +547,7 @@ func printBench(out io.Writer, rs []BenchResult) {
 	}
 	if apart {
 		row("peak RSS NATS server (MiB)", func(r BenchResult) string { return strconv.FormatInt(r.PeakRSSMiB[cpuNATS], 10) })
+		row("  through the full sync and resync (MiB)", func(r BenchResult) string { return strconv.FormatInt(r.NATSSyncsPeakMiB, 10) })
 		row("peak RSS zoomctl: simulator, bench (MiB)", func(r BenchResult) string { return strconv.FormatInt(r.PeakRSSMiB[cpuZoomctl], 10) })
 	}
 	// Where the time went: CPU seconds of each process, full sync / resync.
