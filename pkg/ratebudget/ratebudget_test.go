@@ -62,7 +62,10 @@ func connect(t testing.TB, url string) jetstream.JetStream {
 func newReplica(t testing.TB, sim *zoomtest.Server, js jetstream.JetStream, cfg ratebudget.Config) replica {
 	t.Helper()
 	obs := &countObserver{}
-	cfg.JetStream, cfg.Plan, cfg.Observer, cfg.Log = js, zoom.PlanPro, obs, zerolog.New(zerolog.NewTestWriter(t))
+	if cfg.Observer == nil {
+		cfg.Observer = obs
+	}
+	cfg.JetStream, cfg.Plan, cfg.Log = js, zoom.PlanPro, zerolog.New(zerolog.NewTestWriter(t))
 	b, err := ratebudget.Open(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -219,44 +222,135 @@ func TestCoordinatorAwayConservativeShareAndBack(t *testing.T) {
 }
 
 // TestPromptRequestsGoFirst: while bulk requests from two replicas take
-// all they may of every second, a prompt request from either still goes
-// within the second: bulk requests never take the reserve, and in its own
-// replica a prompt request goes before the bulk ones waiting.
+// all they may of every second, a prompt request from either goes before
+// the bulk requests of its replica that come after it: between its start
+// and its grant, its replica grants at most the bulk requests already
+// waiting when it started (those being granted then), none that started
+// after it. The check is on the order of grants, not on time.
 func TestPromptRequestsGoFirst(t *testing.T) {
 	srv := natstest.Run(t)
 	sim := newSim(t)
+	log := &grantLog{}
 	replicas := []replica{
-		newReplica(t, sim, connect(t, srv.ClientURL()), ratebudget.Config{}),
-		newReplica(t, sim, connect(t, srv.ClientURL()), ratebudget.Config{}),
+		newReplica(t, sim, connect(t, srv.ClientURL()), ratebudget.Config{Observer: log.of(0)}),
+		newReplica(t, sim, connect(t, srv.ClientURL()), ratebudget.Config{Observer: log.of(1)}),
 	}
-	const d = 4 * time.Second
-	done := make(chan struct{})
-	var prompts []time.Duration
-	go func() {
-		defer close(done)
-		users := sim.Org().Users
-		ctx := zoom.WithPriority(context.Background(), zoom.PriorityPrompt)
-		for i := 0; i < 12; i++ {
-			time.Sleep(d / 16)
-			start := time.Now()
-			if _, err := replicas[i%2].client.GetUser(ctx, users[i].ID); err != nil {
-				t.Errorf("prompt get user: %v", err)
-				return
-			}
-			prompts = append(prompts, time.Since(start))
+	const workers = 6
+	users := sim.Org().Users
+	end := time.Now().Add(4 * time.Second)
+	var wg sync.WaitGroup
+	var bulk atomic.Int64
+	for ri, r := range replicas {
+		for w := range workers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := ri*workers + w; time.Now().Before(end); i += len(replicas) * workers {
+					log.add(ri, bulkStart)
+					if _, err := r.client.GetUser(context.Background(), users[i%len(users)].ID); err != nil {
+						t.Errorf("get user: %v", err)
+						return
+					}
+					bulk.Add(1)
+				}
+			}()
 		}
-	}()
-	bulk := hammer(d, t, sim, replicas, 6)
-	<-done
-	slowest := slices.Max(prompts)
-	t.Logf("%d bulk reads; prompt reads took %v", bulk, prompts)
-	if slowest > 2*time.Second {
-		t.Errorf("a prompt read took %s while bulk reads filled the budget, want within the next second or so (the reserve of every second is theirs)", slowest)
+	}
+	ctx := zoom.WithPriority(context.Background(), zoom.PriorityPrompt)
+	for i := 0; i < 12; i++ {
+		time.Sleep(250 * time.Millisecond)
+		// One prompt request at a time: its start and grant bracket
+		// the grants that went before it.
+		log.add(i%2, promptStart)
+		if _, err := replicas[i%2].client.GetUser(ctx, users[i].ID); err != nil {
+			t.Fatalf("prompt get user: %v", err)
+		}
+	}
+	wg.Wait()
+	t.Logf("%d bulk reads, 12 prompt reads", bulk.Load())
+	prompts := 0
+	for ri := range replicas {
+		// Bulk requests waiting; bulk ones granted since the prompt
+		// started; how many were waiting when it started.
+		var waiting, before, bound int
+		inPrompt := false
+		for _, e := range log.events(ri) {
+			switch e {
+			case bulkStart:
+				waiting++
+			case bulkGranted:
+				waiting--
+				if inPrompt {
+					before++
+				}
+			case promptStart:
+				inPrompt, before = true, 0
+				// The most that may go before it: the bulk requests
+				// waiting now, some of which may be being granted.
+				bound = waiting
+			case promptGranted:
+				prompts++
+				inPrompt = false
+				if before > bound {
+					t.Errorf("replica %d: %d bulk requests granted before a prompt one, of which %d started after it (%d were waiting when it started)",
+						ri, before, before-bound, bound)
+				}
+			}
+		}
+	}
+	if prompts != 12 {
+		t.Errorf("%d prompt grants seen, want 12", prompts)
+	}
+	if bulk.Load() <= budgetLight {
+		t.Errorf("%d bulk reads in 4 s: the budget was never filled, the test shows nothing", bulk.Load())
 	}
 	if peak := sim.DefaultAccount().PeakPerSecond()[zoomtest.Light]; peak > budgetLight {
 		t.Errorf("peak %d Light requests in one second, want at most the budget %d", peak, budgetLight)
 	}
 }
+
+// The events of grantLog.
+const (
+	bulkStart = iota
+	bulkGranted
+	promptStart
+	promptGranted
+)
+
+// grantLog records, per replica, when requests start waiting and when the
+// budget grants them, in the order they happen.
+type grantLog struct {
+	mu  sync.Mutex
+	log [2][]int
+}
+
+func (l *grantLog) add(replica, event int) {
+	l.mu.Lock()
+	l.log[replica] = append(l.log[replica], event)
+	l.mu.Unlock()
+}
+
+func (l *grantLog) events(replica int) []int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.log[replica])
+}
+
+func (l *grantLog) of(replica int) ratebudget.Observer { return grantObserver{l: l, replica: replica} }
+
+type grantObserver struct {
+	l       *grantLog
+	replica int
+}
+
+func (o grantObserver) Granted(_ zoom.Category, p zoom.Priority, _ time.Duration, _ bool) {
+	if p == zoom.PriorityPrompt {
+		o.l.add(o.replica, promptGranted)
+	} else {
+		o.l.add(o.replica, bulkGranted)
+	}
+}
+func (o grantObserver) Coordinated(bool) {}
 
 // TestDailyLimitHoldsEveryReplica: once Zoom answers one replica that the
 // account's daily limit is reached, the other replica's requests of that
