@@ -327,3 +327,95 @@ func compact(b []byte) []byte {
 	}
 	return out.Bytes()
 }
+
+// TestRoundWaitsForABulkChangeToEnd: a bulk change sends 300 webhooks
+// without a pause over 3 s, so that each batch closes on its longest wait
+// (400 ms) rather than on a quiet time, and some checks of the round see no
+// batch join. The round still waits for the change to end and lists the
+// account once, serving every user; listing as soon as one check saw no
+// new batch would list the pages passed again for the hints after.
+func TestRoundWaitsForABulkChangeToEnd(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	js := natstest.JetStream(t, pipeline.Streams(1)...)
+	kv, err := ratebudget.Bucket(ctx, js, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runs, err := runstate.Open(ctx, js, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	org := zoomtest.Generate(31, zoomtest.Size{Users: 2000, Groups: 4, Roles: 4})
+	sim := zoomtest.NewServer(t, org, zoomtest.Options{})
+	client, err := zoom.New(zoom.Config{
+		APIURL: sim.APIBase(), OAuthURL: sim.URL(),
+		AccountID: sim.AccountID(), ClientID: sim.ClientID(), ClientSecret: sim.ClientSecret(),
+		DisablePacing: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := runner.New(runner.Config{
+		Runs:      runs,
+		Syncer:    syncer.New(syncer.Config{JetStream: js, Log: zerolog.Nop()}),
+		Clients:   runner.Fixed{conn: client},
+		Log:       zerolog.New(zerolog.NewTestWriter(t)),
+		HintQuiet: 200 * time.Millisecond, HintMaxWait: 400 * time.Millisecond,
+		HintRounds: kv, HintRoundGather: 200 * time.Millisecond,
+	})
+	var ids []string
+	for _, u := range org.Users {
+		if u.Status == "active" {
+			ids = append(ids, u.ID)
+		}
+	}
+	sim.ResetRequests()
+	var wg sync.WaitGroup
+	errs := make(chan error, 300)
+	for i := range 300 {
+		id := ids[(i*37)%len(ids)]
+		if _, err := sim.UpdateUser(ctx, id, zoomtest.Profile{LastName: zoomtest.Ptr(fmt.Sprintf("Stream %d", i))}); err != nil {
+			t.Fatal(err)
+		}
+		m, err := pipeline.NewMsg(pipeline.HintSubject(conn), &pb.FetchUser{Tenant: conn.Tenant, Connector: conn.ID, UserId: id, VersionMs: int64(1000 + i)}, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- r.HandleHint(ctx, msgOf{m: m})
+		}()
+		time.Sleep(10 * time.Millisecond)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatalf("hint: %v", err)
+		}
+	}
+	got := sim.Requests()
+	pages := 0
+	for _, st := range []string{"active", "inactive"} {
+		if err := client.Pages(ctx, zoom.UsersListing(st), func(zoom.RawPage) error { pages++; return nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	served := map[string]int64{}
+	for _, env := range rawEnvelopes(t, js) {
+		p := env.GetRawPage()
+		served[p.GetUserId()] = max(served[p.GetUserId()], p.VersionMs)
+	}
+	for i := range 300 {
+		if id := ids[(i*37)%len(ids)]; served[id] < int64(1000+i) {
+			t.Errorf("user %s: newest version published %d, want %d", id, served[id], 1000+i)
+		}
+	}
+	if got["GET /users"] != pages || got["GET /users/{userId}"] != 0 {
+		t.Errorf("%d listing pages and %d re-reads, want one listing of the account (%d pages) and no re-read",
+			got["GET /users"], got["GET /users/{userId}"], pages)
+	}
+}

@@ -89,6 +89,9 @@ type round struct {
 	// wants users that could be anywhere).
 	Reach int  `json:"reach,omitempty"`
 	Whole bool `json:"whole,omitempty"`
+	// ComingMs is until when a batch that joined expects more batches: it
+	// closed on its longest wait while hints still came.
+	ComingMs int64 `json:"coming_ms,omitempty"`
 }
 
 // wanted is users, their hints' versions and, for each, where it is
@@ -142,7 +145,7 @@ func roundPrefix(c pipeline.ConnectorRef, n int64) string {
 // (only when carry is set; otherwise they are re-read too). reach, when
 // set, bounds where each user is listed (listedUser.reach). It returns the
 // requests this replica spent.
-func (r *Runner) viaRound(ctx context.Context, c pipeline.ConnectorRef, client Client, users map[string]*pb.FetchUser, reach map[string]int, results map[string]error, carry bool) (int, map[string]*pb.FetchUser, map[string]int) {
+func (r *Runner) viaRound(ctx context.Context, c pipeline.ConnectorRef, client Client, users map[string]*pb.FetchUser, reach map[string]int, results map[string]error, carry bool, coming time.Time) (int, map[string]*pb.FetchUser, map[string]int) {
 	rs := r.rounds
 	batch := rs.id + "-" + strconv.FormatInt(rs.seq.Add(1), 10)
 	var w wanted
@@ -181,11 +184,17 @@ func (r *Runner) viaRound(ctx context.Context, c pipeline.ConnectorRef, client C
 			next.Wanted += len(users)
 			next.Reach = max(next.Reach, furthest)
 			next.Whole = next.Whole || whole
+			if !coming.IsZero() {
+				next.ComingMs = max(next.ComingMs, coming.UnixMilli())
+			}
 		default:
 			// None yet, done, cancelled, or a lister that stopped
 			// without ending its round: open the next.
 			next = round{N: cur.N + 1, State: roundOpen, StartMs: time.Now().Add(rs.gather).UnixMilli(),
 				Owner: batch, Wanted: len(users), Reach: furthest, Whole: whole}
+			if !coming.IsZero() {
+				next.ComingMs = coming.UnixMilli()
+			}
 		}
 		// What the batch wants is stored before it joins, so that the
 		// lister, which counts the users joined, finds it.
@@ -321,11 +330,14 @@ func (r *Runner) listRound(ctx context.Context, c pipeline.ConnectorRef, client 
 			cost = min(cost, cur.Reach)
 		}
 		worth := cur.Wanted > cost
-		if time.Since(time.UnixMilli(o.StartMs)) < roundMaxGather && (!worth || cur.Wanted > lastWanted) {
-			// Not worth a listing yet, or batches still joining (a bulk
-			// change still sending its webhooks): one listing later
-			// serves more of them than two now. A hint waiting a little
-			// longer costs less than a request each.
+		// A batch expected takes a moment to join: it stores what it
+		// wants first.
+		coming := time.Now().Before(time.UnixMilli(cur.ComingMs).Add(rs.gather / 2))
+		if time.Since(time.UnixMilli(o.StartMs)) < roundMaxGather && (!worth || cur.Wanted > lastWanted || coming) {
+			// Not worth a listing yet, or batches still joining or to
+			// come (a bulk change still sending its webhooks): one
+			// listing later serves more of them than two now. A hint
+			// waiting a little longer costs less than a request each.
 			lastWanted = cur.Wanted
 			if err := sleep(ctx, rs.gather/2); err != nil {
 				return 0

@@ -137,17 +137,25 @@ func (r *Runner) serveBatch(b *hintBatch) {
 		}
 		t.Stop()
 	}
+	// A batch that closed on its longest wait while hints still came is
+	// part of a bulk change still sending its webhooks: the next batch
+	// began within the quiet time, and closes within the longest wait.
+	var coming time.Time
+	if time.Since(time.Unix(0, b.last.Load())) < hs.quiet {
+		coming = time.Now().Add(hs.quiet + hs.maxWait)
+	}
 	// Every request of the batch is prompt: someone waits for the change.
 	ctx := zoom.WithPriority(b.ctx, zoom.PriorityPrompt)
-	results := r.serveHints(ctx, b.c, b.client, b.reqs)
+	results := r.serveHints(ctx, b.c, b.client, b.reqs, coming)
 	for _, req := range b.reqs {
 		req.done <- results[req.h.GetUserId()]
 	}
 }
 
 // serveHints serves the hints reqs of connector c and returns the outcome
-// for each user id.
-func (r *Runner) serveHints(ctx context.Context, c pipeline.ConnectorRef, client Client, reqs []*hintReq) map[string]error {
+// for each user id. coming, when set, is until when more hints of the
+// connector are expected.
+func (r *Runner) serveHints(ctx context.Context, c pipeline.ConnectorRef, client Client, reqs []*hintReq, coming time.Time) map[string]error {
 	// One read per user: the newest hint's version is the one the read
 	// answers.
 	users := map[string]*pb.FetchUser{}
@@ -171,7 +179,8 @@ func (r *Runner) serveHints(ctx context.Context, c pipeline.ConnectorRef, client
 		todo, reach := users, map[string]int(nil)
 		for attempt := 0; attempt < 2 && len(todo) >= roundMinUsers; attempt++ {
 			var n int
-			n, todo, reach = r.viaRound(ctx, c, client, todo, reach, results, attempt == 0)
+			n, todo, reach = r.viaRound(ctx, c, client, todo, reach, results, attempt == 0, coming)
+			coming = time.Time{}
 			spent += n
 		}
 		if len(results) > 0 {
