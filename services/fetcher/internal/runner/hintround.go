@@ -65,9 +65,12 @@ const (
 	// roundMaxWait bounds how long a batch waits for a round to end before
 	// it re-reads its users itself (the lister died).
 	roundMaxWait = 5 * time.Minute
-	// roundMaxGather is how long past its start a round stays open while
-	// the users wanted cost fewer requests one by one than a listing, or
-	// while batches keep joining. Every page listed while a bulk change
+	// roundCheapGather is how long past its start a round stays open
+	// while the users wanted cost fewer requests one by one than a
+	// listing.
+	roundCheapGather = 30 * time.Second
+	// roundMaxGather is how long past its start a round worth a listing
+	// stays open while batches keep joining. Every page listed while a bulk change
 	// still sends its webhooks is listed again for the hints that come
 	// after it, so a round waits for the change to end, but not longer
 	// than lets its first hints be published within two minutes: a
@@ -333,7 +336,8 @@ func (r *Runner) listRound(ctx context.Context, c pipeline.ConnectorRef, client 
 		// A batch expected takes a moment to join: it stores what it
 		// wants first.
 		coming := time.Now().Before(time.UnixMilli(cur.ComingMs).Add(rs.gather / 2))
-		if time.Since(time.UnixMilli(o.StartMs)) < roundMaxGather && (!worth || cur.Wanted > lastWanted || coming) {
+		gathered := time.Since(time.UnixMilli(o.StartMs))
+		if (!worth && gathered < roundCheapGather) || (worth && gathered < roundMaxGather && (cur.Wanted > lastWanted || coming)) {
 			// Not worth a listing yet, or batches still joining or to
 			// come (a bulk change still sending its webhooks): one
 			// listing later serves more of them than two now. A hint
