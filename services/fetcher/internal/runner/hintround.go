@@ -385,11 +385,16 @@ func (r *Runner) listRound(ctx context.Context, c pipeline.ConnectorRef, client 
 	end := listCursor{pos: listingOver}
 	for {
 		cur, rev, err := rs.read(ctx, c)
+		if err == nil {
+			l.take(ctx, end)
+		}
+		// Told before the round is done: its batches read their outcome
+		// once it is, or once a later round began (the round listed so
+		// long that batches took its lister for dead).
+		l.tell(ctx)
 		if err != nil || cur.N != o.N {
 			return spent
 		}
-		l.take(ctx, end)
-		l.tell(ctx)
 		cur.State = roundDone
 		if err := rs.write(ctx, c, cur, rev); errors.Is(err, errConflictRound) {
 			continue
