@@ -140,7 +140,7 @@ func TestLateJoinerServedByLaterPagesOrNextRound(t *testing.T) {
 			Syncer:       syncer.New(syncer.Config{JetStream: js, Log: zerolog.Nop()}),
 			Clients:      runner.Fixed{conn: client},
 			Log:          zerolog.New(zerolog.NewTestWriter(t)),
-			HintQuiet:    200 * time.Millisecond,
+			HintQuiet:    time.Second, // each replica's hints are one batch, however slow the machine
 			HintObserver: counts,
 			HintRounds:   kv, HintRoundGather: 500 * time.Millisecond,
 		})
@@ -328,15 +328,17 @@ func compact(b []byte) []byte {
 	return out.Bytes()
 }
 
-// TestRoundWaitsForABulkChangeToEnd: a bulk change sends 300 webhooks
-// without a pause over 3 s, so that each batch closes on its longest wait
-// (400 ms) rather than on a quiet time, and some checks of the round see no
-// batch join. The round still waits for the change to end and lists the
-// account once, serving every user; listing as soon as one check saw no
-// new batch would list the pages passed again for the hints after.
+// TestRoundWaitsForABulkChangeToEnd: a bulk change sends 400 webhooks
+// without a pause over 8 s or more, so that each batch closes on its
+// longest wait (2 s) rather than on a quiet time, and the round, which
+// checks for batches every second, sees some checks with no batch joined.
+// The round still waits for the change to end and lists the account once,
+// serving every user (the last batch, however small, joins it); listing as
+// soon as one check saw no new batch would list the pages passed again for
+// the hints after.
 func TestRoundWaitsForABulkChangeToEnd(t *testing.T) {
 	t.Parallel()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	js := natstest.JetStream(t, pipeline.Streams(1)...)
 	kv, err := ratebudget.Bucket(ctx, js, 1)
@@ -362,8 +364,8 @@ func TestRoundWaitsForABulkChangeToEnd(t *testing.T) {
 		Syncer:    syncer.New(syncer.Config{JetStream: js, Log: zerolog.Nop()}),
 		Clients:   runner.Fixed{conn: client},
 		Log:       zerolog.New(zerolog.NewTestWriter(t)),
-		HintQuiet: 200 * time.Millisecond, HintMaxWait: 400 * time.Millisecond,
-		HintRounds: kv, HintRoundGather: 200 * time.Millisecond,
+		HintQuiet: 200 * time.Millisecond, HintMaxWait: 2 * time.Second,
+		HintRounds: kv, HintRoundGather: 2 * time.Second,
 	})
 	var ids []string
 	for _, u := range org.Users {
@@ -373,8 +375,9 @@ func TestRoundWaitsForABulkChangeToEnd(t *testing.T) {
 	}
 	sim.ResetRequests()
 	var wg sync.WaitGroup
-	errs := make(chan error, 300)
-	for i := range 300 {
+	const hinted = 400
+	errs := make(chan error, hinted)
+	for i := range hinted {
 		id := ids[(i*37)%len(ids)]
 		if _, err := sim.UpdateUser(ctx, id, zoomtest.Profile{LastName: zoomtest.Ptr(fmt.Sprintf("Stream %d", i))}); err != nil {
 			t.Fatal(err)
@@ -388,7 +391,7 @@ func TestRoundWaitsForABulkChangeToEnd(t *testing.T) {
 			defer wg.Done()
 			errs <- r.HandleHint(ctx, msgOf{m: m})
 		}()
-		time.Sleep(10 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond)
 	}
 	wg.Wait()
 	close(errs)
@@ -409,7 +412,7 @@ func TestRoundWaitsForABulkChangeToEnd(t *testing.T) {
 		p := env.GetRawPage()
 		served[p.GetUserId()] = max(served[p.GetUserId()], p.VersionMs)
 	}
-	for i := range 300 {
+	for i := range hinted {
 		if id := ids[(i*37)%len(ids)]; served[id] < int64(1000+i) {
 			t.Errorf("user %s: newest version published %d, want %d", id, served[id], 1000+i)
 		}

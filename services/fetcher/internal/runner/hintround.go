@@ -146,9 +146,10 @@ func roundPrefix(c pipeline.ConnectorRef, n int64) string {
 // re-reads the rest, except those it returns: users the round's listing
 // had already passed when this batch joined it, worth the next round
 // (only when carry is set; otherwise they are re-read too). reach, when
-// set, bounds where each user is listed (listedUser.reach). It returns the
-// requests this replica spent.
-func (r *Runner) viaRound(ctx context.Context, c pipeline.ConnectorRef, client Client, users map[string]*pb.FetchUser, reach map[string]int, results map[string]error, carry bool, coming time.Time) (int, map[string]*pb.FetchUser, map[string]int) {
+// set, bounds where each user is listed (listedUser.reach). With joinOnly
+// it joins only a round that is open now, and opens none. It returns the
+// requests this replica spent, and whether the batch joined a round.
+func (r *Runner) viaRound(ctx context.Context, c pipeline.ConnectorRef, client Client, users map[string]*pb.FetchUser, reach map[string]int, results map[string]error, carry bool, coming time.Time, joinOnly bool) (int, map[string]*pb.FetchUser, map[string]int, bool) {
 	rs := r.rounds
 	batch := rs.id + "-" + strconv.FormatInt(rs.seq.Add(1), 10)
 	var w wanted
@@ -166,21 +167,21 @@ func (r *Runner) viaRound(ctx context.Context, c pipeline.ConnectorRef, client C
 	}
 	data, err := json.Marshal(w)
 	if err != nil || len(data) > maxWanted {
-		return 0, nil, nil
+		return 0, nil, nil, false
 	}
 	deadline := time.Now().Add(roundMaxWait)
 	var joined round
 	for {
 		if time.Now().After(deadline) || ctx.Err() != nil {
-			return 0, nil, nil
+			return 0, nil, nil, false
 		}
 		cur, rev, err := rs.read(ctx, c)
 		if err != nil {
-			return 0, nil, nil
+			return 0, nil, nil, false
 		}
 		next := cur
 		switch {
-		case cur.State == roundOpen || (cur.State == roundListing && time.Since(time.UnixMilli(cur.StartMs)) < roundMaxWait):
+		case cur.State == roundOpen || (!joinOnly && cur.State == roundListing && time.Since(time.UnixMilli(cur.StartMs)) < roundMaxWait):
 			// Open, or listing: a batch that joins a listing round is
 			// served by the pages asked for after its lister learned of
 			// it; the users the listing had passed go on to the next.
@@ -190,6 +191,9 @@ func (r *Runner) viaRound(ctx context.Context, c pipeline.ConnectorRef, client C
 			if !coming.IsZero() {
 				next.ComingMs = max(next.ComingMs, coming.UnixMilli())
 			}
+		case joinOnly:
+			// None open now: a few users are not worth waiting for one.
+			return 0, nil, nil, false
 		default:
 			// None yet, done, cancelled, or a lister that stopped
 			// without ending its round: open the next.
@@ -203,14 +207,14 @@ func (r *Runner) viaRound(ctx context.Context, c pipeline.ConnectorRef, client C
 		// lister, which counts the users joined, finds it.
 		wantKey := roundPrefix(c, next.N) + ".want." + batch
 		if _, err := rs.kv.Put(ctx, wantKey, data); err != nil {
-			return 0, nil, nil
+			return 0, nil, nil, false
 		}
 		if err := rs.write(ctx, c, next, rev); errors.Is(err, errConflictRound) {
 			_ = rs.kv.Delete(ctx, wantKey)
 			continue
 		} else if err != nil {
 			_ = rs.kv.Delete(ctx, wantKey)
-			return 0, nil, nil
+			return 0, nil, nil, false
 		}
 		joined = next
 		break
@@ -223,28 +227,28 @@ func (r *Runner) viaRound(ctx context.Context, c pipeline.ConnectorRef, client C
 	for {
 		cur, _, err := rs.read(ctx, c)
 		if err != nil || time.Now().After(deadline) || ctx.Err() != nil {
-			return spent, nil, nil
+			return spent, nil, nil, true
 		}
 		if cur.N > joined.N || cur.State == roundDone || cur.State == roundCancelled {
 			if cur.N == joined.N && cur.State == roundCancelled {
 				_ = rs.kv.Delete(ctx, roundPrefix(c, joined.N)+".want."+batch)
-				return spent, nil, nil
+				return spent, nil, nil, true
 			}
 			break
 		}
 		if err := sleep(ctx, roundPoll); err != nil {
-			return spent, nil, nil
+			return spent, nil, nil, true
 		}
 	}
 	leftKey := roundPrefix(c, joined.N) + ".left." + batch
 	e, err := rs.kv.Get(ctx, leftKey)
 	if err != nil {
 		// No account of this batch: every user is re-read.
-		return spent, nil, nil
+		return spent, nil, nil, true
 	}
 	var out roundOutcome
 	if json.Unmarshal(e.Value(), &out) != nil {
-		return spent, nil, nil
+		return spent, nil, nil, true
 	}
 	_ = rs.kv.Delete(ctx, leftKey)
 	notServed := map[string]bool{}
@@ -270,7 +274,7 @@ func (r *Runner) viaRound(ctx context.Context, c pipeline.ConnectorRef, client C
 			results[id] = nil
 		}
 	}
-	return spent, next, nextReach
+	return spent, next, nextReach, true
 }
 
 var errConflictRound = errors.New("round changed concurrently")

@@ -171,6 +171,20 @@ func (r *Runner) serveHints(ctx context.Context, c pipeline.ConnectorRef, client
 	}
 	results := make(map[string]error, len(users))
 	choice, spent := HintReread, 0
+	joined := false
+	if r.rounds != nil && len(users) < roundMinUsers {
+		// A few users join a round that is open now, which lists anyway:
+		// they cost it nothing, and the end of a bulk change (a batch
+		// that closed on a quiet time with what was left) is served by
+		// the listing the rest of the change waits for. None open: they
+		// are re-read (or listed) here, without waiting for one.
+		var n int
+		n, _, _, joined = r.viaRound(ctx, c, client, users, nil, results, false, coming, true)
+		spent += n
+		if len(results) > 0 {
+			choice = HintListed
+		}
+	}
 	if r.rounds != nil && len(users) >= roundMinUsers {
 		// A round shared with the other replicas' batches: one listing
 		// for all of them, or none when re-reads cost less. Users the
@@ -179,14 +193,14 @@ func (r *Runner) serveHints(ctx context.Context, c pipeline.ConnectorRef, client
 		todo, reach := users, map[string]int(nil)
 		for attempt := 0; attempt < 2 && len(todo) >= roundMinUsers; attempt++ {
 			var n int
-			n, todo, reach = r.viaRound(ctx, c, client, todo, reach, results, attempt == 0, coming)
+			n, todo, reach, _ = r.viaRound(ctx, c, client, todo, reach, results, attempt == 0, coming, false)
 			coming = time.Time{}
 			spent += n
 		}
 		if len(results) > 0 {
 			choice = HintListed
 		}
-	} else if len(users) > r.listingPages(c, 1) {
+	} else if !joined && len(users) > r.listingPages(c, 1) {
 		// Worth a listing, as far as is known: the listing may still
 		// find itself dearer on its first page and stop there.
 		listed := make(map[string]*listedUser, len(users))
