@@ -239,7 +239,7 @@ func benchOne(ctx context.Context, users, webhooks int, binDir, dbURL string, er
 	}
 	defer os.RemoveAll(dir)
 	var release func()
-	if dbURL, release, err = benchDatabase(ctx, dir, dbURL); err != nil {
+	if dbURL, release, err = benchDatabase(ctx, dir, dbURL, users); err != nil {
 		return r, err
 	}
 	defer release() // runs after s.Close below: deferred calls run last first
@@ -393,11 +393,14 @@ func benchOne(ctx context.Context, users, webhooks int, binDir, dbURL string, er
 // benchDatabase gives a bench run a database of its own: a throwaway
 // cluster in dir when dbURL is empty, else a fresh database next to the one
 // dbURL names. release stops or drops it.
-func benchDatabase(ctx context.Context, dir, dbURL string) (url string, release func(), err error) {
+func benchDatabase(ctx context.Context, dir, dbURL string, users int) (url string, release func(), err error) {
 	if dbURL != "" {
 		return freshDatabase(ctx, dbURL)
 	}
-	pg, err := devstack.StartPostgres(filepath.Join(dir, "pg"))
+	pg, err := devstack.StartPostgresWith(filepath.Join(dir, "pg"), devstack.PostgresOptions{
+		SharedBuffersMiB: benchSharedBuffers(users, physicalMemory()),
+		Statements:       os.Getenv("BENCH_PG_STATEMENTS") != "",
+	})
 	if err != nil {
 		return "", nil, err
 	}
@@ -594,4 +597,37 @@ func writeHeapProfile(path string) error {
 		return fmt.Errorf("heap profile: %w", err)
 	}
 	return f.Close()
+}
+
+// benchSharedBuffers is the buffer cache of a throwaway cluster for an
+// account of users: about 6 KB a user, enough for the records table and its
+// primary key (the working set a resync reads and marks), at least 1 GiB,
+// and at most a quarter of the machine's memory (memory bytes; 0 unknown).
+// Below the working set a no-op resync reads and dirties every page of the
+// table from outside the cache, and its time grows faster than the account.
+func benchSharedBuffers(users int, memory uint64) int {
+	const perUser = 6 << 10
+	mib := max(1024, (users*perUser+(1<<20)-1)>>20)
+	if memory > 0 {
+		mib = min(mib, max(1024, int(memory>>20)/4))
+	}
+	return mib
+}
+
+// physicalMemory is the machine's memory in bytes, 0 when unknown.
+func physicalMemory() uint64 {
+	b, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "MemTotal:" {
+			kb, err := strconv.ParseUint(f[1], 10, 64)
+			if err != nil {
+				return 0
+			}
+			return kb << 10
+		}
+	}
+	return 0
 }

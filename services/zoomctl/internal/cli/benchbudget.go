@@ -71,7 +71,7 @@ func budgetBench(ctx context.Context, users, replicas, changes int, spread time.
 	}
 	defer os.RemoveAll(dir)
 	var release func()
-	if dbURL, release, err = benchDatabase(ctx, dir, dbURL); err != nil {
+	if dbURL, release, err = benchDatabase(ctx, dir, dbURL, users); err != nil {
 		return r, err
 	}
 	defer release()

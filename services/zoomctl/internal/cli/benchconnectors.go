@@ -198,7 +198,7 @@ func benchStack(ctx context.Context, binDir, dbURL string, services []string) (s
 	}
 	undo = append(undo, func() { os.RemoveAll(dir) })
 	var release func()
-	if dbURL, release, err = benchDatabase(ctx, dir, dbURL); err != nil {
+	if dbURL, release, err = benchDatabase(ctx, dir, dbURL, 0); err != nil {
 		return nil, "", nil, err
 	}
 	undo = append(undo, release)

@@ -119,7 +119,7 @@ func provisionStack(ctx context.Context, org *zoomtest.Org, share float64, binDi
 	}
 	cleanups = append(cleanups, func() { os.RemoveAll(dir) })
 	var release func()
-	if dbURL, release, err = benchDatabase(ctx, dir, dbURL); err != nil {
+	if dbURL, release, err = benchDatabase(ctx, dir, dbURL, len(org.Users)); err != nil {
 		return nil, cleanup, err
 	}
 	cleanups = append(cleanups, release)

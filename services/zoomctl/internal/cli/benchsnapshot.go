@@ -55,7 +55,7 @@ func benchSnapshot(ctx context.Context, users int, binDir, dbURL string, errw io
 	}
 	defer os.RemoveAll(dir)
 	var release func()
-	if dbURL, release, err = benchDatabase(ctx, dir, dbURL); err != nil {
+	if dbURL, release, err = benchDatabase(ctx, dir, dbURL, users); err != nil {
 		return r, err
 	}
 	defer release()

@@ -15,13 +15,29 @@ type Postgres struct {
 	dir   string
 	pgCtl string
 	port  int
+	opts  PostgresOptions
 	URL   string
 }
 
+// PostgresOptions are the settings of a throwaway cluster that its user
+// may choose.
+type PostgresOptions struct {
+	// SharedBuffersMiB is the buffer cache's size; 1024 when 0.
+	SharedBuffersMiB int
+	// Statements preloads pg_stat_statements.
+	Statements bool
+}
+
 // StartPostgres creates a cluster in dir with initdb (when dir holds none)
-// and starts it on a free loopback port. As root, the server runs as the
-// postgres user, since PostgreSQL refuses to run as root.
+// and starts it on a free loopback port, with the default options. As root,
+// the server runs as the postgres user, since PostgreSQL refuses to run as
+// root.
 func StartPostgres(dir string) (*Postgres, error) {
+	return StartPostgresWith(dir, PostgresOptions{})
+}
+
+// StartPostgresWith is StartPostgres with options o.
+func StartPostgresWith(dir string, o PostgresOptions) (*Postgres, error) {
 	initdb, err := pgBinary("initdb")
 	if err != nil {
 		return nil, err
@@ -54,7 +70,7 @@ func StartPostgres(dir string) (*Postgres, error) {
 		return nil, err
 	}
 	port, _ := strconv.Atoi(addr[strings.LastIndexByte(addr, ':')+1:])
-	p := &Postgres{dir: dir, pgCtl: pgCtl, port: port,
+	p := &Postgres{dir: dir, pgCtl: pgCtl, port: port, opts: o,
 		URL: fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", port)}
 	if err := p.start(); err != nil {
 		return nil, err
@@ -63,7 +79,14 @@ func StartPostgres(dir string) (*Postgres, error) {
 }
 
 func (p *Postgres) start() error {
-	opts := "-p " + strconv.Itoa(p.port) + " -k " + p.dir + " -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200 -c shared_buffers=1GB"
+	buffers := p.opts.SharedBuffersMiB
+	if buffers <= 0 {
+		buffers = 1024
+	}
+	opts := "-p " + strconv.Itoa(p.port) + " -k " + p.dir + " -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200 -c shared_buffers=" + strconv.Itoa(buffers) + "MB"
+	if p.opts.Statements {
+		opts += " -c shared_preload_libraries=pg_stat_statements"
+	}
 	if out, err := asOwner(p.pgCtl, "-D", filepath.Join(p.dir, "data"), "-l", filepath.Join(p.dir, "server.log"), "-w", "-t", "30", "-o", opts, "start").CombinedOutput(); err != nil {
 		return fmt.Errorf("pg_ctl start: %v: %s", err, lastLines(out))
 	}
