@@ -100,16 +100,22 @@ func (r *Runner) submitHint(ctx context.Context, c pipeline.ConnectorRef, client
 	b.last.Store(time.Now().UnixNano())
 	b.waiting.Add(1)
 	hs.mu.Unlock()
-	stop := context.AfterFunc(ctx, func() {
+	leave := func() {
 		if b.waiting.Add(-1) == 0 {
 			b.cancel()
 		}
-	})
-	defer stop()
+	}
+	stop := context.AfterFunc(ctx, leave)
 	select {
 	case err := <-req.done:
+		stop()
 		return err
 	case <-ctx.Done():
+		// The handler may see its context end before the function set
+		// to run then has started: stopping it first, it leaves here.
+		if stop() {
+			leave()
+		}
 		return ctx.Err()
 	}
 }
