@@ -62,9 +62,10 @@ const (
 	// roundMinUsers is the smallest batch that goes through a round: a few
 	// users are re-read at once, without waiting for one.
 	roundMinUsers = 20
-	// roundMaxWait bounds how long a batch waits for a round to end before
-	// it re-reads its users itself (the lister died).
-	roundMaxWait = 5 * time.Minute
+	// DefaultRoundMaxWait bounds how long a batch waits for a round to
+	// end before it re-reads its users itself (a lister that died while
+	// it listed).
+	DefaultRoundMaxWait = 5 * time.Minute
 	// roundCheapGather is how long past its start a round stays open
 	// while the users wanted cost fewer requests one by one than a
 	// listing.
@@ -76,6 +77,15 @@ const (
 	// than lets its first hints be published within two minutes: a
 	// listing of 100,000 users at Pro's limits takes about 45 s.
 	roundMaxGather = 45 * time.Second
+	// roundDeadMargin is how long past its longest gather a round still
+	// open is taken for alive: its lister checks it every half gather and
+	// lists at the latest roundMaxGather past its start, so a round open
+	// longer lost its lister (its replica stopped) and is never listed.
+	// Batches do not join it, and those that joined leave it for the next.
+	roundDeadMargin = 30 * time.Second
+	// roundEndTimeout bounds how long a lister that stops tries to tell
+	// its round's batches so (its own context ended).
+	roundEndTimeout = 5 * time.Second
 	// roundPoll is how often a waiting batch reads the round's state.
 	roundPoll = 200 * time.Millisecond
 )
@@ -95,6 +105,16 @@ type round struct {
 	// ComingMs is until when a batch that joined expects more batches: it
 	// closed on its longest wait while hints still came.
 	ComingMs int64 `json:"coming_ms,omitempty"`
+	// Abandoned is set on a round cancelled because its lister stopped
+	// before it listed (not because re-reads cost less): its batches go
+	// on to the next round.
+	Abandoned bool `json:"abandoned,omitempty"`
+}
+
+// dead says whether round o is open past when its lister would have
+// listed it: the lister stopped without ending it.
+func (o round) dead(now time.Time) bool {
+	return o.State == roundOpen && now.After(time.UnixMilli(o.StartMs).Add(roundMaxGather+roundDeadMargin))
 }
 
 // wanted is users, their hints' versions and, for each, where it is
@@ -120,19 +140,23 @@ const reachSlack = 2
 
 // rounds is the runner's side of the listing rounds.
 type rounds struct {
-	kv     jetstream.KeyValue
-	gather time.Duration
-	id     string // this runner, in batch names
-	seq    atomic.Int64
+	kv      jetstream.KeyValue
+	gather  time.Duration
+	maxWait time.Duration // DefaultRoundMaxWait unless configured
+	id      string        // this runner, in batch names
+	seq     atomic.Int64
 }
 
-func newRounds(kv jetstream.KeyValue, gather time.Duration) *rounds {
+func newRounds(kv jetstream.KeyValue, gather, maxWait time.Duration) *rounds {
 	b := make([]byte, 6)
 	_, _ = rand.Read(b)
 	if gather <= 0 {
 		gather = DefaultRoundGather
 	}
-	return &rounds{kv: kv, gather: gather, id: hex.EncodeToString(b)}
+	if maxWait <= 0 {
+		maxWait = DefaultRoundMaxWait
+	}
+	return &rounds{kv: kv, gather: gather, maxWait: maxWait, id: hex.EncodeToString(b)}
 }
 
 func roundKey(c pipeline.ConnectorRef) string { return "round." + c.Key() }
@@ -169,23 +193,90 @@ func (r *Runner) viaRound(ctx context.Context, c pipeline.ConnectorRef, client C
 	if err != nil || len(data) > maxWanted {
 		return 0, nil, nil, false
 	}
-	deadline := time.Now().Add(roundMaxWait)
-	var joined round
+	deadline := time.Now().Add(rs.maxWait)
+	spent := 0
+	// A batch whose round lost its lister goes on to the next round, once.
+	for attempt := 0; ; attempt++ {
+		joined, ok := rs.join(ctx, c, batch, len(users), data, furthest, whole, coming, joinOnly, deadline)
+		if !ok {
+			return spent, nil, nil, attempt > 0
+		}
+		if joined.Owner == batch {
+			spent += r.listRound(ctx, c, client, joined)
+		}
+		// Wait for the round's end, then read what this batch has left.
+		lost := false
+		for {
+			cur, _, err := rs.read(ctx, c)
+			if err != nil || time.Now().After(deadline) || ctx.Err() != nil {
+				return spent, nil, nil, true
+			}
+			if cur.N == joined.N && (cur.dead(time.Now()) || (cur.State == roundCancelled && cur.Abandoned)) {
+				// Its lister stopped before it listed: nobody serves it.
+				_ = rs.kv.Delete(ctx, roundPrefix(c, joined.N)+".want."+batch)
+				lost = true
+				break
+			}
+			if cur.N > joined.N || cur.State == roundDone || cur.State == roundCancelled {
+				if cur.N == joined.N && cur.State == roundCancelled {
+					_ = rs.kv.Delete(ctx, roundPrefix(c, joined.N)+".want."+batch)
+					return spent, nil, nil, true
+				}
+				break
+			}
+			if err := sleep(ctx, roundPoll); err != nil {
+				return spent, nil, nil, true
+			}
+		}
+		if lost {
+			if attempt == 0 {
+				coming = time.Time{}
+				continue
+			}
+			return spent, nil, nil, true
+		}
+		leftKey := roundPrefix(c, joined.N) + ".left." + batch
+		e, err := rs.kv.Get(ctx, leftKey)
+		if errors.Is(err, jetstream.ErrKeyNotFound) && attempt == 0 {
+			// A later round began and this one told nothing: it lost
+			// its lister (a batch found it dead and opened the next).
+			_ = rs.kv.Delete(ctx, roundPrefix(c, joined.N)+".want."+batch)
+			coming = time.Time{}
+			continue
+		}
+		if err != nil {
+			// No account of this batch: every user is re-read.
+			return spent, nil, nil, true
+		}
+		_ = rs.kv.Delete(ctx, leftKey)
+		next, nextReach, ok := served(e.Value(), users, results, carry)
+		if !ok {
+			return spent, nil, nil, true
+		}
+		return spent, next, nextReach, true
+	}
+}
+
+// join stores what batch wants (data, for users users) and joins the
+// connector's open or listing round, or opens the next; with joinOnly, it
+// joins only a round open now. It returns the round as joined, or false
+// when the batch joined none.
+func (rs *rounds) join(ctx context.Context, c pipeline.ConnectorRef, batch string, users int, data []byte, furthest int, whole bool, coming time.Time, joinOnly bool, deadline time.Time) (round, bool) {
 	for {
 		if time.Now().After(deadline) || ctx.Err() != nil {
-			return 0, nil, nil, false
+			return round{}, false
 		}
 		cur, rev, err := rs.read(ctx, c)
 		if err != nil {
-			return 0, nil, nil, false
+			return round{}, false
 		}
 		next := cur
 		switch {
-		case cur.State == roundOpen || (!joinOnly && cur.State == roundListing && time.Since(time.UnixMilli(cur.StartMs)) < roundMaxWait):
+		case (cur.State == roundOpen && !cur.dead(time.Now())) || (!joinOnly && cur.State == roundListing && time.Since(time.UnixMilli(cur.StartMs)) < rs.maxWait):
 			// Open, or listing: a batch that joins a listing round is
 			// served by the pages asked for after its lister learned of
 			// it; the users the listing had passed go on to the next.
-			next.Wanted += len(users)
+			next.Wanted += users
 			next.Reach = max(next.Reach, furthest)
 			next.Whole = next.Whole || whole
 			if !coming.IsZero() {
@@ -193,12 +284,13 @@ func (r *Runner) viaRound(ctx context.Context, c pipeline.ConnectorRef, client C
 			}
 		case joinOnly:
 			// None open now: a few users are not worth waiting for one.
-			return 0, nil, nil, false
+			return round{}, false
 		default:
 			// None yet, done, cancelled, or a lister that stopped
-			// without ending its round: open the next.
+			// without ending its round (open past its longest gather, or
+			// listing past the longest wait): open the next.
 			next = round{N: cur.N + 1, State: roundOpen, StartMs: time.Now().Add(rs.gather).UnixMilli(),
-				Owner: batch, Wanted: len(users), Reach: furthest, Whole: whole}
+				Owner: batch, Wanted: users, Reach: furthest, Whole: whole}
 			if !coming.IsZero() {
 				next.ComingMs = coming.UnixMilli()
 			}
@@ -207,50 +299,28 @@ func (r *Runner) viaRound(ctx context.Context, c pipeline.ConnectorRef, client C
 		// lister, which counts the users joined, finds it.
 		wantKey := roundPrefix(c, next.N) + ".want." + batch
 		if _, err := rs.kv.Put(ctx, wantKey, data); err != nil {
-			return 0, nil, nil, false
+			return round{}, false
 		}
 		if err := rs.write(ctx, c, next, rev); errors.Is(err, errConflictRound) {
 			_ = rs.kv.Delete(ctx, wantKey)
 			continue
 		} else if err != nil {
 			_ = rs.kv.Delete(ctx, wantKey)
-			return 0, nil, nil, false
+			return round{}, false
 		}
-		joined = next
-		break
+		return next, true
 	}
-	spent := 0
-	if joined.Owner == batch {
-		spent = r.listRound(ctx, c, client, joined)
-	}
-	// Wait for the round's end, then read what this batch has left.
-	for {
-		cur, _, err := rs.read(ctx, c)
-		if err != nil || time.Now().After(deadline) || ctx.Err() != nil {
-			return spent, nil, nil, true
-		}
-		if cur.N > joined.N || cur.State == roundDone || cur.State == roundCancelled {
-			if cur.N == joined.N && cur.State == roundCancelled {
-				_ = rs.kv.Delete(ctx, roundPrefix(c, joined.N)+".want."+batch)
-				return spent, nil, nil, true
-			}
-			break
-		}
-		if err := sleep(ctx, roundPoll); err != nil {
-			return spent, nil, nil, true
-		}
-	}
-	leftKey := roundPrefix(c, joined.N) + ".left." + batch
-	e, err := rs.kv.Get(ctx, leftKey)
-	if err != nil {
-		// No account of this batch: every user is re-read.
-		return spent, nil, nil, true
-	}
+}
+
+// served records in results the users of a batch that its round's outcome
+// (data) says were served, and returns the users for the next round (with
+// carry; nil otherwise) and where they are listed. false: the outcome does
+// not read, and every user is re-read.
+func served(data []byte, users map[string]*pb.FetchUser, results map[string]error, carry bool) (map[string]*pb.FetchUser, map[string]int, bool) {
 	var out roundOutcome
-	if json.Unmarshal(e.Value(), &out) != nil {
-		return spent, nil, nil, true
+	if json.Unmarshal(data, &out) != nil {
+		return nil, nil, false
 	}
-	_ = rs.kv.Delete(ctx, leftKey)
 	notServed := map[string]bool{}
 	for _, id := range out.Reread.IDs {
 		notServed[id] = true
@@ -274,10 +344,39 @@ func (r *Runner) viaRound(ctx context.Context, c pipeline.ConnectorRef, client C
 			results[id] = nil
 		}
 	}
-	return spent, next, nextReach, true
+	return next, nextReach, true
 }
 
 var errConflictRound = errors.New("round changed concurrently")
+
+// abandonRound cancels round n, still open, whose lister stops before it
+// lists (its context ended, or the bucket failed it): the batches that
+// joined it go on to the next round at once rather than wait for a lister
+// that is gone. Best effort: a round left open is found dead later.
+func (r *Runner) abandonRound(ctx context.Context, c pipeline.ConnectorRef, n int64) {
+	rs := r.rounds
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), roundEndTimeout)
+	defer cancel()
+	for {
+		cur, rev, err := rs.read(ctx, c)
+		if err != nil || cur.N != n || cur.State != roundOpen {
+			return
+		}
+		cur.State, cur.Abandoned = roundCancelled, true
+		err = rs.write(ctx, c, cur, rev)
+		if errors.Is(err, errConflictRound) {
+			continue // a batch joined meanwhile
+		}
+		if err != nil {
+			r.log.Warn().Err(err).Str("tenant", c.Tenant).Str("connector", c.ID).Int64("round", n).
+				Msg("hint listing round left open: its lister stopped and could not cancel it")
+			return
+		}
+		r.log.Info().Str("tenant", c.Tenant).Str("connector", c.ID).Int64("round", n).Int("users", cur.Wanted).
+			Msg("hint listing round cancelled: its lister stopped; its batches go on to the next round")
+		return
+	}
+}
 
 func (rs *rounds) read(ctx context.Context, c pipeline.ConnectorRef) (round, uint64, error) {
 	e, err := rs.kv.Get(ctx, roundKey(c))
@@ -319,6 +418,7 @@ func (rs *rounds) write(ctx context.Context, c pipeline.ConnectorRef, st round, 
 func (r *Runner) listRound(ctx context.Context, c pipeline.ConnectorRef, client Client, o round) int {
 	rs := r.rounds
 	if err := sleep(ctx, time.Until(time.UnixMilli(o.StartMs))); err != nil {
+		r.abandonRound(ctx, c, o.N)
 		return 0
 	}
 	var cur round
@@ -327,7 +427,11 @@ func (r *Runner) listRound(ctx context.Context, c pipeline.ConnectorRef, client 
 	for {
 		var err error
 		cur, rev, err = rs.read(ctx, c)
-		if err != nil || cur.N != o.N || cur.State != roundOpen {
+		if err != nil {
+			r.abandonRound(ctx, c, o.N)
+			return 0
+		}
+		if cur.N != o.N || cur.State != roundOpen {
 			return 0
 		}
 		next := cur
@@ -348,6 +452,7 @@ func (r *Runner) listRound(ctx context.Context, c pipeline.ConnectorRef, client 
 			// waiting a little longer costs less than a request each.
 			lastWanted = cur.Wanted
 			if err := sleep(ctx, rs.gather/2); err != nil {
+				r.abandonRound(ctx, c, o.N)
 				return 0
 			}
 			continue
@@ -360,6 +465,7 @@ func (r *Runner) listRound(ctx context.Context, c pipeline.ConnectorRef, client 
 		if err := rs.write(ctx, c, next, rev); errors.Is(err, errConflictRound) {
 			continue // a batch joined meanwhile
 		} else if err != nil {
+			r.abandonRound(ctx, c, o.N)
 			return 0
 		}
 		if next.State == roundCancelled {
@@ -387,6 +493,13 @@ func (r *Runner) listRound(ctx context.Context, c pipeline.ConnectorRef, client 
 	// told so (all their users go on to the next round).
 	l.complete = complete
 	end := listCursor{pos: listingOver}
+	if ctx.Err() != nil {
+		// Stopped while listing: the batches are still told what the
+		// listing did not serve, rather than wait for it.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), roundEndTimeout)
+		defer cancel()
+	}
 	for {
 		cur, rev, err := rs.read(ctx, c)
 		if err == nil {

@@ -105,9 +105,11 @@ type Config struct {
 	// HintRounds, when set, is the bucket through which the replicas'
 	// batches share one listing (hintround.go); nil lists per batch.
 	// HintRoundGather is how long a round waits for batches to join,
-	// default DefaultRoundGather.
-	HintRounds      jetstream.KeyValue
-	HintRoundGather time.Duration
+	// default DefaultRoundGather. HintRoundMaxWait bounds how long a batch
+	// waits for its round to end, default DefaultRoundMaxWait.
+	HintRounds       jetstream.KeyValue
+	HintRoundGather  time.Duration
+	HintRoundMaxWait time.Duration
 }
 
 // Runner handles triggers and hints for a set of connectors.
@@ -141,7 +143,7 @@ func New(cfg Config) *Runner {
 		maxAttempts: max(1, cfg.MaxAttempts), keepAlive: max(cfg.AckWait/3, time.Second), checkEvery: time.Second, now: time.Now,
 		hints: hs, hintObs: cfg.HintObserver}
 	if cfg.HintRounds != nil {
-		r.rounds = newRounds(cfg.HintRounds, cfg.HintRoundGather)
+		r.rounds = newRounds(cfg.HintRounds, cfg.HintRoundGather, cfg.HintRoundMaxWait)
 	}
 	return r
 }

@@ -1,0 +1,246 @@
+package runner_test
+
+import (
+	"context"
+	"encoding/json"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/claritysecurity/zoom-connector/pkg/natsx/natstest"
+	"github.com/claritysecurity/zoom-connector/pkg/pb"
+	"github.com/claritysecurity/zoom-connector/pkg/pipeline"
+	"github.com/claritysecurity/zoom-connector/pkg/ratebudget"
+	"github.com/claritysecurity/zoom-connector/pkg/zoom"
+	"github.com/claritysecurity/zoom-connector/pkg/zoom/zoomtest"
+	"github.com/claritysecurity/zoom-connector/services/fetcher/internal/runner"
+	"github.com/claritysecurity/zoom-connector/services/fetcher/internal/runstate"
+	"github.com/claritysecurity/zoom-connector/services/fetcher/internal/syncer"
+)
+
+// deadRoundSetup is an account of 2,000 users, the rounds' bucket and a
+// replica maker whose batches would wait for a round's end far longer than
+// the test runs: a batch served within the test did not wait for that
+// fallback.
+type deadRoundSetup struct {
+	ctx    context.Context
+	js     jetstream.JetStream
+	kv     jetstream.KeyValue
+	sim    *zoomtest.Server
+	active []string // active users spread over the account: a listing shows each
+	pages  int      // one listing of active and inactive users
+	newR   func() *runner.Runner
+}
+
+func newDeadRoundSetup(t *testing.T, seed int64) *deadRoundSetup {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	t.Cleanup(cancel)
+	js := natstest.JetStream(t, pipeline.Streams(1)...)
+	kv, err := ratebudget.Bucket(ctx, js, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runs, err := runstate.Open(ctx, js, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	org := zoomtest.Generate(seed, zoomtest.Size{Users: 2000, Groups: 4, Roles: 4})
+	sim := zoomtest.NewServer(t, org, zoomtest.Options{})
+	newClient := func() *zoom.Client {
+		c, err := zoom.New(zoom.Config{
+			APIURL: sim.APIBase(), OAuthURL: sim.URL(),
+			AccountID: sim.AccountID(), ClientID: sim.ClientID(), ClientSecret: sim.ClientSecret(),
+			DisablePacing: true,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	s := &deadRoundSetup{ctx: ctx, js: js, kv: kv, sim: sim}
+	n := 0
+	for _, u := range org.Users {
+		if u.Status == "active" {
+			if n%9 == 0 {
+				s.active = append(s.active, u.ID)
+			}
+			n++
+		}
+	}
+	if len(s.active) < 160 {
+		t.Fatalf("%d active users picked, want 160", len(s.active))
+	}
+	for _, st := range []string{"active", "inactive"} {
+		if err := newClient().Pages(ctx, zoom.UsersListing(st), func(zoom.RawPage) error { s.pages++; return nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.newR = func() *runner.Runner {
+		return runner.New(runner.Config{
+			Runs:       runs,
+			Syncer:     syncer.New(syncer.Config{JetStream: js, Log: zerolog.Nop()}),
+			Clients:    runner.Fixed{conn: newClient()},
+			Log:        zerolog.New(zerolog.NewTestWriter(t)),
+			HintQuiet:  200 * time.Millisecond,
+			HintRounds: kv, HintRoundGather: time.Second,
+			// Far longer than the test's own timeout.
+			HintRoundMaxWait: time.Hour,
+		})
+	}
+	return s
+}
+
+// send hands hints about ids (version 1000 + index) to r, each in its own
+// handler, and returns a wait for their outcomes.
+func (s *deadRoundSetup) send(t *testing.T, ctx context.Context, r *runner.Runner, ids []string) func() []error {
+	t.Helper()
+	var wg sync.WaitGroup
+	errs := make([]error, len(ids))
+	for i, id := range ids {
+		m, err := pipeline.NewMsg(pipeline.HintSubject(conn), &pb.FetchUser{Tenant: conn.Tenant, Connector: conn.ID, UserId: id, VersionMs: int64(1000 + i)}, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = r.HandleHint(ctx, msgOf{m: m})
+		}()
+	}
+	return func() []error { wg.Wait(); return errs }
+}
+
+// roundNow is the connector's current round as stored.
+func (s *deadRoundSetup) roundNow(t *testing.T) (n int64, state string, wanted int) {
+	t.Helper()
+	e, err := s.kv.Get(s.ctx, "round."+conn.Key())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r struct {
+		N      int64  `json:"n"`
+		State  string `json:"state"`
+		Wanted int    `json:"wanted"`
+	}
+	if err := json.Unmarshal(e.Value(), &r); err != nil {
+		t.Fatal(err)
+	}
+	return r.N, r.State, r.Wanted
+}
+
+// waitRound waits until the current round is n, open, with wanted users.
+func (s *deadRoundSetup) waitRound(t *testing.T, n int64, wanted int) {
+	t.Helper()
+	for {
+		if s.ctx.Err() != nil {
+			t.Fatalf("round %d never had %d users wanted", n, wanted)
+		}
+		if e, err := s.kv.Get(s.ctx, "round."+conn.Key()); err == nil {
+			var r struct {
+				N      int64  `json:"n"`
+				State  string `json:"state"`
+				Wanted int    `json:"wanted"`
+			}
+			if json.Unmarshal(e.Value(), &r) == nil && r.N == n && r.State == "open" && r.Wanted == wanted {
+				return
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// servedByOneListing checks that the hints about ids (sent by send) were
+// each published with their version, by one listing of the account (at
+// most; it stops once it showed them all) and no re-read, in round n,
+// which is done.
+func (s *deadRoundSetup) servedByOneListing(t *testing.T, ids []string, errs []error, n int64) {
+	t.Helper()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("hint about %s: %v (the batch waited for a round nobody lists)", ids[i], err)
+		}
+	}
+	served := map[string]int64{}
+	for _, env := range rawEnvelopes(t, s.js) {
+		p := env.GetRawPage()
+		served[p.GetUserId()] = max(served[p.GetUserId()], p.VersionMs)
+	}
+	for i, id := range ids {
+		if served[id] != int64(1000+i) {
+			t.Errorf("user %s: version %d published, want %d", id, served[id], 1000+i)
+		}
+	}
+	got := s.sim.Requests()
+	if got["GET /users"] < 1 || got["GET /users"] > s.pages || got["GET /users/{userId}"] != 0 {
+		t.Errorf("%d listing pages and %d re-reads, want one listing (at most %d pages) and no re-read",
+			got["GET /users"], got["GET /users/{userId}"], s.pages)
+	}
+	if cur, state, _ := s.roundNow(t); cur != n || state != "done" {
+		t.Errorf("round %d %s, want round %d done", cur, state, n)
+	}
+}
+
+// TestStoppedListerLeavesItsRoundToTheNext: replica A's batch opens a
+// round, replica B's batch joins it, and A stops (its handlers' contexts
+// end, as in a rolling deploy) while the round gathers. A cancels its
+// round on its way out, and B's batch goes on to the next round, which it
+// lists: every user is served by one listing, promptly, not after B's
+// longest wait for a round (an hour here).
+func TestStoppedListerLeavesItsRoundToTheNext(t *testing.T) {
+	t.Parallel()
+	s := newDeadRoundSetup(t, 41)
+	a, b := s.newR(), s.newR()
+	aCtx, stopA := context.WithCancel(s.ctx)
+	defer stopA()
+	waitA := s.send(t, aCtx, a, s.active[:60])
+	s.waitRound(t, 1, 60)
+	s.sim.ResetRequests()
+	ids := s.active[100:160]
+	waitB := s.send(t, s.ctx, b, ids)
+	s.waitRound(t, 1, 120)
+	stopA()
+	waitA()
+	s.servedByOneListing(t, ids, waitB(), 2)
+}
+
+// TestRoundLeftOpenIsNotJoined: a round left open by a replica that was
+// killed (it never cancelled it) started long ago. A batch does not join
+// it: it opens the next round and is served by its listing, rather than
+// wait for a lister that is gone.
+func TestRoundLeftOpenIsNotJoined(t *testing.T) {
+	t.Parallel()
+	s := newDeadRoundSetup(t, 43)
+	left, _ := json.Marshal(map[string]any{"n": 7, "state": "open", "owner": "gone-1", "wanted": 50,
+		"start_ms": time.Now().Add(-runner.RoundDeadAfter - time.Minute).UnixMilli()})
+	if _, err := s.kv.Put(s.ctx, "round."+conn.Key(), left); err != nil {
+		t.Fatal(err)
+	}
+	s.sim.ResetRequests()
+	ids := s.active[:60]
+	s.servedByOneListing(t, ids, s.send(t, s.ctx, s.newR(), ids)(), 8)
+}
+
+// TestBatchLeavesARoundThatDiesWhileItWaits: a batch joins a round that
+// is open and still young enough to be listed, but whose replica was
+// killed; once the round is past when its lister would have listed it,
+// the batch stops waiting, opens the next round and is served by its
+// listing.
+func TestBatchLeavesARoundThatDiesWhileItWaits(t *testing.T) {
+	t.Parallel()
+	s := newDeadRoundSetup(t, 47)
+	left, _ := json.Marshal(map[string]any{"n": 7, "state": "open", "owner": "gone-1", "wanted": 50,
+		"start_ms": time.Now().Add(-runner.RoundDeadAfter + 6*time.Second).UnixMilli()})
+	if _, err := s.kv.Put(s.ctx, "round."+conn.Key(), left); err != nil {
+		t.Fatal(err)
+	}
+	s.sim.ResetRequests()
+	ids := s.active[:60]
+	wait := s.send(t, s.ctx, s.newR(), ids)
+	// The batch joins the round while it still counts as alive.
+	s.waitRound(t, 7, 110)
+	s.servedByOneListing(t, ids, wait(), 8)
+}
