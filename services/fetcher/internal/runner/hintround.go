@@ -43,8 +43,13 @@ import (
 // to come; its users on pages already listed go on to the next round,
 // which knows where they are (at or before where the listing was) and
 // lists only that far. The lister publishes the wanted users it sees as
-// re-reads. Should the lister die, the batches waiting give up after a
-// bound and re-read their users.
+// re-reads. A lister that stops before it lists cancels its round as
+// abandoned, and its batches go on to the next round; a round left open
+// past its start, its longest gather and a margin lost its lister (its
+// replica was killed): batches do not join it, and those that joined it
+// leave it for the next round, once. Should the lister die while it
+// lists, the batches waiting give up after a bound and re-read their
+// users.
 
 // Round states.
 const (
