@@ -33,6 +33,8 @@ type deadRoundSetup struct {
 	active []string // active users spread over the account: a listing shows each
 	pages  int      // one listing of active and inactive users
 	newR   func() *runner.Runner
+	// with makes a replica whose client is client(a new client).
+	with func(client func(*zoom.Client) runner.Client) *runner.Runner
 }
 
 func newDeadRoundSetup(t *testing.T, seed int64) *deadRoundSetup {
@@ -79,17 +81,20 @@ func newDeadRoundSetup(t *testing.T, seed int64) *deadRoundSetup {
 			t.Fatal(err)
 		}
 	}
-	s.newR = func() *runner.Runner {
+	s.with = func(client func(*zoom.Client) runner.Client) *runner.Runner {
 		return runner.New(runner.Config{
 			Runs:       runs,
 			Syncer:     syncer.New(syncer.Config{JetStream: js, Log: zerolog.Nop()}),
-			Clients:    runner.Fixed{conn: newClient()},
+			Clients:    runner.Fixed{conn: client(newClient())},
 			Log:        zerolog.New(zerolog.NewTestWriter(t)),
 			HintQuiet:  200 * time.Millisecond,
 			HintRounds: kv, HintRoundGather: time.Second,
 			// Far longer than the test's own timeout.
 			HintRoundMaxWait: time.Hour,
 		})
+	}
+	s.newR = func() *runner.Runner {
+		return s.with(func(c *zoom.Client) runner.Client { return c })
 	}
 	return s
 }
@@ -243,4 +248,72 @@ func TestBatchLeavesARoundThatDiesWhileItWaits(t *testing.T) {
 	// The batch joins the round while it still counts as alive.
 	s.waitRound(t, 7, 110)
 	s.servedByOneListing(t, ids, wait(), 8)
+}
+
+// TestListerStoppedWhileListingEndsItsRound: replica A's round lists
+// (held after its second page) when replica B's batch joins it, and A
+// stops. A still ends its round and tells B's batch, whose users the
+// listing had not shown since it joined: they go on to the next round,
+// which B lists, rather than wait for a lister that is gone.
+func TestListerStoppedWhileListingEndsItsRound(t *testing.T) {
+	t.Parallel()
+	s := newDeadRoundSetup(t, 53)
+	held, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	a := s.with(func(c *zoom.Client) runner.Client {
+		return &gatedClient{Client: c, after: func(p zoom.RawPage) {
+			if p.Number == 2 {
+				once.Do(func() {
+					close(held)
+					<-release
+				})
+			}
+		}}
+	})
+	aCtx, stopA := context.WithCancel(s.ctx)
+	defer stopA()
+	waitA := s.send(t, aCtx, a, s.active[:60])
+	select {
+	case <-held:
+	case <-s.ctx.Done():
+		t.Fatal("A's round never listed")
+	}
+	s.sim.ResetRequests()
+	ids := s.active[100:160]
+	waitB := s.send(t, s.ctx, s.newR(), ids)
+	for {
+		if n, _, wanted := s.roundNow(t); n == 1 && wanted == 120 {
+			break
+		}
+		if s.ctx.Err() != nil {
+			t.Fatal("B's batch never joined A's round")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	stopA()
+	close(release)
+	waitA()
+	errs := waitB()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("hint about %s: %v (the batch waited for a round nobody ends)", ids[i], err)
+		}
+	}
+	served := map[string]int64{}
+	for _, env := range rawEnvelopes(t, s.js) {
+		p := env.GetRawPage()
+		served[p.GetUserId()] = max(served[p.GetUserId()], p.VersionMs)
+	}
+	for i, id := range ids {
+		if served[id] != int64(1000+i) {
+			t.Errorf("user %s: version %d published, want %d", id, served[id], 1000+i)
+		}
+	}
+	if got := s.sim.Requests(); got["GET /users/{userId}"] != 0 || got["GET /users"] > s.pages+1 {
+		t.Errorf("%d listing pages and %d re-reads since B joined, want B's round (at most %d pages, and A's page on its way) and no re-read",
+			got["GET /users"], got["GET /users/{userId}"], s.pages)
+	}
+	if n, state, _ := s.roundNow(t); n != 2 || state != "done" {
+		t.Errorf("round %d %s, want round 2 done", n, state)
+	}
 }
