@@ -17,7 +17,6 @@ import (
 	"github.com/claritysecurity/zoom-connector/pkg/pipeline"
 	"github.com/claritysecurity/zoom-connector/pkg/zoom"
 	"github.com/claritysecurity/zoom-connector/services/fetcher/internal/runner"
-	"github.com/claritysecurity/zoom-connector/services/fetcher/internal/runstate"
 	"github.com/claritysecurity/zoom-connector/services/fetcher/internal/syncer"
 )
 
@@ -54,10 +53,7 @@ func TestHintDecodedOrNot(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	js := natstest.JetStream(t, pipeline.Streams(1)...)
-	runs, err := runstate.Open(ctx, js, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
+	runs := openRuns(ctx, t, js)
 	r := runner.New(runner.Config{
 		Runs:    runs,
 		Syncer:  syncer.New(syncer.Config{JetStream: js, Log: zerolog.Nop()}),

@@ -10,14 +10,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
-	"github.com/claritysecurity/zoom-connector/pkg/natsx/natstest"
-	"github.com/claritysecurity/zoom-connector/pkg/pb"
-	"github.com/claritysecurity/zoom-connector/pkg/pipeline"
-	"github.com/claritysecurity/zoom-connector/pkg/ratebudget"
 	"github.com/claritysecurity/zoom-connector/pkg/zoom"
 	"github.com/claritysecurity/zoom-connector/pkg/zoom/zoomtest"
 	"github.com/claritysecurity/zoom-connector/services/fetcher/internal/runner"
-	"github.com/claritysecurity/zoom-connector/services/fetcher/internal/runstate"
 	"github.com/claritysecurity/zoom-connector/services/fetcher/internal/syncer"
 )
 
@@ -41,28 +36,9 @@ func newDeadRoundSetup(t *testing.T, seed int64) *deadRoundSetup {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	t.Cleanup(cancel)
-	js := natstest.JetStream(t, pipeline.Streams(1)...)
-	kv, err := ratebudget.Bucket(ctx, js, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	runs, err := runstate.Open(ctx, js, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	org := zoomtest.Generate(seed, zoomtest.Size{Users: 2000, Groups: 4, Roles: 4})
-	sim := zoomtest.NewServer(t, org, zoomtest.Options{})
-	newClient := func() *zoom.Client {
-		c, err := zoom.New(zoom.Config{
-			APIURL: sim.APIBase(), OAuthURL: sim.URL(),
-			AccountID: sim.AccountID(), ClientID: sim.ClientID(), ClientSecret: sim.ClientSecret(),
-			DisablePacing: true,
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return c
-	}
+	js, kv, runs := roundStreams(ctx, t)
+	org, sim := newSimulator(t, seed, zoomtest.Size{Users: 2000, Groups: 4, Roles: 4})
+	newClient := func() *zoom.Client { return simClient(t, sim) }
 	s := &deadRoundSetup{ctx: ctx, js: js, kv: kv, sim: sim}
 	n := 0
 	for _, u := range org.Users {
@@ -106,10 +82,7 @@ func (s *deadRoundSetup) send(t *testing.T, ctx context.Context, r *runner.Runne
 	var wg sync.WaitGroup
 	errs := make([]error, len(ids))
 	for i, id := range ids {
-		m, err := pipeline.NewMsg(pipeline.HintSubject(conn), &pb.FetchUser{Tenant: conn.Tenant, Connector: conn.ID, UserId: id, VersionMs: int64(1000 + i)}, "")
-		if err != nil {
-			t.Fatal(err)
-		}
+		m := hintMsg(t, id, int64(1000+i))
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -122,16 +95,8 @@ func (s *deadRoundSetup) send(t *testing.T, ctx context.Context, r *runner.Runne
 // roundNow is the connector's current round as stored.
 func (s *deadRoundSetup) roundNow(t *testing.T) (n int64, state string, wanted int) {
 	t.Helper()
-	e, err := s.kv.Get(s.ctx, "round."+conn.Key())
+	r, err := readRound(s.ctx, s.kv)
 	if err != nil {
-		t.Fatal(err)
-	}
-	var r struct {
-		N      int64  `json:"n"`
-		State  string `json:"state"`
-		Wanted int    `json:"wanted"`
-	}
-	if err := json.Unmarshal(e.Value(), &r); err != nil {
 		t.Fatal(err)
 	}
 	return r.N, r.State, r.Wanted
@@ -144,15 +109,8 @@ func (s *deadRoundSetup) waitRound(t *testing.T, n int64, wanted int) {
 		if s.ctx.Err() != nil {
 			t.Fatalf("round %d never had %d users wanted", n, wanted)
 		}
-		if e, err := s.kv.Get(s.ctx, "round."+conn.Key()); err == nil {
-			var r struct {
-				N      int64  `json:"n"`
-				State  string `json:"state"`
-				Wanted int    `json:"wanted"`
-			}
-			if json.Unmarshal(e.Value(), &r) == nil && r.N == n && r.State == "open" && r.Wanted == wanted {
-				return
-			}
+		if r, err := readRound(s.ctx, s.kv); err == nil && r.N == n && r.State == "open" && r.Wanted == wanted {
+			return
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -164,21 +122,7 @@ func (s *deadRoundSetup) waitRound(t *testing.T, n int64, wanted int) {
 // which is done.
 func (s *deadRoundSetup) servedByOneListing(t *testing.T, ids []string, errs []error, n int64) {
 	t.Helper()
-	for i, err := range errs {
-		if err != nil {
-			t.Fatalf("hint about %s: %v (the batch waited for a round nobody lists)", ids[i], err)
-		}
-	}
-	served := map[string]int64{}
-	for _, env := range rawEnvelopes(t, s.js) {
-		p := env.GetRawPage()
-		served[p.GetUserId()] = max(served[p.GetUserId()], p.VersionMs)
-	}
-	for i, id := range ids {
-		if served[id] != int64(1000+i) {
-			t.Errorf("user %s: version %d published, want %d", id, served[id], 1000+i)
-		}
-	}
+	hintsServed(t, s.js, ids, errs, "a round nobody lists")
 	got := s.sim.Requests()
 	if got["GET /users"] < 1 || got["GET /users"] > s.pages || got["GET /users/{userId}"] != 0 {
 		t.Errorf("%d listing pages and %d re-reads, want one listing (at most %d pages) and no re-read",
@@ -293,22 +237,7 @@ func TestListerStoppedWhileListingEndsItsRound(t *testing.T) {
 	stopA()
 	close(release)
 	waitA()
-	errs := waitB()
-	for i, err := range errs {
-		if err != nil {
-			t.Fatalf("hint about %s: %v (the batch waited for a round nobody ends)", ids[i], err)
-		}
-	}
-	served := map[string]int64{}
-	for _, env := range rawEnvelopes(t, s.js) {
-		p := env.GetRawPage()
-		served[p.GetUserId()] = max(served[p.GetUserId()], p.VersionMs)
-	}
-	for i, id := range ids {
-		if served[id] != int64(1000+i) {
-			t.Errorf("user %s: version %d published, want %d", id, served[id], 1000+i)
-		}
-	}
+	hintsServed(t, s.js, ids, waitB(), "a round nobody ends")
 	if got := s.sim.Requests(); got["GET /users/{userId}"] != 0 || got["GET /users"] > s.pages+1 {
 		t.Errorf("%d listing pages and %d re-reads since B joined, want B's round (at most %d pages, and A's page on its way) and no re-read",
 			got["GET /users"], got["GET /users/{userId}"], s.pages)

@@ -12,14 +12,10 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
-	"github.com/claritysecurity/zoom-connector/pkg/natsx/natstest"
 	"github.com/claritysecurity/zoom-connector/pkg/pb"
-	"github.com/claritysecurity/zoom-connector/pkg/pipeline"
-	"github.com/claritysecurity/zoom-connector/pkg/ratebudget"
 	"github.com/claritysecurity/zoom-connector/pkg/zoom"
 	"github.com/claritysecurity/zoom-connector/pkg/zoom/zoomtest"
 	"github.com/claritysecurity/zoom-connector/services/fetcher/internal/runner"
-	"github.com/claritysecurity/zoom-connector/services/fetcher/internal/runstate"
 	"github.com/claritysecurity/zoom-connector/services/fetcher/internal/syncer"
 )
 
@@ -53,28 +49,9 @@ func TestLateJoinerServedByLaterPagesOrNextRound(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	js := natstest.JetStream(t, pipeline.Streams(1)...)
-	kv, err := ratebudget.Bucket(ctx, js, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	runs, err := runstate.Open(ctx, js, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	org := zoomtest.Generate(29, zoomtest.Size{Users: 3000, Groups: 4, Roles: 4})
-	sim := zoomtest.NewServer(t, org, zoomtest.Options{})
-	newClient := func() *zoom.Client {
-		c, err := zoom.New(zoom.Config{
-			APIURL: sim.APIBase(), OAuthURL: sim.URL(),
-			AccountID: sim.AccountID(), ClientID: sim.ClientID(), ClientSecret: sim.ClientSecret(),
-			DisablePacing: true,
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return c
-	}
+	js, kv, runs := roundStreams(ctx, t)
+	org, sim := newSimulator(t, 29, zoomtest.Size{Users: 3000, Groups: 4, Roles: 4})
+	newClient := func() *zoom.Client { return simClient(t, sim) }
 	// Where each active user is listed.
 	pageOf := map[string]int{}
 	activePages := 0
@@ -174,10 +151,7 @@ func TestLateJoinerServedByLaterPagesOrNextRound(t *testing.T) {
 			mu.Lock()
 			hints = append(hints, hint{id: id, version: version, sent: sent, last: tag + " " + id})
 			mu.Unlock()
-			m, err := pipeline.NewMsg(pipeline.HintSubject(conn), &pb.FetchUser{Tenant: conn.Tenant, Connector: conn.ID, UserId: id, VersionMs: version}, "")
-			if err != nil {
-				t.Fatal(err)
-			}
+			m := hintMsg(t, id, version)
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
@@ -203,13 +177,7 @@ func TestLateJoinerServedByLaterPagesOrNextRound(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	close(release)
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			t.Fatalf("hint: %v", err)
-		}
-	}
+	waitHints(t, &wg, errs)
 
 	got := sim.Requests()
 	// What each user's publications were, in order.
@@ -283,14 +251,8 @@ func TestLateJoinerServedByLaterPagesOrNextRound(t *testing.T) {
 // roundWanted is the users that joined the connector's current round.
 func roundWanted(ctx context.Context, t *testing.T, kv jetstream.KeyValue) int {
 	t.Helper()
-	e, err := kv.Get(ctx, "round."+conn.Key())
+	r, err := readRound(ctx, kv)
 	if err != nil {
-		t.Fatal(err)
-	}
-	var r struct {
-		Wanted int `json:"wanted"`
-	}
-	if err := json.Unmarshal(e.Value(), &r); err != nil {
 		t.Fatal(err)
 	}
 	return r.Wanted
@@ -340,25 +302,9 @@ func TestRoundWaitsForABulkChangeToEnd(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	js := natstest.JetStream(t, pipeline.Streams(1)...)
-	kv, err := ratebudget.Bucket(ctx, js, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	runs, err := runstate.Open(ctx, js, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	org := zoomtest.Generate(31, zoomtest.Size{Users: 2000, Groups: 4, Roles: 4})
-	sim := zoomtest.NewServer(t, org, zoomtest.Options{})
-	client, err := zoom.New(zoom.Config{
-		APIURL: sim.APIBase(), OAuthURL: sim.URL(),
-		AccountID: sim.AccountID(), ClientID: sim.ClientID(), ClientSecret: sim.ClientSecret(),
-		DisablePacing: true,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	js, kv, runs := roundStreams(ctx, t)
+	org, sim := newSimulator(t, 31, zoomtest.Size{Users: 2000, Groups: 4, Roles: 4})
+	client := simClient(t, sim)
 	r := runner.New(runner.Config{
 		Runs:      runs,
 		Syncer:    syncer.New(syncer.Config{JetStream: js, Log: zerolog.Nop()}),
@@ -382,10 +328,7 @@ func TestRoundWaitsForABulkChangeToEnd(t *testing.T) {
 		if _, err := sim.UpdateUser(ctx, id, zoomtest.Profile{LastName: zoomtest.Ptr(fmt.Sprintf("Stream %d", i))}); err != nil {
 			t.Fatal(err)
 		}
-		m, err := pipeline.NewMsg(pipeline.HintSubject(conn), &pb.FetchUser{Tenant: conn.Tenant, Connector: conn.ID, UserId: id, VersionMs: int64(1000 + i)}, "")
-		if err != nil {
-			t.Fatal(err)
-		}
+		m := hintMsg(t, id, int64(1000+i))
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -393,13 +336,7 @@ func TestRoundWaitsForABulkChangeToEnd(t *testing.T) {
 		}()
 		time.Sleep(20 * time.Millisecond)
 	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			t.Fatalf("hint: %v", err)
-		}
-	}
+	waitHints(t, &wg, errs)
 	got := sim.Requests()
 	pages := 0
 	for _, st := range []string{"active", "inactive"} {
@@ -407,11 +344,7 @@ func TestRoundWaitsForABulkChangeToEnd(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	served := map[string]int64{}
-	for _, env := range rawEnvelopes(t, js) {
-		p := env.GetRawPage()
-		served[p.GetUserId()] = max(served[p.GetUserId()], p.VersionMs)
-	}
+	served := servedVersions(t, js)
 	for i := range hinted {
 		if id := ids[(i*37)%len(ids)]; served[id] < int64(1000+i) {
 			t.Errorf("user %s: newest version published %d, want %d", id, served[id], 1000+i)

@@ -9,14 +9,10 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/claritysecurity/zoom-connector/pkg/natsx/natstest"
 	"github.com/claritysecurity/zoom-connector/pkg/pb"
 	"github.com/claritysecurity/zoom-connector/pkg/pipeline"
-	"github.com/claritysecurity/zoom-connector/pkg/ratebudget"
-	"github.com/claritysecurity/zoom-connector/pkg/zoom"
 	"github.com/claritysecurity/zoom-connector/pkg/zoom/zoomtest"
 	"github.com/claritysecurity/zoom-connector/services/fetcher/internal/runner"
-	"github.com/claritysecurity/zoom-connector/services/fetcher/internal/runstate"
 	"github.com/claritysecurity/zoom-connector/services/fetcher/internal/syncer"
 )
 
@@ -42,17 +38,8 @@ func TestReplicasShareOneListingRound(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	js := natstest.JetStream(t, pipeline.Streams(1)...)
-	kv, err := ratebudget.Bucket(ctx, js, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	runs, err := runstate.Open(ctx, js, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	org := zoomtest.Generate(11, zoomtest.Size{Users: 2000, Groups: 4, Roles: 4})
-	sim := zoomtest.NewServer(t, org, zoomtest.Options{})
+	js, kv, runs := roundStreams(ctx, t)
+	org, sim := newSimulator(t, 11, zoomtest.Size{Users: 2000, Groups: 4, Roles: 4})
 	var hinted []string
 	var gone string
 	// Pending users are listed without id: they are re-read.
@@ -72,14 +59,7 @@ func TestReplicasShareOneListingRound(t *testing.T) {
 	counts := &batchCount{choices: map[runner.HintChoice]int{}}
 	var replicas []*runner.Runner
 	for range 2 {
-		client, err := zoom.New(zoom.Config{
-			APIURL: sim.APIBase(), OAuthURL: sim.URL(),
-			AccountID: sim.AccountID(), ClientID: sim.ClientID(), ClientSecret: sim.ClientSecret(),
-			DisablePacing: true,
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
+		client := simClient(t, sim)
 		replicas = append(replicas, runner.New(runner.Config{
 			Runs:         runs,
 			Syncer:       syncer.New(syncer.Config{JetStream: js, Log: zerolog.Nop()}),
@@ -94,24 +74,14 @@ func TestReplicasShareOneListingRound(t *testing.T) {
 	var wg sync.WaitGroup
 	errs := make(chan error, len(hinted))
 	for i, id := range hinted {
-		h := &pb.FetchUser{Tenant: conn.Tenant, Connector: conn.ID, UserId: id, VersionMs: int64(1000 + i)}
-		m, err := pipeline.NewMsg(pipeline.HintSubject(conn), h, "")
-		if err != nil {
-			t.Fatal(err)
-		}
+		m := hintMsg(t, id, int64(1000+i))
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			errs <- replicas[i%2].HandleHint(ctx, msgOf{m: m})
 		}()
 	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			t.Fatalf("hint: %v", err)
-		}
-	}
+	waitHints(t, &wg, errs)
 
 	pages := map[string]*pb.RawPage{}
 	for _, env := range rawEnvelopes(t, js) {

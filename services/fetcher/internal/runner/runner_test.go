@@ -12,7 +12,6 @@ import (
 	"github.com/claritysecurity/zoom-connector/pkg/natsx/natstest"
 	"github.com/claritysecurity/zoom-connector/pkg/pb"
 	"github.com/claritysecurity/zoom-connector/pkg/pipeline"
-	"github.com/claritysecurity/zoom-connector/pkg/zoom"
 	"github.com/claritysecurity/zoom-connector/pkg/zoom/zoomtest"
 	"github.com/claritysecurity/zoom-connector/services/fetcher/internal/runner"
 	"github.com/claritysecurity/zoom-connector/services/fetcher/internal/runstate"
@@ -31,20 +30,9 @@ func TestResumeAfterTheEndWentOut(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	js := natstest.JetStream(t, pipeline.Streams(1)...)
-	runs, err := runstate.Open(ctx, js, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	org := zoomtest.Generate(7, zoomtest.Size{Users: 20, Groups: 2, Roles: 2})
-	sim := zoomtest.NewServer(t, org, zoomtest.Options{})
-	client, err := zoom.New(zoom.Config{
-		APIURL: sim.APIBase(), OAuthURL: sim.URL(),
-		AccountID: sim.AccountID(), ClientID: sim.ClientID(), ClientSecret: sim.ClientSecret(),
-		DisablePacing: true,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	runs := openRuns(ctx, t, js)
+	_, sim := newSimulator(t, 7, zoomtest.Size{Users: 20, Groups: 2, Roles: 2})
+	client := simClient(t, sim)
 	r := runner.New(runner.Config{
 		Runs:        runs,
 		Syncer:      syncer.New(syncer.Config{JetStream: js, Concurrency: 2, Log: zerolog.Nop()}),
