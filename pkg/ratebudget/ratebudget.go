@@ -173,13 +173,26 @@ func Bucket(ctx context.Context, js jetstream.JetStream, replicas int) (jetstrea
 		Storage: jetstream.MemoryStorage,
 		// A round's batch stores the ids it wants read.
 		MaxValueSize: 512 << 10,
-		Replicas:     max(1, replicas),
+		// Every batch of a listing round writes keys of its own and
+		// deletes them; a deleted key stays as a marker, and a key left
+		// behind (a batch that gave up before its outcome came) stays
+		// for good. Entries older than KeyLifetime go, markers with them.
+		TTL:      KeyLifetime,
+		Replicas: max(1, replicas),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("ratebudget: open bucket %s: %w", pipeline.BudgetBucket, err)
 	}
 	return kv, nil
 }
+
+// KeyLifetime is how long the budget's bucket keeps an entry nothing wrote
+// again: longer than a daily limit's hold (until the next midnight UTC)
+// and than any listing round, whose keys are rewritten while it lasts. An
+// account's counter or a connector's round key that expires is made again
+// at its next use; a hold Zoom asked for beyond it is lost, which costs one
+// more 429.
+const KeyLifetime = 48 * time.Hour
 
 // get reads key, creating the bucket again when a restarted server lost it
 // (it lives in memory).
