@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
 	"github.com/claritysecurity/zoom-connector/pkg/clarity"
@@ -29,19 +28,7 @@ import (
 // the next completed sync reads nobody.
 func TestBaselineReadsEachUserOnce(t *testing.T) {
 	ctx := context.Background()
-	srv := natstest.Run(t)
-	nc, err := nats.Connect(srv.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := natsx.EnsureStreams(ctx, js, pipeline.Streams(1)...); err != nil {
-		t.Fatal(err)
-	}
+	js := natstest.JetStream(t, pipeline.Streams(1)...)
 	org := zoomtest.Generate(6, zoomtest.Size{Users: 700, Groups: 1, Roles: 3, PendingFraction: 0.05})
 	sim := zoomtest.NewServer(t, org, zoomtest.Options{})
 	client, err := zoom.New(zoom.Config{APIURL: sim.APIBase(), OAuthURL: sim.URL(),

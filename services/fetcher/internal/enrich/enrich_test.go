@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
 	"github.com/claritysecurity/zoom-connector/pkg/clarity"
@@ -43,19 +42,7 @@ func (o oneClient) Client(_ context.Context, c pipeline.ConnectorRef) (runner.Cl
 // reaches the normalizer's stream as a LISTING_USER_DETAIL page.
 func TestEventsOfOneUserShareARead(t *testing.T) {
 	ctx := context.Background()
-	srv := natstest.Run(t)
-	nc, err := nats.Connect(srv.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := natsx.EnsureStreams(ctx, js, pipeline.Streams(1)...); err != nil {
-		t.Fatal(err)
-	}
+	js := natstest.JetStream(t, pipeline.Streams(1)...)
 	org := zoomtest.Generate(5, zoomtest.Size{Users: 10, Groups: 1, Roles: 3})
 	sim := zoomtest.NewServer(t, org, zoomtest.Options{})
 	client, err := zoom.New(zoom.Config{APIURL: sim.APIBase(), OAuthURL: sim.URL(),
