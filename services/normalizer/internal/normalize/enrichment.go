@@ -19,16 +19,9 @@ func detailPage(b *pb.RecordBatch, p *pb.RawPage) (Stats, error) {
 	if p.GetNotFound() {
 		return Stats{Items: 1}, nil
 	}
-	var u zoom.User
-	if err := decode(p.GetBody(), "user", &u); err != nil {
-		return Stats{}, err
-	}
-	if invitee(&u) {
-		return Stats{Items: 1, Invitees: 1}, nil
-	}
-	status := u.Status
-	if status == "" {
-		status = clarity.StatusActive
+	u, status, st, ok, err := readUser(p)
+	if !ok {
+		return st, err
 	}
 	key, _, ok := UserKey(&u, status)
 	if !ok {

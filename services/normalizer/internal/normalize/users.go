@@ -348,6 +348,31 @@ func invitee(u *zoom.User) bool {
 	return u.Status == clarity.StatusPending || normEmail(u.Email) == ""
 }
 
+// readUser decodes the answer to GET /users/{id} and gives the user with
+// its status. ok is false when there is nothing to map: the body does not
+// decode (err), or the user is a pending invitee (st counts it).
+func readUser(p *pb.RawPage) (u zoom.User, status string, st Stats, ok bool, err error) {
+	if err := decode(p.GetBody(), "user", &u); err != nil {
+		return u, "", Stats{}, false, err
+	}
+	if invitee(&u) {
+		// Nothing of it is what the pending listing keys the invitee by,
+		// and its created_at is no time Zoom keeps: the pending listing
+		// of the next full sync gives the invitee's record, and the
+		// invitation_accepted event the user's.
+		return u, "", Stats{Items: 1, Invitees: 1}, false, nil
+	}
+	// A single user carries its own status, unlike a listed one. Zoom
+	// documents the field for GET /users/{id}; should a body lack it, active
+	// is the status the user most likely has (it was just read by id, which
+	// a pending user in a listing has not).
+	status = u.Status
+	if status == "" {
+		status = clarity.StatusActive
+	}
+	return u, status, Stats{}, true, nil
+}
+
 // userPage maps the answer to GET /users/{id}, read after a webhook hint. The
 // batch replaces the user's grants and attributes (ReplaceUser), since the
 // body is the user's whole current state. When Zoom answered that the user
@@ -374,24 +399,9 @@ func userPage(b *pb.RecordBatch, p *pb.RawPage) (Stats, error) {
 		b.Deletes = []*pb.RecordRef{{Kind: pb.Kind_KIND_SERVICE_USER, Key: BoundID(p.GetUserId()), Removal: removal}}
 		return Stats{Items: 1}, nil
 	}
-	var u zoom.User
-	if err := decode(p.GetBody(), "user", &u); err != nil {
-		return Stats{}, err
-	}
-	if invitee(&u) {
-		// Nothing of it is what the pending listing keys the invitee by,
-		// and its created_at is no time Zoom keeps: the pending listing
-		// of the next full sync gives the invitee's record, and the
-		// invitation_accepted event the user's.
-		return Stats{Items: 1, Invitees: 1}, nil
-	}
-	// A single user carries its own status, unlike a listed one. Zoom
-	// documents the field for GET /users/{id}; should a body lack it, active
-	// is the status the user most likely has (it was just read by id, which
-	// a pending user in a listing has not).
-	status := u.Status
-	if status == "" {
-		status = clarity.StatusActive
+	u, status, st, ok, err := readUser(p)
+	if !ok {
+		return st, err
 	}
 	// GET /users/{id} also returns language and login types, which the
 	// listings of a full sync do not. Keeping them would make a user's
