@@ -324,9 +324,9 @@ func tokenError(what string, err error) error {
 		status = re.Response.StatusCode
 	}
 	if status >= 400 && status < 500 {
-		return fmt.Errorf("%s: %w (%d %s)", what, ErrTokenRefused, status, bound(re.ErrorCode, 64))
+		return fmt.Errorf("%s: %w (%d %s)", what, ErrTokenRefused, status, pipeline.Bound(re.ErrorCode, 64))
 	}
-	return fmt.Errorf("%s: zoom answered %d %s", what, status, bound(re.ErrorCode, 64))
+	return fmt.Errorf("%s: zoom answered %d %s", what, status, pipeline.Bound(re.ErrorCode, 64))
 }
 
 // ErrTokenRefused reports a request Zoom's token endpoint refused for a

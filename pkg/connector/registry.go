@@ -145,7 +145,7 @@ func (r Record) Validate() error {
 			errs = append(errs, errors.New("an s2s connector needs an account id"))
 		}
 	default:
-		errs = append(errs, fmt.Errorf("auth %q is not %q or %q", bound(r.Auth, 32), AuthOAuth, AuthS2S))
+		errs = append(errs, fmt.Errorf("auth %q is not %q or %q", pipeline.Bound(r.Auth, 32), AuthOAuth, AuthS2S))
 	}
 	if r.ClientID == "" || len(r.ClientID) > 256 || strings.ContainsAny(r.ClientID, " \t\r\n") {
 		errs = append(errs, errors.New("client id must be 1 to 256 characters without white space"))
@@ -159,7 +159,7 @@ func (r Record) Validate() error {
 	switch r.State {
 	case StatePendingAuthorization, StateActive, StateNeedsReauthorization, StateDisabled:
 	default:
-		errs = append(errs, fmt.Errorf("state %q is unknown", bound(r.State, 32)))
+		errs = append(errs, fmt.Errorf("state %q is unknown", pipeline.Bound(r.State, 32)))
 	}
 	return errors.Join(errs...)
 }
@@ -172,16 +172,9 @@ func ParseSchedule(s string) (time.Duration, error) {
 	}
 	d, err := time.ParseDuration(s)
 	if err != nil || d < time.Minute {
-		return 0, fmt.Errorf("schedule %q is not %q or a duration of at least 1m such as 24h", bound(s, 32), ScheduleManual)
+		return 0, fmt.Errorf("schedule %q is not %q or a duration of at least 1m such as 24h", pipeline.Bound(s, 32), ScheduleManual)
 	}
 	return d, nil
-}
-
-func bound(s string, n int) string {
-	if len(s) > n {
-		return s[:n] + "…"
-	}
-	return s
 }
 
 // ErrNotFound reports a connector the registry does not hold.

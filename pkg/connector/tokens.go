@@ -274,11 +274,11 @@ func (t *TokenSource) reauthorize(ctx context.Context, presented Sealed, why str
 func inactive(r Record) error {
 	switch r.State {
 	case StateNeedsReauthorization:
-		return fmt.Errorf("%w: connector %s needs to be authorized again (%s)", ErrNotActive, r.Ref(), bound(r.Reason, 256))
+		return fmt.Errorf("%w: connector %s needs to be authorized again (%s)", ErrNotActive, r.Ref(), pipeline.Bound(r.Reason, 256))
 	case StatePendingAuthorization:
 		return fmt.Errorf("%w: connector %s is not authorized yet: open its authorize URL", ErrNotActive, r.Ref())
 	case StateDisabled:
-		return fmt.Errorf("%w: connector %s is disabled (%s)", ErrNotActive, r.Ref(), bound(r.Reason, 256))
+		return fmt.Errorf("%w: connector %s is disabled (%s)", ErrNotActive, r.Ref(), pipeline.Bound(r.Reason, 256))
 	}
-	return fmt.Errorf("%w: connector %s is %s", ErrNotActive, r.Ref(), bound(r.State, 32))
+	return fmt.Errorf("%w: connector %s is %s", ErrNotActive, r.Ref(), pipeline.Bound(r.State, 32))
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -392,9 +393,14 @@ func sleep(ctx context.Context, d time.Duration) {
 	}
 }
 
+// truncate is s cut to at most n bytes, before a character (never inside
+// one), with no marker: the dead-letter reason header keeps its size.
 func truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
 	}
 	return s[:n]
 }

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -225,6 +226,26 @@ func TestDeadLetter(t *testing.T) {
 			// The dead-lettered message is done with: nothing is pending.
 			waitFor(t, 5*time.Second, "work stream empty", workStreamEmpty(t, js))
 		})
+	}
+}
+
+// TestDeadLetterReasonCutBetweenCharacters: a reason longer than the
+// header keeps is cut before a character, never inside one, and stays
+// within 1000 bytes.
+func TestDeadLetterReasonCutBetweenCharacters(t *testing.T) {
+	t.Parallel()
+	js := newJS(t)
+	prefix := natsx.ErrPermanent.Error() + ": "
+	kept := prefix + strings.Repeat("a", 1000-len(prefix)-1)
+	run(t, js, consumer(time.Second), func(context.Context, jetstream.Msg) error {
+		return natsx.Permanent(errors.New(kept[len(prefix):] + "日本"))
+	})
+	publish(t, js, "work.a", "bad", nil)
+	waitFor(t, 10*time.Second, "dead letter", func() bool { return len(deadLetters(t, js)) > 0 })
+	reason := deadLetters(t, js)[0].Header.Get(natsx.HeaderDLQReason)
+	if !utf8.ValidString(reason) || len(reason) > 1000 || reason != kept {
+		t.Errorf("got reason of %d bytes ending %q (valid UTF-8: %v), want the %d bytes before 日",
+			len(reason), reason[max(0, len(reason)-8):], utf8.ValidString(reason), len(kept))
 	}
 }
 
