@@ -44,7 +44,7 @@ func LastSync(reg *connector.Registry) natsx.Handler {
 		if err := json.Unmarshal(ev.Data, &d); err != nil {
 			return natsx.Permanent(err)
 		}
-		last := &connector.LastSync{RunID: d.RunID, Result: op, FinishedAt: d.FinishedAt, Error: bound(d.Error, 512)}
+		last := &connector.LastSync{RunID: d.RunID, Result: op, FinishedAt: d.FinishedAt, Error: pipeline.Bound(d.Error, 512)}
 		_, err = reg.Modify(ctx, ref, func(r *connector.Record) error {
 			if r.LastSync != nil && r.LastSync.FinishedAt > last.FinishedAt {
 				return errOlder
@@ -60,10 +60,3 @@ func LastSync(reg *connector.Registry) natsx.Handler {
 }
 
 var errOlder = errors.New("an older sync's end")
-
-func bound(s string, n int) string {
-	if len(s) > n {
-		return s[:n] + "…"
-	}
-	return s
-}

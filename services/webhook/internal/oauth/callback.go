@@ -115,7 +115,7 @@ func (c *callback) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if zerr == "access_denied" {
 			msg = "The authorization was declined in Zoom."
 		}
-		log.Info().Str("zoom_error", bound(zerr)).Msg("oauth callback: not authorized")
+		log.Info().Str("zoom_error", pipeline.Bound(zerr, 64)).Msg("oauth callback: not authorized")
 		c.fail(w, http.StatusBadRequest, "Zoom was not connected", msg,
 			"To connect Zoom, start again from Clarity and choose Authorize on Zoom's page.")
 		return
@@ -240,10 +240,3 @@ func (c *callback) account(ctx context.Context, g connector.Grant) string {
 
 // errChanged reports a connector whose app changed during its authorization.
 var errChanged = errors.New("the connector's app changed")
-
-func bound(s string) string {
-	if len(s) > 64 {
-		return s[:64]
-	}
-	return s
-}
