@@ -210,16 +210,9 @@ func inactive(rec connector.Record) error {
 	default:
 		todo = "it syncs only when active"
 	}
-	msg := fmt.Sprintf("connector %s is %s", c, bound(rec.State, 32))
+	msg := fmt.Sprintf("connector %s is %s", c, pipeline.Bound(rec.State, 32))
 	if rec.Reason != "" {
-		msg += " (" + bound(rec.Reason, maxReason) + ")"
+		msg += " (" + pipeline.Bound(rec.Reason, maxReason) + ")"
 	}
 	return inactiveError{msg: msg + ": " + todo}
-}
-
-func bound(s string, n int) string {
-	if len(s) > n {
-		return s[:n] + "…"
-	}
-	return s
 }

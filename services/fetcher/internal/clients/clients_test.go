@@ -9,6 +9,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/claritysecurity/zoom-connector/pkg/connector"
 	"github.com/claritysecurity/zoom-connector/pkg/natsx"
@@ -213,6 +214,38 @@ func TestNotServedRefused(t *testing.T) {
 	}
 	if err := rep.r.HandleHint(ctx, hint(t, unknown, "u1")); !errors.Is(err, natsx.ErrPermanent) {
 		t.Errorf("hint for the unknown connector: %v, want a permanent failure", err)
+	}
+}
+
+// TestRefusalCutsTheReasonBetweenCharacters: the refusal of a disabled
+// connector quotes its reason cut before a character, never inside one,
+// then "…".
+func TestRefusalCutsTheReasonBetweenCharacters(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	w := newWorld(t, time.Hour)
+	w.addS2S(t)
+	kept := strings.Repeat("a", 255)
+	if _, err := w.reg.Modify(ctx, s2sRef, func(r *connector.Record) error {
+		r.State, r.Reason = connector.StateDisabled, kept+"日本"
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	rep := w.replica(t, "replica-1", w.reg, w.keys)
+	waitUntil(t, 5*time.Second, "the disabled connector in the watched copy", func() bool {
+		e, ok := w.reg.Lookup(s2sRef)
+		return ok && e.State == connector.StateDisabled
+	})
+	if err := rep.r.HandleTrigger(ctx, w.trigger(t, s2sRef, "r-disabled")); err != nil {
+		t.Fatal(err)
+	}
+	got := refusals(t, w.js, s2sRef)
+	if len(got) != 1 {
+		t.Fatalf("%d refusals, want 1: %q", len(got), got)
+	}
+	if !utf8.ValidString(got[0]) || strings.ContainsRune(got[0], utf8.RuneError) || !strings.Contains(got[0], "("+kept+"…)") {
+		t.Errorf("refusal %q, want the reason's %d bytes before 日, then …", got[0], len(kept))
 	}
 }
 
