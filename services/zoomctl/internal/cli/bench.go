@@ -51,6 +51,11 @@ type BenchResult struct {
 	// during the full sync and the resync (see cpuMeter).
 	FullSyncCPU map[string]float64 `json:"full_sync_cpu_seconds,omitempty"`
 	ResyncCPU   map[string]float64 `json:"noop_resync_cpu_seconds,omitempty"`
+	// SettleSeconds and SettleCPU are the time and the CPU seconds of each
+	// process of the VACUUM and CHECKPOINT between the full sync and the
+	// resync (see settleDatabase).
+	SettleSeconds float64            `json:"settle_seconds"`
+	SettleCPU     map[string]float64 `json:"settle_cpu_seconds,omitempty"`
 	// Repeats is how many times the size was measured; the timings above
 	// are the medians, the peak RSS the highest, and Runs holds each.
 	Repeats int           `json:"repeats"`
@@ -78,6 +83,7 @@ func median(runs []BenchResult) BenchResult {
 	out.FullSyncSeconds = mid(func(r BenchResult) float64 { return r.FullSyncSeconds })
 	out.RecordsPerSecond = float64(out.Records) / out.FullSyncSeconds
 	out.ResyncSeconds = mid(func(r BenchResult) float64 { return r.ResyncSeconds })
+	out.SettleSeconds = mid(func(r BenchResult) float64 { return r.SettleSeconds })
 	out.CopySeconds = mid(func(r BenchResult) float64 { return r.CopySeconds })
 	out.FloorRatio = out.FullSyncSeconds / out.CopySeconds
 	out.JetStreamSeconds = mid(func(r BenchResult) float64 { return r.JetStreamSeconds })
@@ -85,11 +91,11 @@ func median(runs []BenchResult) BenchResult {
 	out.JetStreamCPU = mid(func(r BenchResult) float64 { return r.JetStreamCPU })
 	out.WebhookP50Millis = mid(func(r BenchResult) float64 { return r.WebhookP50Millis })
 	out.WebhookP99Millis = mid(func(r BenchResult) float64 { return r.WebhookP99Millis })
-	var full, resync []map[string]float64
+	var full, settle, resync []map[string]float64
 	for _, r := range runs {
-		full, resync = append(full, r.FullSyncCPU), append(resync, r.ResyncCPU)
+		full, settle, resync = append(full, r.FullSyncCPU), append(settle, r.SettleCPU), append(resync, r.ResyncCPU)
 	}
-	out.FullSyncCPU, out.ResyncCPU = medianCPU(full), medianCPU(resync)
+	out.FullSyncCPU, out.SettleCPU, out.ResyncCPU = medianCPU(full), medianCPU(settle), medianCPU(resync)
 	out.PeakRSSMiB = map[string]int64{}
 	for _, r := range runs {
 		out.ResyncChanges = max(out.ResyncChanges, r.ResyncChanges)
@@ -330,6 +336,15 @@ func benchOne(ctx context.Context, users, webhooks int, binDir, dbURL string, er
 		}
 	}
 
+	cpuBefore := meter.sample()
+	start := time.Now()
+	if err := settleDatabase(ctx, dbURL, errw); err != nil {
+		return r, err
+	}
+	r.SettleSeconds = time.Since(start).Seconds()
+	r.SettleCPU = cpuSince(cpuBefore, meter.sample())
+	fmt.Fprintf(errw, "  vacuum and checkpoint %.1fs\n", r.SettleSeconds)
+
 	stmts := statementMeter{dbURL: dbURL, path: os.Getenv("BENCH_PG_STATEMENTS")}
 	if err := stmts.reset(ctx); err != nil {
 		return r, err
@@ -352,7 +367,7 @@ func benchOne(ctx context.Context, users, webhooks int, binDir, dbURL string, er
 		return r, err
 	}
 	r.FloorRatio = r.FullSyncSeconds / r.CopySeconds
-	cpuBefore := meter.sample()
+	cpuBefore = meter.sample()
 	r.JetStreamSeconds, err = jetStreamFloor(ctx, s.NC, s.JS, samples, r.Records)
 	for _, v := range cpuSince(cpuBefore, meter.sample()) {
 		r.JetStreamCPU += v
@@ -528,6 +543,8 @@ func printBench(out io.Writer, rs []BenchResult) {
 	row("records", func(r BenchResult) string { return strconv.Itoa(r.Records) })
 	row("full sync (s)", func(r BenchResult) string { return fmt.Sprintf("%.2f", r.FullSyncSeconds) })
 	row("records per second", func(r BenchResult) string { return fmt.Sprintf("%.0f", r.RecordsPerSecond) })
+	row("vacuum + checkpoint before it (s)", func(r BenchResult) string { return fmt.Sprintf("%.2f", r.SettleSeconds) })
+	row("  its CPU s: postgres", func(r BenchResult) string { return fmt.Sprintf("%.1f", r.SettleCPU[cpuPostgres]) })
 	row("no-op resync (s)", func(r BenchResult) string { return fmt.Sprintf("%.2f", r.ResyncSeconds) })
 	row("no-op resync change events", func(r BenchResult) string { return strconv.Itoa(r.ResyncChanges) })
 	row("Zoom requests", func(r BenchResult) string { return strconv.Itoa(r.ZoomRequests) })
