@@ -35,3 +35,15 @@ func TestBound(t *testing.T) {
 		}
 	}
 }
+
+// CheckName quotes a bad name cut before a character, never inside one.
+func TestCheckNameQuotesANameCutBetweenCharacters(t *testing.T) {
+	kept := strings.Repeat("a", 63)
+	err := CheckName("tenant", kept+"日本")
+	if err == nil {
+		t.Fatal("a name with 日 was taken")
+	}
+	if msg := err.Error(); strings.Contains(msg, `\x`) || !strings.Contains(msg, `"`+kept+`…"`) {
+		t.Errorf("error %q, want the name's %d bytes before 日, then …", msg, len(kept))
+	}
+}

@@ -35,11 +35,7 @@ func CheckName(what, s string) error {
 	if namePattern.MatchString(s) {
 		return nil
 	}
-	q := s
-	if len(q) > 64 {
-		q = q[:64] + "…"
-	}
-	return fmt.Errorf("%w: %s %q must be 1 to 63 of a-z, 0-9, '_' and '-', starting with a letter or digit", ErrBadName, what, q)
+	return fmt.Errorf("%w: %s %q must be 1 to 63 of a-z, 0-9, '_' and '-', starting with a letter or digit", ErrBadName, what, truncate(s))
 }
 
 // NewConnectorRef validates tenant and id and returns their ConnectorRef.

@@ -18,6 +18,7 @@ import (
 
 	"golang.org/x/oauth2"
 
+	"github.com/claritysecurity/zoom-connector/pkg/pipeline"
 	"github.com/claritysecurity/zoom-connector/pkg/zoom"
 )
 
@@ -194,17 +195,14 @@ func tokenError(status int, body []byte, secret string) *zoom.TokenError {
 	} else {
 		e.Reason = strings.Join(strings.Fields(string(body)), " ")
 	}
-	if len(e.Reason) > 200 {
-		e.Reason = e.Reason[:200] + "…"
-	}
-	if len(e.OAuthError) > 64 {
-		e.OAuthError = e.OAuthError[:64] + "…"
-	}
-	// An endpoint that echoes what it was sent must not make us print the secret.
+	// An endpoint that echoes what it was sent must not make us print the
+	// secret: redacted before the cut, which could leave part of it.
 	if secret != "" {
 		e.Reason = strings.ReplaceAll(e.Reason, secret, "[redacted]")
 		e.OAuthError = strings.ReplaceAll(e.OAuthError, secret, "[redacted]")
 	}
+	e.Reason = pipeline.Bound(e.Reason, 200)
+	e.OAuthError = pipeline.Bound(e.OAuthError, 64)
 	return e
 }
 
