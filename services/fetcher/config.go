@@ -27,8 +27,13 @@ type config struct {
 	// Keys opens the registered connectors' secrets
 	// (CONNECTOR_SECRETS_KEY); nil when the key is not set, and then no
 	// registered connector is served.
-	Keys           *connector.Keyring
+	Keys *connector.Keyring
+	// Concurrency (FETCH_CONCURRENCY) bounds the listings of one run
+	// walked at once; SyncWorkers (SYNC_CONCURRENCY) the runs, of
+	// different connectors, this replica serves at once; MaxAttempts
+	// (MAX_RUN_ATTEMPTS) the fetches of one run.
 	Concurrency    int
+	SyncWorkers    int
 	MaxAttempts    int
 	HintWorkers    int
 	SyncInterval   time.Duration
@@ -60,6 +65,7 @@ func readConfig(e *service.Env) (config, error) {
 	c := config{
 		Common:         service.ReadCommon(e, "FETCHER_ADDR", ":8081"),
 		Concurrency:    e.Int("FETCH_CONCURRENCY", 4),
+		SyncWorkers:    e.Int("SYNC_CONCURRENCY", 4),
 		MaxAttempts:    e.Int("MAX_RUN_ATTEMPTS", 3),
 		HintWorkers:    e.Int("HINT_CONCURRENCY", 5000),
 		HintQuiet:      e.Duration("HINT_BATCH_QUIET", runner.DefaultHintQuiet),
@@ -71,8 +77,17 @@ func readConfig(e *service.Env) (config, error) {
 		Enrich:         e.Bool("ZOOM_ENRICH", false),
 		EnrichWorkers:  e.Int("ENRICH_CONCURRENCY", 64),
 	}
-	if c.BudgetReplicas < 1 {
-		e.Check(fmt.Errorf("ZOOM_BUDGET_REPLICAS %d is below 1", c.BudgetReplicas))
+	for _, v := range []struct {
+		name string
+		n    int
+	}{
+		{"ZOOM_BUDGET_REPLICAS", c.BudgetReplicas}, {"FETCH_CONCURRENCY", c.Concurrency},
+		{"SYNC_CONCURRENCY", c.SyncWorkers}, {"MAX_RUN_ATTEMPTS", c.MaxAttempts},
+		{"HINT_CONCURRENCY", c.HintWorkers}, {"ENRICH_CONCURRENCY", c.EnrichWorkers},
+	} {
+		if v.n < 1 {
+			e.Check(fmt.Errorf("%s %d is below 1", v.name, v.n))
+		}
 	}
 	plan, err := zoom.ParsePlan(e.String("ZOOM_PLAN", "pro"))
 	e.Check(err)

@@ -78,6 +78,12 @@ func TestReadConfig(t *testing.T) {
 		{"secrets key without id", map[string]string{"CONNECTOR_SECRETS_KEY": testKey[3:]}, "CONNECTOR_SECRETS_KEY"},
 		{"a credential missing", map[string]string{"ZOOM_CLIENT_SECRET": ""}, "ZOOM_CLIENT_SECRET missing"},
 		{"two credentials missing", map[string]string{"ZOOM_CLIENT_SECRET": "", "ZOOM_ACCOUNT_ID": " "}, "ZOOM_ACCOUNT_ID and ZOOM_CLIENT_SECRET missing"},
+		{"syncs at once", map[string]string{"SYNC_CONCURRENCY": "16"}, ""},
+		{"no syncs at once", map[string]string{"SYNC_CONCURRENCY": "0"}, "SYNC_CONCURRENCY 0 is below 1"},
+		{"no listings at once", map[string]string{"FETCH_CONCURRENCY": "0"}, "FETCH_CONCURRENCY 0 is below 1"},
+		{"no hints held", map[string]string{"HINT_CONCURRENCY": "-1"}, "HINT_CONCURRENCY -1 is below 1"},
+		{"no details waiting", map[string]string{"ENRICH_CONCURRENCY": "0"}, "ENRICH_CONCURRENCY 0 is below 1"},
+		{"no run attempts", map[string]string{"MAX_RUN_ATTEMPTS": "0"}, "MAX_RUN_ATTEMPTS 0 is below 1"},
 	} {
 		env := map[string]string{}
 		for k, v := range zoomCredentials {

@@ -183,7 +183,7 @@ func run(ctx context.Context) error {
 			Durable:     pipeline.ConsumerFetcher,
 			AckWait:     cfg.TriggerAckWait,
 			MaxDeliver:  1000,
-			Concurrency: 4,
+			Concurrency: cfg.SyncWorkers,
 			// A sync is handed back at shutdown and resumed elsewhere,
 			// rather than finished: it may take far longer than a stop may.
 			Grace:        500 * time.Millisecond,
