@@ -534,16 +534,16 @@ func (c *Client) apiError(r request, resp *http.Response, body []byte) *APIError
 }
 
 // snippet is the start of a body that is not JSON (an HTML error page from a
-// proxy), on one line, for an error message.
+// proxy), on one line and valid UTF-8, for an error message.
 func snippet(body []byte) string {
 	const n = 200
-	s := strings.Join(strings.Fields(string(body)), " ")
+	s := strings.Join(strings.Fields(strings.ToValidUTF8(string(body), "\uFFFD")), " ")
 	if len(s) > n {
-		s = s[:n]
-		for !utf8.ValidString(s) {
-			s = s[:len(s)-1]
+		cut := n
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
+			cut--
 		}
-		s += "…"
+		s = s[:cut] + "…"
 	}
 	return s
 }

@@ -211,7 +211,8 @@ func newTokenError(status int, body []byte, secret string) *TokenError {
 		e.Code = b.Code
 		e.Reason = cmp.Or(b.Reason, b.Description, b.Message)
 	} else {
-		e.Reason = snippet(body)
+		// The secret goes before the cut, which could leave part of it.
+		e.Reason = snippet([]byte(scrub(string(body), secret)))
 	}
 	e.Reason = quoted(scrub(e.Reason, secret))
 	e.OAuthError = quoted(scrub(e.OAuthError, secret))

@@ -130,3 +130,28 @@ func TestConfigConnectors(t *testing.T) {
 		t.Errorf("nothing set: %v, want the defaults", err)
 	}
 }
+
+// TestSyncConcurrency: SYNC_CONCURRENCY sets the syncs a replica serves at
+// once, 4 unless set.
+func TestSyncConcurrency(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		set  string
+		want int
+	}{{"", 4}, {"16", 16}} {
+		env := map[string]string{}
+		for k, v := range zoomCredentials {
+			env[k] = v
+		}
+		if tc.set != "" {
+			env["SYNC_CONCURRENCY"] = tc.set
+		}
+		c, err := readConfig(service.EnvFrom(env))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.SyncWorkers != tc.want {
+			t.Errorf("SYNC_CONCURRENCY %q: %d syncs at once, want %d", tc.set, c.SyncWorkers, tc.want)
+		}
+	}
+}
