@@ -22,6 +22,7 @@ import (
 	"github.com/claritysecurity/zoom-connector/pkg/postgres"
 	"github.com/claritysecurity/zoom-connector/pkg/service"
 	"github.com/claritysecurity/zoom-connector/services/writer/internal/admin"
+	"github.com/claritysecurity/zoom-connector/services/writer/internal/counts"
 	"github.com/claritysecurity/zoom-connector/services/writer/internal/ingest"
 	"github.com/claritysecurity/zoom-connector/services/writer/internal/provision"
 	"github.com/claritysecurity/zoom-connector/services/writer/internal/relay"
@@ -177,6 +178,7 @@ func run(ctx context.Context) error {
 	})
 	g.Go(func() error { return rel.Run(gctx) })
 	g.Go(func() error { return admin.Serve(gctx, nc, st, log) })
+	g.Go(func() error { return counts.New(st, counts.Config{Known: known, Log: log}).Serve(gctx, nc) })
 	g.Go(func() error { return snapshot.Serve(gctx, nc, pool, log, snapshot.Config{}) })
 	g.Go(func() error {
 		t := time.NewTicker(min(cfg.RunStallAfter/4, time.Minute))

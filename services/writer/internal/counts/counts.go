@@ -1,0 +1,197 @@
+// Package counts answers zoom.counts.<tenant>.<connector>: how many live
+// records of each kind the writer stores for a connector, for the admin
+// console (which has no database of its own to count in).
+//
+// A count reads the connector's whole range of the records table, so a
+// replica runs at most one count of a connector at a time (requests that
+// come while it runs share its answer), reuses a count younger than
+// Config.Fresh, and runs at most Config.MaxCounts counts at once.
+package counts
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/rs/zerolog"
+
+	"github.com/claritysecurity/zoom-connector/pkg/pipeline"
+)
+
+// Counter counts a connector's live records per kind name.
+type Counter interface {
+	CountRecords(ctx context.Context, c pipeline.ConnectorRef) (map[string]int64, error)
+}
+
+// Config tunes Serve; zero fields take the defaults.
+type Config struct {
+	// Known reports whether the writer stores records of a connector (the
+	// environment's or the registry's); others are refused.
+	Known func(context.Context, pipeline.ConnectorRef) (bool, error)
+	// Fresh is how long a count is reused. Default 5 s.
+	Fresh time.Duration
+	// Timeout bounds one count. Default 30 s.
+	Timeout time.Duration
+	// MaxCounts is how many counts of different connectors run at once.
+	// Default 2.
+	MaxCounts int
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+	// Log hears the counts that failed (the replies do not say why).
+	Log zerolog.Logger
+}
+
+// Responder answers count requests.
+type Responder struct {
+	st  Counter
+	cfg Config
+	sem chan struct{}
+
+	mu      sync.Mutex
+	flights map[pipeline.ConnectorRef]*flight
+}
+
+// flight is one count: done closes when out is set.
+type flight struct {
+	done chan struct{}
+	at   time.Time
+	out  map[string]int64
+	err  error
+}
+
+// New returns a Responder counting in st.
+func New(st Counter, cfg Config) *Responder {
+	if cfg.Fresh <= 0 {
+		cfg.Fresh = 5 * time.Second
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 30 * time.Second
+	}
+	if cfg.MaxCounts <= 0 {
+		cfg.MaxCounts = 2
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Known == nil {
+		cfg.Known = func(context.Context, pipeline.ConnectorRef) (bool, error) { return true, nil }
+	}
+	return &Responder{st: st, cfg: cfg, sem: make(chan struct{}, cfg.MaxCounts), flights: map[pipeline.ConnectorRef]*flight{}}
+}
+
+// Serve answers requests on nc until ctx ends; replicas share them (a
+// queue group). Each request is answered from a goroutine of its own, so
+// that a long count delays no other connector's.
+func (r *Responder) Serve(ctx context.Context, nc *nats.Conn) error {
+	log := r.cfg.Log
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	sub, err := nc.QueueSubscribe(pipeline.CountsFilter, "writer", func(m *nats.Msg) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			reply := r.Answer(ctx, m.Subject)
+			if reply.Error != "" && reply.Code != pipeline.CountsUnknownConnector {
+				log.Warn().Str("subject", pipeline.Bound(m.Subject, 128)).Str("error", reply.Error).Msg("count request refused")
+			}
+			b, err := json.Marshal(reply)
+			if err == nil {
+				err = m.Respond(b)
+			}
+			if err != nil && !errors.Is(err, nats.ErrMsgNoReply) {
+				log.Warn().Err(err).Msg("count reply")
+			}
+		}()
+	})
+	if err != nil {
+		return fmt.Errorf("subscribe %s: %w", pipeline.CountsFilter, err)
+	}
+	<-ctx.Done()
+	_ = sub.Drain()
+	return nil
+}
+
+// Answer is the reply to a request on subject.
+func (r *Responder) Answer(ctx context.Context, subject string) pipeline.RecordCounts {
+	c, err := pipeline.CountsConnector(subject)
+	if err != nil {
+		return pipeline.RecordCounts{Error: err.Error(), Code: pipeline.CountsBadSubject}
+	}
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
+	defer cancel()
+	known, err := r.cfg.Known(ctx, c)
+	if err != nil {
+		return pipeline.RecordCounts{Error: "look up connector " + c.String() + ": unavailable", Code: pipeline.CountsUnavailable}
+	}
+	if !known {
+		return pipeline.RecordCounts{Error: "no connector " + c.String(), Code: pipeline.CountsUnknownConnector}
+	}
+	f := r.count(ctx, c)
+	select {
+	case <-f.done:
+	case <-ctx.Done():
+		return pipeline.RecordCounts{Error: "count records of " + c.String() + ": timed out", Code: pipeline.CountsUnavailable}
+	}
+	if f.err != nil {
+		// The store's error may quote SQL: the reply says only what failed.
+		return pipeline.RecordCounts{Error: "count records of " + c.String() + ": the database did not answer", Code: pipeline.CountsUnavailable}
+	}
+	return pipeline.RecordCounts{Records: f.out, CountedAt: f.at}
+}
+
+// count returns the connector's running count, or its last if fresh, or
+// starts one.
+func (r *Responder) count(ctx context.Context, c pipeline.ConnectorRef) *flight {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	now := r.cfg.Now()
+	if f := r.flights[c]; f != nil {
+		select {
+		case <-f.done:
+			if f.err == nil && now.Sub(f.at) < r.cfg.Fresh {
+				return f
+			}
+		default:
+			return f // running: share it
+		}
+	}
+	// Forget the stale counts, so that the map holds only recent ones.
+	for k, f := range r.flights {
+		select {
+		case <-f.done:
+			if now.Sub(f.at) >= r.cfg.Fresh {
+				delete(r.flights, k)
+			}
+		default:
+		}
+	}
+	f := &flight{done: make(chan struct{})}
+	r.flights[c] = f
+	// The count runs on its own context: requests that share it may
+	// outlive the one that started it.
+	go func() {
+		defer close(f.done)
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.Timeout)
+		defer cancel()
+		select {
+		case r.sem <- struct{}{}:
+			defer func() { <-r.sem }()
+		case <-cctx.Done():
+			f.err, f.at = cctx.Err(), r.cfg.Now()
+			return
+		}
+		start := r.cfg.Now()
+		out, err := r.st.CountRecords(cctx, c)
+		f.out, f.err, f.at = out, err, start
+		if err != nil {
+			r.cfg.Log.Warn().Err(err).Str("connector", c.String()).Msg("count records")
+		} else {
+			r.cfg.Log.Debug().Str("connector", c.String()).Dur("took", r.cfg.Now().Sub(start)).Msg("records counted")
+		}
+	}()
+	return f
+}
