@@ -175,6 +175,9 @@ func TestRolesRefusedOutsidePermissions(t *testing.T) {
 		{natsauth.CredsFile(natsauth.RoleFetcher), pipeline.EventSubject(acme, clarity.KindServiceUser), "zoom.provision.>", "", nil},
 		{natsauth.CredsFile(natsauth.RoleFetcher), pipeline.ProvisionSubject(acme), "_INBOX_clarity.>", "", nil},
 		{natsauth.CredsFile(natsauth.RoleNormalizer), "zoom.provision.acme.zoom", "clarity.entitlements.>", "", nil},
+		// record counts are the writer's to answer and the console's to ask
+		{natsauth.CredsFile(natsauth.RoleNormalizer), pipeline.CountsSubject(acme), pipeline.CountsFilter, "", nil},
+		{natsauth.CredsFile(natsauth.RoleFetcher), pipeline.CountsSubject(acme), pipeline.CountsFilter, "", nil},
 		{natsauth.CredsFile(natsauth.RoleWriter), pipeline.SyncSubject(acme), "zoom.raw.>", natsauth.SnapshotSubject("*", "*"), nil},
 		{natsauth.CredsFile(natsauth.RoleWebhook), pipeline.RecordsSubject(acme), "clarity.entitlements.>", connector.SubjectList, nil},
 		{natsauth.CredsFile(natsauth.RoleOperator), pipeline.EventSubject(acme, clarity.KindSync), "clarity.entitlements.>", "", nil},
@@ -291,6 +294,21 @@ func TestServicesWorkWithinPermissions(t *testing.T) {
 			c.expectNoRefusal(t)
 		})
 	}
+	// The writer answers the console's request for record counts.
+	writer, webhook := dialRole(t, url, dir, natsauth.RoleWriter), dialRole(t, url, dir, natsauth.RoleWebhook)
+	sub, err := writer.nc.QueueSubscribe(pipeline.CountsFilter, "writer", func(m *nats.Msg) { _ = m.Respond([]byte(`{"records":{}}`)) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe() //nolint:errcheck
+	if err := writer.nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := webhook.nc.Request(pipeline.CountsSubject(acme), nil, 5*time.Second); err != nil || string(m.Data) != `{"records":{}}` {
+		t.Fatalf("the webhook service asked for counts: %v", err)
+	}
+	writer.expectNoRefusal(t)
+	webhook.expectNoRefusal(t)
 	// A service cannot take another's consumer, nor read a bucket it has
 	// no business with.
 	norm := dialRole(t, url, dir, natsauth.RoleNormalizer)
