@@ -9,7 +9,11 @@ import (
 // brings it down to what it holds now, so that a bench size's peak is not
 // an earlier, larger one's.
 func TestOwnPeakRSS(t *testing.T) {
-	const size = 64 << 20
+	// slack allows for what the runtime gives back to the system while
+	// the test runs (the peak reset is the resident set at that moment):
+	// more than this test binary holds in all, so the check cannot flake,
+	// and less than size, so a peak that missed the touched memory fails.
+	const size, slack = 128 << 20, 48 << 20
 	if err := resetOwnPeakRSS(); err != nil {
 		t.Fatal(err)
 	}
@@ -28,7 +32,7 @@ func TestOwnPeakRSS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if peak < before+size {
+	if peak < before+size-slack {
 		t.Errorf("peak %d MiB after touching %d MiB, from %d MiB", peak>>20, size>>20, before>>20)
 	}
 	if err := syscall.Munmap(mem); err != nil {
