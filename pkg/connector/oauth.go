@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/oauth2"
 
+	"github.com/claritysecurity/zoom-connector/pkg/natsx"
 	"github.com/claritysecurity/zoom-connector/pkg/pipeline"
 )
 
@@ -90,6 +91,11 @@ type AuthorizerConfig struct {
 	RedirectTemplate string
 	// Replicas of the states bucket.
 	Replicas int
+	// OwnStates applies the states bucket's configuration to an existing
+	// bucket: for the bucket's owner, the webhook service, whose consent
+	// flow makes and takes the states. Others open the bucket as it is
+	// (creating it when it is missing).
+	OwnStates bool
 	// HTTPClient makes the token requests; nil is a client with a 30 s
 	// timeout.
 	HTTPClient *http.Client
@@ -97,14 +103,21 @@ type AuthorizerConfig struct {
 
 // NewAuthorizer opens the states bucket and returns an Authorizer.
 func NewAuthorizer(ctx context.Context, js jetstream.JetStream, keys *Keyring, cfg AuthorizerConfig) (*Authorizer, error) {
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+	states := jetstream.KeyValueConfig{
 		Bucket:      StatesBucket,
 		Description: "OAuth authorizations under way (state nonce, sealed PKCE verifier)",
 		History:     1,
 		TTL:         StateTTL,
 		Storage:     jetstream.FileStorage,
 		Replicas:    max(1, cfg.Replicas),
-	})
+	}
+	var kv jetstream.KeyValue
+	var err error
+	if cfg.OwnStates {
+		kv, err = js.CreateOrUpdateKeyValue(ctx, states)
+	} else {
+		kv, err = natsx.OpenKeyValue(ctx, js, states)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("open oauth states bucket: %w", err)
 	}

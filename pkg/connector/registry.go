@@ -12,6 +12,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/claritysecurity/zoom-connector/pkg/natsx"
 	"github.com/claritysecurity/zoom-connector/pkg/pipeline"
 )
 
@@ -210,20 +211,41 @@ type Registry struct {
 	changed chan struct{}
 }
 
-// Open creates the bucket if it is missing and returns its registry.
-func Open(ctx context.Context, js jetstream.JetStream, replicas int) (*Registry, error) {
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+// registryConfig is the configuration of the registry's bucket.
+func registryConfig(replicas int) jetstream.KeyValueConfig {
+	return jetstream.KeyValueConfig{
 		Bucket:      Bucket,
 		Description: "the connectors: settings, state and sealed secrets",
 		History:     1,
 		Storage:     jetstream.FileStorage,
 		Replicas:    max(1, replicas),
-	})
+	}
+}
+
+// Open creates the bucket if it is missing and returns its registry; it
+// leaves an existing bucket's configuration to its owner (OpenOwned).
+func Open(ctx context.Context, js jetstream.JetStream, replicas int) (*Registry, error) {
+	kv, err := natsx.OpenKeyValue(ctx, js, registryConfig(replicas))
 	if err != nil {
 		return nil, fmt.Errorf("open connector registry: %w", err)
 	}
+	return registryOf(kv), nil
+}
+
+// OpenOwned is Open for the bucket's owner, the webhook service, whose
+// admin API writes the records: it also applies the configuration
+// (replicas) to an existing bucket.
+func OpenOwned(ctx context.Context, js jetstream.JetStream, replicas int) (*Registry, error) {
+	kv, err := js.CreateOrUpdateKeyValue(ctx, registryConfig(replicas))
+	if err != nil {
+		return nil, fmt.Errorf("open connector registry: %w", err)
+	}
+	return registryOf(kv), nil
+}
+
+func registryOf(kv jetstream.KeyValue) *Registry {
 	return &Registry{kv: kv, now: time.Now, entries: map[pipeline.ConnectorRef]Entry{},
-		gone: map[pipeline.ConnectorRef]uint64{}, synced: make(chan struct{}), changed: make(chan struct{})}, nil
+		gone: map[pipeline.ConnectorRef]uint64{}, synced: make(chan struct{}), changed: make(chan struct{})}
 }
 
 // Watch keeps the registry's copy of every record up to date until ctx ends.

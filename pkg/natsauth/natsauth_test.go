@@ -151,9 +151,14 @@ func (c *client) subscribeRefused(t *testing.T, subject string) {
 	c.expectRefused(t, subject)
 }
 
-func ensureStreams(t *testing.T, js jetstream.JetStream) {
+// ensureStreams does what service r does at start: it creates every
+// missing stream and applies its configuration to the streams it owns.
+func ensureStreams(t *testing.T, js jetstream.JetStream, r natsauth.Role) {
 	t.Helper()
-	if err := natsx.EnsureStreams(context.Background(), js, pipeline.Streams(1)...); err != nil {
+	if err := natsx.CreateMissingStreams(context.Background(), js, pipeline.Streams(1)...); err != nil {
+		t.Fatal(err)
+	}
+	if err := natsx.EnsureStreams(context.Background(), js, pipeline.OwnedStreams(string(r), pipeline.Streams(1))...); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -229,7 +234,7 @@ func TestServicesWorkWithinPermissions(t *testing.T) {
 		t.Run(string(r), func(t *testing.T) {
 			c := dialRole(t, url, dir, r)
 			if r != natsauth.RoleClarity {
-				ensureStreams(t, c.js)
+				ensureStreams(t, c.js, r)
 			}
 			for _, sc := range consumers[r] {
 				cons, err := c.js.CreateOrUpdateConsumer(ctx, sc[0], jetstream.ConsumerConfig{Durable: sc[1], AckPolicy: jetstream.AckExplicitPolicy})
@@ -244,7 +249,13 @@ func TestServicesWorkWithinPermissions(t *testing.T) {
 				t.Fatalf("publish to %s: %v", publishes[r], err)
 			}
 			for _, b := range buckets[r] {
-				kv, err := c.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: b})
+				open := natsx.OpenKeyValue
+				if natsauth.BucketOwner(b) == r {
+					open = func(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
+						return js.CreateOrUpdateKeyValue(ctx, cfg)
+					}
+				}
+				kv, err := open(ctx, c.js, jetstream.KeyValueConfig{Bucket: b})
 				if err != nil {
 					t.Fatalf("bucket %s: %v", b, err)
 				}
@@ -329,7 +340,7 @@ func TestTenantReadsOnlyItsOwnEvents(t *testing.T) {
 	url, dir := secured(t)
 	ctx := context.Background()
 	writer := dialRole(t, url, dir, natsauth.RoleWriter)
-	ensureStreams(t, writer.js)
+	ensureStreams(t, writer.js, natsauth.RoleWriter)
 	webhook := dialRole(t, url, dir, natsauth.RoleWebhook)
 	if _, err := webhook.js.CreateOrUpdateConsumer(ctx, clarity.StreamEntitlements, jetstream.ConsumerConfig{
 		Durable: pipeline.ConsumerLastSync, AckPolicy: jetstream.AckExplicitPolicy,
@@ -559,7 +570,7 @@ func TestTLSAndCredentials(t *testing.T) {
 	if _, err := nc.TLSConnectionState(); err != nil {
 		t.Fatalf("not TLS: %v", err)
 	}
-	ensureStreams(t, js)
+	ensureStreams(t, js, natsauth.RoleWriter)
 	if _, _, err := natsx.ConnectAuth(context.Background(), url, "test", natsx.Auth{CredsFile: creds}, zerolog.Nop()); err == nil ||
 		!strings.Contains(err.Error(), "certificate is not trusted") {
 		t.Fatalf("without the CA: %v", err)

@@ -97,13 +97,24 @@ func every(subject func(pipeline.ConnectorRef) string) string {
 // jsAPI is the JetStream API prefix.
 const jsAPI = "$JS.API."
 
-// streamAdmin lets a service ensure streams: look them up, create and
-// update them. Every service ensures every stream at start, so that the
-// services start in any order.
-func streamAdmin(streams ...string) []string {
+// streamCreate lets a service look streams up and create them. Every
+// service creates every missing stream at start, so that the services start
+// in any order; creating a stream that exists with another configuration is
+// refused by the server and changes nothing.
+func streamCreate(streams ...string) []string {
 	var out []string
 	for _, s := range streams {
-		out = append(out, jsAPI+"STREAM.INFO."+s, jsAPI+"STREAM.CREATE."+s, jsAPI+"STREAM.UPDATE."+s)
+		out = append(out, jsAPI+"STREAM.INFO."+s, jsAPI+"STREAM.CREATE."+s)
+	}
+	return out
+}
+
+// streamUpdate lets a service change the configuration of streams: only
+// their owner's.
+func streamUpdate(streams ...string) []string {
+	var out []string
+	for _, s := range streams {
+		out = append(out, jsAPI+"STREAM.UPDATE."+s)
 	}
 	return out
 }
@@ -121,15 +132,27 @@ func durable(stream, name string) []string {
 	}
 }
 
-// bucket lets a service create, read, watch and write a key-value bucket.
+// bucket lets a service create, read, watch and write a key-value bucket:
+// the API calls the key-value client makes, and no others. A purge of a
+// key (kv.Purge) is a message with a roll-up header on the key's subject,
+// not the stream purge API: no role may purge or delete a bucket's stream,
+// and only the bucket's owner may change its configuration (service).
 func bucket(name string) []string {
 	s := "KV_" + name
 	return []string{
 		"$KV." + name + ".>",
-		jsAPI + "*.*." + s,            // STREAM.INFO, CREATE, UPDATE, PURGE
-		jsAPI + "*.*." + s + ".>",     // DIRECT.GET, CONSUMER.CREATE and DELETE of watchers
+		jsAPI + "STREAM.INFO." + s,   // open the bucket, its status
+		jsAPI + "STREAM.CREATE." + s, // create it when missing
+		jsAPI + "DIRECT.GET." + s,    // a get of a revision
+		jsAPI + "DIRECT.GET." + s + ".>",
 		jsAPI + "STREAM.MSG.GET." + s, // a get where direct gets are off
-		"$JS.FC." + s + ".>",          // flow control of watchers
+		// watchers (WatchAll, Keys, History): ordered consumers the client
+		// names, created, looked up and deleted
+		jsAPI + "CONSUMER.CREATE." + s,
+		jsAPI + "CONSUMER.CREATE." + s + ".>",
+		jsAPI + "CONSUMER.INFO." + s + ".*",
+		jsAPI + "CONSUMER.DELETE." + s + ".*",
+		"$JS.FC." + s + ".>", // flow control of watchers
 	}
 }
 
@@ -155,14 +178,29 @@ func allStreams() []string {
 	return out
 }
 
-// service is what every service may do: account information, ensure the
-// streams, and receive its replies.
+// ownedStreams are the names of the streams r owns (pipeline.StreamOwner).
+func ownedStreams(r Role) []string {
+	var out []string
+	for _, c := range pipeline.OwnedStreams(string(r), pipeline.Streams(1)) {
+		out = append(out, c.Name)
+	}
+	return out
+}
+
+// service is what every service may do: account information, look up and
+// create every stream, change the configuration of the streams and buckets
+// it owns, and receive its replies.
 func service(r Role) Permissions {
-	return Permissions{
-		Publish:     append([]string{jsAPI + "INFO"}, streamAdmin(allStreams()...)...),
+	p := Permissions{
+		Publish:     append([]string{jsAPI + "INFO"}, streamCreate(allStreams()...)...),
 		Subscribe:   []string{InboxPrefix(r) + ".>"},
 		InboxPrefix: InboxPrefix(r),
 	}
+	p.Publish = append(p.Publish, streamUpdate(ownedStreams(r)...)...)
+	for _, b := range ownedBuckets(r) {
+		p.Publish = append(p.Publish, streamUpdate("KV_"+b)...)
+	}
+	return p
 }
 
 // consume adds a durable consumer of stream and the dead letters of its

@@ -16,9 +16,9 @@ func WriteTable(w io.Writer) error {
 	row := func(name string, p Permissions) {
 		var pub, js []string
 		publish := p.Publish
-		if ensure := streamAdmin(allStreams()...); containsAll(publish, ensure) {
-			publish = slices.DeleteFunc(slices.Clone(publish), func(s string) bool { return slices.Contains(ensure, s) })
-			js = append(js, "ensure every stream (info, create, update)")
+		if create := streamCreate(allStreams()...); containsAll(publish, create) {
+			publish = slices.DeleteFunc(slices.Clone(publish), func(s string) bool { return slices.Contains(create, s) })
+			js = append(js, "create every missing stream (info, create)")
 		}
 		for _, s := range publish {
 			if item, ok := jetStreamItem(s); ok {
@@ -66,7 +66,7 @@ func jetStreamItem(s string) (string, bool) {
 	case s == jsAPI+"INFO":
 		return "account info", true
 	case strings.HasPrefix(s, "$KV."):
-		return "bucket " + strings.TrimSuffix(strings.TrimPrefix(s, "$KV."), ".>") + " (read, write, watch, create)", true
+		return "bucket " + strings.TrimSuffix(strings.TrimPrefix(s, "$KV."), ".>") + ": read, write, watch, create", true
 	case strings.HasPrefix(s, "$JS.ACK.") || strings.HasPrefix(s, "$JS.FC."):
 		if s == "$JS.ACK.>" {
 			return "acknowledge any consumer's messages", true
@@ -74,15 +74,28 @@ func jetStreamItem(s string) (string, bool) {
 		return "", true // implied by the consumer
 	case strings.HasPrefix(s, jsAPI+"STREAM."):
 		t := strings.Split(strings.TrimPrefix(s, jsAPI+"STREAM."), ".")
-		if len(t) >= 2 && !strings.HasPrefix(t[len(t)-1], "KV_") {
-			return "stream " + t[len(t)-1] + ": " + strings.ToLower(strings.Join(t[:len(t)-1], " ")), true
+		if len(t) < 2 {
+			return "", true
 		}
-		return "", true
+		op := strings.ToLower(strings.Join(t[:len(t)-1], " "))
+		if b, ok := strings.CutPrefix(t[len(t)-1], "KV_"); ok {
+			if op == "update" {
+				return "bucket " + b + ": update its configuration", true
+			}
+			return "", true // implied by the bucket
+		}
+		if op == "update" {
+			op = "update its configuration"
+		}
+		return "stream " + t[len(t)-1] + ": " + op, true
 	case strings.HasPrefix(s, jsAPI+"CONSUMER."):
 		rest := strings.TrimPrefix(s, jsAPI+"CONSUMER.")
 		for _, op := range []string{"DURABLE.CREATE.", "CREATE.", "INFO.", "DELETE.", "MSG.NEXT."} {
 			if tail, ok := strings.CutPrefix(rest, op); ok {
 				stream, cons, _ := strings.Cut(tail, ".")
+				if strings.HasPrefix(stream, "KV_") {
+					return "", true // a bucket's watchers, implied by the bucket
+				}
 				cons, filter, _ := strings.Cut(cons, ".")
 				switch {
 				case cons == "*" && filter != "":

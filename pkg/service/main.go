@@ -91,18 +91,29 @@ func tuneGC() {
 	}
 }
 
-// JetStream connects to NATS as name and ensures every stream of the
-// connector, with the configured replica count. The caller drains the
+// JetStream connects to NATS as name (one of the pipeline.Service names)
+// and ensures the connector's streams: it creates every stream that is
+// missing, with the configured replica count and retention, so that the
+// services start in any order, and applies its configuration to the
+// streams name owns (pipeline.StreamOwner). The caller drains the
 // connection when it stops.
 func JetStream(ctx context.Context, c Common, name string, log zerolog.Logger) (*nats.Conn, jetstream.JetStream, error) {
 	nc, js, err := natsx.ConnectAuth(ctx, c.NATSURL, name, c.NATS, log)
 	if err != nil {
 		return nil, nil, err
 	}
-	// Every service applies the same retention, so that an upgrade that
-	// changes it is in force whichever service starts first.
+	// Only a stream's owner may change its configuration: a change of
+	// NATS_STREAM_REPLICAS, EVENTS_MAX_AGE or EVENTS_MAX_BYTES (the
+	// writer's CLARITY_ENTITLEMENTS) is in force once the owner has
+	// started, not whichever service starts first. A service that creates
+	// a missing stream creates it with its own settings, which the owner
+	// then applies over.
 	streams := pipeline.WithEventRetention(pipeline.Streams(c.StreamReplicas), c.EventsMaxAge, c.EventsMaxBytes)
-	if err := natsx.EnsureStreams(ctx, js, streams...); err != nil {
+	if err := natsx.CreateMissingStreams(ctx, js, streams...); err != nil {
+		nc.Close()
+		return nil, nil, err
+	}
+	if err := natsx.EnsureStreams(ctx, js, pipeline.OwnedStreams(name, streams)...); err != nil {
 		nc.Close()
 		return nil, nil, err
 	}

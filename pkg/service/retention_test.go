@@ -14,9 +14,9 @@ import (
 	"github.com/claritysecurity/zoom-connector/pkg/pipeline"
 )
 
-// TestEventRetentionOnUpgrade starts a service against a CLARITY_ENTITLEMENTS
-// made by a version that kept every event: the service's EVENTS_MAX_AGE and
-// EVENTS_MAX_BYTES are applied to it.
+// TestEventRetentionOnUpgrade starts the stream's owner, the writer, against
+// a CLARITY_ENTITLEMENTS made by a version that kept every event: its
+// EVENTS_MAX_AGE and EVENTS_MAX_BYTES are applied to it.
 func TestEventRetentionOnUpgrade(t *testing.T) {
 	js := natstest.JetStream(t, jetstream.StreamConfig{
 		Name: clarity.StreamEntitlements, Subjects: []string{"clarity.entitlements.>"}, Storage: jetstream.FileStorage,
@@ -27,7 +27,7 @@ func TestEventRetentionOnUpgrade(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	nc, js2, err := JetStream(context.Background(), c, "test", zerolog.Nop())
+	nc, js2, err := JetStream(context.Background(), c, pipeline.ServiceWriter, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
 	}

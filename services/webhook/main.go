@@ -53,7 +53,9 @@ func run(ctx context.Context) error {
 	if cfg.Secret != "" {
 		static = receiver.NewStatic(receiver.Connector{Ref: cfg.Connector, Secret: cfg.Secret})
 	}
-	registry, err := connector.Open(ctx, js, cfg.StreamReplicas)
+	// The webhook service owns the registry's and the OAuth states'
+	// buckets: it applies their configuration.
+	registry, err := connector.OpenOwned(ctx, js, cfg.StreamReplicas)
 	if err != nil {
 		return err
 	}
@@ -86,7 +88,7 @@ func run(ctx context.Context) error {
 	)
 	if cfg.Keys != nil {
 		authorizer, err := connector.NewAuthorizer(ctx, js, cfg.Keys, connector.AuthorizerConfig{
-			OAuthURL: cfg.OAuthURL, RedirectTemplate: cfg.RedirectTemplate, Replicas: cfg.StreamReplicas})
+			OAuthURL: cfg.OAuthURL, RedirectTemplate: cfg.RedirectTemplate, Replicas: cfg.StreamReplicas, OwnStates: true})
 		if err != nil {
 			return err
 		}

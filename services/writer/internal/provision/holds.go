@@ -15,9 +15,10 @@ import (
 )
 
 // OpenHolds opens the bucket of the users a provisioning write is under way
-// for (pipeline.ProvisionHoldBucket).
+// for (pipeline.ProvisionHoldBucket), creating it when it is missing. Its
+// owner, the fetcher, applies its configuration to an existing bucket.
 func OpenHolds(ctx context.Context, js jetstream.JetStream, replicas int) (jetstream.KeyValue, error) {
-	kv, err := js.CreateOrUpdateKeyValue(ctx, pipeline.ProvisionHoldConfig(replicas))
+	kv, err := natsx.OpenKeyValue(ctx, js, pipeline.ProvisionHoldConfig(replicas))
 	if err != nil {
 		return nil, fmt.Errorf("open provisioning holds bucket: %w", err)
 	}
