@@ -28,6 +28,18 @@ func CountsConnector(subject string) (ConnectorRef, error) {
 	return ParseKey(rest)
 }
 
+// CountsRequest is the body of a request on CountsSubject, at most
+// MaxCountsRequest bytes. MaxAgeMS asks for a count that began at most that
+// many milliseconds before the request: the console asks for one begun
+// after it heard a run end. Zero takes whatever the writer reuses (a count
+// of a few seconds).
+type CountsRequest struct {
+	MaxAgeMS int64 `json:"max_age_ms,omitempty"`
+}
+
+// MaxCountsRequest bounds a CountsRequest's body.
+const MaxCountsRequest = 1 << 10
+
 // RecordCounts answers a request on CountsSubject. Records maps each
 // record kind's name (clarity.KindServiceUser, …) to the connector's live
 // records of that kind (deleted records, kept as tombstones, are not
@@ -44,6 +56,8 @@ type RecordCounts struct {
 const (
 	// CountsBadSubject: the subject names no connector.
 	CountsBadSubject = "bad_subject"
+	// CountsBadRequest: the body is no CountsRequest.
+	CountsBadRequest = "bad_request"
 	// CountsUnknownConnector: the writer stores no records of it.
 	CountsUnknownConnector = "unknown_connector"
 	// CountsUnavailable: the count failed (the database is away, or

@@ -94,7 +94,7 @@ func (r *Responder) Serve(ctx context.Context, nc *nats.Conn) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			reply := r.Answer(ctx, m.Subject)
+			reply := r.Answer(ctx, m.Subject, m.Data)
 			if reply.Error != "" && reply.Code != pipeline.CountsUnknownConnector {
 				log.Warn().Str("subject", pipeline.Bound(m.Subject, 128)).Str("error", reply.Error).Msg("count request refused")
 			}
@@ -115,11 +115,24 @@ func (r *Responder) Serve(ctx context.Context, nc *nats.Conn) error {
 	return nil
 }
 
-// Answer is the reply to a request on subject.
-func (r *Responder) Answer(ctx context.Context, subject string) pipeline.RecordCounts {
+// Answer is the reply to a request on subject with body.
+func (r *Responder) Answer(ctx context.Context, subject string, body []byte) pipeline.RecordCounts {
 	c, err := pipeline.CountsConnector(subject)
 	if err != nil {
 		return pipeline.RecordCounts{Error: err.Error(), Code: pipeline.CountsBadSubject}
+	}
+	var req pipeline.CountsRequest
+	if len(body) > pipeline.MaxCountsRequest {
+		return pipeline.RecordCounts{Error: fmt.Sprintf("request of %d bytes: at most %d", len(body), pipeline.MaxCountsRequest), Code: pipeline.CountsBadRequest}
+	}
+	if len(body) > 0 {
+		if err := json.Unmarshal(body, &req); err != nil || req.MaxAgeMS < 0 {
+			return pipeline.RecordCounts{Error: `request must be empty or {"max_age_ms":N} with N at least 0`, Code: pipeline.CountsBadRequest}
+		}
+	}
+	maxAge := r.cfg.Fresh
+	if req.MaxAgeMS > 0 {
+		maxAge = min(maxAge, time.Duration(min(req.MaxAgeMS, int64(time.Hour/time.Millisecond)))*time.Millisecond)
 	}
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
 	defer cancel()
@@ -130,10 +143,8 @@ func (r *Responder) Answer(ctx context.Context, subject string) pipeline.RecordC
 	if !known {
 		return pipeline.RecordCounts{Error: "no connector " + c.String(), Code: pipeline.CountsUnknownConnector}
 	}
-	f := r.count(ctx, c)
-	select {
-	case <-f.done:
-	case <-ctx.Done():
+	f, err := r.count(ctx, c, maxAge)
+	if err != nil {
 		return pipeline.RecordCounts{Error: "count records of " + c.String() + ": timed out", Code: pipeline.CountsUnavailable}
 	}
 	if f.err != nil {
@@ -143,20 +154,40 @@ func (r *Responder) Answer(ctx context.Context, subject string) pipeline.RecordC
 	return pipeline.RecordCounts{Records: f.out, CountedAt: f.at}
 }
 
-// count returns the connector's running count, or its last if fresh, or
-// starts one.
-func (r *Responder) count(ctx context.Context, c pipeline.ConnectorRef) *flight {
+// count returns, once it ended, a count of the connector begun at most
+// maxAge ago: the running one or the last if they began late enough, or
+// a new one, started once the running one (begun too early) ended.
+func (r *Responder) count(ctx context.Context, c pipeline.ConnectorRef, maxAge time.Duration) (*flight, error) {
+	asked := r.cfg.Now()
+	for {
+		f, mine := r.flightOf(c, asked.Add(-maxAge))
+		select {
+		case <-f.done:
+			if mine || !f.at.Before(asked.Add(-maxAge)) {
+				return f, nil
+			}
+			// A count begun too early ended: start one now.
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// flightOf returns the connector's count begun at or after since (running
+// or done), or the running one begun earlier (the caller waits for it and
+// asks again), or starts one (mine).
+func (r *Responder) flightOf(c pipeline.ConnectorRef, since time.Time) (f *flight, mine bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	now := r.cfg.Now()
 	if f := r.flights[c]; f != nil {
 		select {
 		case <-f.done:
-			if f.err == nil && now.Sub(f.at) < r.cfg.Fresh {
-				return f
+			if f.err == nil && !f.at.Before(since) {
+				return f, false
 			}
 		default:
-			return f // running: share it
+			return f, false // running: share it, or wait for it to end
 		}
 	}
 	// Forget the stale counts, so that the map holds only recent ones.
@@ -169,23 +200,23 @@ func (r *Responder) count(ctx context.Context, c pipeline.ConnectorRef) *flight 
 		default:
 		}
 	}
-	f := &flight{done: make(chan struct{})}
+	f = &flight{done: make(chan struct{}), at: now}
 	r.flights[c] = f
 	// The count runs on its own context: requests that share it may
 	// outlive the one that started it.
 	go func() {
 		defer close(f.done)
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.Timeout)
+		ctx, cancel := context.WithTimeout(context.Background(), r.cfg.Timeout)
 		defer cancel()
 		select {
 		case r.sem <- struct{}{}:
 			defer func() { <-r.sem }()
-		case <-cctx.Done():
-			f.err, f.at = cctx.Err(), r.cfg.Now()
+		case <-ctx.Done():
+			f.err = ctx.Err()
 			return
 		}
 		start := r.cfg.Now()
-		out, err := r.st.CountRecords(cctx, c)
+		out, err := r.st.CountRecords(ctx, c)
 		f.out, f.err, f.at = out, err, start
 		if err != nil {
 			r.cfg.Log.Warn().Err(err).Str("connector", c.String()).Msg("count records")
@@ -193,5 +224,5 @@ func (r *Responder) count(ctx context.Context, c pipeline.ConnectorRef) *flight 
 			r.cfg.Log.Debug().Str("connector", c.String()).Dur("took", r.cfg.Now().Sub(start)).Msg("records counted")
 		}
 	}()
-	return f
+	return f, true
 }

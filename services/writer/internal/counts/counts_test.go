@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -103,7 +104,12 @@ func serve(t *testing.T, r *counts.Responder) *nats.Conn {
 
 func ask(t *testing.T, nc *nats.Conn, subject string) pipeline.RecordCounts {
 	t.Helper()
-	m, err := nc.Request(subject, nil, 10*time.Second)
+	return askWith(t, nc, subject, nil)
+}
+
+func askWith(t *testing.T, nc *nats.Conn, subject string, body []byte) pipeline.RecordCounts {
+	t.Helper()
+	m, err := nc.Request(subject, body, 10*time.Second)
 	if err != nil {
 		t.Fatalf("request %s: %v", subject, err)
 	}
@@ -184,6 +190,11 @@ func TestCountsRefused(t *testing.T) {
 	if r := ask(t, nc, pipeline.CountsSubject(ref)); r.Error != "" || !maps.Equal(r.Records, want(0, 0, 0, 0)) {
 		t.Errorf("known connector without records: got %+v", r)
 	}
+	for _, body := range []string{"{", `{"max_age_ms":-1}`, `{"max_age_ms":"x"}`, `{"max_age_ms":1,"pad":"` + strings.Repeat("x", pipeline.MaxCountsRequest) + `"}`} {
+		if r := askWith(t, nc, pipeline.CountsSubject(ref), []byte(body)); r.Code != pipeline.CountsBadRequest || r.Records != nil || len(r.Error) > 300 {
+			t.Errorf("body %.30q: got %+v, want a bad_request error", body, r)
+		}
+	}
 }
 
 // gated counts in a real store, each count waiting for the gate to open.
@@ -238,5 +249,14 @@ func TestConcurrentRequestsShareOneCount(t *testing.T) {
 	}
 	if got := g.calls.Load(); got != 1 {
 		t.Errorf("a request within Fresh ran a count (%d in all)", got)
+	}
+	// A request for a count begun after a moment (a run's end) gets one.
+	time.Sleep(20 * time.Millisecond)
+	b, _ := json.Marshal(pipeline.CountsRequest{MaxAgeMS: 10})
+	if r := askWith(t, nc, pipeline.CountsSubject(ref), b); r.Error != "" || !maps.Equal(r.Records, want(10, 1, 10, 10)) {
+		t.Errorf("with max_age_ms: got %+v, want a new count 10/1/10/10", r)
+	}
+	if got := g.calls.Load(); got != 2 {
+		t.Errorf("%d counts, want a second for max_age_ms", got)
 	}
 }
