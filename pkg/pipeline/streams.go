@@ -82,9 +82,10 @@ func EventsOfKind(kind string) string { return "clarity.entitlements.*.*." + kin
 func DeadLetterSubject(stream string) string { return "zoom.dlq." + strings.ToLower(stream) }
 
 // Streams returns the configuration of every stream the connector uses, with
-// replicas replicas each (3 on a 3-node cluster). Each service ensures all
-// of them at start, so that services can start in any order and a trigger
-// published before the fetcher first ran is kept.
+// replicas replicas each (3 on a 3-node cluster). Each service creates those
+// missing at start, so that services can start in any order and a trigger
+// published before the fetcher first ran is kept; only a stream's owner
+// (StreamOwner) applies its configuration to an existing stream.
 func Streams(replicas int) []jetstream.StreamConfig {
 	work := func(name, subject, desc string) jetstream.StreamConfig {
 		return jetstream.StreamConfig{
