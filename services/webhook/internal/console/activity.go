@@ -8,6 +8,7 @@ import (
 	"maps"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -67,10 +68,6 @@ const ResultRunning = "running"
 type history struct {
 	current *Run
 	runs    []Run // oldest first, at most MaxRuns
-	// records counts each kind's records: created less deleted, over the
-	// events the stream still held when the console read them.
-	records map[string]int64
-	updated time.Time
 	// progress is what the fetcher said since the last run ended.
 	progress runProgress
 }
@@ -129,15 +126,21 @@ func (p runProgress) ended() runProgress {
 	return newRunProgress(base)
 }
 
-// Activity follows every connector's change events in
-// CLARITY_ENTITLEMENTS, from the oldest the stream holds, and keeps each
-// one's running sync, its last runs and its records per kind.
+// Activity follows every connector's sync events in CLARITY_ENTITLEMENTS,
+// from the oldest the stream holds, and the record events from the
+// console's start on, and keeps each connector's running sync (with the
+// records it changed per kind), and its last runs. The records a
+// connector holds are the writer's to count (counts.go): the stream's
+// record events are not read from their start, which would cost as much as
+// the stream holds at every start.
 type Activity struct {
 	mu   sync.RWMutex
 	conn map[pipeline.ConnectorRef]*history
 	// partial is set when the stream no longer held its first events
-	// (they aged out): record counts then miss what they said.
+	// (they aged out): the oldest runs may then be missing.
 	partial bool
+	// delivered counts the events read.
+	delivered atomic.Int64
 	// err is why the events could not be read, until they are again.
 	err    error
 	caught chan struct{}
@@ -149,8 +152,8 @@ func NewActivity() *Activity {
 	return &Activity{conn: map[pipeline.ConnectorRef]*history{}, caught: make(chan struct{})}
 }
 
-// CaughtUp is closed once Follow has read the events the stream held when
-// it started.
+// CaughtUp is closed once Follow has read the sync events the stream held
+// when it started.
 func (a *Activity) CaughtUp() <-chan struct{} { return a.caught }
 
 // retryFollow is how long Follow waits before it reads the events again
@@ -181,8 +184,9 @@ func (a *Activity) Follow(ctx context.Context, nc *nats.Conn, js jetstream.JetSt
 	}
 }
 
-// Reading reports whether the events the stream held when the console
-// started are still being read: until then the figures are incomplete.
+// Reading reports whether the sync events the stream held when the
+// console started are still being read: until then the runs are
+// incomplete.
 func (a *Activity) Reading() bool {
 	select {
 	case <-a.caught:
@@ -199,6 +203,12 @@ func (a *Activity) Err() error {
 	return a.err
 }
 
+// syncEvents are the subjects of every connector's sync events.
+var syncEvents = pipeline.EventsOfKind(clarity.KindSync)
+
+// follow reads, first, the sync events the stream holds (few: two a run),
+// then every event from the console's start on, in the stream's order, so
+// that each record event counts in the run it is part of.
 func (a *Activity) follow(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, log zerolog.Logger) error {
 	sub, err := nc.Subscribe(pipeline.ProgressFilter, func(m *nats.Msg) { a.progress(m.Subject, m.Data) })
 	if err != nil {
@@ -213,17 +223,22 @@ func (a *Activity) follow(ctx context.Context, nc *nats.Conn, js jetstream.JetSt
 	if err != nil {
 		return fmt.Errorf("console: read %s: %w", clarity.StreamEntitlements, err)
 	}
-	last := info.State.LastSeq
+	// start is the console's start in the stream: every event after it is
+	// read, record events included.
+	start := info.State.LastSeq
 	a.mu.Lock()
 	a.partial = info.State.FirstSeq > 1
 	a.mu.Unlock()
-	if last == 0 {
-		a.once.Do(func() { close(a.caught) })
+	last, err := a.readSyncEvents(ctx, stream)
+	if err != nil {
+		return err
 	}
+	a.once.Do(func() { close(a.caught) })
 	// A consumer that cannot be made (no permission, the stream gone) is
 	// an error after a few attempts, not a wait for ever.
 	cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{"clarity.entitlements.>"}, DeliverPolicy: jetstream.DeliverAllPolicy, MaxResetAttempts: 3})
+		FilterSubjects: []string{"clarity.entitlements.>"}, DeliverPolicy: jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq: start + 1, MaxResetAttempts: 3})
 	if err != nil {
 		return fmt.Errorf("console: follow %s: %w", clarity.StreamEntitlements, err)
 	}
@@ -254,11 +269,68 @@ func (a *Activity) follow(ctx context.Context, nc *nats.Conn, js jetstream.JetSt
 			}
 			return fmt.Errorf("console: read %s: %w", clarity.StreamEntitlements, err)
 		}
+		a.delivered.Add(1)
+		md, err := m.Metadata()
+		if err != nil {
+			continue
+		}
+		// The sync events read already (those that came while the
+		// first read went on) are not applied twice.
+		if md.Sequence.Stream <= last && strings.HasSuffix(m.Subject(), "."+clarity.KindSync) {
+			continue
+		}
 		a.apply(m.Subject(), m.Data())
-		if md, err := m.Metadata(); err == nil && md.Sequence.Stream >= last {
-			a.once.Do(func() { close(a.caught) })
+	}
+}
+
+// syncBatch is how many sync events one pull of the first read asks for.
+const syncBatch = 256
+
+// readSyncEvents reads every sync event the stream holds, from the oldest,
+// through a consumer of its own that is deleted after, and returns the
+// stream sequence of the last it read.
+func (a *Activity) readSyncEvents(ctx context.Context, stream jetstream.Stream) (uint64, error) {
+	cons, err := stream.CreateConsumer(ctx, jetstream.ConsumerConfig{
+		Name: "console_" + nats.NewInbox()[len(nats.InboxPrefix):], FilterSubject: syncEvents,
+		DeliverPolicy: jetstream.DeliverAllPolicy, AckPolicy: jetstream.AckNonePolicy,
+		InactiveThreshold: time.Minute, MemoryStorage: true, Replicas: 1})
+	if err != nil {
+		return 0, fmt.Errorf("console: read the sync events of %s: %w", clarity.StreamEntitlements, err)
+	}
+	defer func() {
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = stream.DeleteConsumer(dctx, cons.CachedInfo().Name)
+	}()
+	pending := cons.CachedInfo().NumPending
+	var last uint64
+	for pending > 0 {
+		batch, err := cons.Fetch(int(min(pending, syncBatch)), jetstream.FetchMaxWait(5*time.Second))
+		if err != nil {
+			return 0, fmt.Errorf("console: read the sync events of %s: %w", clarity.StreamEntitlements, err)
+		}
+		n := 0
+		for m := range batch.Messages() {
+			n++
+			a.delivered.Add(1)
+			md, err := m.Metadata()
+			if err != nil {
+				continue
+			}
+			a.apply(m.Subject(), m.Data())
+			last, pending = md.Sequence.Stream, md.NumPending
+		}
+		if err := batch.Error(); err != nil {
+			return 0, fmt.Errorf("console: read the sync events of %s: %w", clarity.StreamEntitlements, err)
+		}
+		if n == 0 {
+			return 0, fmt.Errorf("console: read the sync events of %s: none came of the %d pending", clarity.StreamEntitlements, pending)
+		}
+		if ctx.Err() != nil {
+			return 0, ctx.Err()
 		}
 	}
+	return last, nil
 }
 
 // eventHead is what the console reads of every event.
@@ -287,17 +359,10 @@ func (a *Activity) apply(subject string, data []byte) {
 		if len(a.conn) >= maxConnectors {
 			return
 		}
-		h = &history{records: map[string]int64{}, progress: newRunProgress(nil)}
+		h = &history{progress: newRunProgress(nil)}
 		a.conn[ref] = h
 	}
-	h.updated = ev.Time
 	if kind != clarity.KindSync {
-		switch op {
-		case clarity.OpCreated:
-			h.records[kind]++
-		case clarity.OpDeleted:
-			h.records[kind]--
-		}
 		if h.current != nil {
 			h.current.Changes[kind]++
 		}
@@ -356,10 +421,9 @@ func bound(s string, n int) string { return pipeline.Bound(s, n) }
 type Snapshot struct {
 	Current *Run
 	// Runs are the finished runs, newest first.
-	Runs    []Run
-	Records map[string]int64
-	// Partial is set when the stream had dropped older events: Records
-	// then counts only what the events it still holds say.
+	Runs []Run
+	// Partial is set when the stream had dropped older events: the oldest
+	// runs may be missing.
 	Partial bool
 }
 
@@ -375,7 +439,7 @@ func (s Snapshot) Last() (Run, bool) {
 func (a *Activity) Of(ref pipeline.ConnectorRef) Snapshot {
 	a.mu.RLock()
 	defer a.mu.RUnlock()
-	out := Snapshot{Records: map[string]int64{}, Partial: a.partial}
+	out := Snapshot{Partial: a.partial}
 	h := a.conn[ref]
 	if h == nil {
 		return out
@@ -392,7 +456,6 @@ func (a *Activity) Of(ref pipeline.ConnectorRef) Snapshot {
 		r.PagesBy = maps.Clone(r.PagesBy)
 		out.Runs = append(out.Runs, r)
 	}
-	out.Records = copyCounts(h.records)
 	return out
 }
 
@@ -421,7 +484,7 @@ func (a *Activity) progress(subject string, data []byte) {
 		if len(a.conn) >= maxConnectors {
 			return
 		}
-		h = &history{records: map[string]int64{}, progress: newRunProgress(nil)}
+		h = &history{progress: newRunProgress(nil)}
 		a.conn[ref] = h
 	}
 	pr := h.progress

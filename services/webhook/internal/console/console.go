@@ -44,8 +44,9 @@ type Config struct {
 	// Keys seals the secrets a Connect form keeps between Validate and
 	// Save.
 	Keys *connector.Keyring
-	// NC calls the admin API, which does every change to a connector;
-	// JS publishes sync triggers and reads the events and dead letters.
+	// NC calls the admin API, which does every change to a connector, and
+	// asks the writer for record counts; JS publishes sync triggers and
+	// reads the events and dead letters.
 	NC *nats.Conn
 	JS jetstream.JetStream
 	// Activity follows the change events; nil shows none.
@@ -69,6 +70,7 @@ type Console struct {
 	sessions *sessions
 	pages    *template.Template
 	dead     *deadLetters
+	counts   *counts
 	mux      *http.ServeMux
 }
 
@@ -82,7 +84,7 @@ func New(cfg Config) *Console {
 	}
 	// Trimmed as the token posted to sign in is.
 	cfg.Token = strings.TrimSpace(cfg.Token)
-	c := &Console{cfg: cfg, sessions: newSessions(cfg.Now), dead: &deadLetters{js: cfg.JS, now: cfg.Now}}
+	c := &Console{cfg: cfg, sessions: newSessions(cfg.Now), dead: &deadLetters{js: cfg.JS, now: cfg.Now}, counts: newCounts(cfg.NC, cfg.Now)}
 	c.pages = template.Must(template.New("pages").Funcs(funcs).ParseFS(templateFS, "templates/*.html"))
 	c.routes()
 	return c

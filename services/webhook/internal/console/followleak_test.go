@@ -45,14 +45,22 @@ func TestActivityFailedRoundsLeaveNothing(t *testing.T) {
 		}
 		n++
 		ref := pipeline.ConnectorRef{Tenant: "acme", ID: fmt.Sprintf("c%d", n)}
-		if _, err := js.Publish(ctx, pipeline.EventSubject(ref, clarity.KindServiceUser),
-			event(t, ref, 1, clarity.KindServiceUser, clarity.OpCreated, time.Now(), nil)); err != nil {
+		if _, err := js.Publish(ctx, pipeline.EventSubject(ref, clarity.KindSync),
+			event(t, ref, 1, clarity.KindSync, clarity.OpStarted, time.Now(), clarity.SyncData{RunID: "r"})); err != nil {
 			t.Fatal(err)
 		}
 		done := make(chan error, 1)
 		go func() { done <- a.follow(ctx, nc, js, zerolog.Nop()) }()
-		for a.Of(ref).Records[clarity.KindServiceUser] == 0 { // the iterator is reading
+		for a.Of(ref).Current == nil { // the sync events are read
 			time.Sleep(5 * time.Millisecond)
+		}
+		// The iterator of the events since the start is reading.
+		for a.Of(ref).Current.Changes[clarity.KindServiceUser] == 0 {
+			if _, err := js.Publish(ctx, pipeline.EventSubject(ref, clarity.KindServiceUser),
+				event(t, ref, 2, clarity.KindServiceUser, clarity.OpCreated, time.Now(), nil)); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(20 * time.Millisecond)
 		}
 		if err := js.DeleteStream(ctx, cfg.Name); err != nil {
 			t.Fatal(err)

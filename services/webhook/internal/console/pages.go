@@ -48,9 +48,11 @@ var funcs = template.FuncMap{
 
 // row is one connector in the list, and the head of its page.
 type row struct {
-	Ref         pipeline.ConnectorRef
-	View        connector.View
-	Activity    Snapshot
+	Ref      pipeline.ConnectorRef
+	View     connector.View
+	Activity Snapshot
+	// Counts are the records it holds now, as the writer counted them.
+	Counts      Counts
 	Last        *Run
 	DeadLetters int
 	// LastResult and LastAt come from the registry when the events of the
@@ -58,9 +60,12 @@ type row struct {
 	LastResult, LastAt, LastError string
 }
 
-func (c *Console) row(e connector.Entry, dead map[pipeline.ConnectorRef]int) row {
+// row reads a connector's row; deadline bounds the wait for its record
+// counts.
+func (c *Console) row(e connector.Entry, dead map[pipeline.ConnectorRef]int, deadline time.Time) row {
 	ref := e.Ref()
 	r := row{Ref: ref, View: view(e.Record, c.cfg.RedirectTemplate), Activity: c.cfg.Activity.Of(ref), DeadLetters: dead[ref]}
+	r.Counts = c.counts.of(deadline, ref, endKey(r.Activity))
 	if last, ok := r.Activity.Last(); ok {
 		r.Last = &last
 	}
@@ -90,11 +95,12 @@ func (c *Console) connectorsPage(w http.ResponseWriter, r *http.Request, s *sess
 		deadErr = "The dead letters could not be counted: " + bound(err.Error(), 200)
 	}
 	var rows []row
+	deadline := c.cfg.Now().Add(countsWait) // one wait for every row's counts
 	for _, e := range c.cfg.Registry.All() {
-		rows = append(rows, c.row(e, dead))
+		rows = append(rows, c.row(e, dead, deadline))
 	}
 	if err := c.cfg.Activity.Err(); err != nil {
-		deadErr = strings.TrimSpace(deadErr + " The change events cannot be read, so syncs and record counts are not shown: " + bound(err.Error(), 200))
+		deadErr = strings.TrimSpace(deadErr + " The change events cannot be read, so syncs are not shown: " + bound(err.Error(), 200))
 	}
 	c.render(w, http.StatusOK, "connectors", c.withSession(s, page{Title: "Connectors", Error: deadErr, Data: rows}))
 }
@@ -133,9 +139,9 @@ type detail struct {
 }
 
 func (c *Console) detail(e connector.Entry, dead map[pipeline.ConnectorRef]int) detail {
-	d := detail{row: c.row(e, dead), Now: c.cfg.Now(), Reading: c.cfg.Activity.Reading()}
+	d := detail{row: c.row(e, dead, c.cfg.Now().Add(countsWait)), Now: c.cfg.Now(), Reading: c.cfg.Activity.Reading()}
 	if err := c.cfg.Activity.Err(); err != nil {
-		d.EventsErr = "The change events cannot be read, so syncs and record counts are not shown: " + bound(err.Error(), 200)
+		d.EventsErr = "The change events cannot be read, so syncs are not shown: " + bound(err.Error(), 200)
 	}
 	if granted := strings.Fields(e.Tokens.Scope); len(granted) > 0 {
 		d.ScopesGranted = true
