@@ -3,6 +3,7 @@ package runner_test
 import (
 	"context"
 	"encoding/json"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -15,6 +16,11 @@ import (
 	"github.com/claritysecurity/zoom-connector/services/fetcher/internal/runner"
 	"github.com/claritysecurity/zoom-connector/services/fetcher/internal/syncer"
 )
+
+// testBeat is how often the replicas' listers say they are alive: a
+// listing round whose lister was silent for RoundBeatsMissed of these (1.5
+// s) lost it.
+const testBeat = 250 * time.Millisecond
 
 // deadRoundSetup is an account of 2,000 users, the rounds' bucket and a
 // replica maker whose batches would wait for a round's end far longer than
@@ -67,6 +73,7 @@ func newDeadRoundSetup(t *testing.T, seed int64) *deadRoundSetup {
 			HintRounds: kv, HintRoundGather: time.Second,
 			// Far longer than the test's own timeout.
 			HintRoundMaxWait: time.Hour,
+			HintRoundBeat:    testBeat,
 		})
 	}
 	s.newR = func() *runner.Runner {
@@ -163,11 +170,7 @@ func TestStoppedListerLeavesItsRoundToTheNext(t *testing.T) {
 func TestRoundLeftOpenIsNotJoined(t *testing.T) {
 	t.Parallel()
 	s := newDeadRoundSetup(t, 43)
-	left, _ := json.Marshal(map[string]any{"n": 7, "state": "open", "owner": "gone-1", "wanted": 50,
-		"start_ms": time.Now().Add(-runner.RoundDeadAfter - time.Minute).UnixMilli()})
-	if _, err := s.kv.Put(s.ctx, "round."+conn.Key(), left); err != nil {
-		t.Fatal(err)
-	}
+	s.leaveRound(t, "open", time.Now().Add(-runner.RoundDeadAfter - time.Minute), time.Time{})
 	s.sim.ResetRequests()
 	ids := s.active[:60]
 	s.servedByOneListing(t, ids, s.send(t, s.ctx, s.newR(), ids)(), 8)
@@ -181,11 +184,7 @@ func TestRoundLeftOpenIsNotJoined(t *testing.T) {
 func TestBatchLeavesARoundThatDiesWhileItWaits(t *testing.T) {
 	t.Parallel()
 	s := newDeadRoundSetup(t, 47)
-	left, _ := json.Marshal(map[string]any{"n": 7, "state": "open", "owner": "gone-1", "wanted": 50,
-		"start_ms": time.Now().Add(-runner.RoundDeadAfter + 6*time.Second).UnixMilli()})
-	if _, err := s.kv.Put(s.ctx, "round."+conn.Key(), left); err != nil {
-		t.Fatal(err)
-	}
+	s.leaveRound(t, "open", time.Now().Add(-runner.RoundDeadAfter + 6*time.Second), time.Time{})
 	s.sim.ResetRequests()
 	ids := s.active[:60]
 	wait := s.send(t, s.ctx, s.newR(), ids)
@@ -246,3 +245,125 @@ func TestListerStoppedWhileListingEndsItsRound(t *testing.T) {
 		t.Errorf("round %d %s, want round 2 done", n, state)
 	}
 }
+
+// leaveRound stores round 7 in state, started at start by a replica that
+// is gone, with its lister's last beat at beat (none when zero).
+func (s *deadRoundSetup) leaveRound(t *testing.T, state string, start, beat time.Time) {
+	t.Helper()
+	left, _ := json.Marshal(map[string]any{"n": 7, "state": state, "owner": "gone-1", "wanted": 50,
+		"start_ms": start.UnixMilli()})
+	if _, err := s.kv.Put(s.ctx, "round."+conn.Key(), left); err != nil {
+		t.Fatal(err)
+	}
+	if !beat.IsZero() {
+		if _, err := s.kv.Put(s.ctx, "round."+conn.Key()+".7.beat", []byte(strconv.FormatInt(beat.UnixMilli(), 10))); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestListingWithoutItsListerIsNotJoined: a round left listing by a
+// replica killed while it listed (its beats stopped, or it never beat) is
+// not joined, however young it is next to the longest wait for a round (an
+// hour here): a batch opens the next round and is served by its listing.
+func TestListingWithoutItsListerIsNotJoined(t *testing.T) {
+	t.Parallel()
+	for name, beat := range map[string]time.Duration{"silent": 10 * time.Second, "never beat": 0} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			s := newDeadRoundSetup(t, 59)
+			at := time.Time{}
+			if beat > 0 {
+				at = time.Now().Add(-beat)
+			}
+			s.leaveRound(t, "listing", time.Now().Add(-2*time.Minute), at)
+			s.sim.ResetRequests()
+			ids := s.active[:60]
+			s.servedByOneListing(t, ids, s.send(t, s.ctx, s.newR(), ids)(), 8)
+		})
+	}
+}
+
+// TestBatchLeavesAListingWhoseListerDies: a batch joins a listing round
+// whose lister beat a moment ago and then never again (its replica was
+// killed while it listed); once the beats are missed, the batch leaves
+// the round, opens the next and is served by its listing, rather than
+// wait for the longest wait (an hour here).
+func TestBatchLeavesAListingWhoseListerDies(t *testing.T) {
+	t.Parallel()
+	s := newDeadRoundSetup(t, 61)
+	// Silent for all but the last second of the beats it may miss.
+	s.leaveRound(t, "listing", time.Now().Add(-2*time.Minute), time.Now().Add(-roundSilence()+time.Second))
+	s.sim.ResetRequests()
+	ids := s.active[:60]
+	wait := s.send(t, s.ctx, s.newR(), ids)
+	for { // the batch joins the listing round while its lister counts as alive
+		if n, state, wanted := s.roundNow(t); n == 7 && state == "listing" && wanted == 110 {
+			break
+		} else if n != 7 || s.ctx.Err() != nil {
+			t.Fatalf("round %d %s with %d users: the batch did not join the listing round", n, state, wanted)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	s.servedByOneListing(t, ids, wait(), 8)
+}
+
+// TestLongListingKeepsItsBatches: replica A's listing is held for four
+// times as long as a lister may stay silent, while replica B's batch waits
+// on it: A's beats keep the round alive, B's batch is served by it, and no
+// second round lists.
+func TestLongListingKeepsItsBatches(t *testing.T) {
+	t.Parallel()
+	s := newDeadRoundSetup(t, 67)
+	joined := make(chan struct{})
+	var once sync.Once
+	a := s.with(func(c *zoom.Client) runner.Client {
+		return &gatedClient{Client: c, after: func(p zoom.RawPage) {
+			if p.Number == 1 {
+				once.Do(func() {
+					<-joined
+					time.Sleep(4 * roundSilence())
+				})
+			}
+		}}
+	})
+	waitA := s.send(t, s.ctx, a, s.active[:60])
+	for {
+		if r, err := readRound(s.ctx, s.kv); err == nil && r.State == "listing" {
+			break
+		}
+		if s.ctx.Err() != nil {
+			t.Fatal("A's round never listed")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	ids := s.active[100:160]
+	waitB := s.send(t, s.ctx, s.newR(), ids)
+	for {
+		if n, _, wanted := s.roundNow(t); n == 1 && wanted == 120 {
+			break
+		}
+		if s.ctx.Err() != nil {
+			t.Fatal("B's batch never joined A's round")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	close(joined)
+	errsB := waitB()
+	for i, err := range errsB {
+		if err != nil {
+			t.Fatalf("hint about %s: %v", ids[i], err)
+		}
+	}
+	waitA()
+	if got := s.sim.Requests(); got["GET /users/{userId}"] != 0 {
+		t.Errorf("%d re-reads, want none: the listing served every batch", got["GET /users/{userId}"])
+	}
+	if n, state, _ := s.roundNow(t); n != 1 || state != "done" {
+		t.Errorf("round %d %s, want round 1 done: a live lister's round was taken for lost", n, state)
+	}
+}
+
+// roundSilence is how long a listing round's lister may stay silent in
+// these tests.
+func roundSilence() time.Duration { return runner.RoundBeatsMissed * testBeat }

@@ -47,9 +47,15 @@ import (
 // abandoned, and its batches go on to the next round; a round left open
 // past its start, its longest gather and a margin lost its lister (its
 // replica was killed): batches do not join it, and those that joined it
-// leave it for the next round, once. Should the lister die while it
-// lists, the batches waiting give up after a bound and re-read their
-// users.
+// leave it for the next round, once. While it lists, the lister says it is
+// alive every beat (round.<tenant>.<connector>.<n>.beat holds when, by its
+// clock): a listing round whose lister has not said so for
+// roundBeatsMissed beats lost it (its replica was killed while it listed),
+// and it is treated as a round left open: batches do not join it, and
+// those waiting on it leave it for the next round, once. A listing,
+// however long (a million users take minutes at Pro's limits), keeps its
+// batches for as long as its lister lives; DefaultRoundMaxWait bounds the
+// wait beyond that.
 
 // Round states.
 const (
@@ -68,9 +74,17 @@ const (
 	// users are re-read at once, without waiting for one.
 	roundMinUsers = 20
 	// DefaultRoundMaxWait bounds how long a batch waits for a round to
-	// end before it re-reads its users itself (a lister that died while
-	// it listed).
-	DefaultRoundMaxWait = 5 * time.Minute
+	// end before it re-reads its users itself, whatever its lister says:
+	// longer than a listing of the largest accounts at Pro's limits. A
+	// lister that died is found by its missing beats long before.
+	DefaultRoundMaxWait = 30 * time.Minute
+	// DefaultRoundBeat is how often a lister says it is alive while it
+	// lists.
+	DefaultRoundBeat = 5 * time.Second
+	// roundBeatsMissed is how many beats a listing round's lister may miss
+	// (a slow bucket, clocks a little apart) before its round is taken
+	// for lost.
+	roundBeatsMissed = 6
 	// roundCheapGather is how long past its start a round stays open
 	// while the users wanted cost fewer requests one by one than a
 	// listing.
@@ -148,11 +162,12 @@ type rounds struct {
 	kv      jetstream.KeyValue
 	gather  time.Duration
 	maxWait time.Duration // DefaultRoundMaxWait unless configured
+	beat    time.Duration // DefaultRoundBeat unless configured
 	id      string        // this runner, in batch names
 	seq     atomic.Int64
 }
 
-func newRounds(kv jetstream.KeyValue, gather, maxWait time.Duration) *rounds {
+func newRounds(kv jetstream.KeyValue, gather, maxWait, beat time.Duration) *rounds {
 	b := make([]byte, 6)
 	_, _ = rand.Read(b)
 	if gather <= 0 {
@@ -161,13 +176,76 @@ func newRounds(kv jetstream.KeyValue, gather, maxWait time.Duration) *rounds {
 	if maxWait <= 0 {
 		maxWait = DefaultRoundMaxWait
 	}
-	return &rounds{kv: kv, gather: gather, maxWait: maxWait, id: hex.EncodeToString(b)}
+	if beat <= 0 {
+		beat = DefaultRoundBeat
+	}
+	return &rounds{kv: kv, gather: gather, maxWait: maxWait, beat: beat, id: hex.EncodeToString(b)}
 }
 
 func roundKey(c pipeline.ConnectorRef) string { return "round." + c.Key() }
 
 func roundPrefix(c pipeline.ConnectorRef, n int64) string {
 	return roundKey(c) + "." + strconv.FormatInt(n, 10)
+}
+
+func beatKey(c pipeline.ConnectorRef, n int64) string { return roundPrefix(c, n) + ".beat" }
+
+// sayAlive stores that round n's lister is alive now.
+func (rs *rounds) sayAlive(ctx context.Context, c pipeline.ConnectorRef, n int64) error {
+	_, err := rs.kv.Put(ctx, beatKey(c, n), []byte(strconv.FormatInt(time.Now().UnixMilli(), 10)))
+	return err
+}
+
+// beating says round n's lister is alive every beat until the returned
+// stop is called, which also removes the beat.
+func (rs *rounds) beating(ctx context.Context, c pipeline.ConnectorRef, n int64) (stop func()) {
+	bctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(rs.beat)
+		defer t.Stop()
+		for {
+			select {
+			case <-bctx.Done():
+				return
+			case <-t.C:
+				_ = rs.sayAlive(bctx, c, n) // missed beats are what the waiters count
+			}
+		}
+	}()
+	return func() {
+		cancel()
+		<-done
+		dctx, dcancel := context.WithTimeout(context.WithoutCancel(ctx), roundEndTimeout)
+		defer dcancel()
+		_ = rs.kv.Delete(dctx, beatKey(c, n))
+	}
+}
+
+// listerGone says whether round o, listing, lost its lister: its last
+// beat is roundBeatsMissed beats old, or it never beat (a lister beats
+// before it lists) and the round is past when it would have listed. A
+// beat that cannot be read tells nothing: the round is taken for alive.
+func (rs *rounds) listerGone(ctx context.Context, c pipeline.ConnectorRef, o round) bool {
+	if o.State != roundListing {
+		return false
+	}
+	silent := time.Duration(roundBeatsMissed) * rs.beat
+	last := time.UnixMilli(o.StartMs).Add(roundMaxGather + roundDeadMargin)
+	e, err := rs.kv.Get(ctx, beatKey(c, o.N))
+	switch {
+	case errors.Is(err, jetstream.ErrKeyNotFound):
+	case err != nil:
+		return false
+	default:
+		ms, perr := strconv.ParseInt(string(e.Value()), 10, 64)
+		if perr != nil {
+			return false
+		}
+		last = time.UnixMilli(ms)
+	}
+	return time.Now().After(last.Add(silent))
 }
 
 // viaRound serves users through a listing round shared with the other
@@ -211,13 +289,20 @@ func (r *Runner) viaRound(ctx context.Context, c pipeline.ConnectorRef, client C
 		}
 		// Wait for the round's end, then read what this batch has left.
 		lost := false
+		var beatRead time.Time
 		for {
 			cur, _, err := rs.read(ctx, c)
 			if err != nil || time.Now().After(deadline) || ctx.Err() != nil {
 				return spent, nil, nil, true
 			}
-			if cur.N == joined.N && (cur.dead(time.Now()) || (cur.State == roundCancelled && cur.Abandoned)) {
-				// Its lister stopped before it listed: nobody serves it.
+			gone := false
+			if cur.N == joined.N && cur.State == roundListing && time.Since(beatRead) >= rs.beat/2 {
+				beatRead = time.Now()
+				gone = rs.listerGone(ctx, c, cur)
+			}
+			if cur.N == joined.N && (gone || cur.dead(time.Now()) || (cur.State == roundCancelled && cur.Abandoned)) {
+				// Its lister stopped before it listed, or died while it
+				// listed: nobody serves it (further).
 				_ = rs.kv.Delete(ctx, roundPrefix(c, joined.N)+".want."+batch)
 				lost = true
 				break
@@ -277,7 +362,8 @@ func (rs *rounds) join(ctx context.Context, c pipeline.ConnectorRef, batch strin
 		}
 		next := cur
 		switch {
-		case (cur.State == roundOpen && !cur.dead(time.Now())) || (!joinOnly && cur.State == roundListing && time.Since(time.UnixMilli(cur.StartMs)) < rs.maxWait):
+		case (cur.State == roundOpen && !cur.dead(time.Now())) ||
+			(!joinOnly && cur.State == roundListing && time.Since(time.UnixMilli(cur.StartMs)) < rs.maxWait && !rs.listerGone(ctx, c, cur)):
 			// Open, or listing: a batch that joins a listing round is
 			// served by the pages asked for after its lister learned of
 			// it; the users the listing had passed go on to the next.
@@ -292,8 +378,9 @@ func (rs *rounds) join(ctx context.Context, c pipeline.ConnectorRef, batch strin
 			return round{}, false
 		default:
 			// None yet, done, cancelled, or a lister that stopped
-			// without ending its round (open past its longest gather, or
-			// listing past the longest wait): open the next.
+			// without ending its round (open past its longest gather,
+			// listing without a beat, or past the longest wait): open the
+			// next.
 			next = round{N: cur.N + 1, State: roundOpen, StartMs: time.Now().Add(rs.gather).UnixMilli(),
 				Owner: batch, Wanted: users, Reach: furthest, Whole: whole}
 			if !coming.IsZero() {
@@ -466,6 +553,10 @@ func (r *Runner) listRound(ctx context.Context, c pipeline.ConnectorRef, client 
 			next.State = roundCancelled
 			r.log.Info().Str("tenant", c.Tenant).Str("connector", c.ID).Int64("round", o.N).Int("users", cur.Wanted).
 				Msg("hint listing round cancelled: re-reads cost less")
+		} else {
+			// Alive before the round says it lists: a listing round
+			// without a beat is one whose lister died.
+			_ = rs.sayAlive(ctx, c, o.N)
 		}
 		if err := rs.write(ctx, c, next, rev); errors.Is(err, errConflictRound) {
 			continue // a batch joined meanwhile
@@ -478,6 +569,8 @@ func (r *Runner) listRound(ctx context.Context, c pipeline.ConnectorRef, client 
 		}
 		break
 	}
+	stopBeating := rs.beating(ctx, c, o.N)
+	defer stopBeating()
 	l := &roundLister{r: r, c: c, prefix: roundPrefix(c, o.N), batches: map[string]*roundBatch{}, users: map[string]*listedUser{}}
 	// Every batch that joined stored what it wants first: those joined
 	// before the listing began are served by any of its pages.

@@ -107,9 +107,13 @@ type Config struct {
 	// HintRoundGather is how long a round waits for batches to join,
 	// default DefaultRoundGather. HintRoundMaxWait bounds how long a batch
 	// waits for its round to end, default DefaultRoundMaxWait.
+	// HintRoundBeat is how often a lister says it is alive while it lists,
+	// default DefaultRoundBeat: a listing round whose lister has not said
+	// so for roundBeatsMissed beats lost it, and its batches leave it.
 	HintRounds       jetstream.KeyValue
 	HintRoundGather  time.Duration
 	HintRoundMaxWait time.Duration
+	HintRoundBeat    time.Duration
 }
 
 // Runner handles triggers and hints for a set of connectors.
@@ -143,7 +147,7 @@ func New(cfg Config) *Runner {
 		maxAttempts: max(1, cfg.MaxAttempts), keepAlive: max(cfg.AckWait/3, time.Second), checkEvery: time.Second, now: time.Now,
 		hints: hs, hintObs: cfg.HintObserver}
 	if cfg.HintRounds != nil {
-		r.rounds = newRounds(cfg.HintRounds, cfg.HintRoundGather, cfg.HintRoundMaxWait)
+		r.rounds = newRounds(cfg.HintRounds, cfg.HintRoundGather, cfg.HintRoundMaxWait, cfg.HintRoundBeat)
 	}
 	return r
 }
