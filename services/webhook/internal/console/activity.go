@@ -229,8 +229,7 @@ func (a *Activity) follow(ctx context.Context, nc *nats.Conn, js jetstream.JetSt
 	a.mu.Lock()
 	a.partial = info.State.FirstSeq > 1
 	a.mu.Unlock()
-	last, err := a.readSyncEvents(ctx, stream)
-	if err != nil {
+	if err := a.readSyncEvents(ctx, stream, start); err != nil {
 		return err
 	}
 	a.once.Do(func() { close(a.caught) })
@@ -270,15 +269,6 @@ func (a *Activity) follow(ctx context.Context, nc *nats.Conn, js jetstream.JetSt
 			return fmt.Errorf("console: read %s: %w", clarity.StreamEntitlements, err)
 		}
 		a.delivered.Add(1)
-		md, err := m.Metadata()
-		if err != nil {
-			continue
-		}
-		// The sync events read already (those that came while the
-		// first read went on) are not applied twice.
-		if md.Sequence.Stream <= last && strings.HasSuffix(m.Subject(), "."+clarity.KindSync) {
-			continue
-		}
 		a.apply(m.Subject(), m.Data())
 	}
 }
@@ -286,16 +276,21 @@ func (a *Activity) follow(ctx context.Context, nc *nats.Conn, js jetstream.JetSt
 // syncBatch is how many sync events one pull of the first read asks for.
 const syncBatch = 256
 
-// readSyncEvents reads every sync event the stream holds, from the oldest,
-// through a consumer of its own that is deleted after, and returns the
-// stream sequence of the last it read.
-func (a *Activity) readSyncEvents(ctx context.Context, stream jetstream.Stream) (uint64, error) {
+// readSyncEvents reads the sync events the stream held at the console's
+// start (up to stream sequence start), from the oldest, through a
+// consumer of its own that is deleted after. The events after start, sync
+// events included, are the ordered consumer's to read in the stream's
+// order, so that a record event counts in the run it is part of.
+func (a *Activity) readSyncEvents(ctx context.Context, stream jetstream.Stream, start uint64) error {
+	if start == 0 {
+		return nil
+	}
 	cons, err := stream.CreateConsumer(ctx, jetstream.ConsumerConfig{
 		Name: "console_" + nats.NewInbox()[len(nats.InboxPrefix):], FilterSubject: syncEvents,
 		DeliverPolicy: jetstream.DeliverAllPolicy, AckPolicy: jetstream.AckNonePolicy,
 		InactiveThreshold: time.Minute, MemoryStorage: true, Replicas: 1})
 	if err != nil {
-		return 0, fmt.Errorf("console: read the sync events of %s: %w", clarity.StreamEntitlements, err)
+		return fmt.Errorf("console: read the sync events of %s: %w", clarity.StreamEntitlements, err)
 	}
 	defer func() {
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
@@ -303,34 +298,40 @@ func (a *Activity) readSyncEvents(ctx context.Context, stream jetstream.Stream) 
 		_ = stream.DeleteConsumer(dctx, cons.CachedInfo().Name)
 	}()
 	pending := cons.CachedInfo().NumPending
-	var last uint64
 	for pending > 0 {
 		batch, err := cons.Fetch(int(min(pending, syncBatch)), jetstream.FetchMaxWait(5*time.Second))
 		if err != nil {
-			return 0, fmt.Errorf("console: read the sync events of %s: %w", clarity.StreamEntitlements, err)
+			return fmt.Errorf("console: read the sync events of %s: %w", clarity.StreamEntitlements, err)
 		}
-		n := 0
+		n, past := 0, false
 		for m := range batch.Messages() {
 			n++
-			a.delivered.Add(1)
 			md, err := m.Metadata()
-			if err != nil {
+			if err != nil || past {
 				continue
 			}
+			if md.Sequence.Stream > start {
+				past = true // the ordered consumer reads it
+				continue
+			}
+			a.delivered.Add(1)
 			a.apply(m.Subject(), m.Data())
-			last, pending = md.Sequence.Stream, md.NumPending
+			pending = md.NumPending
 		}
 		if err := batch.Error(); err != nil {
-			return 0, fmt.Errorf("console: read the sync events of %s: %w", clarity.StreamEntitlements, err)
+			return fmt.Errorf("console: read the sync events of %s: %w", clarity.StreamEntitlements, err)
+		}
+		if past {
+			return nil
 		}
 		if n == 0 {
-			return 0, fmt.Errorf("console: read the sync events of %s: none came of the %d pending", clarity.StreamEntitlements, pending)
+			return fmt.Errorf("console: read the sync events of %s: none came of the %d pending", clarity.StreamEntitlements, pending)
 		}
 		if ctx.Err() != nil {
-			return 0, ctx.Err()
+			return ctx.Err()
 		}
 	}
-	return last, nil
+	return nil
 }
 
 // eventHead is what the console reads of every event.

@@ -17,9 +17,10 @@ const (
 	// countsEvery is how often a connector's counts are asked for again
 	// while its pages are viewed.
 	countsEvery = 30 * time.Second
-	// countsTimeout bounds one request (the writer may be counting a
-	// large connector).
-	countsTimeout = 10 * time.Second
+	// countsTimeout bounds one request: longer than the writer's own
+	// bound on a count (30 s; a large connector takes seconds), so that a
+	// slow count's answer is kept for the next view rather than lost.
+	countsTimeout = 35 * time.Second
 	// countsWait is how long a page waits for counts it has none of (or
 	// only counts from before a run ended): never longer.
 	countsWait = 2 * time.Second
@@ -67,6 +68,7 @@ type countEntry struct {
 	// pending closes when the request out ends; nil when none is.
 	pending chan struct{}
 	last    time.Time // when the last request was sent
+	viewed  time.Time // when a page last showed them
 }
 
 func newCounts(nc *nats.Conn, now func() time.Time) *counts {
@@ -98,12 +100,16 @@ func (c *counts) of(deadline time.Time, ref pipeline.ConnectorRef, end string) C
 	e := c.conn[ref]
 	if e == nil {
 		if len(c.conn) >= maxConnectors {
+			c.forget(now)
+		}
+		if len(c.conn) >= maxConnectors {
 			c.mu.Unlock()
 			return Counts{Unavailable: "Too many connectors to count."}
 		}
 		e = &countEntry{}
 		c.conn[ref] = e
 	}
+	e.viewed = now
 	if end != e.seenEnd {
 		e.seenEnd, e.seenAt = end, now
 	}
@@ -117,7 +123,9 @@ func (c *counts) of(deadline time.Time, ref pipeline.ConnectorRef, end string) C
 		}
 		go c.ask(ref, e, now, e.seenEnd, maxAge)
 	}
-	pending, shown := e.pending, !stale && e.got.Unavailable == ""
+	// Counts older than countsKeep are not shown: the page waits for the
+	// request just sent, as for counts it has none of.
+	pending, shown := e.pending, !stale && e.got.Unavailable == "" && now.Sub(e.asked) <= countsKeep
 	c.mu.Unlock()
 	if !shown && pending != nil {
 		t := time.NewTimer(max(0, deadline.Sub(now)))
@@ -140,6 +148,16 @@ func (c *counts) of(deadline time.Time, ref pipeline.ConnectorRef, end string) C
 		got = Counts{Unavailable: "The writer has not given record counts for a while."}
 	}
 	return got
+}
+
+// forget drops the counts of connectors no page showed for countsKeep
+// (removed ones, say), with no request out. c.mu is held.
+func (c *counts) forget(now time.Time) {
+	for ref, e := range c.conn {
+		if e.pending == nil && now.Sub(e.viewed) > countsKeep {
+			delete(c.conn, ref)
+		}
+	}
 }
 
 // ask sends one request and keeps its answer.

@@ -3,6 +3,7 @@ package console
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -171,25 +172,9 @@ func TestCountsAskedOfTheWriter(t *testing.T) {
 // The console's start reads the sync events the stream holds, not its
 // record events: those it reads from its start on, for the running sync.
 func TestActivityStartReadsOnlySyncEvents(t *testing.T) {
-	srv := natstest.Run(t)
-	nc, err := nats.Connect(srv.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	nc, js := entitlementsStream(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	for _, c := range pipeline.Streams(1) {
-		if c.Name == clarity.StreamEntitlements {
-			if _, err := js.CreateOrUpdateStream(ctx, c); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
 	ref := pipeline.ConnectorRef{Tenant: "acme", ID: "zoom"}
 	t0 := time.Now().Add(-time.Hour)
 	seq := int64(0)
@@ -298,4 +283,170 @@ func section(page, marker string) string {
 		return page[:min(len(page), 400)]
 	}
 	return page[i:min(len(page), i+600)]
+}
+
+// entitlementsStream starts a NATS server holding CLARITY_ENTITLEMENTS.
+func entitlementsStream(t *testing.T) (*nats.Conn, jetstream.JetStream) {
+	t.Helper()
+	srv := natstest.Run(t)
+	nc, err := nats.Connect(srv.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range pipeline.Streams(1) {
+		if c.Name == clarity.StreamEntitlements {
+			if _, err := js.CreateOrUpdateStream(context.Background(), c); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	return nc, js
+}
+
+// infoHook calls afterInfo once the console has read the stream's
+// information: what it publishes lands between the console's start and
+// its first read.
+type infoHook struct {
+	jetstream.JetStream
+	afterInfo func()
+}
+
+func (h infoHook) Stream(ctx context.Context, name string) (jetstream.Stream, error) {
+	s, err := h.JetStream.Stream(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	return infoHookStream{Stream: s, afterInfo: h.afterInfo}, nil
+}
+
+type infoHookStream struct {
+	jetstream.Stream
+	afterInfo func()
+}
+
+func (h infoHookStream) Info(ctx context.Context, o ...jetstream.StreamInfoOpt) (*jetstream.StreamInfo, error) {
+	i, err := h.Stream.Info(ctx, o...)
+	h.afterInfo()
+	return i, err
+}
+
+// A run's record events published while the console starts (after it
+// read where the stream ends, before its first read) count in that run,
+// not in the run after it.
+func TestActivityEventsDuringStartCountInTheirRun(t *testing.T) {
+	nc, js := entitlementsStream(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ref := pipeline.ConnectorRef{Tenant: "acme", ID: "zoom"}
+	t0 := time.Now().Add(-time.Hour)
+	seq := int64(0)
+	pub := func(kind, op string, data any) {
+		seq++
+		if _, err := js.Publish(ctx, pipeline.EventSubject(ref, kind), event(t, ref, seq, kind, op, t0, data)); err != nil {
+			t.Error(err)
+		}
+	}
+	run := func(id string, end bool) clarity.SyncData {
+		d := clarity.SyncData{RunID: id, StartedAt: t0.Format(time.RFC3339Nano)}
+		if end {
+			d.FinishedAt = t0.Add(time.Minute).Format(time.RFC3339Nano)
+		}
+		return d
+	}
+	// One event before the start, so that the console reads sync events
+	// first.
+	pub(clarity.KindSync, clarity.OpStarted, run("r0", false))
+	var once sync.Once
+	during := func() {
+		once.Do(func() {
+			pub(clarity.KindSync, clarity.OpCompleted, run("r0", true))
+			pub(clarity.KindSync, clarity.OpStarted, run("r1", false))
+			pub(clarity.KindServiceUser, clarity.OpCreated, nil)
+			pub(clarity.KindServiceUser, clarity.OpCreated, nil)
+			pub(clarity.KindSync, clarity.OpCompleted, run("r1", true))
+			pub(clarity.KindSync, clarity.OpStarted, run("r2", false))
+		})
+	}
+	a := NewActivity()
+	done := make(chan error, 1)
+	go func() { done <- a.Follow(ctx, nc, infoHook{JetStream: js, afterInfo: during}, zerolog.Nop()) }()
+	defer func() { cancel(); <-done }()
+	<-a.CaughtUp()
+	deadline := time.Now().Add(10 * time.Second)
+	for a.delivered.Load() < 7 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	s := a.Of(ref)
+	if len(s.Runs) != 2 || s.Runs[0].RunID != "r1" || s.Runs[0].Changes[clarity.KindServiceUser] != 2 {
+		t.Errorf("runs %+v, want r1 with its 2 users created, and r0", s.Runs)
+	}
+	if s.Current == nil || s.Current.RunID != "r2" || s.Current.Changes[clarity.KindServiceUser] != 0 {
+		t.Errorf("running %+v, want r2 without changes", s.Current)
+	}
+	if n := a.delivered.Load(); n != 7 {
+		t.Errorf("%d events read, want each of the 7 once", n)
+	}
+}
+
+// Counts a page has not shown for longer than countsKeep are asked for
+// again, and the page waits for the answer rather than say the writer is
+// silent.
+func TestCountsAfterIdleAreAskedAgain(t *testing.T) {
+	srv := natstest.Run(t)
+	nc, err := nats.Connect(srv.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	var w answerer
+	w.serve(t, nc)
+	ref := pipeline.ConnectorRef{Tenant: "acme", ID: "zoom"}
+	clk := &clock{t: time.Now()}
+	c := newCounts(nc, clk.now)
+	if got := c.of(clk.now().Add(countsWait), ref, ""); got.Unavailable != "" {
+		t.Fatalf("first view: %q", got.Unavailable)
+	}
+	clk.add(countsKeep + time.Second)
+	if got := c.of(clk.now().Add(countsWait), ref, ""); got.Unavailable != "" || got.Cell(clarity.KindServiceUser) != "2" {
+		t.Errorf("a view after %s: %q, %s users; want the writer's new count, 2", countsKeep+time.Second, got.Unavailable, got.Cell(clarity.KindServiceUser))
+	}
+}
+
+// The counts of connectors no page showed for a while are forgotten when
+// the console holds as many as it may: a new connector is counted.
+func TestCountsForgetConnectorsNotViewed(t *testing.T) {
+	srv := natstest.Run(t)
+	nc, err := nats.Connect(srv.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	var w answerer
+	w.serve(t, nc)
+	clk := &clock{t: time.Now()}
+	c := newCounts(nc, clk.now)
+	c.mu.Lock()
+	for i := range maxConnectors {
+		c.conn[pipeline.ConnectorRef{Tenant: "acme", ID: fmt.Sprintf("c%d", i)}] = &countEntry{viewed: clk.now()}
+	}
+	c.mu.Unlock()
+	ref := pipeline.ConnectorRef{Tenant: "acme", ID: "new"}
+	if got := c.of(clk.now().Add(countsWait), ref, ""); got.Unavailable != "Too many connectors to count." {
+		t.Errorf("with %d connectors viewed just now: %q, want too many", maxConnectors, got.Unavailable)
+	}
+	clk.add(countsKeep + time.Second)
+	if got := c.of(clk.now().Add(countsWait), ref, ""); got.Unavailable != "" {
+		t.Errorf("with %d connectors not viewed for %s: %q, want the new one counted", maxConnectors, countsKeep+time.Second, got.Unavailable)
+	}
+	c.mu.Lock()
+	n := len(c.conn)
+	c.mu.Unlock()
+	if n != 1 {
+		t.Errorf("%d connectors' counts kept, want the new one's alone", n)
+	}
 }
