@@ -384,3 +384,42 @@ func TestEveryStreamAndBucketHasAnOwner(t *testing.T) {
 		}
 	}
 }
+
+// The webhook service reads CLARITY_ENTITLEMENTS through consumers it
+// names, and keeps its own durable one; it may not delete, read or
+// replace the fetcher's.
+func TestWebhookLeavesTheFetchersDurable(t *testing.T) {
+	url, dir := secured(t)
+	fetcher := startService(t, url, dir, natsauth.RoleFetcher, nil)
+	ctx := context.Background()
+	st, err := fetcher.Stream(ctx, clarity.StreamEntitlements)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{Durable: pipeline.ConsumerFetcherEnrich, AckPolicy: jetstream.AckExplicitPolicy}); err != nil {
+		t.Fatal(err)
+	}
+	w := dialRole(t, url, dir, natsauth.RoleWebhook)
+	wst, err := w.js.Stream(ctx, clarity.StreamEntitlements)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := wst.DeleteConsumer(short(t), pipeline.ConsumerFetcherEnrich); err == nil {
+		t.Errorf("the webhook service deleted the fetcher's durable %s", pipeline.ConsumerFetcherEnrich)
+	}
+	if _, err := wst.CreateOrUpdateConsumer(short(t), jetstream.ConsumerConfig{Durable: pipeline.ConsumerFetcherEnrich,
+		AckPolicy: jetstream.AckNonePolicy}); err == nil {
+		t.Errorf("the webhook service replaced the fetcher's durable %s", pipeline.ConsumerFetcherEnrich)
+	}
+	if c, err := st.Consumer(ctx, pipeline.ConsumerFetcherEnrich); err != nil || c.CachedInfo().Config.AckPolicy != jetstream.AckExplicitPolicy {
+		t.Errorf("the fetcher's durable after the webhook's attempts: %v", err)
+	}
+	// Its own durable and the consumers it names still work.
+	if _, err := wst.CreateOrUpdateConsumer(short(t), jetstream.ConsumerConfig{Durable: pipeline.ConsumerLastSync,
+		AckPolicy: jetstream.AckExplicitPolicy, FilterSubject: pipeline.EventsOfKind(clarity.KindSync)}); err != nil {
+		t.Errorf("the webhook service's own durable %s: %v", pipeline.ConsumerLastSync, err)
+	}
+	if _, err := wst.OrderedConsumer(short(t), jetstream.OrderedConsumerConfig{FilterSubjects: []string{"clarity.entitlements.>"}}); err != nil {
+		t.Errorf("the webhook service's ordered consumer: %v", err)
+	}
+}

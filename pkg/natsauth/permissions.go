@@ -302,6 +302,9 @@ func PermissionsOf(r Role) (Permissions, error) {
 		p.Publish = append(p.Publish, orderedReader(pipeline.StreamDeadLetter)...)
 		p.Publish = append(p.Publish, connector.AdminSubject(anyConnector, "*"), connector.SubjectTransportKey)
 		p.Publish = append(p.Publish, pipeline.CountsSubject(anyConnector))
+		// Its readers' grants name any consumer: the other services'
+		// durable consumers of the stream are refused.
+		p.PublishDeny = servicesDurables(clarity.StreamEntitlements, pipeline.ConsumerLastSync)
 		p.Subscribe = append(p.Subscribe, pipeline.ProgressFilter)
 		p.Responses = true
 		return p, nil
@@ -381,11 +384,15 @@ func TenantPermissions(tenant, name string) (Permissions, error) {
 	return p, nil
 }
 
-// servicesDurables refuses the services' durable consumers of a stream to
-// a reader of it: pulling from one would take the service's messages.
-func servicesDurables(stream string) []string {
+// servicesDurables refuses the services' durable consumers of a stream,
+// but the reader's own (except), to a reader of it: pulling from one
+// would take the service's messages, deleting it would lose its place.
+func servicesDurables(stream string, except ...string) []string {
 	var out []string
 	for _, d := range durablesOf(stream) {
+		if slices.Contains(except, d) {
+			continue
+		}
 		for _, op := range []string{"CREATE", "DURABLE.CREATE", "INFO", "DELETE", "MSG.NEXT"} {
 			out = append(out, jsAPI+"CONSUMER."+op+"."+stream+"."+d)
 		}
