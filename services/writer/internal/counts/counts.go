@@ -4,8 +4,10 @@
 //
 // A count reads the connector's whole range of the records table, so a
 // replica runs at most one count of a connector at a time (requests that
-// come while it runs share its answer), reuses a count younger than
-// Config.Fresh, and runs at most Config.MaxCounts counts at once.
+// come while it runs share its answer), reuses a count that ended less than
+// Config.Fresh ago, and runs at most Config.MaxCounts counts at once; it
+// handles at most Config.MaxRequests requests at once and answers the
+// others at once that it is busy.
 package counts
 
 import (
@@ -32,13 +34,19 @@ type Config struct {
 	// Known reports whether the writer stores records of a connector (the
 	// environment's or the registry's); others are refused.
 	Known func(context.Context, pipeline.ConnectorRef) (bool, error)
-	// Fresh is how long a count is reused. Default 5 s.
+	// Fresh is how long a count is reused once it ended (a large
+	// connector's count takes seconds): a request without max_age_ms gets
+	// a count that ended less than Fresh ago, if there is one. Default
+	// 30 s.
 	Fresh time.Duration
 	// Timeout bounds one count. Default 30 s.
 	Timeout time.Duration
 	// MaxCounts is how many counts of different connectors run at once.
 	// Default 2.
 	MaxCounts int
+	// MaxRequests is how many requests are handled at once; a request
+	// beyond it is answered at once with CountsUnavailable. Default 64.
+	MaxRequests int
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 	// Log hears the counts that failed (the replies do not say why).
@@ -55,10 +63,13 @@ type Responder struct {
 	flights map[pipeline.ConnectorRef]*flight
 }
 
-// flight is one count: done closes when out is set.
+// flight is one count: done closes when out is set. at is when it began
+// (what max_age_ms is measured against), end when it ended (what Fresh is
+// measured from); both are read only once done is closed.
 type flight struct {
 	done chan struct{}
 	at   time.Time
+	end  time.Time
 	out  map[string]int64
 	err  error
 }
@@ -66,13 +77,16 @@ type flight struct {
 // New returns a Responder counting in st.
 func New(st Counter, cfg Config) *Responder {
 	if cfg.Fresh <= 0 {
-		cfg.Fresh = 5 * time.Second
+		cfg.Fresh = 30 * time.Second
 	}
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 30 * time.Second
 	}
 	if cfg.MaxCounts <= 0 {
 		cfg.MaxCounts = 2
+	}
+	if cfg.MaxRequests <= 0 {
+		cfg.MaxRequests = 64
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -83,36 +97,82 @@ func New(st Counter, cfg Config) *Responder {
 	return &Responder{st: st, cfg: cfg, sem: make(chan struct{}, cfg.MaxCounts), flights: map[pipeline.ConnectorRef]*flight{}}
 }
 
+// drainWait bounds how long Serve waits, once ctx ended, for the requests
+// already delivered to it.
+const drainWait = 10 * time.Second
+
 // Serve answers requests on nc until ctx ends; replicas share them (a
 // queue group). Each request is answered from a goroutine of its own, so
-// that a long count delays no other connector's.
+// that a long count delays no other connector's; beyond Config.MaxRequests
+// of them, a request is answered at once that the writer is busy. Once ctx
+// ended, Serve drains the subscription (the requests already delivered are
+// answered), then returns when every request's goroutine has ended; none
+// starts after.
 func (r *Responder) Serve(ctx context.Context, nc *nats.Conn) error {
 	log := r.cfg.Log
-	var wg sync.WaitGroup
-	defer wg.Wait()
+	var (
+		mu      sync.Mutex
+		stopped bool
+		wg      sync.WaitGroup
+	)
+	handlers := make(chan struct{}, r.cfg.MaxRequests)
 	sub, err := nc.QueueSubscribe(pipeline.CountsFilter, "writer", func(m *nats.Msg) {
+		mu.Lock()
+		if stopped {
+			mu.Unlock()
+			r.respond(m, pipeline.RecordCounts{Error: "the writer is stopping: ask again later", Code: pipeline.CountsUnavailable})
+			return
+		}
+		select {
+		case handlers <- struct{}{}:
+		default:
+			mu.Unlock()
+			r.respond(m, pipeline.RecordCounts{Error: fmt.Sprintf("the writer is busy (%d count requests at once): ask again later", r.cfg.MaxRequests), Code: pipeline.CountsUnavailable})
+			return
+		}
 		wg.Add(1)
+		mu.Unlock()
 		go func() {
 			defer wg.Done()
+			defer func() { <-handlers }()
 			reply := r.Answer(ctx, m.Subject, m.Data)
 			if reply.Error != "" && reply.Code != pipeline.CountsUnknownConnector {
 				log.Warn().Str("subject", pipeline.Bound(m.Subject, 128)).Str("error", reply.Error).Msg("count request refused")
 			}
-			b, err := json.Marshal(reply)
-			if err == nil {
-				err = m.Respond(b)
-			}
-			if err != nil && !errors.Is(err, nats.ErrMsgNoReply) {
-				log.Warn().Err(err).Msg("count reply")
-			}
+			r.respond(m, reply)
 		}()
 	})
 	if err != nil {
 		return fmt.Errorf("subscribe %s: %w", pipeline.CountsFilter, err)
 	}
+	// Asked before the drain, so that its end is not missed.
+	closed := sub.StatusChanged(nats.SubscriptionClosed)
 	<-ctx.Done()
-	_ = sub.Drain()
+	if err := sub.Drain(); err == nil {
+		t := time.NewTimer(drainWait)
+		select {
+		case <-closed:
+		case <-t.C:
+			log.Warn().Dur("waited", drainWait).Msg("count requests not drained")
+		}
+		t.Stop()
+	}
+	mu.Lock()
+	stopped = true
+	mu.Unlock()
+	wg.Wait()
 	return nil
+}
+
+// respond sends reply to m's requester.
+func (r *Responder) respond(m *nats.Msg, reply pipeline.RecordCounts) {
+	b, err := json.Marshal(reply)
+	if err == nil {
+		err = m.Respond(b)
+	}
+	if err != nil && !errors.Is(err, nats.ErrMsgNoReply) {
+		r.cfg.Log.Warn().Err(err).Msg("count reply")
+	}
 }
 
 // Answer is the reply to a request on subject with body.
@@ -130,9 +190,9 @@ func (r *Responder) Answer(ctx context.Context, subject string, body []byte) pip
 			return pipeline.RecordCounts{Error: `request must be empty or {"max_age_ms":N} with N at least 0`, Code: pipeline.CountsBadRequest}
 		}
 	}
-	maxAge := r.cfg.Fresh
+	var maxAge time.Duration // none: any count fresh enough
 	if req.MaxAgeMS > 0 {
-		maxAge = min(maxAge, time.Duration(min(req.MaxAgeMS, int64(time.Hour/time.Millisecond)))*time.Millisecond)
+		maxAge = time.Duration(min(req.MaxAgeMS, int64(time.Hour/time.Millisecond))) * time.Millisecond
 	}
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
 	defer cancel()
@@ -154,16 +214,20 @@ func (r *Responder) Answer(ctx context.Context, subject string, body []byte) pip
 	return pipeline.RecordCounts{Records: f.out, CountedAt: f.at}
 }
 
-// count returns, once it ended, a count of the connector begun at most
-// maxAge ago: the running one or the last if they began late enough, or
-// a new one, started once the running one (begun too early) ended.
+// count returns, once it ended, a count of the connector: the running
+// one, or the last if it ended less than Fresh ago, or a new one. With
+// maxAge, the count began at most maxAge before the request: a running one
+// begun earlier is waited for, then a new one started.
 func (r *Responder) count(ctx context.Context, c pipeline.ConnectorRef, maxAge time.Duration) (*flight, error) {
-	asked := r.cfg.Now()
+	var since time.Time
+	if maxAge > 0 {
+		since = r.cfg.Now().Add(-maxAge)
+	}
 	for {
-		f, mine := r.flightOf(c, asked.Add(-maxAge))
+		f, mine := r.flightOf(c, since)
 		select {
 		case <-f.done:
-			if mine || !f.at.Before(asked.Add(-maxAge)) {
+			if mine || !f.at.Before(since) {
 				return f, nil
 			}
 			// A count begun too early ended: start one now.
@@ -173,9 +237,10 @@ func (r *Responder) count(ctx context.Context, c pipeline.ConnectorRef, maxAge t
 	}
 }
 
-// flightOf returns the connector's count begun at or after since (running
-// or done), or the running one begun earlier (the caller waits for it and
-// asks again), or starts one (mine).
+// flightOf returns the connector's running count (the caller waits for
+// it, and asks again if it began before since), or its last count if that
+// succeeded, ended less than Fresh ago and began at or after since, or
+// starts one (mine).
 func (r *Responder) flightOf(c pipeline.ConnectorRef, since time.Time) (f *flight, mine bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -183,18 +248,19 @@ func (r *Responder) flightOf(c pipeline.ConnectorRef, since time.Time) (f *fligh
 	if f := r.flights[c]; f != nil {
 		select {
 		case <-f.done:
-			if f.err == nil && !f.at.Before(since) {
+			if f.err == nil && now.Sub(f.end) < r.cfg.Fresh && !f.at.Before(since) {
 				return f, false
 			}
 		default:
 			return f, false // running: share it, or wait for it to end
 		}
 	}
-	// Forget the stale counts, so that the map holds only recent ones.
+	// Forget the counts that ended Fresh ago or more, so that the map
+	// holds only recent ones.
 	for k, f := range r.flights {
 		select {
 		case <-f.done:
-			if now.Sub(f.at) >= r.cfg.Fresh {
+			if now.Sub(f.end) >= r.cfg.Fresh {
 				delete(r.flights, k)
 			}
 		default:
@@ -205,7 +271,10 @@ func (r *Responder) flightOf(c pipeline.ConnectorRef, since time.Time) (f *fligh
 	// The count runs on its own context: requests that share it may
 	// outlive the one that started it.
 	go func() {
-		defer close(f.done)
+		defer func() {
+			f.end = r.cfg.Now()
+			close(f.done)
+		}()
 		ctx, cancel := context.WithTimeout(context.Background(), r.cfg.Timeout)
 		defer cancel()
 		select {

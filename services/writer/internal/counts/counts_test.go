@@ -242,7 +242,8 @@ func TestConcurrentRequestsShareOneCount(t *testing.T) {
 	if got := g.calls.Load(); got != 1 {
 		t.Errorf("%d concurrent requests ran %d counts, want 1", n, got)
 	}
-	// A count younger than Fresh is reused: more users are not seen yet.
+	// A count that ended less than Fresh ago is reused: more users are not
+	// seen yet.
 	users(t, st, ref, 7, 3, 2)
 	if r := ask(t, nc, pipeline.CountsSubject(ref)); !maps.Equal(r.Records, want(7, 1, 7, 7)) || !r.CountedAt.Equal(replies[0].CountedAt) {
 		t.Errorf("within Fresh: got %+v, want the shared count %+v", r, replies[0])
