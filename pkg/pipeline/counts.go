@@ -9,7 +9,7 @@ import (
 // CountsSubject is where the number of a connector's live records of each
 // kind is asked for: a core NATS request the writer answers (from
 // PostgreSQL) with a RecordCounts. Nothing stores it; the request's body is
-// ignored.
+// empty or a CountsRequest.
 func CountsSubject(c ConnectorRef) string { return countsPrefix + c.Key() }
 
 const countsPrefix = "zoom.counts."
@@ -31,8 +31,8 @@ func CountsConnector(subject string) (ConnectorRef, error) {
 // CountsRequest is the body of a request on CountsSubject, at most
 // MaxCountsRequest bytes. MaxAgeMS asks for a count that began at most that
 // many milliseconds before the request: the console asks for one begun
-// after it heard a run end. Zero takes whatever the writer reuses (a count
-// of a few seconds).
+// after it heard a run end. Zero takes whatever the writer reuses (by
+// default, a count that ended less than 30 s before).
 type CountsRequest struct {
 	MaxAgeMS int64 `json:"max_age_ms,omitempty"`
 }
