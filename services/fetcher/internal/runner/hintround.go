@@ -245,7 +245,13 @@ func (rs *rounds) listerGone(ctx context.Context, c pipeline.ConnectorRef, o rou
 		}
 		last = time.UnixMilli(ms)
 	}
-	return time.Now().After(last.Add(silent))
+	if !time.Now().After(last.Add(silent)) {
+		return false
+	}
+	// The lister removes its beat once its round is done: a round read
+	// after the beat that is no longer listing has not lost its lister.
+	cur, _, err := rs.read(ctx, c)
+	return err == nil && cur.N == o.N && cur.State == roundListing
 }
 
 // viaRound serves users through a listing round shared with the other
