@@ -170,7 +170,7 @@ func TestStoppedListerLeavesItsRoundToTheNext(t *testing.T) {
 func TestRoundLeftOpenIsNotJoined(t *testing.T) {
 	t.Parallel()
 	s := newDeadRoundSetup(t, 43)
-	s.leaveRound(t, "open", time.Now().Add(-runner.RoundDeadAfter - time.Minute), time.Time{})
+	s.leaveRound(t, "open", time.Now().Add(-runner.RoundDeadAfter-time.Minute), time.Time{})
 	s.sim.ResetRequests()
 	ids := s.active[:60]
 	s.servedByOneListing(t, ids, s.send(t, s.ctx, s.newR(), ids)(), 8)
@@ -184,7 +184,7 @@ func TestRoundLeftOpenIsNotJoined(t *testing.T) {
 func TestBatchLeavesARoundThatDiesWhileItWaits(t *testing.T) {
 	t.Parallel()
 	s := newDeadRoundSetup(t, 47)
-	s.leaveRound(t, "open", time.Now().Add(-runner.RoundDeadAfter + 6*time.Second), time.Time{})
+	s.leaveRound(t, "open", time.Now().Add(-runner.RoundDeadAfter+6*time.Second), time.Time{})
 	s.sim.ResetRequests()
 	ids := s.active[:60]
 	wait := s.send(t, s.ctx, s.newR(), ids)
