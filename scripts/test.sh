@@ -30,4 +30,7 @@ for m in $modules; do
 done
 [ $status = 0 ] || { echo "go vet failed" >&2; exit 1; }
 # shellcheck disable=SC2086
+unformatted=$(gofmt -l $modules)
+[ -z "$unformatted" ] || { printf 'not gofmt-formatted (run gofmt -w):\n%s\n' "$unformatted" >&2; exit 1; }
+# shellcheck disable=SC2086
 go test -count=1 -timeout 20m "$@" $(for m in $modules; do echo "$m/..."; done)
