@@ -55,6 +55,14 @@ type BudgetBenchResult struct {
 	Published   int     `json:"changes_published"`
 	LastSeconds float64 `json:"change_to_event_max_seconds"`
 	P50Seconds  float64 `json:"change_to_event_p50_seconds"`
+	P90Seconds  float64 `json:"change_to_event_p90_seconds"`
+	P99Seconds  float64 `json:"change_to_event_p99_seconds"`
+	// OutboxMaxSeconds and OutboxP50Seconds are the longest and the
+	// median time from a change's event being written (its time) to its
+	// being stored in the stream: the part of the wait spent in the
+	// writer's outbox, behind the full sync's events.
+	OutboxMaxSeconds float64 `json:"event_written_to_stored_max_seconds"`
+	OutboxP50Seconds float64 `json:"event_written_to_stored_p50_seconds"`
 	// SingleSeconds are the times from a single change's webhook to its
 	// event, made one at a time while the sync ran, before the bulk.
 	SingleSeconds []float64 `json:"single_change_to_event_seconds"`
@@ -84,14 +92,27 @@ func budgetBench(ctx context.Context, users, replicas, changes int, spread time.
 		r.Budget[cat] = int(float64(n) * share)
 	}
 	org := zoomtest.Generate(int64(users), zoomtest.Size{Users: users, Groups: max(1, users/50), Roles: 20})
+	// BENCH_LOGS=<dir> keeps the services' logs, at info level (each
+	// listing round's batches, users and time gathered), in dir.
+	logLevel, keepLogs := "warn", os.Getenv("BENCH_LOGS")
+	if keepLogs != "" {
+		logLevel = "info"
+	}
 	s, err := devstack.Start(ctx, devstack.Config{BinDir: binDir, DatabaseURL: dbURL, Dir: dir, Org: org, NATSProcess: true,
 		Sim: zoomtest.Options{RateLimits: pro},
-		Env: map[string]string{"LOG_LEVEL": "warn", "ZOOM_PACING": "true", "ZOOM_PLAN": "pro",
+		Env: map[string]string{"LOG_LEVEL": logLevel, "ZOOM_PACING": "true", "ZOOM_PLAN": "pro",
 			"ZOOM_RATE_SHARE": strconv.FormatFloat(share, 'f', -1, 64), "ZOOM_BUDGET_REPLICAS": strconv.Itoa(replicas)}})
 	if err != nil {
 		return r, err
 	}
 	defer s.Close()
+	if keepLogs != "" {
+		defer func() {
+			if err := os.CopyFS(filepath.Join(keepLogs, strconv.Itoa(users)), os.DirFS(filepath.Join(dir, "logs"))); err != nil {
+				fmt.Fprintf(errw, "  BENCH_LOGS: %v\n", err)
+			}
+		}()
+	}
 	for _, name := range devstack.Services {
 		n := 1
 		if name == "fetcher" {
@@ -176,7 +197,7 @@ func budgetBench(ctx context.Context, users, replicas, changes int, spread time.
 	fmt.Fprintf(errw, "  full sync %.1fs\n", r.FullSyncSeconds)
 
 	// Every change's event, waiting at most two more minutes for them.
-	published, err := changeEvents(ctx, s.JS, cfg.Connector, start, changed, time.Now().Add(2*time.Minute))
+	published, outbox, err := changeEvents(ctx, s.JS, cfg.Connector, start, changed, time.Now().Add(2*time.Minute))
 	if err != nil {
 		return r, err
 	}
@@ -222,27 +243,41 @@ func budgetBench(ctx context.Context, users, replicas, changes int, spread time.
 		sort.Float64s(lat)
 		r.LastSeconds = lat[len(lat)-1]
 		r.P50Seconds = lat[len(lat)/2]
+		r.P90Seconds = lat[len(lat)*9/10]
+		r.P99Seconds = lat[len(lat)*99/100]
+	}
+	var waits []float64
+	for name, d := range outbox {
+		if !strings.HasPrefix(name, "Single ") {
+			waits = append(waits, d.Seconds())
+		}
+	}
+	if len(waits) > 0 {
+		sort.Float64s(waits)
+		r.OutboxMaxSeconds = waits[len(waits)-1]
+		r.OutboxP50Seconds = waits[len(waits)/2]
 	}
 	return r, nil
 }
 
 // changeEvents reads the service_user events of connector ref since start
 // and returns, for each last name of changed, when the first event carrying
-// it was stored, waiting until every one came out or until deadline.
-func changeEvents(ctx context.Context, js jetstream.JetStream, ref pipeline.ConnectorRef, start time.Time, changed map[string]time.Time, deadline time.Time) (map[string]time.Time, error) {
+// it was stored, and how long after its time (when the writer wrote it),
+// waiting until every one came out or until deadline.
+func changeEvents(ctx context.Context, js jetstream.JetStream, ref pipeline.ConnectorRef, start time.Time, changed map[string]time.Time, deadline time.Time) (map[string]time.Time, map[string]time.Duration, error) {
 	cons, err := js.OrderedConsumer(ctx, clarity.StreamEntitlements, jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{pipeline.EventSubject(ref, clarity.KindServiceUser)},
 		DeliverPolicy:  jetstream.DeliverByStartTimePolicy,
 		OptStartTime:   &start,
 	})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	out := map[string]time.Time{}
+	out, waited := map[string]time.Time{}, map[string]time.Duration{}
 	for len(out) < len(changed) && time.Now().Before(deadline) {
 		batch, err := cons.Fetch(500, jetstream.FetchMaxWait(time.Second))
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		for m := range batch.Messages() {
 			var ev clarity.Event
@@ -262,13 +297,14 @@ func changeEvents(ctx context.Context, js jetstream.JetStream, ref pipeline.Conn
 			}
 			if _, seen := out[u.LastName]; !seen {
 				out[u.LastName] = md.Timestamp
+				waited[u.LastName] = md.Timestamp.Sub(ev.Time)
 			}
 		}
 		if err := batch.Error(); err != nil && ctx.Err() != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
-	return out, nil
+	return out, waited, nil
 }
 
 // fetcherMetric sums a counter with one label over every running fetcher
@@ -318,7 +354,8 @@ func printBudgetBench(out io.Writer, r BudgetBenchResult) {
 	fmt.Fprintf(out, "| Zoom requests on them: re-reads + listing pages | %d + %d (%.3f a change) |\n", r.Rereads, r.HintListingPages, r.RequestsPerUser)
 	fmt.Fprintf(out, "| hint batches by choice | %v |\n", r.HintBatches)
 	fmt.Fprintf(out, "| changes published | %d of %d |\n", r.Published, r.Changes)
-	fmt.Fprintf(out, "| webhook → event, median / last (s) | %.1f / %.1f |\n", r.P50Seconds, r.LastSeconds)
+	fmt.Fprintf(out, "| webhook → event, median / 90th / 99th percentile / last (s) | %.1f / %.1f / %.1f / %.1f |\n", r.P50Seconds, r.P90Seconds, r.P99Seconds, r.LastSeconds)
+	fmt.Fprintf(out, "| of which event written → stored (the writer's outbox), median / longest (s) | %.1f / %.1f |\n", r.OutboxP50Seconds, r.OutboxMaxSeconds)
 	fmt.Fprintf(out, "| single changes during the sync, webhook → event (s) | %v |\n", r.SingleSeconds)
 }
 
