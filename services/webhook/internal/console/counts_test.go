@@ -64,12 +64,7 @@ func (a *answerer) asked() []pipeline.CountsRequest {
 }
 
 func TestCountsAskedOfTheWriter(t *testing.T) {
-	srv := natstest.Run(t)
-	nc, err := nats.Connect(srv.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
+	nc := natsConn(t)
 	ref := pipeline.ConnectorRef{Tenant: "acme", ID: "zoom"}
 	clk := &clock{t: time.Now()}
 	c := newCounts(nc, clk.now)
@@ -185,13 +180,7 @@ func TestActivityStartReadsOnlySyncEvents(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	sd := func(run string, end bool) clarity.SyncData {
-		d := clarity.SyncData{RunID: run, StartedAt: t0.Format(time.RFC3339Nano)}
-		if end {
-			d.FinishedAt = t0.Add(time.Minute).Format(time.RFC3339Nano)
-		}
-		return d
-	}
+	sd := func(run string, end bool) clarity.SyncData { return runData(t0, run, end) }
 	// A finished run of many record events, then a running one.
 	const records = 5000
 	pub(clarity.KindSync, clarity.OpStarted, sd("r1", false))
@@ -351,13 +340,7 @@ func TestActivityEventsDuringStartCountInTheirRun(t *testing.T) {
 			t.Error(err)
 		}
 	}
-	run := func(id string, end bool) clarity.SyncData {
-		d := clarity.SyncData{RunID: id, StartedAt: t0.Format(time.RFC3339Nano)}
-		if end {
-			d.FinishedAt = t0.Add(time.Minute).Format(time.RFC3339Nano)
-		}
-		return d
-	}
+	run := func(id string, end bool) clarity.SyncData { return runData(t0, id, end) }
 	// One event before the start, so that the console reads sync events
 	// first.
 	pub(clarity.KindSync, clarity.OpStarted, run("r0", false))
@@ -397,12 +380,7 @@ func TestActivityEventsDuringStartCountInTheirRun(t *testing.T) {
 // again, and the page waits for the answer rather than say the writer is
 // silent.
 func TestCountsAfterIdleAreAskedAgain(t *testing.T) {
-	srv := natstest.Run(t)
-	nc, err := nats.Connect(srv.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
+	nc := natsConn(t)
 	var w answerer
 	w.serve(t, nc)
 	ref := pipeline.ConnectorRef{Tenant: "acme", ID: "zoom"}
@@ -420,12 +398,7 @@ func TestCountsAfterIdleAreAskedAgain(t *testing.T) {
 // The counts of connectors no page showed for a while are forgotten when
 // the console holds as many as it may: a new connector is counted.
 func TestCountsForgetConnectorsNotViewed(t *testing.T) {
-	srv := natstest.Run(t)
-	nc, err := nats.Connect(srv.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
+	nc := natsConn(t)
 	var w answerer
 	w.serve(t, nc)
 	clk := &clock{t: time.Now()}
@@ -449,4 +422,25 @@ func TestCountsForgetConnectorsNotViewed(t *testing.T) {
 	if n != 1 {
 		t.Errorf("%d connectors' counts kept, want the new one's alone", n)
 	}
+}
+
+// runData is the data of run id's sync event, started at t0 and, when
+// end is set, finished a minute later.
+func runData(t0 time.Time, id string, end bool) clarity.SyncData {
+	d := clarity.SyncData{RunID: id, StartedAt: t0.Format(time.RFC3339Nano)}
+	if end {
+		d.FinishedAt = t0.Add(time.Minute).Format(time.RFC3339Nano)
+	}
+	return d
+}
+
+// natsConn is a connection to a new NATS server.
+func natsConn(t *testing.T) *nats.Conn {
+	t.Helper()
+	nc, err := nats.Connect(natstest.Run(t).ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	return nc
 }
