@@ -110,8 +110,8 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, cfgs ...jetstrea
 }
 
 // CreateMissingStreams creates the streams that do not exist and leaves
-// existing ones as they are: for tools, which must not reconfigure what the
-// services own (their replica count, say).
+// existing ones as they are: for tools and for the services that do not
+// own them, which must not reconfigure them (their replica count, say).
 func CreateMissingStreams(ctx context.Context, js jetstream.JetStream, cfgs ...jetstream.StreamConfig) error {
 	for _, cfg := range cfgs {
 		if _, err := js.Stream(ctx, cfg.Name); err == nil {

@@ -108,12 +108,21 @@ func JetStream(ctx context.Context, c Common, name string, log zerolog.Logger) (
 	// started, not whichever service starts first. A service that creates
 	// a missing stream creates it with its own settings, which the owner
 	// then applies over.
-	streams := pipeline.WithEventRetention(pipeline.Streams(c.StreamReplicas), c.EventsMaxAge, c.EventsMaxBytes)
-	if err := natsx.CreateMissingStreams(ctx, js, streams...); err != nil {
+	// Each stream is looked up once: the owned ones created or updated,
+	// the others created when missing.
+	var owned, others []jetstream.StreamConfig
+	for _, s := range pipeline.WithEventRetention(pipeline.Streams(c.StreamReplicas), c.EventsMaxAge, c.EventsMaxBytes) {
+		if pipeline.StreamOwner(s.Name) == name {
+			owned = append(owned, s)
+		} else {
+			others = append(others, s)
+		}
+	}
+	if err := natsx.EnsureStreams(ctx, js, owned...); err != nil {
 		nc.Close()
 		return nil, nil, err
 	}
-	if err := natsx.EnsureStreams(ctx, js, pipeline.OwnedStreams(name, streams)...); err != nil {
+	if err := natsx.CreateMissingStreams(ctx, js, others...); err != nil {
 		nc.Close()
 		return nil, nil, err
 	}
