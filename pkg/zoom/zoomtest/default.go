@@ -3,6 +3,7 @@ package zoomtest
 import (
 	"context"
 	"math/rand/v2"
+	"time"
 )
 
 // The Server's mutations act on its default account, as they did when a
@@ -118,4 +119,10 @@ func (s *Server) RemoveGroupAdmin(ctx context.Context, groupID, user string) (De
 // Account.RandomMutations.
 func (s *Server) RandomMutations(ctx context.Context, rng *rand.Rand, n int) ([]Delivery, error) {
 	return s.def.RandomMutations(ctx, rng, n)
+}
+
+// ReadAfterChange reports, for a user of the default account, when a read
+// first returned it after its last change; see Account.ReadAfterChange.
+func (s *Server) ReadAfterChange(user string) (time.Time, bool) {
+	return s.def.ReadAfterChange(user)
 }

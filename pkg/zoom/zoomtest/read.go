@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // pageHeader writes the paging fields Zoom puts before the items of a
@@ -86,6 +87,9 @@ func (a *Account) listUsers(w http.ResponseWriter, r *http.Request) {
 	pi := a.srv.seqPage(p, len(list), func(i int) uint64 { return list[i].seq })
 	pageHeader(buf, pi, p)
 	writeItems(buf, "users", list[pi.start:pi.end], variant)
+	for _, su := range list[pi.start:pi.end] {
+		su.returned()
+	}
 	a.st.mu.RUnlock()
 	writeBody(w, http.StatusOK, buf.Bytes())
 }
@@ -159,6 +163,7 @@ func (a *Account) getUser(w http.ResponseWriter, r *http.Request) {
 	}
 	u := su.u.clone()
 	role, _ := a.st.role(u.RoleID)
+	su.returned()
 	a.st.mu.RUnlock()
 	if u.Status == StatusPending {
 		writeInvitee(w, u.ID, a.srv.now())
@@ -396,4 +401,22 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
 		return false
 	}
 	return true
+}
+
+// ReadAfterChange reports when a listing page of GET /users or a GET
+// /users/{userId} first returned user after its last change, by the
+// machine's clock (not Options.Now): how long the change waited to be read.
+// false while no read returned it since, or when it never changed.
+func (a *Account) ReadAfterChange(user string) (time.Time, bool) {
+	a.st.mu.RLock()
+	su := a.st.lookupUser(user)
+	a.st.mu.RUnlock()
+	if su == nil || su.changed.Load() == 0 {
+		return time.Time{}, false
+	}
+	n := su.read.Load()
+	if n == 0 {
+		return time.Time{}, false
+	}
+	return time.Unix(0, n), true
 }

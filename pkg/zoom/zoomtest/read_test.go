@@ -375,3 +375,46 @@ func TestListUsersByRole(t *testing.T) {
 		t.Errorf("got %d active admins, want %d", len(users), want)
 	}
 }
+
+func TestReadAfterChange(t *testing.T) {
+	org := small(t)
+	s := NewServer(t, org, Options{})
+	tok := requestToken(t, s)
+	var id string
+	for _, u := range org.Users {
+		if u.Status == StatusActive {
+			id = u.ID
+			break
+		}
+	}
+	if _, ok := s.ReadAfterChange(id); ok {
+		t.Fatal("a user never changed: got a read after its change")
+	}
+	if _, err := s.UpdateUser(t.Context(), id, Profile{LastName: Ptr("Changed")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := s.ReadAfterChange(id); ok {
+		t.Fatal("changed, not read since: got a read after its change")
+	}
+	before := time.Now()
+	listAll(t, s, tok, "/users?page_size=300", "users")
+	first, ok := s.ReadAfterChange(id)
+	if !ok || first.Before(before) {
+		t.Fatalf("listed after its change: got %v, %v; want a time after %v", first, ok, before)
+	}
+	api(t, s, tok, "GET", "/users/"+id, nil)
+	if again, _ := s.ReadAfterChange(id); !again.Equal(first) {
+		t.Errorf("read again: got %v, want the first read %v", again, first)
+	}
+	if _, err := s.UpdateUser(t.Context(), id, Profile{LastName: Ptr("Again")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := s.ReadAfterChange(id); ok {
+		t.Fatal("changed again: the earlier read still counts")
+	}
+	before = time.Now()
+	api(t, s, tok, "GET", "/users/"+id, nil)
+	if got, ok := s.ReadAfterChange(id); !ok || got.Before(before) {
+		t.Errorf("re-read after its change: got %v, %v; want a time after %v", got, ok, before)
+	}
+}

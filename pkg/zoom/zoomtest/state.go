@@ -34,11 +34,24 @@ type suser struct {
 	u     User
 	seq   uint64
 	cache [cacheVariants]atomic.Pointer[[]byte]
+	// changed is when the user last changed, read when a listing page or
+	// GET /users/{userId} first returned it after that (unix
+	// nanoseconds, 0: not since): Server.ReadAfterChange.
+	changed, read atomic.Int64
 }
 
 func (su *suser) invalidate() {
 	for i := range su.cache {
 		su.cache[i].Store(nil)
+	}
+	su.changed.Store(time.Now().UnixNano())
+	su.read.Store(0)
+}
+
+// returned notes that a read returned the user.
+func (su *suser) returned() {
+	if su.changed.Load() != 0 && su.read.Load() == 0 {
+		su.read.CompareAndSwap(0, time.Now().UnixNano())
 	}
 }
 

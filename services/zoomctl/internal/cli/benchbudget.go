@@ -57,6 +57,18 @@ type BudgetBenchResult struct {
 	P50Seconds  float64 `json:"change_to_event_p50_seconds"`
 	P90Seconds  float64 `json:"change_to_event_p90_seconds"`
 	P99Seconds  float64 `json:"change_to_event_p99_seconds"`
+	// ByArrival is, for each sixth of the changes in webhook order, the
+	// longest time from a change's webhook to its event: which changes
+	// wait longest (the first, served after the bulk change ends, or the
+	// last, behind the listing of the others).
+	ByArrival []float64 `json:"change_to_event_max_by_arrival_seconds"`
+	// ToRead is the time from a change's webhook until a read of Zoom
+	// (a listing page or a re-read, the full sync's included) first
+	// returned the user changed, ReadToEvent from then until its event
+	// was stored: the wait for Zoom's budget against the pipeline's.
+	// Median / 99th percentile / longest.
+	ToRead      [3]float64 `json:"change_to_read_seconds"`
+	ReadToEvent [3]float64 `json:"read_to_event_seconds"`
 	// OutboxMaxSeconds and OutboxP50Seconds are the longest and the
 	// median time from a change's event being written (its time) to its
 	// being stored in the stream: the part of the wait spent in the
@@ -153,6 +165,7 @@ func budgetBench(ctx context.Context, users, replicas, changes int, spread time.
 	first := s.Sim.Requests()
 	// Single changes first, one at a time, while the sync runs.
 	changed := map[string]time.Time{} // last name → webhook answered
+	ids := map[string]string{}        // last name → user id, of the bulk change
 	var singles []string
 	for i := range 5 {
 		name := fmt.Sprintf("Single %d", i)
@@ -179,6 +192,7 @@ func budgetBench(ctx context.Context, users, replicas, changes int, spread time.
 			return r, err
 		}
 		changed[name] = time.Now()
+		ids[name] = u.ID
 		if d := time.Until(bulkStart.Add(time.Duration(i+1) * every)); d > 0 {
 			if err := sleepCtx(ctx, d); err != nil {
 				return r, err
@@ -221,14 +235,27 @@ func budgetBench(ctx context.Context, users, replicas, changes int, spread time.
 			r.Status429 += n
 		}
 	}
-	var lat []float64
+	var lat, toRead, readToEvent []float64
+	r.ByArrival = make([]float64, 6)
+	for name, id := range ids {
+		p, ok := published[name]
+		read, readOK := s.Sim.ReadAfterChange(id)
+		if ok && readOK {
+			toRead = append(toRead, read.Sub(changed[name]).Seconds())
+			readToEvent = append(readToEvent, p.Sub(read).Seconds())
+		}
+	}
+	r.ToRead, r.ReadToEvent = spreadOf(toRead), spreadOf(readToEvent)
 	for name, at := range changed {
 		if p, ok := published[name]; ok {
 			d := p.Sub(at).Seconds()
-			if strings.HasPrefix(name, "Single ") {
-				continue
+			i, err := strconv.Atoi(strings.TrimPrefix(name, "Budget "))
+			if err != nil {
+				continue // a single change
 			}
 			lat = append(lat, d)
+			k := i * len(r.ByArrival) / changes
+			r.ByArrival[k] = max(r.ByArrival[k], d)
 		}
 	}
 	for _, name := range singles {
@@ -355,8 +382,30 @@ func printBudgetBench(out io.Writer, r BudgetBenchResult) {
 	fmt.Fprintf(out, "| hint batches by choice | %v |\n", r.HintBatches)
 	fmt.Fprintf(out, "| changes published | %d of %d |\n", r.Published, r.Changes)
 	fmt.Fprintf(out, "| webhook → event, median / 90th / 99th percentile / last (s) | %.1f / %.1f / %.1f / %.1f |\n", r.P50Seconds, r.P90Seconds, r.P99Seconds, r.LastSeconds)
+	fmt.Fprintf(out, "| longest webhook → event by sixth of the changes, in webhook order (s) | %s |\n", secondsList(r.ByArrival))
+	fmt.Fprintf(out, "| of which webhook → first read of the change in Zoom, median / 99th / longest (s) | %s |\n", secondsList(r.ToRead[:]))
+	fmt.Fprintf(out, "| of which that read → event, median / 99th / longest (s) | %s |\n", secondsList(r.ReadToEvent[:]))
 	fmt.Fprintf(out, "| of which event written → stored (the writer's outbox), median / longest (s) | %.1f / %.1f |\n", r.OutboxP50Seconds, r.OutboxMaxSeconds)
 	fmt.Fprintf(out, "| single changes during the sync, webhook → event (s) | %v |\n", r.SingleSeconds)
+}
+
+// spreadOf returns the median, the 99th percentile and the largest of v
+// (zeros when v is empty); it sorts v.
+func spreadOf(v []float64) [3]float64 {
+	if len(v) == 0 {
+		return [3]float64{}
+	}
+	sort.Float64s(v)
+	return [3]float64{v[len(v)/2], v[len(v)*99/100], v[len(v)-1]}
+}
+
+// secondsList formats seconds with one decimal, separated by " / ".
+func secondsList(v []float64) string {
+	parts := make([]string, len(v))
+	for i, f := range v {
+		parts[i] = strconv.FormatFloat(f, 'f', 1, 64)
+	}
+	return strings.Join(parts, " / ")
 }
 
 // runBudgetBench runs the rate-budget bench for each size of sizes and
