@@ -90,8 +90,7 @@ func waitHints(t *testing.T, wg *sync.WaitGroup, errs chan error) {
 func servedVersions(t *testing.T, js jetstream.JetStream) map[string]int64 {
 	t.Helper()
 	served := map[string]int64{}
-	for _, env := range rawEnvelopes(t, js) {
-		p := env.GetRawPage()
+	for _, p := range rawReads(t, js) {
 		served[p.GetUserId()] = max(served[p.GetUserId()], p.VersionMs)
 	}
 	return served

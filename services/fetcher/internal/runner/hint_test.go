@@ -90,9 +90,7 @@ func TestHintDecodedOrNot(t *testing.T) {
 	for len(pages) < 2*len(hints) && ctx.Err() == nil {
 		time.Sleep(20 * time.Millisecond)
 		pages = pages[:0]
-		for _, env := range rawEnvelopes(t, js) {
-			pages = append(pages, env.GetRawPage())
-		}
+		pages = append(pages, rawReads(t, js)...)
 	}
 	cancel()
 	<-loop

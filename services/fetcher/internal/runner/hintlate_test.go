@@ -182,8 +182,7 @@ func TestLateJoinerServedByLaterPagesOrNextRound(t *testing.T) {
 	got := sim.Requests()
 	// What each user's publications were, in order.
 	published := map[string][]*pb.RawPage{}
-	for _, env := range rawEnvelopes(t, js) {
-		p := env.GetRawPage()
+	for _, p := range rawReads(t, js) {
 		published[p.GetUserId()] = append(published[p.GetUserId()], p)
 	}
 	newest := map[string]hint{}

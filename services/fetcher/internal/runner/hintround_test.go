@@ -84,8 +84,7 @@ func TestReplicasShareOneListingRound(t *testing.T) {
 	waitHints(t, &wg, errs)
 
 	pages := map[string]*pb.RawPage{}
-	for _, env := range rawEnvelopes(t, js) {
-		p := env.GetRawPage()
+	for _, p := range rawReads(t, js) {
 		if _, dup := pages[p.GetUserId()]; dup {
 			t.Errorf("user %s published twice", p.GetUserId())
 		}
@@ -114,7 +113,18 @@ func TestReplicasShareOneListingRound(t *testing.T) {
 	if len(pages) != len(hinted) {
 		t.Errorf("%d users published, want the %d hinted", len(pages), len(hinted))
 	}
+	// The users a listing page served go as one message: at most one a
+	// page, beside one a user re-read.
+	listedMsgs := 0
+	for _, env := range rawEnvelopes(t, js) {
+		if len(env.GetRawPages().GetPages()) > 0 {
+			listedMsgs++
+		}
+	}
 	got := sim.Requests()
+	if listings := got["GET /users"]; listedMsgs == 0 || listedMsgs > listings {
+		t.Errorf("%d messages of listed users, want one or more, at most one a listing page (%d)", listedMsgs, listings)
+	}
 	// 2,000 users: active and inactive fill 7 pages of 300; one round
 	// lists them once. The pending and the deleted user are re-read.
 	if want := len(pending) + 1; got["GET /users"] > 7 || got["GET /users/{userId}"] != want {

@@ -224,6 +224,10 @@ func (r *Runner) serveHints(ctx context.Context, c pipeline.ConnectorRef, client
 			choice = HintListed
 		}
 	}
+	if choice == HintListed && len(results) < len(users) {
+		r.log.Info().Str("tenant", c.Tenant).Str("connector", c.ID).Int("users", len(users)).
+			Int("reread", len(users)-len(results)).Msg("hint batch re-reads the users its listing did not serve")
+	}
 	for _, id := range order {
 		if _, done := results[id]; done {
 			continue
@@ -370,8 +374,9 @@ func (r *Runner) pagesOf(c pipeline.ConnectorRef, status string) int {
 	return 1
 }
 
-// publishListed publishes the wanted users on listing page p as re-reads:
-// those not done whose since the page's request is not older than.
+// publishListed publishes the wanted users on listing page p as re-reads,
+// in one message: those not done whose since the page's request is not
+// older than.
 func (r *Runner) publishListed(ctx context.Context, c pipeline.ConnectorRef, p zoom.RawPage, status string, users map[string]*listedUser) error {
 	var page struct {
 		Users []json.RawMessage `json:"users"`
@@ -379,6 +384,8 @@ func (r *Runner) publishListed(ctx context.Context, c pipeline.ConnectorRef, p z
 	if err := zoom.Decode(p.Body, &page); err != nil {
 		return fmt.Errorf("list %s page %d: %w", p.Listing, p.Number, err)
 	}
+	var served []*listedUser
+	var reads []*pb.RawPage
 	for _, item := range page.Users {
 		var u struct {
 			ID     string `json:"id"`
@@ -412,9 +419,33 @@ func (r *Runner) publishListed(ctx context.Context, c pipeline.ConnectorRef, p z
 		// The page was asked for after the hint came in: it is as new as
 		// a re-read asked for then.
 		w.done, w.servedAt = true, p.RequestedAt
-		w.err = r.publishRead(ctx, c, w.h, p.RequestedAt, body, false)
+		served = append(served, w)
+		reads = append(reads, readPage(w.h, p.RequestedAt, body, false))
 	}
+	r.publishReads(ctx, c, served, reads)
 	return nil
+}
+
+// publishReads publishes the users a listing page served (reads, one per
+// user of served, in order) as one message, which the writer applies in
+// one transaction, and sets each user's outcome. A bundle too large for a
+// message goes user by user.
+func (r *Runner) publishReads(ctx context.Context, c pipeline.ConnectorRef, served []*listedUser, reads []*pb.RawPage) {
+	if len(reads) == 0 {
+		return
+	}
+	if len(reads) > 1 {
+		err := r.syncer.Publish(ctx, c, &pb.Envelope{Body: &pb.Envelope_RawPages{RawPages: &pb.RawPages{Pages: reads}}}, "")
+		if !syncer.Unpublishable(err) {
+			for _, w := range served {
+				w.err = err
+			}
+			return
+		}
+	}
+	for i, w := range served {
+		w.err = r.publishPage(ctx, c, w.h, reads[i])
+	}
 }
 
 // reread re-reads user h from Zoom and publishes the answer.
@@ -444,7 +475,12 @@ func (r *Runner) reread(ctx context.Context, c pipeline.ConnectorRef, client Cli
 // publishRead publishes what Zoom answered for user h, asked at asked: its
 // body, or that it does not exist.
 func (r *Runner) publishRead(ctx context.Context, c pipeline.ConnectorRef, h *pb.FetchUser, asked time.Time, body []byte, notFound bool) error {
-	page := &pb.RawPage{
+	return r.publishPage(ctx, c, h, readPage(h, asked, body, notFound))
+}
+
+// readPage is what Zoom answered for user h, asked at asked, as a raw page.
+func readPage(h *pb.FetchUser, asked time.Time, body []byte, notFound bool) *pb.RawPage {
+	return &pb.RawPage{
 		Ref:         &pb.PageRef{Listing: pb.Listing_LISTING_USER, Page: 1, Last: true},
 		UserId:      h.UserId,
 		VersionMs:   h.VersionMs,
@@ -452,6 +488,10 @@ func (r *Runner) publishRead(ctx context.Context, c pipeline.ConnectorRef, h *pb
 		Body:        body,
 		NotFound:    notFound,
 	}
+}
+
+// publishPage publishes page, the read of user h.
+func (r *Runner) publishPage(ctx context.Context, c pipeline.ConnectorRef, h *pb.FetchUser, page *pb.RawPage) error {
 	err := r.syncer.Publish(ctx, c, &pb.Envelope{Body: &pb.Envelope_RawPage{RawPage: page}}, "")
 	if syncer.Unpublishable(err) {
 		// The user's record is larger than a NATS message: no redelivery

@@ -135,3 +135,17 @@ func rawEnvelopes(t *testing.T, js jetstream.JetStream) []*pb.Envelope {
 	}
 	return out
 }
+
+// rawReads returns the users read back published on the raw stream, in
+// order: alone, or in a bundle of one listing page's users.
+func rawReads(t *testing.T, js jetstream.JetStream) []*pb.RawPage {
+	t.Helper()
+	var out []*pb.RawPage
+	for _, env := range rawEnvelopes(t, js) {
+		if p := env.GetRawPage(); p != nil {
+			out = append(out, p)
+		}
+		out = append(out, env.GetRawPages().GetPages()...)
+	}
+	return out
+}

@@ -87,19 +87,36 @@ func (p *Pipe) HandleRaw(_ context.Context, in pipeline.Envelope) ([]pipeline.Ou
 		}
 		out = &pb.Envelope{Tenant: c.Tenant, Connector: c.ID, Body: &pb.Envelope_Records{Records: batch}}
 	case *pb.Envelope_RawPages:
-		// A bundle goes on as one message: a page that cannot be read
-		// fails the whole bundle, as it would fail its run anyway.
+		// A bundle goes on as one message. A bundle of pages of a run: a
+		// page that cannot be read fails the whole bundle, as it would
+		// fail its run anyway. A bundle of users read back (the users of
+		// one listing page that hints wanted): a user that cannot be read
+		// is left out, said and counted, and the others go on.
 		pages := raw.RawPages.GetPages()
 		if len(pages) == 0 {
 			return nil, natsx.Permanent(fmt.Errorf("%w: empty bundle of pages", normalize.ErrBadPage))
 		}
-		batches := make([]*pb.RecordBatch, len(pages))
-		for i, pg := range pages {
+		reads := pages[0].GetRef().GetListing() == pb.Listing_LISTING_USER
+		batches := make([]*pb.RecordBatch, 0, len(pages))
+		for _, pg := range pages {
+			if (pg.GetRef().GetListing() == pb.Listing_LISTING_USER) != reads {
+				return nil, natsx.Permanent(fmt.Errorf("%w: users read back and pages of a run in one bundle", normalize.ErrBadPage))
+			}
 			b, err := p.page(c, pg)
+			if reads && errors.Is(err, normalize.ErrBadPage) {
+				withConnector(p.log.Error(), c).Err(err).Msg("user read back left out of its bundle: it cannot be read")
+				if p.obs != nil {
+					p.obs.Skipped(1)
+				}
+				continue
+			}
 			if err != nil {
 				return nil, err
 			}
-			batches[i] = b
+			batches = append(batches, b)
+		}
+		if len(batches) == 0 {
+			return nil, natsx.Permanent(fmt.Errorf("%w: no user of the bundle can be read", normalize.ErrBadPage))
 		}
 		out = &pb.Envelope{Tenant: c.Tenant, Connector: c.ID,
 			Body: &pb.Envelope_RecordBatches{RecordBatches: &pb.RecordBatches{Batches: batches}}}

@@ -121,6 +121,49 @@ func TestHandleRawBundle(t *testing.T) {
 	if after := records(t); after != before {
 		t.Errorf("refused bundles published %d messages, want none", after-before)
 	}
+
+	// Users read back: one message of changes, each replacing its user;
+	// a user that cannot be read is left out, the others go on.
+	read := func(id, body string) *pb.RawPage {
+		return &pb.RawPage{Ref: &pb.PageRef{Listing: pb.Listing_LISTING_USER, Page: 1, Last: true},
+			UserId: id, VersionMs: 1764331300000, FetchedAtMs: 1764331200000, Body: []byte(body)}
+	}
+	if err := handle(t,
+		read("u1", `{"id":"u1","email":"alice@example.com","status":"active","type":1}`),
+		read("u2", `{"first_name":"Nobody"}`),
+		read("u3", `{"id":"u3","email":"carol@example.com","status":"inactive","type":1}`),
+	); err != nil {
+		t.Fatalf("bundle of reads: %v", err)
+	}
+	m, err = s.GetMsg(ctx, records(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	env.Reset()
+	if err := pipeline.Unmarshal(m.Header, m.Data, &env); err != nil {
+		t.Fatal(err)
+	}
+	var replaced []string
+	for _, b := range env.GetRecordBatches().GetBatches() {
+		if b.GetRun() != nil || b.VersionMs != 1764331300000 {
+			t.Errorf("read batch %v: want a change at the hint's version", b)
+		}
+		replaced = append(replaced, b.GetReplaceUser())
+	}
+	if !slices.Equal(replaced, []string{"u1", "u3"}) {
+		t.Errorf("bundle of reads: got users %v replaced, want u1 and u3", replaced)
+	}
+	before = records(t)
+	if err := handle(t, read("u4", `{"first_name":"Nobody"}`)); !errors.Is(err, natsx.ErrPermanent) {
+		t.Errorf("bundle of reads none of which can be read: got %v, want a permanent error", err)
+	}
+	if err := handle(t, read("u1", `{"id":"u1","email":"alice@example.com"}`),
+		adminPage(run, "g1", `{"admins":[]}`)); !errors.Is(err, natsx.ErrPermanent) {
+		t.Errorf("bundle of a read and a run's page: got %v, want a permanent error", err)
+	}
+	if after := records(t); after != before {
+		t.Errorf("refused bundles of reads published %d messages, want none", after-before)
+	}
 }
 
 // TestHandleRaw: a raw page becomes one record batch and run control goes

@@ -24,6 +24,7 @@ type Store interface {
 	ApplyPage(ctx context.Context, c pipeline.ConnectorRef, b *pb.RecordBatch) error
 	ApplyPages(ctx context.Context, c pipeline.ConnectorRef, bs []*pb.RecordBatch) error
 	ApplyChange(ctx context.Context, c pipeline.ConnectorRef, b *pb.RecordBatch) error
+	ApplyChanges(ctx context.Context, c pipeline.ConnectorRef, bs []*pb.RecordBatch) error
 	Fetched(ctx context.Context, c pipeline.ConnectorRef, f *pb.RunFetched) error
 	Fail(ctx context.Context, c pipeline.ConnectorRef, f *pb.RunFailed) error
 	Finalize(ctx context.Context, c pipeline.ConnectorRef, runID string) (bool, error)
@@ -83,8 +84,13 @@ func handle(ctx context.Context, s Store, in pipeline.Envelope) error {
 		// A page completes its run itself when it is the last one missing.
 		return s.ApplyPage(ctx, c, b.Records)
 	case *pb.Envelope_RecordBatches:
-		// A bundle of pages of one run, applied in one transaction.
-		return s.ApplyPages(ctx, c, b.RecordBatches.Batches)
+		// A bundle of pages of one run, or of changes (users a listing
+		// read back), applied in one transaction.
+		bs := b.RecordBatches.Batches
+		if len(bs) > 0 && bs[0].Run == nil {
+			return s.ApplyChanges(ctx, c, bs)
+		}
+		return s.ApplyPages(ctx, c, bs)
 	case *pb.Envelope_RunFetched:
 		if err := s.Fetched(ctx, c, b.RunFetched); err != nil {
 			return err

@@ -66,6 +66,11 @@ func (c *calls) ApplyChange(_ context.Context, ref pipeline.ConnectorRef, b *pb.
 	return nil
 }
 
+func (c *calls) ApplyChanges(_ context.Context, ref pipeline.ConnectorRef, bs []*pb.RecordBatch) error {
+	c.add("ApplyChanges %s %d", ref, len(bs))
+	return nil
+}
+
 func (c *calls) Fetched(_ context.Context, ref pipeline.ConnectorRef, f *pb.RunFetched) error {
 	c.add("Fetched %s %s", ref, f.Run.RunId)
 	return nil
@@ -138,6 +143,7 @@ func TestHandler(t *testing.T) {
 		{&pb.RunStarted{Run: run}, []string{"StartRun acme/zoom r1"}},
 		{&pb.RecordBatch{Run: run}, []string{"ApplyPage acme/zoom r1"}},
 		{&pb.RecordBatches{Batches: []*pb.RecordBatch{{Run: run}, {Run: run}}}, []string{"ApplyPages acme/zoom 2"}},
+		{&pb.RecordBatches{Batches: []*pb.RecordBatch{{VersionMs: 5}, {VersionMs: 6}, {VersionMs: 7}}}, []string{"ApplyChanges acme/zoom 3"}},
 		{&pb.RecordBatch{VersionMs: 42}, []string{"ApplyChange acme/zoom 42"}},
 		{&pb.RunFetched{Run: run}, []string{"Fetched acme/zoom r1", "Finalize acme/zoom r1"}},
 		{&pb.RunFailed{Run: run}, []string{"Fail acme/zoom r1"}},

@@ -17,19 +17,39 @@ import (
 // deletes state newer than that time, so events may arrive late, twice or out
 // of order.
 func (s *Store) ApplyChange(ctx context.Context, c pipeline.ConnectorRef, b *pb.RecordBatch) error {
-	if b.VersionMs <= 0 {
-		return fmt.Errorf("%w: change without a Zoom time", ErrBadBatch)
+	return s.ApplyChanges(ctx, c, []*pb.RecordBatch{b})
+}
+
+// ApplyChanges applies incremental changes in one transaction, in order,
+// each at its own Zoom time as ApplyChange applies one: the users one
+// listing page read back for their hints, which then cost one lock of the
+// connector and one commit rather than one each.
+func (s *Store) ApplyChanges(ctx context.Context, c pipeline.ConnectorRef, bs []*pb.RecordBatch) error {
+	if len(bs) == 0 {
+		return fmt.Errorf("%w: no changes", ErrBadBatch)
 	}
-	hashRecords(b.Records)
+	for _, b := range bs {
+		if b.VersionMs <= 0 {
+			return fmt.Errorf("%w: change without a Zoom time", ErrBadBatch)
+		}
+		if b.Run != nil {
+			return fmt.Errorf("%w: a page of a run among changes", ErrBadBatch)
+		}
+		hashRecords(b.Records)
+	}
 	w, err := s.begin(ctx, c, exclusive)
 	if err != nil {
 		return err
 	}
 	w.changedUsers = map[string]bool{}
-	orphans, err := w.applyChange(ctx, b)
-	if err != nil {
-		_ = w.tx.Rollback(ctx)
-		return err
+	orphans := 0
+	for _, b := range bs {
+		n, err := w.applyChange(ctx, b)
+		if err != nil {
+			_ = w.tx.Rollback(ctx)
+			return err
+		}
+		orphans += n
 	}
 	if orphans > 0 {
 		s.log.Debug().Str("tenant", c.Tenant).Str("connector", c.ID).Int("records", orphans).

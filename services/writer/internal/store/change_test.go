@@ -2,6 +2,9 @@ package store_test
 
 import (
 	"context"
+	"errors"
+	"maps"
+	"slices"
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -374,4 +377,70 @@ func TestReadBackInTheMillisecondOfADeletion(t *testing.T) {
 	applyChange(t, s, del(300, pb.Kind_KIND_ENTITLEMENT, "group:g1"))
 	applyChange(t, s, change(300, group(t, "g1", "Sales again")))
 	wantLive(t, pool, ek("group:g1"))
+}
+
+// TestApplyChangesAsOneByOne: a bundle of changes (users a listing read
+// back) leaves the records and events that applying them one by one
+// leaves; a bundle with a bad change applies none of it.
+func TestApplyChangesAsOneByOne(t *testing.T) {
+	t.Parallel()
+	setup := func(s *store.Store) {
+		applyChange(t, s, change(100,
+			user(t, "u1", "alice@example.com", "Alice"), user(t, "u2", "bob@example.com", "Bob"),
+			group(t, "g1", "Sales"), group(t, "g2", "Eng"), role(t, "r1", "Admin"),
+			grant(t, "u1", "group:g1"), grant(t, "u1", "role:r1"), grant(t, "u2", "group:g2"),
+			attr(t, "u1", "department", "Sales"), attr(t, "u2", "timezone", "UTC"),
+		))
+	}
+	reads := func() []*pb.RecordBatch {
+		a := change(200, user(t, "u1", "alice@example.com", "Alice B"), grant(t, "u1", "group:g2"))
+		a.ReplaceUser = "u1"
+		b := change(210, user(t, "u2", "bob@example.com", "Bob"), grant(t, "u2", "group:g1"), attr(t, "u2", "timezone", "CET"))
+		b.ReplaceUser = "u2"
+		c := change(220, user(t, "u3", "carol@example.com", "Carol"), grant(t, "u3", "role:r1"))
+		c.ReplaceUser = "u3"
+		// Older than what u1 now holds: it changes nothing.
+		d := change(150, user(t, "u1", "alice@example.com", "Alice"))
+		d.ReplaceUser = "u1"
+		bs := []*pb.RecordBatch{a, b, c, d}
+		for _, b := range bs {
+			// As the normalizer makes a read's batch.
+			b.Ref = &pb.PageRef{Listing: pb.Listing_LISTING_USER, Page: 1, Last: true}
+		}
+		return bs
+	}
+	one, onePool := newStore(t)
+	setup(one)
+	take(t, onePool)
+	for _, b := range reads() {
+		applyChange(t, one, b)
+	}
+	bundle, bundlePool := newStore(t)
+	setup(bundle)
+	take(t, bundlePool)
+	if err := bundle.ApplyChanges(t.Context(), ref, reads()); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := types(take(t, bundlePool)), types(take(t, onePool)); !slices.Equal(got, want) {
+		t.Errorf("events: got %v, want (one by one) %v", got, want)
+	}
+	if got, want := live(t, bundlePool), live(t, onePool); !maps.Equal(got, want) {
+		t.Errorf("records: got %v, want (one by one) %v", got, want)
+	}
+
+	before := live(t, bundlePool)
+	bad := reads()
+	bad[2].VersionMs = 0
+	if err := bundle.ApplyChanges(t.Context(), ref, bad); !errors.Is(err, store.ErrBadBatch) {
+		t.Fatalf("a change without a Zoom time in the bundle: got %v, want ErrBadBatch", err)
+	}
+	pageAmong := reads()
+	pageAmong[1].Run = newRun("r1", 300)
+	if err := bundle.ApplyChanges(t.Context(), ref, pageAmong); !errors.Is(err, store.ErrBadBatch) {
+		t.Fatalf("a page of a run in the bundle: got %v, want ErrBadBatch", err)
+	}
+	if got := live(t, bundlePool); !maps.Equal(got, before) {
+		t.Errorf("a refused bundle changed records: got %v, want %v", got, before)
+	}
+	wantTypes(t, take(t, bundlePool))
 }
