@@ -118,12 +118,53 @@ func (p *Pipe) HandleRaw(_ context.Context, in pipeline.Envelope) ([]pipeline.Ou
 		if len(batches) == 0 {
 			return nil, natsx.Permanent(fmt.Errorf("%w: no user of the bundle can be read", normalize.ErrBadPage))
 		}
+		if reads {
+			return p.readOuts(c, in, batches)
+		}
 		out = &pb.Envelope{Tenant: c.Tenant, Connector: c.ID,
 			Body: &pb.Envelope_RecordBatches{RecordBatches: &pb.RecordBatches{Batches: batches}}}
 	}
 	// Kind "" and no part: the output takes the input's own id, the id a
 	// page's batch has always had.
 	return []pipeline.Out{{Subject: pipeline.RecordsSubject(c), Body: out, Part: -1}}, nil
+}
+
+// readOuts returns the outputs of a bundle of users read back, batches
+// (one change each): one message of changes, or several when one cannot
+// hold them (readGroups), the first under the input's own id and the next
+// ones under its id and their part. A user whose change is too large for a
+// message alone is left out, said and counted, as one that cannot be read.
+func (p *Pipe) readOuts(c pipeline.ConnectorRef, in pipeline.Envelope, batches []*pb.RecordBatch) ([]pipeline.Out, error) {
+	stemLen := 64 // an input id: a stream's name, "/" and a sequence
+	if in.Msg != nil {
+		stemLen = len(pipeline.InputID(in.Msg))
+	}
+	groups, tooLarge, err := p.readGroups(c, batches, stemLen)
+	if err != nil {
+		return nil, natsx.Permanent(err)
+	}
+	for _, b := range tooLarge {
+		withConnector(p.log.Error(), c).Str("user", b.GetReplaceUser()).Int("records", len(b.GetRecords())).
+			Msg("user read back left out of its bundle: its records do not fit in a message")
+		if p.obs != nil {
+			p.obs.Skipped(1)
+		}
+	}
+	if len(groups) == 0 {
+		return nil, natsx.Permanent(fmt.Errorf("%w: no user of the bundle fits in a message", normalize.ErrBadPage))
+	}
+	outs := make([]pipeline.Out, len(groups))
+	for i, g := range groups {
+		part := i
+		if i == 0 {
+			// The first part keeps the id a whole bundle has.
+			part = -1
+		}
+		outs[i] = pipeline.Out{Subject: pipeline.RecordsSubject(c), Part: part,
+			Body: &pb.Envelope{Tenant: c.Tenant, Connector: c.ID,
+				Body: &pb.Envelope_RecordBatches{RecordBatches: &pb.RecordBatches{Batches: g}}}}
+	}
+	return outs, nil
 }
 
 // page normalizes one raw page of connector c.

@@ -115,3 +115,34 @@ func changePart(b *pb.RecordBatch, from, to int) *pb.RecordBatch {
 	out.AdminsAdded = admins(b.GetAdminsAdded())
 	return out
 }
+
+// readGroups divides bs, the changes of a bundle of users read back
+// (each replacing one user), into groups that each fit in one message of
+// connector c's records subject within p.maxPayload once it has a message
+// id of stemLen bytes and a part: all of bs when it fits, else halves, again
+// and again, in bs's order. Each change stands on its own (the writer
+// applies it at its own version), so the groups, applied in any order, leave
+// what bs leaves; a user's change is never cut. A change too large for a
+// message alone is returned in tooLarge: the caller leaves it out.
+func (p *Pipe) readGroups(c pipeline.ConnectorRef, bs []*pb.RecordBatch, stemLen int) (groups [][]*pb.RecordBatch, tooLarge []*pb.RecordBatch, err error) {
+	env := &pb.Envelope{Tenant: c.Tenant, Connector: c.ID, Body: &pb.Envelope_RecordBatches{RecordBatches: &pb.RecordBatches{Batches: bs}}}
+	msg, err := pipeline.NewMsg(pipeline.RecordsSubject(c), env, "")
+	if err != nil {
+		return nil, nil, err
+	}
+	if msg.Size()-len(msg.Subject)-len(msg.Reply)+stemLen+idRoom <= p.maxPayload {
+		return [][]*pb.RecordBatch{bs}, nil, nil
+	}
+	if len(bs) == 1 {
+		return nil, bs, nil
+	}
+	first, tooLarge, err := p.readGroups(c, bs[:len(bs)/2], stemLen)
+	if err != nil {
+		return nil, nil, err
+	}
+	rest, more, err := p.readGroups(c, bs[len(bs)/2:], stemLen)
+	if err != nil {
+		return nil, nil, err
+	}
+	return append(first, rest...), append(tooLarge, more...), nil
+}

@@ -1,16 +1,22 @@
 package pipe
 
 import (
+	"context"
+	"encoding/json"
 	"errors"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/claritysecurity/zoom-connector/pkg/natsx"
+	"github.com/claritysecurity/zoom-connector/pkg/natsx/natstest"
 	"github.com/claritysecurity/zoom-connector/pkg/pb"
 	"github.com/claritysecurity/zoom-connector/pkg/pipeline"
 )
@@ -167,5 +173,80 @@ func TestChangeMsgs(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestReadBundleSplits: a bundle of users read back whose changes do not
+// fit in one message goes as several, each within the limit with its id,
+// each user's change whole, every user once; a user whose change alone is
+// too large is left out and the others go on.
+func TestReadBundleSplits(t *testing.T) {
+	t.Parallel()
+	const limit = 4 << 10
+	ctx := context.Background()
+	js, cons := setup(t, pipeline.StreamRaw)
+	handleRaw := New(Config{Publisher: js, Log: zerolog.Nop(), MaxPayload: limit}).Raw()
+	read := func(id, name string) *pb.RawPage {
+		body, _ := json.Marshal(map[string]any{"id": id, "email": id + "@example.com", "status": "active", "type": 1, "last_name": name})
+		return &pb.RawPage{Ref: &pb.PageRef{Listing: pb.Listing_LISTING_USER, Page: 1, Last: true},
+			UserId: id, VersionMs: 1764331300000, FetchedAtMs: 1764331200000, Body: body}
+	}
+	var pages []*pb.RawPage
+	var want []string
+	for i := range 24 {
+		id := "u" + strconv.Itoa(i)
+		name := incompressible(i, 400)
+		if i == 7 {
+			name = incompressible(i, 2*limit) // too large alone
+		} else {
+			want = append(want, id)
+		}
+		pages = append(pages, read(id, name))
+	}
+	data, err := proto.Marshal(&pb.Envelope{Tenant: ref.Tenant, Connector: ref.ID,
+		Body: &pb.Envelope_RawPages{RawPages: &pb.RawPages{Pages: pages}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(data) <= limit {
+		t.Fatalf("bundle of %d bytes, want more than the limit %d", len(data), limit)
+	}
+	// The raw stream's server takes larger messages than the pipe's limit.
+	if _, err := js.Publish(ctx, pipeline.RawSubject(ref), data); err != nil {
+		t.Fatal(err)
+	}
+	batch, err := cons.Fetch(1, jetstream.FetchMaxWait(5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for m := range batch.Messages() {
+		if err := handleRaw(ctx, m); err != nil {
+			t.Fatalf("bundle of reads: %v", err)
+		}
+		_ = m.Ack()
+	}
+	var got []string
+	ids := map[string]bool{}
+	for _, m := range natstest.StreamMsgs(t, js, pipeline.StreamRecords) {
+		if size := len(m.Data) + len(m.Header.Get(jetstream.MsgIDHeader)) + idRoom; size > limit {
+			t.Errorf("message of %d bytes with its id, want at most %d", size, limit)
+		}
+		ids[m.Header.Get(jetstream.MsgIDHeader)] = true
+		var env pb.Envelope
+		if err := pipeline.Unmarshal(m.Header, m.Data, &env); err != nil {
+			t.Fatal(err)
+		}
+		for _, b := range env.GetRecordBatches().GetBatches() {
+			if b.GetReplaceUser() == "" || len(b.GetRecords()) == 0 {
+				t.Errorf("change %v: want a user's whole change", b)
+			}
+			got = append(got, b.GetReplaceUser())
+		}
+	}
+	if len(ids) < 2 {
+		t.Errorf("%d messages under distinct ids, want the bundle split in several", len(ids))
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("users published %v, want %v (all but the one too large, in order)", got, want)
 	}
 }
