@@ -2,8 +2,14 @@ package runner_test
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
 	"net/http"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -103,6 +109,94 @@ func TestHintDecodedOrNot(t *testing.T) {
 			(len(p.Body) > 0) != (h.UserId == "u1") {
 			t.Errorf("page %d: user %.10s…, version %d, not found %t, body %q; want the answer for %.10s…",
 				i, p.GetUserId(), p.VersionMs, p.NotFound, p.Body, h.UserId)
+		}
+	}
+}
+
+// pageOfUsers is an account whose active users fit on one listing page
+// and that has no inactive users; GetUser counts its calls.
+type pageOfUsers struct {
+	body  []byte
+	n     int
+	reads *atomic.Int64
+}
+
+func (a *pageOfUsers) Pages(_ context.Context, l zoom.Listing, fn func(zoom.RawPage) error) error {
+	if l.Status != zoom.UserStatusActive {
+		return fn(zoom.RawPage{Listing: l, Number: 1, Last: true, Body: []byte(`{"users":[]}`), RequestedAt: time.Now()})
+	}
+	return fn(zoom.RawPage{Listing: l, Number: 1, Last: true, TotalRecords: a.n, Items: a.n, Body: a.body, RequestedAt: time.Now()})
+}
+func (*pageOfUsers) Requests() zoom.Stats { return zoom.Stats{} }
+func (a *pageOfUsers) GetUser(context.Context, string) ([]byte, error) {
+	a.reads.Add(1)
+	return nil, errors.New("not expected: every user is on the listing")
+}
+
+// TestListedUsersTooManyForOneMessage: the users one listing page serves
+// go as one message; when the raw stream refuses that message for its
+// size, they go one by one, each served, none re-read.
+func TestListedUsersTooManyForOneMessage(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	streams := pipeline.Streams(1)
+	for i := range streams {
+		if streams[i].Name == pipeline.StreamRaw {
+			streams[i].MaxMsgSize = 4 << 10
+		}
+	}
+	js := natstest.JetStream(t, streams...)
+	type item struct {
+		ID     string `json:"id"`
+		Email  string `json:"email"`
+		Status string `json:"status"`
+		Notes  string `json:"last_name"`
+	}
+	var list struct {
+		Users []item `json:"users"`
+	}
+	const n = 40
+	for i := range n {
+		id := "u" + strconv.Itoa(i)
+		// Incompressible: the bundle exceeds the limit, each user alone not.
+		notes := make([]byte, 150)
+		_, _ = rand.Read(notes)
+		list.Users = append(list.Users, item{ID: id, Email: id + "@example.com", Status: "active", Notes: hex.EncodeToString(notes)})
+	}
+	body, err := json.Marshal(list)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reads := &atomic.Int64{}
+	r := runner.New(runner.Config{
+		Runs:      openRuns(ctx, t, js),
+		Syncer:    syncer.New(syncer.Config{JetStream: js, Log: zerolog.Nop()}),
+		Clients:   runner.Fixed{conn: &pageOfUsers{body: body, n: n, reads: reads}},
+		Log:       zerolog.Nop(),
+		HintQuiet: 300 * time.Millisecond,
+	})
+	errs := make(chan error, n)
+	for i := range n {
+		go func() { errs <- r.HandleHint(ctx, msgOf{m: hintMsg(t, "u"+strconv.Itoa(i), int64(1000+i))}) }()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Fatalf("hint: %v", err)
+		}
+	}
+	if got := reads.Load(); got != 0 {
+		t.Errorf("%d users re-read, want none: the listing showed them all", got)
+	}
+	served := servedVersions(t, js)
+	for i := range n {
+		if id := "u" + strconv.Itoa(i); served[id] != int64(1000+i) {
+			t.Errorf("user %s: version %d published, want %d", id, served[id], 1000+i)
+		}
+	}
+	for _, env := range rawEnvelopes(t, js) {
+		if env.GetRawPages() != nil {
+			t.Errorf("a bundle of %d users stored, over the stream's limit", len(env.GetRawPages().GetPages()))
 		}
 	}
 }

@@ -429,13 +429,19 @@ func (r *Runner) publishListed(ctx context.Context, c pipeline.ConnectorRef, p z
 // publishReads publishes the users a listing page served (reads, one per
 // user of served, in order) as one message, which the writer applies in
 // one transaction, and sets each user's outcome. A bundle too large for a
-// message goes user by user.
+// message goes user by user. A bundle that fails otherwise is tried once
+// more before each of its users is left to be re-read: a page's users
+// are worth a second try of one message.
 func (r *Runner) publishReads(ctx context.Context, c pipeline.ConnectorRef, served []*listedUser, reads []*pb.RawPage) {
 	if len(reads) == 0 {
 		return
 	}
 	if len(reads) > 1 {
-		err := r.syncer.Publish(ctx, c, &pb.Envelope{Body: &pb.Envelope_RawPages{RawPages: &pb.RawPages{Pages: reads}}}, "")
+		env := &pb.Envelope{Body: &pb.Envelope_RawPages{RawPages: &pb.RawPages{Pages: reads}}}
+		err := r.syncer.Publish(ctx, c, env, "")
+		if err != nil && !syncer.Unpublishable(err) && ctx.Err() == nil {
+			err = r.syncer.Publish(ctx, c, env, "")
+		}
 		if !syncer.Unpublishable(err) {
 			for _, w := range served {
 				w.err = err

@@ -51,6 +51,11 @@ func (s *Store) ApplyChanges(ctx context.Context, c pipeline.ConnectorRef, bs []
 		}
 		orphans += n
 	}
+	// Once for every change: the users they touched.
+	if err := w.forgetDigests(ctx); err != nil {
+		_ = w.tx.Rollback(ctx)
+		return err
+	}
 	if orphans > 0 {
 		s.log.Debug().Str("tenant", c.Tenant).Str("connector", c.ID).Int("records", orphans).
 			Msg("grants and attributes of users not stored left for the next full sync")
@@ -129,11 +134,11 @@ func (w *wtx) applyChange(ctx context.Context, b *pb.RecordBatch) (int, error) {
 			}
 		}
 	}
-	return orphans, w.forgetDigests(ctx)
+	return orphans, nil
 }
 
-// forgetDigests drops the stored digest of every user whose records this
-// change touched: the next users page must compare them record by record,
+// forgetDigests drops the stored digest of every user whose records the
+// transaction's changes touched: the next users page must compare them record by record,
 // since the digest no longer describes what is stored.
 func (w *wtx) forgetDigests(ctx context.Context) error {
 	if len(w.changedUsers) == 0 {

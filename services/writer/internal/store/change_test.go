@@ -7,6 +7,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/claritysecurity/zoom-connector/pkg/clarity"
@@ -384,13 +385,25 @@ func TestReadBackInTheMillisecondOfADeletion(t *testing.T) {
 // leaves; a bundle with a bad change applies none of it.
 func TestApplyChangesAsOneByOne(t *testing.T) {
 	t.Parallel()
-	setup := func(s *store.Store) {
-		applyChange(t, s, change(100,
+	// A full sync: its users page stores each user's digest.
+	setup := func(s *store.Store, pool *pgxpool.Pool) {
+		syncRun(t, s, pool, newRun("r0", 0), nil,
 			user(t, "u1", "alice@example.com", "Alice"), user(t, "u2", "bob@example.com", "Bob"),
 			group(t, "g1", "Sales"), group(t, "g2", "Eng"), role(t, "r1", "Admin"),
 			grant(t, "u1", "group:g1"), grant(t, "u1", "role:r1"), grant(t, "u2", "group:g2"),
 			attr(t, "u1", "department", "Sales"), attr(t, "u2", "timezone", "UTC"),
-		))
+		)
+	}
+	digests := func(pool *pgxpool.Pool) []string {
+		rows, err := pool.Query(t.Context(), `SELECT key FROM records WHERE digest IS NOT NULL ORDER BY key`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			t.Fatal(err)
+		}
+		return keys
 	}
 	reads := func() []*pb.RecordBatch {
 		a := change(200, user(t, "u1", "alice@example.com", "Alice B"), grant(t, "u1", "group:g2"))
@@ -410,16 +423,24 @@ func TestApplyChangesAsOneByOne(t *testing.T) {
 		return bs
 	}
 	one, onePool := newStore(t)
-	setup(one)
+	setup(one, onePool)
 	take(t, onePool)
 	for _, b := range reads() {
 		applyChange(t, one, b)
 	}
 	bundle, bundlePool := newStore(t)
-	setup(bundle)
+	setup(bundle, bundlePool)
 	take(t, bundlePool)
+	if got := digests(bundlePool); len(got) != 2 {
+		t.Fatalf("users with a digest after the full sync: %v, want u1 and u2", got)
+	}
 	if err := bundle.ApplyChanges(t.Context(), ref, reads()); err != nil {
 		t.Fatal(err)
+	}
+	// Every user the bundle changed has lost its digest: the next users
+	// page compares its records one by one.
+	if got := digests(bundlePool); len(got) != 0 {
+		t.Errorf("users with a digest after the bundle changed them: %v, want none", got)
 	}
 	if got, want := types(take(t, bundlePool)), types(take(t, onePool)); !slices.Equal(got, want) {
 		t.Errorf("events: got %v, want (one by one) %v", got, want)
