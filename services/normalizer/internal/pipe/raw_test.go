@@ -27,6 +27,31 @@ func adminPage(run *pb.Run, group, body string) *pb.RawPage {
 	}
 }
 
+// handleBundle publishes a bundle of pages on the raw stream of cons and
+// hands it to handleRaw, returning what that returns.
+func handleBundle(t *testing.T, js jetstream.JetStream, cons jetstream.Consumer, handleRaw natsx.Handler, pages ...*pb.RawPage) error {
+	t.Helper()
+	ctx := context.Background()
+	data, err := proto.Marshal(&pb.Envelope{Tenant: ref.Tenant, Connector: ref.ID,
+		Body: &pb.Envelope_RawPages{RawPages: &pb.RawPages{Pages: pages}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.Publish(ctx, pipeline.RawSubject(ref), data); err != nil {
+		t.Fatal(err)
+	}
+	batch, err := cons.Fetch(1, jetstream.FetchMaxWait(5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for m := range batch.Messages() {
+		defer func() { _ = m.Ack() }()
+		return handleRaw(ctx, m)
+	}
+	t.Fatalf("no message fetched: %v", batch.Error())
+	return nil
+}
+
 // TestHandleRawBundle: a bundle of raw pages goes on as one message with one
 // record batch per page, in order; a bundle with a page that cannot be read
 // is refused for good and publishes nothing.
@@ -39,24 +64,7 @@ func TestHandleRawBundle(t *testing.T) {
 
 	handle := func(t *testing.T, pages ...*pb.RawPage) error {
 		t.Helper()
-		data, err := proto.Marshal(&pb.Envelope{Tenant: ref.Tenant, Connector: ref.ID,
-			Body: &pb.Envelope_RawPages{RawPages: &pb.RawPages{Pages: pages}}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := js.Publish(ctx, pipeline.RawSubject(ref), data); err != nil {
-			t.Fatal(err)
-		}
-		batch, err := cons.Fetch(1, jetstream.FetchMaxWait(5*time.Second))
-		if err != nil {
-			t.Fatal(err)
-		}
-		for m := range batch.Messages() {
-			defer func() { _ = m.Ack() }()
-			return handleRaw(ctx, m)
-		}
-		t.Fatalf("no message fetched: %v", batch.Error())
-		return nil
+		return handleBundle(t, js, cons, handleRaw, pages...)
 	}
 	records := func(t *testing.T) uint64 {
 		t.Helper()

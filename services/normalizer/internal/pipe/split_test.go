@@ -1,14 +1,12 @@
 package pipe
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -183,7 +181,6 @@ func TestChangeMsgs(t *testing.T) {
 func TestReadBundleSplits(t *testing.T) {
 	t.Parallel()
 	const limit = 4 << 10
-	ctx := context.Background()
 	js, cons := setup(t, pipeline.StreamRaw)
 	handleRaw := New(Config{Publisher: js, Log: zerolog.Nop(), MaxPayload: limit}).Raw()
 	read := func(id, name string) *pb.RawPage {
@@ -203,27 +200,12 @@ func TestReadBundleSplits(t *testing.T) {
 		}
 		pages = append(pages, read(id, name))
 	}
-	data, err := proto.Marshal(&pb.Envelope{Tenant: ref.Tenant, Connector: ref.ID,
-		Body: &pb.Envelope_RawPages{RawPages: &pb.RawPages{Pages: pages}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(data) <= limit {
-		t.Fatalf("bundle of %d bytes, want more than the limit %d", len(data), limit)
+	if n := proto.Size(&pb.RawPages{Pages: pages}); n <= limit {
+		t.Fatalf("bundle of %d bytes, want more than the limit %d", n, limit)
 	}
 	// The raw stream's server takes larger messages than the pipe's limit.
-	if _, err := js.Publish(ctx, pipeline.RawSubject(ref), data); err != nil {
-		t.Fatal(err)
-	}
-	batch, err := cons.Fetch(1, jetstream.FetchMaxWait(5*time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for m := range batch.Messages() {
-		if err := handleRaw(ctx, m); err != nil {
-			t.Fatalf("bundle of reads: %v", err)
-		}
-		_ = m.Ack()
+	if err := handleBundle(t, js, cons, handleRaw, pages...); err != nil {
+		t.Fatalf("bundle of reads: %v", err)
 	}
 	var got []string
 	ids := map[string]bool{}
