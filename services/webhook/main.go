@@ -103,7 +103,13 @@ func run(ctx context.Context) error {
 				SecureCookies: strings.HasPrefix(cfg.AdminURL, "https://"), Log: log})
 			servers = append(servers, func(ctx context.Context) error { return activity.Follow(ctx, nc, js, log) })
 		}
-		servers = append(servers, adm.Serve, func(ctx context.Context) error {
+		// Subscribed before the service says it is up (/healthz): its
+		// first admin request is answered.
+		serveAdmin, err := adm.Listen()
+		if err != nil {
+			return err
+		}
+		servers = append(servers, serveAdmin, func(ctx context.Context) error {
 			return natsx.Consumer{
 				Stream:         clarity.StreamEntitlements,
 				Durable:        admin.LastSyncConsumer,

@@ -51,8 +51,22 @@ type Server struct{ cfg Config }
 // New returns a Server.
 func New(cfg Config) *Server { return &Server{cfg: cfg} }
 
-// Serve answers until ctx ends. Replicas share the requests (a queue group).
+// Serve answers until ctx ends; see Listen.
 func (s *Server) Serve(ctx context.Context) error {
+	serve, err := s.Listen()
+	if err != nil {
+		return err
+	}
+	return serve(ctx)
+}
+
+// Listen subscribes to the admin subjects (replicas share the requests: a
+// queue group) and returns once the NATS server has the subscriptions, so
+// that a service that says it is up after Listen answers its first
+// request. serve answers until its ctx ends, then drains them.
+func (s *Server) Listen() (serve func(ctx context.Context) error, err error) {
+	// Requests in flight end with serving.
+	ctx, stop := context.WithCancel(context.Background())
 	var subs []*nats.Subscription
 	sub := func(subject string, h func(ctx context.Context, m *nats.Msg) connector.Reply) error {
 		x, err := s.cfg.NC.QueueSubscribe(subject, "admin", func(m *nats.Msg) {
@@ -85,7 +99,6 @@ func (s *Server) Serve(ctx context.Context) error {
 		connector.OpAdd: s.add, connector.OpUpdate: s.update, connector.OpAuthorize: s.authorize,
 		connector.OpShow: s.show, connector.OpRemove: s.remove,
 	}
-	var err error
 	for op, h := range ops {
 		err = errors.Join(err, sub("zoom.admin.*.*."+op, func(ctx context.Context, m *nats.Msg) connector.Reply {
 			ref, err := pipeline.FromSubject(m.Subject)
@@ -99,17 +112,24 @@ func (s *Server) Serve(ctx context.Context) error {
 		sub(connector.SubjectList, func(ctx context.Context, m *nats.Msg) connector.Reply { return s.list(ctx, m.Data) }),
 		sub(connector.SubjectRotateKey, func(ctx context.Context, m *nats.Msg) connector.Reply { return s.rotateKey(ctx) }),
 		sub(connector.SubjectTransportKey, func(context.Context, *nats.Msg) connector.Reply { return s.transportKey() }))
+	if err == nil {
+		err = s.cfg.NC.Flush()
+	}
 	if err != nil {
 		for _, x := range subs {
 			_ = x.Unsubscribe()
 		}
-		return err
+		stop()
+		return nil, err
 	}
-	<-ctx.Done()
-	for _, x := range subs {
-		_ = x.Drain()
-	}
-	return nil
+	return func(sctx context.Context) error {
+		<-sctx.Done()
+		for _, x := range subs {
+			_ = x.Drain()
+		}
+		stop()
+		return nil
+	}, nil
 }
 
 func refuse(format string, args ...any) connector.Reply {

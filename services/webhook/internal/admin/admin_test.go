@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/rs/zerolog"
 
 	"github.com/claritysecurity/zoom-connector/pkg/connector"
@@ -185,5 +186,43 @@ func TestRotateKey(t *testing.T) {
 	}
 	if r := s.rotateKey(ctx); r.Count != 0 {
 		t.Errorf("a second rotation re-sealed %d", r.Count)
+	}
+}
+
+// TestListenAnswersAtOnce: once Listen returns, the admin API answers a
+// request from another connection at once: a service that says it is up
+// after Listen (its /healthz) is never asked in vain. Each round starts a
+// server afresh on a new connection.
+func TestListenAnswersAtOnce(t *testing.T) {
+	t.Parallel()
+	srv := natstest.Run(t)
+	ctx := context.Background()
+	keys, err := connector.ParseKeyring(key(t, "k1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	caller, err := nats.Connect(srv.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer caller.Close()
+	c := connector.Client{NC: caller, Timeout: 5 * time.Second}
+	for round := range 20 {
+		nc, err := nats.Connect(srv.ClientURL())
+		if err != nil {
+			t.Fatal(err)
+		}
+		serve, err := New(Config{Keys: keys, NC: nc, Log: zerolog.Nop()}).Listen()
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, callErr := c.Call(ctx, connector.SubjectTransportKey, struct{}{})
+		sctx, stop := context.WithCancel(ctx)
+		stop()
+		_ = serve(sctx)
+		nc.Close()
+		if callErr != nil {
+			t.Fatalf("round %d: the first request after Listen: %v", round, callErr)
+		}
 	}
 }
