@@ -138,8 +138,8 @@ func (w *wtx) applyChange(ctx context.Context, b *pb.RecordBatch) (int, error) {
 }
 
 // forgetDigests drops the stored digest of every user whose records the
-// transaction's changes touched: the next users page must compare them record by record,
-// since the digest no longer describes what is stored.
+// transaction's changes touched: the next users page must compare them
+// record by record, since the digest no longer describes what is stored.
 func (w *wtx) forgetDigests(ctx context.Context) error {
 	if len(w.changedUsers) == 0 {
 		return nil
