@@ -191,24 +191,23 @@ func TestRotateKey(t *testing.T) {
 
 // TestListenAnswersAtOnce: once Listen returns, the admin API answers a
 // request from another connection at once: a service that says it is up
-// after Listen (its /healthz) is never asked in vain. Each round starts a
-// server afresh on a new connection.
+// after Listen (its /healthz) is never asked in vain. Each round starts
+// afresh: a new NATS server (no member of the queue group left from the
+// round before), the server's connection and the caller's.
 func TestListenAnswersAtOnce(t *testing.T) {
 	t.Parallel()
-	srv := natstest.Run(t)
 	ctx := context.Background()
 	keys, err := connector.ParseKeyring(key(t, "k1"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	caller, err := nats.Connect(srv.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer caller.Close()
-	c := connector.Client{NC: caller, Timeout: 5 * time.Second}
 	for round := range 20 {
+		srv := natstest.Run(t)
 		nc, err := nats.Connect(srv.ClientURL())
+		if err != nil {
+			t.Fatal(err)
+		}
+		caller, err := nats.Connect(srv.ClientURL())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -216,10 +215,11 @@ func TestListenAnswersAtOnce(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, callErr := c.Call(ctx, connector.SubjectTransportKey, struct{}{})
+		_, callErr := connector.Client{NC: caller, Timeout: 5 * time.Second}.Call(ctx, connector.SubjectTransportKey, struct{}{})
 		sctx, stop := context.WithCancel(ctx)
 		stop()
 		_ = serve(sctx)
+		caller.Close()
 		nc.Close()
 		if callErr != nil {
 			t.Fatalf("round %d: the first request after Listen: %v", round, callErr)
