@@ -42,7 +42,7 @@ func (p *Pipe) changeMsgs(c pipeline.ConnectorRef, b *pb.RecordBatch, stem strin
 	if err != nil {
 		return nil, err
 	}
-	size := msg.Size() - len(msg.Subject) - len(msg.Reply) + len(stem) + idRoom
+	size := payloadSize(msg, len(stem))
 	if size <= p.maxPayload {
 		return []*nats.Msg{msg}, nil
 	}
@@ -60,6 +60,12 @@ func (p *Pipe) changeMsgs(c pipeline.ConnectorRef, b *pb.RecordBatch, stem strin
 		return nil, err
 	}
 	return append(first, rest...), nil
+}
+
+// payloadSize is what msg takes against max_payload once it has a message
+// id of a stem of stemLen bytes and a part's suffix.
+func payloadSize(msg *nats.Msg, stemLen int) int {
+	return msg.Size() - len(msg.Subject) - len(msg.Reply) + stemLen + idRoom
 }
 
 // splittable reports whether b is an incremental change whose changes stand
@@ -130,7 +136,7 @@ func (p *Pipe) readGroups(c pipeline.ConnectorRef, bs []*pb.RecordBatch, stemLen
 	if err != nil {
 		return nil, nil, err
 	}
-	if msg.Size()-len(msg.Subject)-len(msg.Reply)+stemLen+idRoom <= p.maxPayload {
+	if payloadSize(msg, stemLen) <= p.maxPayload {
 		return [][]*pb.RecordBatch{bs}, nil, nil
 	}
 	if len(bs) == 1 {

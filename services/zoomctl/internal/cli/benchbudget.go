@@ -390,13 +390,9 @@ func printBudgetBench(out io.Writer, r BudgetBenchResult) {
 }
 
 // spreadOf returns the median, the 99th percentile and the largest of v
-// (zeros when v is empty); it sorts v.
+// (zeros when v is empty).
 func spreadOf(v []float64) [3]float64 {
-	if len(v) == 0 {
-		return [3]float64{}
-	}
-	sort.Float64s(v)
-	return [3]float64{v[len(v)/2], v[len(v)*99/100], v[len(v)-1]}
+	return [3]float64{percentile(v, 0.5), percentile(v, 0.99), percentile(v, 1)}
 }
 
 // secondsList formats seconds with one decimal, separated by " / ".
